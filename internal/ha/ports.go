@@ -1,0 +1,134 @@
+package ha
+
+import (
+	"time"
+
+	"context"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// Postgres is what the HA loop needs from the local postgres owner
+// (implemented by *proc.Postgres; faked in unit tests). Every method that
+// blocks takes a context and returns when it is done or the context ends.
+type Postgres interface {
+	// Observe queries the local postgres once (one round trip, bounded by ctx).
+	Observe(ctx context.Context) cluster.PGObservation
+	// Exited fires (is closed and replaced) every time the postmaster exits; it never blocks.
+	Exited() <-chan struct{}
+
+	// DataDirEmpty reports whether the data directory is missing or has no PG_VERSION.
+	DataDirEmpty() (bool, error)
+	// ControlData runs pg_controldata.
+	ControlData(ctx context.Context) (cluster.ControlData, error)
+
+	// Initdb creates a new cluster with bootstrap.initdb options and the configured superuser.
+	Initdb(ctx context.Context) error
+	// Clone runs pg_basebackup from source into the (empty) data directory.
+	Clone(ctx context.Context, source cluster.ConnInfo) error
+	// Rewind runs pg_rewind against source; postgres must be stopped cleanly.
+	Rewind(ctx context.Context, source cluster.ConnInfo) error
+	// RemoveDataDir deletes the data directory; callers only do so when the config allows it.
+	RemoveDataDir(ctx context.Context) error
+
+	// Start writes the managed config files and starts the postmaster, waiting until it accepts connections.
+	Start(ctx context.Context, opts cluster.StartOptions) error
+	// Stop stops the postmaster with the given mode and waits for it to exit.
+	Stop(ctx context.Context, mode cluster.StopMode) error
+	// Promote runs pg_ctl promote and waits until postgres leaves recovery.
+	Promote(ctx context.Context) error
+	// Reload rewrites config files for opts and signals the postmaster (SIGHUP).
+	Reload(ctx context.Context, opts cluster.StartOptions) error
+	// Exec runs a statement as the superuser over the local connection (roles, slots, CHECKPOINT).
+	Exec(ctx context.Context, sql string, args ...any) error
+	// Query runs a query returning rows of strings (slot lists and similar small reads).
+	Query(ctx context.Context, sql string, args ...any) ([][]string, error)
+}
+
+// Store is the DCS as the HA loop sees it: Patroni's key layout under
+// /<namespace>/<scope>/ in etcd (implemented by internal/ha/dcs; faked in unit tests).
+// Methods marked "leader-guarded" write inside a transaction that compares the
+// leader key's value with this node's name, so a node that lost leadership cannot write them.
+type Store interface {
+	// View returns a copy of the cached view of the cluster's keys (kept by a watch).
+	View() cluster.View
+	// Changed fires when the leader, config, failover, sync, status or initialize key changes,
+	// or when the watch is lost or restored; it never blocks.
+	Changed() <-chan struct{}
+	// LeaseValidUntil is the latest time this node's lease is known to be alive:
+	// the send time of the last successful keepalive plus the lease TTL. Zero if there is no lease.
+	LeaseValidUntil() time.Time
+	// LeaseLost fires when a keepalive fails or the lease is revoked/expired; it never blocks.
+	LeaseLost() <-chan struct{}
+	// SetTTL changes the lease TTL; the lease is replaced with one of the new TTL at the next renewal.
+	SetTTL(ttl time.Duration)
+	// KeepAlive renews (or grants) the lease now and returns LeaseValidUntil.
+	KeepAlive(ctx context.Context) (time.Time, error)
+
+	// AcquireLeader takes the leader key with a create-only transaction on our lease;
+	// false (no error) when another node holds it.
+	AcquireLeader(ctx context.Context) (bool, error)
+	// UpdateLeader makes sure the leader key holds our name on our current lease:
+	// re-attaches it (compare value == name) when our lease changed; false when another node holds it.
+	UpdateLeader(ctx context.Context) (bool, error)
+	// ReleaseLeader deletes the leader key if it still holds our name.
+	ReleaseLeader(ctx context.Context) error
+
+	// TouchMember writes members/<name> on our lease, only when the value changed since the last write.
+	TouchMember(ctx context.Context, m cluster.Member) error
+
+	// AttemptInitialize creates the initialize key with "" (create-only); false when it exists.
+	AttemptInitialize(ctx context.Context) (bool, error)
+	// SetInitialize writes the system identifier into initialize.
+	SetInitialize(ctx context.Context, sysid string) error
+	// CancelInitialize deletes initialize (a failed bootstrap).
+	CancelInitialize(ctx context.Context) error
+
+	// SetConfig writes the config key; with rev > 0 only if its mod_revision is still rev
+	// (false on conflict), with rev == 0 only if the key does not exist.
+	SetConfig(ctx context.Context, raw []byte, rev int64) (bool, error)
+	// SetHistory writes the history key (leader-guarded).
+	SetHistory(ctx context.Context, h []cluster.HistoryEntry) error
+	// SetStatus writes the status key when it changed (leader-guarded).
+	SetStatus(ctx context.Context, s cluster.StatusKey) error
+	// SetFailsafe writes the failsafe key when it changed (leader-guarded).
+	SetFailsafe(ctx context.Context, members map[string]string) error
+	// SetFailover writes the failover key; with rev > 0 only if unchanged since rev. Clearing writes {}.
+	SetFailover(ctx context.Context, f cluster.Failover, rev int64) (bool, error)
+
+	// Close stops the watch and keepalives; with revoke the lease is revoked (clean shutdown).
+	Close(ctx context.Context, revoke bool) error
+}
+
+// VIP binds or releases the cluster's virtual IP on this node (implemented by internal/vip).
+type VIP interface {
+	// Ensure makes the address present (bound=true) or absent, idempotently;
+	// on binding it announces the address with gratuitous ARP/NA.
+	Ensure(ctx context.Context, bound bool) error
+}
+
+// PeerStatus is what a peer's GET /patroni told us during a leader race.
+type PeerStatus struct {
+	Name             string
+	Reachable        bool
+	Role             string // "master"/"primary" means "primary still alive"
+	WALPosition      cluster.LSN
+	Timeline         int
+	NoFailover       bool
+	FailoverPriority int
+	WatchdogFailed   bool
+}
+
+// Peers asks other members for their status document (GET api_url, 2 s timeout, in parallel).
+type Peers interface {
+	Status(ctx context.Context, members []cluster.Member) []PeerStatus
+}
+
+// Fence is the out-of-process guard that stops postgres if the HA loop stops
+// patting it before the deadline (implemented by internal/fence).
+type Fence interface {
+	// Arm tells the guard postgres may run as primary until deadline; later calls extend it.
+	Arm(deadline time.Time) error
+	// Disarm tells the guard this node is not a primary; the guard does nothing.
+	Disarm() error
+}

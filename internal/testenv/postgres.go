@@ -1,0 +1,107 @@
+package testenv
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// PGUser is the OS user tests run postgres as when they run as root.
+const PGUser = "postgres"
+
+// RequireRoot skips the test unless it runs as root (postgres must be run as another user,
+// network namespaces need CAP_NET_ADMIN).
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root (runs postgres as the postgres user, makes namespaces); run `sudo make test`")
+	}
+}
+
+// PGBinDir finds the PostgreSQL server binaries: $PGNODED_PG_BIN_DIR, pg_config --bindir,
+// then the newest /usr/lib/postgresql/*/bin. The test is skipped if none is found.
+func PGBinDir(t testing.TB) string {
+	t.Helper()
+	if d := FindPGBinDir(); d != "" {
+		return d
+	}
+	t.Skip("skipping: PostgreSQL server binaries not found (apt-get install -y postgresql-15)")
+	return ""
+}
+
+// FindPGBinDir returns the PostgreSQL bin directory or "".
+func FindPGBinDir() string {
+	has := func(d string) bool {
+		_, err := os.Stat(filepath.Join(d, "postgres"))
+		return err == nil
+	}
+	if d := os.Getenv("PGNODED_PG_BIN_DIR"); d != "" && has(d) {
+		return d
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		if d := strings.TrimSpace(string(out)); has(d) {
+			return d
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
+	for _, d := range dirs {
+		if has(d) {
+			return d
+		}
+	}
+	return ""
+}
+
+func versionOf(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+// PGUserIDs returns the uid and gid of the postgres OS user.
+func PGUserIDs(t testing.TB) (uid, gid int) {
+	t.Helper()
+	u, err := user.Lookup(PGUser)
+	if err != nil {
+		t.Skipf("skipping: no %q OS user: %v", PGUser, err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
+}
+
+// PGDir makes an empty temporary directory owned by the postgres user (mode 0700),
+// removed at test end. Parents are made traversable so postgres can reach it.
+func PGDir(t testing.TB) string {
+	t.Helper()
+	uid, gid := PGUserIDs(t)
+	base, err := os.MkdirTemp("", "pgnoded-test-")
+	if err != nil {
+		t.Fatalf("temp dir: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatalf("chmod %s: %v", base, err)
+	}
+	if err := os.Chown(base, uid, gid); err != nil {
+		t.Fatalf("chown %s: %v", base, err)
+	}
+	return base
+}
+
+// FreePort returns a currently free TCP port on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

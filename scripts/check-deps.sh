@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Enforces the dependency direction between internal packages:
+#   cmd -> anything; proc, restapi, exporter, ha -> cluster (value types) only;
+#   ha/dcs -> ha, cluster; vip, cluster, config, fence -> nothing internal.
+set -euo pipefail
+mod=github.com/pgnoded/pgnoded
+fail=0
+check() { # pkg allowed-regex
+  local pkg=$1 allowed=$2
+  [ -d "${pkg#$mod/}" ] || return 0
+  local bad
+  bad=$(go list -f '{{join .Imports "\n"}}' "$pkg" | grep "^$mod/" | grep -Ev "^($allowed)$" || true)
+  if [ -n "$bad" ]; then echo "dependency rule broken: $pkg imports $bad"; fail=1; fi
+}
+check $mod/internal/cluster ''
+check $mod/internal/vip ''
+check $mod/internal/config "$mod/internal/cluster"
+check $mod/internal/fence ''
+check $mod/internal/ha "$mod/internal/cluster"
+check $mod/internal/ha/dcs "$mod/internal/ha|$mod/internal/cluster"
+check $mod/internal/proc "$mod/internal/cluster"
+check $mod/internal/restapi "$mod/internal/cluster"
+check $mod/internal/exporter "$mod/internal/cluster"
+exit $fail
