@@ -1,0 +1,29 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+)
+
+// SlotName turns a member name into its physical replication slot name the way
+// Patroni does (patroni-contract.md §4.13): lowercase; '-' and '.' become '_';
+// any other character outside [a-z0-9_] becomes 'u' plus its code point as at
+// least four decimal digits; the result is cut to 63 bytes.
+func SlotName(member string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(member) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
+			b.WriteRune(r)
+		case r == '-', r == '.':
+			b.WriteByte('_')
+		default:
+			fmt.Fprintf(&b, "u%04d", r)
+		}
+	}
+	s := b.String()
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	return s
+}

@@ -1,0 +1,403 @@
+package proc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// cloneAttempts and cloneRetryDelay follow Patroni's basebackup method.
+const (
+	cloneAttempts   = 2
+	cloneRetryDelay = 5 * time.Second
+)
+
+// ControlData runs pg_controldata on the data directory.
+func (p *Postgres) ControlData(ctx context.Context) (cluster.ControlData, error) {
+	cd, _, err := p.controlData(ctx)
+	return cd, err
+}
+
+func (p *Postgres) controlData(ctx context.Context) (cluster.ControlData, map[string]string, error) {
+	out, err := p.runTool(ctx, "pg_controldata", cEnv, "-D", p.cfg.DataDir)
+	if err != nil {
+		return cluster.ControlData{}, nil, err
+	}
+	return parseControlData(out)
+}
+
+// Initdb creates a new cluster with bootstrap.initdb options; the superuser is
+// set with --username and a temporary --pwfile that is removed afterwards.
+func (p *Postgres) Initdb(ctx context.Context) error {
+	unlock, err := p.lockOps(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := p.requireStoppedAndEmpty(); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	p.setState(cluster.StateInitializing)
+	if err := p.initdb(ctx); err != nil {
+		p.setState(cluster.StateInitdbFailed)
+		return fmt.Errorf("initdb: %w", err)
+	}
+	p.setState(cluster.StateStopped)
+	return nil
+}
+
+func (p *Postgres) initdb(ctx context.Context) error {
+	opts, err := userOptions("initdb", p.cfg.InitdbOptions, initdbForbidden)
+	if err != nil {
+		return err
+	}
+	if err := p.prepareEmptyDataDir(); err != nil {
+		return err
+	}
+	args := append([]string{"--pgdata=" + p.cfg.DataDir}, opts...)
+	args = append(args, "--username="+p.cfg.Superuser.Username)
+	if pw := p.cfg.Superuser.Password; pw != "" {
+		dir, err := os.MkdirTemp("", "pgnoded-initdb-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if err := p.chown(dir); err != nil {
+			return err
+		}
+		pwfile := filepath.Join(dir, "pwfile")
+		if err := p.writeFile(pwfile, []byte(pw+"\n"), 0o600); err != nil {
+			return err
+		}
+		args = append(args, "--pwfile="+pwfile)
+	}
+	start := time.Now()
+	if _, err := p.runTool(ctx, "initdb", nil, args...); err != nil {
+		return err
+	}
+	p.log.Info("initdb done", "data_dir", p.cfg.DataDir, "duration", time.Since(start))
+	return nil
+}
+
+// Clone runs pg_basebackup from source into the empty data directory (2
+// attempts). Only what the attempts created is removed between and after
+// them; a directory that already held files is refused, not wiped.
+func (p *Postgres) Clone(ctx context.Context, source cluster.ConnInfo) error {
+	unlock, err := p.lockOps(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := p.requireStoppedAndEmpty(); err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	keep, err := p.preexisting()
+	if err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	opts, err := userOptions("basebackup", p.cfg.BasebackupOptions, basebackupForbidden)
+	if err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	creds := replicationCreds(p.cfg, source)
+	if err := p.writePgpass(&source); err != nil {
+		return fmt.Errorf("clone: %w", err)
+	}
+	kv := append(upstreamDSN(p.cfg, source, creds), [2]string{"application_name", p.cfg.Name})
+	args := append([]string{"--pgdata=" + p.cfg.DataDir, "-X", "stream", "--checkpoint=fast", "--dbname=" + formatDSN(kv)}, opts...)
+	p.setState(cluster.StateCreatingReplica)
+	defer p.setState(cluster.StateStopped)
+	var lastErr error
+	for attempt := 1; attempt <= cloneAttempts; attempt++ {
+		if attempt > 1 {
+			p.log.Warn("pg_basebackup failed, trying again", "err", lastErr, "delay", cloneRetryDelay)
+			select {
+			case <-ctx.Done():
+				return errors.Join(fmt.Errorf("clone: %w", ctx.Err()), p.clearDir(p.cfg.DataDir, keep))
+			case <-time.After(cloneRetryDelay):
+			}
+		}
+		if err := p.clearDir(p.cfg.DataDir, keep); err != nil {
+			return fmt.Errorf("clone: %w", err)
+		}
+		if err := p.prepareEmptyDataDir(); err != nil {
+			return fmt.Errorf("clone: %w", err)
+		}
+		start := time.Now()
+		_, lastErr = p.runTool(ctx, "pg_basebackup", []string{"PGPASSFILE=" + p.cfg.PgPass}, args...)
+		if lastErr == nil {
+			p.log.Info("cloned data directory", "source", source.Host, "port", source.Port, "duration", time.Since(start))
+			return nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(fmt.Errorf("clone from %s:%d: %w", source.Host, source.Port, lastErr), p.clearDir(p.cfg.DataDir, keep))
+}
+
+// Rewind makes a stopped data directory follow source with pg_rewind. An
+// unclean shutdown is first completed with single-user crash recovery.
+// pg_rewind copies the source's config files, so ours are put back afterwards.
+func (p *Postgres) Rewind(ctx context.Context, source cluster.ConnInfo) error {
+	unlock, err := p.lockOps(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if p.current() != nil {
+		return fmt.Errorf("rewind: %w", ErrAlreadyRunning)
+	}
+	p.setState(cluster.StateRewinding)
+	defer p.setState(cluster.StateStopped)
+	if err := p.ensureCleanShutdown(ctx); err != nil {
+		return fmt.Errorf("rewind: %w", err)
+	}
+	major, err := p.majorVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("rewind: %w", err)
+	}
+	creds := p.cfg.Rewind
+	if source.User != "" {
+		creds = Credentials{Username: source.User, Password: source.Password}
+	}
+	if err := p.writePgpass(&source); err != nil {
+		return fmt.Errorf("rewind: %w", err)
+	}
+	args := []string{"--target-pgdata=" + p.cfg.DataDir, "--source-server=" + formatDSN(upstreamDSN(p.cfg, source, creds))}
+	if major >= 150000 && p.cfg.ConfigDir != p.cfg.DataDir {
+		args = append(args, "--config-file="+filepath.Join(p.cfg.ConfigDir, confName))
+	}
+	saved := p.saveConfigFiles()
+	start := time.Now()
+	env := append([]string{"PGPASSFILE=" + p.cfg.PgPass, "PGOPTIONS=-c statement_timeout=0"}, cEnv...)
+	out, err := p.runTool(ctx, "pg_rewind", env, args...)
+	rerr := p.restoreConfigFiles(saved)
+	if err != nil {
+		return errors.Join(fmt.Errorf("rewind: %w", err), rerr)
+	}
+	p.log.Info("pg_rewind done", "source", source.Host, "port", source.Port, "duration", time.Since(start), "output", tail(out, 500))
+	return rerr
+}
+
+// ensureCleanShutdown runs single-user crash recovery when pg_control says the
+// cluster was not shut down cleanly (as Patroni does before pg_rewind).
+func (p *Postgres) ensureCleanShutdown(ctx context.Context) error {
+	cd, err := p.ControlData(ctx)
+	if err != nil {
+		return err
+	}
+	if cd.ClusterState == "shut down" || cd.ClusterState == "shut down in recovery" {
+		return nil
+	}
+	if exists(filepath.Join(p.cfg.DataDir, "backup_label")) {
+		return fmt.Errorf("cluster state %q with backup_label present: cannot ensure a clean shutdown", cd.ClusterState)
+	}
+	p.log.Info("running single-user crash recovery", "state", cd.ClusterState)
+	if err := p.writeSignals(false); err != nil { // single-user mode refuses standby mode
+		return err
+	}
+	_, err = p.runTool(ctx, "postgres", nil, "--single", "-D", p.cfg.DataDir,
+		"--config-file="+filepath.Join(p.cfg.ConfigDir, confName),
+		"-c", "archive_mode=on", "-c", "archive_command=false", "template1")
+	if err != nil {
+		return fmt.Errorf("crash recovery: %w", err)
+	}
+	if cd, err = p.ControlData(ctx); err != nil {
+		return err
+	}
+	if cd.ClusterState != "shut down" && cd.ClusterState != "shut down in recovery" {
+		return fmt.Errorf("after crash recovery the cluster state is %q", cd.ClusterState)
+	}
+	return nil
+}
+
+// saveConfigFiles reads the config files that live in the data directory.
+func (p *Postgres) saveConfigFiles() map[string][]byte {
+	saved := map[string][]byte{}
+	if p.cfg.ConfigDir != p.cfg.DataDir {
+		return saved
+	}
+	for _, name := range []string{confName, baseConfName, hbaName, identName} {
+		if b, err := os.ReadFile(filepath.Join(p.cfg.DataDir, name)); err == nil {
+			saved[name] = b
+		}
+	}
+	return saved
+}
+
+func (p *Postgres) restoreConfigFiles(saved map[string][]byte) error {
+	var errs []error
+	for name, b := range saved {
+		if _, err := p.writeFileIfChanged(filepath.Join(p.cfg.DataDir, name), b, 0o600); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveDataDir deletes the contents of the data directory (and of a symlinked
+// pg_wal or tablespaces); the directory itself stays, so a mount point or a
+// symlink keeps its place and ownership. Refused for system paths and while postgres runs.
+func (p *Postgres) RemoveDataDir(ctx context.Context) error {
+	unlock, err := p.lockOps(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if p.current() != nil {
+		return fmt.Errorf("remove data dir: %w", ErrAlreadyRunning)
+	}
+	dir, err := p.guardDataDir()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	p.log.Warn("removing data directory", "data_dir", dir)
+	var errs []error
+	var linked []string
+	if t, err := resolveLink(filepath.Join(dir, "pg_wal")); err == nil {
+		linked = append(linked, t)
+	}
+	if ents, err := os.ReadDir(filepath.Join(dir, "pg_tblspc")); err == nil {
+		for _, e := range ents {
+			if t, err := resolveLink(filepath.Join(dir, "pg_tblspc", e.Name())); err == nil {
+				linked = append(linked, t)
+			}
+		}
+	}
+	for _, t := range linked {
+		if err := checkRemovable(t, p.user.home); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, p.clearDir(t, nil))
+	}
+	errs = append(errs, p.clearDir(dir, nil))
+	p.setState(cluster.StateStopped)
+	return errors.Join(errs...)
+}
+
+// guardDataDir resolves the data directory and refuses dangerous paths.
+func (p *Postgres) guardDataDir() (string, error) {
+	dir := p.cfg.DataDir
+	if err := checkRemovable(dir, p.user.home); err != nil {
+		return "", err
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		if err := checkRemovable(real, p.user.home); err != nil {
+			return "", err
+		}
+		return real, nil
+	}
+	return dir, nil
+}
+
+// systemDirs are never removed or emptied, whatever the config says.
+var systemDirs = []string{"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media",
+	"/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/local", "/var",
+	"/var/lib", "/var/lib/pgsql", "/var/lib/postgresql", "/var/run", "/var/tmp", "/data"}
+
+func checkRemovable(dir, home string) error {
+	if dir == "" || !filepath.IsAbs(dir) {
+		return fmt.Errorf("refusing to remove %q: not an absolute path", dir)
+	}
+	clean := filepath.Clean(dir)
+	if containsString(systemDirs, clean) || (home != "" && clean == filepath.Clean(home)) {
+		return fmt.Errorf("refusing to remove %q: system directory", dir)
+	}
+	return nil
+}
+
+func resolveLink(path string) (string, error) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return "", err
+	}
+	if st.Mode()&fs.ModeSymlink == 0 {
+		return "", errors.New("not a symlink")
+	}
+	return filepath.EvalSymlinks(path)
+}
+
+// clearDir removes every entry of dir except those named in keep.
+func (p *Postgres) clearDir(dir string, keep map[string]bool) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if !keep[e.Name()] {
+			errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// preexisting lists the entries a fresh data directory may already hold
+// (lost+found, dot files); anything else means it is not ours to fill.
+func (p *Postgres) preexisting() (map[string]bool, error) {
+	keep := map[string]bool{}
+	ents, err := os.ReadDir(p.cfg.DataDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return keep, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var other []string
+	for _, e := range ents {
+		if e.Name() == "lost+found" || strings.HasPrefix(e.Name(), ".") {
+			keep[e.Name()] = true
+		} else {
+			other = append(other, e.Name())
+		}
+	}
+	if len(other) > 0 {
+		return nil, fmt.Errorf("data directory %s is not empty (%s...): remove it first", p.cfg.DataDir, other[0])
+	}
+	return keep, nil
+}
+
+// requireStoppedAndEmpty guards Initdb and Clone.
+func (p *Postgres) requireStoppedAndEmpty() error {
+	if p.current() != nil {
+		return ErrAlreadyRunning
+	}
+	empty, err := p.DataDirEmpty()
+	if err != nil {
+		return err
+	}
+	if !empty {
+		return fmt.Errorf("data directory %s already holds a cluster", p.cfg.DataDir)
+	}
+	return nil
+}
+
+// prepareEmptyDataDir creates the data directory (mode 0700, owned by the OS user)
+// or fixes the mode and owner of an existing empty one.
+func (p *Postgres) prepareEmptyDataDir() error {
+	if err := p.ensureDir(p.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.Chmod(p.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := p.chown(p.cfg.DataDir); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	return nil
+}

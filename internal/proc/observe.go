@@ -1,0 +1,258 @@
+package proc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// observeSQL is the one round trip of an observation. Functions that fail on
+// the other side of recovery are guarded by CASE (evaluated lazily for volatile calls).
+const observeSQL = `SELECT r.rec,
+  CASE WHEN r.rec THEN 0 ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), '0/0')::bigint END,
+  CASE WHEN r.rec THEN 0 ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_flush_lsn(), '0/0')::bigint END,
+  COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(), '0/0')::bigint, 0),
+  COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_replay_lsn(), '0/0')::bigint, 0),
+  pg_catalog.pg_last_xact_replay_timestamp(),
+  CASE WHEN r.rec THEN pg_catalog.pg_is_wal_replay_paused() ELSE false END,
+  CASE WHEN r.rec THEN GREATEST(w.received_tli, (pg_catalog.pg_control_checkpoint()).timeline_id)
+       ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+  COALESCE(w.status, ''),
+  COALESCE(w.received_tli, 0),
+  COALESCE(pg_catalog.pg_wal_lsn_diff(w.latest_end_lsn, '0/0')::bigint, 0),
+  pg_catalog.pg_postmaster_start_time(),
+  pg_catalog.current_setting('server_version_num')::int,
+  (SELECT system_identifier::text FROM pg_catalog.pg_control_system()),
+  (SELECT pg_catalog.json_object_agg(s.name, pg_catalog.json_build_array(pg_catalog.current_setting(s.name),
+      (SELECT f.setting FROM pg_catalog.pg_file_settings f WHERE pg_catalog.lower(f.name) = s.name
+       ORDER BY f.seqno DESC LIMIT 1)))::text
+     FROM pg_catalog.pg_settings s WHERE s.pending_restart),
+  (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('usename', usename, 'application_name', application_name,
+      'client_addr', pg_catalog.host(client_addr), 'state', state, 'sync_state', sync_state, 'sync_priority', sync_priority,
+      'sent', COALESCE(pg_catalog.pg_wal_lsn_diff(sent_lsn, '0/0')::bigint, 0),
+      'flush', COALESCE(pg_catalog.pg_wal_lsn_diff(flush_lsn, '0/0')::bigint, 0),
+      'replay', COALESCE(pg_catalog.pg_wal_lsn_diff(replay_lsn, '0/0')::bigint, 0)))::text
+     FROM pg_catalog.pg_stat_replication)
+FROM (SELECT pg_catalog.pg_is_in_recovery() AS rec) r LEFT JOIN pg_catalog.pg_stat_wal_receiver w ON true`
+
+// replicationJSON is one element of the pg_stat_replication aggregate.
+type replicationJSON struct {
+	UseName         string `json:"usename"`
+	ApplicationName string `json:"application_name"`
+	ClientAddr      string `json:"client_addr"`
+	State           string `json:"state"`
+	SyncState       string `json:"sync_state"`
+	SyncPriority    int    `json:"sync_priority"`
+	Sent            int64  `json:"sent"`
+	Flush           int64  `json:"flush"`
+	Replay          int64  `json:"replay"`
+}
+
+// Observe queries the local postgres once (one round trip bounded by ctx). When
+// the query fails, Running and State come from the process watcher.
+func (p *Postgres) Observe(ctx context.Context) cluster.PGObservation {
+	o := cluster.PGObservation{ObservedAt: time.Now()}
+	pm := p.currentIfIdle()
+	if pm != nil && !pm.exited() {
+		o.Running = true
+		o.PostmasterPID = pm.pid
+		err := p.withConn(ctx, func(ctx context.Context, c *pgx.Conn) error { return scanObservation(ctx, c, &o) })
+		if err != nil {
+			o.Err = err.Error()
+		} else {
+			o.Ready = true
+		}
+	}
+	p.mu.Lock()
+	if pm != nil {
+		if o.Ready {
+			pm.started = o.PostmasterStartTime
+		} else {
+			o.PostmasterStartTime = pm.started
+		}
+	}
+	if o.Ready && p.pm == pm && p.state != cluster.StateStopping && p.state != cluster.StateRestarting {
+		p.state = cluster.StateRunning
+	}
+	o.State = p.state
+	var cmdPending map[string]cluster.PendingChange
+	if pm != nil {
+		cmdPending = pendingCmdline(pm.cmdline, p.wantCmdline)
+	}
+	p.mu.Unlock()
+	for k, v := range cmdPending {
+		if o.PendingRestartWhy == nil {
+			o.PendingRestartWhy = map[string]cluster.PendingChange{}
+		}
+		o.PendingRestartWhy[k] = v
+		o.PendingRestart = true
+	}
+	return o
+}
+
+func scanObservation(ctx context.Context, c *pgx.Conn, o *cluster.PGObservation) error {
+	var (
+		cur, flush, recv, replay, latest int64
+		replayedAt                       *time.Time
+		tl, rtli, version                int32
+		status                           string
+		start                            time.Time
+		sysid, pending, repl             *string
+	)
+	err := c.QueryRow(ctx, observeSQL).Scan(&o.InRecovery, &cur, &flush, &recv, &replay, &replayedAt,
+		&o.ReplayPaused, &tl, &status, &rtli, &latest, &start, &version, &sysid, &pending, &repl)
+	if err != nil {
+		return fmt.Errorf("observe: %w", err)
+	}
+	o.CurrentLSN, o.FlushLSN = cluster.LSN(cur), cluster.LSN(flush)
+	o.ReceivedLSN, o.ReplayedLSN = cluster.LSN(recv), cluster.LSN(replay)
+	o.ReplayedAt = replayedAt
+	o.Timeline = int(tl)
+	o.Streaming = status == "streaming"
+	o.ReceiverTLI = int(rtli)
+	o.ReceiverLatest = cluster.LSN(latest)
+	o.PostmasterStartTime = start
+	o.ServerVersion = int(version)
+	if sysid != nil {
+		o.SystemID = *sysid
+	}
+	if pending != nil {
+		var m map[string][2]*string
+		if err := json.Unmarshal([]byte(*pending), &m); err != nil {
+			return fmt.Errorf("observe: pending restart: %w", err)
+		}
+		o.PendingRestart = len(m) > 0
+		o.PendingRestartWhy = make(map[string]cluster.PendingChange, len(m))
+		for name, v := range m {
+			o.PendingRestartWhy[name] = cluster.PendingChange{OldValue: deref(v[0]), NewValue: deref(v[1])}
+		}
+	}
+	if repl != nil {
+		var rows []replicationJSON
+		if err := json.Unmarshal([]byte(*repl), &rows); err != nil {
+			return fmt.Errorf("observe: pg_stat_replication: %w", err)
+		}
+		for _, r := range rows {
+			o.Replication = append(o.Replication, cluster.ReplicationRow{
+				UseName: r.UseName, ApplicationName: r.ApplicationName, ClientAddr: r.ClientAddr,
+				State: r.State, SyncState: r.SyncState, SyncPriority: r.SyncPriority,
+				SentLSN: cluster.LSN(r.Sent), FlushLSN: cluster.LSN(r.Flush), ReplayLSN: cluster.LSN(r.Replay),
+			})
+		}
+	}
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// Exec runs a statement as the superuser over the local connection.
+func (p *Postgres) Exec(ctx context.Context, sql string, args ...any) error {
+	return p.withConn(ctx, func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, sql, args...)
+		return err
+	})
+}
+
+// Query runs a query over the local connection and returns every value as
+// text (NULL as ""), one slice per row.
+func (p *Postgres) Query(ctx context.Context, sql string, args ...any) ([][]string, error) {
+	var out [][]string
+	err := p.withConn(ctx, func(ctx context.Context, c *pgx.Conn) error {
+		rows, err := c.Query(ctx, sql, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			raw := rows.RawValues()
+			row := make([]string, len(raw))
+			for i, v := range raw {
+				row[i] = string(v)
+			}
+			out = append(out, row)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// inRecovery asks pg_is_in_recovery().
+func (p *Postgres) inRecovery(ctx context.Context) (bool, error) {
+	var rec bool
+	err := p.withConn(ctx, func(ctx context.Context, c *pgx.Conn) error {
+		return c.QueryRow(ctx, "SELECT pg_catalog.pg_is_in_recovery()").Scan(&rec)
+	})
+	return rec, err
+}
+
+// withConn runs fn on the one local connection, connecting first if needed. The
+// connection is dropped after any error that is not a plain SQL error.
+func (p *Postgres) withConn(ctx context.Context, fn func(context.Context, *pgx.Conn) error) error {
+	select {
+	case p.connSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.connSem }()
+	if p.conn == nil || p.conn.IsClosed() {
+		cc, err := p.connConfig()
+		if err != nil {
+			return err
+		}
+		c, err := pgx.ConnectConfig(ctx, cc)
+		if err != nil {
+			return fmt.Errorf("connect to local postgres: %w", err)
+		}
+		p.conn = c
+	}
+	err := fn(ctx, p.conn)
+	var pgErr *pgconn.PgError
+	if err != nil && (!errors.As(err, &pgErr) || p.conn.IsClosed()) {
+		p.closeConnLocked()
+	}
+	return err
+}
+
+// connConfig is the superuser's connection through the unix socket.
+func (p *Postgres) connConfig() (*pgx.ConnConfig, error) {
+	dsn := formatDSN([][2]string{
+		{"host", p.cfg.SocketDir}, {"port", strconv.Itoa(p.cfg.Port)}, {"user", p.cfg.Superuser.Username},
+		{"dbname", p.cfg.Database}, {"sslmode", "disable"}, {"application_name", "pgnoded"}, {"connect_timeout", "5"},
+	})
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("local connection config: %w", err)
+	}
+	cc.Password = p.cfg.Superuser.Password
+	return cc, nil
+}
+
+// closeConn drops the local connection (before a smart shutdown, which would wait for it).
+func (p *Postgres) closeConn() {
+	p.connSem <- struct{}{}
+	p.closeConnLocked()
+	<-p.connSem
+}
+
+func (p *Postgres) closeConnLocked() {
+	if p.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = p.conn.Close(ctx)
+	p.conn = nil
+}
