@@ -1,0 +1,114 @@
+package exporter
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultListen         = ":9630"
+	DefaultPoolSize       = 2
+	DefaultQueryTimeout   = time.Second      // per query, when a collector sets no timeout
+	DefaultScrapeTimeout  = 10 * time.Second // whole scrape, every database
+	DefaultConnectTimeout = 2 * time.Second
+	DefaultUpCacheTTL     = time.Second // /up reuses a postgres answer this fresh
+)
+
+// DefaultExcludeDatabases are never auto-discovered.
+var DefaultExcludeDatabases = []string{"template0", "template1"}
+
+// Config configures the exporter. Zero fields take the defaults above.
+type Config struct {
+	// Listen is the HTTP address for /metrics and /up (default ":9630").
+	Listen string
+	// DSN reaches the local postgres as a monitoring role (unix socket). Its
+	// database is the "main" one: cluster-level collectors run there.
+	DSN string
+	// CollectorFile is a pg_exporter collector file or directory; empty means
+	// the embedded default set.
+	CollectorFile string
+	// ExcludeDatabases are skipped by auto-discovery (nil: template0, template1).
+	ExcludeDatabases []string
+	// IncludeDatabases, when set, limits auto-discovery to these databases.
+	IncludeDatabases []string
+	// DisableAutoDiscovery runs per-database collectors in the main database only.
+	DisableAutoDiscovery bool
+	// Tags are the exporter's own tags, matched by collector tags `<tag>` and `not:<tag>`.
+	Tags []string
+	// PoolSize bounds the connections to the main database (default 2: one
+	// scrape, one /up ping). Other databases get one connection each.
+	PoolSize int
+	// DefaultTimeout bounds a query whose collector sets no timeout (default 1s;
+	// pg_exporter uses 100ms, too tight for a loaded node).
+	DefaultTimeout time.Duration
+	// ScrapeTimeout bounds a whole scrape (default 10s).
+	ScrapeTimeout time.Duration
+	// ConnectTimeout bounds opening a connection (default 2s).
+	ConnectTimeout time.Duration
+	// UpCacheTTL is how long /up reuses the last postgres answer (default 1s).
+	UpCacheTTL time.Duration
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// withDefaults returns a copy of c with zero fields defaulted.
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.ExcludeDatabases == nil {
+		c.ExcludeDatabases = DefaultExcludeDatabases
+	}
+	if c.PoolSize == 0 {
+		c.PoolSize = DefaultPoolSize
+	}
+	if c.DefaultTimeout == 0 {
+		c.DefaultTimeout = DefaultQueryTimeout
+	}
+	if c.ScrapeTimeout == 0 {
+		c.ScrapeTimeout = DefaultScrapeTimeout
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.UpCacheTTL == 0 {
+		c.UpCacheTTL = DefaultUpCacheTTL
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports a config that cannot work (after defaults are applied).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.DSN == "" {
+		errs = append(errs, errors.New("exporter: dsn is required"))
+	} else if _, err := pgxpool.ParseConfig(c.DSN); err != nil {
+		errs = append(errs, fmt.Errorf("exporter: dsn: %w", err))
+	}
+	if c.PoolSize < 1 {
+		errs = append(errs, fmt.Errorf("exporter: pool size %d must be at least 1", c.PoolSize))
+	}
+	for name, d := range map[string]time.Duration{
+		"default timeout": c.DefaultTimeout, "scrape timeout": c.ScrapeTimeout,
+		"connect timeout": c.ConnectTimeout, "up cache ttl": c.UpCacheTTL,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("exporter: %s %v must not be negative", name, d))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,221 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// target is one database the exporter queries: the main one (cluster-level and
+// per-database collectors) or a discovered one (per-database collectors only).
+type target struct {
+	dbname string
+	pool   *pgxpool.Pool
+	main   bool
+	state  map[string]*collectorState // by branch
+	// planned are the collectors that applied in the last scrape, for self metrics.
+	planned []*compiled
+
+	lastDuration time.Duration
+	totalSeconds float64
+	totalCount   float64
+	errorCount   float64 // scrapes of this database ended by a fatal collector
+}
+
+func newTarget(dbname string, pool *pgxpool.Pool, main bool) *target {
+	return &target{dbname: dbname, pool: pool, main: main, state: map[string]*collectorState{}}
+}
+
+// collectorState is the cache and statistics of one collector in one database.
+type collectorState struct {
+	cached  []prometheus.Metric
+	expires time.Time // cached is valid before this instant
+	preds   map[int]predicateResult
+
+	total, errors, hits, predSkips float64
+	lastDuration                   time.Duration
+	metricCount                    int
+	success                        bool
+	failing                        bool // last run failed (logged once per failure streak)
+}
+
+type predicateResult struct {
+	ok      bool
+	expires time.Time
+}
+
+func (t *target) stateOf(branch string) *collectorState {
+	st := t.state[branch]
+	if st == nil {
+		st = &collectorState{preds: map[int]predicateResult{}}
+		t.state[branch] = st
+	}
+	return st
+}
+
+// dropCaches forgets every cached result (after a role change).
+func (t *target) dropCaches() {
+	for _, st := range t.state {
+		st.cached, st.expires = nil, time.Time{}
+		clear(st.preds)
+	}
+}
+
+// runner executes collectors; it carries what every run needs.
+type runner struct {
+	now            func() time.Time
+	defaultTimeout time.Duration
+	log            *slog.Logger
+}
+
+// errPredicateFalse marks a collector skipped by its predicate queries.
+var errPredicateFalse = errors.New("predicate false")
+
+// run emits one collector's metrics into ch, from cache when fresh, and
+// reports whether it succeeded (a predicate skip is a success).
+func (r *runner) run(ctx context.Context, t *target, cc *compiled, ch chan<- prometheus.Metric) error {
+	st := t.stateOf(cc.spec.Branch)
+	st.total++
+	start := r.now()
+	if st.cached != nil && start.Before(st.expires) {
+		st.hits++
+		for _, m := range st.cached {
+			ch <- m
+		}
+		return nil
+	}
+	metrics, err := r.execute(ctx, t, cc, st)
+	st.lastDuration = r.now().Sub(start)
+	switch {
+	case errors.Is(err, errPredicateFalse):
+		st.predSkips++
+		st.success = true
+		st.metricCount = 0
+		return nil
+	case err != nil:
+		st.errors++
+		st.success = false
+		st.cached, st.expires = nil, time.Time{}
+		if !st.failing {
+			r.log.Warn("collector failed", "collector", cc.spec.Branch, "datname", t.dbname, "err", err)
+		} else {
+			r.log.Debug("collector failed", "collector", cc.spec.Branch, "datname", t.dbname, "err", err)
+		}
+		st.failing = true
+		return err
+	}
+	if st.failing {
+		r.log.Info("collector recovered", "collector", cc.spec.Branch, "datname", t.dbname)
+	}
+	st.failing, st.success = false, true
+	st.metricCount = len(metrics)
+	if cc.spec.TTL > 0 {
+		st.cached, st.expires = metrics, start.Add(cc.spec.TTL)
+	} else {
+		st.cached = nil
+	}
+	for _, m := range metrics {
+		ch <- m
+	}
+	return nil
+}
+
+func (r *runner) timeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d == 0 {
+		d = r.defaultTimeout
+	}
+	if d < 0 {
+		return context.WithCancel(ctx) // no own timeout: the scrape deadline still applies
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// execute checks the predicates, then runs the query on one pooled connection.
+func (r *runner) execute(ctx context.Context, t *target, cc *compiled, st *collectorState) ([]prometheus.Metric, error) {
+	for i, p := range cc.spec.Predicates {
+		ok, err := r.predicate(ctx, t, cc.spec, i, p, st)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, errPredicateFalse
+		}
+	}
+	qctx, cancel := r.timeout(ctx, cc.spec.Timeout)
+	defer cancel()
+	rows, err := t.pool.Query(qctx, cc.spec.Query)
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	defer rows.Close()
+	metrics, err := cc.collectRows(rows, t.dbname)
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	return metrics, nil
+}
+
+// predicate runs (or reuses) predicate query i: one row, one boolean column.
+func (r *runner) predicate(ctx context.Context, t *target, c *Collector, i int, p Predicate, st *collectorState) (bool, error) {
+	now := r.now()
+	if res, ok := st.preds[i]; ok && now.Before(res.expires) {
+		return res.ok, nil
+	}
+	qctx, cancel := r.timeout(ctx, c.Timeout)
+	defer cancel()
+	rows, err := t.pool.Query(qctx, p.Query)
+	if err != nil {
+		return false, fmt.Errorf("predicate %q: %w", p.Name, err)
+	}
+	var (
+		n      int
+		result bool
+	)
+	for rows.Next() {
+		n++
+		vals, err := rows.Values()
+		if err != nil {
+			rows.Close()
+			return false, fmt.Errorf("predicate %q: %w", p.Name, err)
+		}
+		if len(vals) != 1 {
+			rows.Close()
+			return false, fmt.Errorf("predicate %q: want one column, got %d", p.Name, len(vals))
+		}
+		b, isBool := vals[0].(bool)
+		if !isBool && vals[0] != nil {
+			rows.Close()
+			return false, fmt.Errorf("predicate %q: want a boolean, got %T", p.Name, vals[0])
+		}
+		result = b
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("predicate %q: %w", p.Name, err)
+	}
+	if n > 1 {
+		return false, fmt.Errorf("predicate %q: want one row, got %d", p.Name, n)
+	}
+	ok := n == 1 && result
+	if p.TTL > 0 {
+		st.preds[i] = predicateResult{ok: ok, expires: now.Add(p.TTL)}
+	}
+	return ok, nil
+}
+
+// queryRow runs a single-row query with a timeout (prechecks and facts).
+func (r *runner) queryRow(ctx context.Context, pool *pgxpool.Pool, sql string, dest ...any) error {
+	qctx, cancel := r.timeout(ctx, 0)
+	defer cancel()
+	err := pool.QueryRow(qctx, sql).Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("no rows: %w", err)
+	}
+	return err
+}
