@@ -1,0 +1,205 @@
+package dcs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha"
+)
+
+var _ ha.Store = (*Store)(nil)
+
+// ErrNotLeader is returned (wrapped) by leader-guarded writes whose compare on
+// the leader key failed: another node holds it, or nobody does.
+var ErrNotLeader = errors.New("leader key does not hold this member's name")
+
+// errClosed stops Run's goroutines when Close is called.
+var errClosed = errors.New("dcs: store closed")
+
+// Store is the etcd-backed ha.Store of one member.
+type Store struct {
+	cfg    Config
+	client *clientv3.Client
+	log    *slog.Logger
+	prefix string // BasePath + "/"
+
+	changed   chan struct{}
+	leaseLost chan struct{}
+	renewSem  chan struct{} // serialises lease renewals without blocking past a caller's ctx
+
+	mu      sync.Mutex
+	cache   cache
+	lease   leaseState
+	lost    bool                    // the watch is down (Changed fired on loss, fires again on restore)
+	pending map[string]pendingWrite // own writes in flight
+
+	watchGen atomic.Uint64 // incarnation of the watch (one per re-read)
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	runMu     sync.Mutex
+	runDone   chan struct{} // non-nil once Run started; closed when it returns
+}
+
+// New connects to etcd and returns a Store; call Run to start its watch and
+// keepalive loops. With username/password, New retries transient connection
+// failures until ctx ends and fails at once on bad credentials.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("component", "dcs", "member", cfg.Name)
+	var client *clientv3.Client
+	for {
+		c, err := NewClient(cfg)
+		if err == nil {
+			client = c
+			break
+		}
+		if isFatal(err) {
+			return nil, err
+		}
+		log.Warn("etcd not reachable, retrying", "endpoints", cfg.Endpoints, "err", err)
+		if err := sleep(ctx, progressEvery(cfg.TTL)); err != nil {
+			return nil, fmt.Errorf("dcs: connect to etcd: %w", err)
+		}
+	}
+	return newStore(cfg, client, log), nil
+}
+
+func newStore(cfg Config, client *clientv3.Client, log *slog.Logger) *Store {
+	return &Store{
+		cfg:       cfg,
+		client:    client,
+		log:       log,
+		prefix:    cfg.BasePath + "/",
+		changed:   make(chan struct{}, 1),
+		leaseLost: make(chan struct{}, 1),
+		renewSem:  make(chan struct{}, 1),
+		cache:     newCache(),
+		lease:     leaseState{ttl: cfg.TTL},
+		pending:   map[string]pendingWrite{},
+		closed:    make(chan struct{}),
+	}
+}
+
+// Run owns the watch and keepalive loops; it returns nil when ctx ends or the
+// Store is closed, and an error only for a fatal condition (bad credentials).
+func (s *Store) Run(ctx context.Context) error {
+	s.runMu.Lock()
+	if s.runDone != nil {
+		s.runMu.Unlock()
+		return errors.New("dcs: Run called twice")
+	}
+	done := make(chan struct{})
+	s.runDone = done
+	s.runMu.Unlock()
+	defer close(done)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.watchLoop(gctx) })
+	g.Go(func() error { return s.keepaliveLoop(gctx) })
+	g.Go(func() error {
+		select {
+		case <-s.closed:
+			return errClosed
+		case <-gctx.Done():
+			return nil
+		}
+	})
+	if err := g.Wait(); err != nil && !errors.Is(err, errClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close stops the loops and, with revoke, revokes the lease so the leader and
+// member keys disappear at once (clean shutdown); then it closes the client.
+func (s *Store) Close(ctx context.Context, revoke bool) error {
+	first := false
+	s.closeOnce.Do(func() { first = true; close(s.closed) })
+	if !first {
+		return nil
+	}
+	s.runMu.Lock()
+	done := s.runDone
+	s.runMu.Unlock()
+	var errs []error
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("dcs: close: waiting for loops: %w", ctx.Err()))
+		}
+	}
+	if revoke {
+		if err := s.revoke(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.client.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		errs = append(errs, fmt.Errorf("dcs: close etcd client: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// View returns a fresh copy of the cached cluster view.
+func (s *Store) View() cluster.View {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := buildView(s.cache.entries)
+	v.Revision = s.cache.rev
+	v.ReadAt = s.cache.readAt
+	return v
+}
+
+// Changed fires when a significant key changes or the watch is lost or restored.
+func (s *Store) Changed() <-chan struct{} { return s.changed }
+
+// LeaseLost fires when a keepalive fails or the lease turns out expired or revoked.
+func (s *Store) LeaseLost() <-chan struct{} { return s.leaseLost }
+
+// notify wakes a listener without ever blocking.
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// key returns the full etcd key of a relative key.
+func (s *Store) key(rel string) string { return s.prefix + rel }
+
+// opCtx bounds one etcd request by RetryTimeout.
+func (s *Store) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.RetryTimeout)
+}
+
+// isFatal reports errors that retrying cannot fix (bad credentials, no permission).
+func isFatal(err error) bool {
+	return errors.Is(err, rpctypes.ErrAuthFailed) || errors.Is(err, rpctypes.ErrPermissionDenied) ||
+		errors.Is(err, rpctypes.ErrUserEmpty)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,225 @@
+package dcs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/metadata"
+)
+
+var (
+	errWatchClosed = errors.New("watch channel closed")
+	errWatchStale  = errors.New("no watch confirmation from etcd")
+)
+
+// watchLoop keeps the cache current: a linearizable read of the prefix, then
+// a watch from that read's revision; when the watch fails, is compacted or
+// goes silent, it reads and watches again (Changed fires on loss and on restore). It returns nil when ctx ends and an
+// error only when etcd rejects our credentials.
+func (s *Store) watchLoop(ctx context.Context) error {
+	failing := false
+	for {
+		rev, err := s.reload(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if isFatal(err) {
+				return err
+			}
+			if !failing {
+				s.log.Warn("cannot read the cluster from etcd", "err", err)
+			}
+			failing = true
+			s.markLost()
+			if sleep(ctx, progressEvery(s.ttl())) != nil {
+				return nil
+			}
+			continue
+		}
+		if failing {
+			s.log.Info("reading the cluster from etcd works again", "revision", rev)
+		}
+		failing = false
+		err = s.watch(ctx, rev)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.Warn("etcd watch lost, re-reading", "err", err)
+		s.markLost()
+	}
+}
+
+// ttl is the current lease TTL, which also paces the watch.
+func (s *Store) ttl() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lease.ttl
+}
+
+// reload reads every key under the prefix and installs it in the cache.
+func (s *Store) reload(ctx context.Context) (int64, error) {
+	rctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	sent := s.cfg.Now()
+	resp, err := s.client.Get(rctx, s.prefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, fmt.Errorf("dcs: read %s: %w", s.prefix, err)
+	}
+	fresh := make(map[string]entry, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		fresh[strings.TrimPrefix(string(kv.Key), s.prefix)] = entry{value: kv.Value, modRev: kv.ModRevision, lease: kv.Lease}
+	}
+	rev := resp.Header.Revision
+	s.mu.Lock()
+	s.cache.replace(fresh, rev)
+	s.cache.readAt = sent
+	s.cache.ready = true
+	wasLost := s.lost
+	s.lost = false
+	s.mu.Unlock()
+	// Changed fires on every (re)load: the first read, and a restored watch,
+	// may both carry changes the HA loop has not seen.
+	notify(s.changed)
+	if wasLost {
+		s.log.Info("etcd watch restored", "revision", rev)
+	}
+	return rev, nil
+}
+
+// markLost records that the watch is down and fires Changed once per loss.
+func (s *Store) markLost() {
+	s.mu.Lock()
+	was := s.lost
+	s.lost = true
+	s.mu.Unlock()
+	if !was {
+		notify(s.changed)
+	}
+}
+
+// watch applies events after rev until the watch fails or goes silent. It
+// asks etcd for a progress notification every min(1s, TTL/4): each answer
+// confirms the cache is current, so a frozen or partitioned etcd makes
+// View().ReadAt go stale instead of looking fresh forever.
+func (s *Store) watch(ctx context.Context, rev int64) error {
+	// RequireLeader: a member cut off from its cluster's leader cancels the
+	// watch instead of serving a stale stream. clientv3 shares one gRPC stream
+	// per distinct outgoing metadata; a per-incarnation tag gives every watch a
+	// fresh stream, so a new watch never queues behind a broken one that is
+	// still reconnecting. RequestProgress must use this same context to reach it.
+	gen := s.watchGen.Add(1)
+	wctx := metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(ctx), "pgnoded-watch", strconv.FormatUint(gen, 10))
+	wctx, cancel := context.WithCancel(wctx)
+	defer cancel()
+	// Start at the read's own revision, not rev+1: etcd answers progress
+	// requests only for watchers whose start revision it has reached, so a
+	// watch from rev+1 on an idle cluster would never be confirmed. Events at
+	// rev itself are already in the cache and re-apply as no-ops.
+	wch := s.client.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev), clientv3.WithProgressNotify())
+
+	ttl := s.ttl()
+	every := progressEvery(ttl)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var pendingSince, lastSent time.Time // first unanswered progress request, latest request
+	started := s.cfg.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case resp, ok := <-wch:
+			if !ok {
+				return errWatchClosed
+			}
+			if err := resp.Err(); err != nil {
+				return err
+			}
+			if resp.Canceled {
+				return errWatchClosed
+			}
+			switch {
+			case resp.IsProgressNotify():
+				at := pendingSince
+				if at.IsZero() {
+					at = s.cfg.Now()
+				}
+				pendingSince = time.Time{}
+				s.confirm(at, resp.Header.Revision)
+			case len(resp.Events) > 0:
+				s.applyEvents(resp.Events)
+			}
+		case <-tick.C:
+			now := s.cfg.Now()
+			if last := s.readAt(); now.Sub(last) > lostAfter(ttl) && now.Sub(started) > lostAfter(ttl) {
+				return errWatchStale
+			}
+			if pendingSince.IsZero() || now.Sub(lastSent) >= 2*every {
+				if pendingSince.IsZero() {
+					pendingSince = now
+				}
+				lastSent = now
+				pctx, pcancel := context.WithTimeout(wctx, every)
+				err := s.client.RequestProgress(pctx)
+				pcancel()
+				if err != nil && ctx.Err() == nil {
+					s.log.Debug("watch progress request failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// readAt is when the cache was last confirmed current.
+func (s *Store) readAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cache.readAt
+}
+
+// confirm records a progress notification: the cache is current as of at and rev.
+func (s *Store) confirm(at time.Time, rev int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at.After(s.cache.readAt) {
+		s.cache.readAt = at
+	}
+	s.cache.rev = max(s.cache.rev, rev)
+	s.cache.prune(rev)
+}
+
+// applyEvents applies watch events and fires Changed for significant ones.
+func (s *Store) applyEvents(events []*clientv3.Event) {
+	s.mu.Lock()
+	significant := false
+	var last int64
+	for _, ev := range events {
+		rel := strings.TrimPrefix(string(ev.Kv.Key), s.prefix)
+		modRev := ev.Kv.ModRevision
+		last = max(last, modRev)
+		var sig bool
+		got := pendingWrite{value: ev.Kv.Value, del: ev.Type == clientv3.EventTypeDelete, lease: ev.Kv.Lease}
+		if got.del {
+			sig = s.cache.del(rel, modRev)
+		} else {
+			sig = s.cache.put(rel, entry{value: got.value, modRev: modRev, lease: got.lease})
+		}
+		if p, ok := s.pending[rel]; ok && p.equal(got) {
+			sig = false // our own write, seen before its response
+		}
+		significant = significant || sig
+	}
+	s.cache.prune(last)
+	if now := s.cfg.Now(); now.After(s.cache.readAt) {
+		s.cache.readAt = now
+	}
+	s.mu.Unlock()
+	if significant {
+		notify(s.changed)
+	}
+}

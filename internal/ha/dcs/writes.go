@@ -1,0 +1,149 @@
+package dcs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// TouchMember writes members/<name> on our lease when its value or our lease
+// changed since the key was last seen; m.Name is ignored (the key uses ours).
+func (s *Store) TouchMember(ctx context.Context, m cluster.Member) error {
+	val, err := compactJSON(m)
+	if err != nil {
+		return fmt.Errorf("dcs: encode member: %w", err)
+	}
+	rel := keyMembers + s.cfg.Name
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	lease, err := s.ensureLease(ctx)
+	if err != nil {
+		return fmt.Errorf("dcs: touch member: %w", err)
+	}
+	if s.holds(rel, val, lease) {
+		return nil
+	}
+	_, err = s.do(ctx, write{op: "touch member", rel: rel, value: val, lease: true})
+	return err
+}
+
+// AttemptInitialize creates the initialize key with "" (create-only); false when it exists.
+func (s *Store) AttemptInitialize(ctx context.Context) (bool, error) {
+	return s.do(ctx, write{op: "attempt initialize", rel: keyInitialize, value: []byte{},
+		cmps: []clientv3.Cmp{s.absent(keyInitialize)}})
+}
+
+// SetInitialize writes the system identifier into initialize. It is not
+// leader-guarded: the bootstrap winner calls it before it holds the leader key.
+func (s *Store) SetInitialize(ctx context.Context, sysid string) error {
+	_, err := s.do(ctx, write{op: "set initialize", rel: keyInitialize, value: []byte(sysid)})
+	return err
+}
+
+// CancelInitialize deletes initialize (a failed bootstrap).
+func (s *Store) CancelInitialize(ctx context.Context) error {
+	_, err := s.do(ctx, write{op: "cancel initialize", rel: keyInitialize, del: true})
+	return err
+}
+
+// SetConfig writes the config key (compacted); with rev > 0 only if its
+// mod_revision is still rev, with rev == 0 only if it does not exist.
+func (s *Store) SetConfig(ctx context.Context, raw []byte, rev int64) (bool, error) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return false, fmt.Errorf("dcs: set config: not JSON: %w", err)
+	}
+	cmp := s.absent(keyConfig)
+	if rev > 0 {
+		cmp = clientv3.Compare(clientv3.ModRevision(s.key(keyConfig)), "=", rev)
+	}
+	return s.do(ctx, write{op: "set config", rel: keyConfig, value: buf.Bytes(), cmps: []clientv3.Cmp{cmp}})
+}
+
+// SetHistory writes the history key (leader-guarded); nil is written as [].
+func (s *Store) SetHistory(ctx context.Context, h []cluster.HistoryEntry) error {
+	if h == nil {
+		h = []cluster.HistoryEntry{}
+	}
+	val, err := compactJSON(h)
+	if err != nil {
+		return fmt.Errorf("dcs: encode history: %w", err)
+	}
+	return s.guardedPut(ctx, "set history", keyHistory, val, false)
+}
+
+// SetStatus writes the status key when it changed (leader-guarded).
+func (s *Store) SetStatus(ctx context.Context, st cluster.StatusKey) error {
+	val, err := compactJSON(st)
+	if err != nil {
+		return fmt.Errorf("dcs: encode status: %w", err)
+	}
+	return s.guardedPut(ctx, "set status", keyStatus, val, true)
+}
+
+// SetFailsafe writes the failsafe key when it changed (leader-guarded).
+func (s *Store) SetFailsafe(ctx context.Context, members map[string]string) error {
+	if members == nil {
+		members = map[string]string{}
+	}
+	val, err := compactJSON(members)
+	if err != nil {
+		return fmt.Errorf("dcs: encode failsafe: %w", err)
+	}
+	return s.guardedPut(ctx, "set failsafe", keyFailsafe, val, true)
+}
+
+// SetFailover writes the failover key; with rev > 0 only if its mod_revision
+// is still rev (false on conflict). An empty Failover is written as {}.
+func (s *Store) SetFailover(ctx context.Context, f cluster.Failover, rev int64) (bool, error) {
+	val, err := compactJSON(f)
+	if err != nil {
+		return false, fmt.Errorf("dcs: encode failover: %w", err)
+	}
+	var cmps []clientv3.Cmp
+	if rev > 0 {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.key(keyFailover)), "=", rev))
+	}
+	return s.do(ctx, write{op: "set failover", rel: keyFailover, value: val, cmps: cmps})
+}
+
+// guardedPut writes rel only while the leader key holds our name; a failed
+// compare is ErrNotLeader. With skipSame, a value the key already holds is not rewritten.
+func (s *Store) guardedPut(ctx context.Context, op, rel string, val []byte, skipSame bool) error {
+	if skipSame && s.holds(rel, val, 0) {
+		return nil
+	}
+	ok, err := s.do(ctx, write{op: op, rel: rel, value: val, cmps: []clientv3.Cmp{s.leaderIsUs()}})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("dcs: %s (%s): %w", op, s.key(rel), ErrNotLeader)
+	}
+	return nil
+}
+
+// holds reports whether the cache has rel with exactly val on lease: our last
+// write of it (applied at once) or a later identical one, not since deleted.
+func (s *Store) holds(rel string, val []byte, lease int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.cache.entries[rel]
+	return ok && e.lease == lease && bytes.Equal(e.value, val)
+}
+
+// compactJSON encodes v as Patroni does: no spaces, and without Go's HTML escaping.
+func compactJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
