@@ -1,0 +1,4 @@
+// Package restapi serves the Patroni-compatible REST API (:8008) — health checks,
+// the node status document, cluster documents, metrics and the guarded action
+// endpoints — answering every read from the HA loop's immutable snapshot alone.
+package restapi
