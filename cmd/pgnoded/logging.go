@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+// patroniHandler writes Patroni's plain log format, which Pigsty's log
+// collection parses: "2006-01-02 15:04:05 -0700 LEVEL: message key=value ...".
+type patroniHandler struct {
+	mu    *sync.Mutex
+	w     io.Writer
+	level slog.Leveler
+	attrs []slog.Attr
+	group string
+}
+
+func newLogger(w io.Writer, level string, jsonFormat bool) *slog.Logger {
+	lv := parseLevel(level)
+	if jsonFormat {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv}))
+	}
+	return slog.New(&patroniHandler{mu: &sync.Mutex{}, w: w, level: lv})
+}
+
+func parseLevel(s string) slog.Level {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "DEBUG":
+		return slog.LevelDebug
+	case "WARNING", "WARN":
+		return slog.LevelWarn
+	case "ERROR", "CRITICAL":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+func (h *patroniHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+
+func (h *patroniHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	b.WriteString(t.Format("2006-01-02 15:04:05 -0700"))
+	b.WriteByte(' ')
+	lvl := r.Level.String()
+	if r.Level == slog.LevelWarn {
+		lvl = "WARNING"
+	}
+	b.WriteString(lvl)
+	b.WriteString(": ")
+	b.WriteString(r.Message)
+	for _, a := range h.attrs {
+		writeAttr(&b, h.group, a)
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		writeAttr(&b, h.group, a)
+		return true
+	})
+	b.WriteByte('\n')
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}
+
+func writeAttr(b *strings.Builder, group string, a slog.Attr) {
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return
+	}
+	key := a.Key
+	if group != "" {
+		key = group + "." + key
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		for _, ga := range a.Value.Group() {
+			writeAttr(b, key, ga)
+		}
+		return
+	}
+	v := a.Value.String()
+	if strings.ContainsAny(v, " \t\n\"=") || v == "" {
+		v = fmt.Sprintf("%q", v)
+	}
+	b.WriteByte(' ')
+	b.WriteString(key)
+	b.WriteByte('=')
+	b.WriteString(v)
+}
+
+func (h *patroniHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	n := *h
+	n.attrs = append(append([]slog.Attr{}, h.attrs...), attrs...)
+	return &n
+}
+
+func (h *patroniHandler) WithGroup(name string) slog.Handler {
+	n := *h
+	if n.group != "" {
+		name = n.group + "." + name
+	}
+	n.group = name
+	return &n
+}

@@ -1,0 +1,298 @@
+package ha
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// apply carries out a decision. It returns true when the observation gained a
+// fact (peers' answers, a lost lock) and Decide must run again this cycle.
+func (n *Node) apply(ctx context.Context, d Decision, o *Observation) bool {
+	if d.CancelLong {
+		n.cancelLong()
+	}
+	switch d.Action {
+	case ActionNone, ActionWait:
+	case ActionFatal:
+		n.st.fatal = fmt.Errorf("%w: %s", ErrFatal, d.Message)
+	case ActionAskPeers:
+		o.Peers = n.askPeers(ctx, d.AskPeers)
+		return true
+	case ActionUpdateLock:
+		return n.updateLock(ctx, d, o)
+	case ActionReleaseLock:
+		n.releaseLock(ctx)
+	case ActionAcquire:
+		n.acquire(ctx, *o)
+	case ActionPromote:
+		held, err := n.updateLeader(ctx, o)
+		if !held {
+			return err == nil // lost: decide again (demote); DCS error: wait for the next cycle
+		}
+		n.promote(ctx, *o, false, false)
+	case ActionDemote:
+		n.demote(ctx, d, *o)
+	case ActionStop:
+		_ = n.stopPG(ctx, cluster.StopFast, time.Time{})
+	case ActionFollow:
+		n.follow(ctx, *o, d.Member)
+	case ActionClaimInitialize:
+		n.claimInitialize(ctx)
+	case ActionBootstrap:
+		n.bootstrap(ctx, *o)
+	case ActionClone:
+		n.launchClone(ctx, *o, d.Member)
+	case ActionStartPrimary, ActionRestartInPlace:
+		n.launchStart(ctx, *o, false, "")
+	case ActionStartReplica:
+		n.launchStart(ctx, *o, true, d.Member)
+	case ActionRewind:
+		n.launchRewind(ctx, *o, d.Member)
+	case ActionReinitialize:
+		n.launchReinit(ctx, *o, d.Member)
+	}
+	return false
+}
+
+func (n *Node) askPeers(ctx context.Context, members []cluster.Member) []PeerStatus {
+	if len(members) == 0 {
+		return []PeerStatus{}
+	}
+	pctx, cancel := shortCtx(ctx, 3*time.Second)
+	defer cancel()
+	st := n.deps.Peers.Status(pctx, members)
+	if st == nil {
+		st = []PeerStatus{}
+	}
+	return st
+}
+
+// updateLeader refreshes our leader key; on "someone else holds it" it marks
+// the observation so Decide demotes. held is true only when the Store confirmed it.
+func (n *Node) updateLeader(ctx context.Context, o *Observation) (held bool, err error) {
+	octx, cancel := n.opCtx(ctx)
+	ok, err := n.deps.Store.UpdateLeader(octx)
+	cancel()
+	if err != nil {
+		n.log.Warn("failed to update the leader key", "err", err)
+		return false, err
+	}
+	if !ok {
+		o.LockLost, n.st.lockLost = true, true
+	}
+	return ok, nil
+}
+
+// updateLock keeps the key. A DCS error is not a lost lock: the demote deadline
+// decides when a leader that cannot renew must step down.
+func (n *Node) updateLock(ctx context.Context, d Decision, o *Observation) bool {
+	held, err := n.updateLeader(ctx, o)
+	if !held {
+		return err == nil
+	}
+	if d.ClearFailover {
+		n.clearFailover(ctx, o.View)
+	}
+	if o.Long == nil && o.pgReady() && !o.PG.InRecovery {
+		n.leaderDuties(ctx, *o)
+	}
+	return false
+}
+
+func (n *Node) clearFailover(ctx context.Context, v cluster.View) {
+	if v.Failover.Empty() {
+		return
+	}
+	octx, cancel := n.opCtx(ctx)
+	defer cancel()
+	if _, err := n.deps.Store.SetFailover(octx, cluster.Failover{}, v.Failover.ModRevision); err != nil {
+		n.log.Warn("cannot clear the failover key", "err", err)
+	}
+}
+
+// acquire takes the free leader key and promotes when postgres is a replica.
+func (n *Node) acquire(ctx context.Context, o Observation) {
+	octx, cancel := n.opCtx(ctx)
+	ok, err := n.deps.Store.AcquireLeader(octx)
+	cancel()
+	switch {
+	case err != nil:
+		n.st.action = "failed to acquire the leader key: " + err.Error()
+		n.log.Warn(n.st.action)
+		return
+	case !ok:
+		n.st.action = "failed to acquire the leader key: another member holds it; following"
+		n.log.Info(n.st.action)
+		return
+	}
+	n.st.acquiredAt = n.now()
+	n.st.view.Leader = &cluster.LeaderKey{Name: n.cfg.Name}
+	n.st.recycle = true
+	manual := !o.View.Failover.Empty()
+	if o.pgReady() && o.PG.InRecovery {
+		n.promote(ctx, o, true, manual)
+	} else {
+		n.log.Info("acquired the leader key as a running primary")
+	}
+	if manual {
+		n.clearFailover(ctx, o.View)
+	}
+}
+
+// promote turns our replica into the primary. The fence is armed before
+// postgres can accept a single write; the VIP follows right after.
+func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool) {
+	n.st.promoting = true
+	defer func() { n.st.promoting = false }()
+	n.st.fenceWant = true
+	if !n.cfg.NoFence && n.deps.Fence != nil {
+		n.armFence()
+		if n.st.fenceFailed {
+			n.st.action = "not promoting self because the fence guard could not be armed; releasing the leader key"
+			n.log.Error(n.st.action)
+			n.releaseLock(ctx)
+			return
+		}
+	}
+	// The lease may have moved since the observation: decide on the fresh value.
+	until := DemoteStart(n.deps.Store.LeaseValidUntil(), o.Config).Sub(n.now())
+	if until <= 0 {
+		n.st.action = "not promoting: the leader lease is about to expire"
+		n.log.Warn(n.st.action)
+		return
+	}
+	d := min(max(n.st.dyn.RetryTimeoutDuration(), 5*time.Second), max(until, 200*time.Millisecond))
+	pctx, cancel := context.WithTimeout(ctx, d)
+	err := n.deps.Postgres.Promote(pctx)
+	cancel()
+	n.st.recycle = true
+	if err != nil {
+		n.st.action = "promotion failed: " + err.Error()
+		n.log.Error("promotion failed", "err", err)
+		return
+	}
+	writable := n.now()
+	n.st.roleKnown, n.st.inRecovery = true, false
+	n.st.pg.InRecovery = false
+	n.st.checkpointPending = true
+	n.st.counters.Promotions++
+	n.ensureVIP(ctx, true)
+	vipAt := n.now()
+	if raceWon {
+		if manual {
+			n.st.counters.Switchovers++
+		} else {
+			n.st.counters.Failovers++
+		}
+		t := cluster.FailoverTiming{Promotion: writable.Sub(n.st.acquiredAt), VIPMove: vipAt.Sub(writable)}
+		if !n.st.leaderGoneAt.IsZero() {
+			t.Detection = n.st.acquiredAt.Sub(n.st.leaderGoneAt)
+		}
+		n.st.counters.LastFailover = t
+		n.log.Info("promoted to primary", "manual", manual, "detection", t.Detection,
+			"promotion", t.Promotion, "vip", t.VIPMove, "timeline_before", o.PG.Timeline)
+		return
+	}
+	n.log.Info("promoted to primary", "timeline_before", o.PG.Timeline)
+}
+
+// demote stops being a primary in the given mode (patroni-contract.md §4.7).
+// The VIP is dropped before postgres is touched.
+func (n *Node) demote(ctx context.Context, d Decision, o Observation) {
+	n.ensureVIP(ctx, false)
+	n.st.counters.Demotions++
+	n.st.role = cluster.RoleDemoted
+	n.st.upstream = Upstream{}
+	n.st.recycle = true
+	switch d.Demote {
+	case DemoteOffline:
+		// Read-only before the deadline: a fast stop bounded by it (then immediate), and
+		// a restart without upstream. The key stays: we cannot reach the DCS to release it.
+		if err := n.stopPG(ctx, d.Stop, DemoteDeadline(o.holdUntil(), o.Config)); err == nil {
+			n.launchStart(ctx, o, true, "")
+		}
+	case DemoteImmediateNoLock:
+		_ = n.stopPG(ctx, cluster.StopImmediate, time.Time{})
+	case DemoteImmediate:
+		// Hand over now instead of letting the key expire, but only once postgres is down.
+		if err := n.stopPG(ctx, cluster.StopImmediate, time.Time{}); err == nil {
+			n.releaseLock(ctx)
+		}
+	case DemoteGraceful:
+		n.gracefulDemote(ctx, o, d.Member)
+	}
+}
+
+// stopPG stops postgres; a fast stop that fails or outlives deadline becomes immediate.
+func (n *Node) stopPG(ctx context.Context, mode cluster.StopMode, deadline time.Time) error {
+	n.st.stopping = true
+	d := max(n.st.dyn.RetryTimeoutDuration(), 10*time.Second)
+	if !deadline.IsZero() && mode != cluster.StopImmediate {
+		d = max(deadline.Sub(n.now()), 0)
+	}
+	sctx, cancel := context.WithTimeout(ctx, d)
+	err := n.deps.Postgres.Stop(sctx, mode)
+	cancel()
+	if err != nil && mode != cluster.StopImmediate {
+		n.log.Warn("stop failed or too slow; stopping immediately", "mode", string(mode), "err", err)
+		ictx, cancel := context.WithTimeout(ctx, max(n.st.dyn.RetryTimeoutDuration(), 5*time.Second))
+		err = n.deps.Postgres.Stop(ictx, cluster.StopImmediate)
+		cancel()
+	}
+	if err != nil {
+		n.log.Error("cannot stop postgres", "err", err)
+		return err
+	}
+	n.st.pg.Running, n.st.pg.Ready = false, false
+	n.st.roleKnown = false
+	return nil
+}
+
+// releaseLock gives up the leader key (VIP first) and remembers when, so we do not race right back.
+func (n *Node) releaseLock(ctx context.Context) {
+	n.ensureVIP(ctx, false)
+	octx, cancel := n.opCtx(ctx)
+	err := n.deps.Store.ReleaseLeader(octx)
+	cancel()
+	if err != nil {
+		n.log.Warn("cannot release the leader key", "err", err)
+	}
+	n.st.releasedAt = n.now()
+	n.st.view.Leader = nil
+	n.st.recycle = true
+}
+
+// follow points the running replica at target and reloads.
+func (n *Node) follow(ctx context.Context, o Observation, target string) {
+	opts, up, err := n.replicaOpts(o.View, o.Config, target)
+	if err != nil {
+		n.log.Warn("cannot follow", "target", target, "err", err)
+		return
+	}
+	octx, cancel := n.opCtx(ctx)
+	err = n.deps.Postgres.Reload(octx, opts)
+	cancel()
+	if err != nil {
+		n.log.Warn("reload with the new upstream failed", "target", target, "err", err)
+		return
+	}
+	n.st.upstream = up
+}
+
+// claimInitialize adopts existing data: initialize = our system identifier (create-only).
+func (n *Node) claimInitialize(ctx context.Context) {
+	octx, cancel := n.opCtx(ctx)
+	defer cancel()
+	won, err := n.deps.Store.AttemptInitialize(octx)
+	if err != nil || !won {
+		n.log.Info("cannot claim the initialize key", "won", won, "err", err)
+		return
+	}
+	if err := n.deps.Store.SetInitialize(octx, n.st.sysid); err != nil {
+		n.log.Warn("cannot write the initialize key", "err", err)
+	}
+	n.st.recycle = true
+}

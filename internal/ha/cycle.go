@@ -1,0 +1,195 @@
+package ha
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// maxRounds bounds the decide/act rounds in one cycle (ask peers, then decide again, ...).
+const maxRounds = 4
+
+// cycle is one HA iteration: observe, decide, act (possibly deciding again
+// with new facts such as the peers' answers), then publish.
+func (n *Node) cycle(ctx context.Context) {
+	obs := n.observe(ctx)
+	for round := 0; round < maxRounds; round++ {
+		d := Decide(obs)
+		n.record(ctx, d)
+		if !n.apply(ctx, d, &obs) {
+			break
+		}
+	}
+	n.finishCycle(ctx, obs)
+}
+
+// observe takes one consistent picture: DCS view and config, lease, postgres,
+// data directory, and what the loop remembers.
+func (n *Node) observe(ctx context.Context) Observation {
+	view := n.deps.Store.View()
+	n.st.view = view
+	n.applyDynamicConfig(view)
+	now := n.now()
+	n.st.digest = viewDigest(view, n.cfg.Name, now, n.st.dyn.TTLDuration())
+	lease := n.deps.Store.LeaseValidUntil()
+	if !lease.After(now) {
+		kctx, cancel := shortCtx(ctx, min(time.Second, n.st.dyn.RetryTimeoutDuration()))
+		if lu, err := n.deps.Store.KeepAlive(kctx); err == nil {
+			lease = lu
+		} else {
+			n.log.Debug("lease keepalive failed", "err", err)
+		}
+		cancel()
+		now = n.now()
+	}
+	pg := n.observePG(ctx)
+	n.observeDataDir(ctx, pg)
+	if !pg.Running {
+		if n.st.pgDownSince.IsZero() {
+			n.st.pgDownSince = now
+		}
+	} else {
+		n.st.pgDownSince = time.Time{}
+		n.st.lastStartFailed = false
+		n.st.stopping = false
+	}
+	if view.Leader == nil {
+		if n.st.leaderGoneAt.IsZero() {
+			n.st.leaderGoneAt = now
+		}
+	} else {
+		n.st.leaderGoneAt = time.Time{}
+		if n.st.rewindFailed && view.Leader.Name != n.st.rewindLeader {
+			n.st.rewindFailed = false
+		}
+	}
+	n.st.dcsOK = view.Valid(now, n.st.dyn.TTLDuration()) || (!view.ReadAt.IsZero() && lease.After(now))
+	usePgRewind := n.st.dyn.UsePgRewind
+	if n.cfg.UsePgRewind != nil {
+		usePgRewind = *n.cfg.UsePgRewind
+	}
+	obs := Observation{
+		Now: now, Name: n.cfg.Name, Tags: n.tags, Config: n.st.dyn,
+		UsePgRewind: usePgRewind, RemoveDataDirOnRewindFailure: n.cfg.RemoveDataDirOnRewindFailure,
+		RemoveDataDirOnDivergedTimelines: n.cfg.RemoveDataDirOnDivergedTimelines, HasBootstrapConfig: n.cfg.HasBootstrap,
+		View: view, DCSOK: n.st.dcsOK, LeaseValidUntil: lease, FenceFailed: n.st.fenceFailed,
+		PG: pg, Data: n.st.data, PGDownSince: n.st.pgDownSince, LastStartFailed: n.st.lastStartFailed,
+		RewindFailed: n.st.rewindFailed, Upstream: n.st.upstream, ReleasedLockAt: n.st.releasedAt,
+	}
+	if l := n.st.long; l != nil {
+		obs.Long = &LongAction{Kind: l.kind, Since: l.since}
+	}
+	return obs
+}
+
+// observePG queries postgres, bounded, and fills in its recovery state from
+// what we know when the query failed (a primary that does not answer is still
+// treated as writable).
+func (n *Node) observePG(ctx context.Context) cluster.PGObservation {
+	octx, cancel := shortCtx(ctx, min(2*time.Second, max(n.st.dyn.RetryTimeoutDuration(), time.Second)))
+	pg := n.deps.Postgres.Observe(octx)
+	cancel()
+	switch {
+	case pg.Running && pg.Ready:
+		n.st.roleKnown, n.st.inRecovery = true, pg.InRecovery
+	case pg.Running && n.st.roleKnown:
+		pg.InRecovery = n.st.inRecovery
+	case pg.Running && n.st.data.Control != nil:
+		pg.InRecovery = inRecoveryState(n.st.data.Control.ClusterState)
+	case !pg.Running:
+		if n.st.long == nil {
+			n.st.roleKnown = false
+		}
+	}
+	n.st.pg = pg
+	return pg
+}
+
+// observeDataDir refreshes the data directory facts (not while a long action rewrites it).
+func (n *Node) observeDataDir(ctx context.Context, pg cluster.PGObservation) {
+	if n.st.long != nil {
+		return
+	}
+	empty, err := n.deps.Postgres.DataDirEmpty()
+	data := DataDir{Empty: empty}
+	if err != nil {
+		data.Err = err.Error()
+	}
+	switch {
+	case empty || err != nil:
+		n.st.sysid = ""
+	case !pg.Running || !pg.Ready || n.st.sysid == "":
+		cctx, cancel := shortCtx(ctx, max(n.st.dyn.RetryTimeoutDuration(), time.Second))
+		cd, cerr := n.deps.Postgres.ControlData(cctx)
+		cancel()
+		if cerr == nil {
+			data.Control = &cd
+			n.st.sysid = cd.SystemID
+		} else {
+			n.log.Debug("pg_controldata failed", "err", cerr)
+			data.Control = n.st.data.Control
+		}
+	default:
+		data.Control = n.st.data.Control
+	}
+	n.st.data = data
+}
+
+// applyDynamicConfig takes the config key (or keeps the last good one) and
+// pushes a changed ttl to the Store.
+func (n *Node) applyDynamicConfig(view cluster.View) {
+	cfg := n.st.dyn
+	if view.Config != nil {
+		cfg = *view.Config
+	}
+	if cfg.TTL < 1 {
+		cfg.TTL = cluster.DefaultTTL
+	}
+	cfg.LoopWait = max(cfg.LoopWait, 1)
+	cfg.RetryTimeout = max(cfg.RetryTimeout, 1)
+	old := n.st.dyn
+	n.st.dyn = cfg
+	if cfg.TTL != n.st.appliedTTL {
+		n.deps.Store.SetTTL(cfg.TTLDuration())
+		// The Store swaps the lease at its next renewal; the cycle that follows
+		// re-attaches the leader key (UpdateLeader) to the new lease at once.
+		n.st.ttlPending = n.st.appliedTTL != 0
+		n.st.appliedTTL = cfg.TTL
+	}
+	if old.TTL != cfg.TTL || old.LoopWait != cfg.LoopWait || old.RetryTimeout != cfg.RetryTimeout {
+		n.log.Info("timing settings", "ttl", cfg.TTL, "loop_wait", cfg.LoopWait, "retry_timeout", cfg.RetryTimeout,
+			"fence_margin", FenceMargin(cfg))
+		if cfg.LoopWait+2*cfg.RetryTimeout > cfg.TTL {
+			n.log.Warn("loop_wait + 2*retry_timeout > ttl; the demote deadline still holds but DCS hiccups may demote the primary",
+				"ttl", cfg.TTL, "loop_wait", cfg.LoopWait, "retry_timeout", cfg.RetryTimeout)
+		}
+	}
+	if old.Pause != cfg.Pause {
+		n.log.Info("maintenance mode changed", "paused", cfg.Pause)
+	}
+}
+
+// record logs a decision: at Info when its message changed or it changes
+// something, at Debug when the same quiet message repeats.
+func (n *Node) record(ctx context.Context, d Decision) {
+	n.st.action = d.Message
+	quiet := d.Action == ActionNone || d.Action == ActionWait || d.Action == ActionUpdateLock || d.Action == ActionAskPeers
+	lvl := slog.LevelInfo
+	if quiet && d.Message == n.st.lastMsg {
+		lvl = slog.LevelDebug
+	}
+	if d.Action == ActionFatal {
+		lvl = slog.LevelError
+	}
+	n.st.lastMsg = d.Message
+	attrs := []any{"action", d.Action.String(), "reason", d.Reason}
+	if d.Member != "" {
+		attrs = append(attrs, "target", d.Member)
+	}
+	if d.Action == ActionDemote {
+		attrs = append(attrs, "mode", d.Demote.String(), "stop", string(d.Stop))
+	}
+	n.log.Log(ctx, lvl, d.Message, attrs...)
+}

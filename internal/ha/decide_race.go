@@ -1,0 +1,167 @@
+package ha
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// decideRace is §4.5: the leader key is absent and postgres runs.
+func decideRace(o Observation) Decision {
+	if o.paused() {
+		// In maintenance mode only a running primary takes the free key (no promotion happens).
+		if o.pgReady() && !o.PG.InRecovery && (o.View.Initialize == nil || *o.View.Initialize == o.PG.SystemID) {
+			return Decision{Action: ActionAcquire, Message: "PAUSE: acquired session lock as a leader", Reason: "paused_primary"}
+		}
+		return none("PAUSE: no leader; not racing in maintenance mode", "paused")
+	}
+	if !o.pgReady() {
+		return wait("postgres is not ready; not racing for the leader key", "pg_not_ready")
+	}
+	if !o.PG.InRecovery {
+		// Already a primary (e.g. pgnoded restarted after the key expired): take
+		// the key, unless another node was promoted meanwhile (3.1+ timeline guard).
+		if ct := o.View.Timeline(); ct > 0 && o.PG.Timeline > 0 && o.PG.Timeline < ct {
+			return Decision{Action: ActionDemote, Demote: DemoteImmediateNoLock, Stop: cluster.StopImmediate,
+				Reason: "stale_primary", Message: fmt.Sprintf(
+					"demoting self because my timeline (%d) is behind the cluster's (%d)", o.PG.Timeline, ct)}
+		}
+		return Decision{Action: ActionAcquire, Message: "acquired session lock as a leader", Reason: "running_primary"}
+	}
+	return decideReplicaRace(o)
+}
+
+// notHealthiest keeps following (there is no leader to switch to, so recovery stays as it is).
+func notHealthiest(why, reason string) Decision {
+	return none("following a different leader because i am not the healthiest node: "+why, reason)
+}
+
+// decideReplicaRace is is_healthiest_node for a replica.
+func decideReplicaRace(o Observation) Decision {
+	switch {
+	case o.releasedRecently():
+		return notHealthiest("I released the leader key less than ttl ago", "released_recently")
+	case o.FenceFailed:
+		return notHealthiest("the fence guard could not be armed", "fence_failed")
+	case !o.Tags.CanFailover():
+		return notHealthiest("nofailover", "nofailover")
+	}
+	if !o.View.Failover.Empty() {
+		return decideManualRace(o)
+	}
+	if o.Config.FailsafeMode && len(o.View.Failsafe) > 0 {
+		if _, ok := o.View.Failsafe[o.Name]; !ok {
+			return notHealthiest("not listed in the failsafe key", "failsafe_absent")
+		}
+	}
+	if o.syncActive() && !o.inSync(o.Name) {
+		return notHealthiest("not a synchronous standby", "not_sync")
+	}
+	if pos := o.ownWAL(); o.tooFarBehind(pos) {
+		return notHealthiest(fmt.Sprintf("lagging %d bytes behind the last known primary position (maximum_lag_on_failover %d)",
+			o.lagBytes(pos), o.Config.MaximumLagOnFailover), "lagging")
+	}
+	if o.Config.CheckTimeline {
+		if own, ct := o.ownTimeline(), o.View.Timeline(); own == 0 || own < ct {
+			return notHealthiest(fmt.Sprintf("my timeline (%d) is behind the cluster's (%d)", own, ct), "timeline")
+		}
+	}
+	return racePeers(o, "", "promoted self to leader by acquiring session lock")
+}
+
+// decideManualRace covers a failover key with the old leader gone
+// (manual_failover_process_no_leader): the candidate takes over; others wait
+// for a healthy candidate; otherwise the rest race without the lag check.
+func decideManualRace(o Observation) Decision {
+	f := o.View.Failover
+	const won = "manual failover: promoted self to leader by acquiring session lock"
+	if f.Member == o.Name {
+		return Decision{Action: ActionAcquire, Message: won, Reason: "failover_candidate"}
+	}
+	if f.Member != "" {
+		if o.syncActive() && !o.inSync(o.Name) {
+			return notHealthiest("not a synchronous standby", "not_sync")
+		}
+		if o.Peers == nil {
+			return askPeers(o, "")
+		}
+		for _, p := range o.Peers {
+			if p.Name == f.Member && p.Reachable && !p.NoFailover && !p.WatchdogFailed {
+				return notHealthiest(fmt.Sprintf("waiting for the failover candidate (%s)", f.Member), "failover_candidate")
+			}
+		}
+	}
+	if f.Leader == o.Name {
+		if o.Peers == nil {
+			return askPeers(o, "")
+		}
+		for _, p := range o.Peers {
+			if p.Name != o.Name && p.Reachable && !p.NoFailover && !p.WatchdogFailed {
+				return notHealthiest(fmt.Sprintf("I asked to be replaced and %s is healthy", p.Name), "failover_from_me")
+			}
+		}
+		return Decision{Action: ActionAcquire, Message: won, Reason: "failover_no_candidate"}
+	}
+	return racePeers(o, f.Leader, won)
+}
+
+// racePeers compares us with the other members' /patroni documents: any primary
+// still alive, anyone ahead, or anyone level with a higher failover_priority
+// wins over us. exclude is a former leader whose answer is ignored.
+func racePeers(o Observation, exclude, wonMsg string) Decision {
+	if o.Peers == nil {
+		if ask := peersToAsk(o, exclude); len(ask) > 0 {
+			return Decision{Action: ActionAskPeers, AskPeers: ask, Message: "asking peers before racing for the leader key",
+				Reason: "ask_peers"}
+		}
+	}
+	own := o.ownWAL()
+	for _, p := range o.Peers {
+		if p.Name == o.Name || p.Name == exclude || !p.Reachable {
+			continue
+		}
+		if isPrimaryRole(p.Role) {
+			return notHealthiest(fmt.Sprintf("Primary (%s) is still alive", p.Name), "primary_alive")
+		}
+		if p.NoFailover || p.WatchdogFailed || o.syncActive() && !o.inSync(p.Name) {
+			continue
+		}
+		if p.WALPosition > own {
+			return notHealthiest(fmt.Sprintf("%s is ahead (%d > %d)", p.Name, p.WALPosition, own), "peer_ahead")
+		}
+		if p.WALPosition == own && p.FailoverPriority > o.Tags.FailoverPriority {
+			return notHealthiest(fmt.Sprintf("%s has the same WAL position and a higher failover_priority (%d > %d)",
+				p.Name, p.FailoverPriority, o.Tags.FailoverPriority), "peer_priority")
+		}
+	}
+	return Decision{Action: ActionAcquire, Message: wonMsg, Reason: "healthiest"}
+}
+
+func askPeers(o Observation, exclude string) Decision {
+	return Decision{Action: ActionAskPeers, AskPeers: peersToAsk(o, exclude),
+		Message: "asking peers before racing for the leader key", Reason: "ask_peers"}
+}
+
+// peersToAsk lists every other member with an api_url, plus failsafe entries
+// without a member key, sorted by name.
+func peersToAsk(o Observation, exclude string) []cluster.Member {
+	var out []cluster.Member
+	for name, m := range o.View.Members {
+		if name == o.Name || name == exclude || m.APIURL == "" {
+			continue
+		}
+		m.Name = name
+		out = append(out, m)
+	}
+	for name, url := range o.View.Failsafe {
+		if _, ok := o.View.Members[name]; ok || name == o.Name || name == exclude || url == "" {
+			continue
+		}
+		out = append(out, cluster.Member{Name: name, APIURL: url})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func isPrimaryRole(role string) bool { return role == "master" || role == "primary" }

@@ -1,0 +1,151 @@
+package ha
+
+import (
+	"fmt"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// decideNotRunning is §4.9 (recover): postgres is down, the data directory is
+// there and the DCS is usable.
+func decideNotRunning(o Observation) Decision {
+	if o.paused() {
+		if o.leaderIsMe() {
+			return Decision{Action: ActionReleaseLock, Reason: "paused_pg_down",
+				Message: "PAUSE: postgres is not running; releasing the leader key"}
+		}
+		return none("PAUSE: postgres is not running", "paused")
+	}
+	switch {
+	case o.leaderIsMe():
+		return decideLeaderDown(o)
+	case o.View.Leader == nil:
+		return Decision{Action: ActionStartReplica, Message: "starting as a secondary", Reason: "no_leader"}
+	default:
+		return decideReplicaStart(o)
+	}
+}
+
+// decideLeaderDown: we hold the key and our postmaster is gone (a crash, or a
+// pgnoded restart found it stopped). Restart in place as primary, unless it
+// already failed to come back (start failed, primary_start_timeout passed, or
+// primary_start_timeout is 0) and a replica can take over: then hand over by
+// releasing the key at once instead of letting it expire.
+func decideLeaderDown(o Observation) Decision {
+	if !o.holdValid() {
+		return wait("not starting postgres as primary: the leader lease is about to expire", "lease_deadline")
+	}
+	if o.viableReplica() {
+		handover := func(msg, reason string) Decision {
+			return Decision{Action: ActionDemote, Demote: DemoteImmediate, Stop: cluster.StopImmediate,
+				Message: msg, Reason: reason}
+		}
+		switch {
+		case o.LastStartFailed:
+			return handover("postgres failed to start as primary; releasing the leader key so a replica can take over",
+				"start_failed")
+		case o.Config.PrimaryStartTimeout <= 0:
+			return handover("postgres is not running and primary_start_timeout is 0; failing over instead of restarting",
+				"primary_start_timeout")
+		case !o.PGDownSince.IsZero() && o.Now.Sub(o.PGDownSince) >= o.pgStartTimeout():
+			return handover(fmt.Sprintf("postgres did not come back within primary_start_timeout (%ds); releasing the leader key",
+				o.Config.PrimaryStartTimeout), "primary_start_timeout")
+		}
+	}
+	if c := o.Data.Control; c != nil && inRecoveryState(c.ClusterState) {
+		return Decision{Action: ActionStartReplica, Reason: "leader_was_replica",
+			Message: "starting as readonly because i had the session lock"}
+	}
+	return Decision{Action: ActionRestartInPlace, Message: "starting primary after failure", Reason: "postmaster_down"}
+}
+
+func inRecoveryState(state string) bool {
+	return state == "shut down in recovery" || state == "in archive recovery"
+}
+
+// decideReplicaStart: another node leads and our postgres is down. Rewind first
+// if our timeline forked from the leader's, then start as a replica of it.
+func decideReplicaStart(o Observation) Decision {
+	diverged, certain := divergence(o)
+	if diverged {
+		if d, ok := decideDiverged(o, certain); ok {
+			return d
+		}
+	}
+	d := Decision{Action: ActionStartReplica, Member: followTarget(o), Message: "starting as a secondary",
+		Reason: "follow_leader"}
+	if diverged {
+		d.Reason = "timeline_diverged"
+		d.Message = fmt.Sprintf("starting as a secondary although my timeline (%d) may have diverged from the leader's (%d) "+
+			"and pg_rewind is not possible: replication may fail", o.ownTimeline(), o.leaderTimeline())
+		if certain {
+			d.Message = fmt.Sprintf("starting as a secondary although my timeline (%d) diverged from the leader's (%d) "+
+				"and pg_rewind is not possible: replication will fail", o.ownTimeline(), o.leaderTimeline())
+		}
+	}
+	return d
+}
+
+// followTarget is the member to stream from (§4.4): none with nostream; the
+// replicatefrom member when it runs; else the leader (when its member key has a conn_url).
+func followTarget(o Observation) string {
+	if o.Tags.NoStream {
+		return ""
+	}
+	if rf := o.Tags.ReplicateFrom; rf != "" && rf != o.Name {
+		if m, ok := o.member(rf); ok && m.ConnURL != "" && m.State == string(cluster.StateRunning) {
+			return rf
+		}
+	}
+	if m, ok := o.member(o.leaderName()); ok && m.ConnURL != "" {
+		return m.Name
+	}
+	return ""
+}
+
+var longMessages = map[LongKind]string{
+	LongBootstrap:    "bootstrap in progress",
+	LongClone:        "replica is being created (pg_basebackup) in progress",
+	LongStartPrimary: "restarting after failure in progress",
+	LongStartReplica: "starting as a secondary in progress",
+	LongRewind:       "pg_rewind in progress",
+	LongReinitialize: "reinitialize in progress",
+}
+
+// decideLongAction is §4.1 step 5/6: while a long action runs we only keep the
+// lock, and cancel it when it can no longer end well.
+func decideLongAction(o Observation) Decision {
+	msg := o.msgPrefix() + longMessages[o.Long.Kind]
+	cancelAnd := func(d Decision) Decision { d.CancelLong = true; return d }
+	switch o.Long.Kind {
+	case LongStartPrimary, LongBootstrap:
+		if o.paused() {
+			return none(msg, "long_action")
+		}
+		if o.leaderIsMe() && !o.holdValid() {
+			return cancelAnd(Decision{Action: ActionDemote, Demote: DemoteOffline, Stop: cluster.StopImmediate,
+				Message: "stopping the primary start: the leader lease is about to expire", Reason: "lease_deadline"})
+		}
+		if o.dcsUsable() && !o.leaderIsMe() {
+			return cancelAnd(Decision{Action: ActionDemote, Demote: DemoteImmediateNoLock, Stop: cluster.StopImmediate,
+				Message: "lost leader lock during " + o.Long.Kind.String(), Reason: "lock_lost"})
+		}
+		if o.Long.Kind == LongStartPrimary && o.Now.Sub(o.Long.Since) >= o.pgStartTimeout() && o.viableReplica() {
+			return cancelAnd(Decision{Action: ActionDemote, Demote: DemoteImmediate, Stop: cluster.StopImmediate,
+				Message: "postgres did not start within primary_start_timeout; releasing the leader key",
+				Reason:  "primary_start_timeout"})
+		}
+		if !o.dcsUsable() {
+			return wait(msg, "long_action")
+		}
+		return Decision{Action: ActionUpdateLock, Message: msg, Reason: "long_action"}
+	}
+	if !o.paused() && o.pgReady() && !o.PG.InRecovery && !o.leaderIsMe() {
+		return cancelAnd(Decision{Action: ActionDemote, Demote: DemoteImmediateNoLock, Stop: cluster.StopImmediate,
+			Message: "demoting self because I do not have the lock and I was a leader", Reason: "no_lock"})
+	}
+	if o.leaderIsMe() && o.dcsUsable() {
+		return Decision{Action: ActionUpdateLock, Message: msg, Reason: "long_action"}
+	}
+	return wait(msg, "long_action")
+}

@@ -1,0 +1,205 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// maxBurst bounds the cycles run back to back without waiting for an event.
+const maxBurst = 4
+
+// Run runs the HA loop until ctx ends, Shutdown is called, or a fatal decision
+// (an error wrapping ErrFatal). It is event-driven: a cycle runs at once when
+// the DCS view changes, the lease is lost or renewed, the postmaster exits,
+// Wake is called, a long action ends, or the demote deadline comes; loop_wait
+// is only the idle tick. Run leaves postgres, the VIP, the key and the fence as
+// they are when it returns: Shutdown applies the clean-stop order.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.cfg.validate(n.deps); err != nil {
+		return err
+	}
+	if !n.started.CompareAndSwap(false, true) {
+		return errors.New("ha: Run called twice, or after Shutdown")
+	}
+	defer close(n.runDone)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // owned by Run: ends when Run's ctx is cancelled on return
+		select {
+		case <-n.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer n.stopLong()
+
+	n.startup(ctx)
+	wake := n.clock.NewTimer(time.Hour)
+	defer wake.Stop()
+	rn, notifies := n.deps.Store.(RenewalNotifier)
+	var poll timer
+	if !notifies {
+		poll = n.clock.NewTimer(renewalPoll)
+		defer poll.Stop()
+	}
+	lastLease := n.deps.Store.LeaseValidUntil()
+
+	runCycles := func() {
+		for burst := 0; burst < maxBurst; burst++ {
+			n.st.recycle = false
+			n.cycle(ctx)
+			if !n.st.recycle || n.st.fatal != nil || ctx.Err() != nil {
+				return
+			}
+		}
+	}
+	runCycles()
+	n.eventDone()
+	for {
+		if n.st.fatal != nil {
+			return n.st.fatal
+		}
+		if ctx.Err() != nil {
+			return n.exitErr(ctx)
+		}
+		wake.Stop()
+		wake.Reset(max(n.nextWake().Sub(n.now()), 0))
+		var pollC <-chan time.Time
+		if poll != nil {
+			pollC = poll.C()
+		}
+		var longC <-chan longResult
+		if n.st.long != nil {
+			longC = n.st.long.result
+		}
+		var renewed <-chan struct{}
+		if notifies {
+			renewed = rn.Renewed()
+		}
+		cycle, counted := true, true
+		select {
+		case <-ctx.Done():
+			return n.exitErr(ctx)
+		case <-n.deps.Store.Changed():
+			cycle = viewDigest(n.deps.Store.View(), n.cfg.Name, n.now(), n.st.dyn.TTLDuration()) != n.st.digest
+		case <-n.deps.Store.LeaseLost():
+			n.st.counters.LeaseRenewFails++
+			n.log.Warn("lease keepalive failed or lease lost")
+		case <-n.deps.Postgres.Exited():
+			n.onPostmasterExit()
+		case <-n.wakeCh:
+		case res := <-longC:
+			n.finishLong(res) // counted by the longStarted/longFinished hooks
+			counted = false
+		case <-wake.C():
+		case <-renewed:
+			cycle = n.onRenewal()
+		case <-pollC:
+			poll.Reset(renewalPoll)
+			cycle = false
+			if lu := n.deps.Store.LeaseValidUntil(); !lu.Equal(lastLease) {
+				lastLease = lu
+				cycle = n.onRenewal()
+			}
+		}
+		if cycle {
+			runCycles()
+		}
+		if counted {
+			n.eventDone()
+		}
+	}
+}
+
+func (n *Node) eventDone() {
+	if n.hooks.eventDone != nil {
+		n.hooks.eventDone()
+	}
+}
+
+func (n *Node) exitErr(ctx context.Context) error {
+	select {
+	case <-n.quit:
+		return nil
+	default:
+		return ctx.Err()
+	}
+}
+
+// startup makes sure we have a lease and a first view of the cluster before
+// the first decision: without them a running primary would be demoted as if
+// the DCS were down. Both waits are bounded by retry_timeout.
+func (n *Node) startup(ctx context.Context) {
+	octx, cancel := context.WithTimeout(ctx, n.st.dyn.RetryTimeoutDuration())
+	defer cancel()
+	if _, err := n.deps.Store.KeepAlive(octx); err != nil {
+		n.log.Warn("cannot get a lease from the DCS at startup", "err", err)
+	}
+	for n.deps.Store.View().ReadAt.IsZero() {
+		select {
+		case <-n.deps.Store.Changed():
+		case <-octx.Done():
+			n.log.Warn("no view of the DCS at startup; continuing as if it were unreachable")
+			n.ensureVIP(ctx, false)
+			return
+		}
+	}
+	// A VIP left bound by a previous pgnoded that no longer leads goes first.
+	if v := n.deps.Store.View(); v.Leader == nil || v.Leader.Name != n.cfg.Name {
+		n.ensureVIP(ctx, false)
+	}
+}
+
+// nextWake is the latest time the next cycle must run: loop_wait after the last
+// one, or earlier when the demote deadline or primary_start_timeout comes first.
+func (n *Node) nextWake() time.Time {
+	now := n.now()
+	next := n.st.lastLoop.Add(max(n.st.dyn.LoopWaitDuration(), 100*time.Millisecond))
+	earlier := func(t time.Time) {
+		if !t.IsZero() && t.Before(next) {
+			next = t
+		}
+	}
+	if n.st.fenceWant && !n.st.dyn.Pause {
+		hold := n.deps.Store.LeaseValidUntil()
+		start, deadline := DemoteStart(hold, n.st.dyn), DemoteDeadline(hold, n.st.dyn)
+		switch {
+		case start.After(now):
+			earlier(start)
+		case deadline.After(now):
+			earlier(deadline)
+		default: // demotion due but not done yet: retry soon
+			earlier(now.Add(250 * time.Millisecond))
+		}
+	}
+	pst := time.Duration(n.st.dyn.PrimaryStartTimeout) * time.Second
+	if l := n.st.long; l != nil && l.kind == LongStartPrimary {
+		earlier(l.since.Add(pst))
+	}
+	if !n.st.pgDownSince.IsZero() && n.st.view.Leader != nil && n.st.view.Leader.Name == n.cfg.Name {
+		earlier(n.st.pgDownSince.Add(pst))
+	}
+	return next
+}
+
+// onRenewal runs after every lease renewal: extend the fence and republish
+// LeaderUntil without a full cycle. It asks for a full cycle only after a ttl
+// change (the renewal may have brought a new lease to move the leader key to).
+func (n *Node) onRenewal() bool {
+	n.reconcileFence()
+	n.republish()
+	if n.st.ttlPending {
+		n.st.ttlPending = false
+		return true
+	}
+	return false
+}
+
+func (n *Node) onPostmasterExit() {
+	if n.st.stopping {
+		n.log.Debug("postmaster exited (stopped by pgnoded)")
+		return
+	}
+	n.log.Warn("postmaster exited unexpectedly")
+}

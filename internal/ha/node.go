@@ -1,0 +1,115 @@
+package ha
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// RenewalNotifier is an optional extension of Store: Renewed fires (never
+// blocking) after every successful lease keepalive, so the loop re-arms the
+// fence and republishes LeaderUntil at once. Without it the loop polls
+// LeaseValidUntil every renewalPoll.
+type RenewalNotifier interface {
+	Renewed() <-chan struct{}
+}
+
+// renewalPoll is how often LeaseValidUntil is polled when the Store is not a RenewalNotifier.
+const renewalPoll = 200 * time.Millisecond
+
+// Node is one pgnoded HA loop. Create it with New, run it with Run, stop it with Shutdown.
+type Node struct {
+	cfg   Config
+	deps  Deps
+	log   *slog.Logger
+	clock clock
+	tags  Tags
+	boot  cluster.DynamicConfig // bootstrap.dcs parsed, used until the config key exists
+
+	snap     atomic.Pointer[cluster.Snapshot]
+	wakeCh   chan struct{}
+	quit     chan struct{}
+	quitOnce sync.Once
+	started  atomic.Bool
+	runDone  chan struct{}
+
+	hooks testHooks
+	st    loopState // owned by the Run goroutine (and by Shutdown once Run has returned)
+}
+
+// testHooks let the in-memory simulation know when the loop is idle.
+type testHooks struct {
+	longStarted  func() // a long action was launched
+	longFinished func() // its result was taken in
+	eventDone    func() // one received event (or the first cycle) was fully handled
+}
+
+// New builds a Node; it does not touch postgres or the DCS until Run.
+func New(cfg Config, deps Deps) *Node {
+	cfg.setDefaults()
+	if deps.Peers == nil {
+		deps.Peers = NewHTTPPeers(nil)
+	}
+	n := &Node{
+		cfg:     cfg,
+		deps:    deps,
+		log:     cfg.Logger.With("component", "ha", "member", cfg.Name),
+		clock:   realClock{now: cfg.Now},
+		tags:    ParseTags(cfg.Tags),
+		wakeCh:  make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		runDone: make(chan struct{}),
+	}
+	n.boot = cluster.DefaultDynamicConfig()
+	if cfg.BootstrapDCS != nil {
+		if c, err := cluster.FromMap(cfg.BootstrapDCS); err == nil {
+			n.boot = c
+		} else {
+			n.log.Warn("bootstrap.dcs has invalid values; using defaults for them", "err", err)
+			n.boot = c
+		}
+	}
+	n.st.dyn = n.boot
+	n.st.role = cluster.RoleUninitialized
+	n.snap.Store(&cluster.Snapshot{Name: cfg.Name, Scope: cfg.Scope, Compat: cfg.Compat, APIURL: cfg.APIURL,
+		ConnURL: cfg.ConnURL, Role: cluster.RoleUninitialized, Config: n.boot, Tags: EffectiveTags(cfg.Tags),
+		TTL: n.boot.TTLDuration(), LoopWait: n.boot.LoopWaitDuration(), RetryTimeout: n.boot.RetryTimeoutDuration()})
+	return n
+}
+
+// Snapshot returns the latest published state of this node; never nil, never to be mutated.
+func (n *Node) Snapshot() *cluster.Snapshot { return n.snap.Load() }
+
+// Wake asks the loop to run a cycle now (e.g. after an API request); it never blocks.
+func (n *Node) Wake() {
+	select {
+	case n.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) now() time.Time { return n.clock.Now() }
+
+// opCtx bounds one DCS or postgres call: retry_timeout, and never past the
+// moment a primary we hold must start demoting (so the demotion is not late).
+func (n *Node) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := n.st.dyn.RetryTimeoutDuration()
+	if d <= 0 {
+		d = time.Second
+	}
+	if n.st.fenceWant {
+		if until := DemoteStart(n.deps.Store.LeaseValidUntil(), n.st.dyn).Sub(n.now()); until < d {
+			d = max(until, 200*time.Millisecond)
+		}
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// shortCtx bounds calls that must stay short whatever the settings (VIP, peers).
+func shortCtx(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}

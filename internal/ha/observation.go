@@ -1,0 +1,167 @@
+package ha
+
+import (
+	"strings"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// Read-only helpers on Observation used by the rules. None of them mutate.
+
+func (o Observation) paused() bool { return o.Config.Pause }
+
+// pgWritable is the conservative "may accept writes" test used for fencing:
+// a live postmaster not known to be in recovery.
+func (o Observation) pgWritable() bool { return o.PG.Running && !o.PG.InRecovery }
+
+// pgReady reports a postmaster that answered the observation query.
+func (o Observation) pgReady() bool { return o.PG.Running && o.PG.Ready }
+
+// leaderIsMe reports that the DCS view names us as leader and UpdateLeader did not contradict it.
+func (o Observation) leaderIsMe() bool {
+	return o.View.Leader != nil && o.View.Leader.Name == o.Name && !o.LockLost
+}
+
+// holdUntil is how long our hold on the leader key is known to last.
+func (o Observation) holdUntil() time.Time {
+	h := o.LeaseValidUntil
+	if o.FailsafeConfirmed && o.FailsafeUntil.After(h) {
+		h = o.FailsafeUntil
+	}
+	return h
+}
+
+// holdValid reports that we may still act as leader (start or promote a primary):
+// the hold ends after DemoteStart.
+func (o Observation) holdValid() bool {
+	h := o.holdUntil()
+	return !h.IsZero() && o.Now.Before(DemoteStart(h, o.Config))
+}
+
+// dcsUsable reports a fresh view and a live lease: the precondition for any
+// decision that relies on the cluster's keys.
+func (o Observation) dcsUsable() bool {
+	return o.DCSOK && o.LeaseValidUntil.After(o.Now)
+}
+
+func (o Observation) member(name string) (cluster.Member, bool) {
+	m, ok := o.View.Members[name]
+	if ok && m.Name == "" {
+		m.Name = name
+	}
+	return m, ok
+}
+
+func (o Observation) leaderName() string {
+	if o.View.Leader == nil {
+		return ""
+	}
+	return o.View.Leader.Name
+}
+
+// ownWAL is the position compared in the race: primary current/flush, replica max(received, replayed).
+func (o Observation) ownWAL() cluster.LSN {
+	if o.pgReady() {
+		return o.PG.WALPosition()
+	}
+	if c := o.Data.Control; c != nil {
+		return max(c.CheckpointLSN, c.MinRecoveryEndLSN)
+	}
+	return 0
+}
+
+func (o Observation) ownTimeline() int {
+	if o.pgReady() && o.PG.Timeline > 0 {
+		return o.PG.Timeline
+	}
+	if c := o.Data.Control; c != nil {
+		return c.TimelineID
+	}
+	return 0
+}
+
+// lagBytes is how far pos is behind the last known primary position (status optime); 0 if unknown.
+func (o Observation) lagBytes(pos cluster.LSN) int64 {
+	if o.View.Status == nil || o.View.Status.Optime <= 0 {
+		return 0
+	}
+	return o.View.Status.Optime - int64(pos)
+}
+
+func (o Observation) tooFarBehind(pos cluster.LSN) bool {
+	return o.Config.MaximumLagOnFailover >= 0 && o.lagBytes(pos) > o.Config.MaximumLagOnFailover
+}
+
+// syncActive reports synchronous mode with a populated sync key.
+func (o Observation) syncActive() bool {
+	return o.Config.SynchronousMode && o.View.Sync != nil && o.View.Sync.Leader != ""
+}
+
+// inSync reports whether name is the sync key's leader or one of its standbys.
+func (o Observation) inSync(name string) bool {
+	s := o.View.Sync
+	if s == nil {
+		return false
+	}
+	if strings.EqualFold(s.Leader, name) {
+		return true
+	}
+	if s.SyncStandby == nil {
+		return false
+	}
+	for _, n := range strings.Split(*s.SyncStandby, ",") {
+		if strings.EqualFold(strings.TrimSpace(n), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// candidateOK reports whether member m could take over from us now, judged from
+// its member key: may fail over, has an API, runs as a replica, is not too far
+// behind, and (check_timeline) is on the cluster timeline.
+func (o Observation) candidateOK(m cluster.Member) bool {
+	if m.Name == o.Name || m.APIURL == "" || !ParseTags(m.Tags).CanFailover() {
+		return false
+	}
+	if m.State != string(cluster.StateRunning) || m.Role != string(cluster.RoleReplica) {
+		return false
+	}
+	if m.XLogLocation != nil && o.tooFarBehind(cluster.LSN(max(*m.XLogLocation, 0))) {
+		return false
+	}
+	if o.Config.CheckTimeline && m.Timeline > 0 && m.Timeline < o.View.Timeline() {
+		return false
+	}
+	return true
+}
+
+// viableReplica reports whether some other member could take over (used before
+// giving up the key because our own postgres does not come back).
+func (o Observation) viableReplica() bool {
+	for name, m := range o.View.Members {
+		m.Name = name
+		if o.candidateOK(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// pgStartTimeout is primary_start_timeout as a duration.
+func (o Observation) pgStartTimeout() time.Duration {
+	return time.Duration(o.Config.PrimaryStartTimeout) * time.Second
+}
+
+// releasedRecently reports a voluntary release within the last ttl: such a node does not race.
+func (o Observation) releasedRecently() bool {
+	return !o.ReleasedLockAt.IsZero() && o.Now.Sub(o.ReleasedLockAt) < o.Config.TTLDuration()
+}
+
+func (o Observation) msgPrefix() string {
+	if o.paused() {
+		return "PAUSE: "
+	}
+	return ""
+}

@@ -1,0 +1,90 @@
+package ha
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// Documents as Patroni 3.0.2 serves them on GET /patroni.
+const (
+	primaryDoc = `{"state":"running","postmaster_start_time":"2026-03-01 12:00:00.000+00:00","role":"master",
+		"server_version":150008,"xlog":{"location":67419744},"timeline":2,
+		"tags":{"failover_priority":"3"},"database_system_identifier":"7301234567890123456",
+		"patroni":{"version":"3.0.2","scope":"pg-test"}}`
+	replicaDoc = `{"state":"running","role":"replica","server_version":150008,
+		"xlog":{"received_location":67419800,"replayed_location":67419744,"replayed_timestamp":null,"paused":false},
+		"timeline":2,"replication_state":"streaming","tags":{"nofailover":true},"watchdog_failed":true,
+		"patroni":{"version":"3.0.2","scope":"pg-test"}}`
+)
+
+func TestParsePeerStatus(t *testing.T) {
+	p, err := ParsePeerStatus("pg1", []byte(primaryDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Reachable || p.Role != "master" || p.WALPosition != 67419744 || p.Timeline != 2 ||
+		p.FailoverPriority != 3 || p.NoFailover || p.WatchdogFailed {
+		t.Errorf("primary parsed as %+v", p)
+	}
+	r, err := ParsePeerStatus("pg2", []byte(replicaDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Role != "replica" || r.WALPosition != 67419800 || !r.NoFailover || !r.WatchdogFailed || r.FailoverPriority != 1 {
+		t.Errorf("replica parsed as %+v", r)
+	}
+	x, _ := ParsePeerStatus("pg3", []byte(`{"xlog":{"location":5}}`))
+	if !isPrimaryRole(x.Role) {
+		t.Errorf("a document with only xlog.location must count as a primary, got role %q", x.Role)
+	}
+	if _, err := ParsePeerStatus("pg4", []byte("<html>")); err == nil {
+		t.Error("garbage accepted")
+	}
+}
+
+func TestHTTPPeersAsksInParallelWithATimeout(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/primary/patroni", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(primaryDoc)) })
+	mux.HandleFunc("/replica/patroni", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable) // health endpoints answer 503 with the same document
+		_, _ = w.Write([]byte(replicaDoc))
+	})
+	mux.HandleFunc("/slow/patroni", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	mux.HandleFunc("/garbage/patroni", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("nope")) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	p := NewHTTPPeers(client)
+	p.timeout = 200 * time.Millisecond
+	members := []cluster.Member{
+		{Name: "a", APIURL: srv.URL + "/primary/patroni"},
+		{Name: "b", APIURL: srv.URL + "/replica/patroni"},
+		{Name: "c", APIURL: srv.URL + "/slow/patroni"},
+		{Name: "d", APIURL: srv.URL + "/garbage/patroni"},
+		{Name: "e"},
+		{Name: "f", APIURL: "http://127.0.0.1:1/patroni"},
+	}
+	got := p.Status(context.Background(), members)
+	if len(got) != len(members) {
+		t.Fatalf("%d answers for %d members", len(got), len(members))
+	}
+	for i, m := range members {
+		if got[i].Name != m.Name {
+			t.Errorf("answer %d is for %q, want %q (same order as asked)", i, got[i].Name, m.Name)
+		}
+	}
+	if !got[0].Reachable || got[0].Role != "master" || !got[1].Reachable || got[1].Role != "replica" {
+		t.Errorf("primary %+v, replica %+v", got[0], got[1])
+	}
+	for _, i := range []int{2, 3, 4, 5} {
+		if got[i].Reachable {
+			t.Errorf("%s reachable, want unreachable: %+v", members[i].Name, got[i])
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package ha
+
+import (
+	"context"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// finishCycle runs after every cycle: role bookkeeping, member key, fence,
+// VIP and the published snapshot, all from the loop's latest state (which the
+// actions of this cycle may have changed).
+func (n *Node) finishCycle(ctx context.Context, o Observation) {
+	n.updateRole()
+	if n.st.dcsOK {
+		n.touchMember(ctx, o)
+	}
+	n.reconcileFence()
+	n.reconcileVIP(ctx)
+	n.st.lastLoop = n.now()
+	n.publish()
+}
+
+// holdsKey is the loop's belief that the leader key is ours.
+func (n *Node) holdsKey() bool {
+	return n.st.view.Leader != nil && n.st.view.Leader.Name == n.cfg.Name && !n.st.lockLost
+}
+
+func (n *Node) updateRole() {
+	pg := n.st.pg
+	r := n.st.role
+	switch {
+	case pg.Running && pg.Ready && pg.InRecovery:
+		r = cluster.RoleReplica
+	case pg.Running && pg.Ready:
+		r = cluster.RolePrimary
+	case n.st.long != nil && (n.st.long.kind == LongBootstrap || n.st.long.kind == LongClone ||
+		n.st.long.kind == LongReinitialize):
+		r = cluster.RoleUninitialized
+	case !pg.Running && n.st.data.Empty:
+		r = cluster.RoleUninitialized
+	}
+	if r != n.st.role {
+		n.log.Info("role changed", "from", string(n.st.role), "to", string(r), "reason", n.st.action)
+		n.st.role = r
+	}
+}
+
+// pgState is the state string published for postgres, showing long actions.
+func (n *Node) pgState() cluster.PGState {
+	pg := n.st.pg
+	if l := n.st.long; l != nil && !(pg.Running && pg.Ready) {
+		switch l.kind {
+		case LongBootstrap:
+			return cluster.StateInitializing
+		case LongClone, LongReinitialize:
+			return cluster.StateCreatingReplica
+		case LongRewind:
+			return cluster.StateRewinding
+		default:
+			return cluster.StateStarting
+		}
+	}
+	if pg.State != "" {
+		return pg.State
+	}
+	if pg.Running {
+		return cluster.StateUnknown
+	}
+	return cluster.StateStopped
+}
+
+// touchMember writes members/<name> (the Store skips unchanged values).
+func (n *Node) touchMember(ctx context.Context, o Observation) {
+	pg := n.st.pg
+	m := cluster.Member{
+		Name: n.cfg.Name, ConnURL: n.cfg.ConnURL, APIURL: n.cfg.APIURL,
+		State: string(n.pgState()), Role: n.cfg.Compat.RoleName(n.st.role), Version: n.cfg.Compat.Version(),
+		Timeline: pg.Timeline, Tags: EffectiveTags(n.cfg.Tags), Pause: o.Config.Pause,
+		PendingRestart: pg.PendingRestart, PendingRestartReason: pg.PendingRestartWhy,
+	}
+	if pg.Running && pg.Ready {
+		pos := int64(pg.WALPosition())
+		m.XLogLocation = &pos
+		if pg.InRecovery {
+			m.ReplicationState = "in archive recovery"
+			if pg.Streaming {
+				m.ReplicationState = "streaming"
+			}
+		} else if n.st.checkpointPending {
+			f := false
+			m.CheckpointAfterPromote = &f
+		}
+	}
+	octx, cancel := n.opCtx(ctx)
+	defer cancel()
+	if err := n.deps.Store.TouchMember(octx, m); err != nil {
+		n.log.Debug("cannot write the member key", "err", err)
+	}
+}
+
+// reconcileFence keeps the fence guard in step with reality:
+//   - we hold the key and postgres is (or is about to become) a writable primary:
+//     arm it with DemoteDeadline(LeaseValidUntil), re-armed on every renewal;
+//   - postgres is not a primary, or the cluster is paused: disarm;
+//   - a writable primary without the key (about to be demoted): leave it armed
+//     with its last deadline, never extended.
+func (n *Node) reconcileFence() {
+	if n.cfg.NoFence || n.deps.Fence == nil {
+		n.st.fenceWant = n.holdsKey() && n.pgPrimaryish()
+		return
+	}
+	writable := n.st.pg.Running && !n.st.pg.InRecovery
+	becoming := n.becomingPrimary()
+	n.st.fenceWant = n.holdsKey() && !n.st.dyn.Pause && (writable || becoming)
+	switch {
+	case n.st.fenceWant:
+		n.armFence()
+	case n.st.dyn.Pause || !writable && !becoming:
+		n.disarmFence()
+	}
+}
+
+func (n *Node) pgPrimaryish() bool {
+	return n.st.pg.Running && !n.st.pg.InRecovery || n.becomingPrimary()
+}
+
+func (n *Node) becomingPrimary() bool {
+	l := n.st.long
+	return n.st.promoting || l != nil && (l.kind == LongBootstrap || l.kind == LongStartPrimary)
+}
+
+// armFence arms (or extends) the guard to DemoteDeadline of the current lease.
+func (n *Node) armFence() {
+	if n.cfg.NoFence || n.deps.Fence == nil {
+		return
+	}
+	dl := DemoteDeadline(n.deps.Store.LeaseValidUntil(), n.st.dyn)
+	if dl.IsZero() || n.st.fenceKnown && n.st.fenceArmed && dl.Equal(n.st.fenceUntil) {
+		return
+	}
+	if err := n.deps.Fence.Arm(dl); err != nil {
+		if !n.st.fenceFailed {
+			n.log.Error("cannot arm the fence guard", "err", err)
+		}
+		n.st.fenceFailed = true
+		return
+	}
+	if n.st.fenceFailed {
+		n.log.Info("fence guard armed again")
+	}
+	n.st.fenceFailed = false
+	n.st.fenceKnown, n.st.fenceArmed, n.st.fenceUntil = true, true, dl
+}
+
+// disarmFence tells the guard we are not a primary. While the guard is marked
+// failed, every cycle retries it: a success proves the guard works again.
+func (n *Node) disarmFence() {
+	if n.cfg.NoFence || n.deps.Fence == nil || n.st.fenceKnown && !n.st.fenceArmed && !n.st.fenceFailed {
+		return
+	}
+	if err := n.deps.Fence.Disarm(); err != nil {
+		n.log.Warn("cannot disarm the fence guard", "err", err)
+		return
+	}
+	if n.st.fenceFailed {
+		n.log.Info("fence guard answers again")
+	}
+	n.st.fenceFailed = false
+	n.st.fenceKnown, n.st.fenceArmed, n.st.fenceUntil = true, false, time.Time{}
+}
+
+// reconcileVIP binds the VIP only while we hold the key, the hold is not about
+// to end, and postgres is a running primary. During a restart in place a bound
+// VIP stays (no ARP churn for a postmaster that comes back in a second).
+func (n *Node) reconcileVIP(ctx context.Context) {
+	if n.deps.VIP == nil {
+		return
+	}
+	pg := n.st.pg
+	holdOK := n.now().Before(DemoteStart(n.deps.Store.LeaseValidUntil(), n.st.dyn))
+	want := n.holdsKey() && holdOK && pg.Running && pg.Ready && !pg.InRecovery
+	if !want && n.st.vipBound && n.holdsKey() && holdOK && n.st.long != nil && n.st.long.kind == LongStartPrimary {
+		return
+	}
+	n.ensureVIP(ctx, want)
+}
+
+// ensureVIP asks for the VIP state; errors are logged and never block anything.
+func (n *Node) ensureVIP(ctx context.Context, bound bool) {
+	if n.deps.VIP == nil {
+		return
+	}
+	vctx, cancel := shortCtx(ctx, min(n.st.dyn.RetryTimeoutDuration(), 2*time.Second))
+	defer cancel()
+	if err := n.deps.VIP.Ensure(vctx, bound); err != nil {
+		n.log.Warn("VIP change failed", "bound", bound, "err", err)
+		return
+	}
+	if bound != n.st.vipBound {
+		n.log.Info("VIP changed", "bound", bound)
+	}
+	n.st.vipBound = bound
+}
+
+// leaderUntil is what /primary trusts: LeaseValidUntil while we hold the key
+// and postgres is a running primary, else zero.
+func (n *Node) leaderUntil() time.Time {
+	pg := n.st.pg
+	if n.holdsKey() && pg.Running && pg.Ready && !pg.InRecovery {
+		return n.deps.Store.LeaseValidUntil()
+	}
+	return time.Time{}
+}
+
+// publish stores a new immutable snapshot.
+func (n *Node) publish() {
+	cfg := n.st.dyn
+	pg := n.st.pg
+	pg.State = n.pgState()
+	s := &cluster.Snapshot{
+		Name: n.cfg.Name, Scope: n.cfg.Scope, Compat: n.cfg.Compat, APIURL: n.cfg.APIURL, ConnURL: n.cfg.ConnURL,
+		PG: pg, Role: n.st.role, View: n.st.view, LeaderUntil: n.leaderUntil(),
+		TTL: cfg.TTLDuration(), LoopWait: cfg.LoopWaitDuration(), RetryTimeout: cfg.RetryTimeoutDuration(), Config: cfg,
+		Tags: EffectiveTags(n.cfg.Tags), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
+		SyncStandby:    cfg.SynchronousMode && n.st.view.Sync != nil && (Observation{View: n.st.view}).inSync(n.cfg.Name),
+		WatchdogFailed: n.st.fenceFailed, LastLoop: n.st.lastLoop, NextLoopAt: n.nextWake(), Action: n.st.action,
+		VIPBound: n.st.vipBound, Counters: n.st.counters,
+	}
+	n.snap.Store(s)
+}
+
+// republish refreshes LeaderUntil (after a lease renewal) on a copy of the last snapshot.
+func (n *Node) republish() {
+	old := n.snap.Load()
+	s := *old
+	s.LeaderUntil = n.leaderUntil()
+	n.snap.Store(&s)
+}

@@ -1,0 +1,111 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// Shutdown stops the loop (Run returns nil) and then applies the clean-stop
+// order. Call it once, after or instead of cancelling Run's context.
+//
+// stopPostgres=true (SIGTERM: pgnoded and postgres stop):
+//  1. stop postgres fast. The shutdown checkpoint is streamed to connected
+//     replicas before the postmaster exits, so nothing acknowledged is lost.
+//     If postgres will not stop, nothing below happens: we keep the key and
+//     the lease, and the fence stops postgres before the lease can end.
+//  2. drop the VIP.
+//  3. as leader: write status optime = the shutdown checkpoint, then release
+//     the leader key, so a replica takes over now instead of after ttl.
+//  4. disarm the fence (postgres is down).
+//  5. revoke the lease: our member key disappears at once.
+//
+// stopPostgres=false (pgnoded alone restarts, e.g. systemd RestartKillSignal),
+// and also a paused cluster whatever stopPostgres says (maintenance mode leaves
+// postgres alone): postgres keeps running, the VIP stays, the lease is NOT
+// revoked so a pgnoded started within ttl re-attaches the leader key to its new
+// lease (Store.UpdateLeader), and the fence stays armed: if nobody pats it
+// before the deadline, it stops postgres before the lease can expire.
+func (n *Node) Shutdown(ctx context.Context, stopPostgres bool) error {
+	n.quitOnce.Do(func() { close(n.quit) })
+	if !n.started.CompareAndSwap(false, true) { // Run is (or was) running: wait for it
+		select {
+		case <-n.runDone:
+		case <-ctx.Done():
+			return fmt.Errorf("ha shutdown: waiting for the loop: %w", ctx.Err())
+		}
+	}
+	if n.deps.Store == nil || n.deps.Postgres == nil {
+		return nil
+	}
+	view := n.deps.Store.View()
+	leader := view.Leader != nil && view.Leader.Name == n.cfg.Name
+	paused := n.st.dyn.Pause
+	if view.Config != nil {
+		paused = view.Config.Pause
+	}
+	if !stopPostgres || paused {
+		n.log.Info("shutting down; postgres keeps running and the lease is kept", "leader", leader, "paused", paused)
+		return n.deps.Store.Close(ctx, false)
+	}
+	n.log.Info("shutting down; stopping postgres", "leader", leader)
+	n.st.stopping = true
+	if leader && n.deps.Fence != nil && !n.cfg.NoFence {
+		// The loop no longer pats the guard: give the shutdown checkpoint the whole current lease.
+		if dl := DemoteDeadline(n.deps.Store.LeaseValidUntil(), n.st.dyn); !dl.IsZero() {
+			_ = n.deps.Fence.Arm(dl)
+		}
+	}
+	if err := n.deps.Postgres.Stop(ctx, cluster.StopFast); err != nil {
+		n.log.Error("postgres did not stop fast; stopping immediately", "err", err)
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err = n.deps.Postgres.Stop(ictx, cluster.StopImmediate)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("ha shutdown: postgres would not stop; keeping the leader key and the fence: %w", err)
+			return errors.Join(err, n.deps.Store.Close(ctx, false))
+		}
+	}
+	n.publishStopped()
+	var errs []error
+	if n.deps.VIP != nil {
+		if err := n.deps.VIP.Ensure(ctx, false); err != nil {
+			errs = append(errs, fmt.Errorf("drop VIP: %w", err))
+		}
+	}
+	if leader {
+		if cd, err := n.deps.Postgres.ControlData(ctx); err == nil && cd.CheckpointLSN > 0 {
+			if err := n.deps.Store.SetStatus(ctx, cluster.StatusKey{Optime: int64(cd.CheckpointLSN)}); err != nil {
+				errs = append(errs, fmt.Errorf("write status: %w", err))
+			}
+		}
+		if err := n.deps.Store.ReleaseLeader(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("release leader key: %w", err))
+		}
+	}
+	if n.deps.Fence != nil && !n.cfg.NoFence {
+		if err := n.deps.Fence.Disarm(); err != nil {
+			errs = append(errs, fmt.Errorf("disarm fence: %w", err))
+		}
+	}
+	if err := n.deps.Store.Close(ctx, true); err != nil {
+		errs = append(errs, fmt.Errorf("revoke lease: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("ha shutdown: %w", err)
+	}
+	return nil
+}
+
+// publishStopped tells the REST API (and so the peers racing for the key we
+// are about to release) that postgres is down and we no longer lead.
+func (n *Node) publishStopped() {
+	s := *n.snap.Load()
+	s.PG.Running, s.PG.Ready, s.PG.State = false, false, cluster.StateStopped
+	s.Role, s.LeaderUntil, s.VIPBound = cluster.RoleDemoted, time.Time{}, false
+	s.Action = "pgnoded is shutting down; postgres stopped"
+	n.snap.Store(&s)
+}

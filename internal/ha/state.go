@@ -1,0 +1,79 @@
+package ha
+
+import (
+	"context"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// loopState is what the loop remembers between cycles. Only the Run goroutine
+// touches it (Shutdown does so after Run has returned).
+type loopState struct {
+	dyn        cluster.DynamicConfig // effective dynamic config (last good)
+	appliedTTL int                   // ttl last given to Store.SetTTL
+	ttlPending bool                  // ttl changed: run a full cycle at the next renewal
+	view       cluster.View
+	dcsOK      bool
+	lockLost   bool   // UpdateLeader said another node holds the key (this cycle)
+	digest     string // viewDigest of the last cycle's view
+
+	pg          cluster.PGObservation // last observation (InRecovery hinted when not Ready)
+	roleKnown   bool                  // pgInRecovery is trustworthy for the running postmaster
+	inRecovery  bool
+	data        DataDir
+	sysid       string
+	pgDownSince time.Time
+	stopping    bool // we stopped postgres ourselves: its exit is not a crash
+
+	lastStartFailed bool
+	rewindFailed    bool
+	rewindLeader    string // leader the failed rewind ran against; a new leader resets the failure
+	upstream        Upstream
+	releasedAt      time.Time
+
+	long         *longRun
+	promoting    bool
+	longFailedAt map[LongKind]time.Time // back-off: a failed long action is not retried within loop_wait
+
+	role     cluster.Role
+	action   string // last decision message
+	lastMsg  string
+	recycle  bool // run another cycle at once (postgres changed under our hands)
+	fatal    error
+	lastLoop time.Time
+
+	fenceWant   bool      // we hold the key and postgres is (or is becoming) a primary
+	fenceKnown  bool      // fence state below reflects a call we made
+	fenceArmed  bool      //
+	fenceUntil  time.Time // deadline last armed
+	fenceFailed bool
+
+	vipBound bool
+
+	leaderGoneAt      time.Time // first cycle that saw no leader key
+	acquiredAt        time.Time
+	checkpointPending bool // CHECKPOINT after promote not done yet
+	counters          cluster.Counters
+}
+
+// longRun is a long action running in its own goroutine.
+type longRun struct {
+	kind      LongKind
+	since     time.Time
+	cancel    context.CancelFunc
+	cancelled bool
+	result    chan longResult // capacity 1: the worker never blocks
+	done      chan struct{}
+}
+
+// longResult is what a long action reports back to the loop.
+type longResult struct {
+	kind         LongKind
+	err          error
+	sysid        string    // bootstrap
+	upstream     *Upstream // set when postgres was started as a replica
+	startedAs    *bool     // in recovery? set when postgres was started
+	rewindFailed bool
+	leader       string // leader a rewind ran against
+}
