@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestVersionAndUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--version"}, &out, &errb); code != exitOK || !strings.HasPrefix(out.String(), "pgnoded ") {
+		t.Errorf("--version: code %d, out %q", code, out.String())
+	}
+	if code := run(nil, &out, &errb); code != exitConfig {
+		t.Errorf("no config: code %d, want %d", code, exitConfig)
+	}
+	if code := run([]string{"a.yml", "b.yml"}, &out, &errb); code != exitConfig {
+		t.Errorf("two positional configs: code %d, want %d", code, exitConfig)
+	}
+}
+
+func TestValidateConfigExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yml")
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(good, []byte(`scope: s
+name: n1
+restapi: {listen: 127.0.0.1:8008, connect_address: 127.0.0.1:8008}
+etcd3: {hosts: 127.0.0.1:2379}
+postgresql: {listen: 127.0.0.1:5432, connect_address: 127.0.0.1:5432, data_dir: /nonexistent/data}
+`), 0o600)
+	os.WriteFile(bad, []byte(`scope: s
+name: n1
+restapi: {listen: 127.0.0.1:8008, connect_address: 127.0.0.1:8008}
+etcd3: {hosts: 127.0.0.1:2379}
+bootstrap:
+  dcs: {ttl: 10, loop_wait: 5, retry_timeout: 5}
+postgresql: {listen: 5432, connect_address: 127.0.0.1:5432}
+`), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"--validate-config", good}, &out, &errb); code != exitOK {
+		t.Fatalf("good config: code %d, stderr %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"--validate-config", bad}, &out, &errb); code != exitConfig {
+		t.Fatalf("bad config: code %d, want %d", code, exitConfig)
+	}
+	msg := errb.String()
+	for _, want := range []string{"bad.yml:6:", "loop_wait", "bad.yml:7:", "postgresql.listen", "postgresql.data_dir"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error output lacks %q:\n%s", want, msg)
+		}
+	}
+	// The daemon refuses a bad file with the same exit code, before touching anything.
+	if code := run([]string{"--config", bad}, &out, &errb); code != exitConfig {
+		t.Errorf("daemon with bad config: code %d, want %d", code, exitConfig)
+	}
+}
+
+func TestPatroniLogFormat(t *testing.T) {
+	var b bytes.Buffer
+	log := newLogger(&b, "info", false).With("member", "pg-1")
+	log.Info("promoted self to leader", "reason", "leader key vanished", "timeline", 2)
+	log.Debug("hidden")
+	log.Warn("careful")
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 lines (debug filtered), got %q", b.String())
+	}
+	// Pigsty's log collection expects "YYYY-MM-DD HH:MM:SS +ZZZZ LEVEL: message".
+	re := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} INFO: promoted self to leader member=pg-1 reason="leader key vanished" timeline=2$`)
+	if !re.MatchString(lines[0]) {
+		t.Errorf("line %q does not match Patroni's format", lines[0])
+	}
+	if !strings.Contains(lines[1], " WARNING: careful") {
+		t.Errorf("warn line %q", lines[1])
+	}
+	if parseLevel("DEBUG") != slog.LevelDebug || parseLevel("bogus") != slog.LevelInfo {
+		t.Errorf("parseLevel")
+	}
+}
