@@ -41,7 +41,13 @@ func runDaemon(path string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgnoded: invalid configuration:\n%s\n", err)
 		return exitConfig
 	}
-	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Type == "json").With("member", cfg.Name)
+	out, closeLog, err := logOutput(cfg.Log.Dir, cfg.Log.FileSize, cfg.Log.FileNum, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgnoded: %v\n", err)
+		return exitConfig
+	}
+	defer closeLog()
+	log := newLogger(out, cfg.Log.Level, cfg.Log.Type == "json").With("member", cfg.Name)
 	for _, w := range warnings {
 		log.Warn("configuration", "warning", w.String())
 	}

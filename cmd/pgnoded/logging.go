@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"gopkg.in/natefinch/lumberjack.v2"
 )
 
 // patroniHandler writes Patroni's plain log format, which Pigsty's log
@@ -110,4 +114,26 @@ func (h *patroniHandler) WithGroup(name string) slog.Handler {
 	}
 	n.group = name
 	return &n
+}
+
+// logOutput is where the daemon logs: like Patroni, `log.dir` switches from
+// stderr (journald) to a size-rotated file. The file keeps Patroni's name,
+// patroni.log, because Pigsty's log collection reads <log.dir>/patroni.log.
+func logOutput(dir string, fileSize int64, fileNum int, stderr io.Writer) (io.Writer, func() error, error) {
+	if dir == "" {
+		return stderr, func() error { return nil }, nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, nil, fmt.Errorf("log.dir: %w", err)
+	}
+	const mib = 1 << 20
+	sizeMB := int((fileSize + mib - 1) / mib)
+	if sizeMB <= 0 {
+		sizeMB = 25 // Patroni's default file_size is 25 MB
+	}
+	if fileNum <= 0 {
+		fileNum = 4
+	}
+	lj := &lumberjack.Logger{Filename: filepath.Join(dir, "patroni.log"), MaxSize: sizeMB, MaxBackups: fileNum}
+	return lj, lj.Close, nil
 }

@@ -83,3 +83,17 @@ func TestPatroniLogFormat(t *testing.T) {
 		t.Errorf("parseLevel")
 	}
 }
+
+func TestLogDirWritesPatroniLog(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	out, closeLog, err := logOutput(dir, 1<<20, 2, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newLogger(out, "INFO", false).Info("hello")
+	closeLog()
+	b, err := os.ReadFile(filepath.Join(dir, "patroni.log"))
+	if err != nil || !strings.Contains(string(b), "INFO: hello") {
+		t.Fatalf("patroni.log = %q, %v", b, err)
+	}
+}
