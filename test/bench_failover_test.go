@@ -1,0 +1,159 @@
+//go:build integration
+
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Timings compared by the failover benchmark: pgnoded's fastest sound setting,
+// the failure suite's, and Patroni's defaults.
+var benchTimings = []Timing{{TTL: 3, LoopWait: 1, RetryTimeout: 1}, Fast, {TTL: 30, LoopWait: 10, RetryTimeout: 10}}
+
+// BenchmarkFailoverNodeLoss kills the primary's pgnoded and postmaster (a node
+// loss) and measures: kill -> leader key gone (the lease ran out), leader key
+// gone -> first acknowledged write on the new primary, and kill -> writes.
+// PGNODED_BENCH_RUNS sets the runs per timing (default 3); PGNODED_BENCH_TTLS
+// picks timings by ttl (e.g. "3,10").
+//
+//	go test -tags integration -run '^$' -bench FailoverNodeLoss -benchtime 1x ./test/
+func BenchmarkFailoverNodeLoss(b *testing.B) {
+	runs := envInt("PGNODED_BENCH_RUNS", 3)
+	for _, tm := range selectTimings() {
+		b.Run(fmt.Sprintf("ttl%d_loop%d_retry%d", tm.TTL, tm.LoopWait, tm.RetryTimeout), func(b *testing.B) {
+			var lease, promote, total []float64
+			for i := 0; i < runs; i++ {
+				l, p, tot := oneNodeLoss(b, tm)
+				lease, promote, total = append(lease, l), append(promote, p), append(total, tot)
+				b.Logf("run %d: kill->key gone %.2fs, key gone->write %.3fs, kill->write %.2fs", i+1, l, p, tot)
+			}
+			b.ReportMetric(median(lease), "s_kill_to_lease_end")
+			b.ReportMetric(median(promote), "s_lease_end_to_write")
+			b.ReportMetric(median(total), "s_kill_to_write")
+			fmt.Fprintf(os.Stderr, "FAILOVER ttl=%d/%d/%d runs=%d kill->lease-end %s | lease-end->write %s | kill->write %s\n",
+				tm.TTL, tm.LoopWait, tm.RetryTimeout, runs, minMedMax(lease), minMedMax(promote), minMedMax(total))
+		})
+	}
+}
+
+func oneNodeLoss(b *testing.B, tm Timing) (leaseEnd, toWrite, total float64) {
+	b.Helper()
+	c := StartCluster(b, 3, tm)
+	p := c.WaitPrimary(bootTimeout, nil)
+	c.WaitHealthyReplicas(bootTimeout, p)
+	w := StartWriter(b, c, p)
+	WaitFor(b, 10*time.Second, "some writes", func() bool { return w.Acked() > 20 })
+
+	cli := c.Etcd.Client()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gone := make(chan time.Time, 1)
+	wch := cli.Watch(ctx, "/itest/"+c.Scope+"/leader")
+	go func() {
+		for resp := range wch {
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					gone <- time.Now()
+					return
+				}
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // let the watch register before the kill
+	// The node dies: supervisor first (so it cannot restart postgres), then the
+	// postmaster. The node is lost when its postgres stops answering.
+	p.KillPgnoded()
+	killPostgresTree(p)
+	killedAt := time.Now()
+	var goneAt time.Time
+	select {
+	case goneAt = <-gone:
+	case <-time.After(time.Duration(tm.TTL)*time.Second + 30*time.Second):
+		b.Fatalf("leader key never expired")
+	}
+	resumed := w.WaitWritesResume(b, 60*time.Second, killedAt)
+	w.Stop()
+	return goneAt.Sub(killedAt).Seconds(), resumed.Sub(goneAt).Seconds(), resumed.Sub(killedAt).Seconds()
+}
+
+func selectTimings() []Timing {
+	want := os.Getenv("PGNODED_BENCH_TTLS")
+	if want == "" {
+		return benchTimings
+	}
+	var out []Timing
+	for _, tm := range benchTimings {
+		for _, s := range strings.Split(want, ",") {
+			if strings.TrimSpace(s) == strconv.Itoa(tm.TTL) {
+				out = append(out, tm)
+			}
+		}
+	}
+	return out
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func minMedMax(xs []float64) string {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("min %.2fs med %.2fs max %.2fs", s[0], s[len(s)/2], s[len(s)-1])
+}
+
+// killPostgresTree kills the postmaster and every backend at once (a node loss;
+// SIGKILL of the postmaster alone leaves backends committing for a moment).
+func killPostgresTree(n *Node) {
+	pm := n.PostmasterPID()
+	if pm <= 0 {
+		return
+	}
+	_ = syscall.Kill(pm, syscall.SIGSTOP) // no new children while we kill
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Field 4 of /proc/<pid>/stat is the parent pid (after the parenthesised comm).
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 {
+			var state string
+			var ppid int
+			fmt.Sscanf(string(stat[i+2:]), "%s %d", &state, &ppid)
+			if ppid == pm {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	_ = syscall.Kill(pm, syscall.SIGKILL)
+}
