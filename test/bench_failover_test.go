@@ -157,3 +157,23 @@ func killPostgresTree(n *Node) {
 	}
 	_ = syscall.Kill(pm, syscall.SIGKILL)
 }
+
+// BenchmarkBootstrapThreeNodes measures the time from starting three pgnoded
+// processes on empty data directories to one primary and two streaming replicas.
+//
+//	go test -tags integration -run '^$' -bench BootstrapThreeNodes -benchtime 1x ./test/
+func BenchmarkBootstrapThreeNodes(b *testing.B) {
+	runs := envInt("PGNODED_BENCH_RUNS", 3)
+	var secs []float64
+	for i := 0; i < runs; i++ {
+		start := time.Now()
+		c := StartCluster(b, 3, Fast)
+		p := c.WaitPrimary(bootTimeout, nil)
+		primaryAt := time.Since(start)
+		c.WaitHealthyReplicas(bootTimeout, p)
+		secs = append(secs, time.Since(start).Seconds())
+		b.Logf("run %d: primary after %.2fs, all healthy after %.2fs", i+1, primaryAt.Seconds(), secs[len(secs)-1])
+	}
+	b.ReportMetric(median(secs), "s_to_healthy")
+	fmt.Fprintf(os.Stderr, "BOOTSTRAP 3 nodes runs=%d to healthy: %s\n", runs, minMedMax(secs))
+}
