@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -261,15 +260,9 @@ func nodeName(n *NsNode) string {
 // postmaster while its machine stays up (link up, fence guard alive), lets a
 // new primary take the VIP, then restarts the old pgnoded as systemd would.
 // The VIP must never be live on two nodes.
-//
-// Known gap, so skipped unless PGNODED_KNOWN_GAPS=1: nothing removes the VIP
-// from a node whose pgnoded is dead (the fence guard stops postgres but leaves
-// the address), so once the new primary binds it, both nodes answer ARP for
-// it until the old pgnoded runs again.
+// The fence guard, which outlives pgnoded, releases the VIP when it fences,
+// before the lease can end and the new primary binds it.
 func TestVIPLeavesLeaderWithDeadPgnoded(t *testing.T) {
-	if os.Getenv("PGNODED_KNOWN_GAPS") != "1" {
-		t.Skip("known gap: a dead pgnoded leaves its VIP bound (the fence guard does not release it); set PGNODED_KNOWN_GAPS=1 to run")
-	}
 	tp := NewTopology(t, TopologyOptions{Nodes: 3, Etcd: 1})
 	tp.StartEtcd()
 	c := tp.StartPGCluster(ClusterOptions{Timing: Fast, VIP: true})

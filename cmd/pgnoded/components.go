@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"time"
 
 	"github.com/pgnoded/pgnoded/internal/config"
 	"github.com/pgnoded/pgnoded/internal/fence"
 	"github.com/pgnoded/pgnoded/internal/proc"
 	"github.com/pgnoded/pgnoded/internal/vip"
 )
+
+// fenceIdleExit is how long a disarmed guard with no client waits before exiting.
+const fenceIdleExit = 10 * time.Second
 
 // procConfig maps the postgresql section onto internal/proc's Config.
 func procConfig(c *config.Config, log *slog.Logger) proc.Config {
@@ -79,7 +84,9 @@ func vipConfig(c *config.Config, log *slog.Logger) (*vip.Config, error) {
 }
 
 // fenceSpawnConfig describes the guard process for this data directory.
-func fenceSpawnConfig(c *config.Config, log *slog.Logger) fence.SpawnConfig {
+// When the VIP is managed, the guard is told to release it when it fences: a
+// node whose pgnoded died must not keep answering ARP for the cluster address.
+func fenceSpawnConfig(c *config.Config, vc *vip.Config, log *slog.Logger) fence.SpawnConfig {
 	dataDir := filepath.Clean(c.PostgreSQL.DataDir)
 	logFile := filepath.Join(filepath.Dir(dataDir), "pgnoded-fence.log")
 	if c.Log.Dir != "" {
@@ -89,6 +96,32 @@ func fenceSpawnConfig(c *config.Config, log *slog.Logger) fence.SpawnConfig {
 		Socket:  fence.DefaultSocketPath(dataDir),
 		DataDir: dataDir,
 		LogFile: logFile,
-		Logger:  log.With("component", "fence"),
+		// A guard left disarmed with no pgnoded connected (after a clean stop)
+		// exits instead of lingering in the systemd unit's cgroup (KillMode=process
+		// never kills it); an armed guard never exits on its own.
+		IdleExit: fenceIdleExit,
+		Logger:   log.With("component", "fence"),
+		Release:  fenceRelease(vc),
 	}
+}
+
+func fenceRelease(vc *vip.Config) fence.Release {
+	if vc == nil {
+		return fence.Release{}
+	}
+	r := fence.Release{Address: vc.Address, Interface: vc.Interface}
+	if vc.LocalIP != nil {
+		r.LocalIP = vc.LocalIP.String()
+	}
+	return r
+}
+
+// releaseVIP is the guard's OnFence: take the VIP off this node.
+func releaseVIP(ctx context.Context, r fence.Release) error {
+	m, err := vip.New(vip.Config{Address: r.Address, Interface: r.Interface, LocalIP: net.ParseIP(r.LocalIP)})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Ensure(ctx, false)
 }

@@ -26,6 +26,7 @@ func runFenceGuard(args []string, stderr io.Writer) int {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil)).With("component", "fence-guard")
 	}
+	cfg.OnFence = releaseVIP
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := fence.RunGuard(ctx, cfg); err != nil && !errors.Is(err, context.Canceled) {

@@ -40,7 +40,25 @@ type GuardConfig struct {
 	LogFile string
 	// Logger receives the guard's logs; nil logs text to stderr.
 	Logger *slog.Logger
+
+	// Release names an address the guard must take off this node when it fences
+	// (the cluster VIP), so a node whose pgnoded died never keeps answering for
+	// it. The guard does not interpret it: it passes it to OnFence.
+	Release Release
+	// OnFence runs when the guard fences, concurrently with stopping postgres
+	// (cmd/pgnoded sets it to release the VIP); nil does nothing.
+	OnFence func(ctx context.Context, r Release) error
 }
+
+// Release describes the VIP a guard releases when it fences (all empty: none).
+type Release struct {
+	Address   string // CIDR, e.g. 10.10.10.2/24
+	Interface string // link name, or "" to find the link holding LocalIP
+	LocalIP   string
+}
+
+// Empty reports that there is nothing to release.
+func (r Release) Empty() bool { return r.Address == "" }
 
 // Validate checks required fields and fills defaults.
 func (c *GuardConfig) Validate() error {
@@ -280,4 +298,17 @@ func (g *guard) startFence(late time.Duration) {
 		defer g.fenceWG.Done()
 		g.fenced <- stopPostmaster(g.log, g.cfg.DataDir, g.cfg.QuitWait)
 	}()
+	if g.cfg.OnFence != nil && !g.cfg.Release.Empty() {
+		g.fenceWG.Add(1)
+		go func() {
+			defer g.fenceWG.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := g.cfg.OnFence(ctx, g.cfg.Release); err != nil {
+				g.log.Error("fence: releasing the VIP failed", "address", g.cfg.Release.Address, "err", err)
+			} else {
+				g.log.Warn("fence: VIP released", "address", g.cfg.Release.Address)
+			}
+		}()
+	}
 }

@@ -226,3 +226,34 @@ func BenchmarkArm(b *testing.B) {
 		}
 	}
 }
+
+// A guard that fences also releases the VIP it was told about, so a node whose
+// pgnoded died never keeps answering for the cluster address.
+func TestFenceReleasesTheVIP(t *testing.T) {
+	cfg := inProcessConfig(t)
+	released := make(chan Release, 1)
+	cfg.Release = Release{Address: "10.9.9.9/24", Interface: "eth9", LocalIP: "10.9.9.1"}
+	cfg.OnFence = func(_ context.Context, r Release) error { released <- r; return nil }
+	runInProcess(t, cfg)
+	c, err := Dial(context.Background(), cfg.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Arm(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-released:
+		if r != cfg.Release {
+			t.Errorf("OnFence got %+v, want %+v", r, cfg.Release)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the guard fenced without releasing the VIP")
+	}
+	// The release travels through the command line of a spawned guard.
+	got, err := ParseGuardArgs(GuardArgs(cfg)[1:])
+	if err != nil || got.Release != cfg.Release {
+		t.Errorf("round trip of the release flags: %+v, %v", got.Release, err)
+	}
+}

@@ -39,6 +39,10 @@ func GuardArgs(cfg GuardConfig) []string {
 	if cfg.Detach {
 		args = append(args, "--detach")
 	}
+	if !cfg.Release.Empty() {
+		args = append(args, "--release-address", cfg.Release.Address,
+			"--release-interface", cfg.Release.Interface, "--release-local-ip", cfg.Release.LocalIP)
+	}
 	return args
 }
 
@@ -53,6 +57,9 @@ func ParseGuardArgs(args []string) (GuardConfig, error) {
 	fs.DurationVar(&cfg.IdleExit, "idle-exit", 0, "exit when disarmed with no client this long (0: never)")
 	fs.StringVar(&cfg.LogFile, "log-file", "", "detached guard's stdout/stderr")
 	fs.BoolVar(&cfg.Detach, "detach", false, "start a detached guard and return once it answers")
+	fs.StringVar(&cfg.Release.Address, "release-address", "", "VIP (CIDR) to release when fencing")
+	fs.StringVar(&cfg.Release.Interface, "release-interface", "", "link holding the VIP")
+	fs.StringVar(&cfg.Release.LocalIP, "release-local-ip", "", "local IP that identifies the link when no interface is named")
 	if err := fs.Parse(args); err != nil {
 		return GuardConfig{}, fmt.Errorf("%s: %w", GuardSubcommand, err)
 	}
@@ -79,6 +86,8 @@ type SpawnConfig struct {
 	Env []string
 	// Logger receives Spawn's own logs; nil discards them.
 	Logger *slog.Logger
+	// Release is the VIP the guard releases when it fences (see GuardConfig).
+	Release Release
 }
 
 // Spawn makes sure a guard for cfg.DataDir answers on cfg.Socket, starting
@@ -89,7 +98,7 @@ type SpawnConfig struct {
 // socket serves another data directory.
 func Spawn(ctx context.Context, cfg SpawnConfig) error {
 	gc := GuardConfig{Socket: cfg.Socket, DataDir: cfg.DataDir, QuitWait: cfg.QuitWait,
-		IdleExit: cfg.IdleExit, LogFile: cfg.LogFile, Detach: true, Logger: cfg.Logger}
+		IdleExit: cfg.IdleExit, LogFile: cfg.LogFile, Detach: true, Logger: cfg.Logger, Release: cfg.Release}
 	if err := gc.Validate(); err != nil {
 		return err
 	}
