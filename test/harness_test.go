@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 		}
 		cleanup = func() { os.RemoveAll(dir) }
 		pgnodedBin = filepath.Join(dir, "pgnoded")
-		cmd := exec.Command("go", "build", "-o", pgnodedBin, "../cmd/pgnoded")
+		cmd := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", pgnodedBin, "../cmd/pgnoded")
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build pgnoded:", err)
