@@ -23,7 +23,8 @@ const observeSQL = `SELECT r.rec,
   COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_replay_lsn(), '0/0')::bigint, 0),
   pg_catalog.pg_last_xact_replay_timestamp(),
   CASE WHEN r.rec THEN pg_catalog.pg_is_wal_replay_paused() ELSE false END,
-  CASE WHEN r.rec THEN GREATEST(w.received_tli, (pg_catalog.pg_control_checkpoint()).timeline_id)
+  CASE WHEN r.rec THEN GREATEST(w.received_tli, (pg_catalog.pg_control_checkpoint()).timeline_id,
+                                (pg_catalog.pg_control_recovery()).min_recovery_end_timeline)
        ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
   COALESCE(w.status, ''),
   COALESCE(w.received_tli, 0),
@@ -78,6 +79,12 @@ func (p *Postgres) Observe(ctx context.Context) cluster.PGObservation {
 		} else {
 			o.PostmasterStartTime = pm.started
 		}
+	}
+	if pm != nil && o.Ready && o.InRecovery {
+		if o.Timeline > pm.replayTLI {
+			pm.replayTLI = o.Timeline
+		}
+		o.Timeline = pm.replayTLI
 	}
 	if o.Ready && p.pm == pm && p.state != cluster.StateStopping && p.state != cluster.StateRestarting {
 		p.state = cluster.StateRunning

@@ -25,6 +25,12 @@ type postmaster struct {
 	started time.Time         // postmaster start time (postmaster.pid, refined by pg_postmaster_start_time)
 	cmdline map[string]string // managed GUCs on its command line (from postmaster.opts)
 	done    chan struct{}     // closed when the process has exited
+	// replayTLI is the highest timeline this postmaster was seen replaying in
+	// recovery (guarded by Postgres.mu). A standby never replays backwards, but
+	// once its WAL receiver stops (the leader died) postgres only reports the
+	// last restartpoint's timeline, which can predate a switch it already
+	// followed; without this the HA loop would judge it diverged.
+	replayTLI int
 }
 
 // newPostmaster opens a pidfd for pid. The pidfd pins the process: a PID reused
