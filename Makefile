@@ -3,9 +3,12 @@ GO        ?= go
 BIN       ?= bin
 PKG       := github.com/pgnoded/pgnoded
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# grpcnotrace drops grpc's debug tracing (and the html/template it drags in):
+# about 3 MiB less resident memory per process.
+BUILD_TAGS ?= grpcnotrace
 LDFLAGS   := -s -w -X $(PKG)/internal/buildinfo.Version=$(VERSION)
 # Unit and package-level integration tests (the latter skip themselves when not root).
-UNIT_PKGS  = $(shell $(GO) list ./internal/... ./cmd/... 2>/dev/null)
+UNIT_PKGS  = $(shell $(GO) list ./internal/... ./cmd/... ./tools/... 2>/dev/null)
 
 .PHONY: all build test test-unit test-integration lint deps bench chaos clean
 
@@ -13,7 +16,7 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -tags $(BUILD_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 ## test: everything CI runs — installs missing system packages when root, then unit tests
 ## with the race detector and the integration tests against real postgres/etcd/HAProxy.
@@ -41,3 +44,64 @@ bench:
 
 clean:
 	rm -rf $(BIN)
+
+# ---------------------------------------------------------------------------
+# Packaging and installation (issue 8). nfpm is a Go tool pinned in go.mod.
+DIST        ?= dist
+PKG_VERSION  = $(shell sh deploy/pkg/version.sh)
+PKG_ARCH     = $(shell $(GO) env GOARCH)
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+
+.PHONY: package install test-systemd
+
+## package: dist/pgnoded_<version>-1_<arch>.deb and .rpm (version from git describe,
+## sanitised by deploy/pkg/version.sh); the unit is checked with systemd-analyze first.
+package: build
+	@bash deploy/pkg/verify-units.sh $(BIN)/pgnoded
+	@mkdir -p $(DIST) && rm -f $(DIST)/pgnoded_*.deb $(DIST)/pgnoded-*.rpm
+	VERSION=$(PKG_VERSION) ARCH=$(PKG_ARCH) $(GO) tool nfpm pkg --config deploy/nfpm.yaml --packager deb --target $(DIST)/
+	VERSION=$(PKG_VERSION) ARCH=$(PKG_ARCH) $(GO) tool nfpm pkg --config deploy/nfpm.yaml --packager rpm --target $(DIST)/
+
+## install: source install under $(DESTDIR)$(PREFIX) (default /usr/local); the unit's
+## ExecStart points at $(PREFIX)/bin. Existing files in $(SYSCONFDIR)/pgnoded are kept.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pgnoded \
+	  $(DESTDIR)$(PREFIX)/share/pgnoded/patroni.service.d
+	install -m 0755 $(BIN)/pgnoded $(BIN)/pgnodectl $(DESTDIR)$(PREFIX)/bin/
+	sed 's#/usr/bin/pgnoded#$(PREFIX)/bin/pgnoded#g; s#/etc/pgnoded/#$(SYSCONFDIR)/pgnoded/#g' \
+	  deploy/systemd/pgnoded.service > $(DESTDIR)$(UNITDIR)/pgnoded.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pgnoded.service
+	sed 's#/usr/bin/pgnoded#$(PREFIX)/bin/pgnoded#g' deploy/systemd/patroni.service.d/pgnoded.conf \
+	  > $(DESTDIR)$(PREFIX)/share/pgnoded/patroni.service.d/pgnoded.conf
+	install -m 0644 deploy/pgnoded.example.yml $(DESTDIR)$(PREFIX)/share/pgnoded/pgnoded.example.yml
+	@for f in pgnoded.yml:deploy/pgnoded.example.yml pg_exporter.yml:internal/exporter/default_collectors.yml; do \
+	  dst=$(DESTDIR)$(SYSCONFDIR)/pgnoded/$${f%%:*}; \
+	  if [ -e $$dst ]; then echo "keeping existing $$dst"; \
+	  else install -m 0640 $${f#*:} $$dst && echo "installed $$dst"; \
+	    if [ -z "$(DESTDIR)" ] && getent group postgres >/dev/null; then chgrp postgres $$dst; fi; fi; \
+	done
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; edit $(SYSCONFDIR)/pgnoded/pgnoded.yml, then: systemctl enable --now pgnoded"
+
+## test-systemd: the .deb and the unit under a real systemd (systemd-nspawn container,
+## root only). First run ~1.5 min (debootstrap + postgresql-15, cached in
+## /var/tmp/pgnoded-nspawn-cache), then ~30-45 s.
+test-systemd: package
+	GO=$(GO) bash scripts/test-systemd.sh $$(ls -t $(DIST)/pgnoded_*.deb | head -1)
+
+## demo: build everything and run a live 3-node cluster (etcd + 3 pgnoded/postgres; network
+## namespaces and a VIP as root, loopback ports otherwise); Ctrl-C removes everything it made.
+## demo-check: the scripted form (healthy cluster, kill -9 failover, rejoin, clean teardown).
+.PHONY: demo demo-check demo-build
+demo: demo-build
+	@$(BIN)/demo
+
+demo-check: demo-build
+	$(BIN)/demo --check
+
+demo-build: build
+	$(GO) build -o $(BIN)/etcd go.etcd.io/etcd/server/v3
+	$(GO) build -o $(BIN)/demo ./tools/demo
