@@ -8,6 +8,7 @@ command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v patronictl >/dev/null 2>&1 || need+=(patroni) # patronictl reads our DCS keys (compat test)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing system packages: ${need[*]} — install them with: sudo apt-get install -y ${need[*]}" >&2
@@ -18,7 +19,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts packaged daemons on install; the tests run their own instances.
-for svc in postgresql haproxy prometheus; do
+for svc in postgresql haproxy prometheus patroni; do
   (systemctl stop "$svc" 2>/dev/null || service "$svc" stop 2>/dev/null || true) >/dev/null 2>&1
 done
 pkill -x prometheus 2>/dev/null || true
