@@ -82,7 +82,7 @@ type supervisor struct {
 }
 
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervisor, error) {
-	d := &supervisor{cfg: cfg, log: log, notify: notifier{log: log}}
+	d := &supervisor{cfg: cfg, log: log, notify: newNotifier(log)}
 	var err error
 	if d.pg, err = proc.New(procConfig(cfg, log)); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -98,20 +98,12 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 	if d.store, err = dcs.New(ctx, dcsCfg); err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
-	var fenceDep ha.Fence
-	if cfg.PGNoded.Fence.Enabled {
-		if err := fence.Spawn(ctx, fenceSpawnConfig(cfg, log)); err != nil {
-			return nil, fmt.Errorf("fence guard: %w", err)
-		}
-		if d.fence, err = fence.Dial(ctx, fence.DefaultSocketPath(cfg.PostgreSQL.DataDir)); err != nil {
-			return nil, fmt.Errorf("fence guard: %w", err)
-		}
-		fenceDep = d.fence
-	}
 	var vipDep ha.VIP
-	if vc, err := vipConfig(cfg, log); err != nil {
+	vc, err := vipConfig(cfg, log)
+	if err != nil {
 		return nil, err
-	} else if vc != nil {
+	}
+	if vc != nil {
 		if err := vip.CheckCapabilities(); err != nil {
 			log.Error("the VIP cannot be managed; failover still works without it", "error", err)
 		}
@@ -119,6 +111,16 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 			return nil, fmt.Errorf("vip: %w", err)
 		}
 		vipDep = d.vip
+	}
+	var fenceDep ha.Fence
+	if cfg.PGNoded.Fence.Enabled {
+		if err := fence.Spawn(ctx, fenceSpawnConfig(cfg, vc, log)); err != nil {
+			return nil, fmt.Errorf("fence guard: %w", err)
+		}
+		if d.fence, err = fence.Dial(ctx, fence.DefaultSocketPath(cfg.PostgreSQL.DataDir)); err != nil {
+			return nil, fmt.Errorf("fence guard: %w", err)
+		}
+		fenceDep = d.fence
 	}
 	haCfg := ha.Config{
 		Name: cfg.Name, Scope: cfg.Scope, Compat: cfg.PGNoded.Compat,
@@ -154,7 +156,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 		StrictPrimary: true,
 		Logger:        log.With("component", "restapi"),
 	}
-	if d.api, err = restapi.New(apiCfg, d.node, restapi.NotImplemented{}); err != nil {
+	if d.api, err = restapi.New(apiCfg, d.node, nodeActions{node: d.node, reload: d.reload}); err != nil {
 		return nil, fmt.Errorf("rest api: %w", err)
 	}
 	if err := d.api.Listen(); err != nil {
@@ -262,11 +264,14 @@ func (d *supervisor) shutdown(stopPostgres bool) {
 	}
 }
 
-// reload re-reads the configuration file; today it validates and reports what would change.
+// reload re-reads the configuration file (SIGHUP, POST /reload): its
+// postgresql.parameters go to the HA loop, which rewrites postgres'
+// configuration and reloads it. Other local settings apply at the next restart
+// of pgnoded; dynamic ones come from the config key.
 func (d *supervisor) reload() {
 	d.notify.reloading()
 	defer d.notify.ready()
-	_, warnings, err := config.Load(d.path, os.Environ())
+	cfg, warnings, err := config.Load(d.path, os.Environ())
 	if err != nil {
 		d.log.Error("reload: configuration rejected, keeping the running one", "error", err)
 		return
@@ -274,8 +279,8 @@ func (d *supervisor) reload() {
 	for _, w := range warnings {
 		d.log.Warn("reload", "warning", w.String())
 	}
-	d.log.Info("reload: configuration file re-read; dynamic settings apply through the config key, local ones at the next restart")
-	d.node.Wake()
+	d.log.Info("reload: configuration file re-read; postgres parameters are reloaded, other local settings apply at the next restart")
+	d.node.Reload(cfg.PostgreSQL.Parameters)
 }
 
 // systemd sends READY once the API listens and the HA loop has decided a role,

@@ -133,6 +133,9 @@ func (n *Node) acquire(ctx context.Context, o Observation) {
 	n.st.recycle = true
 	manual := !o.View.Failover.Empty()
 	if o.pgReady() && o.PG.InRecovery {
+		sctx, cancel := shortCtx(ctx, time.Second)
+		n.createMemberSlots(sctx, o)
+		cancel()
 		n.promote(ctx, o, true, manual)
 	} else {
 		n.log.Info("acquired the leader key as a running primary")
@@ -179,6 +182,7 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool)
 	n.st.pg.InRecovery = false
 	n.st.checkpointPending = true
 	n.st.counters.Promotions++
+	n.publishNow() // /primary answers 200 from now on, before the VIP and the bookkeeping
 	n.ensureVIP(ctx, true)
 	vipAt := n.now()
 	if raceWon {
@@ -202,11 +206,12 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool)
 // demote stops being a primary in the given mode (patroni-contract.md §4.7).
 // The VIP is dropped before postgres is touched.
 func (n *Node) demote(ctx context.Context, d Decision, o Observation) {
+	if d.Demote == DemoteGraceful {
+		n.gracefulDemote(ctx, o, d.Member)
+		return
+	}
 	n.ensureVIP(ctx, false)
-	n.st.counters.Demotions++
-	n.st.role = cluster.RoleDemoted
-	n.st.upstream = Upstream{}
-	n.st.recycle = true
+	n.demoted()
 	switch d.Demote {
 	case DemoteOffline:
 		// Read-only before the deadline: a fast stop bounded by it (then immediate), and
@@ -221,9 +226,15 @@ func (n *Node) demote(ctx context.Context, d Decision, o Observation) {
 		if err := n.stopPG(ctx, cluster.StopImmediate, time.Time{}); err == nil {
 			n.releaseLock(ctx)
 		}
-	case DemoteGraceful:
-		n.gracefulDemote(ctx, o, d.Member)
 	}
+}
+
+// demoted records that postgres stops being a primary now.
+func (n *Node) demoted() {
+	n.st.counters.Demotions++
+	n.st.role = cluster.RoleDemoted
+	n.st.upstream = Upstream{}
+	n.st.recycle = true
 }
 
 // stopPG stops postgres; a fast stop that fails or outlives deadline becomes immediate.
@@ -280,6 +291,7 @@ func (n *Node) follow(ctx context.Context, o Observation, target string) {
 		return
 	}
 	n.st.upstream = up
+	n.noteParams(opts)
 }
 
 // claimInitialize adopts existing data: initialize = our system identifier (create-only).

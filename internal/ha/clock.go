@@ -30,12 +30,14 @@ func (t realTimer) Stop() bool { return t.t.Stop() }
 
 func (t realTimer) Reset(d time.Duration) { t.t.Reset(d) }
 
-// sleep waits d on c, or until ctx-like done closes; it reports whether d elapsed.
-func sleep(c clock, d time.Duration, done <-chan struct{}) bool {
-	t := c.NewTimer(d)
+// sleep waits d on the loop's clock, or until done closes; it reports whether
+// d elapsed. A fired timer counts as a handled event for the simulation.
+func (n *Node) sleep(d time.Duration, done <-chan struct{}) bool {
+	t := n.clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C():
+		n.eventDone()
 		return true
 	case <-done:
 		return false

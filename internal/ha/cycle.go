@@ -14,20 +14,30 @@ const maxRounds = 4
 // cycle is one HA iteration: observe, decide, act (possibly deciding again
 // with new facts such as the peers' answers), then publish.
 func (n *Node) cycle(ctx context.Context) {
+	n.st.wakeAt = time.Time{}
 	obs := n.observe(ctx)
 	for round := 0; round < maxRounds; round++ {
 		d := Decide(obs)
 		n.record(ctx, d)
+		n.st.pollSoon = d.Reason == reasonAwaitingWAL
 		if !n.apply(ctx, d, &obs) {
 			break
 		}
 	}
+	n.evaluateScheduledRestart(ctx)
+	n.reconcileParams(ctx)
 	n.finishCycle(ctx, obs)
 }
 
 // observe takes one consistent picture: DCS view and config, lease, postgres,
 // data directory, and what the loop remembers.
 func (n *Node) observe(ctx context.Context) Observation {
+	if r := n.takeReload(); r != nil {
+		if r.params != nil {
+			n.st.localParams = r.params
+		}
+		n.st.reloadPG = true
+	}
 	view := n.deps.Store.View()
 	n.st.view = view
 	n.applyDynamicConfig(view)
@@ -54,6 +64,14 @@ func (n *Node) observe(ctx context.Context) Observation {
 		n.st.pgDownSince = time.Time{}
 		n.st.lastStartFailed = false
 		n.st.stopping = false
+		n.st.switchoverDemotedAt = time.Time{}
+	}
+	if pg.Running && pg.Ready && pg.InRecovery && !pg.Streaming {
+		if n.st.notStreamingSince.IsZero() {
+			n.st.notStreamingSince = now
+		}
+	} else {
+		n.st.notStreamingSince = time.Time{}
 	}
 	if view.Leader == nil {
 		if n.st.leaderGoneAt.IsZero() {
@@ -77,6 +95,8 @@ func (n *Node) observe(ctx context.Context) Observation {
 		View: view, DCSOK: n.st.dcsOK, LeaseValidUntil: lease, FenceFailed: n.st.fenceFailed,
 		PG: pg, Data: n.st.data, PGDownSince: n.st.pgDownSince, LastStartFailed: n.st.lastStartFailed,
 		RewindFailed: n.st.rewindFailed, Upstream: n.st.upstream, ReleasedLockAt: n.st.releasedAt,
+		SwitchoverDemotedAt: n.st.switchoverDemotedAt, LeaderGoneAt: n.st.leaderGoneAt,
+		NotStreamingSince: n.st.notStreamingSince,
 	}
 	if l := n.st.long; l != nil {
 		obs.Long = &LongAction{Kind: l.kind, Since: l.since}
@@ -168,6 +188,10 @@ func (n *Node) applyDynamicConfig(view cluster.View) {
 	}
 	if old.Pause != cfg.Pause {
 		n.log.Info("maintenance mode changed", "paused", cfg.Pause)
+		if !cfg.Pause && !n.st.pgDownSince.IsZero() {
+			// primary_start_timeout counts from the end of the pause, not from a crash during it.
+			n.st.pgDownSince = n.now()
+		}
 	}
 }
 

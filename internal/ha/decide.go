@@ -43,6 +43,14 @@ type Observation struct {
 	RewindFailed    bool        // pg_rewind against the current leader failed
 	Upstream        Upstream    // what the running replica was last configured to follow
 	ReleasedLockAt  time.Time   // when this node last gave up the leader key voluntarily
+	// SwitchoverDemotedAt is when this node stepped down for a switchover (zero
+	// once postgres runs again): it waits for the new leader, then follows it.
+	SwitchoverDemotedAt time.Time
+	// LeaderGoneAt is the first observation without a leader key (zero while there is one).
+	LeaderGoneAt time.Time
+	// NotStreamingSince is the first observation of this running replica without
+	// a streaming WAL receiver (zero: streaming, or not tracked).
+	NotStreamingSince time.Time
 
 	// Peers is the answer of the members' /patroni documents; nil means "not asked yet".
 	Peers []PeerStatus

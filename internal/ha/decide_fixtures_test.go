@@ -64,10 +64,14 @@ func leader(name string) fx {
 	}
 }
 
-// iLead makes pg1 the leader running as a primary, pg2 a replica.
+// iLead makes pg1 the leader running as a primary, pg2 and pg3 replicas streaming from it.
 func iLead(o *Observation) {
 	o.View.Leader = &cluster.LeaderKey{Name: "pg1"}
 	primary(o)
+	o.PG.Replication = []cluster.ReplicationRow{
+		{ApplicationName: "pg2", State: "streaming", FlushLSN: 1000},
+		{ApplicationName: "pg3", State: "streaming", FlushLSN: 1000},
+	}
 	setMember("pg1", func(m *cluster.Member) { m.Role = "master" })(o)
 	setMember("pg2", func(m *cluster.Member) { m.Role = "replica" })(o)
 }

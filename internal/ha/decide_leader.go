@@ -17,6 +17,12 @@ func decideLeader(o Observation) Decision {
 			return Decision{Action: ActionReleaseLock, Reason: "paused_not_primary",
 				Message: "PAUSE: the leader is no longer a primary; releasing the leader key"}
 		}
+		if o.pgReady() && !o.PG.InRecovery {
+			// A switchover or failover to a named candidate is the one demotion allowed while paused.
+			if d, ok := decideSwitchover(o); ok {
+				return d
+			}
+		}
 		return lock(fmt.Sprintf("PAUSE: no action. I am (%s), the leader with the lock", o.Name), "paused")
 	}
 	if !o.pgReady() {
@@ -57,7 +63,14 @@ func decideSwitchover(o Observation) (Decision, bool) {
 	if f.Member == o.Name {
 		return keep("manual failover: I am already the leader; clearing the failover key", "failover_stale", true)
 	}
+	if o.paused() && f.Member == "" {
+		return keep("Switchover is possible only to a specific candidate in a paused state; clearing the failover key",
+			"failover_impossible", true)
+	}
 	if f.ScheduledAt != "" {
+		if o.paused() {
+			return keep("PAUSE: a scheduled switchover does not run in maintenance mode", "failover_scheduled", false)
+		}
 		at, err := time.Parse(time.RFC3339Nano, f.ScheduledAt)
 		if err != nil {
 			return keep(fmt.Sprintf("failover key has an invalid scheduled_at %q; clearing it", f.ScheduledAt),
@@ -75,17 +88,25 @@ func decideSwitchover(o Observation) (Decision, bool) {
 	eligible := func(m cluster.Member) bool {
 		return o.candidateOK(m) && (!o.syncActive() || o.inSync(m.Name))
 	}
+	// A candidate that receives no WAL now would miss the end of ours: only one
+	// streaming from us (or cascading from a member that does) can take over
+	// without losing acknowledged commits.
+	receiving := func(m cluster.Member) bool { return o.streamsFromMe(m.Name) || o.cascades(m) }
 	if f.Member != "" {
 		m, ok := o.member(f.Member)
-		if !ok || !eligible(m) {
+		switch {
+		case !ok || !eligible(m):
 			return keep(fmt.Sprintf("manual failover: member %s is not healthy; failover is not possible", f.Member),
 				"failover_impossible", true)
+		case !receiving(m):
+			return keep(fmt.Sprintf("manual failover: member %s is not streaming from the leader; failover is not possible",
+				f.Member), "failover_not_streaming", true)
 		}
 	} else {
 		found := false
 		for name, m := range o.View.Members {
 			m.Name = name
-			found = found || eligible(m)
+			found = found || eligible(m) && receiving(m)
 		}
 		if !found {
 			return keep("manual failover: no healthy members found, failover is not possible", "failover_impossible", true)
@@ -109,7 +130,7 @@ func decideFollower(o Observation) Decision {
 	if !o.pgReady() {
 		return wait("postgres is not ready yet", "pg_not_ready")
 	}
-	if !o.PG.Streaming && !o.paused() {
+	if !o.PG.Streaming && !o.paused() && o.notStreamingLong() {
 		if diverged, certain := divergence(o); diverged && certain {
 			if d, ok := decideDiverged(o, certain); ok {
 				return d

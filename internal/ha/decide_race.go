@@ -10,7 +10,11 @@ import (
 // decideRace is §4.5: the leader key is absent and postgres runs.
 func decideRace(o Observation) Decision {
 	if o.paused() {
-		// In maintenance mode only a running primary takes the free key (no promotion happens).
+		// In maintenance mode only a running primary takes the free key, and only
+		// the candidate of a manual switchover or failover is promoted.
+		if f := o.View.Failover; !f.Empty() && f.Member == o.Name && o.pgReady() && o.PG.InRecovery && f.ScheduledAt == "" {
+			return decideCandidate(o)
+		}
 		if o.pgReady() && !o.PG.InRecovery && (o.View.Initialize == nil || *o.View.Initialize == o.PG.SystemID) {
 			return Decision{Action: ActionAcquire, Message: "PAUSE: acquired session lock as a leader", Reason: "paused_primary"}
 		}
@@ -40,12 +44,15 @@ func notHealthiest(why, reason string) Decision {
 // decideReplicaRace is is_healthiest_node for a replica.
 func decideReplicaRace(o Observation) Decision {
 	switch {
-	case o.releasedRecently():
-		return notHealthiest("I released the leader key less than ttl ago", "released_recently")
 	case o.FenceFailed:
 		return notHealthiest("the fence guard could not be armed", "fence_failed")
 	case !o.Tags.CanFailover():
 		return notHealthiest("nofailover", "nofailover")
+	case !o.View.Failover.Empty() && o.View.Failover.Member == o.Name:
+		// The operator named us: a release of our own a moment ago does not hold us back.
+		return decideCandidate(o)
+	case o.releasedRecently():
+		return notHealthiest("I released the leader key less than ttl ago", "released_recently")
 	}
 	if !o.View.Failover.Empty() {
 		return decideManualRace(o)
@@ -77,7 +84,7 @@ func decideManualRace(o Observation) Decision {
 	f := o.View.Failover
 	const won = "manual failover: promoted self to leader by acquiring session lock"
 	if f.Member == o.Name {
-		return Decision{Action: ActionAcquire, Message: won, Reason: "failover_candidate"}
+		return decideCandidate(o)
 	}
 	if f.Member != "" {
 		if o.syncActive() && !o.inSync(o.Name) {
@@ -104,6 +111,24 @@ func decideManualRace(o Observation) Decision {
 		return Decision{Action: ActionAcquire, Message: won, Reason: "failover_no_candidate"}
 	}
 	return racePeers(o, f.Leader, won)
+}
+
+// reasonAwaitingWAL marks the candidate's wait for the old leader's last WAL;
+// the loop re-runs the cycle shortly while it lasts (no event announces WAL).
+const reasonAwaitingWAL = "awaiting_wal"
+
+// decideCandidate: I am the named candidate and the leader key is free. The
+// old leader published its last position (the shutdown checkpoint after a
+// switchover) as status optime; a candidate that has not received it yet
+// waits up to loop_wait for it, then takes over anyway as Patroni does.
+func decideCandidate(o Observation) Decision {
+	const won = "manual failover: promoted self to leader by acquiring session lock"
+	if lag := o.lagBytes(o.ownWAL()); lag > 0 && !o.LeaderGoneAt.IsZero() &&
+		o.Now.Sub(o.LeaderGoneAt) < o.Config.LoopWaitDuration() {
+		return wait(fmt.Sprintf("manual failover: waiting for the old leader's last WAL (%d bytes missing)", lag),
+			reasonAwaitingWAL)
+	}
+	return Decision{Action: ActionAcquire, Message: o.msgPrefix() + won, Reason: "failover_candidate"}
 }
 
 // racePeers compares us with the other members' /patroni documents: any primary

@@ -8,17 +8,34 @@ import (
 
 // decideNotRunning is §4.9 (recover): postgres is down, the data directory is
 // there and the DCS is usable.
+//
+// In maintenance mode nothing is started: a leader keeps its key (so that
+// resuming restarts it in place) unless another member runs as primary (it
+// was promoted by hand); the one exception is a primary that stepped down for
+// a switchover, which follows the new leader as Patroni does.
+//
+// Right after stepping down for a switchover a node waits for the new leader
+// instead of starting standalone: it then follows it without a second restart.
 func decideNotRunning(o Observation) Decision {
 	if o.paused() {
-		if o.leaderIsMe() {
-			return Decision{Action: ActionReleaseLock, Reason: "paused_pg_down",
-				Message: "PAUSE: postgres is not running; releasing the leader key"}
+		switch {
+		case o.leaderIsMe():
+			if p := o.otherPrimary(); p != "" {
+				return Decision{Action: ActionReleaseLock, Reason: "paused_pg_down", Message: fmt.Sprintf(
+					"PAUSE: postgres is not running and %s runs as primary; releasing the leader key", p)}
+			}
+			return Decision{Action: ActionUpdateLock, Reason: "paused_pg_down",
+				Message: "PAUSE: postgres is not running; keeping the leader key"}
+		case o.switchoverDemoted() && o.View.Leader != nil:
+			return decideReplicaStart(o)
 		}
 		return none("PAUSE: postgres is not running", "paused")
 	}
 	switch {
 	case o.leaderIsMe():
 		return decideLeaderDown(o)
+	case o.View.Leader == nil && o.switchoverDemoted():
+		return wait("stepped down for a switchover; waiting for the new leader", "switchover_demoted")
 	case o.View.Leader == nil:
 		return Decision{Action: ActionStartReplica, Message: "starting as a secondary", Reason: "no_leader"}
 	default:
@@ -67,6 +84,12 @@ func inRecoveryState(state string) bool {
 // if our timeline forked from the leader's, then start as a replica of it.
 func decideReplicaStart(o Observation) Decision {
 	diverged, certain := divergence(o)
+	if diverged && !certain && o.switchoverDemoted() {
+		// After a clean step-down our end of WAL is known: only the new leader's
+		// history entry is missing, and it writes it right after promotion.
+		return wait(fmt.Sprintf("waiting for the new leader's (%s) timeline history before following it", o.leaderName()),
+			"await_history")
+	}
 	if diverged {
 		if d, ok := decideDiverged(o, certain); ok {
 			return d

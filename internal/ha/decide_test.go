@@ -257,7 +257,10 @@ func TestDecidePostgresNotRunning(t *testing.T) {
 			want{action: ActionStartReplica}},
 		{"paused: stopped postgres is not started", newObs(pgDown("shut down in recovery"), paused),
 			want{action: ActionNone, msg: "PAUSE: postgres is not running"}},
-		{"paused: a leader with stopped postgres releases the key", newObs(leaderDown, paused),
-			want{action: ActionReleaseLock, reason: "paused_pg_down"}},
+		{"paused: a leader with stopped postgres keeps the key (resume restarts it in place)", newObs(leaderDown, paused),
+			want{action: ActionUpdateLock, reason: "paused_pg_down", msg: "keeping the leader key"}},
+		{"paused: a leader with stopped postgres releases the key when another member runs as primary",
+			newObs(leaderDown, paused, setMember("pg3", func(m *cluster.Member) { m.Role = "master" })),
+			want{action: ActionReleaseLock, reason: "paused_pg_down", msg: "pg3 runs as primary"}},
 	})
 }

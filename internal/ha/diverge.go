@@ -1,6 +1,10 @@
 package ha
 
-import "github.com/pgnoded/pgnoded/internal/cluster"
+import (
+	"fmt"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
 
 // divergence says whether our data went past the point where the leader's
 // timeline forked from ours (§4.10), judged from the history key:
@@ -77,8 +81,16 @@ func decideDiverged(o Observation, certain bool) (Decision, bool) {
 		if lm.State != string(cluster.StateRunning) {
 			return wait("waiting for leader ("+leader+") to be running before pg_rewind", "timeline_diverged"), true
 		}
+		end, _ := o.walEnd()
+		fork := int64(-1)
+		for _, h := range o.View.History {
+			if h.Timeline == o.ownTimeline() {
+				fork = h.LSN
+			}
+		}
 		return Decision{Action: ActionRewind, Member: leader, Reason: "timeline_diverged",
-			Message: "running pg_rewind from " + leader}, true
+			Message: fmt.Sprintf("running pg_rewind from %s (my timeline %d ends at %d, the leader's %d forked from it at %d)",
+				leader, o.ownTimeline(), uint64(end), o.leaderTimeline(), fork)}, true
 	}
 	if o.RewindFailed && o.RemoveDataDirOnRewindFailure ||
 		certain && !o.canRewind() && o.RemoveDataDirOnDivergedTimelines {

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -155,60 +154,4 @@ func parseLSN(s string) (cluster.LSN, error) {
 		return 0, fmt.Errorf("bad LSN %q: %w", s, err)
 	}
 	return cluster.LSN(h<<32 | l), nil
-}
-
-// gracefulDemote is the switchover step-down: CHECKPOINT, stop fast (the
-// shutdown checkpoint reaches the streaming replicas before the postmaster
-// exits), wait until a candidate has it, publish it as optime, release the key.
-// If postgres does not stop, nothing else happens: we stay the leader.
-func (n *Node) gracefulDemote(ctx context.Context, o Observation, candidate string) {
-	octx, cancel := n.opCtx(ctx)
-	if err := n.deps.Postgres.Exec(octx, "CHECKPOINT"); err != nil {
-		n.log.Warn("CHECKPOINT before switchover failed", "err", err)
-	}
-	cancel()
-	if err := n.stopPG(ctx, cluster.StopFast, time.Time{}); err != nil {
-		return
-	}
-	cctx, cancel := n.opCtx(ctx)
-	cd, err := n.deps.Postgres.ControlData(cctx)
-	cancel()
-	if err == nil {
-		n.waitForCandidate(ctx, o, candidate, cd.CheckpointLSN)
-		sctx, cancel := n.opCtx(ctx)
-		if err := n.deps.Store.SetStatus(sctx, cluster.StatusKey{Optime: int64(cd.CheckpointLSN)}); err != nil {
-			n.log.Warn("cannot write the status key", "err", err)
-		}
-		cancel()
-	}
-	n.releaseLock(ctx)
-}
-
-// waitForCandidate polls the candidates' /patroni until one has received lsn,
-// for at most max(retry_timeout, 5s).
-func (n *Node) waitForCandidate(ctx context.Context, o Observation, candidate string, lsn cluster.LSN) {
-	var ask []cluster.Member
-	for name, m := range o.View.Members {
-		m.Name = name
-		if (candidate == "" || name == candidate) && o.candidateOK(m) {
-			ask = append(ask, m)
-		}
-	}
-	if len(ask) == 0 {
-		return
-	}
-	wctx, cancel := context.WithTimeout(ctx, max(n.st.dyn.RetryTimeoutDuration(), 5*time.Second))
-	defer cancel()
-	for {
-		for _, p := range n.deps.Peers.Status(wctx, ask) {
-			if p.Reachable && p.WALPosition >= lsn {
-				n.log.Info("switchover candidate has the shutdown checkpoint", "candidate", p.Name, "lsn", uint64(lsn))
-				return
-			}
-		}
-		if !sleep(n.clock, 100*time.Millisecond, wctx.Done()) {
-			n.log.Warn("no candidate confirmed the shutdown checkpoint in time; releasing the key anyway")
-			return
-		}
-	}
 }

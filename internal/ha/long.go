@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -58,6 +59,13 @@ func (n *Node) finishLong(res longResult) {
 	}
 	if res.sysid != "" {
 		n.st.sysid = res.sysid
+	}
+	if lr != nil && lr.waiter != nil {
+		if res.err == nil {
+			replyTo(lr.waiter, http.StatusOK, "restarted successfully")
+		} else {
+			replyTo(lr.waiter, http.StatusServiceUnavailable, "restart failed")
+		}
 	}
 	if res.err == nil {
 		delete(n.st.longFailedAt, res.kind)
@@ -136,6 +144,7 @@ func (n *Node) bootstrap(ctx context.Context, o Observation) {
 	n.st.fenceWant = true
 	n.armFence()
 	opts := n.primaryOpts(o.Config)
+	n.noteParams(opts)
 	rawCfg := n.bootstrapConfigJSON()
 	creds := n.cfg.Credentials
 	pg, store := n.deps.Postgres, n.deps.Store
@@ -194,6 +203,11 @@ func (n *Node) bootstrapConfigJSON() []byte {
 
 // launchStart starts postgres as primary (we hold the key) or as a replica of target ("" = standalone).
 func (n *Node) launchStart(ctx context.Context, o Observation, asReplica bool, target string) {
+	n.launchStartTimeout(ctx, o, asReplica, target, 0)
+}
+
+// launchStartTimeout is launchStart with the start budget set (0: the configured one).
+func (n *Node) launchStartTimeout(ctx context.Context, o Observation, asReplica bool, target string, timeout time.Duration) {
 	var opts cluster.StartOptions
 	var up Upstream
 	kind := LongStartPrimary
@@ -209,6 +223,10 @@ func (n *Node) launchStart(ctx context.Context, o Observation, asReplica bool, t
 		n.st.fenceWant = true
 		n.armFence() // before postgres can accept writes
 	}
+	if timeout > 0 {
+		opts.Timeout = timeout
+	}
+	n.noteParams(opts)
 	pg := n.deps.Postgres
 	n.launch(ctx, kind, &asReplica, func(ctx context.Context) longResult {
 		if err := pg.Start(ctx, opts); err != nil {
@@ -234,6 +252,7 @@ func (n *Node) launchClone(ctx context.Context, o Observation, src string) {
 	if err != nil {
 		opts, up, _ = n.replicaOpts(o.View, o.Config, "")
 	}
+	n.noteParams(opts)
 	pg := n.deps.Postgres
 	replica := true
 	n.launch(ctx, LongClone, &replica, func(ctx context.Context) longResult {
@@ -266,6 +285,7 @@ func (n *Node) launchRewind(ctx context.Context, o Observation, leader string) {
 	if err != nil {
 		opts, up, _ = n.replicaOpts(o.View, o.Config, "")
 	}
+	n.noteParams(opts)
 	running := o.PG.Running
 	if running {
 		n.st.stopping = true
@@ -300,6 +320,7 @@ func (n *Node) launchReinit(ctx context.Context, o Observation, leader string) {
 	if err != nil {
 		opts, up, _ = n.replicaOpts(o.View, o.Config, "")
 	}
+	n.noteParams(opts)
 	running := o.PG.Running
 	if running {
 		n.st.stopping = true
@@ -362,11 +383,11 @@ func (n *Node) replicaOpts(v cluster.View, cfg cluster.DynamicConfig, target str
 
 // params merges postgresql.parameters: dynamic first, local values win.
 func (n *Node) params(cfg cluster.DynamicConfig) map[string]any {
-	out := make(map[string]any, len(cfg.Parameters)+len(n.cfg.Parameters))
+	out := make(map[string]any, len(cfg.Parameters)+len(n.st.localParams))
 	for k, v := range cfg.Parameters {
 		out[k] = v
 	}
-	for k, v := range n.cfg.Parameters {
+	for k, v := range n.st.localParams {
 		out[k] = v
 	}
 	return out

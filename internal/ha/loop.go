@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// pollSoonInterval is how soon the cycle runs again while a decision waits for
+// something no event announces (the candidate waiting for the last WAL).
+const pollSoonInterval = 100 * time.Millisecond
+
 // maxBurst bounds the cycles run back to back without waiting for an event.
 const maxBurst = 4
 
@@ -89,6 +93,8 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-n.deps.Postgres.Exited():
 			n.onPostmasterExit()
 		case <-n.wakeCh:
+		case req := <-n.opCh:
+			n.handleOp(ctx, req)
 		case res := <-longC:
 			n.finishLong(res) // counted by the longStarted/longFinished hooks
 			counted = false
@@ -171,6 +177,18 @@ func (n *Node) nextWake() time.Time {
 			earlier(deadline)
 		default: // demotion due but not done yet: retry soon
 			earlier(now.Add(250 * time.Millisecond))
+		}
+	}
+	if n.st.pollSoon {
+		earlier(now.Add(pollSoonInterval))
+	}
+	earlier(n.st.wakeAt)
+	if s := n.st.scheduled; s != nil && !n.st.dyn.Pause {
+		earlier(s.req.Schedule)
+	}
+	if f := n.st.view.Failover; n.holdsKey() && !f.Empty() && f.ScheduledAt != "" {
+		if at, err := time.Parse(time.RFC3339Nano, f.ScheduledAt); err == nil {
+			earlier(at.Add(-n.st.dyn.LoopWaitDuration()))
 		}
 	}
 	pst := time.Duration(n.st.dyn.PrimaryStartTimeout) * time.Second

@@ -30,12 +30,15 @@ type Node struct {
 	tags  Tags
 	boot  cluster.DynamicConfig // bootstrap.dcs parsed, used until the config key exists
 
-	snap     atomic.Pointer[cluster.Snapshot]
-	wakeCh   chan struct{}
-	quit     chan struct{}
-	quitOnce sync.Once
-	started  atomic.Bool
-	runDone  chan struct{}
+	snap      atomic.Pointer[cluster.Snapshot]
+	wakeCh    chan struct{}
+	opCh      chan *opRequest // operator requests for the loop (ops.go)
+	reloadMu  sync.Mutex
+	reloadReq *reloadRequest
+	quit      chan struct{}
+	quitOnce  sync.Once
+	started   atomic.Bool
+	runDone   chan struct{}
 
 	hooks testHooks
 	st    loopState // owned by the Run goroutine (and by Shutdown once Run has returned)
@@ -46,6 +49,20 @@ type testHooks struct {
 	longStarted  func() // a long action was launched
 	longFinished func() // its result was taken in
 	eventDone    func() // one received event (or the first cycle) was fully handled
+	eventSent    func() // an event is about to be sent to the loop from outside (Wake, operator request)
+	eventUnsent  func() // ... and was not sent after all
+}
+
+func (n *Node) sending() {
+	if n.hooks.eventSent != nil {
+		n.hooks.eventSent()
+	}
+}
+
+func (n *Node) unsent() {
+	if n.hooks.eventUnsent != nil {
+		n.hooks.eventUnsent()
+	}
 }
 
 // New builds a Node; it does not touch postgres or the DCS until Run.
@@ -61,6 +78,7 @@ func New(cfg Config, deps Deps) *Node {
 		clock:   realClock{now: cfg.Now},
 		tags:    ParseTags(cfg.Tags),
 		wakeCh:  make(chan struct{}, 1),
+		opCh:    make(chan *opRequest),
 		quit:    make(chan struct{}),
 		runDone: make(chan struct{}),
 	}
@@ -75,6 +93,7 @@ func New(cfg Config, deps Deps) *Node {
 	}
 	n.st.dyn = n.boot
 	n.st.role = cluster.RoleUninitialized
+	n.st.localParams = cfg.Parameters
 	n.snap.Store(&cluster.Snapshot{Name: cfg.Name, Scope: cfg.Scope, Compat: cfg.Compat, APIURL: cfg.APIURL,
 		ConnURL: cfg.ConnURL, Role: cluster.RoleUninitialized, Config: n.boot, Tags: EffectiveTags(cfg.Tags),
 		TTL: n.boot.TTLDuration(), LoopWait: n.boot.LoopWaitDuration(), RetryTimeout: n.boot.RetryTimeoutDuration()})
@@ -86,9 +105,11 @@ func (n *Node) Snapshot() *cluster.Snapshot { return n.snap.Load() }
 
 // Wake asks the loop to run a cycle now (e.g. after an API request); it never blocks.
 func (n *Node) Wake() {
+	n.sending()
 	select {
 	case n.wakeCh <- struct{}{}:
 	default:
+		n.unsent()
 	}
 }
 

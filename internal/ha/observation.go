@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"sort"
 	"strings"
 	"time"
 
@@ -107,7 +108,13 @@ func (o Observation) inSync(name string) bool {
 	if strings.EqualFold(s.Leader, name) {
 		return true
 	}
-	if s.SyncStandby == nil {
+	return o.inSyncStandby(name)
+}
+
+// inSyncStandby reports whether name is listed as a synchronous standby (Patroni's sync.matches).
+func (o Observation) inSyncStandby(name string) bool {
+	s := o.View.Sync
+	if s == nil || s.SyncStandby == nil {
 		return false
 	}
 	for _, n := range strings.Split(*s.SyncStandby, ",") {
@@ -157,6 +164,61 @@ func (o Observation) pgStartTimeout() time.Duration {
 // releasedRecently reports a voluntary release within the last ttl: such a node does not race.
 func (o Observation) releasedRecently() bool {
 	return !o.ReleasedLockAt.IsZero() && o.Now.Sub(o.ReleasedLockAt) < o.Config.TTLDuration()
+}
+
+// streamsFromMe reports whether member name streams WAL from our postgres now (pg_stat_replication).
+func (o Observation) streamsFromMe(name string) bool {
+	for _, r := range o.PG.Replication {
+		if r.ApplicationName == name && r.State == "streaming" {
+			return true
+		}
+	}
+	return false
+}
+
+// cascades reports whether m replicates from another running member (replicatefrom)
+// rather than from us: it is then absent from our pg_stat_replication.
+func (o Observation) cascades(m cluster.Member) bool {
+	rf := ParseTags(m.Tags).ReplicateFrom
+	if rf == "" || rf == o.Name || rf == m.Name {
+		return false
+	}
+	up, ok := o.View.Members[rf]
+	return ok && up.State == string(cluster.StateRunning)
+}
+
+// notStreamingGrace is how long a running replica may go without streaming
+// before its timeline is trusted for a rewind decision: while its WAL receiver
+// reconnects (after a new leader, up to wal_retrieve_retry_interval) postgres
+// reports the timeline of its last restartpoint, often an older one.
+func (o Observation) notStreamingGrace() time.Duration {
+	return max(2*o.Config.LoopWaitDuration(), 10*time.Second)
+}
+
+// notStreamingLong reports a replica that has not streamed for notStreamingGrace (or is not tracked).
+func (o Observation) notStreamingLong() bool {
+	return o.NotStreamingSince.IsZero() || o.Now.Sub(o.NotStreamingSince) >= o.notStreamingGrace()
+}
+
+// switchoverDemoted reports that this node stepped down for a switchover less than ttl ago.
+func (o Observation) switchoverDemoted() bool {
+	return !o.SwitchoverDemotedAt.IsZero() && o.Now.Sub(o.SwitchoverDemotedAt) < o.Config.TTLDuration()
+}
+
+// otherPrimary names another member whose key says it runs as primary, or "".
+func (o Observation) otherPrimary() string {
+	names := make([]string, 0, len(o.View.Members))
+	for name := range o.View.Members {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		m := o.View.Members[name]
+		if name != o.Name && isPrimaryRole(m.Role) && m.State == string(cluster.StateRunning) {
+			return name
+		}
+	}
+	return ""
 }
 
 func (o Observation) msgPrefix() string {

@@ -78,6 +78,7 @@ func (n *Node) touchMember(ctx context.Context, o Observation) {
 		State: string(n.pgState()), Role: n.cfg.Compat.RoleName(n.st.role), Version: n.cfg.Compat.Version(),
 		Timeline: pg.Timeline, Tags: EffectiveTags(n.cfg.Tags), Pause: o.Config.Pause,
 		PendingRestart: pg.PendingRestart, PendingRestartReason: pg.PendingRestartWhy,
+		ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
 	}
 	if pg.Running && pg.Ready {
 		pos := int64(pg.WALPosition())
@@ -225,9 +226,16 @@ func (n *Node) publish() {
 		Tags: EffectiveTags(n.cfg.Tags), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
 		SyncStandby:    cfg.SynchronousMode && n.st.view.Sync != nil && (Observation{View: n.st.view}).inSync(n.cfg.Name),
 		WatchdogFailed: n.st.fenceFailed, LastLoop: n.st.lastLoop, NextLoopAt: n.nextWake(), Action: n.st.action,
-		VIPBound: n.st.vipBound, Counters: n.st.counters,
+		VIPBound: n.st.vipBound, Counters: n.st.counters, ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
 	}
 	n.snap.Store(s)
+}
+
+// publishNow publishes the loop's state in the middle of a cycle, when a
+// client-visible change (postgres stopped or promoted) must not wait for its end.
+func (n *Node) publishNow() {
+	n.updateRole()
+	n.publish()
 }
 
 // republish refreshes LeaderUntil (after a lease renewal) on a copy of the last snapshot.

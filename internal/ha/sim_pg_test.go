@@ -30,6 +30,9 @@ type fakePG struct {
 	upstream   string         // node followed (host of primary_conninfo)
 	slots      map[string]bool
 	startFails bool
+	starts     int // successful starts (a restart shows as one more)
+	reloads    int
+	params     map[string]any // parameters of the last start or reload
 
 	exited chan struct{}
 }
@@ -72,6 +75,12 @@ func (p *fakePG) Observe(context.Context) cluster.PGObservation {
 		o.Streaming = p.streamingFromLocked() != nil
 	} else {
 		o.CurrentLSN, o.FlushLSN = cluster.LSN(p.lsn), cluster.LSN(p.lsn)
+		for _, name := range p.w.names {
+			if q := p.w.nodes[name].pg; q != p && q.streamingFromLocked() == p {
+				o.Replication = append(o.Replication, cluster.ReplicationRow{ApplicationName: name, State: "streaming",
+					SyncState: "async", FlushLSN: cluster.LSN(q.lsn), ReplayLSN: cluster.LSN(q.lsn)})
+			}
+		}
 	}
 	return o
 }
@@ -139,6 +148,8 @@ func (p *fakePG) Start(_ context.Context, opts cluster.StartOptions) error {
 		return nil
 	}
 	p.running, p.inRecovery, p.upstream = true, opts.AsReplica, opts.Recovery.Upstream.Host
+	p.starts++
+	p.params = opts.Params
 	p.state = "in production"
 	if opts.AsReplica {
 		p.state = "in archive recovery"
@@ -195,6 +206,8 @@ func (p *fakePG) Promote(context.Context) error {
 func (p *fakePG) Reload(_ context.Context, opts cluster.StartOptions) error {
 	defer p.lock()()
 	p.upstream = opts.Recovery.Upstream.Host
+	p.reloads++
+	p.params = opts.Params
 	return nil
 }
 
@@ -202,6 +215,12 @@ func (p *fakePG) Exec(_ context.Context, sql string, args ...any) error {
 	defer p.lock()()
 	switch {
 	case strings.Contains(sql, "pg_create_physical_replication_slot"):
+		if names, ok := args[0].([]string); ok {
+			for _, name := range names {
+				p.slots[name] = true
+			}
+			break
+		}
 		p.slots[fmt.Sprint(args[0])] = true
 	case strings.Contains(sql, "pg_drop_replication_slot"):
 		delete(p.slots, fmt.Sprint(args[0]))

@@ -133,7 +133,8 @@ func (w *world) launch(name string) {
 		Now: w.clock.Now, Logger: logger,
 	}, Deps{Postgres: sn.pg, Store: w.storeFor(sn), VIP: sn.vip, Peers: &fakePeers{w: w}, Fence: sn.fence})
 	n.clock = w.clock
-	n.hooks = testHooks{longStarted: w.busy.inc, longFinished: w.busy.dec, eventDone: w.busy.dec}
+	n.hooks = testHooks{longStarted: w.busy.inc, longFinished: w.busy.dec, eventDone: w.busy.dec,
+		eventSent: w.busy.inc, eventUnsent: w.busy.dec}
 	ctx, cancel := context.WithCancel(context.Background())
 	sn.node, sn.cancel, sn.done = n, cancel, make(chan error, 1)
 	w.busy.inc() // the first cycle

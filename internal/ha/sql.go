@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -81,22 +82,7 @@ func (n *Node) syncSlots(ctx context.Context, o Observation) {
 		n.log.Warn("cannot list replication slots", "err", err)
 		return
 	}
-	want := map[string]bool{}
-	for name, m := range o.View.Members {
-		if name == o.Name {
-			continue
-		}
-		t := ParseTags(m.Tags)
-		if t.NoStream {
-			continue
-		}
-		if rf := t.ReplicateFrom; rf != "" && rf != o.Name {
-			if up, ok := o.View.Members[rf]; ok && up.State == string(cluster.StateRunning) {
-				continue // the member it cascades from holds its slot
-			}
-		}
-		want[cluster.SlotName(name)] = true
-	}
+	want := memberSlots(o)
 	permanent := permanentSlots(o.Config.Raw)
 	for name, physical := range permanent {
 		if physical {
@@ -131,6 +117,51 @@ func (n *Node) syncSlots(ctx context.Context, o Observation) {
 		} else {
 			n.log.Info("created replication slot", "slot", name)
 		}
+	}
+}
+
+// memberSlots are the physical slots the primary keeps for its streaming members.
+func memberSlots(o Observation) map[string]bool {
+	want := map[string]bool{}
+	for name, m := range o.View.Members {
+		if name == o.Name {
+			continue
+		}
+		t := ParseTags(m.Tags)
+		if t.NoStream {
+			continue
+		}
+		if rf := t.ReplicateFrom; rf != "" && rf != o.Name {
+			if up, ok := o.View.Members[rf]; ok && up.State == string(cluster.StateRunning) {
+				continue // the member it cascades from holds its slot
+			}
+		}
+		want[cluster.SlotName(name)] = true
+	}
+	return want
+}
+
+// createMemberSlots creates the members' slots on a replica that just won the
+// leader key, before it is promoted: the other members point their recovery
+// at it the moment the key changes, and a slot missing then would hold their
+// walreceiver off for wal_retrieve_retry_interval (5 s).
+func (n *Node) createMemberSlots(ctx context.Context, o Observation) {
+	if !o.Config.UseSlots {
+		return
+	}
+	var names []string
+	for name := range memberSlots(o) {
+		names = append(names, name)
+	}
+	if len(names) == 0 {
+		return
+	}
+	sort.Strings(names)
+	err := n.deps.Postgres.Exec(ctx, `SELECT pg_catalog.pg_create_physical_replication_slot(s, true)
+  FROM pg_catalog.unnest($1::text[]) AS s
+ WHERE s NOT IN (SELECT slot_name FROM pg_catalog.pg_replication_slots)`, names)
+	if err != nil {
+		n.log.Warn("cannot create the members' replication slots before promotion", "err", err)
 	}
 }
 

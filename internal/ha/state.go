@@ -55,6 +55,21 @@ type loopState struct {
 	acquiredAt        time.Time
 	checkpointPending bool // CHECKPOINT after promote not done yet
 	counters          cluster.Counters
+
+	switchoverDemotedAt time.Time         // we stepped down for a switchover (cleared once postgres runs again)
+	scheduled           *scheduledRestart // a restart scheduled through the API
+	localParams         map[string]any    // postgresql.parameters of the config file (replaced by a reload)
+	paramsKey           string            // the effective parameters postgres was last started or reloaded with
+	reloadPG            bool              // a reload was requested: rewrite the config files and SIGHUP postgres
+	pollSoon            bool              // re-run the cycle shortly (waiting for something that has no event)
+	notStreamingSince   time.Time         // running replica without a streaming WAL receiver since
+	wakeAt              time.Time         // run a cycle at this time (a postponed scheduled action)
+}
+
+// scheduledRestart is a restart requested for later (POST /restart with schedule).
+type scheduledRestart struct {
+	req     RestartRequest
+	pmStart time.Time // postmaster start time when it was scheduled: a restart in between cancels it
 }
 
 // longRun is a long action running in its own goroutine.
@@ -65,6 +80,7 @@ type longRun struct {
 	cancelled bool
 	result    chan longResult // capacity 1: the worker never blocks
 	done      chan struct{}
+	waiter    chan opReply // an API restart waiting for this start to end (capacity 1), or nil
 }
 
 // longResult is what a long action reports back to the loop.

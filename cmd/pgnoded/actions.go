@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/pgnoded/pgnoded/internal/ha"
+	"github.com/pgnoded/pgnoded/internal/restapi"
+)
+
+// nodeActions maps the REST API's state-changing endpoints onto the HA node
+// (restapi and ha do not know each other). Reload re-reads the config file
+// first, as SIGHUP does.
+type nodeActions struct {
+	node   *ha.Node
+	reload func() // re-read the config file and hand its parameters to the node
+}
+
+var _ restapi.Actions = nodeActions{}
+
+func switchoverRequest(r restapi.SwitchoverRequest) ha.SwitchoverRequest {
+	return ha.SwitchoverRequest{Leader: r.Leader, Candidate: r.Candidate, ScheduledAt: r.ScheduledAt}
+}
+
+// Switchover implements restapi.Actions.
+func (a nodeActions) Switchover(ctx context.Context, req restapi.SwitchoverRequest) (int, string) {
+	return a.node.Switchover(ctx, switchoverRequest(req))
+}
+
+// Failover implements restapi.Actions.
+func (a nodeActions) Failover(ctx context.Context, req restapi.SwitchoverRequest) (int, string) {
+	return a.node.Failover(ctx, switchoverRequest(req))
+}
+
+// Restart implements restapi.Actions.
+func (a nodeActions) Restart(ctx context.Context, req restapi.RestartRequest) (int, string) {
+	return a.node.Restart(ctx, ha.RestartRequest{Schedule: req.Schedule, Role: req.Role,
+		PostgresVersion: req.PostgresVersion, Timeout: req.Timeout, RestartPending: req.RestartPending})
+}
+
+// DeleteRestart implements restapi.Actions.
+func (a nodeActions) DeleteRestart(ctx context.Context) (int, string) {
+	return a.node.DeleteRestart(ctx)
+}
+
+// Reload implements restapi.Actions: 202 at once, the work happens in the HA loop.
+func (a nodeActions) Reload(context.Context) (int, string) {
+	a.reload()
+	return http.StatusAccepted, "reload scheduled"
+}
+
+// Reinitialize implements restapi.Actions.
+func (a nodeActions) Reinitialize(ctx context.Context, req restapi.ReinitializeRequest) (int, string) {
+	return a.node.Reinitialize(ctx, ha.ReinitializeRequest{Force: req.Force, FromLeader: req.FromLeader})
+}
+
+// PatchConfig implements restapi.Actions.
+func (a nodeActions) PatchConfig(ctx context.Context, patch map[string]any) (int, []byte) {
+	return a.node.PatchConfig(ctx, patch)
+}
+
+// PutConfig implements restapi.Actions.
+func (a nodeActions) PutConfig(ctx context.Context, config map[string]any) (int, []byte) {
+	return a.node.PutConfig(ctx, config)
+}
+
+// DeleteSwitchover implements restapi.Actions.
+func (a nodeActions) DeleteSwitchover(ctx context.Context) (int, string) {
+	return a.node.DeleteSwitchover(ctx)
+}
+
+// Failsafe implements restapi.Actions; failsafe mode is not implemented yet (issue 11).
+func (a nodeActions) Failsafe(ctx context.Context, req restapi.FailsafeRequest) (int, string) {
+	return restapi.NotImplemented{}.Failsafe(ctx, req)
+}

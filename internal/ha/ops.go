@@ -1,0 +1,218 @@
+package ha
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Operator requests (patroni-contract.md §1.6). The REST API calls the exported
+// methods from its own goroutines. Requests that touch postgres (restart,
+// reinitialize) are handed to the HA loop, which alone owns postgres; those
+// that only write the DCS (switchover, config) run in the caller's goroutine
+// against the Store and wake the loop. Every method returns the HTTP status
+// and the reply text Patroni sends.
+
+// SwitchoverRequest is a validated POST /switchover or /failover body.
+type SwitchoverRequest struct {
+	Leader      string    // current leader named by the caller ("" only for a failover)
+	Candidate   string    // "" means any healthy member
+	ScheduledAt time.Time // zero: now
+}
+
+// RestartRequest is a validated POST /restart body.
+type RestartRequest struct {
+	Schedule        time.Time     // zero: now
+	Role            string        // "", master, primary, standby_leader or replica: restart only in that role
+	PostgresVersion string        // "" or X.Y / X.Y.Z: restart only when the running version is lower
+	Timeout         time.Duration // 0: primary_start_timeout
+	RestartPending  bool          // restart only when postgres flags a pending restart
+}
+
+// ReinitializeRequest is a POST /reinitialize body.
+type ReinitializeRequest struct {
+	Force      bool // cancel a running long action first
+	FromLeader bool // clone from the leader even when a clonefrom member exists
+}
+
+type opKind int
+
+const (
+	opRestart opKind = iota + 1
+	opDeleteRestart
+	opReinitialize
+)
+
+// opRequest is a request handed to the loop; it answers on reply (capacity 1).
+type opRequest struct {
+	kind    opKind
+	restart RestartRequest
+	reinit  ReinitializeRequest
+	reply   chan opReply
+}
+
+type opReply struct {
+	code int
+	text string
+}
+
+func replyTo(ch chan opReply, code int, text string) {
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- opReply{code: code, text: text}:
+	default: // already answered
+	}
+}
+
+// submit hands req to the loop and waits for its answer. A restart waits at
+// most wait (when > 0) for postgres to come back: then "postgres is still starting".
+func (n *Node) submit(ctx context.Context, req *opRequest, wait time.Duration) (int, string) {
+	req.reply = make(chan opReply, 1)
+	n.sending()
+	select {
+	case n.opCh <- req:
+	case <-n.runDone:
+		n.unsent()
+		return http.StatusServiceUnavailable, "pgnoded is shutting down"
+	case <-ctx.Done():
+		n.unsent()
+		return http.StatusServiceUnavailable, "the HA loop did not take the request: " + ctx.Err().Error()
+	}
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case r := <-req.reply:
+		return r.code, r.text
+	case <-timeout:
+		return http.StatusServiceUnavailable, "postgres is still starting"
+	case <-n.runDone:
+		return http.StatusServiceUnavailable, "pgnoded is shutting down"
+	case <-ctx.Done():
+		return http.StatusServiceUnavailable, "restart status unknown: " + ctx.Err().Error()
+	}
+}
+
+// Restart restarts postgres now (200 "restarted successfully" / 503) or
+// schedules the restart (202 "Restart scheduled" / 409 when one is already scheduled).
+func (n *Node) Restart(ctx context.Context, req RestartRequest) (int, string) {
+	return n.submit(ctx, &opRequest{kind: opRestart, restart: req}, req.Timeout)
+}
+
+// DeleteRestart cancels a scheduled restart (200 / 404).
+func (n *Node) DeleteRestart(ctx context.Context) (int, string) {
+	return n.submit(ctx, &opRequest{kind: opDeleteRestart}, 0)
+}
+
+// Reinitialize wipes this replica's data directory and clones it again
+// (200 "reinitialize started" / 503 with the reason).
+func (n *Node) Reinitialize(ctx context.Context, req ReinitializeRequest) (int, string) {
+	return n.submit(ctx, &opRequest{kind: opReinitialize, reinit: req}, 0)
+}
+
+// Reload takes the config file's postgresql.parameters (nil: keep the current
+// ones), then rewrites postgres' configuration and reloads it (SIGHUP, POST /reload).
+// It never blocks: the loop applies it in its next cycle, which it starts at once.
+func (n *Node) Reload(params map[string]any) {
+	n.reloadMu.Lock()
+	n.reloadReq = &reloadRequest{params: params}
+	n.reloadMu.Unlock()
+	n.Wake()
+}
+
+type reloadRequest struct{ params map[string]any }
+
+// takeReload returns the pending reload request, if any (loop side).
+func (n *Node) takeReload() *reloadRequest {
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
+	r := n.reloadReq
+	n.reloadReq = nil
+	return r
+}
+
+// handleOp runs an operator request in the loop.
+func (n *Node) handleOp(ctx context.Context, req *opRequest) {
+	switch req.kind {
+	case opRestart:
+		if !req.restart.Schedule.IsZero() {
+			n.scheduleRestart(req)
+			return
+		}
+		if code, text := n.restartNow(ctx, req.restart, req.reply); code != 0 {
+			replyTo(req.reply, code, text)
+		}
+	case opDeleteRestart:
+		if n.st.scheduled == nil {
+			replyTo(req.reply, http.StatusNotFound, "no restarts are scheduled")
+			return
+		}
+		n.st.scheduled = nil
+		n.log.Info("scheduled restart deleted")
+		replyTo(req.reply, http.StatusOK, "scheduled restart deleted")
+	case opReinitialize:
+		code, text := n.reinitialize(ctx, req.reinit)
+		replyTo(req.reply, code, text)
+	default:
+		replyTo(req.reply, http.StatusInternalServerError, fmt.Sprintf("unknown request %d", req.kind))
+	}
+}
+
+// opObservation is the loop's current picture for acting on a request between cycles.
+func (n *Node) opObservation() Observation {
+	usePgRewind := n.st.dyn.UsePgRewind
+	if n.cfg.UsePgRewind != nil {
+		usePgRewind = *n.cfg.UsePgRewind
+	}
+	return Observation{
+		Now: n.now(), Name: n.cfg.Name, Tags: n.tags, Config: n.st.dyn, UsePgRewind: usePgRewind,
+		View: n.deps.Store.View(), DCSOK: n.st.dcsOK, LeaseValidUntil: n.deps.Store.LeaseValidUntil(),
+		PG: n.st.pg, Data: n.st.data, Upstream: n.st.upstream,
+	}
+}
+
+// reinitialize is Patroni's ha.reinitialize: replicas only, while a leader exists.
+// It is the one path that removes a data directory on request.
+func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (int, string) {
+	o := n.opObservation()
+	switch {
+	case o.View.Leader == nil:
+		return http.StatusServiceUnavailable, "Cluster has no leader, can not reinitialize"
+	case o.View.Leader.Name == n.cfg.Name:
+		return http.StatusServiceUnavailable, "I am the leader, can not reinitialize"
+	}
+	if l := n.st.long; l != nil {
+		if !req.Force {
+			return http.StatusServiceUnavailable, fmt.Sprintf("%s already in progress", l.kind)
+		}
+		n.cancelLong()
+		if l := n.st.long; l != nil {
+			return http.StatusServiceUnavailable, fmt.Sprintf("%s already in progress", l.kind)
+		}
+		o = n.opObservation()
+	}
+	src := o.leaderName()
+	if !req.FromLeader {
+		if s := cloneSource(o, true); s != "" {
+			src = s
+		}
+	}
+	if m, ok := o.member(src); !ok || m.ConnURL == "" {
+		return http.StatusServiceUnavailable, fmt.Sprintf("reinitialize is not possible: %s has no member key with a conn_url", src)
+	}
+	delete(n.st.longFailedAt, LongReinitialize)
+	n.st.rewindFailed = false
+	n.log.Info("reinitialize requested", "source", src, "force", req.Force)
+	n.launchReinit(ctx, o, src)
+	if l := n.st.long; l == nil || l.kind != LongReinitialize {
+		return http.StatusServiceUnavailable, "reinitialize failed to start (see the pgnoded log)"
+	}
+	n.st.recycle = true
+	return http.StatusOK, "reinitialize started"
+}

@@ -1,0 +1,177 @@
+package ha
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strconv"
+	"time"
+)
+
+// Editing the config key (patroni-contract.md §1.6 PATCH/PUT /config). The
+// write goes to the DCS; every node (this one through Wake, the others through
+// their watch) applies the new dynamic configuration in its next cycle.
+
+// PatchConfig deep-merges patch into the config key (a null value deletes the
+// key; scalars compare by their string form) and writes it only when something
+// changed, with a compare-and-swap on the key's revision: 409 on conflict,
+// 200 with the merged document (also when nothing changed), 503 without a config key.
+func (n *Node) PatchConfig(ctx context.Context, patch map[string]any) (int, []byte) {
+	v := n.deps.Store.View()
+	if len(v.ConfigRaw) == 0 || v.ConfigRev == 0 {
+		return http.StatusServiceUnavailable, []byte("the config key is missing")
+	}
+	data, err := decodeObject(v.ConfigRaw)
+	if err != nil {
+		return http.StatusServiceUnavailable, []byte("the config key is not a JSON object")
+	}
+	if patchConfig(data, patch) {
+		raw, err := json.Marshal(data)
+		if err != nil {
+			return http.StatusBadRequest, []byte("cannot encode the merged config: " + err.Error())
+		}
+		wctx, cancel := n.writeCtx(ctx)
+		ok, err := n.deps.Store.SetConfig(wctx, raw, v.ConfigRev)
+		cancel()
+		switch {
+		case err != nil:
+			n.log.Warn("cannot write the config key", "err", err)
+			return http.StatusServiceUnavailable, []byte("failed to write the config key into DCS")
+		case !ok:
+			return http.StatusConflict, []byte("Conflict")
+		}
+		n.log.Info("config key patched", "revision", v.ConfigRev)
+	}
+	n.Wake()
+	out, err := json.Marshal(data)
+	if err != nil {
+		return http.StatusInternalServerError, []byte(err.Error())
+	}
+	return http.StatusOK, out
+}
+
+// PutConfig replaces the config key with doc when it differs (502 when the
+// write fails) and answers 200 echoing doc.
+func (n *Node) PutConfig(ctx context.Context, doc map[string]any) (int, []byte) {
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return http.StatusBadRequest, []byte("cannot encode the config: " + err.Error())
+	}
+	for attempt := 0; ; attempt++ {
+		v := n.deps.Store.View()
+		if cur, err := decodeObject(v.ConfigRaw); err == nil && v.ConfigRev != 0 && jsonEqual(cur, doc) {
+			break
+		}
+		wctx, cancel := n.writeCtx(ctx)
+		ok, err := n.deps.Store.SetConfig(wctx, out, v.ConfigRev)
+		cancel()
+		if err != nil {
+			n.log.Warn("cannot write the config key", "err", err)
+			return http.StatusBadGateway, []byte("failed to write the config key into DCS")
+		}
+		if ok {
+			n.log.Info("config key replaced", "previous_revision", v.ConfigRev)
+			break
+		}
+		// Patroni overwrites unconditionally; the Store only offers compare-and-swap,
+		// so a write that raced with another one is retried on the fresh revision.
+		if attempt == 2 {
+			return http.StatusBadGateway, []byte("the config key kept changing; not written")
+		}
+	}
+	n.Wake()
+	return http.StatusOK, out
+}
+
+func (n *Node) writeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, max(n.Snapshot().RetryTimeout, time.Second))
+}
+
+// decodeObject decodes a JSON object keeping numbers exactly as written.
+func decodeObject(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	return m, nil
+}
+
+// patchConfig is Patroni's patch_config: merge data into config recursively;
+// nil deletes; a map merges into a map and replaces anything else; other
+// values replace when their string forms differ. It reports whether config changed.
+func patchConfig(config, data map[string]any) bool {
+	changed := false
+	for name, value := range data {
+		cur, exists := config[name]
+		switch {
+		case value == nil:
+			if exists && cur != nil {
+				changed = true
+			}
+			delete(config, name)
+		case !exists:
+			config[name] = value
+			changed = true
+		default:
+			if sub, ok := value.(map[string]any); ok {
+				if curSub, ok := cur.(map[string]any); ok {
+					changed = patchConfig(curSub, sub) || changed
+				} else {
+					config[name] = value
+					changed = true
+				}
+			} else if pyString(cur) != pyString(value) {
+				config[name] = value
+				changed = true
+			}
+		}
+	}
+	return changed
+}
+
+// pyString approximates Python's str() of a decoded JSON value, which is what
+// Patroni compares: 30 and "30" are the same, true is "True".
+func pyString(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return "None"
+	case bool:
+		if t {
+			return "True"
+		}
+		return "False"
+	case string:
+		return t
+	case json.Number:
+		return t.String()
+	case float64:
+		return strconv.FormatFloat(t, 'f', -1, 64)
+	default:
+		b, _ := json.Marshal(t)
+		return string(b)
+	}
+}
+
+// jsonEqual compares two decoded documents by value (numbers by their value).
+func jsonEqual(a, b map[string]any) bool {
+	na, err1 := normalize(a)
+	nb, err2 := normalize(b)
+	return err1 == nil && err2 == nil && reflect.DeepEqual(na, nb)
+}
+
+func normalize(v map[string]any) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	return out, json.Unmarshal(raw, &out)
+}

@@ -1,0 +1,166 @@
+package ha
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// switchoverPoll is how often an immediate switchover looks at the cached view
+// for its outcome (Patroni: every second; the cache costs nothing to read).
+const switchoverPoll = 20 * time.Millisecond
+
+// Switchover schedules or performs a switchover (patroni-contract.md §1.6.1
+// steps 6–8): 412 when it is not feasible, 503 when the failover key cannot be
+// written, 202 when scheduled, else the outcome seen within 2×max(10, loop_wait) s.
+func (n *Node) Switchover(ctx context.Context, req SwitchoverRequest) (int, string) {
+	return n.manualFailover(ctx, req, "switchover")
+}
+
+// Failover is Switchover for POST /failover (a candidate is required; the leader may be gone).
+func (n *Node) Failover(ctx context.Context, req SwitchoverRequest) (int, string) {
+	return n.manualFailover(ctx, req, "failover")
+}
+
+func (n *Node) manualFailover(ctx context.Context, req SwitchoverRequest, action string) (int, string) {
+	view := n.deps.Store.View()
+	cfg := n.Snapshot().Config
+	if req.ScheduledAt.IsZero() {
+		if why := n.failoverPossible(ctx, view, cfg, req, action); why != "" {
+			n.log.Info(action+" refused", "leader", req.Leader, "candidate", req.Candidate, "reason", why)
+			return http.StatusPreconditionFailed, why
+		}
+	}
+	f := cluster.Failover{Leader: req.Leader, Member: req.Candidate}
+	if !req.ScheduledAt.IsZero() {
+		f.ScheduledAt = isoformat(req.ScheduledAt)
+	}
+	wctx, cancel := context.WithTimeout(ctx, max(cfg.RetryTimeoutDuration(), time.Second))
+	ok, err := n.deps.Store.SetFailover(wctx, f, 0)
+	cancel()
+	if err != nil || !ok {
+		n.log.Warn("cannot write the failover key", "err", err)
+		if n.cfg.Compat == cluster.Compat4 {
+			return http.StatusServiceUnavailable, "failed to write failover key into DCS"
+		}
+		return http.StatusServiceUnavailable, "failed to write " + action + " key into DCS"
+	}
+	n.log.Info(action+" requested", "leader", f.Leader, "candidate", f.Member, "scheduled_at", f.ScheduledAt)
+	n.Wake() // our own writes do not wake our loop through the watch
+	if f.ScheduledAt != "" {
+		return http.StatusAccepted, title(action) + " scheduled"
+	}
+	from := req.Leader
+	if from == "" && view.Leader != nil {
+		from = view.Leader.Name
+	}
+	return n.awaitFailover(ctx, cfg, action, from, req.Candidate)
+}
+
+// failoverPossible is Patroni's is_failover_possible: "" when a candidate
+// exists whose /patroni shows no failover limitation, else the 412 text.
+func (n *Node) failoverPossible(ctx context.Context, v cluster.View, cfg cluster.DynamicConfig, req SwitchoverRequest, action string) string {
+	if req.Leader != "" && (v.Leader == nil || v.Leader.Name != req.Leader) {
+		return "leader name does not match"
+	}
+	sync := cfg.SynchronousMode
+	inSync := func(name string) bool { return (Observation{View: v}).inSyncStandby(name) }
+	var members []cluster.Member
+	switch {
+	case req.Candidate != "":
+		if action == "switchover" && sync && !inSync(req.Candidate) {
+			return "candidate name does not match with sync_standby"
+		}
+		m, ok := v.Members[req.Candidate]
+		if !ok {
+			return "candidate does not exists"
+		}
+		m.Name = req.Candidate
+		members = append(members, m)
+	case sync:
+		for name, m := range v.Members {
+			if inSync(name) {
+				m.Name = name
+				members = append(members, m)
+			}
+		}
+		if len(members) == 0 {
+			return action + " is not possible: can not find sync_standby"
+		}
+	default:
+		for name, m := range v.Members {
+			if v.Leader == nil || name != v.Leader.Name && m.APIURL != "" {
+				m.Name = name
+				members = append(members, m)
+			}
+		}
+		if len(members) == 0 {
+			return action + " is not possible: cluster does not have members except leader"
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, PeerTimeout+time.Second)
+	defer cancel()
+	for _, st := range n.deps.Peers.Status(pctx, members) {
+		if st.Reachable && !st.NoFailover && !st.WatchdogFailed {
+			return ""
+		}
+	}
+	return action + " is not possible: no good candidates have been found"
+}
+
+// awaitFailover watches the cached view until the leader changes away from
+// `from` (200), the failover key is cleared without a change (503 failed), or
+// 2×max(10, loop_wait) seconds pass (503 status unknown).
+func (n *Node) awaitFailover(ctx context.Context, cfg cluster.DynamicConfig, action, from, candidate string) (int, string) {
+	deadline := time.NewTimer(2 * max(10*time.Second, cfg.LoopWaitDuration()))
+	defer deadline.Stop()
+	tick := time.NewTicker(switchoverPoll)
+	defer tick.Stop()
+	past := strings.TrimSuffix(action, "over") // switch / fail
+	for {
+		v := n.deps.Store.View()
+		if v.Leader != nil && v.Leader.Name != from {
+			if candidate == "" || candidate == v.Leader.Name {
+				return http.StatusOK, fmt.Sprintf("Successfully %sed over to %q", past, v.Leader.Name)
+			}
+			return http.StatusOK, fmt.Sprintf("%sed over to %q instead of %q", title(past), v.Leader.Name, candidate)
+		}
+		if v.Failover.Empty() {
+			return http.StatusServiceUnavailable, title(action) + " failed"
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return http.StatusServiceUnavailable, title(action) + " status unknown"
+		case <-ctx.Done():
+			return http.StatusServiceUnavailable, title(action) + " status unknown"
+		}
+	}
+}
+
+// DeleteSwitchover clears a scheduled switchover with a compare-and-swap (200 / 404 / 409).
+func (n *Node) DeleteSwitchover(ctx context.Context) (int, string) {
+	f := n.deps.Store.View().Failover
+	if f == nil || f.ScheduledAt == "" {
+		return http.StatusNotFound, "no switchover is scheduled"
+	}
+	wctx, cancel := context.WithTimeout(ctx, max(n.Snapshot().RetryTimeout, time.Second))
+	defer cancel()
+	ok, err := n.deps.Store.SetFailover(wctx, cluster.Failover{}, f.ModRevision)
+	if err != nil || !ok {
+		return http.StatusConflict, "Conflict"
+	}
+	n.Wake()
+	return http.StatusOK, "scheduled switchover deleted"
+}
+
+func title(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

@@ -1,0 +1,183 @@
+package ha
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// Restarts requested through the API (patroni-contract.md §1.6.2): now, with
+// the caller waiting for postgres to come back, or scheduled, executed by the
+// loop when due and published in the member key as scheduled_restart.
+
+// restartFacts are what the restart filters look at.
+type restartFacts struct {
+	role           cluster.Role
+	serverVersion  int // e.g. 150008; 0 unknown
+	pendingRestart bool
+}
+
+// restartMatches is Patroni's restart_matches: every filter given must hold.
+// It returns the reason to refuse, "" when the restart may go ahead.
+func restartMatches(f restartFacts, req RestartRequest) string {
+	if req.Role != "" && !roleMatches(req.Role, f.role) {
+		return "host role mismatch"
+	}
+	if req.PostgresVersion != "" {
+		want, err := postgresVersionToInt(req.PostgresVersion)
+		if err != nil || want <= f.serverVersion {
+			return "postgres version mismatch"
+		}
+	}
+	if req.RestartPending && !f.pendingRestart {
+		return "pending restart flag is not set"
+	}
+	return ""
+}
+
+func roleMatches(want string, have cluster.Role) bool {
+	switch want {
+	case "master", "primary":
+		return have == cluster.RolePrimary
+	case "replica":
+		return have == cluster.RoleReplica
+	case "standby_leader":
+		return have == cluster.RoleStandbyLeader
+	}
+	return false
+}
+
+// postgresVersionToInt turns X.Y (X ≥ 10) or X.Y.Z into server_version_num
+// form: 15.8 → 150008, 9.6.3 → 90603.
+func postgresVersionToInt(v string) (int, error) {
+	parts := strings.Split(v, ".")
+	nums := make([]int, 0, 3)
+	for _, p := range parts {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid PostgreSQL version: %s", v)
+		}
+		nums = append(nums, n)
+	}
+	if len(nums) < 2 || len(nums) == 2 && nums[0] < 10 || len(nums) > 3 {
+		return 0, fmt.Errorf("invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: %s", v)
+	}
+	if len(nums) == 2 {
+		nums = []int{nums[0], 0, nums[1]}
+	}
+	return nums[0]*10000 + nums[1]*100 + nums[2], nil
+}
+
+// scheduleRestart stores a future restart (one at a time).
+func (n *Node) scheduleRestart(req *opRequest) {
+	if n.st.scheduled != nil {
+		replyTo(req.reply, http.StatusConflict, "Another restart is already scheduled")
+		return
+	}
+	n.st.scheduled = &scheduledRestart{req: req.restart, pmStart: n.st.pg.PostmasterStartTime}
+	n.log.Info("restart scheduled", "at", req.restart.Schedule)
+	replyTo(req.reply, http.StatusAccepted, "Restart scheduled")
+	n.publish()
+}
+
+// restartNow stops postgres fast and starts it again in its role. It returns
+// code 0 when the restart was launched: reply is answered when the start ends.
+func (n *Node) restartNow(ctx context.Context, req RestartRequest, reply chan opReply) (int, string) {
+	facts := restartFacts{role: n.st.role, serverVersion: n.st.pg.ServerVersion, pendingRestart: n.st.pg.PendingRestart}
+	if why := restartMatches(facts, req); why != "" {
+		n.log.Info("not proceeding with the restart", "reason", why)
+		return http.StatusServiceUnavailable, "restart conditions are not satisfied"
+	}
+	if l := n.st.long; l != nil {
+		return http.StatusServiceUnavailable, fmt.Sprintf("%s already in progress", l.kind)
+	}
+	pg := n.st.pg
+	asReplica := !n.holdsKey() || pg.Running && pg.Ready && pg.InRecovery
+	n.log.Info("restarting postgres on request", "as_replica", asReplica, "timeout", req.Timeout)
+	if pg.Running {
+		if err := n.stopPG(ctx, cluster.StopFast, time.Time{}); err != nil {
+			return http.StatusServiceUnavailable, "restart failed"
+		}
+	}
+	o := n.opObservation()
+	target := followTarget(o)
+	if n.st.upstream.Known {
+		target = n.st.upstream.Name
+	}
+	delete(n.st.longFailedAt, LongStartPrimary)
+	delete(n.st.longFailedAt, LongStartReplica)
+	n.launchStartTimeout(ctx, o, asReplica, target, req.Timeout)
+	l := n.st.long
+	if l == nil {
+		return http.StatusServiceUnavailable, "restart failed"
+	}
+	l.waiter = reply
+	n.st.recycle = true
+	return 0, ""
+}
+
+// evaluateScheduledRestart runs a scheduled restart when it is due: cancelled
+// if postgres was restarted meanwhile, dropped when more than 1.5×loop_wait
+// late, held while paused or while a long action runs.
+func (n *Node) evaluateScheduledRestart(ctx context.Context) {
+	s := n.st.scheduled
+	if s == nil || n.st.long != nil || n.st.dyn.Pause {
+		return
+	}
+	if pm := n.st.pg.PostmasterStartTime; !pm.IsZero() && !s.pmStart.IsZero() && !pm.Equal(s.pmStart) {
+		n.log.Info("cancelling scheduled restart: postgres restarted meanwhile", "postmaster_start_time", pm)
+		n.st.scheduled = nil
+		return
+	}
+	delta := s.req.Schedule.Sub(n.now())
+	if delta > 0 {
+		return // the loop wakes up at the scheduled time (nextWake)
+	}
+	n.st.scheduled = nil
+	if lw := n.st.dyn.LoopWaitDuration(); delta < -lw*3/2 {
+		n.log.Warn("found a stale scheduled restart, cleaning up", "at", s.req.Schedule)
+		return
+	}
+	n.log.Info("running the scheduled restart", "at", s.req.Schedule)
+	if code, text := n.restartNow(ctx, s.req, nil); code != 0 {
+		n.log.Warn("scheduled restart not done", "reason", text)
+	}
+}
+
+// scheduledRestartDoc is the scheduled_restart object of the member key and the
+// snapshot: schedule (isoformat), postmaster_start_time and the filters given.
+func scheduledRestartDoc(s *scheduledRestart) map[string]any {
+	if s == nil {
+		return nil
+	}
+	m := map[string]any{"schedule": isoformat(s.req.Schedule)}
+	if !s.pmStart.IsZero() {
+		m["postmaster_start_time"] = s.pmStart.Format(historyTimeFormat)
+	}
+	if s.req.Role != "" {
+		m["role"] = s.req.Role
+	}
+	if s.req.PostgresVersion != "" {
+		m["postgres_version"] = s.req.PostgresVersion
+	}
+	if s.req.Timeout > 0 {
+		m["timeout"] = int64(s.req.Timeout / time.Second)
+	}
+	if s.req.RestartPending {
+		m["restart_pending"] = true
+	}
+	return m
+}
+
+// isoformat writes t as Python's isoformat does (microseconds only when non-zero).
+func isoformat(t time.Time) string {
+	if t.Nanosecond()/1000 != 0 {
+		return t.Format("2006-01-02T15:04:05.000000-07:00")
+	}
+	return t.Format("2006-01-02T15:04:05-07:00")
+}

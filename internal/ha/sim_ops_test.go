@@ -1,0 +1,282 @@
+package ha
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Operator requests on the simulated 3-node cluster. Requests that block
+// (switchover, restart) run in a goroutine while the test plays the world.
+
+type reply struct {
+	code int
+	text string
+}
+
+// async runs fn in a goroutine; the returned function waits (real time, bounded) for its answer.
+func async(t *testing.T, fn func(ctx context.Context) (int, string)) func() reply {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ch := make(chan reply, 1)
+	go func() {
+		code, text := fn(ctx)
+		ch <- reply{code, text}
+	}()
+	t.Cleanup(cancel)
+	return func() reply {
+		t.Helper()
+		select {
+		case r := <-ch:
+			return r
+		case <-time.After(20 * time.Second):
+			t.Fatal("no answer to the operator request")
+			return reply{}
+		}
+	}
+}
+
+func (w *world) otherThan(names ...string) string {
+	for _, n := range w.names {
+		if !slices.Contains(names, n) {
+			return n
+		}
+	}
+	return ""
+}
+
+func (w *world) starts(name string) int {
+	defer w.lockFn()()
+	return w.nodes[name].pg.starts
+}
+
+func TestSimSwitchoverToNamedCandidate(t *testing.T) {
+	w := bootstrapped(t)
+	old := w.leaderName()
+	cand := w.otherThan(old)
+	answer := async(t, func(ctx context.Context) (int, string) {
+		return w.nodes[w.otherThan(old, cand)].node.Switchover(ctx, SwitchoverRequest{Leader: old, Candidate: cand})
+	})
+	if !w.run(5*time.Second, func() bool { return w.leaderName() == cand && slices.Equal(w.writable(), []string{cand}) }) {
+		t.Fatalf("no switchover: leader %q, writable %v", w.leaderName(), w.writable())
+	}
+	r := answer()
+	if r.code != http.StatusOK || r.text != `Successfully switched over to "`+cand+`"` {
+		t.Errorf("answer %d %q", r.code, r.text)
+	}
+	if !w.run(10*time.Second, func() bool { return len(w.streamingReplicasOf(cand)) == 2 }) {
+		t.Fatalf("the old primary does not stream from the new one: %v", w.streamingReplicasOf(cand))
+	}
+	if w.rewinds != 0 {
+		t.Errorf("%d pg_rewind runs after a clean switchover, want none", w.rewinds)
+	}
+	w.noViolations(t)
+}
+
+func TestSimSwitchoverToAnyNamesTheBestCandidate(t *testing.T) {
+	w := bootstrapped(t)
+	old := w.leaderName()
+	answer := async(t, func(ctx context.Context) (int, string) {
+		return w.nodes[old].node.Switchover(ctx, SwitchoverRequest{Leader: old})
+	})
+	if !w.run(5*time.Second, func() bool { l := w.leaderName(); return l != "" && l != old && len(w.writable()) == 1 }) {
+		t.Fatalf("no switchover: leader %q", w.leaderName())
+	}
+	if r := answer(); r.code != http.StatusOK || !strings.HasPrefix(r.text, "Successfully switched over to") {
+		t.Errorf("answer %d %q", r.code, r.text)
+	}
+	w.noViolations(t)
+}
+
+func TestSimScheduledSwitchoverRunsAtItsTime(t *testing.T) {
+	w := bootstrapped(t)
+	old := w.leaderName()
+	cand := w.otherThan(old)
+	at := w.clock.Now().Add(3 * time.Second)
+	r := async(t, func(ctx context.Context) (int, string) {
+		return w.nodes[old].node.Switchover(ctx, SwitchoverRequest{Leader: old, Candidate: cand, ScheduledAt: at})
+	})()
+	if r.code != http.StatusAccepted || r.text != "Switchover scheduled" {
+		t.Fatalf("answer %d %q", r.code, r.text)
+	}
+	w.busy.settle(t)
+	w.run(2500*time.Millisecond, func() bool { return false })
+	if l := w.leaderName(); l != old {
+		t.Fatalf("leader %q before the scheduled time", l)
+	}
+	if !w.run(5*time.Second, func() bool { return w.leaderName() == cand }) {
+		t.Fatalf("the scheduled switchover did not run")
+	}
+	if p := w.promotionsSince(t0); len(p) == 0 || p[len(p)-1].at.Before(at) {
+		t.Errorf("promoted at %v, before the scheduled %v", p, at)
+	}
+	w.noViolations(t)
+}
+
+func TestSimSwitchoverRefusals(t *testing.T) {
+	w := bootstrapped(t)
+	l := w.leaderName()
+	r := w.otherThan(l)
+	n := w.nodes[l].node
+	ctx := context.Background()
+	for _, tc := range []struct {
+		req  SwitchoverRequest
+		code int
+		text string
+	}{
+		{SwitchoverRequest{Leader: l, Candidate: "nosuch"}, http.StatusPreconditionFailed, "candidate does not exists"},
+		{SwitchoverRequest{Leader: r, Candidate: l}, http.StatusPreconditionFailed, "leader name does not match"},
+	} {
+		if code, text := n.Switchover(ctx, tc.req); code != tc.code || text != tc.text {
+			t.Errorf("%+v: %d %q, want %d %q", tc.req, code, text, tc.code, tc.text)
+		}
+	}
+	// The candidate's API is down: no good candidates.
+	w.mu.Lock()
+	w.nodes[r].apiDown = true
+	w.mu.Unlock()
+	if code, text := n.Switchover(ctx, SwitchoverRequest{Leader: l, Candidate: r}); code != http.StatusPreconditionFailed ||
+		text != "switchover is not possible: no good candidates have been found" {
+		t.Errorf("unreachable candidate: %d %q", code, text)
+	}
+	if code, text := n.DeleteSwitchover(ctx); code != http.StatusNotFound {
+		t.Errorf("DELETE /switchover without one: %d %q", code, text)
+	}
+	w.busy.settle(t)
+	if w.leaderName() != l {
+		t.Errorf("leader changed after refused requests")
+	}
+}
+
+func TestSimRestartAndScheduledRestart(t *testing.T) {
+	w := bootstrapped(t)
+	l := w.leaderName()
+	r := w.otherThan(l)
+	before := w.starts(r)
+	answer := async(t, func(ctx context.Context) (int, string) {
+		return w.nodes[r].node.Restart(ctx, RestartRequest{})
+	})
+	w.run(2*time.Second, func() bool { return w.starts(r) > before })
+	if got := answer(); got.code != http.StatusOK || got.text != "restarted successfully" {
+		t.Fatalf("restart: %d %q", got.code, got.text)
+	}
+	before = w.starts(l)
+	answer = async(t, func(ctx context.Context) (int, string) {
+		return w.nodes[l].node.Restart(ctx, RestartRequest{Role: "primary"})
+	})
+	w.run(2*time.Second, func() bool { return w.starts(l) > before })
+	if got := answer(); got.code != http.StatusOK {
+		t.Fatalf("restart of the leader: %d %q", got.code, got.text)
+	}
+	if w.leaderName() != l || !slices.Equal(w.writable(), []string{l}) {
+		t.Fatalf("a restart of the leader moved leadership: leader %q writable %v", w.leaderName(), w.writable())
+	}
+
+	n := w.nodes[r].node
+	at := w.clock.Now().Add(3 * time.Second)
+	get := func(req RestartRequest) reply {
+		return async(t, func(ctx context.Context) (int, string) { return n.Restart(ctx, req) })()
+	}
+	if got := get(RestartRequest{Schedule: at}); got.code != http.StatusAccepted || got.text != "Restart scheduled" {
+		t.Fatalf("schedule: %d %q", got.code, got.text)
+	}
+	if got := get(RestartRequest{Schedule: at.Add(time.Minute)}); got.code != http.StatusConflict {
+		t.Fatalf("second schedule: %d %q", got.code, got.text)
+	}
+	w.busy.settle(t)
+	if n.Snapshot().ScheduledRestart["schedule"] == nil {
+		t.Errorf("the snapshot does not show the scheduled restart: %v", n.Snapshot().ScheduledRestart)
+	}
+	before = w.starts(r)
+	w.run(2*time.Second, func() bool { return false })
+	if w.starts(r) != before {
+		t.Fatalf("the scheduled restart ran early")
+	}
+	if !w.run(3*time.Second, func() bool { return w.starts(r) > before }) {
+		t.Fatalf("the scheduled restart did not run")
+	}
+	if got := get(RestartRequest{Schedule: w.clock.Now().Add(time.Hour)}); got.code != http.StatusAccepted {
+		t.Fatalf("schedule: %d %q", got.code, got.text)
+	}
+	del := func() reply { return async(t, n.DeleteRestart)() }
+	if got := del(); got.code != http.StatusOK || got.text != "scheduled restart deleted" {
+		t.Errorf("delete: %d %q", got.code, got.text)
+	}
+	if got := del(); got.code != http.StatusNotFound || got.text != "no restarts are scheduled" {
+		t.Errorf("delete again: %d %q", got.code, got.text)
+	}
+	w.noViolations(t)
+}
+
+func TestSimReinitialize(t *testing.T) {
+	w := bootstrapped(t)
+	l := w.leaderName()
+	r := w.otherThan(l)
+	if got := async(t, func(ctx context.Context) (int, string) {
+		return w.nodes[l].node.Reinitialize(ctx, ReinitializeRequest{})
+	})(); got.code != http.StatusServiceUnavailable || got.text != "I am the leader, can not reinitialize" {
+		t.Errorf("reinitialize the leader: %d %q", got.code, got.text)
+	}
+	before := w.starts(r)
+	if got := async(t, func(ctx context.Context) (int, string) {
+		return w.nodes[r].node.Reinitialize(ctx, ReinitializeRequest{})
+	})(); got.code != http.StatusOK || got.text != "reinitialize started" {
+		t.Fatalf("reinitialize a replica: %d %q", got.code, got.text)
+	}
+	if !w.run(5*time.Second, func() bool {
+		return w.starts(r) > before && slices.Contains(w.streamingReplicasOf(l), r)
+	}) {
+		t.Fatalf("the replica was not re-created")
+	}
+	w.noViolations(t)
+}
+
+func TestSimPatchConfigReloadsEveryNode(t *testing.T) {
+	w := bootstrapped(t)
+	l := w.leaderName()
+	code, body := w.nodes[w.otherThan(l)].node.PatchConfig(context.Background(),
+		map[string]any{"postgresql": map[string]any{"parameters": map[string]any{"work_mem": "7MB"}}, "ttl": 4})
+	if code != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", code, body)
+	}
+	ok := w.run(3*time.Second, func() bool {
+		defer w.lockFn()()
+		for _, name := range w.names {
+			pg := w.nodes[name].pg
+			if pg.params["work_mem"] != "7MB" || w.nodes[name].store.ttl != 4*time.Second {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		t.Fatalf("not every node reloaded work_mem and took ttl 4")
+	}
+	w.noViolations(t)
+}
+
+func TestSimPauseSwitchoverNeedsACandidateAndPromotesIt(t *testing.T) {
+	w := bootstrapped(t)
+	l := w.leaderName()
+	if code, body := w.nodes[l].node.PatchConfig(context.Background(), map[string]any{"pause": true}); code != http.StatusOK {
+		t.Fatalf("pause: %d %s", code, body)
+	}
+	w.run(time.Second, func() bool { return false })
+	cand := w.otherThan(l)
+	answer := async(t, func(ctx context.Context) (int, string) {
+		return w.nodes[l].node.Switchover(ctx, SwitchoverRequest{Leader: l, Candidate: cand})
+	})
+	if !w.run(5*time.Second, func() bool { return w.leaderName() == cand && slices.Equal(w.writable(), []string{cand}) }) {
+		t.Fatalf("no switchover while paused: leader %q writable %v", w.leaderName(), w.writable())
+	}
+	if r := answer(); r.code != http.StatusOK {
+		t.Errorf("answer %d %q", r.code, r.text)
+	}
+	if !w.run(5*time.Second, func() bool { return slices.Contains(w.streamingReplicasOf(cand), l) }) {
+		t.Errorf("the old primary did not follow the new one while paused")
+	}
+	w.noViolations(t)
+}

@@ -1,0 +1,305 @@
+//go:build integration
+
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Helpers of the operator-workflow tests (ops_test.go, ops_switchover_test.go).
+
+// opsClient carries requests that block (a switchover waits up to 2×max(10, loop_wait) s).
+var opsClient = &http.Client{Timeout: 90 * time.Second}
+
+// Call sends method path with a JSON body (nil: none) to the node's REST API
+// and returns the status and the reply text; 0 when unreachable.
+func (n *Node) Call(t testing.TB, method, path string, body any) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatalf("encode %v: %v", body, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", n.APIPort, path), rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := opsClient.Do(req)
+	if err != nil {
+		t.Logf("%s %s on %s: %v", method, path, n.Name, err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// Status fetches the node's /patroni document (nil when unreachable).
+func (n *Node) Status() map[string]any {
+	code, b := n.Get("/patroni")
+	if code == 0 {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// QueryString runs a one-value query on the node's postgres ("" and the error on failure).
+func (n *Node) QueryString(sql string) (string, error) {
+	ctx := context.Background()
+	conn, err := n.Conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var s string
+	err = conn.QueryRow(qctx, sql).Scan(&s)
+	return s, err
+}
+
+// WaitStreaming waits until every node but p runs as a replica streaming WAL.
+func (c *Cluster) WaitStreaming(timeout time.Duration, p *Node) {
+	c.t.Helper()
+	WaitFor(c.t, timeout, "all replicas streaming", func() bool {
+		for _, n := range c.Nodes {
+			if n != p && n.Check("/replica?replication_state=streaming") != 200 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// NodeByName returns the node called name.
+func (c *Cluster) NodeByName(name string) *Node {
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	c.t.Fatalf("no node %q", name)
+	return nil
+}
+
+// LeaderKey returns the leader key's value ("" when absent).
+func (c *Cluster) LeaderKey() string {
+	v, _ := c.EtcdKey(context.Background(), "leader")
+	return v
+}
+
+// MemberLeaseTTL returns the granted TTL (seconds) of the lease members/<name> is attached to.
+func (c *Cluster) MemberLeaseTTL(name string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if c.etcdClient == nil {
+		c.etcdClient = c.Etcd.Client()
+	}
+	resp, err := c.etcdClient.Get(ctx, "/itest/"+c.Scope+"/members/"+name)
+	if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].Lease == 0 {
+		return 0
+	}
+	ttl, err := c.etcdClient.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	if err != nil {
+		return 0
+	}
+	return ttl.GrantedTTL
+}
+
+// SetTag rewrites a boolean tag in the node's config file (the next pgnoded start reads it).
+func (n *Node) SetTag(t testing.TB, tag string, value bool) {
+	t.Helper()
+	b, err := os.ReadFile(n.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), fmt.Sprintf("  %s: %v\n", tag, !value), fmt.Sprintf("  %s: %v\n", tag, value), 1)
+	if err := os.WriteFile(n.ConfigPath, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ackWriter inserts rows with unique ids through whichever node answers
+// /primary, recording the time of every acknowledged commit, so that the
+// write outage of each switchover can be measured afterwards.
+type ackWriter struct {
+	c      *Cluster
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu   sync.Mutex
+	ids  []int64
+	acks []time.Time
+}
+
+func startAckWriter(t testing.TB, c *Cluster, p *Node) *ackWriter {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := p.Conn(ctx)
+	if err != nil {
+		t.Fatalf("connect to primary %s: %v", p.Name, err)
+	}
+	if _, err := conn.Exec(ctx, "create table if not exists ops_writes (id bigint primary key, at timestamptz default now())"); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	conn.Close(ctx)
+	wctx, cancel := context.WithCancel(ctx)
+	w := &ackWriter{c: c, cancel: cancel, done: make(chan struct{})}
+	go w.run(wctx, p)
+	t.Cleanup(w.stop)
+	return w
+}
+
+// primaryNow returns the first node answering 200 on /primary, or nil.
+func (w *ackWriter) primaryNow() *Node {
+	for _, n := range w.c.Nodes {
+		if n.Check("/primary") == 200 {
+			return n
+		}
+	}
+	return nil
+}
+
+func (w *ackWriter) run(ctx context.Context, target *Node) {
+	defer close(w.done)
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	var id int64
+	for ctx.Err() == nil {
+		if conn == nil {
+			if target == nil {
+				target = w.primaryNow()
+			}
+			if target != nil {
+				conn, _ = target.Conn(ctx)
+			}
+			if conn == nil {
+				target = nil
+				sleepCtx(ctx, 5*time.Millisecond)
+				continue
+			}
+		}
+		id++
+		qctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := conn.Exec(qctx, "insert into ops_writes(id) values ($1)", id)
+		cancel()
+		if err != nil {
+			conn.Close(context.Background())
+			conn, target = nil, nil
+			continue
+		}
+		w.mu.Lock()
+		w.ids = append(w.ids, id)
+		w.acks = append(w.acks, time.Now())
+		w.mu.Unlock()
+		sleepCtx(ctx, 2*time.Millisecond)
+	}
+}
+
+func (w *ackWriter) stop() {
+	w.cancel()
+	<-w.done
+}
+
+func (w *ackWriter) acked() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acks)
+}
+
+// waitAckAfter waits until a write is acknowledged after at.
+func (w *ackWriter) waitAckAfter(t testing.TB, timeout time.Duration, at time.Time) {
+	t.Helper()
+	WaitFor(t, timeout, "writes to resume", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.acks) > 0 && w.acks[len(w.acks)-1].After(at)
+	})
+}
+
+// outage is the longest time between two consecutive acknowledged writes
+// around [from, to]: the last ack before the outage to the first one after it.
+func (w *ackWriter) outage(from, to time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var longest time.Duration
+	for i := 1; i < len(w.acks); i++ {
+		if w.acks[i].Before(from) || w.acks[i-1].After(to) {
+			continue
+		}
+		longest = max(longest, w.acks[i].Sub(w.acks[i-1]))
+	}
+	return longest
+}
+
+// lost stops the writer and returns the acknowledged ids missing on node p.
+func (w *ackWriter) lost(t testing.TB, p *Node) []int64 {
+	t.Helper()
+	w.stop()
+	ctx := context.Background()
+	conn, err := p.Conn(ctx)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", p.Name, err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "select id from ops_writes")
+	if err != nil {
+		t.Fatalf("read writes: %v", err)
+	}
+	present := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		present[id] = true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var lost []int64
+	for _, id := range w.ids {
+		if !present[id] {
+			lost = append(lost, id)
+		}
+	}
+	return lost
+}
+
+// percentile returns the p-th percentile (0..100, nearest rank) of ds.
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	k := (p*len(s) + 99) / 100
+	return s[max(k-1, 0)]
+}
