@@ -280,6 +280,12 @@ func (d *supervisor) reload() {
 		d.log.Warn("reload", "warning", w.String())
 	}
 	d.log.Info("reload: configuration file re-read; postgres parameters are reloaded, other local settings apply at the next restart")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.pg.SetLocalParameters(ctx, cfg.PostgreSQL.Parameters); err != nil {
+		d.log.Error("reload: postgres parameters not applied", "error", err)
+		return
+	}
 	d.node.Reload(cfg.PostgreSQL.Parameters)
 }
 

@@ -357,3 +357,16 @@ func readFrom(path string, offset int64) string {
 	b, _ := io.ReadAll(io.LimitReader(f, toolOutputLimit))
 	return string(b)
 }
+
+// SetLocalParameters replaces the local postgresql.parameters (the config file
+// was re-read: SIGHUP or POST /reload). They take effect at the next Start or
+// Reload; the socket directory chosen at start-up does not change.
+func (p *Postgres) SetLocalParameters(ctx context.Context, params map[string]any) error {
+	unlock, err := p.lockOps(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	p.cfg.Parameters = params
+	return nil
+}

@@ -80,6 +80,13 @@ func TestInitdbStartWriteObserveStop(t *testing.T) {
 	if !o.PendingRestart || o.PendingRestartWhy["max_connections"].NewValue != "120" {
 		t.Errorf("pending restart after max_connections change: %v %v", o.PendingRestart, o.PendingRestartWhy)
 	}
+	// A changed local parameter from the re-read config file wins over what proc started with.
+	n.must(n.p.SetLocalParameters(ctx, map[string]any{"work_mem": "9MB"}), "set local parameters")
+	n.must(n.p.Reload(ctx, opts), "reload with new local parameters")
+	eventually(t, 10*time.Second, "local work_mem reloaded", func() (bool, string) {
+		v, err := n.queryOne(ctx, "SHOW work_mem")
+		return err == nil && v == "9MB", v
+	})
 	n.must(n.p.Reload(ctx, cluster.StartOptions{Params: map[string]any{"max_files_per_process": 500}}), "reload 2")
 	eventually(t, 10*time.Second, "pending_restart for max_files_per_process", func() (bool, string) {
 		o := n.p.Observe(ctx)
