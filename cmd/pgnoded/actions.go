@@ -69,7 +69,8 @@ func (a nodeActions) DeleteSwitchover(ctx context.Context) (int, string) {
 	return a.node.DeleteSwitchover(ctx)
 }
 
-// Failsafe implements restapi.Actions; failsafe mode is not implemented yet (issue 11).
+// Failsafe implements restapi.Actions: a failsafe primary asks this node to confirm it.
 func (a nodeActions) Failsafe(ctx context.Context, req restapi.FailsafeRequest) (int, string) {
-	return restapi.NotImplemented{}.Failsafe(ctx, req)
+	return a.node.Failsafe(ctx, ha.FailsafeRequest{Name: req.Name, ConnURL: req.ConnURL, APIURL: req.APIURL,
+		Slots: req.Slots})
 }

@@ -78,6 +78,7 @@ func (n *Node) updateLeader(ctx context.Context, o *Observation) (held bool, err
 	cancel()
 	if err != nil {
 		n.log.Warn("failed to update the leader key", "err", err)
+		n.st.dcsFailing = true
 		return false, err
 	}
 	if !ok {

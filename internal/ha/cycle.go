@@ -50,6 +50,7 @@ func (n *Node) observe(ctx context.Context) Observation {
 			lease = lu
 		} else {
 			n.log.Debug("lease keepalive failed", "err", err)
+			n.st.dcsFailing = true
 		}
 		cancel()
 		now = n.now()
@@ -84,6 +85,9 @@ func (n *Node) observe(ctx context.Context) Observation {
 		}
 	}
 	n.st.dcsOK = view.Valid(now, n.st.dyn.TTLDuration()) || (!view.ReadAt.IsZero() && lease.After(now))
+	if !view.Valid(now, n.st.dyn.TTLDuration()) {
+		n.st.dcsFailing = true
+	}
 	usePgRewind := n.st.dyn.UsePgRewind
 	if n.cfg.UsePgRewind != nil {
 		usePgRewind = *n.cfg.UsePgRewind
@@ -96,8 +100,9 @@ func (n *Node) observe(ctx context.Context) Observation {
 		PG: pg, Data: n.st.data, PGDownSince: n.st.pgDownSince, LastStartFailed: n.st.lastStartFailed,
 		RewindFailed: n.st.rewindFailed, Upstream: n.st.upstream, ReleasedLockAt: n.st.releasedAt,
 		SwitchoverDemotedAt: n.st.switchoverDemotedAt, LeaderGoneAt: n.st.leaderGoneAt,
-		NotStreamingSince: n.st.notStreamingSince,
+		NotStreamingSince: n.st.notStreamingSince, FailsafeLeader: n.failsafeLeaderNow(now),
 	}
+	n.failsafeStep(ctx, &obs)
 	if l := n.st.long; l != nil {
 		obs.Long = &LongAction{Kind: l.kind, Since: l.since}
 	}

@@ -31,6 +31,9 @@ type Observation struct {
 	// while confirmed, leadership is held until FailsafeUntil even without DCS.
 	FailsafeConfirmed bool
 	FailsafeUntil     time.Time
+	// FailsafeLeader is the member that asked us with POST /failsafe less than
+	// ttl ago ("" if none): it is a live primary, so no leader race.
+	FailsafeLeader string
 	// FenceFailed: the fence guard could not be armed; such a node must not become primary.
 	FenceFailed bool
 

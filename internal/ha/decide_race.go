@@ -44,6 +44,8 @@ func notHealthiest(why, reason string) Decision {
 // decideReplicaRace is is_healthiest_node for a replica.
 func decideReplicaRace(o Observation) Decision {
 	switch {
+	case o.FailsafeLeader != "" && o.FailsafeLeader != o.Name:
+		return notHealthiest(o.FailsafeLeader+" is running as primary in failsafe mode", "failsafe_leader")
 	case o.FenceFailed:
 		return notHealthiest("the fence guard could not be armed", "fence_failed")
 	case !o.Tags.CanFailover():

@@ -89,6 +89,7 @@ func (n *Node) Run(ctx context.Context) error {
 			cycle = viewDigest(n.deps.Store.View(), n.cfg.Name, n.now(), n.st.dyn.TTLDuration()) != n.st.digest
 		case <-n.deps.Store.LeaseLost():
 			n.st.counters.LeaseRenewFails++
+			n.st.dcsFailing = true
 			n.log.Warn("lease keepalive failed or lease lost")
 		case <-n.deps.Postgres.Exited():
 			n.onPostmasterExit()
@@ -167,8 +168,13 @@ func (n *Node) nextWake() time.Time {
 			next = t
 		}
 	}
+	if n.st.fs.engaged {
+		earlier(n.st.fs.lastRound.Add(failsafeInterval(n.st.dyn)))
+	} else if n.st.fenceWant && n.st.dyn.FailsafeMode && !n.st.dyn.Pause {
+		earlier(n.leaseOverdueAt()) // a missed renewal starts failsafe rounds before the lease runs short
+	}
 	if n.st.fenceWant && !n.st.dyn.Pause {
-		hold := n.deps.Store.LeaseValidUntil()
+		hold := n.holdUntil()
 		start, deadline := DemoteStart(hold, n.st.dyn), DemoteDeadline(hold, n.st.dyn)
 		switch {
 		case start.After(now):
@@ -202,11 +208,17 @@ func (n *Node) nextWake() time.Time {
 }
 
 // onRenewal runs after every lease renewal: extend the fence and republish
-// LeaderUntil without a full cycle. It asks for a full cycle only after a ttl
-// change (the renewal may have brought a new lease to move the leader key to).
+// LeaderUntil without a full cycle. It asks for a full cycle after a ttl
+// change (the renewal may have brought a new lease to move the leader key to)
+// and when it ends failsafe mode (the DCS is back).
 func (n *Node) onRenewal() bool {
+	n.st.dcsFailing = false
 	n.reconcileFence()
 	n.republish()
+	if n.st.fs.engaged {
+		// Leave failsafe mode through a full cycle (it re-takes the key and rewrites the keys).
+		return true
+	}
 	if n.st.ttlPending {
 		n.st.ttlPending = false
 		return true

@@ -40,6 +40,9 @@ type Node struct {
 	started   atomic.Bool
 	runDone   chan struct{}
 
+	fsMu     sync.Mutex
+	fsLeader failsafeLeader // replica side of failsafe mode (POST /failsafe)
+
 	hooks testHooks
 	st    loopState // owned by the Run goroutine (and by Shutdown once Run has returned)
 }
@@ -123,8 +126,12 @@ func (n *Node) opCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 		d = time.Second
 	}
 	if n.st.fenceWant {
-		if until := DemoteStart(n.deps.Store.LeaseValidUntil(), n.st.dyn).Sub(n.now()); until < d {
+		if until := DemoteStart(n.holdUntil(), n.st.dyn).Sub(n.now()); until < d {
 			d = max(until, 200*time.Millisecond)
+		}
+		if n.st.fs.engaged {
+			// DCS lost: calls must not delay the next failsafe round.
+			d = min(d, max(failsafeInterval(n.st.dyn)/2, 200*time.Millisecond))
 		}
 	}
 	return context.WithTimeout(ctx, d)

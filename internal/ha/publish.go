@@ -131,12 +131,13 @@ func (n *Node) becomingPrimary() bool {
 	return n.st.promoting || l != nil && (l.kind == LongBootstrap || l.kind == LongStartPrimary)
 }
 
-// armFence arms (or extends) the guard to DemoteDeadline of the current lease.
+// armFence arms (or extends) the guard to DemoteDeadline of the current hold:
+// the lease, or while failsafe keeps leadership the last confirmation + ttl.
 func (n *Node) armFence() {
 	if n.cfg.NoFence || n.deps.Fence == nil {
 		return
 	}
-	dl := DemoteDeadline(n.deps.Store.LeaseValidUntil(), n.st.dyn)
+	dl := DemoteDeadline(n.holdUntil(), n.st.dyn)
 	if dl.IsZero() || n.st.fenceKnown && n.st.fenceArmed && dl.Equal(n.st.fenceUntil) {
 		return
 	}
@@ -179,7 +180,7 @@ func (n *Node) reconcileVIP(ctx context.Context) {
 		return
 	}
 	pg := n.st.pg
-	holdOK := n.now().Before(DemoteStart(n.deps.Store.LeaseValidUntil(), n.st.dyn))
+	holdOK := n.now().Before(DemoteStart(n.holdUntil(), n.st.dyn))
 	want := n.holdsKey() && holdOK && pg.Running && pg.Ready && !pg.InRecovery
 	if !want && n.st.vipBound && n.holdsKey() && holdOK && n.st.long != nil && n.st.long.kind == LongStartPrimary {
 		return
@@ -204,12 +205,12 @@ func (n *Node) ensureVIP(ctx context.Context, bound bool) {
 	n.st.vipBound = bound
 }
 
-// leaderUntil is what /primary trusts: LeaseValidUntil while we hold the key
+// leaderUntil is what /primary trusts: the hold (lease or failsafe) while we hold the key
 // and postgres is a running primary, else zero.
 func (n *Node) leaderUntil() time.Time {
 	pg := n.st.pg
 	if n.holdsKey() && pg.Running && pg.Ready && !pg.InRecovery {
-		return n.deps.Store.LeaseValidUntil()
+		return n.holdUntil()
 	}
 	return time.Time{}
 }
@@ -226,7 +227,7 @@ func (n *Node) publish() {
 		Tags: EffectiveTags(n.cfg.Tags), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
 		SyncStandby:    cfg.SynchronousMode && n.st.view.Sync != nil && (Observation{View: n.st.view}).inSync(n.cfg.Name),
 		WatchdogFailed: n.st.fenceFailed, LastLoop: n.st.lastLoop, NextLoopAt: n.nextWake(), Action: n.st.action,
-		VIPBound: n.st.vipBound, Counters: n.st.counters, ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
+		FailsafeActive: n.failsafeActive(), VIPBound: n.st.vipBound, Counters: n.st.counters, ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
 	}
 	n.snap.Store(s)
 }

@@ -15,8 +15,10 @@ type loopState struct {
 	ttlPending bool                  // ttl changed: run a full cycle at the next renewal
 	view       cluster.View
 	dcsOK      bool
-	lockLost   bool   // UpdateLeader said another node holds the key (this cycle)
-	digest     string // viewDigest of the last cycle's view
+	dcsFailing bool          // a lease renewal, read or leader-key update failed since the last renewal
+	fs         failsafeState // primary side of failsafe mode
+	lockLost   bool          // UpdateLeader said another node holds the key (this cycle)
+	digest     string        // viewDigest of the last cycle's view
 
 	pg          cluster.PGObservation // last observation (InRecovery hinted when not Ready)
 	roleKnown   bool                  // pgInRecovery is trustworthy for the running postmaster

@@ -1,0 +1,197 @@
+package ha
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// FailsafeRequest is a POST /failsafe body received from a failsafe primary.
+type FailsafeRequest struct {
+	Name    string
+	ConnURL string
+	APIURL  string
+	Slots   map[string]int64
+}
+
+// FailsafeAsker is an optional extension of Peers: it sends POST /failsafe
+// with req to every target (name -> api_url) in parallel and reports, per
+// name, whether the member accepted (200).
+type FailsafeAsker interface {
+	AskFailsafe(ctx context.Context, req FailsafeRequest, targets map[string]string, timeout time.Duration) map[string]bool
+}
+
+// failsafeState is the primary side of failsafe mode (loop-owned).
+type failsafeState struct {
+	engaged     bool      // DCS lost while primary with failsafe_mode on: rounds are running
+	confirmed   bool      // the last round was accepted by every member of the failsafe key
+	confirmedAt time.Time // start of the last accepted round
+	lastRound   time.Time // start of the last round
+	denied      bool      // a round lacked a confirmation (logged once)
+}
+
+// failsafeLeader is the replica side: the primary that last asked us (guarded by Node.fsMu).
+type failsafeLeader struct {
+	name  string
+	until time.Time
+}
+
+// failsafeInterval is how often a failsafe primary asks again: loop_wait, at most ttl/3.
+func failsafeInterval(cfg cluster.DynamicConfig) time.Duration {
+	return max(min(cfg.LoopWaitDuration(), cfg.TTLDuration()/3), 200*time.Millisecond)
+}
+
+// failsafeTimeout bounds one POST /failsafe attempt: min(2s, retry_timeout/2).
+func failsafeTimeout(cfg cluster.DynamicConfig) time.Duration {
+	return max(min(PeerTimeout, cfg.RetryTimeoutDuration()/2), 100*time.Millisecond)
+}
+
+// failsafeStep runs in observe: while this node is a writable primary holding
+// the key, failsafe_mode is on and the DCS failed (a lease renewal, a read or
+// a leader-key update failed), it asks every member of the failsafe key every
+// failsafeInterval and records the outcome into o.
+func (n *Node) failsafeStep(ctx context.Context, o *Observation) {
+	fs := &n.st.fs
+	why := ""
+	switch {
+	case !o.Config.FailsafeMode:
+		why = "failsafe_mode is off"
+	case o.paused():
+		why = "maintenance mode"
+	case !o.leaderIsMe():
+		why = "not the leader"
+	case !o.pgWritable():
+		why = "postgres is not a running primary"
+	case !n.st.dcsFailing && o.dcsUsable() && !o.Now.After(n.leaseOverdueAt()):
+		why = "DCS is accessible again"
+	}
+	if why != "" {
+		if fs.engaged {
+			n.log.Info("failsafe mode exit", "reason", why, "was_confirmed", fs.confirmed)
+		}
+		*fs = failsafeState{}
+		return
+	}
+	if !fs.engaged {
+		fs.engaged = true
+		n.log.Warn("failsafe mode entry: DCS is not accessible (lease renewal failed or overdue), asking every member to confirm this primary",
+			"members", len(o.View.Failsafe), "dcs_failed", n.st.dcsFailing, "lease_valid_until", o.LeaseValidUntil)
+	}
+	if fs.lastRound.IsZero() || !o.Now.Before(fs.lastRound.Add(failsafeInterval(o.Config))) {
+		start := n.now()
+		ok, missing := n.failsafeRound(ctx, o.View.Failsafe)
+		fs.lastRound = start
+		switch {
+		case ok:
+			if !fs.confirmed {
+				n.log.Info("failsafe mode active: every member confirmed this primary")
+			}
+			fs.confirmed, fs.confirmedAt = true, start
+			// Pat the fence now: the DCS calls of this cycle may block past the lease's deadline.
+			n.reconcileFence()
+		default:
+			if fs.confirmed || !fs.denied {
+				n.log.Warn("failsafe mode: not every member confirmed this primary; it may not stay primary without the DCS",
+					"missing", missing)
+			}
+			fs.confirmed, fs.denied = false, true
+		}
+		o.Now = n.now()
+	}
+	o.FailsafeConfirmed = fs.confirmed
+	if fs.confirmed {
+		o.FailsafeUntil = fs.confirmedAt.Add(o.Config.TTLDuration())
+	}
+}
+
+// failsafeRound asks every other member of the failsafe key; true when all accept.
+// An absent key confirms nothing; a key naming only us confirms (single-node cluster).
+func (n *Node) failsafeRound(ctx context.Context, key map[string]string) (bool, []string) {
+	if len(key) == 0 {
+		return false, []string{"(failsafe key unknown)"}
+	}
+	targets := make(map[string]string, len(key))
+	for name, url := range key {
+		if name != n.cfg.Name {
+			targets[name] = url
+		}
+	}
+	if len(targets) == 0 {
+		return true, nil
+	}
+	asker, ok := n.deps.Peers.(FailsafeAsker)
+	if !ok {
+		return false, []string{"(peers cannot be asked)"}
+	}
+	req := FailsafeRequest{Name: n.cfg.Name, ConnURL: n.cfg.ConnURL, APIURL: n.cfg.APIURL}
+	rctx, cancel := shortCtx(ctx, 2*failsafeTimeout(n.st.dyn)+time.Second)
+	defer cancel()
+	got := asker.AskFailsafe(rctx, req, targets, failsafeTimeout(n.st.dyn))
+	var missing []string
+	for name := range targets {
+		if !got[name] {
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(missing)
+	return len(missing) == 0, missing
+}
+
+// leaseOverdueAt is when the next lease renewal is overdue: the Store renews
+// every ttl/4, so a renewal missing ttl/4 + min(1s, ttl/8) after the last one
+// means the DCS is failing even before the hanging call times out.
+func (n *Node) leaseOverdueAt() time.Time {
+	lu := n.deps.Store.LeaseValidUntil()
+	if lu.IsZero() {
+		return time.Time{}
+	}
+	ttl := n.st.dyn.TTLDuration()
+	return lu.Add(-ttl + ttl/4 + max(min(time.Second, ttl/8), 100*time.Millisecond))
+}
+
+// holdUntil is the loop's hold on leadership: the lease, extended by a fresh
+// failsafe confirmation (confirmed_at + ttl) while the DCS is lost.
+func (n *Node) holdUntil() time.Time {
+	h := n.deps.Store.LeaseValidUntil()
+	if fs := n.st.fs; fs.engaged && fs.confirmed {
+		if u := fs.confirmedAt.Add(n.st.dyn.TTLDuration()); u.After(h) {
+			h = u
+		}
+	}
+	return h
+}
+
+// Failsafe answers a failsafe primary's POST /failsafe (the REST layer has
+// checked failsafe_mode and the body): 500 when this node runs as a primary,
+// else 200 and the sender counts as the live leader for ttl (no leader race).
+func (n *Node) Failsafe(_ context.Context, req FailsafeRequest) (int, string) {
+	s := n.Snapshot()
+	if s.PG.Running && !s.PG.InRecovery && s.Role == cluster.RolePrimary {
+		return 500, "Running as a leader"
+	}
+	n.fsMu.Lock()
+	n.fsLeader = failsafeLeader{name: req.Name, until: n.now().Add(s.TTL)}
+	n.fsMu.Unlock()
+	return 200, "Accepted"
+}
+
+// failsafeLeaderNow is the member that asked us with POST /failsafe less than ttl ago, or "".
+func (n *Node) failsafeLeaderNow(now time.Time) string {
+	n.fsMu.Lock()
+	defer n.fsMu.Unlock()
+	if n.fsLeader.name != "" && now.Before(n.fsLeader.until) {
+		return n.fsLeader.name
+	}
+	return ""
+}
+
+// failsafeActive is Snapshot.FailsafeActive: a primary kept by failsafe, or a
+// replica that a failsafe primary asked less than ttl ago.
+func (n *Node) failsafeActive() bool {
+	if fs := n.st.fs; fs.engaged && fs.confirmed {
+		return true
+	}
+	return n.failsafeLeaderNow(n.now()) != ""
+}

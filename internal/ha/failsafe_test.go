@@ -1,0 +1,250 @@
+package ha
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// dcsDown is pg1 as primary after the DCS went away: the lease ran out (t0+30s)
+// and the view is stale.
+func dcsDown(o *Observation) {
+	o.Now = t0.Add(40 * time.Second)
+	o.DCSOK = false
+	o.Config.FailsafeMode = true
+}
+
+func TestDecideFailsafe(t *testing.T) {
+	confirmed := func(until time.Duration) fx {
+		return func(o *Observation) { o.FailsafeConfirmed, o.FailsafeUntil = true, t0.Add(until) }
+	}
+	runDecideCases(t, []decideCase{
+		{"DCS lost, every member confirmed: the primary keeps running", newObs(iLead, dcsDown, confirmed(60*time.Second)),
+			want{action: ActionNone, reason: "failsafe", msg: "failsafe mode is enabled"}},
+		{"DCS lost, a confirmation missing: demote offline", newObs(iLead, dcsDown),
+			want{action: ActionDemote, demote: DemoteOffline, reason: "lease_deadline"}},
+		{"DCS lost, confirmation too old: fenced before it could expire",
+			newObs(iLead, dcsDown, confirmed(45*time.Second)),
+			want{action: ActionDemote, demote: DemoteOffline, stop: cluster.StopImmediate, reason: "lease_deadline"}},
+		{"DCS lost, confirmation nearing its end: fast demote at DemoteStart",
+			newObs(iLead, dcsDown, confirmed(55*time.Second)),
+			want{action: ActionDemote, demote: DemoteOffline, stop: cluster.StopFast, reason: "lease_deadline"}},
+		{"DCS lost on a replica: it never promotes, even asked by a failsafe primary",
+			newObs(leader(""), dcsDown, func(o *Observation) { o.FailsafeLeader = "pg2" }),
+			want{action: ActionNone, reason: "dcs_error"}},
+		{"no leader key but a failsafe primary asked us: no race",
+			newObs(leader(""), func(o *Observation) { o.FailsafeLeader = "pg2" }),
+			want{action: ActionNone, reason: "failsafe_leader"}},
+		{"paused primary without DCS does nothing", newObs(iLead, dcsDown, paused),
+			want{action: ActionNone, reason: "dcs_error"}},
+	})
+}
+
+// fakeAsker answers failsafe probes from a table; it counts the probes.
+type fakeAsker struct {
+	fakePeersNone
+	accept map[string]bool
+	calls  atomic.Int32
+	last   FailsafeRequest
+}
+
+type fakePeersNone struct{}
+
+func (fakePeersNone) Status(_ context.Context, ms []cluster.Member) []PeerStatus {
+	return make([]PeerStatus, len(ms))
+}
+
+func (f *fakeAsker) AskFailsafe(_ context.Context, req FailsafeRequest, targets map[string]string,
+	_ time.Duration) map[string]bool {
+	f.calls.Add(1)
+	f.last = req
+	out := map[string]bool{}
+	for name := range targets {
+		out[name] = f.accept[name]
+	}
+	return out
+}
+
+func failsafeNode(t *testing.T, peers Peers) (*Node, *fakeClockNow) {
+	t.Helper()
+	clk := &fakeClockNow{t: t0}
+	n := New(Config{Name: "pg1", APIURL: "http://pg1:8008/patroni", ConnURL: "postgres://pg1:5432/postgres",
+		Now: clk.now}, Deps{Peers: peers, Store: &leaseOnly{until: t0.Add(30 * time.Second)}})
+	n.st.dyn = cluster.DefaultDynamicConfig()
+	n.st.dyn.FailsafeMode = true
+	return n, clk
+}
+
+type fakeClockNow struct{ t time.Time }
+
+func (c *fakeClockNow) now() time.Time { return c.t }
+
+// leaseOnly is a Store that only answers LeaseValidUntil (all failsafeStep needs).
+type leaseOnly struct {
+	Store
+	until time.Time
+}
+
+func (l *leaseOnly) LeaseValidUntil() time.Time { return l.until }
+
+func TestFailsafeStep(t *testing.T) {
+	asker := &fakeAsker{accept: map[string]bool{"pg2": true, "pg3": true}}
+	n, clk := failsafeNode(t, asker)
+	obs := func(mods ...fx) Observation {
+		o := newObs(append([]fx{iLead, func(o *Observation) {
+			o.Now = clk.t
+			o.Config = n.st.dyn
+			o.View.Failsafe = map[string]string{"pg1": "u1", "pg2": "u2", "pg3": "u3"}
+		}}, mods...)...)
+		return o
+	}
+	// DCS fine: nothing asked.
+	o := obs()
+	n.failsafeStep(context.Background(), &o)
+	if asker.calls.Load() != 0 || o.FailsafeConfirmed || n.st.fs.engaged {
+		t.Fatalf("failsafe engaged with a healthy DCS")
+	}
+	// A failed renewal: the first round confirms; until = round start + ttl.
+	n.st.dcsFailing = true
+	clk.t = t0.Add(5 * time.Second)
+	o = obs()
+	n.failsafeStep(context.Background(), &o)
+	if asker.calls.Load() != 1 || !o.FailsafeConfirmed || !o.FailsafeUntil.Equal(clk.t.Add(30*time.Second)) {
+		t.Fatalf("round 1: calls %d confirmed %v until %v", asker.calls.Load(), o.FailsafeConfirmed, o.FailsafeUntil)
+	}
+	if asker.last.Name != "pg1" || asker.last.ConnURL == "" || asker.last.APIURL == "" {
+		t.Errorf("probe body %+v", asker.last)
+	}
+	if !n.failsafeActive() || !n.holdUntil().Equal(clk.t.Add(30*time.Second)) {
+		t.Errorf("active %v hold %v", n.failsafeActive(), n.holdUntil())
+	}
+	// Within loop_wait: no new round, the confirmation carries over.
+	clk.t = clk.t.Add(time.Second)
+	o = obs()
+	n.failsafeStep(context.Background(), &o)
+	if asker.calls.Load() != 1 || !o.FailsafeConfirmed {
+		t.Fatalf("asked again within loop_wait")
+	}
+	// Next round lacks pg3: not confirmed any more.
+	asker.accept["pg3"] = false
+	clk.t = clk.t.Add(10 * time.Second)
+	o = obs()
+	n.failsafeStep(context.Background(), &o)
+	if asker.calls.Load() != 2 || o.FailsafeConfirmed || n.failsafeActive() {
+		t.Fatalf("round without pg3 still confirmed")
+	}
+	// A renewal overdue (ttl/4 + 1s after the last one) engages failsafe even before the call fails.
+	n.st.dcsFailing = false
+	n.st.fs = failsafeState{}
+	asker.accept["pg3"] = true
+	clk.t = t0.Add(8*time.Second + 600*time.Millisecond)
+	o = obs()
+	n.failsafeStep(context.Background(), &o)
+	if !n.st.fs.engaged || !o.FailsafeConfirmed {
+		t.Fatalf("overdue renewal did not engage failsafe")
+	}
+	// DCS back (renewed): exit.
+	n.deps.Store.(*leaseOnly).until = clk.t.Add(30 * time.Second)
+	o = obs()
+	n.failsafeStep(context.Background(), &o)
+	if n.st.fs.engaged {
+		t.Fatalf("still engaged with the DCS back")
+	}
+	// failsafe_mode off: never engaged.
+	n.st.dcsFailing = true
+	o = obs(cfg(func(c *cluster.DynamicConfig) { c.FailsafeMode = false }))
+	n.failsafeStep(context.Background(), &o)
+	if n.st.fs.engaged {
+		t.Fatalf("engaged with failsafe_mode off")
+	}
+}
+
+func TestFailsafeRoundKeys(t *testing.T) {
+	n, _ := failsafeNode(t, &fakeAsker{accept: map[string]bool{}})
+	if ok, _ := n.failsafeRound(context.Background(), nil); ok {
+		t.Errorf("an absent failsafe key confirmed")
+	}
+	if ok, _ := n.failsafeRound(context.Background(), map[string]string{"pg1": "u"}); !ok {
+		t.Errorf("a single-node failsafe key did not confirm")
+	}
+	if ok, missing := n.failsafeRound(context.Background(), map[string]string{"pg1": "u", "pg2": "u"}); ok ||
+		len(missing) != 1 || missing[0] != "pg2" {
+		t.Errorf("refused round: ok %v missing %v", ok, missing)
+	}
+	n2, _ := failsafeNode(t, fakePeersNone{})
+	if ok, _ := n2.failsafeRound(context.Background(), map[string]string{"pg1": "u", "pg2": "u"}); ok {
+		t.Errorf("peers without AskFailsafe confirmed")
+	}
+}
+
+func TestFailsafeReplicaSide(t *testing.T) {
+	n, clk := failsafeNode(t, fakePeersNone{})
+	s := *n.Snapshot()
+	s.TTL = 30 * time.Second
+	s.Role, s.PG = cluster.RoleReplica, cluster.PGObservation{Running: true, Ready: true, InRecovery: true}
+	n.snap.Store(&s)
+	if code, text := n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2"}); code != 200 || text != "Accepted" {
+		t.Fatalf("replica answered %d %q", code, text)
+	}
+	if got := n.failsafeLeaderNow(clk.t.Add(29 * time.Second)); got != "pg2" {
+		t.Errorf("failsafe leader = %q", got)
+	}
+	if got := n.failsafeLeaderNow(clk.t.Add(30 * time.Second)); got != "" {
+		t.Errorf("failsafe leader after ttl = %q", got)
+	}
+	p := s
+	p.Role, p.PG.InRecovery = cluster.RolePrimary, false
+	n.snap.Store(&p)
+	if code, text := n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2"}); code != 500 ||
+		text != "Running as a leader" {
+		t.Fatalf("primary answered %d %q", code, text)
+	}
+}
+
+func TestHTTPPeersAskFailsafe(t *testing.T) {
+	var got atomic.Value
+	var flaky atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /failsafe", func(w http.ResponseWriter, r *http.Request) {
+		var b failsafeBody
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		got.Store(b)
+		w.WriteHeader(http.StatusOK)
+	})
+	ok := httptest.NewServer(mux)
+	defer ok.Close()
+	leaderSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "Running as a leader", http.StatusInternalServerError)
+	}))
+	defer leaderSrv.Close()
+	flakySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if flaky.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer flakySrv.Close()
+	p := NewHTTPPeers(nil)
+	res := p.AskFailsafe(context.Background(), FailsafeRequest{Name: "pg1", ConnURL: "postgres://x", APIURL: "http://x/patroni"},
+		map[string]string{"ok": ok.URL + "/patroni", "leader": leaderSrv.URL + "/patroni", "flaky": flakySrv.URL,
+			"dead": "http://127.0.0.1:1/patroni", "none": ""}, time.Second)
+	want := map[string]bool{"ok": true, "leader": false, "flaky": true, "dead": false, "none": false}
+	for k, v := range want {
+		if res[k] != v {
+			t.Errorf("%s: accepted %v, want %v", k, res[k], v)
+		}
+	}
+	if b, _ := got.Load().(failsafeBody); b.Name != "pg1" || b.ConnURL != "postgres://x" || b.APIURL != "http://x/patroni" {
+		t.Errorf("body %+v", b)
+	}
+	if flaky.Load() != 2 {
+		t.Errorf("flaky member asked %d times, want 2 (one retry)", flaky.Load())
+	}
+}
