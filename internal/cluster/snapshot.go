@@ -89,6 +89,7 @@ type Counters struct {
 	Demotions       uint64
 	LastFailover    FailoverTiming
 	LeaseRenewFails uint64
+	VIPFailures     uint64 // failed attempts to bind or release the VIP
 }
 
 // FailoverTiming splits the last failover this node won into phases.

@@ -20,6 +20,7 @@ var (
 	descPromotions     = prometheus.NewDesc("pgnoded_promotions_total", "Promotions of the local postgres.", nil, nil)
 	descDemotions      = prometheus.NewDesc("pgnoded_demotions_total", "Demotions of the local postgres.", nil, nil)
 	descRenewFailures  = prometheus.NewDesc("pgnoded_lease_renew_failures_total", "Failed renewals of the leader key.", nil, nil)
+	descVIPFailures    = prometheus.NewDesc("pgnoded_vip_failures_total", "Failed attempts to bind or release the VIP (missing capability, no interface).", nil, nil)
 	descLastFailover   = prometheus.NewDesc("pgnoded_last_failover_seconds", "Duration of the phases of the last failover this node won.", []string{"phase"}, nil)
 )
 
@@ -40,7 +41,7 @@ type haCollector struct {
 func (h *haCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descLeader, descLeaseRemaining, descDCSLastSeen,
 		descVIPBound, descFailsafe, descFailovers, descSwitchovers, descPromotions, descDemotions,
-		descRenewFailures, descLastFailover} {
+		descRenewFailures, descVIPFailures, descLastFailover} {
 		ch <- d
 	}
 }
@@ -80,6 +81,7 @@ func (h *haCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPromotions, s.Counters.Promotions)
 	counter(descDemotions, s.Counters.Demotions)
 	counter(descRenewFailures, s.Counters.LeaseRenewFails)
+	counter(descVIPFailures, s.Counters.VIPFailures)
 	lf := s.Counters.LastFailover
 	ch <- gauge(descLastFailover, lf.Detection.Seconds(), "detection")
 	ch <- gauge(descLastFailover, lf.Promotion.Seconds(), "promotion")

@@ -21,7 +21,7 @@ func fixedSnapshot() *cluster.Snapshot {
 		VIPBound:       true,
 		FailsafeActive: false,
 		Counters: cluster.Counters{
-			Failovers: 2, Switchovers: 3, Promotions: 5, Demotions: 4, LeaseRenewFails: 1,
+			Failovers: 2, Switchovers: 3, Promotions: 5, Demotions: 4, LeaseRenewFails: 1, VIPFailures: 2,
 			LastFailover: cluster.FailoverTiming{
 				Detection: 12 * time.Second, Promotion: 1500 * time.Millisecond, VIPMove: 250 * time.Millisecond,
 			},
@@ -73,6 +73,9 @@ pgnoded_switchovers_total 3
 # HELP pgnoded_vip_bound Whether the VIP is bound on this node (1) or not (0).
 # TYPE pgnoded_vip_bound gauge
 pgnoded_vip_bound 1
+# HELP pgnoded_vip_failures_total Failed attempts to bind or release the VIP (missing capability, no interface).
+# TYPE pgnoded_vip_failures_total counter
+pgnoded_vip_failures_total 2
 `
 
 func TestHAMetricsGolden(t *testing.T) {

@@ -196,6 +196,7 @@ func (n *Node) ensureVIP(ctx context.Context, bound bool) {
 	vctx, cancel := shortCtx(ctx, min(n.st.dyn.RetryTimeoutDuration(), 2*time.Second))
 	defer cancel()
 	if err := n.deps.VIP.Ensure(vctx, bound); err != nil {
+		n.st.counters.VIPFailures++
 		n.log.Warn("VIP change failed", "bound", bound, "err", err)
 		return
 	}
