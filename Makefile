@@ -39,8 +39,36 @@ lint:
 	$(GO) vet ./...
 	@bash scripts/check-deps.sh
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+## bench: one table of pgnoded's figures -- bootstrap, unplanned failover per fault kind,
+## planned switchover, REST API req/s and p99, metrics scrape, footprint -- each with
+## min/median/max over BENCH_RUNS runs (default 3), the settings, the machine and the
+## commands (root: real postgres and etcd). Raw output in $(BIN)/bench.out, the table also
+## in $(BIN)/bench.md. Timings are measured and printed, never asserted. About 12 minutes.
+BENCH_RUNS ?= 3
+bench: build
+	@out=$(BIN)/bench.out; : > $$out; \
+	export PGNODED_BIN=$(CURDIR)/$(BIN)/pgnoded PGNODED_BENCH_RUNS=$(BENCH_RUNS); \
+	q() { for a; do case $$a in *[!A-Za-z0-9_./=:-]*) printf "'%s' " "$$a";; *) printf '%s ' "$$a";; esac; done; }; \
+	run() { echo "### CMD: $$(q "$$@")" | tee -a $$out; "$$@" >>$$out 2>&1 || echo "### FAILED (exit $$?): $$(q "$$@")" | tee -a $$out; }; \
+	run $(GO) test -tags integration -count=1 -timeout 90m -run '^$$' -benchtime 1x \
+	  -bench '^Benchmark(BootstrapThreeNodes|FailoverNodeLoss|FailoverPostgresCrash)$$' ./test/; \
+	sw=$$(sed -n 's/^func \(Benchmark[A-Za-z0-9_]*Switchover[A-Za-z0-9_]*\)(.*/\1/p' test/*.go | paste -sd'|' -); \
+	if [ -n "$$sw" ]; then run $(GO) test -tags integration -count=1 -timeout 30m -run '^$$' -benchtime 1x -bench "^($$sw)$$" ./test/; fi; \
+	if grep -qs '^func BenchmarkFootprint(' test/*.go; then \
+	  run $(GO) test -tags integration -count=$(BENCH_RUNS) -timeout 30m -run '^$$' -benchtime 1x -bench '^BenchmarkFootprint$$' ./test/; fi; \
+	run $(GO) test -count=$(BENCH_RUNS) -run '^$$' -bench . ./internal/restapi/; \
+	run $(GO) test -count=$(BENCH_RUNS) -run '^$$' -bench ScrapeDefaultSet -benchtime 20x ./internal/exporter/; \
+	$(GO) run ./tools/benchtable $$out | tee $(BIN)/bench.md
+
+## chaos: the full failure suite (issue 9), root only: every scenario in network namespaces
+## (3 etcd + 3 nodes, ttl 10/2/4), then the table (also in $(BIN)/chaos.out). CHAOS_MINUTES
+## sets the random-faults scenario (default 2); CHAOS_SEED=N repeats a run's random choices.
+CHAOS_MINUTES ?= 2
+chaos: build
+	@mkdir -p $(BIN); { PGNODED_BIN=$(CURDIR)/$(BIN)/pgnoded PGNODED_CHAOS=full PGNODED_CHAOS_MINUTES=$(CHAOS_MINUTES) \
+	  PGNODED_CHAOS_SEED=$(CHAOS_SEED) $(GO) test -tags integration -count=1 -v -timeout 60m \
+	  -run '^(TestChaosAnalysis|TestChaosCheckerSeesRoguePromotion|TestChaos)$$' ./test/ 2>&1; \
+	  echo $$? > $(BIN)/chaos.rc; } | tee $(BIN)/chaos.out; exit $$(cat $(BIN)/chaos.rc)
 
 clean:
 	rm -rf $(BIN)

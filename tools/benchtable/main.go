@@ -1,0 +1,206 @@
+// Command benchtable prints `make bench`'s table: it reads the raw output of
+// the benchmark runs (go test -bench result lines, the summary lines the
+// integration benchmarks print to stderr, and the Makefile's "### CMD:"
+// markers) and writes one markdown table of min/median/max with the settings
+// used, headed by the machine it ran on and the commands. It measures
+// nothing itself and asserts nothing.
+//
+//	go run ./tools/benchtable bin/bench.out
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+func main() {
+	var in io.Reader = os.Stdin
+	if len(os.Args) > 1 {
+		f, err := os.Open(os.Args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchtable:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		in = f
+	}
+	res, err := parse(in)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchtable:", err)
+		os.Exit(2)
+	}
+	writeTable(os.Stdout, res, machine())
+}
+
+// machine describes where the benchmarks ran.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kib int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kib); err == nil {
+			mem = fmt.Sprintf(", %.0f GiB RAM", float64(kib)/(1<<20))
+		}
+	}
+	kernel := ""
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = ", Linux " + strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("nproc %d, model name %q%s%s, %s", runtime.NumCPU(), model, mem, kernel, runtime.Version())
+}
+
+// row is one line of the table.
+type row struct {
+	what, min, med, max, runs, settings string
+}
+
+// writeTable renders the table.
+func writeTable(w io.Writer, res *results, host string) {
+	fmt.Fprintf(w, "pgnoded benchmarks, %s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "machine: %s\n", host)
+	fmt.Fprintf(w, "command: make bench, which ran:\n")
+	for _, c := range res.commands {
+		fmt.Fprintf(w, "  %s\n", c)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| measurement | min | median | max | runs | settings |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, r := range rows(res) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.what, r.min, r.med, r.max, r.runs, r.settings)
+	}
+	for _, f := range res.failed {
+		fmt.Fprintf(w, "\n%s", f)
+	}
+	if len(res.failed) > 0 {
+		fmt.Fprintln(w)
+	}
+}
+
+const loopbackSettings = "loopback, 1 etcd, 3 nodes"
+
+// rows lists the known measurements in a fixed order, then every other
+// benchmark metric found (e.g. a switchover benchmark added later).
+func rows(res *results) []row {
+	var out []row
+	used := map[string]bool{}
+	for _, s := range res.bootstrap {
+		out = append(out, secRow("bootstrap: empty dirs → 1 primary + 2 healthy replicas", s, loopbackSettings+", ttl 10/2/4"))
+	}
+	used["BenchmarkBootstrapThreeNodes"] = true
+	for _, f := range res.failover {
+		out = append(out, secRow("unplanned failover, node loss (pgnoded+postgres SIGKILL): kill → first write", f.KillToWrite,
+			fmt.Sprintf("%s, ttl/loop_wait/retry %s; of which kill → leader key expired med %.2fs", loopbackSettings, f.Timing, f.KillToLease.Med)))
+	}
+	markPrefix(res, used, "BenchmarkFailoverNodeLoss")
+	for _, p := range res.pgcrash {
+		out = append(out, secRow("postgres crash on the primary (postmaster+backends SIGKILL): kill → first write", p.KillToWrite,
+			fmt.Sprintf("%s, ttl/loop_wait/retry %s; restarted in place %s", loopbackSettings, p.Timing, p.InPlace)))
+	}
+	markPrefix(res, used, "BenchmarkFailoverPostgresCrash")
+	if !hasPrefix(res, "Switchover") {
+		out = append(out, row{what: "planned switchover write outage", min: "—", med: "—", max: "—", runs: "—",
+			settings: "switchover: see make bench-switchover"})
+	}
+	rest := "50 keep-alive clients over loopback"
+	out = append(out,
+		metricRow(res, used, "BenchmarkOptionsPrimary/closed-loop", "req/s", "REST API OPTIONS /primary, closed loop: req/s", 1, "%.0f", rest),
+		metricRow(res, used, "BenchmarkOptionsPrimary/closed-loop", "p99_us", "REST API OPTIONS /primary, closed loop: p99", 1e-3, "%.2f ms", rest),
+		metricRow(res, used, "BenchmarkOptionsPrimary/paced-34k", "p99_us", "REST API OPTIONS /primary at 34k req/s offered: p99", 1e-3, "%.2f ms", rest+", paced"),
+		metricRow(res, used, "BenchmarkGetPatroni/closed-loop", "req/s", "REST API GET /patroni, closed loop: req/s", 1, "%.0f", rest),
+		metricRow(res, used, "BenchmarkGetPatroni/closed-loop", "p99_us", "REST API GET /patroni, closed loop: p99", 1e-3, "%.2f ms", rest),
+		metricRow(res, used, "BenchmarkGetPatroni/paced-34k", "p99_us", "REST API GET /patroni at 34k req/s offered: p99", 1e-3, "%.2f ms", rest+", paced"),
+		metricRow(res, used, "BenchmarkBaselineNetHTTP/closed-loop", "req/s", "(floor: bare net/http server, closed loop: req/s)", 1, "%.0f", rest),
+		metricRow(res, used, "BenchmarkBaselineNetHTTP/paced-34k", "p99_us", "(floor: bare net/http server at 34k req/s offered: p99)", 1e-3, "%.2f ms", rest+", paced"),
+		metricRow(res, used, "BenchmarkHandlerOptionsPrimary", "ns/op", "REST API handler alone, OPTIONS /primary", 1, "%.0f ns", "in process, no network"),
+		metricRow(res, used, "BenchmarkHandlerGetPatroni", "ns/op", "REST API handler alone, GET /patroni", 1, "%.0f ns", "in process, no network"),
+		metricRow(res, used, "BenchmarkScrapeDefaultSet/cold", "ms/scrape", "metrics scrape, default collectors, cold caches", 1, "%.1f ms", "10 databases, 245 tables"+seriesNote(res, "BenchmarkScrapeDefaultSet/cold")),
+		metricRow(res, used, "BenchmarkScrapeDefaultSet/cached", "ms/scrape", "metrics scrape, default collectors, cached", 1, "%.1f ms", "second scraper within the TTLs"),
+		metricRow(res, used, "BenchmarkFootprint", "idle-rss-max-MiB", "footprint: pgnoded RSS idle (max of 3 nodes)", 1, "%.1f MiB", loopbackSettings+", 20 s idle"),
+		metricRow(res, used, "BenchmarkFootprint", "load-rss-max-MiB", "footprint: pgnoded RSS under checks+scrapes (max of 3)", 1, "%.1f MiB", "50 OPTIONS /primary per s per node + a scrape every 5 s, 20 s"),
+		metricRow(res, used, "BenchmarkFootprint", "idle-cpu-%", "footprint: pgnoded CPU idle (mean of 3 nodes)", 1, "%.2f %%", "20 s idle"),
+		metricRow(res, used, "BenchmarkFootprint", "load-cpu-%", "footprint: pgnoded CPU under checks+scrapes (mean of 3)", 1, "%.2f %%", "50 checks/s per node"),
+		metricRow(res, used, "BenchmarkFootprint", "guard-rss-max-MiB", "footprint: fence guard RSS (max of 3)", 1, "%.1f MiB", "the second process per node"),
+	)
+	// The other results of the benchmarks above are details of the same runs (raw output).
+	for _, prefix := range []string{"BenchmarkOptionsPrimary", "BenchmarkGetPatroni", "BenchmarkBaselineNetHTTP",
+		"BenchmarkHandler", "BenchmarkScrapeDefaultSet", "BenchmarkFootprint"} {
+		markPrefix(res, used, prefix)
+	}
+	for _, name := range res.order {
+		if used[name] {
+			continue
+		}
+		units := make([]string, 0, len(res.metrics[name]))
+		for u := range res.metrics[name] {
+			if u != "ns/op" && u != "B/op" && u != "allocs/op" {
+				units = append(units, u)
+			}
+		}
+		slices.Sort(units)
+		for _, u := range units {
+			out = append(out, metricRow(res, used, name, u, strings.TrimPrefix(name, "Benchmark")+": "+u, 1, "%.4g", ""))
+		}
+	}
+	var kept []row
+	for _, r := range out {
+		if r.what != "" {
+			kept = append(kept, r)
+		}
+	}
+	return kept
+}
+
+func secRow(what string, s spread, settings string) row {
+	return row{what: what, min: fmt.Sprintf("%.2f s", s.Min), med: fmt.Sprintf("%.2f s", s.Med), max: fmt.Sprintf("%.2f s", s.Max),
+		runs: fmt.Sprint(s.Runs), settings: settings}
+}
+
+// metricRow summarises one metric of one benchmark over its result lines ("" what when absent).
+func metricRow(res *results, used map[string]bool, name, unit, what string, scale float64, format, settings string) row {
+	vals := res.metrics[name][unit]
+	if len(vals) == 0 {
+		return row{}
+	}
+	used[name] = true
+	s := slices.Clone(vals)
+	slices.Sort(s)
+	f := func(v float64) string { return fmt.Sprintf(format, v*scale) }
+	return row{what: what, min: f(s[0]), med: f(s[len(s)/2]), max: f(s[len(s)-1]), runs: fmt.Sprint(len(s)), settings: settings}
+}
+
+func seriesNote(res *results, name string) string {
+	if v := res.metrics[name]["series"]; len(v) > 0 {
+		return fmt.Sprintf(", %.0f series", v[0])
+	}
+	return ""
+}
+
+func markPrefix(res *results, used map[string]bool, prefix string) {
+	for _, n := range res.order {
+		if strings.HasPrefix(n, prefix) {
+			used[n] = true
+		}
+	}
+}
+
+func hasPrefix(res *results, sub string) bool {
+	for _, n := range res.order {
+		if strings.Contains(n, sub) {
+			return true
+		}
+	}
+	return false
+}
