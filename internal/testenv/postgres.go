@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -95,13 +96,25 @@ func PGDir(t testing.TB) string {
 	return base
 }
 
-// FreePort returns a currently free TCP port on 127.0.0.1.
+// handedOut remembers every port FreePort returned in this process: the kernel
+// may offer a just-closed port again, and two listeners of one test (a node's
+// REST API and its exporter) must never get the same one.
+var handedOut sync.Map
+
+// FreePort returns a currently free TCP port on 127.0.0.1, never one it returned before.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, dup := handedOut.LoadOrStore(port, true); !dup {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port: no new port after 100 tries")
+	return 0
 }
