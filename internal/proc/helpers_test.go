@@ -14,27 +14,13 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha"
 	"github.com/pgnoded/pgnoded/internal/testenv"
 )
 
-// Postgres implements the HA loop's port: this is ha.Postgres (internal/ha/ports.go)
-// spelled out, so these tests do not depend on internal/ha compiling.
-var _ interface {
-	Observe(ctx context.Context) cluster.PGObservation
-	Exited() <-chan struct{}
-	DataDirEmpty() (bool, error)
-	ControlData(ctx context.Context) (cluster.ControlData, error)
-	Initdb(ctx context.Context) error
-	Clone(ctx context.Context, source cluster.ConnInfo) error
-	Rewind(ctx context.Context, source cluster.ConnInfo) error
-	RemoveDataDir(ctx context.Context) error
-	Start(ctx context.Context, opts cluster.StartOptions) error
-	Stop(ctx context.Context, mode cluster.StopMode) error
-	Promote(ctx context.Context) error
-	Reload(ctx context.Context, opts cluster.StartOptions) error
-	Exec(ctx context.Context, sql string, args ...any) error
-	Query(ctx context.Context, sql string, args ...any) ([][]string, error)
-} = (*Postgres)(nil)
+// Postgres implements the HA loop's port; a test file may import internal/ha
+// (scripts/check-deps.sh checks only non-test imports).
+var _ ha.Postgres = (*Postgres)(nil)
 
 const (
 	testSuperPassword = "su-secret"
