@@ -248,11 +248,7 @@ func (n *Node) launchClone(ctx context.Context, o Observation, src string) {
 		n.log.Warn("cannot clone", "source", src, "err", err)
 		return
 	}
-	opts, up, err := n.replicaOpts(o.View, o.Config, followTarget(o))
-	if err != nil {
-		opts, up, _ = n.replicaOpts(o.View, o.Config, "")
-	}
-	n.noteParams(opts)
+	opts, up := n.followOpts(o)
 	pg := n.deps.Postgres
 	replica := true
 	n.launch(ctx, LongClone, &replica, func(ctx context.Context) longResult {
@@ -281,11 +277,7 @@ func (n *Node) launchRewind(ctx context.Context, o Observation, leader string) {
 		n.log.Warn("cannot rewind", "source", leader, "err", err)
 		return
 	}
-	opts, up, err := n.replicaOpts(o.View, o.Config, followTarget(o))
-	if err != nil {
-		opts, up, _ = n.replicaOpts(o.View, o.Config, "")
-	}
-	n.noteParams(opts)
+	opts, up := n.followOpts(o)
 	running := o.PG.Running
 	if running {
 		n.st.stopping = true
@@ -316,11 +308,7 @@ func (n *Node) launchReinit(ctx context.Context, o Observation, leader string) {
 		n.log.Warn("cannot reinitialize", "source", leader, "err", err)
 		return
 	}
-	opts, up, err := n.replicaOpts(o.View, o.Config, followTarget(o))
-	if err != nil {
-		opts, up, _ = n.replicaOpts(o.View, o.Config, "")
-	}
-	n.noteParams(opts)
+	opts, up := n.followOpts(o)
 	running := o.PG.Running
 	if running {
 		n.st.stopping = true
@@ -354,6 +342,18 @@ func (n *Node) primaryOpts(cfg cluster.DynamicConfig) cluster.StartOptions {
 		timeout = time.Duration(cfg.PrimaryStartTimeout) * time.Second
 	}
 	return cluster.StartOptions{Timeout: timeout, Params: n.params(cfg)}
+}
+
+// followOpts are the options to start as a replica of the follow target after a
+// clone, rewind or reinitialize; without a usable target, a standalone replica
+// (replicaOpts with no target). The parameters are noted as the ones in effect.
+func (n *Node) followOpts(o Observation) (cluster.StartOptions, Upstream) {
+	opts, up, err := n.replicaOpts(o.View, o.Config, followTarget(o))
+	if err != nil {
+		opts, up, _ = n.replicaOpts(o.View, o.Config, "")
+	}
+	n.noteParams(opts)
+	return opts, up
 }
 
 // replicaOpts are the start/reload options of a replica following target ("" = standalone).
