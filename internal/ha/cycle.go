@@ -16,22 +16,34 @@ const maxRounds = 4
 func (n *Node) cycle(ctx context.Context) {
 	n.st.wakeAt = time.Time{}
 	obs := n.observe(ctx)
+	var d Decision
 	for round := 0; round < maxRounds; round++ {
-		d := Decide(obs)
+		d = Decide(obs)
 		n.record(ctx, d)
 		n.st.pollSoon = d.Reason == reasonAwaitingWAL
 		if !n.apply(ctx, d, &obs) {
 			break
 		}
 	}
+	if d.Action == ActionUpdateLock && n.st.dcsFailing && !n.st.fs.engaged && n.st.dyn.FailsafeMode {
+		// The leader-key update of this cycle failed: ask the members now
+		// rather than a cycle later, when the hold may already be too short
+		// to keep the VIP and to pat the fence.
+		obs.Now = n.now()
+		n.failsafeStep(ctx, &obs)
+	}
 	n.evaluateScheduledRestart(ctx)
 	n.reconcileParams(ctx)
+	if n.st.long == nil {
+		n.keepReplicaSlots(ctx, obs)
+	}
 	n.finishCycle(ctx, obs)
 }
 
 // observe takes one consistent picture: DCS view and config, lease, postgres,
 // data directory, and what the loop remembers.
 func (n *Node) observe(ctx context.Context) Observation {
+	n.st.lockLost = false
 	if r := n.takeReload(); r != nil {
 		if r.params != nil {
 			n.st.localParams = r.params

@@ -36,6 +36,7 @@ type failsafeState struct {
 type failsafeLeader struct {
 	name  string
 	until time.Time
+	slots map[string]int64 // its permanent slots' positions, as sent
 }
 
 // failsafeInterval is how often a failsafe primary asks again: loop_wait, at most ttl/3.
@@ -125,9 +126,12 @@ func (n *Node) failsafeRound(ctx context.Context, key map[string]string) (bool, 
 	if !ok {
 		return false, []string{"(peers cannot be asked)"}
 	}
-	req := FailsafeRequest{Name: n.cfg.Name, ConnURL: n.cfg.ConnURL, APIURL: n.cfg.APIURL}
 	rctx, cancel := shortCtx(ctx, 2*failsafeTimeout(n.st.dyn)+time.Second)
 	defer cancel()
+	qctx, qcancel := shortCtx(rctx, 500*time.Millisecond) // the round must not wait on postgres
+	req := FailsafeRequest{Name: n.cfg.Name, ConnURL: n.cfg.ConnURL, APIURL: n.cfg.APIURL,
+		Slots: n.permanentSlotPositions(qctx, n.st.dyn)}
+	qcancel()
 	got := asker.AskFailsafe(rctx, req, targets, failsafeTimeout(n.st.dyn))
 	var missing []string
 	for name := range targets {
@@ -172,7 +176,7 @@ func (n *Node) Failsafe(_ context.Context, req FailsafeRequest) (int, string) {
 		return 500, "Running as a leader"
 	}
 	n.fsMu.Lock()
-	n.fsLeader = failsafeLeader{name: req.Name, until: n.now().Add(s.TTL)}
+	n.fsLeader = failsafeLeader{name: req.Name, until: n.now().Add(s.TTL), slots: req.Slots}
 	n.fsMu.Unlock()
 	return 200, "Accepted"
 }

@@ -35,7 +35,8 @@ func (n *Node) leaderDuties(ctx context.Context, o Observation) {
 			n.log.Warn("cannot write the config key", "err", err)
 		}
 	}
-	if err := store.SetStatus(octx, cluster.StatusKey{Optime: int64(o.PG.WALPosition())}); err != nil {
+	status := cluster.StatusKey{Optime: int64(o.PG.WALPosition()), Slots: n.permanentSlotPositions(octx, o.Config)}
+	if err := store.SetStatus(octx, status); err != nil {
 		n.log.Warn("cannot write the status key", "err", err)
 	}
 	if o.Config.FailsafeMode {
@@ -47,6 +48,14 @@ func (n *Node) leaderDuties(ctx context.Context, o Observation) {
 		}
 		if err := store.SetFailsafe(octx, fs); err != nil {
 			n.log.Warn("cannot write the failsafe key", "err", err)
+		}
+	} else if o.View.Failsafe != nil {
+		// failsafe_mode was turned off: a stale key would keep members it
+		// does not name from ever becoming leader should the mode come back.
+		if err := store.SetFailsafe(octx, nil); err != nil {
+			n.log.Warn("cannot delete the failsafe key", "err", err)
+		} else {
+			n.log.Info("failsafe key deleted: failsafe_mode is off")
 		}
 	}
 	n.updateHistory(octx, o)

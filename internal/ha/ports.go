@@ -91,7 +91,7 @@ type Store interface {
 	SetHistory(ctx context.Context, h []cluster.HistoryEntry) error
 	// SetStatus writes the status key when it changed (leader-guarded).
 	SetStatus(ctx context.Context, s cluster.StatusKey) error
-	// SetFailsafe writes the failsafe key when it changed (leader-guarded).
+	// SetFailsafe writes the failsafe key when it changed (leader-guarded); nil deletes it.
 	SetFailsafe(ctx context.Context, members map[string]string) error
 	// SetFailover writes the failover key; with rev > 0 only if unchanged since rev. Clearing writes {}.
 	SetFailover(ctx context.Context, f cluster.Failover, rev int64) (bool, error)

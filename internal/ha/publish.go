@@ -11,6 +11,7 @@ import (
 // VIP and the published snapshot, all from the loop's latest state (which the
 // actions of this cycle may have changed).
 func (n *Node) finishCycle(ctx context.Context, o Observation) {
+	n.recheckKey()
 	n.updateRole()
 	if n.st.dcsOK {
 		n.touchMember(ctx, o)
@@ -19,6 +20,21 @@ func (n *Node) finishCycle(ctx context.Context, o Observation) {
 	n.reconcileVIP(ctx)
 	n.st.lastLoop = n.now()
 	n.publish()
+}
+
+// recheckKey asks the Store again, when the cycle's view says the leader key
+// is ours, whether it still is: the view is as old as the cycle, and a
+// pgnoded frozen in between may find on waking that its lease expired and
+// took the key with it (the Store drops such keys at once). Without this the
+// VIP and the fence would follow a key that no longer exists.
+func (n *Node) recheckKey() {
+	if !n.holdsKey() {
+		return
+	}
+	if l := n.deps.Store.View().Leader; l == nil || l.Name != n.cfg.Name {
+		n.log.Warn("the leader key is no longer ours (our lease ended while this cycle ran)")
+		n.st.lockLost = true
+	}
 }
 
 // holdsKey is the loop's belief that the leader key is ours.

@@ -280,3 +280,23 @@ func TestSimPauseSwitchoverNeedsACandidateAndPromotesIt(t *testing.T) {
 	}
 	w.noViolations(t)
 }
+
+func TestSimFailsafeKeyFollowsTheMode(t *testing.T) {
+	w := bootstrapped(t)
+	l := w.leaderName()
+	patch := func(on bool) {
+		t.Helper()
+		if code, body := w.nodes[l].node.PatchConfig(context.Background(), map[string]any{"failsafe_mode": on}); code != http.StatusOK {
+			t.Fatalf("PATCH failsafe_mode=%v: %d %s", on, code, body)
+		}
+	}
+	patch(true)
+	if !w.run(5*time.Second, func() bool { defer w.lockFn()(); return len(w.failsafe) == len(w.names) }) {
+		t.Fatalf("failsafe key never listed every member: %v", w.failsafe)
+	}
+	patch(false)
+	if !w.run(5*time.Second, func() bool { defer w.lockFn()(); return w.failsafe == nil }) {
+		t.Fatalf("failsafe key still present with failsafe_mode off: %v", w.failsafe)
+	}
+	w.noViolations(t)
+}

@@ -204,7 +204,7 @@ func (s *fakeStore) SetStatus(_ context.Context, st cluster.StatusKey) error {
 }
 
 func (s *fakeStore) SetFailsafe(_ context.Context, m map[string]string) error {
-	return s.guarded(func(w *world) { w.failsafe = maps.Clone(m) })
+	return s.guarded(func(w *world) { w.failsafe = maps.Clone(m) }) // maps.Clone(nil) is nil: deleted
 }
 
 func (s *fakeStore) SetFailover(_ context.Context, f cluster.Failover, _ int64) (bool, error) {

@@ -62,6 +62,20 @@ func (c *cache) del(rel string, rev int64) (significant bool) {
 	return significantChange(rel, old, true, entry{}, false)
 }
 
+// dropLease deletes every entry attached to lease id (etcd removed them with
+// the lease); it reports whether the Store's wake-up should fire.
+func (c *cache) dropLease(id int64) (significant bool) {
+	if id == 0 {
+		return false
+	}
+	for rel, e := range c.entries {
+		if e.lease == id && c.del(rel, c.rev) {
+			significant = true
+		}
+	}
+	return significant
+}
+
 // replace installs a full read taken at revision rev, keeping any newer
 // versions already applied (own writes that raced with the read).
 func (c *cache) replace(fresh map[string]entry, rev int64) {

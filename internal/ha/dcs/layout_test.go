@@ -144,6 +144,18 @@ func TestKeyLayoutIsPatronis(t *testing.T) {
 		t.Errorf("ReadView = %+v", rv)
 	}
 
+	// SetFailsafe(nil) deletes the key (failsafe_mode turned off); once gone, again is a no-op.
+	if err := s.SetFailsafe(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rawKeys(t, e.Client(), base)["failsafe"]; ok {
+		t.Error("failsafe still present after SetFailsafe(nil)")
+	}
+	waitFor(t, 10*time.Second, "failsafe deletion seen", func() bool { return s.View().Failsafe == nil })
+	if err := s.SetFailsafe(ctx, nil); err != nil {
+		t.Errorf("SetFailsafe(nil) without a key = %v", err)
+	}
+
 	// CancelInitialize deletes the key; ReleaseLeader drops the leader key.
 	if err := s.CancelInitialize(ctx); err != nil {
 		t.Fatal(err)

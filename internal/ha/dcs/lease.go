@@ -190,8 +190,15 @@ func (s *Store) leaseGone(id int64) {
 		s.lease.id = 0
 		s.lease.validUntil = time.Time{}
 	}
+	// etcd deleted every key on the lease with it (our leader and member
+	// keys): drop them now rather than when the watch catches up, so that no
+	// one acts on a leader key that is gone.
+	dropped := s.cache.dropLease(id)
 	s.mu.Unlock()
 	notify(s.leaseLost)
+	if dropped {
+		notify(s.changed)
+	}
 }
 
 // revoke revokes the current lease (clean shutdown): the leader and member keys go with it.

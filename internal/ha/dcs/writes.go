@@ -86,10 +86,11 @@ func (s *Store) SetStatus(ctx context.Context, st cluster.StatusKey) error {
 	return s.guardedPut(ctx, "set status", keyStatus, val, true)
 }
 
-// SetFailsafe writes the failsafe key when it changed (leader-guarded).
+// SetFailsafe writes the failsafe key when it changed (leader-guarded); nil
+// deletes it (failsafe_mode turned off), an empty map writes {}.
 func (s *Store) SetFailsafe(ctx context.Context, members map[string]string) error {
 	if members == nil {
-		members = map[string]string{}
+		return s.guardedDelete(ctx, "delete failsafe", keyFailsafe)
 	}
 	val, err := compactJSON(members)
 	if err != nil {
@@ -119,6 +120,25 @@ func (s *Store) guardedPut(ctx context.Context, op, rel string, val []byte, skip
 		return nil
 	}
 	ok, err := s.do(ctx, write{op: op, rel: rel, value: val, cmps: []clientv3.Cmp{s.leaderIsUs()}})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("dcs: %s (%s): %w", op, s.key(rel), ErrNotLeader)
+	}
+	return nil
+}
+
+// guardedDelete deletes rel, when the cache has it, only while the leader key
+// holds our name; a failed compare is ErrNotLeader.
+func (s *Store) guardedDelete(ctx context.Context, op, rel string) error {
+	s.mu.Lock()
+	_, present := s.cache.entries[rel]
+	s.mu.Unlock()
+	if !present {
+		return nil
+	}
+	ok, err := s.do(ctx, write{op: op, rel: rel, del: true, cmps: []clientv3.Cmp{s.leaderIsUs()}})
 	if err != nil {
 		return err
 	}

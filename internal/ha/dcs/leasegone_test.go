@@ -1,0 +1,70 @@
+package dcs
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/testenv"
+)
+
+// TestLeaseGoneDropsItsKeysAtOnce: when etcd reports our lease gone, the keys
+// that were on it (leader, member) vanish from the view at once, not when the
+// watch catches up: a pgnoded waking from a freeze must not act on them.
+func TestLeaseGoneDropsItsKeysAtOnce(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	s := startStore(t, e, basePath(t), "pg1", 30*time.Second)
+	ctx := ctxT(t)
+	if ok, err := s.AcquireLeader(ctx); err != nil || !ok {
+		t.Fatalf("AcquireLeader = %v, %v", ok, err)
+	}
+	v := s.View()
+	if v.Leader == nil || v.Leader.Name != "pg1" || v.Leader.LeaseID == 0 {
+		t.Fatalf("leader after acquire = %+v", v.Leader)
+	}
+	id := v.Leader.LeaseID
+	select {
+	case <-s.Changed():
+	default:
+	}
+	// Only the Store's bookkeeping: etcd still has the lease and the key, so
+	// whatever the view loses now it lost through leaseGone, not the watch.
+	s.leaseGone(id)
+	if l := s.View().Leader; l != nil {
+		t.Errorf("leader key still in the view after its lease was reported gone: %+v", l)
+	}
+	select {
+	case <-s.Changed():
+	default:
+		t.Errorf("no Changed wake-up after the leader key was dropped")
+	}
+}
+
+func TestCacheDropLease(t *testing.T) {
+	c := newCache()
+	c.put("leader", entry{value: []byte("pg1"), modRev: 5, lease: 7})
+	c.put("members/pg1", entry{value: []byte("{}"), modRev: 6, lease: 7})
+	c.put("members/pg2", entry{value: []byte("{}"), modRev: 7, lease: 8})
+	c.put("config", entry{value: []byte("{}"), modRev: 3})
+	if !c.dropLease(7) {
+		t.Errorf("dropping the leader's lease was not significant")
+	}
+	if _, ok := c.entries["leader"]; ok {
+		t.Error("leader kept")
+	}
+	if _, ok := c.entries["members/pg1"]; ok {
+		t.Error("members/pg1 kept")
+	}
+	if _, ok := c.entries["members/pg2"]; !ok {
+		t.Error("members/pg2 (another lease) dropped")
+	}
+	if _, ok := c.entries["config"]; !ok {
+		t.Error("config (no lease) dropped")
+	}
+	if c.dropLease(0) {
+		t.Error("lease 0 dropped something")
+	}
+	// A newer version re-created on a new lease (seen later by the watch) is applied.
+	if !c.put("leader", entry{value: []byte("pg2"), modRev: 9, lease: 9}) {
+		t.Error("new leader after the drop not applied")
+	}
+}

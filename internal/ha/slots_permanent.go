@@ -1,0 +1,124 @@
+package ha
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// Permanent slots (dynamic "slots") live on every node, not only on the
+// primary: a replica keeps a copy of each permanent physical slot and moves it
+// to the primary's position (never past its own replay point), so that after
+// a failover the consumer resumes from the new primary without a WAL gap.
+// The primary publishes the positions in the status key's "slots" and, while
+// the DCS is lost, in the body of POST /failsafe.
+
+// permanentPhysical lists the permanent physical slots of cfg, sorted,
+// without the slot this node's own member name maps to.
+func permanentPhysical(cfg cluster.DynamicConfig, self string) []string {
+	var names []string
+	for name, physical := range permanentSlots(cfg.Raw) {
+		if physical && name != cluster.SlotName(self) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// permanentSlotPositions reads the positions of the permanent slots that
+// exist on this (primary) node: restart_lsn for physical slots,
+// confirmed_flush_lsn for logical ones, as WAL byte offsets. nil when
+// slots are off, none are configured or postgres cannot be asked.
+func (n *Node) permanentSlotPositions(ctx context.Context, cfg cluster.DynamicConfig) map[string]int64 {
+	if !cfg.UseSlots {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(permanentSlots(cfg.Raw)))
+	if len(names) == 0 {
+		return nil
+	}
+	rows, err := n.deps.Postgres.Query(ctx, `SELECT slot_name,
+       pg_catalog.pg_wal_lsn_diff(COALESCE(confirmed_flush_lsn, restart_lsn), '0/0')::bigint::text
+  FROM pg_catalog.pg_replication_slots
+ WHERE slot_name = ANY($1::text[]) AND COALESCE(confirmed_flush_lsn, restart_lsn) IS NOT NULL`, names)
+	if err != nil {
+		n.log.Warn("cannot read the permanent slots' positions", "err", err)
+		return nil
+	}
+	return parseSlotRows(rows)
+}
+
+// parseSlotRows turns (name, position) rows into a map, skipping malformed ones.
+func parseSlotRows(rows [][]string) map[string]int64 {
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		if len(r) < 2 {
+			continue
+		}
+		if pos, err := strconv.ParseInt(r[1], 10, 64); err == nil && pos > 0 {
+			out[r[0]] = pos
+		}
+	}
+	return out
+}
+
+// lsnText formats a WAL byte offset as pg_lsn text ("16/B374D848").
+func lsnText(pos int64) string { return fmt.Sprintf("%X/%X", uint64(pos)>>32, uint64(pos)&0xFFFFFFFF) }
+
+// leaderSlotPositions is where the primary last said its permanent slots
+// are: the body of a failsafe primary's POST /failsafe while it is fresh,
+// else the status key.
+func (n *Node) leaderSlotPositions(o Observation) map[string]int64 {
+	n.fsMu.Lock()
+	fs := n.fsLeader
+	n.fsMu.Unlock()
+	if fs.name != "" && o.Now.Before(fs.until) && fs.slots != nil {
+		return fs.slots
+	}
+	if o.View.Status != nil {
+		return o.View.Status.Slots
+	}
+	return nil
+}
+
+// keepReplicaSlots runs on a replica each cycle: it creates the permanent
+// physical slots it lacks and advances each to the primary's position, capped
+// at its own replay point (pg_replication_slot_advance cannot go further).
+func (n *Node) keepReplicaSlots(ctx context.Context, o Observation) {
+	if !o.Config.UseSlots || o.leaderIsMe() || !o.pgReady() || !o.PG.InRecovery || o.paused() {
+		return
+	}
+	names := permanentPhysical(o.Config, o.Name)
+	if len(names) == 0 {
+		return
+	}
+	sctx, cancel := shortCtx(ctx, PeerTimeout)
+	defer cancel()
+	if err := n.deps.Postgres.Exec(sctx, `SELECT pg_catalog.pg_create_physical_replication_slot(s, true)
+  FROM pg_catalog.unnest($1::text[]) AS s
+ WHERE s NOT IN (SELECT slot_name FROM pg_catalog.pg_replication_slots)`, names); err != nil {
+		n.log.Warn("cannot create the permanent slots on this replica", "slots", names, "err", err)
+		return
+	}
+	want := n.leaderSlotPositions(o)
+	for _, name := range names {
+		pos, ok := want[name]
+		if !ok || pos <= 0 {
+			continue
+		}
+		// Advance only forward, and never past what this replica has replayed.
+		err := n.deps.Postgres.Exec(sctx, `SELECT pg_catalog.pg_replication_slot_advance(slot_name,
+       LEAST(pg_catalog.pg_last_wal_replay_lsn(), $2::pg_lsn))
+  FROM pg_catalog.pg_replication_slots
+ WHERE slot_name = $1 AND slot_type = 'physical' AND NOT active
+   AND restart_lsn < LEAST(pg_catalog.pg_last_wal_replay_lsn(), $2::pg_lsn)`, name, lsnText(pos))
+		if err != nil {
+			n.log.Warn("cannot advance a permanent slot on this replica", "slot", name, "to", pos, "err", err)
+		}
+	}
+}
