@@ -10,7 +10,7 @@ LDFLAGS   := -s -w -X $(PKG)/internal/buildinfo.Version=$(VERSION)
 # Unit and package-level integration tests (the latter skip themselves when not root).
 UNIT_PKGS  = $(shell $(GO) list ./internal/... ./cmd/... ./tools/... 2>/dev/null)
 
-.PHONY: all build test test-unit test-integration lint deps bench chaos clean
+.PHONY: all build test test-unit test-integration lint deps bench bench-failsafe chaos clean
 
 all: build
 
@@ -30,7 +30,7 @@ test-unit:
 
 test-integration: build
 	@if [ -n "$$(ls test/*.go 2>/dev/null)" ]; then \
-	  PGNODED_BIN=$(CURDIR)/$(BIN)/pgnoded $(GO) test -count=1 -tags integration -timeout 20m ./test/...; \
+	  PGNODED_BIN=$(CURDIR)/$(BIN)/pgnoded $(GO) test -count=1 -tags integration -timeout 45m ./test/...; \
 	else echo "no integration tests yet"; fi
 
 lint:
@@ -59,6 +59,14 @@ bench: build
 	run $(GO) test -count=$(BENCH_RUNS) -run '^$$' -bench . ./internal/restapi/; \
 	run $(GO) test -count=$(BENCH_RUNS) -run '^$$' -bench ScrapeDefaultSet -benchtime 20x ./internal/exporter/; \
 	$(GO) run ./tools/benchtable $$out | tee $(BIN)/bench.md
+
+## bench-failsafe: issue 11's measurement -- etcd frozen 40 s, failsafe_mode on and off, at
+## ttl 30/10/10 and 10/2/4, BENCH_RUNS runs each on fresh namespace topologies; prints the
+## longest write outage per run (also in $(BIN)/bench-failsafe.out). Root only, ~20 minutes.
+bench-failsafe: build
+	@mkdir -p $(BIN); PGNODED_BIN=$(CURDIR)/$(BIN)/pgnoded PGNODED_BENCH_RUNS=$(BENCH_RUNS) \
+	  $(GO) test -tags integration -count=1 -timeout 90m -run '^$$' -benchtime 1x \
+	  -bench '^BenchmarkFailsafeEtcdFrozen$$' ./test/ 2>&1 | tee $(BIN)/bench-failsafe.out
 
 ## chaos: the full failure suite (issue 9), root only: every scenario in network namespaces
 ## (3 etcd + 3 nodes, ttl 10/2/4), then the table (also in $(BIN)/chaos.out). CHAOS_MINUTES

@@ -21,9 +21,10 @@ import (
 // workload, a seeded random source for every choice the scenario makes, and
 // the faults injected so far.
 type chaosEnv struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	seed uint64
+	opts chaosOptions
 	rng  *rand.Rand
 	tp   *Topology
 	c    *NsCluster
@@ -53,16 +54,43 @@ func chaosSeed() uint64 {
 	return uint64(time.Now().UnixNano())
 }
 
+// chaosOptions are the cluster settings of one scenario.
+type chaosOptions struct {
+	VIP      bool   // the vip section on
+	Failsafe bool   // bootstrap.dcs.failsafe_mode
+	Timing   Timing // zero: Fast
+}
+
+// String is the settings column of the table: "10/2/4 failsafe".
+func (o chaosOptions) String() string {
+	s := fmt.Sprintf("%d/%d/%d", o.Timing.TTL, o.Timing.LoopWait, o.Timing.RetryTimeout)
+	if o.Failsafe {
+		s += " failsafe"
+	}
+	return s
+}
+
+// ttl is the scenario's ttl as a duration.
+func (o chaosOptions) ttl() time.Duration { return time.Duration(o.Timing.TTL) * time.Second }
+
 // newChaosEnv boots the topology and the cluster, waits until it is healthy
 // and starts the workload.
-func newChaosEnv(t *testing.T, name string, seed uint64, vip bool) *chaosEnv {
+func newChaosEnv(t testing.TB, name string, seed uint64, opts chaosOptions) *chaosEnv {
 	t.Helper()
+	if opts.Timing == (Timing{}) {
+		opts.Timing = Fast
+	}
+	vip := opts.VIP
 	h := fnv.New64a()
 	h.Write([]byte(name))
-	e := &chaosEnv{t: t, name: name, seed: seed, rng: rand.New(rand.NewPCG(seed, h.Sum64()))}
+	e := &chaosEnv{t: t, name: name, seed: seed, opts: opts, rng: rand.New(rand.NewPCG(seed, h.Sum64()))}
 	e.tp = NewTopology(t, TopologyOptions{Nodes: 3, Etcd: 3})
 	e.etcd = e.tp.StartEtcd()
-	e.c = e.tp.StartPGCluster(ClusterOptions{Timing: Fast, VIP: vip})
+	co := ClusterOptions{Timing: opts.Timing, VIP: vip, Failsafe: opts.Failsafe}
+	if opts.Failsafe {
+		co.PermanentSlot = fsPermanentSlot
+	}
+	e.c = e.tp.StartPGCluster(co)
 	e.hc = e.tp.Client.HTTPClient(500 * time.Millisecond)
 	e.tp.OnTeardown(e.hc.CloseIdleConnections)
 	p := e.waitPrimary(bootTimeout, nil)
@@ -73,8 +101,9 @@ func newChaosEnv(t *testing.T, name string, seed uint64, vip bool) *chaosEnv {
 		e.vip = StartVIPChecker(t, e.c)
 	}
 	e.w.WaitWrites(t, 30*time.Second, time.Now().Add(time.Second))
-	t.Logf("%s: seed %d; topology %s (subnet %s, etcd %s), timing ttl=%d loop_wait=%d retry_timeout=%d, VIP %v; primary %s",
-		name, seed, e.tp.Prefix(), e.tp.Subnet, e.tp.EtcdHosts(), Fast.TTL, Fast.LoopWait, Fast.RetryTimeout, vip, p.Name)
+	t.Logf("%s: seed %d; topology %s (subnet %s, etcd %s), timing ttl=%d loop_wait=%d retry_timeout=%d, failsafe_mode %v, VIP %v; primary %s",
+		name, seed, e.tp.Prefix(), e.tp.Subnet, e.tp.EtcdHosts(), opts.Timing.TTL, opts.Timing.LoopWait, opts.Timing.RetryTimeout,
+		opts.Failsafe, vip, p.Name)
 	return e
 }
 

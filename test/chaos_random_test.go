@@ -70,7 +70,7 @@ var randomFaults = []randomFault{
 		_, expiry := e.leaseEndsNoEarlierThan()
 		f := e.fault("the primary %s cut from etcd briefly", p.Name)
 		e.tp.Partition(p.NS, e.tp.Etcd...)
-		e.hold(time.Second, time.Duration(Fast.TTL-1)*time.Second) // around retry_timeout, under the ttl
+		e.hold(time.Second, e.opts.ttl()-time.Second) // around retry_timeout, under the ttl
 		e.tp.Heal(p.NS)
 		e.heal(f)
 		return f, func() {
@@ -119,7 +119,7 @@ var randomFaults = []randomFault{
 		f := e.fault("SIGSTOP of pgnoded on the primary %s", p.Name)
 		p.Proc.Pause()
 		e.waitPrimary(failoverTimeout, p)
-		if left := time.Duration(Fast.TTL+1+e.rng.IntN(3))*time.Second - time.Since(f.At); left > 0 {
+		if left := e.opts.ttl() + time.Duration(1+e.rng.IntN(3))*time.Second - time.Since(f.At); left > 0 {
 			time.Sleep(left) // the fault's length
 		}
 		wake := time.Now()

@@ -19,24 +19,25 @@ const maxLagOnFailover = 1 << 20
 
 // chaosResult is one scenario's line in the table and its details.
 type chaosResult struct {
-	Name    string
-	Seed    uint64
-	Clean   bool // no acknowledged row may be lost
-	Acked   int
-	Lost    []ack
-	WALRow  float64       // estimated WAL bytes per row
-	Dual    []dualPeriod  // certain: two nodes writable (SQL) at once
-	Maybe   []dualPeriod  // within the measurement's uncertainty
-	RESTDup []dualPeriod  // two nodes answering 200 on /primary at once (certain)
-	VIP     *VIPReport    // nil without the VIP
-	Outage  gap           // longest pause of the /primary writer
-	VIPGap  gap           // longest pause of the VIP writer
-	RESTGap gap           // longest time no node answered 200 on /primary
-	Faults  []*chaosFault // with Back filled in
-	Back    []time.Duration
-	Leaders []string
-	Notes   []string
-	Err     string // the scenario did not finish (a t.Fatal)
+	Name     string
+	Settings string // ttl/loop_wait/retry_timeout and failsafe_mode
+	Seed     uint64
+	Clean    bool // no acknowledged row may be lost
+	Acked    int
+	Lost     []ack
+	WALRow   float64       // estimated WAL bytes per row
+	Dual     []dualPeriod  // certain: two nodes writable (SQL) at once
+	Maybe    []dualPeriod  // within the measurement's uncertainty
+	RESTDup  []dualPeriod  // two nodes answering 200 on /primary at once (certain)
+	VIP      *VIPReport    // nil without the VIP
+	Outage   gap           // longest pause of the /primary writer
+	VIPGap   gap           // longest pause of the VIP writer
+	RESTGap  gap           // longest time no node answered 200 on /primary
+	Faults   []*chaosFault // with Back filled in
+	Back     []time.Duration
+	Leaders  []string
+	Notes    []string
+	Err      string // the scenario did not finish (a t.Fatal)
 }
 
 // finish stops the workload and judges the scenario: safety (no two writable
@@ -46,7 +47,7 @@ func (e *chaosEnv) finish(clean bool) chaosResult {
 	final := e.waitHealthy(bootTimeout)
 	e.w.WaitWrites(e.t, 30*time.Second, time.Now().Add(500*time.Millisecond))
 	end := time.Now()
-	r := chaosResult{Name: e.name, Seed: e.seed, Clean: clean, Faults: e.faults, Notes: e.notes}
+	r := chaosResult{Name: e.name, Settings: e.opts.String(), Seed: e.seed, Clean: clean, Faults: e.faults, Notes: e.notes}
 	lost, acked, err := e.w.LostOn(context.Background(), final)
 	if err != nil {
 		e.t.Fatalf("reading the rows on the final primary %s: %v", final.Name, err)
@@ -204,13 +205,13 @@ func medMax(xs []float64) string {
 // chaosTable renders the results as a markdown table.
 func chaosTableText(results []chaosResult, mode string, seed uint64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "pgnoded failure suite (%s), seed %d, ttl=%d loop_wait=%d retry_timeout=%d, 3 etcd + 3 nodes in network namespaces\n",
-		mode, seed, Fast.TTL, Fast.LoopWait, Fast.RetryTimeout)
+	fmt.Fprintf(&b, "pgnoded failure suite (%s), seed %d, 3 etcd + 3 nodes in network namespaces; settings: ttl/loop_wait/retry_timeout, failsafe_mode\n",
+		mode, seed)
 	fmt.Fprintf(&b, "Lost: acknowledged rows missing on the final primary. Split-brain: periods with two writable nodes, certain (possible within the sampling uncertainty).\n")
 	fmt.Fprintf(&b, "Outage: longest pause of the writer routed by /primary (no node answering 200 on /primary; writer through the VIP).\n")
 	fmt.Fprintf(&b, "Recovery: first write after the fault's outage, measured from the fault; cluster whole again (one primary, every other node a healthy replica streaming from it), measured from the heal.\n\n")
-	fmt.Fprintf(&b, "| scenario | lost rows (lost/acked) | split-brain periods (possible) | longest outage | recovery | result |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| scenario | settings | lost rows (lost/acked) | split-brain periods (possible) | longest outage | recovery | result |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		res := "ok"
 		if r.Err != "" {
@@ -229,7 +230,7 @@ func chaosTableText(results []chaosResult, mode string, seed uint64) string {
 			out += fmt.Sprintf(", VIP %.1fs", r.VIPGap.Len().Seconds())
 		}
 		out += ")"
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.Name, r.lostCell(), split, out, rec, res)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.Name, r.Settings, r.lostCell(), split, out, rec, res)
 	}
 	return b.String()
 }

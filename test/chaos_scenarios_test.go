@@ -100,7 +100,7 @@ func scenarioReplicaIsolated(e *chaosEnv) {
 	r := e.pick(e.c.Others(p))
 	f := e.fault("the replica %s cut from everything", r.Name)
 	e.tp.Partition(r.NS, e.everyoneBut(r)...)
-	e.hold(time.Duration(Fast.TTL+2)*time.Second, time.Duration(Fast.TTL+8)*time.Second)
+	e.hold(e.opts.ttl()+2*time.Second, e.opts.ttl()+8*time.Second)
 	e.tp.Heal(r.NS)
 	e.heal(f)
 	e.recovered(f, bootTimeout)
@@ -165,7 +165,7 @@ func scenarioZombieLeader(e *chaosEnv) {
 	np := e.waitPrimary(failoverTimeout, p)
 	e.noteReadOnly(p, f.At, expiry)
 	// Stay frozen past the ttl (and a random while longer) before waking.
-	min := time.Duration(Fast.TTL)*time.Second + time.Duration(1+e.rng.IntN(4))*time.Second
+	min := e.opts.ttl() + time.Duration(1+e.rng.IntN(4))*time.Second
 	if left := min - time.Since(f.At); left > 0 {
 		time.Sleep(left)
 	}

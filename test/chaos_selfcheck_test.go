@@ -80,8 +80,8 @@ func TestChaosAnalysis(t *testing.T) {
 // demote the node that holds no leader key. With PGNODED_CHAOS=full the
 // rogue must also rejoin as a streaming replica.
 func TestChaosCheckerSeesRoguePromotion(t *testing.T) {
-	requireChaos(t)
-	e := newChaosEnv(t, "rogue-promotion", chaosSeed(), false)
+	requireChaosFull(t)
+	e := newChaosEnv(t, "rogue-promotion", chaosSeed(), chaosOptions{})
 	p := e.waitPrimary(30*time.Second, nil)
 	r := e.pick(e.c.Others(p))
 	ctx := context.Background()

@@ -14,7 +14,7 @@ import (
 // bootTimeout bounds bootstrap of a 3-node cluster (initdb + two clones) on a loaded 2-core machine.
 const bootTimeout = 120 * time.Second
 
-func bootCluster(t *testing.T, timing Timing) (*Cluster, *Node) {
+func bootCluster(t testing.TB, timing Timing) (*Cluster, *Node) {
 	t.Helper()
 	c := StartCluster(t, 3, timing)
 	p := c.WaitPrimary(bootTimeout, nil)

@@ -37,6 +37,10 @@ type ClusterOptions struct {
 	Timing Timing
 	// VIP enables the vip section (Topology.VIP on each node's veth).
 	VIP bool
+	// Failsafe is bootstrap.dcs.failsafe_mode (Pigsty renders true).
+	Failsafe bool
+	// PermanentSlot, when set, is a permanent physical slot in bootstrap.dcs.slots.
+	PermanentSlot string
 }
 
 // NsCluster is one pgnoded + postgres per node namespace of a Topology,
@@ -79,7 +83,12 @@ bootstrap:
     loop_wait: {{.LoopWait}}
     retry_timeout: {{.RetryTimeout}}
     maximum_lag_on_failover: 1048576
-    failsafe_mode: false
+    failsafe_mode: {{.Failsafe}}
+{{- if .PermanentSlot}}
+    slots:
+      {{.PermanentSlot}}:
+        type: physical
+{{- end}}
     postgresql:
       use_pg_rewind: true
       use_slots: true
@@ -150,7 +159,8 @@ func (tp *Topology) StartPGCluster(opts ClusterOptions) *NsCluster {
 			"APIPort": nsAPIPort, "PGPort": nsPGPort, "MetricPort": nsMetricPort,
 			"Etcd": tp.EtcdHosts(), "Dir": n.Dir, "BinDir": bin,
 			"TTL": opts.Timing.TTL, "LoopWait": opts.Timing.LoopWait, "RetryTimeout": opts.Timing.RetryTimeout,
-			"VIPEnabled": opts.VIP, "VIP": tp.VIP(),
+			"VIPEnabled": opts.VIP, "VIP": tp.VIP(), "Failsafe": opts.Failsafe,
+			"PermanentSlot": opts.PermanentSlot,
 		})
 		if err != nil {
 			tp.t.Fatal(err)
