@@ -74,15 +74,14 @@ func (e *chaosEnv) waitFailsafeKey() {
 }
 
 // failsafeActive reads failsafe_mode_is_active from n's /patroni.
-func failsafeActive(n *NsNode) bool {
-	code, b := n.Get("/patroni")
-	if code == 0 {
-		return false
-	}
+func failsafeActive(n *NsNode) bool { return failsafeActiveIn(n.Get("/patroni")) }
+
+// failsafeActiveIn reads failsafe_mode_is_active from a /patroni answer (false when there was none).
+func failsafeActiveIn(code int, doc []byte) bool {
 	var d struct {
 		Active bool `json:"failsafe_mode_is_active"`
 	}
-	return json.Unmarshal(b, &d) == nil && d.Active
+	return code != 0 && json.Unmarshal(doc, &d) == nil && d.Active
 }
 
 // readOnlyDuring lists the SQL observations that saw n read-only in a request sent in [from, to).
@@ -158,32 +157,6 @@ func scenarioFailsafeEtcdOutage(freeze bool) func(e *chaosEnv) {
 			return ok && l == p.Name
 		})
 		e.expectNoOtherLeader(p, f.At)
-	}
-}
-
-// scenarioEtcdFrozen: failsafe_mode off, every etcd member frozen for 30 s:
-// the primary is read-only before its lease can end, nobody writes while etcd
-// is frozen, and writes come back once it is resumed.
-func scenarioEtcdFrozen(e *chaosEnv) {
-	p := e.waitPrimary(30*time.Second, nil)
-	down := chaosEnvDuration("PGNODED_CHAOS_FS_OUTAGE", fsOutageDefault, time.Second)
-	_, expiry := e.leaseEndsNoEarlierThan()
-	f := e.fault("every etcd member frozen (SIGSTOP) for %v, failsafe_mode off", down)
-	restore := e.etcdOutage(true)
-	time.Sleep(down) // the fault's length, not a synchronisation
-	e.noteReadOnly(p, f.At, expiry)
-	resumeAt := time.Now()
-	restore()
-	e.heal(f)
-	back := e.w.WaitWrites(e.t, failoverTimeout, resumeAt)
-	e.note("writes through /primary %.1fs after etcd was resumed", back.Sub(resumeAt).Seconds())
-	e.recovered(f, bootTimeout)
-	for _, n := range e.c.Nodes {
-		from := f.At
-		if n == p {
-			from = expiry
-		}
-		e.expectNoStrayWritesUntil(n, from, resumeAt, false, "while etcd was frozen")
 	}
 }
 

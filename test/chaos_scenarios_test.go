@@ -123,33 +123,32 @@ func scenarioEtcdLeaderKilled(e *chaosEnv) {
 	e.expectLeaderKept(p, f.At)
 }
 
-// scenarioEtcdDown: every etcd member is down for 60 s (failsafe_mode off).
-// The primary must go read-only before its lease can end, nobody may take
-// writes while etcd is down, and writes must return once etcd is back.
-func scenarioEtcdDown(e *chaosEnv) {
-	p := e.waitPrimary(30*time.Second, nil)
-	down := chaosEnvDuration("PGNODED_CHAOS_ETCD_DOWN", 60, time.Second)
-	_, expiry := e.leaseEndsNoEarlierThan()
-	f := e.fault("every etcd member killed for %v", down)
-	for _, m := range e.etcd {
-		m.Kill()
-	}
-	time.Sleep(down) // the fault's length, not a synchronisation
-	e.noteReadOnly(p, f.At, expiry)
-	restartAt := time.Now()
-	for _, m := range e.etcd {
-		m.Restart()
-	}
-	e.heal(f)
-	back := e.w.WaitWrites(e.t, failoverTimeout, restartAt)
-	e.note("writes through /primary %.1fs after etcd came back", back.Sub(restartAt).Seconds())
-	e.recovered(f, bootTimeout)
-	for _, n := range e.c.Nodes {
-		from := f.At
-		if n == p {
-			from = expiry
+// scenarioEtcdDown: every etcd member is down (killed, or frozen with
+// SIGSTOP) for a while, failsafe_mode off. The primary must go read-only
+// before its lease can end, nobody may take writes while etcd is down, and
+// writes must return once etcd is back. envVar (seconds) overrides the default length.
+func scenarioEtcdDown(freeze bool, envVar string, def int) func(e *chaosEnv) {
+	return func(e *chaosEnv) {
+		p := e.waitPrimary(30*time.Second, nil)
+		down := chaosEnvDuration(envVar, def, time.Second)
+		_, expiry := e.leaseEndsNoEarlierThan()
+		f := e.fault("every etcd member %s for %v, failsafe_mode off", outageWord(freeze), down)
+		restore := e.etcdOutage(freeze)
+		time.Sleep(down) // the fault's length, not a synchronisation
+		e.noteReadOnly(p, f.At, expiry)
+		backAt := time.Now()
+		restore()
+		e.heal(f)
+		back := e.w.WaitWrites(e.t, failoverTimeout, backAt)
+		e.note("writes through /primary %.1fs after etcd came back", back.Sub(backAt).Seconds())
+		e.recovered(f, bootTimeout)
+		for _, n := range e.c.Nodes {
+			from := f.At
+			if n == p {
+				from = expiry
+			}
+			e.expectNoStrayWritesUntil(n, from, backAt, false, "while etcd was down")
 		}
-		e.expectNoStrayWritesUntil(n, from, restartAt, false, "while etcd was down")
 	}
 }
 

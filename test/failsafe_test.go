@@ -112,17 +112,7 @@ func fsKey(c *Cluster) map[string]string {
 }
 
 // fsActive reads failsafe_mode_is_active from n's /patroni.
-func fsActive(n *Node) bool {
-	code, b := n.Get("/patroni")
-	if code == 0 {
-		return false
-	}
-	var d struct {
-		Active bool `json:"failsafe_mode_is_active"`
-	}
-	_ = json.Unmarshal(b, &d)
-	return d.Active
-}
+func fsActive(n *Node) bool { return failsafeActiveIn(n.Get("/patroni")) }
 
 // TestEtcdLostFailsafeKeepsPrimary: with failsafe_mode turned on through
 // PATCH /config, the primary keeps taking writes while etcd is down, and keeps

@@ -119,12 +119,18 @@ func (s *Store) guardedPut(ctx context.Context, op, rel string, val []byte, skip
 	if skipSame && s.holds(rel, val, 0) {
 		return nil
 	}
-	ok, err := s.do(ctx, write{op: op, rel: rel, value: val, cmps: []clientv3.Cmp{s.leaderIsUs()}})
+	return s.guarded(ctx, write{op: op, rel: rel, value: val})
+}
+
+// guarded runs w only while the leader key holds our name; a failed compare is ErrNotLeader.
+func (s *Store) guarded(ctx context.Context, w write) error {
+	w.cmps = []clientv3.Cmp{s.leaderIsUs()}
+	ok, err := s.do(ctx, w)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("dcs: %s (%s): %w", op, s.key(rel), ErrNotLeader)
+		return fmt.Errorf("dcs: %s (%s): %w", w.op, s.key(w.rel), ErrNotLeader)
 	}
 	return nil
 }
@@ -138,14 +144,7 @@ func (s *Store) guardedDelete(ctx context.Context, op, rel string) error {
 	if !present {
 		return nil
 	}
-	ok, err := s.do(ctx, write{op: op, rel: rel, del: true, cmps: []clientv3.Cmp{s.leaderIsUs()}})
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("dcs: %s (%s): %w", op, s.key(rel), ErrNotLeader)
-	}
-	return nil
+	return s.guarded(ctx, write{op: op, rel: rel, del: true})
 }
 
 // holds reports whether the cache has rel with exactly val on lease: our last
