@@ -40,12 +40,15 @@ type StartOptions struct {
 
 // ControlData is the subset of pg_controldata pgnoded needs.
 type ControlData struct {
-	SystemID             string
-	ClusterState         string // "in production", "shut down", "shut down in recovery", "in crash recovery", ...
-	TimelineID           int    // Latest checkpoint's TimeLineID
-	CheckpointLSN        LSN    // Latest checkpoint location
-	CheckpointRedoLSN    LSN
-	MinRecoveryEndLSN    LSN
-	WALLogHints          bool
-	DataChecksumsEnabled bool
+	SystemID          string
+	ClusterState      string // "in production", "shut down", "shut down in recovery", "in crash recovery", ...
+	TimelineID        int    // Latest checkpoint's TimeLineID
+	CheckpointLSN     LSN    // Latest checkpoint location
+	CheckpointRedoLSN LSN
+	MinRecoveryEndLSN LSN
+	// MinRecoveryEndTimeline is "Min recovery ending loc's timeline": after a
+	// promotion without a checkpoint yet, the data's real timeline (above TimelineID).
+	MinRecoveryEndTimeline int
+	WALLogHints            bool
+	DataChecksumsEnabled   bool
 }

@@ -100,10 +100,10 @@ func decideReplicaStart(o Observation) Decision {
 	if diverged {
 		d.Reason = "timeline_diverged"
 		d.Message = fmt.Sprintf("starting as a secondary although my timeline (%d) may have diverged from the leader's (%d) "+
-			"and pg_rewind is not possible: replication may fail", o.ownTimeline(), o.leaderTimeline())
+			"and pg_rewind is not possible: replication may fail", o.dataTimeline(), o.leaderTimeline())
 		if certain {
 			d.Message = fmt.Sprintf("starting as a secondary although my timeline (%d) diverged from the leader's (%d) "+
-				"and pg_rewind is not possible: replication will fail", o.ownTimeline(), o.leaderTimeline())
+				"and pg_rewind is not possible: replication will fail", o.dataTimeline(), o.leaderTimeline())
 		}
 	}
 	return d

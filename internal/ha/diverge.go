@@ -11,11 +11,19 @@ import (
 // an entry [tl, lsn] means timeline tl ended at lsn. certain is false when the
 // end of our WAL is unknown (a crashed primary) or the entry is missing; callers
 // treat that as "diverged, maybe" (pg_rewind is a no-op when it was not).
+//
+// A timeline ahead of the leader's has diverged for sure: it was created by a
+// promotion the leader never saw (pg_promote() behind our back, or a primary
+// that lost its key), and a promotion always writes at least its
+// end-of-recovery record on the new timeline, past the fork point.
 func divergence(o Observation) (diverged, certain bool) {
-	own := o.ownTimeline()
+	own := o.dataTimeline()
 	leaderTL := o.leaderTimeline()
-	if own == 0 || leaderTL == 0 || own >= leaderTL {
+	switch {
+	case own == 0 || leaderTL == 0 || own == leaderTL:
 		return false, true
+	case own > leaderTL:
+		return true, true
 	}
 	end, known := o.walEnd()
 	for _, h := range o.View.History {
@@ -29,12 +37,35 @@ func divergence(o Observation) (diverged, certain bool) {
 	return true, false
 }
 
-// leaderTimeline is the leader's timeline from its member key, else the cluster's from history.
-func (o Observation) leaderTimeline() int {
-	if m, ok := o.member(o.leaderName()); ok && m.Timeline > 0 {
-		return m.Timeline
+// aheadOfLeader reports a data timeline newer than the leader's (see divergence).
+func (o Observation) aheadOfLeader() bool {
+	own, leaderTL := o.dataTimeline(), o.leaderTimeline()
+	return own > 0 && leaderTL > 0 && own > leaderTL
+}
+
+// dataTimeline is the timeline our WAL is on. For a stopped postgres that is
+// not always pg_control's checkpoint timeline: a node promoted and stopped
+// before its first checkpoint on the new timeline has its checkpoint on the
+// old one; pg_control then names the new one as the minimum recovery end's
+// timeline (crash recovery follows it), so the larger of the two counts.
+func (o Observation) dataTimeline() int {
+	if o.pgReady() && o.PG.Timeline > 0 {
+		return o.PG.Timeline
 	}
-	return o.View.Timeline()
+	if c := o.Data.Control; c != nil {
+		return max(c.TimelineID, c.MinRecoveryEndTimeline)
+	}
+	return 0
+}
+
+// leaderTimeline is the leader's timeline: the newer of its member key's and
+// the cluster's from the history key (either may lag right after a promotion).
+func (o Observation) leaderTimeline() int {
+	tl := o.View.Timeline()
+	if m, ok := o.member(o.leaderName()); ok {
+		tl = max(tl, m.Timeline)
+	}
+	return tl
 }
 
 // walEnd is the end of our WAL when it can be known without reading WAL:
@@ -81,22 +112,30 @@ func decideDiverged(o Observation, certain bool) (Decision, bool) {
 		if lm.State != string(cluster.StateRunning) {
 			return wait("waiting for leader ("+leader+") to be running before pg_rewind", "timeline_diverged"), true
 		}
-		end, _ := o.walEnd()
-		fork := int64(-1)
-		for _, h := range o.View.History {
-			if h.Timeline == o.ownTimeline() {
-				fork = h.LSN
-			}
-		}
 		return Decision{Action: ActionRewind, Member: leader, Reason: "timeline_diverged",
-			Message: fmt.Sprintf("running pg_rewind from %s (my timeline %d ends at %d, the leader's %d forked from it at %d)",
-				leader, o.ownTimeline(), uint64(end), o.leaderTimeline(), fork)}, true
+			Message: "running pg_rewind from " + leader + " (" + o.forkDescription() + ")"}, true
 	}
 	if o.RewindFailed && o.RemoveDataDirOnRewindFailure ||
 		certain && !o.canRewind() && o.RemoveDataDirOnDivergedTimelines {
 		return Decision{Action: ActionReinitialize, Member: leader, Reason: "timeline_diverged",
 			Message: "removing the data directory and cloning again from " + leader +
-				" because the timeline diverged and cannot be rewound"}, true
+				" because the timeline diverged and cannot be rewound (" + o.forkDescription() + ")"}, true
 	}
 	return Decision{}, false
+}
+
+// forkDescription says how our timeline relates to the leader's, for the logs.
+func (o Observation) forkDescription() string {
+	own, leaderTL := o.dataTimeline(), o.leaderTimeline()
+	if o.aheadOfLeader() {
+		return fmt.Sprintf("my timeline %d is ahead of the leader's %d: I was promoted without the leader key", own, leaderTL)
+	}
+	end, _ := o.walEnd()
+	fork := int64(-1)
+	for _, h := range o.View.History {
+		if h.Timeline == own {
+			fork = h.LSN
+		}
+	}
+	return fmt.Sprintf("my timeline %d ends at %d, the leader's %d forked from it at %d", own, uint64(end), leaderTL, fork)
 }
