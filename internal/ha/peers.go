@@ -79,7 +79,7 @@ func (p *HTTPPeers) one(ctx context.Context, m cluster.Member) PeerStatus {
 type peerDoc struct {
 	Role     string `json:"role"`
 	Timeline int    `json:"timeline"`
-	XLog     struct {
+	XLog     *struct {
 		Location *int64 `json:"location"`
 		Received *int64 `json:"received_location"`
 		Replayed *int64 `json:"replayed_location"`
@@ -90,11 +90,17 @@ type peerDoc struct {
 
 // ParsePeerStatus reads a /patroni document (Patroni's field names): a primary
 // reports xlog.location, a replica received/replayed_location; a node that
-// reports only xlog.location counts as a primary whatever its role says.
+// reports only xlog.location counts as a primary whatever its role says. A
+// document without xlog (postgres not answering) tells nothing about the
+// node's data: like Patroni, the race counts it as unreachable, so an old
+// primary whose postgres is down never holds a failover back by its role.
 func ParsePeerStatus(name string, body []byte) (PeerStatus, error) {
 	var d peerDoc
 	if err := json.Unmarshal(body, &d); err != nil {
 		return PeerStatus{Name: name}, fmt.Errorf("peer %s: bad status document: %w", name, err)
+	}
+	if d.XLog == nil {
+		return PeerStatus{Name: name, Role: d.Role}, nil
 	}
 	tags := ParseTags(d.Tags)
 	st := PeerStatus{Name: name, Reachable: true, Role: d.Role, Timeline: d.Timeline,

@@ -42,6 +42,9 @@ func TestParsePeerStatus(t *testing.T) {
 	if !isPrimaryRole(x.Role) {
 		t.Errorf("a document with only xlog.location must count as a primary, got role %q", x.Role)
 	}
+	if s, err := ParsePeerStatus("pg5", []byte(`{"state":"stopped","role":"master","timeline":3}`)); err != nil || s.Reachable {
+		t.Errorf("a primary whose postgres is down counts in the race: %+v, %v", s, err)
+	}
 	if _, err := ParsePeerStatus("pg4", []byte("<html>")); err == nil {
 		t.Error("garbage accepted")
 	}
