@@ -195,6 +195,9 @@ func (n *Node) applyDynamicConfig(view cluster.View) {
 		n.st.ttlPending = n.st.appliedTTL != 0
 		n.st.appliedTTL = cfg.TTL
 	}
+	if rt, ok := n.deps.Store.(interface{ SetRetryTimeout(time.Duration) }); ok && cfg.RetryTimeout != old.RetryTimeout {
+		rt.SetRetryTimeout(cfg.RetryTimeoutDuration())
+	}
 	if old.TTL != cfg.TTL || old.LoopWait != cfg.LoopWait || old.RetryTimeout != cfg.RetryTimeout {
 		n.log.Info("timing settings", "ttl", cfg.TTL, "loop_wait", cfg.LoopWait, "retry_timeout", cfg.RetryTimeout,
 			"fence_margin", FenceMargin(cfg))

@@ -227,7 +227,7 @@ func (s *Store) keepaliveLoop(ctx context.Context) error {
 		ttl := s.lease.ttl
 		s.mu.Unlock()
 		every := keepaliveEvery(ttl)
-		actx, cancel := context.WithTimeout(ctx, min(s.cfg.RetryTimeout, max(2*every, 500*time.Millisecond)))
+		actx, cancel := context.WithTimeout(ctx, min(s.retryTimeout(), max(2*every, 500*time.Millisecond)))
 		_, err := s.renew(actx)
 		cancel()
 		wait := every

@@ -68,3 +68,25 @@ func TestCacheDropLease(t *testing.T) {
 		t.Error("new leader after the drop not applied")
 	}
 }
+
+func TestSetRetryTimeoutBoundsLaterRequests(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	s := startStore(t, e, basePath(t), "pg1", 30*time.Second)
+	deadline := func() time.Duration {
+		ctx, cancel := s.opCtx(ctxT(t))
+		defer cancel()
+		d, _ := ctx.Deadline()
+		return time.Until(d)
+	}
+	if d := deadline(); d > time.Second || d < 900*time.Millisecond {
+		t.Fatalf("initial request budget %v, want the configured 1s", d)
+	}
+	s.SetRetryTimeout(4 * time.Second)
+	if d := deadline(); d > 4*time.Second || d < 3900*time.Millisecond {
+		t.Errorf("request budget after SetRetryTimeout(4s) = %v", d)
+	}
+	s.SetRetryTimeout(0) // ignored
+	if d := deadline(); d < 3900*time.Millisecond {
+		t.Errorf("SetRetryTimeout(0) changed the budget to %v", d)
+	}
+}

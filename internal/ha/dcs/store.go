@@ -44,6 +44,7 @@ type Store struct {
 	pending map[string]pendingWrite // own writes in flight
 
 	watchGen atomic.Uint64 // incarnation of the watch (one per re-read)
+	retry    atomic.Int64  // budget of one etcd request (retry_timeout), ns; follows the dynamic config
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -79,7 +80,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 }
 
 func newStore(cfg Config, client *clientv3.Client, log *slog.Logger) *Store {
-	return &Store{
+	s := &Store{
 		cfg:       cfg,
 		client:    client,
 		log:       log,
@@ -92,7 +93,20 @@ func newStore(cfg Config, client *clientv3.Client, log *slog.Logger) *Store {
 		pending:   map[string]pendingWrite{},
 		closed:    make(chan struct{}),
 	}
+	s.retry.Store(int64(cfg.RetryTimeout))
+	return s
 }
+
+// SetRetryTimeout changes the budget of every later etcd request (the
+// cluster's retry_timeout changed through the config key).
+func (s *Store) SetRetryTimeout(d time.Duration) {
+	if d > 0 && time.Duration(s.retry.Swap(int64(d))) != d {
+		s.log.Info("etcd request budget changed", "retry_timeout", d)
+	}
+}
+
+// retryTimeout is the budget of one etcd request.
+func (s *Store) retryTimeout() time.Duration { return time.Duration(s.retry.Load()) }
 
 // Run owns the watch and keepalive loops; it returns nil when ctx ends or the
 // Store is closed, and an error only for a fatal condition (bad credentials).
@@ -183,7 +197,7 @@ func (s *Store) key(rel string) string { return s.prefix + rel }
 
 // opCtx bounds one etcd request by RetryTimeout.
 func (s *Store) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.cfg.RetryTimeout)
+	return context.WithTimeout(ctx, s.retryTimeout())
 }
 
 // isFatal reports errors that retrying cannot fix (bad credentials, no permission).
