@@ -72,7 +72,7 @@ func decideReplicaRace(o Observation) Decision {
 			o.lagBytes(pos), o.Config.MaximumLagOnFailover), "lagging")
 	}
 	if o.Config.CheckTimeline {
-		if own, ct := o.ownTimeline(), o.View.Timeline(); own == 0 || own < ct {
+		if own, ct := o.dataTimeline(), o.View.Timeline(); own == 0 || own < ct {
 			return notHealthiest(fmt.Sprintf("my timeline (%d) is behind the cluster's (%d)", own, ct), "timeline")
 		}
 	}

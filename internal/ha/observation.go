@@ -72,16 +72,6 @@ func (o Observation) ownWAL() cluster.LSN {
 	return 0
 }
 
-func (o Observation) ownTimeline() int {
-	if o.pgReady() && o.PG.Timeline > 0 {
-		return o.PG.Timeline
-	}
-	if c := o.Data.Control; c != nil {
-		return c.TimelineID
-	}
-	return 0
-}
-
 // lagBytes is how far pos is behind the last known primary position (status optime); 0 if unknown.
 func (o Observation) lagBytes(pos cluster.LSN) int64 {
 	if o.View.Status == nil || o.View.Status.Optime <= 0 {
