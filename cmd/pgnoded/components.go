@@ -42,6 +42,8 @@ func procConfig(c *config.Config, log *slog.Logger) proc.Config {
 		BasebackupOptions: optionList(pg.Basebackup),
 		OSUser:            c.PGNoded.OSUser,
 		PGCtlTimeout:      pg.PgCtlTimeout,
+		LogMaxBytes:       c.PGNoded.PostgresLog.MaxSize,
+		LogKeep:           c.PGNoded.PostgresLog.Keep,
 		Logger:            log.With("component", "postgres"),
 	}
 }

@@ -282,6 +282,12 @@ func checkPGNoded(c *Config, p *problems) {
 	if strings.TrimSpace(n.OSUser) == "" {
 		c.errorf(p, "pgnoded.os_user", "must not be empty")
 	}
+	if n.PostgresLog.MaxSize < 0 && !p.hasErr("pgnoded.postgres_log.max_size") {
+		c.errorf(p, "pgnoded.postgres_log.max_size", "must not be negative (0 turns rotation off), got %d", n.PostgresLog.MaxSize)
+	}
+	if n.PostgresLog.Keep < 1 && !p.hasErr("pgnoded.postgres_log.keep") {
+		c.errorf(p, "pgnoded.postgres_log.keep", "must be at least 1, got %d", n.PostgresLog.Keep)
+	}
 	m := n.Fence.Margin
 	switch {
 	case p.hasErr("pgnoded.fence.margin"):

@@ -84,6 +84,8 @@ func TestLoadBadInput(t *testing.T) {
 		{"negative fence margin", minimal + "pgnoded:\n  fence:\n    margin: -1s #<\n", "pgnoded.fence.margin", "negative"},
 		{"fence margin over ttl", minimal + "bootstrap:\n  dcs: {ttl: 3, loop_wait: 1, retry_timeout: 1}\npgnoded:\n  fence:\n    margin: 3s #<\n", "pgnoded.fence.margin", "shorter than"},
 		{"bad compat", minimal + "pgnoded:\n  compat: '5.0' #<\n", "pgnoded.compat", `expected "3.0.2" or "4.1.4"`},
+		{"negative postgres log size", minimal + "pgnoded:\n  postgres_log:\n    max_size: -1 #<\n", "pgnoded.postgres_log.max_size", "negative"},
+		{"no postgres log copies", minimal + "pgnoded:\n  postgres_log:\n    keep: 0 #<\n", "pgnoded.postgres_log.keep", "at least 1"},
 		{"watchdog mode", minimal + "watchdog:\n  mode: sometimes #<\n", "watchdog.mode", "expected off, automatic or required"},
 		{"log level", minimal + "log:\n  level: LOUD #<\n", "log.level", "expected DEBUG"},
 		{"verify_client without cafile", strings.Replace(minimal, "  connect_address: 127.0.0.1:8008\n",

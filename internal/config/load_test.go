@@ -137,6 +137,8 @@ pgnoded:
   fence:
     enabled: off
     margin: 1.5
+  postgres_log:
+    max_size: 1048576
 bootstrap:
   dcs:
     ttl: 3
@@ -159,7 +161,8 @@ bootstrap:
 	if !reflect.DeepEqual(cfg.Exporter, wantExp) {
 		t.Errorf("exporter = %+v", cfg.Exporter)
 	}
-	wantPG := PGNoded{OSUser: "pgsql", Compat: cluster.Compat4, Fence: Fence{Margin: 1500 * time.Millisecond}}
+	wantPG := PGNoded{OSUser: "pgsql", Compat: cluster.Compat4, Fence: Fence{Margin: 1500 * time.Millisecond},
+		PostgresLog: PostgresLog{MaxSize: 1 << 20, Keep: 4}}
 	if !reflect.DeepEqual(cfg.PGNoded, wantPG) {
 		t.Errorf("pgnoded = %+v", cfg.PGNoded)
 	}

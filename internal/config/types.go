@@ -235,11 +235,18 @@ type Fence struct {
 	Margin time.Duration `yaml:"margin"`
 }
 
+// PostgresLog rotates the file that receives the postmaster's stdout/stderr.
+type PostgresLog struct {
+	MaxSize int64 `yaml:"max_size"` // bytes; 0 turns rotation off
+	Keep    int   `yaml:"keep"`     // rotated copies kept
+}
+
 // PGNoded is pgnoded's own pgnoded section.
 type PGNoded struct {
-	OSUser string         `yaml:"os_user"` // user postgres runs as when pgnoded is root
-	Compat cluster.Compat `yaml:"compat"`  // "3.0.2" (default) or "4.1.4"
-	Fence  Fence          `yaml:"fence"`
+	OSUser      string         `yaml:"os_user"` // user postgres runs as when pgnoded is root
+	Compat      cluster.Compat `yaml:"compat"`  // "3.0.2" (default) or "4.1.4"
+	Fence       Fence          `yaml:"fence"`
+	PostgresLog PostgresLog    `yaml:"postgres_log"`
 }
 
 // defaults returns a Config holding every default that does not depend on other keys.
@@ -262,7 +269,8 @@ func defaults() *Config {
 			Enabled: true, Listen: DefaultExporterListen,
 			ExcludeDatabases: CommaList{"template0", "template1"},
 		},
-		PGNoded: PGNoded{OSUser: DefaultOSUser, Compat: cluster.Compat302, Fence: Fence{Enabled: true}},
+		PGNoded: PGNoded{OSUser: DefaultOSUser, Compat: cluster.Compat302, Fence: Fence{Enabled: true},
+			PostgresLog: PostgresLog{MaxSize: 100 << 20, Keep: 4}},
 		pos:     map[string]Position{},
 	}
 }

@@ -73,6 +73,10 @@ type Config struct {
 	// LogFile receives the postmaster's stdout/stderr (what is logged before or
 	// without logging_collector). Default <DataDir>/log/postgres.log.
 	LogFile string
+	// LogMaxBytes is the size past which LogFile is rotated (copied and
+	// truncated); 0 turns rotation off. LogKeep is how many copies are kept.
+	LogMaxBytes int64
+	LogKeep     int
 
 	Logger *slog.Logger // default: discard
 }

@@ -91,6 +91,7 @@ func (p *Postgres) Run(ctx context.Context) error {
 	if !ran {
 		return errors.New("proc: Run called twice")
 	}
+	p.rotateLogs(ctx) // returns at once when rotation is off
 	<-ctx.Done()
 	p.mu.Lock()
 	p.closed = true
