@@ -271,6 +271,6 @@ func defaults() *Config {
 		},
 		PGNoded: PGNoded{OSUser: DefaultOSUser, Compat: cluster.Compat302, Fence: Fence{Enabled: true},
 			PostgresLog: PostgresLog{MaxSize: 100 << 20, Keep: 4}},
-		pos:     map[string]Position{},
+		pos: map[string]Position{},
 	}
 }
