@@ -5,7 +5,6 @@ package test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -65,14 +64,8 @@ type ChaosWorkload struct {
 func StartChaosWorkload(t testing.TB, c *NsCluster, p *NsNode) *ChaosWorkload {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := p.Conn(ctx)
-	if err != nil {
-		t.Fatalf("connect to primary %s: %v", p.Name, err)
-	}
-	_, err = conn.Exec(ctx, "create table if not exists "+chaosTable+" (id bigint primary key, at timestamptz default now())")
-	conn.Close(ctx)
-	if err != nil {
-		t.Fatalf("create table: %v", err)
+	if err := createWritesTable(ctx, p.Name, p.Conn, chaosTable); err != nil {
+		t.Fatal(err)
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	w := &ChaosWorkload{c: c, rec: &recorder{}, start: time.Now(), cancel: cancel,
@@ -184,17 +177,10 @@ func (w *ChaosWorkload) probe(ctx context.Context, n *NsNode, base int64) {
 	var conn *pgx.Conn
 	defer func() { closeConn(conn) }()
 	id := base
-	tick := time.NewTicker(chaosProbeEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	everyTick(ctx, chaosProbeEvery, func() {
 		if conn == nil {
 			if conn, _ = w.c.ConnTo(ctx, n.NS.IP.String(), chaosOpTimeout); conn == nil {
-				continue
+				return
 			}
 		}
 		id++
@@ -202,7 +188,7 @@ func (w *ChaosWorkload) probe(ctx context.Context, n *NsNode, base int64) {
 			closeConn(conn)
 			conn = nil
 		}
-	}
+	})
 }
 
 // insert commits one row and records the outcome: an ack (and a writable
@@ -257,19 +243,12 @@ func (w *ChaosWorkload) nodeOfDir(dir string) string {
 func (w *ChaosWorkload) sqlPoller(ctx context.Context, n *NsNode) {
 	var conn *pgx.Conn
 	defer func() { closeConn(conn) }()
-	tick := time.NewTicker(chaosPollEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	everyTick(ctx, chaosPollEvery, func() {
 		if conn == nil {
 			if conn, _ = w.c.ConnTo(ctx, n.NS.IP.String(), chaosOpTimeout); conn == nil {
 				now := time.Now()
 				w.rec.observeSQL(observation{Node: n.Name, Sent: now, Recv: now, State: obsUnknown, Source: "poll"})
-				continue
+				return
 			}
 		}
 		qctx, cancel := context.WithTimeout(ctx, chaosOpTimeout)
@@ -290,19 +269,12 @@ func (w *ChaosWorkload) sqlPoller(ctx context.Context, n *NsNode) {
 		if ctx.Err() == nil {
 			w.rec.observeSQL(o)
 		}
-	}
+	})
 }
 
 // restPoller sends OPTIONS /primary to n: 200 is writable, another answer read-only.
 func (w *ChaosWorkload) restPoller(ctx context.Context, n *NsNode, hc *http.Client) {
-	tick := time.NewTicker(chaosRESTEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	everyTick(ctx, chaosRESTEvery, func() {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodOptions, n.url("/primary"), nil)
 		o := observation{Node: n.Name, Sent: time.Now(), Source: "rest"}
 		resp, err := hc.Do(req)
@@ -322,20 +294,13 @@ func (w *ChaosWorkload) restPoller(ctx context.Context, n *NsNode, hc *http.Clie
 		w.mu.Lock()
 		w.restLast[n.Name] = o
 		w.mu.Unlock()
-	}
+	})
 }
 
 // leaderPoller reads the leader key.
 func (w *ChaosWorkload) leaderPoller(ctx context.Context, cli *clientv3.Client) {
 	key := "/itest/" + w.c.Scope + "/leader"
-	tick := time.NewTicker(chaosLeaderEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	everyTick(ctx, chaosLeaderEvery, func() {
 		gctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		resp, err := cli.Get(gctx, key)
 		cancel()
@@ -347,31 +312,15 @@ func (w *ChaosWorkload) leaderPoller(ctx context.Context, cli *clientv3.Client) 
 			s.Value = string(resp.Kvs[0].Value)
 		}
 		w.rec.leader(s)
-	}
+	})
 }
 
 // LostOn stops the workload and returns the acknowledged ids missing on node p,
 // and how many were acknowledged in all.
 func (w *ChaosWorkload) LostOn(ctx context.Context, p *NsNode) (lost []ack, acked int, err error) {
 	w.Stop()
-	conn, err := p.Conn(ctx)
+	present, err := presentIDs(ctx, p.Name, p.Conn, chaosTable)
 	if err != nil {
-		return nil, 0, fmt.Errorf("connect to %s: %w", p.Name, err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "select id from "+chaosTable)
-	if err != nil {
-		return nil, 0, fmt.Errorf("read %s on %s: %w", chaosTable, p.Name, err)
-	}
-	present := map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, 0, err
-		}
-		present[id] = true
-	}
-	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
 	_, _, acks, _ := w.rec.snapshot()

@@ -50,15 +50,7 @@ func (s *SplitBrainChecker) sample(ctx context.Context, n *Node) {
 			conn.Close(context.Background())
 		}
 	}()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			s.record(n.Name, false, time.Now())
-			return
-		case <-tick.C:
-		}
+	everyTick(ctx, 20*time.Millisecond, func() {
 		writable := false
 		if conn == nil {
 			conn, _ = n.Conn(ctx)
@@ -76,7 +68,8 @@ func (s *SplitBrainChecker) sample(ctx context.Context, n *Node) {
 			}
 		}
 		s.record(n.Name, writable, time.Now())
-	}
+	})
+	s.record(n.Name, false, time.Now())
 }
 
 func (s *SplitBrainChecker) record(node string, writable bool, at time.Time) {
@@ -171,14 +164,9 @@ type Writer struct {
 func StartWriter(t testing.TB, c *Cluster, p *Node) *Writer {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := p.Conn(ctx)
-	if err != nil {
-		t.Fatalf("connect to primary %s: %v", p.Name, err)
+	if err := createWritesTable(ctx, p.Name, p.Conn, "itest_writes"); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, "create table if not exists itest_writes (id bigint primary key, at timestamptz default now())"); err != nil {
-		t.Fatalf("create table: %v", err)
-	}
-	conn.Close(ctx)
 	wctx, cancel := context.WithCancel(ctx)
 	w := &Writer{c: c, cancel: cancel, done: make(chan struct{}), lastAck: time.Now()}
 	go w.run(wctx, p)
@@ -267,33 +255,13 @@ func (w *Writer) Acked() int {
 func (w *Writer) Lost(t testing.TB, p *Node) []int64 {
 	t.Helper()
 	w.Stop()
-	ctx := context.Background()
-	conn, err := p.Conn(ctx)
+	present, err := presentIDs(context.Background(), p.Name, p.Conn, "itest_writes")
 	if err != nil {
-		t.Fatalf("connect to %s: %v", p.Name, err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "select id from itest_writes")
-	if err != nil {
-		t.Fatalf("read writes: %v", err)
-	}
-	present := map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		present[id] = true
+		t.Fatal(err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var lost []int64
-	for _, id := range w.acked {
-		if !present[id] {
-			lost = append(lost, id)
-		}
-	}
-	return lost
+	return missingIDs(w.acked, present)
 }
 
 // WaitWritesResume waits until a write is acknowledged after `after`.

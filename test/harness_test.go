@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,56 +84,6 @@ type Cluster struct {
 
 const superPassword = "itest-super"
 
-var configTmpl = template.Must(template.New("cfg").Parse(`scope: {{.Scope}}
-namespace: /itest/
-name: {{.Name}}
-restapi:
-  listen: 127.0.0.1:{{.APIPort}}
-  connect_address: 127.0.0.1:{{.APIPort}}
-etcd3:
-  hosts: {{.Etcd}}
-bootstrap:
-  dcs:
-    ttl: {{.TTL}}
-    loop_wait: {{.LoopWait}}
-    retry_timeout: {{.RetryTimeout}}
-    maximum_lag_on_failover: 1048576
-    failsafe_mode: false
-    postgresql:
-      use_pg_rewind: true
-      use_slots: true
-      parameters:
-        wal_keep_size: 256MB
-  initdb:
-    - encoding: UTF8
-    - data-checksums
-postgresql:
-  listen: 127.0.0.1:{{.PGPort}}
-  connect_address: 127.0.0.1:{{.PGPort}}
-  data_dir: {{.Dir}}/data
-  bin_dir: {{.BinDir}}
-  pgpass: {{.Dir}}/pgpass
-  authentication:
-    superuser: {username: postgres, password: ` + superPassword + `}
-    replication: {username: replicator, password: itest-repl}
-    rewind: {username: rewinder, password: itest-rewind}
-  parameters:
-    unix_socket_directories: {{.Dir}}
-    max_connections: 50
-    shared_buffers: 32MB
-  pg_hba:
-    - local all all trust
-    - host all all 127.0.0.1/32 md5
-    - host replication replicator 127.0.0.1/32 md5
-tags:
-  nofailover: false
-  noloadbalance: false
-exporter:
-  listen: 127.0.0.1:{{.MetricPort}}
-vip:
-  enabled: false
-`))
-
 // StartCluster writes configs for n nodes and starts them all at once (they race to bootstrap).
 func StartCluster(t testing.TB, n int, timing Timing) *Cluster {
 	t.Helper()
@@ -149,18 +97,13 @@ func StartCluster(t testing.TB, n int, timing Timing) *Cluster {
 		}
 		nd.ConfigPath = filepath.Join(nd.Dir, "pgnoded.yml")
 		nd.logPath = filepath.Join(nd.Dir, "pgnoded.log")
-		var buf bytes.Buffer
-		err := configTmpl.Execute(&buf, map[string]any{
-			"Scope": c.Scope, "Name": nd.Name, "APIPort": nd.APIPort, "PGPort": nd.PGPort,
-			"MetricPort": nd.MetricPort, "Etcd": c.Etcd.HostPort(), "Dir": nd.Dir, "BinDir": bin,
+		writeConfig(t, nd.ConfigPath, map[string]any{
+			"Scope": c.Scope, "Name": nd.Name, "Listen": "127.0.0.1", "IP": "127.0.0.1",
+			"APIPort": nd.APIPort, "PGPort": nd.PGPort, "MetricPort": nd.MetricPort,
+			"Etcd": c.Etcd.HostPort(), "Dir": nd.Dir, "BinDir": bin,
 			"TTL": timing.TTL, "LoopWait": timing.LoopWait, "RetryTimeout": timing.RetryTimeout,
+			"Failsafe": false, "PermanentSlot": "", "Subnet": "", "VIPEnabled": false, "Ifname": "",
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(nd.ConfigPath, buf.Bytes(), 0o600); err != nil {
-			t.Fatal(err)
-		}
 		c.Nodes = append(c.Nodes, nd)
 		t.Cleanup(nd.destroy)
 	}
@@ -222,22 +165,10 @@ func (n *Node) KillPgnoded() {
 }
 
 // PostmasterPID reads postmaster.pid; 0 if absent.
-func (n *Node) PostmasterPID() int {
-	b, err := os.ReadFile(filepath.Join(n.Dir, "data", "postmaster.pid"))
-	if err != nil {
-		return 0
-	}
-	var pid int
-	fmt.Sscanf(string(b), "%d", &pid)
-	return pid
-}
+func (n *Node) PostmasterPID() int { return postmasterPID(n.Dir) }
 
 // KillPostmaster kills the postmaster with SIGKILL.
-func (n *Node) KillPostmaster() {
-	if pid := n.PostmasterPID(); pid > 0 {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
+func (n *Node) KillPostmaster() { killPostmaster(n.Dir) }
 
 // destroy stops everything this node started: pgnoded, the fence guard, postgres.
 func (n *Node) destroy() {
@@ -246,9 +177,7 @@ func (n *Node) destroy() {
 	// The fence guard and postgres run in their own sessions; find them by data dir.
 	killMatching(n.Dir)
 	if n.t.Failed() {
-		if b, err := os.ReadFile(n.logPath); err == nil {
-			n.t.Logf("---- pgnoded log of %s (last 6000 bytes) ----\n%s", n.Name, tail(b, 6000))
-		}
+		logTail(n.t, n.Name, n.logPath, 6000)
 	}
 }
 
@@ -281,25 +210,12 @@ var httpClient = &http.Client{Timeout: 2 * time.Second}
 
 // Check sends OPTIONS <path> to the node's REST API like HAProxy does; 0 when unreachable.
 func (n *Node) Check(path string) int {
-	req, _ := http.NewRequest(http.MethodOptions, fmt.Sprintf("http://127.0.0.1:%d%s", n.APIPort, path), nil)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return optionsStatus(httpClient, fmt.Sprintf("http://127.0.0.1:%d%s", n.APIPort, path))
 }
 
 // Get fetches a REST document.
 func (n *Node) Get(path string) (int, []byte) {
-	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d%s", n.APIPort, path))
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return getDoc(httpClient, fmt.Sprintf("http://127.0.0.1:%d%s", n.APIPort, path))
 }
 
 // DSN is a TCP connection string to this node's postgres as the superuser.
@@ -315,20 +231,7 @@ func (n *Node) Conn(ctx context.Context) (*pgx.Conn, error) {
 }
 
 // Writable reports whether the node's postgres runs and is not in recovery.
-func (n *Node) Writable(ctx context.Context) bool {
-	conn, err := n.Conn(ctx)
-	if err != nil {
-		return false
-	}
-	defer conn.Close(context.Background())
-	qctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	var rec bool
-	if err := conn.QueryRow(qctx, "select pg_is_in_recovery()").Scan(&rec); err != nil {
-		return false
-	}
-	return !rec
-}
+func (n *Node) Writable(ctx context.Context) bool { return isWritable(ctx, n.Conn) }
 
 // WaitFor polls cond every 100 ms until it is true or timeout passes.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
@@ -344,63 +247,27 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 }
 
 // Primary returns the single node answering 200 on /primary, or nil.
-func (c *Cluster) Primary() *Node {
-	var found *Node
-	for _, n := range c.Nodes {
-		if n.Check("/primary") == 200 {
-			if found != nil {
-				c.t.Errorf("two nodes answer 200 on /primary: %s and %s", found.Name, n.Name)
-				return nil
-			}
-			found = n
-		}
-	}
-	return found
-}
+func (c *Cluster) Primary() *Node { return primaryOf(c.t, c.Nodes) }
 
 // WaitPrimary waits until exactly one node answers /primary with 200, optionally not `not`.
 func (c *Cluster) WaitPrimary(timeout time.Duration, not *Node) *Node {
 	c.t.Helper()
-	var p *Node
-	WaitFor(c.t, timeout, "one primary", func() bool {
-		p = c.Primary()
-		return p != nil && p != not
-	})
-	return p
+	return waitPrimaryOf(c.t, timeout, c.Nodes, not)
 }
 
 // WaitHealthyReplicas waits until every node but p answers /replica with 200 (running, streaming).
 func (c *Cluster) WaitHealthyReplicas(timeout time.Duration, p *Node) {
 	c.t.Helper()
-	WaitFor(c.t, timeout, "all replicas healthy", func() bool {
-		for _, n := range c.Nodes {
-			if n != p && n.Check("/replica") != 200 {
-				return false
-			}
-		}
-		return true
-	})
+	WaitFor(c.t, timeout, "all replicas healthy", func() bool { return allAnswer200(nodesExcept(c.Nodes, p), "/replica") })
 }
 
 // Others returns every node except n.
-func (c *Cluster) Others(n *Node) []*Node {
-	var out []*Node
-	for _, m := range c.Nodes {
-		if m != n {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func (c *Cluster) Others(n *Node) []*Node { return nodesExcept(c.Nodes, n) }
 
 // EtcdKey reads a raw key under the cluster prefix.
 func (c *Cluster) EtcdKey(ctx context.Context, rel string) (string, bool) {
 	if c.etcdClient == nil {
 		c.etcdClient = c.Etcd.Client()
 	}
-	resp, err := c.etcdClient.Get(ctx, "/itest/"+c.Scope+"/"+rel)
-	if err != nil || len(resp.Kvs) == 0 {
-		return "", false
-	}
-	return string(resp.Kvs[0].Value), true
+	return etcdValue(ctx, c.etcdClient, "/itest/"+c.Scope+"/"+rel)
 }

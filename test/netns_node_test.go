@@ -3,11 +3,9 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,67 +66,6 @@ type NsNode struct {
 	c *NsCluster
 }
 
-var nsConfigTmpl = template.Must(template.New("nscfg").Parse(`scope: {{.Scope}}
-namespace: /itest/
-name: {{.Name}}
-restapi:
-  listen: 0.0.0.0:{{.APIPort}}
-  connect_address: {{.IP}}:{{.APIPort}}
-etcd3:
-  hosts: {{.Etcd}}
-bootstrap:
-  dcs:
-    ttl: {{.TTL}}
-    loop_wait: {{.LoopWait}}
-    retry_timeout: {{.RetryTimeout}}
-    maximum_lag_on_failover: 1048576
-    failsafe_mode: {{.Failsafe}}
-{{- if .PermanentSlot}}
-    slots:
-      {{.PermanentSlot}}:
-        type: physical
-{{- end}}
-    postgresql:
-      use_pg_rewind: true
-      use_slots: true
-      parameters:
-        wal_keep_size: 256MB
-  initdb:
-    - encoding: UTF8
-    - data-checksums
-postgresql:
-  listen: 0.0.0.0:{{.PGPort}}
-  connect_address: {{.IP}}:{{.PGPort}}
-  data_dir: {{.Dir}}/data
-  bin_dir: {{.BinDir}}
-  pgpass: {{.Dir}}/pgpass
-  authentication:
-    superuser: {username: postgres, password: ` + superPassword + `}
-    replication: {username: replicator, password: itest-repl}
-    rewind: {username: rewinder, password: itest-rewind}
-  parameters:
-    unix_socket_directories: {{.Dir}}
-    max_connections: 50
-    shared_buffers: 32MB
-  pg_hba:
-    - local all all trust
-    - host all all 127.0.0.1/32 md5
-    - host all all {{.Subnet}} md5
-    - host replication replicator 127.0.0.1/32 md5
-    - host replication replicator {{.Subnet}} md5
-tags:
-  nofailover: false
-  noloadbalance: false
-exporter:
-  listen: {{.IP}}:{{.MetricPort}}
-vip:
-  enabled: {{.VIPEnabled}}
-  address: {{.VIP}}
-  interface: {{.Ifname}}
-  arp_count: 3
-  arp_interval: 500ms
-`))
-
 // StartPGCluster writes a config per node namespace and starts every pgnoded
 // at once (they race to bootstrap). The etcd members must be running.
 func (tp *Topology) StartPGCluster(opts ClusterOptions) *NsCluster {
@@ -153,21 +89,14 @@ func (tp *Topology) StartPGCluster(opts ClusterOptions) *NsCluster {
 		if err := os.Chown(n.Dir, uid, gid); err != nil {
 			tp.t.Fatal(err)
 		}
-		var buf bytes.Buffer
-		err := nsConfigTmpl.Execute(&buf, map[string]any{
-			"Scope": c.Scope, "Name": n.Name, "IP": ns.IP, "Ifname": ns.Ifname, "Subnet": tp.Subnet,
+		writeConfig(tp.t, n.ConfigPath, map[string]any{
+			"Scope": c.Scope, "Name": n.Name, "Listen": "0.0.0.0", "IP": ns.IP, "Ifname": ns.Ifname, "Subnet": tp.Subnet,
 			"APIPort": nsAPIPort, "PGPort": nsPGPort, "MetricPort": nsMetricPort,
 			"Etcd": tp.EtcdHosts(), "Dir": n.Dir, "BinDir": bin,
 			"TTL": opts.Timing.TTL, "LoopWait": opts.Timing.LoopWait, "RetryTimeout": opts.Timing.RetryTimeout,
 			"VIPEnabled": opts.VIP, "VIP": tp.VIP(), "Failsafe": opts.Failsafe,
 			"PermanentSlot": opts.PermanentSlot,
 		})
-		if err != nil {
-			tp.t.Fatal(err)
-		}
-		if err := os.WriteFile(n.ConfigPath, buf.Bytes(), 0o600); err != nil {
-			tp.t.Fatal(err)
-		}
 		c.Nodes = append(c.Nodes, n)
 		tp.OnTeardown(n.dumpLogOnFailure)
 	}
@@ -191,22 +120,10 @@ func (n *NsNode) Start() {
 func (n *NsNode) KillPgnoded() { n.Proc.Kill() }
 
 // PostmasterPID reads postmaster.pid; 0 if absent.
-func (n *NsNode) PostmasterPID() int {
-	b, err := os.ReadFile(filepath.Join(n.Dir, "data", "postmaster.pid"))
-	if err != nil {
-		return 0
-	}
-	var pid int
-	fmt.Sscanf(string(b), "%d", &pid)
-	return pid
-}
+func (n *NsNode) PostmasterPID() int { return postmasterPID(n.Dir) }
 
 // KillPostmaster kills the postmaster with SIGKILL.
-func (n *NsNode) KillPostmaster() {
-	if pid := n.PostmasterPID(); pid > 0 {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
+func (n *NsNode) KillPostmaster() { killPostmaster(n.Dir) }
 
 // Crash emulates the node's machine dying: SIGKILL to pgnoded, then to every
 // other process in the namespace (postgres, fence guard), and its link goes
@@ -243,27 +160,10 @@ func (n *NsNode) url(path string) string {
 }
 
 // Check sends OPTIONS <path> to the node's REST API from the client namespace; 0 when unreachable.
-func (n *NsNode) Check(path string) int {
-	req, _ := http.NewRequest(http.MethodOptions, n.url(path), nil)
-	resp, err := n.c.http.Do(req)
-	if err != nil {
-		return 0
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
-}
+func (n *NsNode) Check(path string) int { return optionsStatus(n.c.http, n.url(path)) }
 
 // Get fetches a REST document from the client namespace.
-func (n *NsNode) Get(path string) (int, []byte) {
-	resp, err := n.c.http.Get(n.url(path))
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
+func (n *NsNode) Get(path string) (int, []byte) { return getDoc(n.c.http, n.url(path)) }
 
 // Role is the role in the node's /patroni document ("" when unreachable).
 func (n *NsNode) Role(hc *http.Client) string {
@@ -287,17 +187,7 @@ func (n *NsNode) Conn(ctx context.Context) (*pgx.Conn, error) {
 }
 
 // Writable reports whether the node's postgres runs and is not in recovery.
-func (n *NsNode) Writable(ctx context.Context) bool {
-	conn, err := n.Conn(ctx)
-	if err != nil {
-		return false
-	}
-	defer conn.Close(context.Background())
-	qctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	var rec bool
-	return conn.QueryRow(qctx, "select pg_is_in_recovery()").Scan(&rec) == nil && !rec
-}
+func (n *NsNode) Writable(ctx context.Context) bool { return isWritable(ctx, n.Conn) }
 
 // LogLine returns the last line of the node's pgnoded log containing s ("" if none).
 func (n *NsNode) LogLine(s string) string {
@@ -315,11 +205,8 @@ func (n *NsNode) LogLine(s string) string {
 }
 
 func (n *NsNode) dumpLogOnFailure() {
-	if !n.c.t.Failed() {
-		return
-	}
-	if b, err := os.ReadFile(n.LogPath); err == nil {
-		n.c.t.Logf("---- pgnoded log of %s (last 8000 bytes) ----\n%s", n.Name, tail(b, 8000))
+	if n.c.t.Failed() {
+		logTail(n.c.t, n.Name, n.LogPath, 8000)
 	}
 }
 
@@ -338,74 +225,29 @@ func (c *NsCluster) ConnTo(ctx context.Context, host string, timeout time.Durati
 }
 
 // Primary returns the single node answering 200 on /primary, or nil.
-func (c *NsCluster) Primary() *NsNode {
-	var found *NsNode
-	for _, n := range c.Nodes {
-		if n.Check("/primary") == 200 {
-			if found != nil {
-				c.t.Errorf("two nodes answer 200 on /primary: %s and %s", found.Name, n.Name)
-				return nil
-			}
-			found = n
-		}
-	}
-	return found
-}
+func (c *NsCluster) Primary() *NsNode { return primaryOf(c.t, c.Nodes) }
 
 // WaitPrimary waits until exactly one node answers /primary with 200, optionally not `not`.
 func (c *NsCluster) WaitPrimary(timeout time.Duration, not *NsNode) *NsNode {
 	c.t.Helper()
-	var p *NsNode
-	WaitFor(c.t, timeout, "one primary", func() bool {
-		p = c.Primary()
-		return p != nil && p != not
-	})
-	return p
+	return waitPrimaryOf(c.t, timeout, c.Nodes, not)
 }
 
 // WaitHealthyReplicas waits until every node but p (and those in skip) answers /replica with 200.
 func (c *NsCluster) WaitHealthyReplicas(timeout time.Duration, p *NsNode, skip ...*NsNode) {
 	c.t.Helper()
-	WaitFor(c.t, timeout, "replicas healthy", func() bool {
-	next:
-		for _, n := range c.Nodes {
-			for _, s := range skip {
-				if n == s {
-					continue next
-				}
-			}
-			if n != p && n.Check("/replica") != 200 {
-				return false
-			}
-		}
-		return true
-	})
+	except := append([]*NsNode{p}, skip...)
+	WaitFor(c.t, timeout, "replicas healthy", func() bool { return allAnswer200(nodesExcept(c.Nodes, except...), "/replica") })
 }
 
 // Others returns every node except those given.
-func (c *NsCluster) Others(not ...*NsNode) []*NsNode {
-	var out []*NsNode
-next:
-	for _, m := range c.Nodes {
-		for _, n := range not {
-			if m == n {
-				continue next
-			}
-		}
-		out = append(out, m)
-	}
-	return out
-}
+func (c *NsCluster) Others(not ...*NsNode) []*NsNode { return nodesExcept(c.Nodes, not...) }
 
 // EtcdKey reads a raw key under the cluster prefix.
 func (c *NsCluster) EtcdKey(ctx context.Context, rel string) (string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := c.etcd.Get(ctx, "/itest/"+c.Scope+"/"+rel)
-	if err != nil || len(resp.Kvs) == 0 {
-		return "", false
-	}
-	return string(resp.Kvs[0].Value), true
+	return etcdValue(ctx, c.etcd, "/itest/"+c.Scope+"/"+rel)
 }
 
 // LeaderLease returns the leader key's value and the seconds its lease has left (-1 when unknown).

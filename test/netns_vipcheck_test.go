@@ -148,14 +148,7 @@ func (v *VIPChecker) Events() []VIPEvent {
 
 // rounds reads every node's VIP and link state each interval.
 func (v *VIPChecker) rounds(ctx context.Context) {
-	tick := time.NewTicker(vipCheckInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	everyTick(ctx, vipCheckInterval, func() {
 		at := time.Now()
 		var live []string
 		downHeld, errs := 0, 0
@@ -189,7 +182,7 @@ func (v *VIPChecker) rounds(ctx context.Context) {
 			}
 		}
 		v.mu.Unlock()
-	}
+	})
 }
 
 // sampleNode checks, for one node, the VIP against its postgres and REST role.
@@ -222,14 +215,7 @@ func (v *VIPChecker) sampleNode(ctx context.Context, n *NsNode) {
 		}
 		return "primary"
 	}
-	tick := time.NewTicker(vipCheckInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	everyTick(ctx, vipCheckInterval, func() {
 		sqlBefore, restBefore := sql(), n.Role(hc)
 		at := time.Now()
 		has, err := n.HasVIP()
@@ -251,7 +237,7 @@ func (v *VIPChecker) sampleNode(ctx context.Context, n *NsNode) {
 			}
 		}
 		v.mu.Unlock()
-	}
+	})
 }
 
 // notPrimaryRole is true for a known /patroni role other than the primary's.

@@ -86,12 +86,7 @@ func (n *Node) QueryString(sql string) (string, error) {
 func (c *Cluster) WaitStreaming(timeout time.Duration, p *Node) {
 	c.t.Helper()
 	WaitFor(c.t, timeout, "all replicas streaming", func() bool {
-		for _, n := range c.Nodes {
-			if n != p && n.Check("/replica?replication_state=streaming") != 200 {
-				return false
-			}
-		}
-		return true
+		return allAnswer200(nodesExcept(c.Nodes, p), "/replica?replication_state=streaming")
 	})
 }
 
@@ -159,14 +154,9 @@ type ackWriter struct {
 func startAckWriter(t testing.TB, c *Cluster, p *Node) *ackWriter {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := p.Conn(ctx)
-	if err != nil {
-		t.Fatalf("connect to primary %s: %v", p.Name, err)
+	if err := createWritesTable(ctx, p.Name, p.Conn, "ops_writes"); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, "create table if not exists ops_writes (id bigint primary key, at timestamptz default now())"); err != nil {
-		t.Fatalf("create table: %v", err)
-	}
-	conn.Close(ctx)
 	wctx, cancel := context.WithCancel(ctx)
 	w := &ackWriter{c: c, cancel: cancel, done: make(chan struct{})}
 	go w.run(wctx, p)
@@ -264,33 +254,13 @@ func (w *ackWriter) outage(from, to time.Time) time.Duration {
 func (w *ackWriter) lost(t testing.TB, p *Node) []int64 {
 	t.Helper()
 	w.stop()
-	ctx := context.Background()
-	conn, err := p.Conn(ctx)
+	present, err := presentIDs(context.Background(), p.Name, p.Conn, "ops_writes")
 	if err != nil {
-		t.Fatalf("connect to %s: %v", p.Name, err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "select id from ops_writes")
-	if err != nil {
-		t.Fatalf("read writes: %v", err)
-	}
-	present := map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		present[id] = true
+		t.Fatal(err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var lost []int64
-	for _, id := range w.ids {
-		if !present[id] {
-			lost = append(lost, id)
-		}
-	}
-	return lost
+	return missingIDs(w.ids, present)
 }
 
 // percentile returns the p-th percentile (0..100, nearest rank) of ds.

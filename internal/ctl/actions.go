@@ -144,41 +144,33 @@ func reloadCommand() command {
 	return command{
 		synopsis: "[CLUSTER] [MEMBER...] [-r ROLE] [--force]",
 		help:     "Make members re-read their configuration file (POST /reload)",
-		setup: func(f *flags) runFunc {
-			role, force := "any", false
-			f.stringVar(&role, "reload only members with this ROLE: "+strings.Join(roleChoices, ", "), "-r", "--role")
-			f.boolVar(&force, "ask no questions", "--force")
-			return func(ctx context.Context, a *app, pos []string) error {
-				if err := checkRole(role); err != nil {
-					return err
-				}
-				name, names, v, err := a.clusterAndMembers(ctx, pos)
-				if err != nil {
-					return err
-				}
-				members, err := a.selectMembers(&v, name, memberQuery{names: names, role: role, force: force, action: "reload", ask: true})
-				if err != nil {
-					return err
-				}
-				failed := 0
-				for _, m := range members {
-					r, err := a.call(ctx, m.APIURL, http.MethodPost, "reload", nil)
-					switch {
-					case err != nil:
-						a.printf("Failed: reload for member %s, (%v)\n", m.Name, err)
-						failed++
-					case r.status == http.StatusOK:
-						a.printf("No changes to apply on member %s\n", m.Name)
-					case r.status == http.StatusAccepted:
-						a.printf("Reload request received for member %s and will be processed within %d seconds\n", m.Name, loopWait(&v))
-					default:
-						a.printf("Failed: reload for member %s, status code=%d, (%s)\n", m.Name, r.status, r.text)
-						failed++
-					}
-				}
-				return failedOn("reload", failed, len(members))
+		setup: roleForceSetup("reload", func(ctx context.Context, a *app, pos []string, role string, force bool) error {
+			name, names, v, err := a.clusterAndMembers(ctx, pos)
+			if err != nil {
+				return err
 			}
-		},
+			members, err := a.selectMembers(&v, name, memberQuery{names: names, role: role, force: force, action: "reload", ask: true})
+			if err != nil {
+				return err
+			}
+			failed := 0
+			for _, m := range members {
+				r, err := a.call(ctx, m.APIURL, http.MethodPost, "reload", nil)
+				switch {
+				case err != nil:
+					a.printf("Failed: reload for member %s, (%v)\n", m.Name, err)
+					failed++
+				case r.status == http.StatusOK:
+					a.printf("No changes to apply on member %s\n", m.Name)
+				case r.status == http.StatusAccepted:
+					a.printf("Reload request received for member %s and will be processed within %d seconds\n", m.Name, loopWait(&v))
+				default:
+					a.printf("Failed: reload for member %s, status code=%d, (%s)\n", m.Name, r.status, r.text)
+					failed++
+				}
+			}
+			return failedOn("reload", failed, len(members))
+		}),
 	}
 }
 

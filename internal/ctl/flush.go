@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -13,28 +12,20 @@ func flushCommand() command {
 	return command{
 		synopsis: "[CLUSTER] [MEMBER...] restart|switchover [-r ROLE] [--force]",
 		help:     "Discard scheduled restarts or a scheduled switchover",
-		setup: func(f *flags) runFunc {
-			role, force := "any", false
-			f.stringVar(&role, "flush only members with this ROLE: "+strings.Join(roleChoices, ", "), "-r", "--role")
-			f.boolVar(&force, "ask no questions", "--force")
-			return func(ctx context.Context, a *app, pos []string) error {
-				if err := checkRole(role); err != nil {
-					return err
-				}
-				if len(pos) == 0 || (pos[len(pos)-1] != "restart" && pos[len(pos)-1] != "switchover") {
-					return usagef("say what to flush: restart or switchover")
-				}
-				target := pos[len(pos)-1]
-				name, names, v, err := a.clusterAndMembers(ctx, pos[:len(pos)-1])
-				if err != nil {
-					return err
-				}
-				if target == "restart" {
-					return a.flushRestarts(ctx, &v, name, memberQuery{names: names, role: role, force: force, action: "flush", ask: true})
-				}
-				return a.flushSwitchover(ctx, &v, name)
+		setup: roleForceSetup("flush", func(ctx context.Context, a *app, pos []string, role string, force bool) error {
+			if len(pos) == 0 || (pos[len(pos)-1] != "restart" && pos[len(pos)-1] != "switchover") {
+				return usagef("say what to flush: restart or switchover")
 			}
-		},
+			target := pos[len(pos)-1]
+			name, names, v, err := a.clusterAndMembers(ctx, pos[:len(pos)-1])
+			if err != nil {
+				return err
+			}
+			if target == "restart" {
+				return a.flushRestarts(ctx, &v, name, memberQuery{names: names, role: role, force: force, action: "flush", ask: true})
+			}
+			return a.flushSwitchover(ctx, &v, name)
+		}),
 	}
 }
 

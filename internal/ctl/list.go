@@ -112,15 +112,15 @@ func renderMembers(w io.Writer, v *cluster.View, name string, opts listOpts) err
 
 // memberTable is patronictl 3.0.2's output_members table, with the system
 // identifier in the title as patronictl 2.x and 3.1+ print it.
-func memberTable(v *cluster.View, doc clusterDoc, name string, opts listOpts) *table {
+func memberTable(v *cluster.View, doc cluster.Doc, name string, opts listOpts) *table {
 	columns := []string{"Cluster", "Member", "Host", "Role", "State", "TL", "Lag in MB"}
-	var withHost []memberDoc
+	var withHost []cluster.DocMember
 	for _, m := range doc.Members {
 		if m.Host != "" {
 			withHost = append(withHost, m)
 		}
 	}
-	anyOf := func(has func(m memberDoc) bool) bool {
+	anyOf := func(has func(m cluster.DocMember) bool) bool {
 		for _, m := range withHost {
 			if has(m) {
 				return true
@@ -128,9 +128,9 @@ func memberTable(v *cluster.View, doc clusterDoc, name string, opts listOpts) *t
 		}
 		return false
 	}
-	pending := opts.extended || anyOf(func(m memberDoc) bool { return m.PendingRestart })
-	scheduled := opts.extended || anyOf(func(m memberDoc) bool { return len(m.ScheduledRestart) > 0 })
-	tags := opts.extended || anyOf(func(m memberDoc) bool { return len(m.Tags) > 0 })
+	pending := opts.extended || anyOf(func(m cluster.DocMember) bool { return m.PendingRestart })
+	scheduled := opts.extended || anyOf(func(m cluster.DocMember) bool { return len(m.ScheduledRestart) > 0 })
+	tags := opts.extended || anyOf(func(m cluster.DocMember) bool { return len(m.Tags) > 0 })
 	for _, c := range []struct {
 		name string
 		on   bool
@@ -232,7 +232,7 @@ func titleCase(s string) string {
 }
 
 // serviceInfo are the notes printed under the table.
-func serviceInfo(doc clusterDoc) []string {
+func serviceInfo(doc cluster.Doc) []string {
 	var out []string
 	if doc.Pause {
 		out = append(out, "Maintenance mode: on")
@@ -254,7 +254,7 @@ func serviceInfo(doc clusterDoc) []string {
 // the replica named by its replicatefrom tag (or under the leader), children
 // indented with "+ ". Members unreachable from the leader (a replicatefrom
 // cycle) are listed under the leader rather than dropped.
-func topologySort(members []memberDoc) []memberDoc {
+func topologySort(members []cluster.DocMember) []cluster.DocMember {
 	leader := ""
 	replicas := map[string]bool{}
 	for _, m := range members {
@@ -266,8 +266,8 @@ func topologySort(members []memberDoc) []memberDoc {
 			replicas[m.Name] = true
 		}
 	}
-	children := map[string][]memberDoc{}
-	var root *memberDoc
+	children := map[string][]cluster.DocMember{}
+	var root *cluster.DocMember
 	for i, m := range members {
 		if m.Name == leader {
 			root = &members[i]
@@ -279,10 +279,10 @@ func topologySort(members []memberDoc) []memberDoc {
 		}
 		children[parent] = append(children[parent], m)
 	}
-	var out []memberDoc
+	var out []cluster.DocMember
 	seen := map[string]bool{}
-	var walk func(m memberDoc, level int)
-	walk = func(m memberDoc, level int) {
+	var walk func(m cluster.DocMember, level int)
+	walk = func(m cluster.DocMember, level int) {
 		if seen[m.Name] {
 			return
 		}
@@ -317,11 +317,7 @@ func historyCommand() command {
 		help:     "Show the timeline history (failovers and switchovers)",
 		setup: func(f *flags) runFunc {
 			return func(ctx context.Context, a *app, pos []string) error {
-				name, err := a.clusterName(pos)
-				if err != nil {
-					return err
-				}
-				v, err := a.view(ctx, name)
+				_, v, err := a.clusterView(ctx, pos)
 				if err != nil {
 					return err
 				}
@@ -347,11 +343,7 @@ func showConfigCommand() command {
 		help:     "Show the cluster's dynamic configuration (the config key) as YAML",
 		setup: func(f *flags) runFunc {
 			return func(ctx context.Context, a *app, pos []string) error {
-				name, err := a.clusterName(pos)
-				if err != nil {
-					return err
-				}
-				v, err := a.view(ctx, name)
+				name, v, err := a.clusterView(ctx, pos)
 				if err != nil {
 					return err
 				}
@@ -407,4 +399,14 @@ func (a *app) clusterName(pos []string) (string, error) {
 		return "", usagef("no cluster name given and no scope in the configuration")
 	}
 	return cfg.Scope, nil
+}
+
+// clusterView reads the cluster named by the single optional CLUSTER argument (default: the configured scope).
+func (a *app) clusterView(ctx context.Context, pos []string) (string, cluster.View, error) {
+	name, err := a.clusterName(pos)
+	if err != nil {
+		return "", cluster.View{}, err
+	}
+	v, err := a.view(ctx, name)
+	return name, v, err
 }

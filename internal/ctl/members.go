@@ -19,6 +19,23 @@ func checkRole(role string) error {
 	return nil
 }
 
+// roleForceSetup is the setup of a command that acts on members chosen by
+// -r ROLE ("<verb> only members with this ROLE") and asks unless --force;
+// run gets the checked role.
+func roleForceSetup(verb string, run func(ctx context.Context, a *app, pos []string, role string, force bool) error) func(f *flags) runFunc {
+	return func(f *flags) runFunc {
+		role, force := "any", false
+		f.stringVar(&role, verb+" only members with this ROLE: "+strings.Join(roleChoices, ", "), "-r", "--role")
+		f.boolVar(&force, "ask no questions", "--force")
+		return func(ctx context.Context, a *app, pos []string) error {
+			if err := checkRole(role); err != nil {
+				return err
+			}
+			return run(ctx, a, pos, role, force)
+		}
+	}
+}
+
 // membersWithRole lists the members a --role selects, ordered by name.
 func membersWithRole(v *cluster.View, role string) []cluster.Member {
 	leader := leaderName(v)

@@ -63,11 +63,7 @@ type failoverBody struct {
 }
 
 func (a *app) switchover(ctx context.Context, pos []string, r switchRequest) error {
-	name, err := a.clusterName(pos)
-	if err != nil {
-		return err
-	}
-	v, err := a.view(ctx, name)
+	name, v, err := a.clusterView(ctx, pos)
 	if err != nil {
 		return err
 	}
@@ -130,7 +126,7 @@ func (a *app) resolveSwitch(v *cluster.View, name string, r switchRequest) (fail
 			leader = cur
 		} else {
 			label := "Primary"
-			if isStandbyCluster(v) {
+			if cluster.IsStandbyCluster(v.Config) {
 				label = "Standby Leader"
 			}
 			var err error

@@ -242,10 +242,8 @@ func (n *Node) launchStartTimeout(ctx context.Context, o Observation, asReplica 
 
 // launchClone runs pg_basebackup from src and starts as a replica of the follow target.
 func (n *Node) launchClone(ctx context.Context, o Observation, src string) {
-	m, _ := o.member(src)
-	ci, err := connInfo(m.ConnURL, n.cfg.Credentials.Replication)
-	if err != nil {
-		n.log.Warn("cannot clone", "source", src, "err", err)
+	ci, ok := n.sourceConnInfo(o, src, n.cfg.Credentials.Replication, "clone")
+	if !ok {
 		return
 	}
 	opts, up := n.followOpts(o)
@@ -267,47 +265,60 @@ func (n *Node) launchClone(ctx context.Context, o Observation, src string) {
 
 // launchRewind stops postgres if needed, rewinds it from the leader and starts it as a replica.
 func (n *Node) launchRewind(ctx context.Context, o Observation, leader string) {
-	m, _ := o.member(leader)
 	cred := n.cfg.Credentials.Rewind
 	if cred.Username == "" {
 		cred = n.cfg.Credentials.Superuser
 	}
-	ci, err := connInfo(m.ConnURL, cred)
-	if err != nil {
-		n.log.Warn("cannot rewind", "source", leader, "err", err)
+	ci, ok := n.sourceConnInfo(o, leader, cred, "rewind")
+	if !ok {
 		return
 	}
-	opts, up := n.followOpts(o)
-	running := o.PG.Running
-	if running {
-		n.st.stopping = true
-	}
 	pg := n.deps.Postgres
-	replica := true
-	n.launch(ctx, LongRewind, &replica, func(ctx context.Context) longResult {
-		if running {
-			if err := pg.Stop(ctx, cluster.StopFast); err != nil {
-				return longResult{err: fmt.Errorf("stop before pg_rewind: %w", err)}
-			}
-		}
+	n.launchOverStopped(ctx, o, LongRewind, cluster.StopFast, "pg_rewind", func(ctx context.Context) *longResult {
 		if err := pg.Rewind(ctx, ci); err != nil {
-			return longResult{err: fmt.Errorf("pg_rewind from %s: %w", leader, err), rewindFailed: true, leader: leader}
+			return &longResult{err: fmt.Errorf("pg_rewind from %s: %w", leader, err), rewindFailed: true, leader: leader}
 		}
-		if err := pg.Start(ctx, opts); err != nil {
-			return longResult{err: fmt.Errorf("start after pg_rewind: %w", err)}
-		}
-		return longResult{upstream: &up, startedAs: &replica}
+		return nil
 	})
 }
 
 // launchReinit wipes the data directory and clones again from leader (config allowed it).
 func (n *Node) launchReinit(ctx context.Context, o Observation, leader string) {
-	m, _ := o.member(leader)
-	ci, err := connInfo(m.ConnURL, n.cfg.Credentials.Replication)
-	if err != nil {
-		n.log.Warn("cannot reinitialize", "source", leader, "err", err)
+	ci, ok := n.sourceConnInfo(o, leader, n.cfg.Credentials.Replication, "reinitialize")
+	if !ok {
 		return
 	}
+	pg := n.deps.Postgres
+	n.launchOverStopped(ctx, o, LongReinitialize, cluster.StopImmediate, "reinitialize", func(ctx context.Context) *longResult {
+		if err := pg.RemoveDataDir(ctx); err != nil {
+			return &longResult{err: fmt.Errorf("remove data directory: %w", err)}
+		}
+		if err := pg.Clone(ctx, ci); err != nil {
+			_ = pg.RemoveDataDir(context.WithoutCancel(ctx))
+			return &longResult{err: fmt.Errorf("clone from %s: %w", leader, err)}
+		}
+		return nil
+	})
+}
+
+// sourceConnInfo is how to reach member src with cred; false (logged as
+// "cannot <action>") when its conn_url is unusable.
+func (n *Node) sourceConnInfo(o Observation, src string, cred Credential, action string) (cluster.ConnInfo, bool) {
+	m, _ := o.member(src)
+	ci, err := connInfo(m.ConnURL, cred)
+	if err != nil {
+		n.log.Warn("cannot "+action, "source", src, "err", err)
+		return ci, false
+	}
+	return ci, true
+}
+
+// launchOverStopped runs a long action of kind that stops postgres (mode) when
+// it is running, runs step on the data directory, and starts postgres as a
+// replica of the follow target; a non-nil result from step ends it there.
+// verb names the step in the stop and start errors.
+func (n *Node) launchOverStopped(ctx context.Context, o Observation, kind LongKind, mode cluster.StopMode, verb string,
+	step func(ctx context.Context) *longResult) {
 	opts, up := n.followOpts(o)
 	running := o.PG.Running
 	if running {
@@ -315,21 +326,17 @@ func (n *Node) launchReinit(ctx context.Context, o Observation, leader string) {
 	}
 	pg := n.deps.Postgres
 	replica := true
-	n.launch(ctx, LongReinitialize, &replica, func(ctx context.Context) longResult {
+	n.launch(ctx, kind, &replica, func(ctx context.Context) longResult {
 		if running {
-			if err := pg.Stop(ctx, cluster.StopImmediate); err != nil {
-				return longResult{err: fmt.Errorf("stop before reinitialize: %w", err)}
+			if err := pg.Stop(ctx, mode); err != nil {
+				return longResult{err: fmt.Errorf("stop before %s: %w", verb, err)}
 			}
 		}
-		if err := pg.RemoveDataDir(ctx); err != nil {
-			return longResult{err: fmt.Errorf("remove data directory: %w", err)}
-		}
-		if err := pg.Clone(ctx, ci); err != nil {
-			_ = pg.RemoveDataDir(context.WithoutCancel(ctx))
-			return longResult{err: fmt.Errorf("clone from %s: %w", leader, err)}
+		if res := step(ctx); res != nil {
+			return *res
 		}
 		if err := pg.Start(ctx, opts); err != nil {
-			return longResult{err: fmt.Errorf("start after reinitialize: %w", err)}
+			return longResult{err: fmt.Errorf("start after %s: %w", verb, err)}
 		}
 		return longResult{upstream: &up, startedAs: &replica}
 	})

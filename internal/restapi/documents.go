@@ -1,11 +1,8 @@
 package restapi
 
 import (
-	"cmp"
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,46 +10,10 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// clusterDoc is GET /cluster (patroni-contract.md §1.4), built from the cached view.
-type clusterDoc struct {
-	Members             []clusterMember  `json:"members"`
-	Scope               string           `json:"scope,omitempty"` // 3.2+
-	Pause               bool             `json:"pause,omitempty"`
-	ScheduledSwitchover *scheduledSwitch `json:"scheduled_switchover,omitempty"`
-}
-
-type clusterMember struct {
-	Name                 string                           `json:"name"`
-	Role                 string                           `json:"role"`
-	State                string                           `json:"state"`
-	APIURL               *string                          `json:"api_url"`
-	Host                 string                           `json:"host,omitempty"`
-	Port                 int                              `json:"port,omitempty"`
-	Timeline             int                              `json:"timeline,omitempty"`
-	PendingRestart       bool                             `json:"pending_restart,omitempty"`
-	PendingRestartReason map[string]cluster.PendingChange `json:"pending_restart_reason,omitempty"`
-	ScheduledRestart     map[string]any                   `json:"scheduled_restart,omitempty"`
-	Tags                 map[string]any                   `json:"tags,omitempty"`
-	Lag                  any                              `json:"lag,omitempty"` // int bytes or "unknown"; absent for the leader
-}
-
-type scheduledSwitch struct {
-	At   string `json:"at"`
-	From string `json:"from,omitempty"`
-	To   string `json:"to,omitempty"`
-}
-
-func buildClusterDoc(s *cluster.Snapshot) clusterDoc {
+// buildClusterDoc is GET /cluster (patroni-contract.md §1.4), built from the cached view.
+func buildClusterDoc(s *cluster.Snapshot) cluster.Doc {
 	v := &s.View
 	compat4 := s.Compat == cluster.Compat4
-	leader := ""
-	if v.Leader != nil {
-		leader = v.Leader.Name
-	}
-	var clusterLSN int64
-	if v.Status != nil {
-		clusterLSN = v.Status.Optime
-	}
 	syncMembers := map[string]bool{}
 	syncMode := v.Config != nil && v.Config.SynchronousMode
 	if v.Sync != nil && v.Sync.SyncStandby != nil && (!compat4 || syncMode) {
@@ -62,99 +23,17 @@ func buildClusterDoc(s *cluster.Snapshot) clusterDoc {
 			}
 		}
 	}
-	standby := v.Config != nil && isStandbyClusterConfig(v.Config.Raw["standby_cluster"])
-
-	doc := clusterDoc{Members: make([]clusterMember, 0, len(v.Members))}
-	for name, m := range v.Members {
-		if name == "" {
-			name = m.Name
-		}
-		cm := clusterMember{Name: name, State: m.State, Timeline: m.Timeline,
-			PendingRestart: m.PendingRestart, ScheduledRestart: m.ScheduledRestart}
-		if len(m.Tags) > 0 {
-			cm.Tags = m.Tags
-		}
-		if compat4 {
-			cm.PendingRestartReason = m.PendingRestartReason
-			if m.ReplicationState != "" {
-				cm.State = m.ReplicationState
+	return cluster.BuildDoc(v, cluster.DocOptions{
+		Compat4: compat4,
+		Scope:   s.Scope,
+		IsSync:  func(name string) bool { return syncMembers[name] },
+		ScheduledAt: func(at string) string {
+			if t, ok := parseISOTime(at); ok {
+				return pyDatetime(t, 'T')
 			}
-		}
-		if m.APIURL != "" {
-			u := m.APIURL
-			cm.APIURL = &u
-		}
-		cm.Host, cm.Port = hostPort(m.ConnURL)
-		switch {
-		case name == leader && standby:
-			cm.Role = "standby_leader"
-		case name == leader:
-			cm.Role = "leader"
-		case syncMembers[name]:
-			cm.Role = "sync_standby"
-		default:
-			cm.Role = "replica"
-		}
-		if name != leader {
-			switch {
-			case m.XLogLocation == nil:
-				cm.Lag = "unknown"
-			case clusterLSN >= *m.XLogLocation:
-				cm.Lag = clusterLSN - *m.XLogLocation
-			default:
-				cm.Lag = int64(0)
-			}
-		}
-		doc.Members = append(doc.Members, cm)
-	}
-	slices.SortFunc(doc.Members, func(a, b clusterMember) int { return cmp.Compare(a.Name, b.Name) })
-	if compat4 {
-		doc.Scope = s.Scope
-	}
-	doc.Pause = v.Config != nil && v.Config.Pause
-	if f := v.Failover; f != nil && f.ScheduledAt != "" {
-		at := f.ScheduledAt
-		if t, ok := parseISOTime(at); ok {
-			at = pyDatetime(t, 'T')
-		}
-		doc.ScheduledSwitchover = &scheduledSwitch{At: at, From: f.Leader, To: f.Member}
-	}
-	return doc
-}
-
-// isStandbyClusterConfig is Patroni's is_standby_cluster: a standby_cluster
-// section with host, port or restore_command.
-func isStandbyClusterConfig(v any) bool {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return false
-	}
-	for _, k := range []string{"host", "port", "restore_command"} {
-		if pyTruthy(m[k]) {
-			return true
-		}
-	}
-	return false
-}
-
-// hostPort extracts the host and port (default 5432) of a postgres:// conn_url.
-func hostPort(connURL string) (string, int) {
-	if connURL == "" {
-		return "", 0
-	}
-	u, err := url.Parse(connURL)
-	if err != nil || u.Hostname() == "" {
-		return "", 0
-	}
-	port := 5432
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil {
-			return strings.ToLower(u.Hostname()), 0
-		}
-		port = n
-	}
-	return strings.ToLower(u.Hostname()), port
+			return at
+		},
+	})
 }
 
 // parseISOTime parses the isoformat timestamps Patroni writes (scheduled_at).

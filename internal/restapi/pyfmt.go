@@ -134,30 +134,7 @@ func pyStr(v any) string {
 }
 
 // pyTruthy is Python truthiness for a decoded JSON value.
-func pyTruthy(v any) bool {
-	switch t := v.(type) {
-	case nil:
-		return false
-	case bool:
-		return t
-	case string:
-		return t != ""
-	case json.Number:
-		f, err := t.Float64()
-		return err != nil || f != 0
-	case float64:
-		return t != 0
-	case int:
-		return t != 0
-	case int64:
-		return t != 0
-	case []any:
-		return len(t) > 0
-	case map[string]any:
-		return len(t) > 0
-	}
-	return true
-}
+func pyTruthy(v any) bool { return cluster.Truthy(v) }
 
 // pyParseBool is patroni.utils.parse_bool: str(value).lower() in on/true/yes/1 → true, anything else false.
 func pyParseBool(v any) bool {

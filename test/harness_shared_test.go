@@ -1,0 +1,306 @@
+//go:build integration
+
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Helpers shared by the loopback harness (Node, Cluster) and the namespace
+// harness (NsNode, NsCluster).
+
+// configTmpl is a node's pgnoded.yml. Loopback nodes listen on and announce
+// 127.0.0.1 and leave Subnet and Ifname empty; namespace nodes listen on
+// 0.0.0.0, announce their IP, trust their subnet and describe the VIP.
+var configTmpl = template.Must(template.New("cfg").Parse(`scope: {{.Scope}}
+namespace: /itest/
+name: {{.Name}}
+restapi:
+  listen: {{.Listen}}:{{.APIPort}}
+  connect_address: {{.IP}}:{{.APIPort}}
+etcd3:
+  hosts: {{.Etcd}}
+bootstrap:
+  dcs:
+    ttl: {{.TTL}}
+    loop_wait: {{.LoopWait}}
+    retry_timeout: {{.RetryTimeout}}
+    maximum_lag_on_failover: 1048576
+    failsafe_mode: {{.Failsafe}}
+{{- if .PermanentSlot}}
+    slots:
+      {{.PermanentSlot}}:
+        type: physical
+{{- end}}
+    postgresql:
+      use_pg_rewind: true
+      use_slots: true
+      parameters:
+        wal_keep_size: 256MB
+  initdb:
+    - encoding: UTF8
+    - data-checksums
+postgresql:
+  listen: {{.Listen}}:{{.PGPort}}
+  connect_address: {{.IP}}:{{.PGPort}}
+  data_dir: {{.Dir}}/data
+  bin_dir: {{.BinDir}}
+  pgpass: {{.Dir}}/pgpass
+  authentication:
+    superuser: {username: postgres, password: ` + superPassword + `}
+    replication: {username: replicator, password: itest-repl}
+    rewind: {username: rewinder, password: itest-rewind}
+  parameters:
+    unix_socket_directories: {{.Dir}}
+    max_connections: 50
+    shared_buffers: 32MB
+  pg_hba:
+    - local all all trust
+    - host all all 127.0.0.1/32 md5
+{{- if .Subnet}}
+    - host all all {{.Subnet}} md5
+{{- end}}
+    - host replication replicator 127.0.0.1/32 md5
+{{- if .Subnet}}
+    - host replication replicator {{.Subnet}} md5
+{{- end}}
+tags:
+  nofailover: false
+  noloadbalance: false
+exporter:
+  listen: {{.IP}}:{{.MetricPort}}
+vip:
+  enabled: {{.VIPEnabled}}
+{{- if .Ifname}}
+  address: {{.VIP}}
+  interface: {{.Ifname}}
+  arp_count: 3
+  arp_interval: 500ms
+{{- end}}
+`))
+
+// writeConfig renders configTmpl with vals into path.
+func writeConfig(t testing.TB, path string, vals map[string]any) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := configTmpl.Execute(&buf, vals); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// logTail logs the last n bytes of the pgnoded log of node name at path, if it can be read.
+func logTail(t testing.TB, name, path string, n int) {
+	if b, err := os.ReadFile(path); err == nil {
+		t.Logf("---- pgnoded log of %s (last %d bytes) ----\n%s", name, n, tail(b, n))
+	}
+}
+
+// postmasterPID reads postmaster.pid in the data directory under dir; 0 if absent.
+func postmasterPID(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	var pid int
+	fmt.Sscanf(string(b), "%d", &pid)
+	return pid
+}
+
+// killPostmaster kills the postmaster of the data directory under dir with SIGKILL.
+func killPostmaster(dir string) {
+	if pid := postmasterPID(dir); pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// optionsStatus sends OPTIONS url like HAProxy does; 0 when unreachable.
+func optionsStatus(hc *http.Client, url string) int {
+	req, _ := http.NewRequest(http.MethodOptions, url, nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// getDoc fetches url; 0 and nil when unreachable.
+func getDoc(hc *http.Client, url string) (int, []byte) {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// isWritable reports whether the postgres connect reaches runs and is not in recovery.
+func isWritable(ctx context.Context, connect func(context.Context) (*pgx.Conn, error)) bool {
+	conn, err := connect(ctx)
+	if err != nil {
+		return false
+	}
+	defer conn.Close(context.Background())
+	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var rec bool
+	return conn.QueryRow(qctx, "select pg_is_in_recovery()").Scan(&rec) == nil && !rec
+}
+
+// etcdValue reads one key; false when absent or unreadable.
+func etcdValue(ctx context.Context, cli *clientv3.Client, key string) (string, bool) {
+	resp, err := cli.Get(ctx, key)
+	if err != nil || len(resp.Kvs) == 0 {
+		return "", false
+	}
+	return string(resp.Kvs[0].Value), true
+}
+
+// apiNode is a node of either harness, as the cluster-wide helpers see it.
+type apiNode interface {
+	comparable
+	// Check sends OPTIONS path to the node's REST API; 0 when unreachable.
+	Check(path string) int
+	label() string
+}
+
+func (n *Node) label() string   { return n.Name }
+func (n *NsNode) label() string { return n.Name }
+
+// primaryOf returns the single node answering 200 on /primary; the zero node
+// when none does, or (reported as an error) when two do.
+func primaryOf[N apiNode](t testing.TB, nodes []N) N {
+	var found, none N
+	for _, n := range nodes {
+		if n.Check("/primary") == 200 {
+			if found != none {
+				t.Errorf("two nodes answer 200 on /primary: %s and %s", found.label(), n.label())
+				return none
+			}
+			found = n
+		}
+	}
+	return found
+}
+
+// waitPrimaryOf waits until exactly one of nodes answers /primary with 200, optionally not `not`.
+func waitPrimaryOf[N apiNode](t testing.TB, timeout time.Duration, nodes []N, not N) N {
+	t.Helper()
+	var p, none N
+	WaitFor(t, timeout, "one primary", func() bool {
+		p = primaryOf(t, nodes)
+		return p != none && p != not
+	})
+	return p
+}
+
+// allAnswer200 reports whether every node answers OPTIONS path with 200 (it stops at the first that does not).
+func allAnswer200[N apiNode](nodes []N, path string) bool {
+	for _, n := range nodes {
+		if n.Check(path) != 200 {
+			return false
+		}
+	}
+	return true
+}
+
+// nodesExcept returns nodes without those in not, in order.
+func nodesExcept[N comparable](nodes []N, not ...N) []N {
+	var out []N
+next:
+	for _, m := range nodes {
+		for _, n := range not {
+			if m == n {
+				continue next
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// createWritesTable creates table (id bigint primary key, at timestamptz) on
+// the postgres connect reaches, the primary named name.
+func createWritesTable(ctx context.Context, name string, connect func(context.Context) (*pgx.Conn, error), table string) error {
+	conn, err := connect(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to primary %s: %w", name, err)
+	}
+	_, err = conn.Exec(ctx, "create table if not exists "+table+" (id bigint primary key, at timestamptz default now())")
+	conn.Close(ctx)
+	if err != nil {
+		return fmt.Errorf("create table: %w", err)
+	}
+	return nil
+}
+
+// presentIDs reads the ids in table on the postgres connect reaches, node name's.
+func presentIDs(ctx context.Context, name string, connect func(context.Context) (*pgx.Conn, error), table string) (map[int64]bool, error) {
+	conn, err := connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", name, err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "select id from "+table)
+	if err != nil {
+		return nil, fmt.Errorf("read %s on %s: %w", table, name, err)
+	}
+	present := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		present[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return present, nil
+}
+
+// missingIDs returns the ids not in present, in order.
+func missingIDs(ids []int64, present map[int64]bool) []int64 {
+	var lost []int64
+	for _, id := range ids {
+		if !present[id] {
+			lost = append(lost, id)
+		}
+	}
+	return lost
+}
+
+// everyTick calls fn every d until ctx ends; fn is not called once ctx has ended.
+func everyTick(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		fn()
+	}
+}
