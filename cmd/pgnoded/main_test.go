@@ -97,3 +97,25 @@ func TestLogDirWritesPatroniLog(t *testing.T) {
 		t.Fatalf("patroni.log = %q, %v", b, err)
 	}
 }
+
+func TestRuntimeSettings(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	cases := []struct {
+		name         string
+		env          map[string]string
+		curProcs     int
+		gc, procs    int
+		noMemProfile bool
+	}{
+		{"defaults on a big host", nil, 64, gcPercent, maxProcs, true},
+		{"already at the cap", nil, maxProcs, gcPercent, 0, true},
+		{"environment wins", map[string]string{"GOGC": "100", "GOMAXPROCS": "8", "GODEBUG": "memprofilerate=1"}, 8, 0, 0, false},
+		{"other GODEBUG settings", map[string]string{"GODEBUG": "gctrace=1"}, 4, gcPercent, maxProcs, true},
+	}
+	for _, c := range cases {
+		gc, procs, noMP := runtimeSettings(env(c.env), c.curProcs)
+		if gc != c.gc || procs != c.procs || noMP != c.noMemProfile {
+			t.Errorf("%s: got gc=%d procs=%d noMemProfile=%v, want %d %d %v", c.name, gc, procs, noMP, c.gc, c.procs, c.noMemProfile)
+		}
+	}
+}
