@@ -106,7 +106,7 @@ package: build
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pgnoded \
 	  $(DESTDIR)$(PREFIX)/share/pgnoded/patroni.service.d
-	install -m 0755 $(BIN)/pgnoded $(BIN)/pgnodectl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN)/pgnoded $(BIN)/pgnodectl $(BIN)/pgnoded-fence-guard $(DESTDIR)$(PREFIX)/bin/
 	sed 's#/usr/bin/pgnoded#$(PREFIX)/bin/pgnoded#g; s#/etc/pgnoded/#$(SYSCONFDIR)/pgnoded/#g' \
 	  deploy/systemd/pgnoded.service > $(DESTDIR)$(UNITDIR)/pgnoded.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/pgnoded.service

@@ -187,7 +187,7 @@ say "container booted ($state) in $(secs "$t")s: nspawn $NSPAWN, systemd $LEADER
 t=$(date +%s.%N)
 ct dpkg -i /root/pgnoded.deb >"$WORK/dpkg-i.log" 2>&1 || { cat "$WORK/dpkg-i.log"; fail "dpkg -i"; }
 say "dpkg -i in $(secs "$t")s"
-for f in /usr/bin/pgnoded /usr/bin/pgnodectl /lib/systemd/system/pgnoded.service /etc/pgnoded/pgnoded.yml \
+for f in /usr/bin/pgnoded /usr/bin/pgnodectl /usr/bin/pgnoded-fence-guard /lib/systemd/system/pgnoded.service /etc/pgnoded/pgnoded.yml \
 	/etc/pgnoded/pg_exporter.yml /usr/share/pgnoded/patroni.service.d/pgnoded.conf; do
 	ct test -f "$f" || fail "package did not install $f"
 done
@@ -354,12 +354,12 @@ ok "systemctl stop in $(secs "$t")s: postgres stopped, leader key released"
 # KillMode=process leaves the detached fence guard; disarmed and without a client
 # after a clean stop, it must exit on its own (idle exit) rather than linger.
 t=$(date +%s.%N)
-wait_for 40 "fence guard exits after the stop" sh -c "! nsenter -t $LEADER -a -- pgrep -x pgnoded"
+wait_for 40 "fence guard exits after the stop" sh -c "! nsenter -t $LEADER -a -- pgrep -f '^/usr/bin/pgnoded'"
 ok "no pgnoded process left $(secs "$t")s after the stop (fence guard idle exit)"
 
 # ---------------------------------------------------------------- remove, purge
 ct dpkg -r pgnoded >"$WORK/dpkg-r.log" 2>&1 || { cat "$WORK/dpkg-r.log"; fail "dpkg -r"; }
-for f in /usr/bin/pgnoded /usr/bin/pgnodectl /lib/systemd/system/pgnoded.service /usr/share/pgnoded; do
+for f in /usr/bin/pgnoded /usr/bin/pgnodectl /usr/bin/pgnoded-fence-guard /lib/systemd/system/pgnoded.service /usr/share/pgnoded; do
 	ct test -e "$f" && fail "dpkg -r left $f"
 done
 ct test -f /etc/pgnoded/pgnoded.yml || fail "dpkg -r removed the conffile (only purge should)"

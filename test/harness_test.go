@@ -38,7 +38,9 @@ func TestMain(m *testing.M) {
 		pgnodedBin = filepath.Join(dir, "pgnoded")
 		// Built as make build does (no cgo, stripped), so that footprint
 		// figures are those of the binary that ships.
-		cmd := exec.Command("go", "build", "-trimpath", "-tags", "grpcnotrace", "-ldflags", "-s -w", "-o", pgnodedBin, "../cmd/pgnoded")
+		// The guard binary lands next to pgnoded, where pgnoded looks for it.
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", "grpcnotrace", "-ldflags", "-s -w", "-o", dir+"/",
+			"../cmd/pgnoded", "../cmd/pgnoded-fence-guard")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {

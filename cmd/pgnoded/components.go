@@ -101,9 +101,10 @@ func fenceSpawnConfig(c *config.Config, vc *vip.Config, log *slog.Logger) fence.
 		// A guard left disarmed with no pgnoded connected (after a clean stop)
 		// exits instead of lingering in the systemd unit's cgroup (KillMode=process
 		// never kills it); an armed guard never exits on its own.
-		IdleExit: fenceIdleExit,
-		Logger:   log.With("component", "fence"),
-		Release:  fenceRelease(vc),
+		IdleExit:   fenceIdleExit,
+		Logger:     log.With("component", "fence"),
+		Release:    fenceRelease(vc),
+		Executable: fence.SiblingGuardBinary(), // "" runs `pgnoded fence-guard`
 	}
 }
 
