@@ -60,6 +60,24 @@ bench: build
 	run $(GO) test -count=$(BENCH_RUNS) -run '^$$' -bench ScrapeDefaultSet -benchtime 20x ./internal/exporter/; \
 	$(GO) run ./tools/benchtable $$out | tee $(BIN)/bench.md
 
+## bench-patroni: issue 9 §4 -- the same scenarios against a real Patroni 3.0.2 cluster (Debian
+## package patroni) with the same settings, and pgnoded's matching benchmarks: node-loss failover
+## at ttl 3/1/1, 10/2/4, 30/10/10, switchover under load, REST OPTIONS /primary (50 clients),
+## footprint; PGNODED_BENCH_RUNS (default BENCH_RUNS) runs each. Root only. Raw output in
+## $(BIN)/bench-patroni.out, the side-by-side table in $(BIN)/bench-patroni.md. ~45 minutes.
+.PHONY: bench-patroni
+bench-patroni: build
+	@out=$(BIN)/bench-patroni.out; : > $$out; runs=$${PGNODED_BENCH_RUNS:-$(BENCH_RUNS)}; \
+	export PGNODED_BIN=$(CURDIR)/$(BIN)/pgnoded PGNODED_BENCH_RUNS=$$runs; \
+	q() { for a; do case $$a in *[!A-Za-z0-9_./=:-]*) printf "'%s' " "$$a";; *) printf '%s ' "$$a";; esac; done; }; \
+	run() { echo "### CMD: $$(q "$$@")" | tee -a $$out; "$$@" >>$$out 2>&1 || echo "### FAILED (exit $$?): $$(q "$$@")" | tee -a $$out; }; \
+	run $(GO) test -tags integration -count=1 -timeout 150m -run '^$$' -benchtime 1x \
+	  -bench '^Benchmark(Patroni)?(FailoverNodeLoss|SwitchoverUnderLoad)$$' ./test/; \
+	run $(GO) test -tags integration -count=$$runs -timeout 60m -run '^$$' -benchtime 1x \
+	  -bench '^Benchmark(Patroni)?Footprint$$|^Benchmark(Patroni|Pgnoded)RESTPrimary$$' ./test/; \
+	run $(GO) test -count=$$runs -run '^$$' -bench '^BenchmarkOptionsPrimary$$/^closed-loop$$' ./internal/restapi/; \
+	$(GO) run ./tools/sidebyside $$out | tee $(BIN)/bench-patroni.md
+
 ## bench-failsafe: issue 11's measurement -- etcd frozen 40 s, failsafe_mode on and off, at
 ## ttl 30/10/10 and 10/2/4, BENCH_RUNS runs each on fresh namespace topologies; prints the
 ## longest write outage per run (also in $(BIN)/bench-failsafe.out). Root only, ~20 minutes.

@@ -1,0 +1,217 @@
+//go:build integration
+
+package test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Benchmarks of a real Patroni 3.0.2 cluster (issue 9 §4), each mirroring a
+// pgnoded benchmark with the same settings, the same measurement code where
+// it takes a *Cluster/*Node, and the same metric names, so that
+// `make bench-patroni` can print them side by side (tools/sidebyside).
+//
+//	go test -tags integration -run '^$' -bench BenchmarkPatroni -benchtime 1x ./test/
+
+// BenchmarkPatroniFailoverNodeLoss mirrors BenchmarkFailoverNodeLoss: SIGKILL
+// of the primary's Patroni, then of its postmaster and backends; kill -> leader
+// key gone, leader key gone -> first acknowledged write, kill -> write. A run
+// without a failover within ttl+30 s (key) + 60 s (writes) is reported as such
+// (runs_without_failover), not as a failure. PGNODED_BENCH_RUNS and
+// PGNODED_BENCH_TTLS as for pgnoded.
+func BenchmarkPatroniFailoverNodeLoss(b *testing.B) {
+	runs := envInt("PGNODED_BENCH_RUNS", 3)
+	fmt.Fprintf(os.Stderr, "PATRONI VERSION %s\n", requirePatroni(b))
+	for _, tm := range selectTimings() {
+		b.Run(fmt.Sprintf("ttl%d_loop%d_retry%d", tm.TTL, tm.LoopWait, tm.RetryTimeout), func(b *testing.B) {
+			var lease, promote, total []float64
+			var misses []string
+			limit := tm.TTL + 30 + 60
+			for i := 0; i < runs; i++ {
+				l, p, tot, miss := onePatroniNodeLoss(b, tm)
+				if miss != "" {
+					misses = append(misses, miss)
+					b.Logf("run %d: no failover: %s", i+1, miss)
+					continue
+				}
+				lease, promote, total = append(lease, l), append(promote, p), append(total, tot)
+				b.Logf("run %d: kill->key gone %.2fs, key gone->write %.3fs, kill->write %.2fs", i+1, l, p, tot)
+			}
+			if len(total) > 0 {
+				b.ReportMetric(median(lease), "s_kill_to_lease_end")
+				b.ReportMetric(median(promote), "s_lease_end_to_write")
+				b.ReportMetric(median(total), "s_kill_to_write")
+			}
+			b.ReportMetric(float64(len(misses)), "runs_without_failover")
+			why := ""
+			if len(misses) > 0 {
+				why = " (" + strings.Join(misses, "; ") + ")"
+			}
+			fmt.Fprintf(os.Stderr, "PATRONI FAILOVER ttl=%d/%d/%d runs=%d failed=%d limit=%ds%s kill->lease-end %s | lease-end->write %s | kill->write %s\n",
+				tm.TTL, tm.LoopWait, tm.RetryTimeout, runs, len(misses), limit, why, minMedMax(lease), minMedMax(promote), minMedMax(total))
+		})
+	}
+}
+
+// onePatroniNodeLoss is oneNodeLoss (bench_failover_test.go) on a Patroni
+// cluster; miss says why there was nothing to measure ("" when measured).
+func onePatroniNodeLoss(b *testing.B, tm Timing) (leaseEnd, toWrite, total float64, miss string) {
+	b.Helper()
+	c := StartPatroniCluster(b, 3, tm)
+	defer c.Close() // before the next run starts; the logs stay until the benchmark ends
+	p := c.WaitUp(bootTimeout)
+	if p == nil {
+		c.DumpLogs(envInt("PGNODED_BENCH_LOG_BYTES", 3000))
+		return 0, 0, 0, fmt.Sprintf("cluster not up with 1 primary + 2 streaming replicas within %v", bootTimeout)
+	}
+	w := StartWriter(b, c.Cluster, p)
+	if !pollFor(10*time.Second, func() bool { return w.Acked() > 20 }) {
+		c.DumpLogs(envInt("PGNODED_BENCH_LOG_BYTES", 3000))
+		return 0, 0, 0, "no writes on the primary before the kill"
+	}
+
+	cli := c.Etcd.Client()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gone := make(chan time.Time, 1)
+	wch := cli.Watch(ctx, "/itest/"+c.Scope+"/leader")
+	go func() {
+		for resp := range wch {
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					gone <- time.Now()
+					return
+				}
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // let the watch register before the kill
+	c.NodeLoss(p)
+	killedAt := time.Now()
+	var goneAt time.Time
+	select {
+	case goneAt = <-gone:
+	case <-time.After(time.Duration(tm.TTL)*time.Second + 30*time.Second):
+		w.Stop()
+		c.DumpLogs(envInt("PGNODED_BENCH_LOG_BYTES", 3000))
+		return 0, 0, 0, fmt.Sprintf("leader key not gone within %ds of the kill", tm.TTL+30)
+	}
+	var resumed time.Time
+	if !pollFor(60*time.Second, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		resumed = w.lastAck
+		return resumed.After(killedAt)
+	}) {
+		w.Stop()
+		c.DumpLogs(envInt("PGNODED_BENCH_LOG_BYTES", 3000))
+		dcsErrs := 0
+		for _, o := range c.Others(p) {
+			dcsErrs += c.LogCount(o, "Error communicating with DCS")
+		}
+		return 0, 0, 0, fmt.Sprintf("no write acknowledged within 60 s of the leader key going, survivors logged %d x Error communicating with DCS", dcsErrs)
+	}
+	w.Stop()
+	return goneAt.Sub(killedAt).Seconds(), resumed.Sub(goneAt).Seconds(), resumed.Sub(killedAt).Seconds(), ""
+}
+
+// BenchmarkPatroniSwitchoverUnderLoad mirrors BenchmarkSwitchoverUnderLoad:
+// 4 x $PGNODED_BENCH_RUNS switchovers (POST /switchover to the leader naming a
+// candidate, alternating) on one cluster at ttl 10/2/4 under the ack writer.
+func BenchmarkPatroniSwitchoverUnderLoad(b *testing.B) {
+	runs := envInt("PGNODED_BENCH_RUNS", 3)
+	for i := 0; i < b.N; i++ {
+		r := runPatroniSwitchovers(b, 4*runs)
+		b.ReportMetric(ms(percentile(r.outages, 0)), "outage-min-ms")
+		b.ReportMetric(ms(percentile(r.outages, 50)), "outage-med-ms")
+		b.ReportMetric(ms(percentile(r.outages, 100)), "outage-max-ms")
+		b.ReportMetric(ms(percentile(r.answers, 50)), "answer-med-ms")
+		b.ReportMetric(float64(len(r.outages)), "switchovers")
+		b.ReportMetric(float64(r.acked), "acked-rows")
+		b.ReportMetric(float64(len(r.lost)), "lost-rows")
+	}
+}
+
+// runPatroniSwitchovers is runSwitchovers (ops_switchover_test.go) on a Patroni
+// cluster. One difference: "replicas streaming" is read from the primary's
+// pg_stat_replication, since Patroni 3.0.2's /replica ignores replication_state.
+func runPatroniSwitchovers(tb testing.TB, rounds int) switchoverRun {
+	pc := StartPatroniCluster(tb, 3, Fast)
+	c := pc.Cluster
+	p := pc.WaitUp(bootTimeout)
+	if p == nil {
+		tb.Fatalf("patroni cluster not up within %v", bootTimeout)
+	}
+	w := startAckWriter(tb, c, p)
+	WaitFor(tb, 10*time.Second, "some writes", func() bool { return w.acked() > 100 })
+	var r switchoverRun
+	for i := 0; i < rounds; i++ {
+		p = c.WaitPrimary(60*time.Second, nil)
+		WaitFor(tb, 120*time.Second, "all replicas streaming", func() bool { return StreamingReplicas(p) == len(c.Nodes)-1 })
+		cand := c.Others(p)[i%2]
+		before := w.acked()
+		WaitFor(tb, 10*time.Second, "writes before the switchover", func() bool { return w.acked() > before+50 })
+
+		start := time.Now()
+		code, text := p.Call(tb, http.MethodPost, "/switchover", map[string]any{"leader": p.Name, "candidate": cand.Name})
+		answered := time.Now()
+		if code != http.StatusOK {
+			tb.Fatalf("switchover %d %s -> %s: %d %q", i+1, p.Name, cand.Name, code, text)
+		}
+		w.waitAckAfter(tb, 30*time.Second, answered)
+		settled := time.Now().Add(500 * time.Millisecond)
+		w.waitAckAfter(tb, 30*time.Second, settled)
+		gap := w.outage(start, settled)
+		r.outages = append(r.outages, gap)
+		r.answers = append(r.answers, answered.Sub(start))
+		tb.Logf("switchover %2d: %s -> %s: write outage %4.0f ms, API answered after %4.0f ms: %s",
+			i+1, p.Name, cand.Name, ms(gap), ms(answered.Sub(start)), text)
+		if leader := c.LeaderKey(); leader != cand.Name {
+			tb.Fatalf("leader key = %q after switching over to %s", leader, cand.Name)
+		}
+	}
+	final := c.WaitPrimary(30*time.Second, nil)
+	c.WaitHealthyReplicas(120*time.Second, final)
+	r.acked = w.acked()
+	r.lost = w.lost(tb, final)
+	tb.Logf("%d planned switchovers under load: write outage p50 %.0f ms, max %.0f ms; API answer p50 %.0f ms, max %.0f ms; "+
+		"%d rows acknowledged, %d lost", rounds, ms(percentile(r.outages, 50)), ms(percentile(r.outages, 100)),
+		ms(percentile(r.answers, 50)), ms(percentile(r.answers, 100)), r.acked, len(r.lost))
+	return r
+}
+
+// optionsPrimary is the request of internal/restapi's BenchmarkOptionsPrimary.
+const optionsPrimary = "OPTIONS /primary HTTP/1.1\r\nHost: bench\r\n\r\n"
+
+// BenchmarkPatroniRESTPrimary: OPTIONS /primary on the primary's Patroni REST
+// API, 50 keep-alive clients, closed loop, $PGNODED_BENCH_REST_SECONDS (10 s).
+func BenchmarkPatroniRESTPrimary(b *testing.B) {
+	pc := StartPatroniCluster(b, 3, Fast)
+	p := pc.WaitUp(bootTimeout)
+	if p == nil {
+		b.Fatalf("patroni cluster not up within %v", bootTimeout)
+	}
+	for range b.N {
+		r := restLoad(context.Background(), fmt.Sprintf("127.0.0.1:%d", p.APIPort), optionsPrimary, restClients, restLoadSeconds())
+		reportRESTLoad(b, "patroni OPTIONS /primary", r)
+	}
+}
+
+// BenchmarkPgnodedRESTPrimary is BenchmarkPatroniRESTPrimary against a real
+// pgnoded cluster node (same generator, same duration): the like-for-like
+// counterpart of internal/restapi's in-process BenchmarkOptionsPrimary.
+func BenchmarkPgnodedRESTPrimary(b *testing.B) {
+	_, p := bootCluster(b, Fast)
+	for range b.N {
+		r := restLoad(context.Background(), fmt.Sprintf("127.0.0.1:%d", p.APIPort), optionsPrimary, restClients, restLoadSeconds())
+		reportRESTLoad(b, "pgnoded OPTIONS /primary", r)
+	}
+}
