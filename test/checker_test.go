@@ -155,6 +155,7 @@ type Writer struct {
 	mu         sync.Mutex
 	acked      []int64
 	lastAck    time.Time
+	lastSent   time.Time // when the last acknowledged insert was sent
 	longestGap time.Duration
 	gapStart   time.Time
 	errors     int
@@ -199,6 +200,7 @@ func (w *Writer) run(ctx context.Context, target *Node) {
 			}
 		}
 		id++
+		sent := time.Now()
 		qctx, cancel := context.WithTimeout(ctx, time.Second)
 		_, err := conn.Exec(qctx, "insert into itest_writes(id) values ($1)", id)
 		cancel()
@@ -208,15 +210,16 @@ func (w *Writer) run(ctx context.Context, target *Node) {
 			w.fail()
 			continue
 		}
-		w.ack(id)
+		w.ack(id, sent)
 		sleepCtx(ctx, 5*time.Millisecond)
 	}
 }
 
-func (w *Writer) ack(id int64) {
+func (w *Writer) ack(id int64, sent time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := time.Now()
+	w.lastSent = sent
 	if gap := now.Sub(w.lastAck); gap > w.longestGap {
 		w.longestGap = gap
 		w.gapStart = w.lastAck
@@ -271,7 +274,9 @@ func (w *Writer) WaitWritesResume(t testing.TB, timeout time.Duration, after tim
 	WaitFor(t, timeout, "writes to resume", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if w.lastAck.After(after) {
+		// Sent after `after`, not only answered after it: an insert in
+		// flight at a kill is answered by the old primary just after it.
+		if w.lastSent.After(after) {
 			at = w.lastAck
 			return true
 		}
