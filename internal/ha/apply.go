@@ -73,7 +73,7 @@ func (n *Node) askPeers(ctx context.Context, members []cluster.Member) []PeerSta
 // updateLeader refreshes our leader key; on "someone else holds it" it marks
 // the observation so Decide demotes. held is true only when the Store confirmed it.
 func (n *Node) updateLeader(ctx context.Context, o *Observation) (held bool, err error) {
-	octx, cancel := n.opCtx(ctx)
+	octx, cancel := n.dcsCtx(ctx)
 	ok, err := n.deps.Store.UpdateLeader(octx)
 	cancel()
 	if err != nil {

@@ -159,12 +159,28 @@ func (n *Node) leaseOverdueAt() time.Time {
 // failsafe confirmation (confirmed_at + ttl) while the DCS is lost.
 func (n *Node) holdUntil() time.Time {
 	h := n.deps.Store.LeaseValidUntil()
+	if n.keyLeaseGone() {
+		h = time.Time{} // whatever lease the Store holds now, the key went with the old one
+	}
 	if fs := n.st.fs; fs.engaged && fs.confirmed {
 		if u := fs.confirmedAt.Add(n.st.dyn.TTLDuration()); u.After(h) {
 			h = u
 		}
 	}
 	return h
+}
+
+// keyLeaseGone reports that the leader key the loop believes ours was on a
+// lease etcd has since reported expired: a pgnoded waking from a freeze may
+// hold a fresh lease and a cycle-old view, and must not bind the VIP or pat
+// the fence on them.
+func (n *Node) keyLeaseGone() bool {
+	l := n.st.view.Leader
+	if l == nil || l.Name != n.cfg.Name || l.LeaseID == 0 {
+		return false
+	}
+	g, ok := n.deps.Store.(interface{ LeaseGone(int64) bool })
+	return ok && g.LeaseGone(l.LeaseID)
 }
 
 // Failsafe answers a failsafe primary's POST /failsafe (the REST layer has

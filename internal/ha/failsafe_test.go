@@ -248,3 +248,32 @@ func TestHTTPPeersAskFailsafe(t *testing.T) {
 		t.Errorf("flaky member asked %d times, want 2 (one retry)", flaky.Load())
 	}
 }
+
+// goneStore reports one lease gone (the dcs Store's optional LeaseGone).
+type goneStore struct {
+	leaseOnly
+	gone int64
+}
+
+func (g *goneStore) LeaseGone(id int64) bool { return id == g.gone }
+
+func TestHoldUntilIsZeroOnceTheKeysLeaseIsGone(t *testing.T) {
+	n, _ := failsafeNode(t, fakePeersNone{})
+	st := &goneStore{leaseOnly: leaseOnly{until: t0.Add(30 * time.Second)}}
+	n.deps.Store = st
+	n.st.view.Leader = &cluster.LeaderKey{Name: "pg1", LeaseID: 7}
+	if !n.holdUntil().Equal(t0.Add(30 * time.Second)) {
+		t.Fatalf("hold with the key's lease alive = %v", n.holdUntil())
+	}
+	// A fresh lease (valid until t0+30s) but the key was on lease 7, now gone.
+	st.gone = 7
+	if h := n.holdUntil(); !h.IsZero() {
+		t.Errorf("hold after the key's lease was reported gone = %v, want zero", h)
+	}
+	// A fresh failsafe confirmation still holds (etcd back, the key about to
+	// be taken again); the loop's clock decides whether it is fresh.
+	n.st.fs = failsafeState{engaged: true, confirmed: true, confirmedAt: t0}
+	if h := n.holdUntil(); !h.Equal(t0.Add(n.st.dyn.TTLDuration())) {
+		t.Errorf("hold with a failsafe confirmation at t0 = %v, want t0+ttl", h)
+	}
+}

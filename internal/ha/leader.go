@@ -18,8 +18,10 @@ const historyTimeFormat = "2006-01-02T15:04:05.000000-07:00"
 // history, the post-promote CHECKPOINT and member slots. Every write is
 // leader-guarded or create-only in the Store; failures are logged and retried next cycle.
 func (n *Node) leaderDuties(ctx context.Context, o Observation) {
-	octx, cancel := n.opCtx(ctx)
+	octx, cancel := n.dcsCtx(ctx) // the DCS writes
 	defer cancel()
+	pctx, pcancel := n.opCtx(ctx) // the local postgres
+	defer pcancel()
 	store := n.deps.Store
 	sysid := o.PG.SystemID
 	if sysid == "" {
@@ -35,7 +37,7 @@ func (n *Node) leaderDuties(ctx context.Context, o Observation) {
 			n.log.Warn("cannot write the config key", "err", err)
 		}
 	}
-	status := cluster.StatusKey{Optime: int64(o.PG.WALPosition()), Slots: n.permanentSlotPositions(octx, o.Config)}
+	status := cluster.StatusKey{Optime: int64(o.PG.WALPosition()), Slots: n.permanentSlotPositions(pctx, o.Config)}
 	if err := store.SetStatus(octx, status); err != nil {
 		n.log.Warn("cannot write the status key", "err", err)
 	}
@@ -58,22 +60,22 @@ func (n *Node) leaderDuties(ctx context.Context, o Observation) {
 			n.log.Info("failsafe key deleted: failsafe_mode is off")
 		}
 	}
-	n.updateHistory(octx, o)
+	n.updateHistory(octx, pctx, o)
 	if n.st.checkpointPending {
-		if err := n.deps.Postgres.Exec(octx, "CHECKPOINT"); err != nil {
+		if err := n.deps.Postgres.Exec(pctx, "CHECKPOINT"); err != nil {
 			n.log.Warn("CHECKPOINT after promote failed; retrying next cycle", "err", err)
 		} else {
 			n.st.checkpointPending = false
 		}
 	}
 	if o.Config.UseSlots {
-		n.syncSlots(octx, o)
+		n.syncSlots(pctx, o)
 	}
 }
 
 // updateHistory appends the timeline switch that made us primary to the
 // history key, from the new timeline's history file (Patroni's layout).
-func (n *Node) updateHistory(ctx context.Context, o Observation) {
+func (n *Node) updateHistory(ctx, pgCtx context.Context, o Observation) {
 	tl := o.PG.Timeline
 	if tl <= 1 || o.View.Timeline() >= tl {
 		return
@@ -84,7 +86,7 @@ func (n *Node) updateHistory(ctx context.Context, o Observation) {
 		have[h.Timeline] = true
 	}
 	now := n.now().Format(historyTimeFormat)
-	lines, err := n.readTimelineHistory(ctx, tl)
+	lines, err := n.readTimelineHistory(pgCtx, tl)
 	if err != nil || len(lines) == 0 {
 		n.log.Warn("cannot read the timeline history file; recording the switch without its LSN", "timeline", tl, "err", err)
 		lines = []cluster.HistoryEntry{{Timeline: tl - 1, Reason: "no recovery target specified"}}

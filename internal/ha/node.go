@@ -137,6 +137,24 @@ func (n *Node) opCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(ctx, d)
 }
 
+// dcsCtx bounds a DCS call of a primary's cycle: opCtx and, with
+// failsafe_mode on, the moment a missed lease renewal engages failsafe: a
+// write hanging on a frozen etcd must leave the loop free to ask the members
+// before the hold runs short (else the fence guard demotes a primary that
+// every member would have confirmed).
+func (n *Node) dcsCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	octx, cancel := n.opCtx(ctx)
+	if !n.st.fenceWant || !n.st.dyn.FailsafeMode || n.st.fs.engaged {
+		return octx, cancel
+	}
+	ov := n.leaseOverdueAt()
+	if ov.IsZero() {
+		return octx, cancel
+	}
+	dctx, dcancel := context.WithTimeout(octx, max(ov.Sub(n.now()), 300*time.Millisecond))
+	return dctx, func() { dcancel(); cancel() }
+}
+
 // shortCtx bounds calls that must stay short whatever the settings (VIP, peers).
 func shortCtx(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -18,6 +19,7 @@ type leaseState struct {
 	replace    bool          // grant a new lease (of ttl) at the next renewal
 	adoptTried bool          // the startup look for our own live leader key is done
 	failing    bool          // the last renewal failed (for logging transitions once)
+	gone       [4]int64      // the last leases etcd reported expired or revoked
 }
 
 // LeaseValidUntil is the send time of the last successful renewal plus the TTL; zero without a lease.
@@ -25,6 +27,15 @@ func (s *Store) LeaseValidUntil() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lease.validUntil
+}
+
+// LeaseGone reports whether etcd said lease id expired or was revoked (one
+// of the last few): a leader key cached on it is gone too, whatever lease
+// the Store holds now.
+func (s *Store) LeaseGone(id int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return id != 0 && slices.Contains(s.lease.gone[:], id)
 }
 
 // SetTTL changes the TTL; the next renewal grants a new lease of that TTL
@@ -189,6 +200,10 @@ func (s *Store) leaseGone(id int64) {
 		s.log.Warn("lease expired or was revoked", "lease_id", fmt.Sprintf("%x", id))
 		s.lease.id = 0
 		s.lease.validUntil = time.Time{}
+	}
+	if id != 0 && !slices.Contains(s.lease.gone[:], id) {
+		copy(s.lease.gone[1:], s.lease.gone[:len(s.lease.gone)-1])
+		s.lease.gone[0] = id
 	}
 	// etcd deleted every key on the lease with it (our leader and member
 	// keys): drop them now rather than when the watch catches up, so that no

@@ -28,7 +28,13 @@ func TestLeaseGoneDropsItsKeysAtOnce(t *testing.T) {
 	}
 	// Only the Store's bookkeeping: etcd still has the lease and the key, so
 	// whatever the view loses now it lost through leaseGone, not the watch.
+	if s.LeaseGone(id) {
+		t.Fatalf("LeaseGone(%x) before etcd said so", id)
+	}
 	s.leaseGone(id)
+	if !s.LeaseGone(id) || s.LeaseGone(id+1) || s.LeaseGone(0) {
+		t.Errorf("LeaseGone after leaseGone(%x): %v, of another lease %v", id, s.LeaseGone(id), s.LeaseGone(id+1))
+	}
 	if l := s.View().Leader; l != nil {
 		t.Errorf("leader key still in the view after its lease was reported gone: %+v", l)
 	}
