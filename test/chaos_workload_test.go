@@ -58,6 +58,7 @@ type ChaosWorkload struct {
 	mu       sync.Mutex
 	restLast map[string]observation // latest REST sample per node
 	lastAck  map[string]time.Time   // latest ack per source
+	lastSent map[string]time.Time   // send time of that ack's insert
 }
 
 // StartChaosWorkload creates the table on primary p and starts every component.
@@ -69,7 +70,8 @@ func StartChaosWorkload(t testing.TB, c *NsCluster, p *NsNode) *ChaosWorkload {
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	w := &ChaosWorkload{c: c, rec: &recorder{}, start: time.Now(), cancel: cancel,
-		restLast: map[string]observation{}, lastAck: map[string]time.Time{}}
+		restLast: map[string]observation{}, lastAck: map[string]time.Time{},
+		lastSent: map[string]time.Time{}}
 	etcd := c.Topo.EtcdClient()
 	w.spawn(func() { w.leaderPoller(wctx, etcd) })
 	for i, n := range c.Nodes {
@@ -111,14 +113,17 @@ func (w *ChaosWorkload) LastAck(source string) time.Time {
 	return w.lastAck[source]
 }
 
-// WaitWrites waits until the routed writer has an acknowledgement after `after`
-// and returns its arrival.
+// WaitWrites waits until the routed writer has an acknowledgement of an
+// insert sent after `after` (one in flight at a fault may be answered just
+// after it) and returns its arrival.
 func (w *ChaosWorkload) WaitWrites(t testing.TB, timeout time.Duration, after time.Time) time.Time {
 	t.Helper()
 	var at time.Time
 	WaitFor(t, timeout, "writes through /primary after "+after.Format("15:04:05.000"), func() bool {
-		at = w.LastAck("writer")
-		return at.After(after)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		at = w.lastAck["writer"]
+		return w.lastSent["writer"].After(after)
 	})
 	return at
 }
@@ -214,7 +219,7 @@ func (w *ChaosWorkload) insert(ctx context.Context, conn *pgx.Conn, source strin
 	w.rec.ack(ack{ID: id, Node: node, Sent: sent, Recv: recv, Source: source})
 	w.rec.observeSQL(observation{Node: node, Sent: sent, Recv: recv, State: obsWritable, Source: source})
 	w.mu.Lock()
-	w.lastAck[source] = recv
+	w.lastAck[source], w.lastSent[source] = recv, sent
 	w.mu.Unlock()
 	return nil
 }
