@@ -5,7 +5,6 @@ package test
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,14 +22,8 @@ import (
 //
 //	go test -tags integration -run '^$' -bench BenchmarkFailsafeEtcdFrozen -benchtime 1x -timeout 60m ./test/
 func BenchmarkFailsafeEtcdFrozen(b *testing.B) {
-	runs := 3
-	if n, err := strconv.Atoi(os.Getenv("PGNODED_BENCH_RUNS")); err == nil && n > 0 {
-		runs = n
-	}
-	freeze := 40 * time.Second
-	if s, err := strconv.Atoi(os.Getenv("PGNODED_FAILSAFE_FREEZE")); err == nil && s > 0 {
-		freeze = time.Duration(s) * time.Second
-	}
+	runs := envInt("PGNODED_BENCH_RUNS", 3)
+	freeze := time.Duration(envInt("PGNODED_FAILSAFE_FREEZE", 40)) * time.Second
 	type line struct {
 		opts    chaosOptions
 		gaps    []time.Duration

@@ -5,7 +5,6 @@ package test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -140,9 +139,9 @@ func BenchmarkPatroniSwitchoverUnderLoad(b *testing.B) {
 	}
 }
 
-// runPatroniSwitchovers is runSwitchovers (ops_switchover_test.go) on a Patroni
-// cluster. One difference: "replicas streaming" is read from the primary's
-// pg_stat_replication, since Patroni 3.0.2's /replica ignores replication_state.
+// runPatroniSwitchovers runs switchoverRounds (ops_switchover_test.go) on a
+// Patroni cluster. One difference: "replicas streaming" is read from the
+// primary's pg_stat_replication, since Patroni 3.0.2's /replica ignores replication_state.
 func runPatroniSwitchovers(tb testing.TB, rounds int) switchoverRun {
 	pc := StartPatroniCluster(tb, 3, Fast)
 	c := pc.Cluster
@@ -150,42 +149,9 @@ func runPatroniSwitchovers(tb testing.TB, rounds int) switchoverRun {
 	if p == nil {
 		tb.Fatalf("patroni cluster not up within %v", bootTimeout)
 	}
-	w := startAckWriter(tb, c, p)
-	WaitFor(tb, 10*time.Second, "some writes", func() bool { return w.acked() > 100 })
-	var r switchoverRun
-	for i := 0; i < rounds; i++ {
-		p = c.WaitPrimary(60*time.Second, nil)
+	return switchoverRounds(tb, c, p, rounds, func(p *Node) {
 		WaitFor(tb, 120*time.Second, "all replicas streaming", func() bool { return StreamingReplicas(p) == len(c.Nodes)-1 })
-		cand := c.Others(p)[i%2]
-		before := w.acked()
-		WaitFor(tb, 10*time.Second, "writes before the switchover", func() bool { return w.acked() > before+50 })
-
-		start := time.Now()
-		code, text := p.Call(tb, http.MethodPost, "/switchover", map[string]any{"leader": p.Name, "candidate": cand.Name})
-		answered := time.Now()
-		if code != http.StatusOK {
-			tb.Fatalf("switchover %d %s -> %s: %d %q", i+1, p.Name, cand.Name, code, text)
-		}
-		w.waitAckAfter(tb, 30*time.Second, answered)
-		settled := time.Now().Add(500 * time.Millisecond)
-		w.waitAckAfter(tb, 30*time.Second, settled)
-		gap := w.outage(start, settled)
-		r.outages = append(r.outages, gap)
-		r.answers = append(r.answers, answered.Sub(start))
-		tb.Logf("switchover %2d: %s -> %s: write outage %4.0f ms, API answered after %4.0f ms: %s",
-			i+1, p.Name, cand.Name, ms(gap), ms(answered.Sub(start)), text)
-		if leader := c.LeaderKey(); leader != cand.Name {
-			tb.Fatalf("leader key = %q after switching over to %s", leader, cand.Name)
-		}
-	}
-	final := c.WaitPrimary(30*time.Second, nil)
-	c.WaitHealthyReplicas(120*time.Second, final)
-	r.acked = w.acked()
-	r.lost = w.lost(tb, final)
-	tb.Logf("%d planned switchovers under load: write outage p50 %.0f ms, max %.0f ms; API answer p50 %.0f ms, max %.0f ms; "+
-		"%d rows acknowledged, %d lost", rounds, ms(percentile(r.outages, 50)), ms(percentile(r.outages, 100)),
-		ms(percentile(r.answers, 50)), ms(percentile(r.answers, 100)), r.acked, len(r.lost))
-	return r
+	})
 }
 
 // optionsPrimary is the request of internal/restapi's BenchmarkOptionsPrimary.

@@ -4,8 +4,6 @@ package test
 
 import (
 	"net/http"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -32,10 +30,7 @@ func TestSwitchoverUnderLoadTenTimes(t *testing.T) {
 //
 //	go test -tags integration -run '^$' -bench BenchmarkSwitchoverUnderLoad -benchtime 1x ./test/
 func BenchmarkSwitchoverUnderLoad(b *testing.B) {
-	runs := 3
-	if n, err := strconv.Atoi(os.Getenv("PGNODED_BENCH_RUNS")); err == nil && n > 0 {
-		runs = n
-	}
+	runs := envInt("PGNODED_BENCH_RUNS", 3)
 	for i := 0; i < b.N; i++ {
 		r := runSwitchovers(b, 4*runs)
 		b.ReportMetric(ms(percentile(r.outages, 0)), "outage-min-ms")
@@ -55,17 +50,23 @@ type switchoverRun struct {
 	lost             []int64
 }
 
-// runSwitchovers boots a cluster, starts the writer and switches over
-// `rounds` times, alternating candidates; it fails tb if a switchover is
-// refused or lands elsewhere.
+// runSwitchovers boots a cluster and runs switchoverRounds on it.
 func runSwitchovers(tb testing.TB, rounds int) switchoverRun {
 	c, p := bootCluster(tb, Fast)
+	return switchoverRounds(tb, c, p, rounds, func(p *Node) { c.WaitStreaming(120*time.Second, p) })
+}
+
+// switchoverRounds starts the writer on a booted cluster (primary p) and
+// switches over `rounds` times, alternating candidates, after waitStreaming
+// says every replica streams from the primary; it fails tb if a switchover is
+// refused or lands elsewhere. Shared by pgnoded's and Patroni's benchmarks.
+func switchoverRounds(tb testing.TB, c *Cluster, p *Node, rounds int, waitStreaming func(p *Node)) switchoverRun {
 	w := startAckWriter(tb, c, p)
 	WaitFor(tb, 10*time.Second, "some writes", func() bool { return w.acked() > 100 })
 	var r switchoverRun
 	for i := 0; i < rounds; i++ {
 		p = c.WaitPrimary(60*time.Second, nil)
-		c.WaitStreaming(120*time.Second, p)
+		waitStreaming(p)
 		cand := c.Others(p)[i%2]
 		before := w.acked()
 		WaitFor(tb, 10*time.Second, "writes before the switchover", func() bool { return w.acked() > before+50 })

@@ -270,6 +270,10 @@ func TestHoldUntilIsZeroOnceTheKeysLeaseIsGone(t *testing.T) {
 	if h := n.holdUntil(); !h.IsZero() {
 		t.Errorf("hold after the key's lease was reported gone = %v, want zero", h)
 	}
+	if n.recheckKey(); !n.st.lockLost || n.holdsKey() {
+		t.Errorf("recheckKey kept the key whose lease is gone (lockLost %v)", n.st.lockLost)
+	}
+	n.st.lockLost = false
 	// A fresh failsafe confirmation still holds (etcd back, the key about to
 	// be taken again); the loop's clock decides whether it is fresh.
 	n.st.fs = failsafeState{engaged: true, confirmed: true, confirmedAt: t0}

@@ -22,17 +22,14 @@ func (n *Node) finishCycle(ctx context.Context, o Observation) {
 	n.publish()
 }
 
-// recheckKey asks the Store again, when the cycle's view says the leader key
-// is ours, whether it still is: the view is as old as the cycle, and a
-// pgnoded frozen in between may find on waking that its lease expired and
-// took the key with it (the Store drops such keys at once). Without this the
-// VIP and the fence would follow a key that no longer exists.
+// recheckKey drops the loop's belief that it holds the leader key when the
+// Store has since reported that key's lease gone: the view is as old as the
+// cycle, and a pgnoded frozen in between may wake to find its lease expired
+// (and the key with it). Without this the fence would follow a key that no
+// longer exists; the VIP and the hold follow keyLeaseGone too (holdUntil).
 func (n *Node) recheckKey() {
-	if !n.holdsKey() {
-		return
-	}
-	if l := n.deps.Store.View().Leader; l == nil || l.Name != n.cfg.Name {
-		n.log.Warn("the leader key is no longer ours (our lease ended while this cycle ran)")
+	if n.holdsKey() && n.keyLeaseGone() {
+		n.log.Warn("the leader key is no longer ours (its lease ended while this cycle ran)")
 		n.st.lockLost = true
 	}
 }
