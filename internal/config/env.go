@@ -45,6 +45,7 @@ var yamlEnvKeys = map[string]envValue{
 	"restapi.https_extra_headers": envYAML,
 	"etcd3.hosts":                 envListOrText,
 	"exporter.exclude_databases":  envListOrText,
+	"exporter.config_search":      envListOrText,
 }
 
 // envRuleFor maps one variable name to its key path; ok is false for

@@ -13,6 +13,9 @@ import (
 // written, or where its nearest written parent section was.
 func (c *Config) Position(key string) Position { return c.where(key) }
 
+// IsSet reports whether key (a dotted path) was written in the file or the environment.
+func (c *Config) IsSet(key string) bool { return c.has(key) }
+
 // BasePath is the DCS prefix of this cluster: "/<namespace>/<scope>" with duplicate slashes collapsed.
 func (c *Config) BasePath() string {
 	return path.Clean("/" + c.Namespace + "/" + c.Scope)

@@ -99,7 +99,8 @@ func TestLoadPigsty(t *testing.T) {
 		{"pg_ctl_timeout", cfg.PostgreSQL.PgCtlTimeout, 60 * time.Second},
 		{"log dir", cfg.Log.Dir, "/pg/log/patroni"},
 		{"log file_size", cfg.Log.FileSize, int64(33554432)},
-		{"exporter default", cfg.Exporter, Exporter{Enabled: true, Listen: ":9630", ExcludeDatabases: CommaList{"template0", "template1"}}},
+		{"exporter default", cfg.Exporter, Exporter{Enabled: true, Listen: ":9630", ExcludeDatabases: CommaList{"template0", "template1"},
+			ConfigSearch: CommaList{"/etc/pg_exporter.yml", "/etc/pg_exporter"}, EnvFile: "/etc/default/pg_exporter"}},
 		{"vip default", cfg.VIP.Enabled, false},
 		{"compat default", cfg.PGNoded.Compat, cluster.Compat302},
 		{"os user default", cfg.PGNoded.OSUser, "postgres"},
@@ -131,6 +132,8 @@ exporter:
   listen: 127.0.0.1:9631
   config: /etc/pg_exporter.yml
   exclude_databases: template0, template1, scratch
+  config_search: []
+  env_file: ""
 pgnoded:
   os_user: pgsql
   compat: 4.1.4
@@ -157,7 +160,8 @@ bootstrap:
 	if !reflect.DeepEqual(cfg.VIP, want) || cfg.VIP.Prefix.String() != "fd00::10/64" {
 		t.Errorf("vip = %+v", cfg.VIP)
 	}
-	wantExp := Exporter{Listen: "127.0.0.1:9631", Config: "/etc/pg_exporter.yml", ExcludeDatabases: CommaList{"template0", "template1", "scratch"}}
+	wantExp := Exporter{Listen: "127.0.0.1:9631", Config: "/etc/pg_exporter.yml", ExcludeDatabases: CommaList{"template0", "template1", "scratch"},
+		ConfigSearch: CommaList{}}
 	if !reflect.DeepEqual(cfg.Exporter, wantExp) {
 		t.Errorf("exporter = %+v", cfg.Exporter)
 	}

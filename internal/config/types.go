@@ -226,7 +226,21 @@ type Exporter struct {
 	// Config is the path of a pg_exporter-format collector file or directory; empty = built-in set.
 	Config           string    `yaml:"config"`
 	ExcludeDatabases CommaList `yaml:"exclude_databases"`
+	// ConfigSearch are the collector files or directories tried in order when
+	// Config is empty, as pg_exporter searches (/etc/pg_exporter.yml, then the
+	// /etc/pg_exporter directory); empty: the built-in set.
+	ConfigSearch CommaList `yaml:"config_search"`
+	// EnvFile is pg_exporter's environment file (Pigsty writes
+	// /etc/default/pg_exporter); its settings apply where this section leaves a
+	// key unset. Empty: not read.
+	EnvFile string `yaml:"env_file"`
 }
+
+// Default places of a Pigsty node's pg_exporter files.
+var (
+	DefaultExporterConfigSearch = CommaList{"/etc/pg_exporter.yml", "/etc/pg_exporter"}
+	DefaultExporterEnvFile      = "/etc/default/pg_exporter"
+)
 
 // Fence configures the out-of-process fencing guard.
 type Fence struct {
@@ -268,6 +282,8 @@ func defaults() *Config {
 		Exporter: Exporter{
 			Enabled: true, Listen: DefaultExporterListen,
 			ExcludeDatabases: CommaList{"template0", "template1"},
+			ConfigSearch:     append(CommaList(nil), DefaultExporterConfigSearch...),
+			EnvFile:          DefaultExporterEnvFile,
 		},
 		PGNoded: PGNoded{OSUser: DefaultOSUser, Compat: cluster.Compat302, Fence: Fence{Enabled: true},
 			PostgresLog: PostgresLog{MaxSize: 100 << 20, Keep: 4}},
