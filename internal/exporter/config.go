@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/common/model"
 )
 
 // Defaults for Config fields left zero.
@@ -16,7 +18,8 @@ const (
 	DefaultQueryTimeout   = time.Second      // per query, when a collector sets no timeout
 	DefaultScrapeTimeout  = 10 * time.Second // whole scrape, every database
 	DefaultConnectTimeout = 2 * time.Second
-	DefaultUpCacheTTL     = time.Second // /up reuses a postgres answer this fresh
+	DefaultUpCacheTTL     = time.Second     // /up reuses a postgres answer this fresh
+	DefaultListenRetry    = 3 * time.Second // between attempts to bind a busy or failed port
 )
 
 // DefaultExcludeDatabases are never auto-discovered.
@@ -30,8 +33,23 @@ type Config struct {
 	// database is the "main" one: cluster-level collectors run there.
 	DSN string
 	// CollectorFile is a pg_exporter collector file or directory; empty means
-	// the embedded default set.
+	// the first of CollectorSearch that exists, else the embedded default set.
+	// A file that cannot be loaded gives way to the embedded set (logged, and
+	// pgnoded_exporter_config_fallback is 1).
 	CollectorFile string
+	// CollectorSearch are tried in order when CollectorFile is empty.
+	CollectorSearch []string
+	// DisableCache runs every collector at every scrape (pg_exporter's --disable-cache).
+	DisableCache bool
+	// ConstLabels are added to every postgres and pgnoded metric (pg_exporter's --label).
+	ConstLabels map[string]string
+	// MetricsPath serves /metrics under a second path too (pg_exporter's --web.telemetry-path).
+	MetricsPath string
+	// ListenRetry is the pause between attempts to bind the port (default 3s):
+	// a busy port never stops pgnoded, it is retried until it binds.
+	ListenRetry time.Duration
+	// Status receives the serving and fallback state; nil: the exporter keeps its own.
+	Status *Status
 	// ExcludeDatabases are skipped by auto-discovery (nil: template0, template1).
 	ExcludeDatabases []string
 	// IncludeDatabases, when set, limits auto-discovery to these databases.
@@ -81,6 +99,12 @@ func (c Config) withDefaults() Config {
 	if c.UpCacheTTL == 0 {
 		c.UpCacheTTL = DefaultUpCacheTTL
 	}
+	if c.ListenRetry == 0 {
+		c.ListenRetry = DefaultListenRetry
+	}
+	if c.Status == nil {
+		c.Status = &Status{}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -104,10 +128,18 @@ func (c Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"default timeout": c.DefaultTimeout, "scrape timeout": c.ScrapeTimeout,
-		"connect timeout": c.ConnectTimeout, "up cache ttl": c.UpCacheTTL,
+		"connect timeout": c.ConnectTimeout, "up cache ttl": c.UpCacheTTL, "listen retry": c.ListenRetry,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("exporter: %s %v must not be negative", name, d))
+		}
+	}
+	if c.MetricsPath != "" && !strings.HasPrefix(c.MetricsPath, "/") {
+		errs = append(errs, fmt.Errorf("exporter: metrics path %q must start with /", c.MetricsPath))
+	}
+	for name := range c.ConstLabels {
+		if !model.LabelName(name).IsValidLegacy() {
+			errs = append(errs, fmt.Errorf("exporter: constant label name %q is not valid", name))
 		}
 	}
 	return errors.Join(errs...)

@@ -41,6 +41,10 @@ type Exporter struct {
 	health  *healthState
 	cancel  context.CancelFunc
 	close   sync.Once
+	st      *Status // serving and fallback state
+
+	reloadMu sync.Mutex
+	running  Source // where the served collectors came from
 }
 
 // New loads the collector set, prepares the connection pool (connections are
@@ -53,7 +57,7 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("component", "exporter")
 
-	specs, err := loadSpecs(cfg.CollectorFile)
+	set, err := initialSet(cfg, log, cfg.Status)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +82,8 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 		return nil, err
 	}
 	base, cancel := context.WithCancel(context.Background())
-	e := &Exporter{cfg: cfg, log: log, pool: mainPool, cancel: cancel, health: &healthState{}}
+	e := &Exporter{cfg: cfg, log: log, pool: mainPool, cancel: cancel, health: &healthState{},
+		st: cfg.Status, running: set.source}
 	e.pg = &pgCollector{
 		cfg:  cfg,
 		base: base,
@@ -92,29 +97,24 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 		main:    newTarget(poolCfg.ConnConfig.Database, mainPool, true),
 		others:  map[string]*target{},
 	}
-	for _, s := range specs {
-		cc, err := compile(s)
-		if err != nil {
-			e.Close()
-			return nil, fmt.Errorf("exporter: %w", err)
-		}
-		e.pg.collectors = append(e.pg.collectors, cc)
-		if !s.ClusterLevel() && !s.Skip {
-			e.pg.perDB = true
-		}
-	}
+	e.pg.collectors, e.pg.perDB = set.collectors, set.perDB
 	e.reg = prometheus.NewRegistry()
 	e.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	// pg_exporter's constant labels go on its metrics and pgnoded's, not on the Go runtime's.
+	prometheus.WrapRegistererWith(cfg.ConstLabels, e.reg).MustRegister(
 		e.pg,
 		&haCollector{snap: snap, now: cfg.Now},
+		statusCollector{e.st},
 	)
 	e.handler = e.routes()
-	log.Info("exporter configured", "collectors", len(specs), "listen", cfg.Listen)
+	log.Info("exporter configured", "collectors", len(set.collectors), "source", set.source.String(), "listen", cfg.Listen)
 	return e, nil
 }
 
+// loadSpecs reads a collector file or directory; "" is the built-in set.
 func loadSpecs(file string) ([]*Collector, error) {
 	if file == "" {
 		return DefaultCollectors()
@@ -152,14 +152,59 @@ func (e *Exporter) Registry() *prometheus.Registry { return e.reg }
 func (e *Exporter) Handler() http.Handler { return e.handler }
 
 // Run serves HTTP on Config.Listen until ctx ends, then shuts down gracefully
-// and releases the connections. It returns nil after a clean shutdown.
+// and releases the connections. A port that cannot be bound or served never
+// ends Run: the failure is logged, Status().Up() turns false and the port is
+// tried again every ListenRetry, so that the exporter never takes postgres or
+// HA down with it. It returns nil once ctx ends.
 func (e *Exporter) Run(ctx context.Context) error {
 	defer e.Close()
+	defer e.st.setUp(false)
+	var (
+		lastErr  string
+		failures int
+	)
+	for {
+		ln, err := e.listen(ctx)
+		if err == nil {
+			if failures > 0 {
+				e.log.Info("exporter port bound after failed attempts", "addr", ln.Addr().String(), "failed_attempts", failures)
+			}
+			failures, lastErr = 0, ""
+			err = e.serve(ctx, ln)
+			if ctx.Err() != nil {
+				return err
+			}
+		}
+		failures++
+		switch msg := err.Error(); {
+		case msg != lastErr:
+			e.log.Error("exporter port unavailable; postgres and HA carry on, retrying",
+				"addr", e.cfg.Listen, "error", err, "retry_every", e.cfg.ListenRetry.String())
+			lastErr = msg
+		case failures%20 == 0:
+			e.log.Warn("exporter port still unavailable", "addr", e.cfg.Listen, "error", err, "failed_attempts", failures)
+		}
+		t := time.NewTimer(e.cfg.ListenRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (e *Exporter) listen(ctx context.Context) (net.Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", e.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("exporter: listen %s: %w", e.cfg.Listen, err)
+		return nil, fmt.Errorf("exporter: listen %s: %w", e.cfg.Listen, err)
 	}
+	return ln, nil
+}
+
+// serve answers on ln until ctx ends (nil after a clean shutdown) or serving fails.
+func (e *Exporter) serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           e.handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -171,12 +216,15 @@ func (e *Exporter) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	e.st.setUp(true)
 	e.log.Info("exporter listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
+		e.st.setUp(false)
 		return fmt.Errorf("exporter: serve: %w", err)
 	case <-ctx.Done():
 	}
+	e.st.setUp(false)
 	e.cancel() // abort a scrape in progress so Shutdown need not wait for it
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
@@ -203,12 +251,16 @@ func (e *Exporter) Close() {
 func (e *Exporter) routes() http.Handler {
 	mux := http.NewServeMux()
 	// GET /metrics: Go runtime, process, postgres, pg_exporter_* and pgnoded_* metrics.
-	mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{
+	metrics := promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{
 		ErrorLog:            slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
 		Timeout:             e.cfg.ScrapeTimeout + 5*time.Second,
-	}))
+	})
+	mux.Handle("GET "+PathMetrics, metrics)
+	if p := e.cfg.MetricsPath; p != "" && p != PathMetrics {
+		mux.Handle("GET "+p, metrics) // pg_exporter's --web.telemetry-path, beside /metrics
+	}
 	// GET /up: 200 when postgres answered the last scrape or ping, else 503 (pg_exporter's /up).
 	mux.HandleFunc("GET "+PathUp, e.serveUp)
 	return mux
