@@ -71,6 +71,10 @@ type Config struct {
 	ActionTimeout     time.Duration
 	ShutdownTimeout   time.Duration
 
+	// ExtraMetrics, when set, appends pgnoded's own gauges (Prometheus text
+	// format) to GET /metrics after Patroni's; it must not block.
+	ExtraMetrics func(b []byte) []byte
+
 	Logger *slog.Logger
 	Now    func() time.Time // clock for leader/DCS freshness and schedules; default time.Now
 }

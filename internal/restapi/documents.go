@@ -119,7 +119,12 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 		writeNotReady(w)
 		return
 	}
-	rd.metricsBody(rd.view(snap.DCSAvailable(s.now()))).write(w, 0)
+	b := rd.metricsBody(rd.view(snap.DCSAvailable(s.now())))
+	if s.cfg.ExtraMetrics == nil {
+		b.write(w, 0)
+		return
+	}
+	writeRaw(w, b.code, ctMetrics, s.cfg.ExtraMetrics(append(make([]byte, 0, len(b.data)+512), b.data...)))
 }
 
 func writeNotReady(w http.ResponseWriter) {
