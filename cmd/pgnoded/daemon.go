@@ -79,10 +79,20 @@ type supervisor struct {
 	vip      *vip.Manager
 	fence    *fence.Client
 	notify   notifier
+
+	// exporterStatus is shown on the REST API's /metrics (pgnoded_exporter_up),
+	// so a busy exporter port is seen; nil when the exporter is disabled.
+	exporterStatus *exporter.Status
+	exporterPlan   exporterPlan // what the exporter was built from
 }
 
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervisor, error) {
 	d := &supervisor{cfg: cfg, log: log, notify: newNotifier(log)}
+	var extraMetrics func([]byte) []byte
+	if cfg.Exporter.Enabled {
+		d.exporterStatus = &exporter.Status{}
+		extraMetrics = d.exporterStatus.AppendMetrics
+	}
 	var err error
 	if d.pg, err = proc.New(procConfig(cfg, log)); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -154,25 +164,19 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 		// Issue 4: /primary is 200 only while this node holds the leader key AND
 		// postgres runs as primary (stricter than Patroni, never less safe).
 		StrictPrimary: true,
+		ExtraMetrics:  extraMetrics,
 		Logger:        log.With("component", "restapi"),
 	}
-	if d.api, err = restapi.New(apiCfg, d.node, nodeActions{node: d.node, reload: d.reload}); err != nil {
+	if d.api, err = restapi.New(apiCfg, d.node, nodeActions{node: d.node, reload: d.reloadAll}); err != nil {
 		return nil, fmt.Errorf("rest api: %w", err)
 	}
 	if err := d.api.Listen(); err != nil {
 		return nil, fmt.Errorf("rest api: listen on %s: %w", apiCfg.Listen, err)
 	}
 	if cfg.Exporter.Enabled {
-		expCfg := exporter.Config{
-			Listen:           cfg.Exporter.Listen,
-			DSN:              localDSN(cfg, d.pg.Config()),
-			CollectorFile:    cfg.Exporter.Config,
-			ExcludeDatabases: cfg.Exporter.ExcludeDatabases,
-			Logger:           log.With("component", "exporter"),
-		}
-		if d.exporter, err = exporter.New(expCfg, d.node.Snapshot); err != nil {
-			return nil, fmt.Errorf("exporter: %w", err)
-		}
+		// Never fatal: the exporter's port and collector file are retried and
+		// fall back, postgres and HA carry on (see buildExporter).
+		d.buildExporter(cfg, localDSN(cfg, d.pg.Config()), log)
 	}
 	return d, nil
 }
@@ -225,7 +229,7 @@ loop:
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
-				d.reload()
+				d.reloadAll()
 				continue
 			case syscall.SIGUSR2:
 				d.log.Info("SIGUSR2: exiting, postgres keeps running and the lease is kept")
