@@ -269,7 +269,7 @@ func (d *supervisor) buildExporter(cfg *config.Config, dsn string, log *slog.Log
 	for _, w := range plan.ignored {
 		log.Warn("pg_exporter setting", "setting", w)
 	}
-	xlog := log.With("component", "exporter")
+	xlog := log // exporter.New adds component=exporter
 	if plan.logLevel != nil {
 		xlog = slog.New(levelHandler{level: *plan.logLevel, h: xlog.Handler()})
 	}

@@ -110,7 +110,8 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 		statusCollector{e.st},
 	)
 	e.handler = e.routes()
-	log.Info("exporter configured", "collectors", len(set.collectors), "source", set.source.String(), "listen", cfg.Listen)
+	log.Info("exporter configured", "collectors", len(set.collectors), "source", set.source.String(),
+		"reason", set.source.Reason, "listen", cfg.Listen)
 	return e, nil
 }
 

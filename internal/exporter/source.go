@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 )
 
@@ -142,15 +143,11 @@ func (e *Exporter) Status() *Status { return e.st }
 
 // initialSet loads the selected source at start; one that cannot be loaded
 // gives way to the built-in set, with the error logged and the fallback gauge set.
-func initialSet(cfg Config, log interface {
-	Info(string, ...any)
-	Error(string, ...any)
-}, status *Status) (*collectorSet, error) {
+func initialSet(cfg Config, log *slog.Logger, status *Status) (*collectorSet, error) {
 	src := SelectSource(cfg.CollectorFile, cfg.CollectorSearch, os.Stat)
 	set, err := loadSet(src, cfg.DisableCache)
 	if err == nil {
-		log.Info("collectors loaded", "source", src.String(), "reason", src.Reason, "collectors", len(set.collectors))
-		return set, nil
+		return set, nil // New logs the source
 	}
 	if src.Builtin() {
 		return nil, fmt.Errorf("exporter: built-in collectors: %w", err)
