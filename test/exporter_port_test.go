@@ -24,29 +24,9 @@ import (
 // the primary fails over, and n1's exporter binds within seconds of the port
 // being freed (pgnoded_exporter_up 1 on both ports).
 func TestExporterPortBusyNeverStopsHA(t *testing.T) {
-	testenv.RequireRoot(t)
 	began := time.Now()
-	bin := testenv.PGBinDir(t)
-	c := &Cluster{t: t, Scope: fmt.Sprintf("ex%d-%d", os.Getpid(), time.Now().UnixNano()%100000), Etcd: testenv.StartEtcd(t)}
-	for i := 1; i <= 3; i++ {
-		nd := &Node{
-			t: t, Name: fmt.Sprintf("n%d", i), Dir: testenv.PGDir(t),
-			PGPort: testenv.FreePort(t), APIPort: testenv.FreePort(t), MetricPort: testenv.FreePort(t),
-		}
-		nd.ConfigPath = filepath.Join(nd.Dir, "pgnoded.yml")
-		nd.logPath = filepath.Join(nd.Dir, "pgnoded.log")
-		writeConfig(t, nd.ConfigPath, map[string]any{
-			"Scope": c.Scope, "Name": nd.Name, "Listen": "127.0.0.1", "IP": "127.0.0.1",
-			"APIPort": nd.APIPort, "PGPort": nd.PGPort, "MetricPort": nd.MetricPort,
-			"Etcd": c.Etcd.HostPort(), "Dir": nd.Dir, "BinDir": bin,
-			"TTL": Fast.TTL, "LoopWait": Fast.LoopWait, "RetryTimeout": Fast.RetryTimeout,
-			"Failsafe": false, "PermanentSlot": "", "Subnet": "", "VIPEnabled": false, "Ifname": "",
-		})
-		// Never read this machine's /etc/pg_exporter* or /etc/default/pg_exporter.
-		hermeticExporter(t, nd.ConfigPath)
-		c.Nodes = append(c.Nodes, nd)
-		t.Cleanup(nd.destroy)
-	}
+	// Never read this machine's /etc/pg_exporter* or /etc/default/pg_exporter.
+	c := newExporterCluster(t, 3, func(int) string { return "  env_file: \"\"\n  config_search: []\n" })
 	h := c.Nodes[0]
 	held, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", h.MetricPort))
 	if err != nil {
@@ -119,17 +99,39 @@ func exporterLogLines(n *Node, max int) string {
 	return strings.Join(out, "\n")
 }
 
-// hermeticExporter turns off the pickup of Pigsty's pg_exporter files in a node's config.
-func hermeticExporter(t testing.TB, path string) {
+// newExporterCluster writes the configs of n nodes with extra(i) added to
+// node i's exporter section (i from 0); nothing is started.
+func newExporterCluster(t *testing.T, n int, extra func(i int) string) *Cluster {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+	testenv.RequireRoot(t)
+	bin := testenv.PGBinDir(t)
+	c := &Cluster{t: t, Scope: fmt.Sprintf("ex%d-%d", os.Getpid(), time.Now().UnixNano()%100000), Etcd: testenv.StartEtcd(t)}
+	for i := 0; i < n; i++ {
+		nd := &Node{
+			t: t, Name: fmt.Sprintf("n%d", i+1), Dir: testenv.PGDir(t),
+			PGPort: testenv.FreePort(t), APIPort: testenv.FreePort(t), MetricPort: testenv.FreePort(t),
+		}
+		nd.ConfigPath = filepath.Join(nd.Dir, "pgnoded.yml")
+		nd.logPath = filepath.Join(nd.Dir, "pgnoded.log")
+		writeConfig(t, nd.ConfigPath, map[string]any{
+			"Scope": c.Scope, "Name": nd.Name, "Listen": "127.0.0.1", "IP": "127.0.0.1",
+			"APIPort": nd.APIPort, "PGPort": nd.PGPort, "MetricPort": nd.MetricPort,
+			"Etcd": c.Etcd.HostPort(), "Dir": nd.Dir, "BinDir": bin,
+			"TTL": Fast.TTL, "LoopWait": Fast.LoopWait, "RetryTimeout": Fast.RetryTimeout,
+			"Failsafe": false, "PermanentSlot": "", "Subnet": "", "VIPEnabled": false, "Ifname": "",
+		})
+		b, err := os.ReadFile(nd.ConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Replace(b, []byte("\nexporter:\n"), []byte("\nexporter:\n"+extra(i)), 1)
+		if err := os.WriteFile(nd.ConfigPath, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.Nodes = append(c.Nodes, nd)
+		t.Cleanup(nd.destroy)
 	}
-	b = bytes.Replace(b, []byte("\nexporter:\n"), []byte("\nexporter:\n  env_file: \"\"\n  config_search: []\n"), 1)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	return c
 }
 
 // apiGauge reads an unlabelled gauge from the node's REST API /metrics; -1 when absent or unreachable.
