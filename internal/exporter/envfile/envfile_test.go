@@ -152,3 +152,17 @@ func TestReadMissingFile(t *testing.T) {
 		t.Fatalf("Read of a missing file: %v", err)
 	}
 }
+
+// Older Pigsty releases render pg_exporter_options with a syslog log format.
+func TestParseOlderPigstyOptions(t *testing.T) {
+	s := Parse("f", []byte(`PG_EXPORTER_OPTS='--log.level=info --log.format="logger:syslog?appname=pg_exporter&local=7"'`+"\n"))
+	if len(s.Problems) != 0 {
+		t.Fatalf("problems: %v", s.Problems)
+	}
+	if v, _ := s.Get("log.level"); v.Value != "info" {
+		t.Errorf("log.level = %q", v.Value)
+	}
+	if v, _ := s.Get("log.format"); v.Value != `"logger:syslog?appname=pg_exporter&local=7"` || v.Origin.Name != "PG_EXPORTER_OPTS --log.format" {
+		t.Errorf("log.format = %+v", v)
+	}
+}
