@@ -92,4 +92,5 @@ PG_EXPORTER_OPTS='--log.level=info --web.config.file=/etc/pg_exporter/web.yml'
 	if !bytes.Contains([]byte(metrics()), []byte(`pgnoded_exporter_up{cls="pg-itest"} 1`)) {
 		t.Error("pgnoded_exporter_up 1 missing on the exporter")
 	}
+	t.Logf("%s's exporter log lines:\n%s", n.Name, exporterLogLines(n, 20))
 }

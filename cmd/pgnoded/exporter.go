@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -166,6 +167,9 @@ func planExporter(c *config.Config, pe *envfile.Settings) exporterPlan {
 			})
 		case "url", envfile.NamePGURL, envfile.NameURLFile:
 			if s.Value != "" {
+				if name != envfile.NameURLFile {
+					s.Value = redactURL(s.Value) // the log must not carry the monitor role's password
+				}
 				ignore(s, "the exporter connects to the local postgres as postgresql.authentication.superuser over the unix socket")
 			}
 		case "web.config.file":
@@ -185,6 +189,18 @@ func planExporter(c *config.Config, pe *envfile.Settings) exporterPlan {
 		}
 	}
 	return p
+}
+
+// redactURL hides the password of a postgres URL (pg_exporter's ShadowPGURL does the same).
+func redactURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil {
+		return "(not shown: unparsable URL)"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
 }
 
 // commaList splits pg_exporter's comma-separated lists (parseCSV in pg_exporter).

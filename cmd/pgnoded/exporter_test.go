@@ -71,6 +71,9 @@ func TestPlanExporterPigstyNode(t *testing.T) {
 	if len(p.ignored) != 1 || !strings.Contains(p.ignored[0], "/etc/default/pg_exporter:1: PG_EXPORTER_URL") {
 		t.Errorf("not acted on: %q, want only PG_EXPORTER_URL", p.ignored)
 	}
+	if joined := strings.Join(p.ignored, "\n"); strings.Contains(joined, "DBUser.Monitor") || !strings.Contains(joined, "dbuser_monitor:xxxxx@") {
+		t.Errorf("the URL's password is not hidden: %s", joined)
+	}
 	joined := strings.Join(p.applied, "\n")
 	for _, name := range []string{"PG_EXPORTER_CONFIG", "PG_EXPORTER_EXCLUDE_DATABASE", "PG_EXPORTER_CONNECT_TIMEOUT",
 		"PG_EXPORTER_OPTS --web.listen-address", "PG_EXPORTER_OPTS --log.level", "PG_EXPORTER_AUTO_DISCOVERY"} {
