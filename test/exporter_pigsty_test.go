@@ -55,6 +55,9 @@ PG_EXPORTER_OPTS='--log.level=info --web.config.file=/etc/pg_exporter/web.yml'
 	WaitFor(t, 20*time.Second, "the found collector file is served with the constant label", func() bool {
 		return strings.Contains(metrics(), `itest_first_one{cls="pg-itest"} 1`)
 	})
+	if logContains(n, "DBUser.Monitor") {
+		t.Error("the log carries the password of PG_EXPORTER_URL")
+	}
 	for _, want := range []string{"PG_EXPORTER_URL", "PG_EXPORTER_NAMESPACE", "--web.config.file", "source=" + yml} {
 		if !logContains(n, want) {
 			t.Errorf("the log does not mention %s", want)

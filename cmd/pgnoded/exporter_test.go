@@ -193,3 +193,17 @@ func TestLevelHandlerLowersAndRaises(t *testing.T) {
 		t.Errorf("log:\n%s", out)
 	}
 }
+
+// An exporter that cannot be built is logged and left out; pgnoded carries on.
+func TestBuildExporterNeverFails(t *testing.T) {
+	var b bytes.Buffer
+	d := &supervisor{exporterStatus: &exporter.Status{}}
+	d.buildExporter(loadPlanConfig(t, "exporter:\n  env_file: \"\"\n"), "postgres://x@/db?bad_option=%zz", newLogger(&b, "info", false))
+	if d.exporter != nil || !strings.Contains(b.String(), "the exporter cannot start; postgres and HA carry on without it") {
+		t.Errorf("exporter %v, log:\n%s", d.exporter, b.String())
+	}
+	if d.exporterStatus.Up() {
+		t.Error("pgnoded_exporter_up would read 1")
+	}
+	d.reloadExporter() // no exporter: nothing to reload, no panic
+}
