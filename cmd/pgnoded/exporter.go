@@ -270,6 +270,35 @@ func readPGExporterEnv(path string, log *slog.Logger) *envfile.Settings {
 	return pe
 }
 
+// exporterWarnings are what --validate-config reports about the exporter of
+// the configuration at path: pg_exporter settings not acted on, and a
+// collector file that cannot be loaded (the built-in set would be served).
+func exporterWarnings(path string) []string {
+	cfg, _, err := config.Load(path, os.Environ())
+	if err != nil || !cfg.Exporter.Enabled {
+		return nil
+	}
+	var out []string
+	var pe *envfile.Settings
+	if f := cfg.Exporter.EnvFile; f != "" {
+		if pe, err = envfile.Read(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			out = append(out, fmt.Sprintf("exporter.env_file: %v", err))
+		}
+	}
+	plan := planExporter(cfg, pe)
+	for _, w := range plan.ignored {
+		out = append(out, "exporter.env_file: "+w)
+	}
+	src := exporter.SelectSource(plan.cfg.CollectorFile, plan.cfg.CollectorSearch, os.Stat)
+	if _, err := os.Stat(src.Path); src.Builtin() || err != nil {
+		return out // a missing exporter.config is reported by config.Validate
+	}
+	if err := exporter.CheckSource(src); err != nil {
+		out = append(out, fmt.Sprintf("exporter: collector file cannot be loaded, the built-in set would be served: %v", err))
+	}
+	return out
+}
+
 // buildExporter wires the exporter. It never fails pgnoded: an exporter that
 // cannot be built is logged and left out (pgnoded_exporter_up stays 0 on the
 // REST API's /metrics), and its port is bound by Run, which retries.

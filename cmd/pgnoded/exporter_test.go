@@ -207,3 +207,22 @@ func TestBuildExporterNeverFails(t *testing.T) {
 	}
 	d.reloadExporter() // no exporter: nothing to reload, no panic
 }
+
+// --validate-config warns about pg_exporter settings not acted on and a collector file that cannot be loaded.
+func TestValidateConfigExporterWarnings(t *testing.T) {
+	dir := t.TempDir()
+	env, yml := filepath.Join(dir, "pg_exporter.env"), filepath.Join(dir, "pg_exporter.yml")
+	os.WriteFile(env, []byte("PG_EXPORTER_NAMESPACE=pgx\n"), 0o600)
+	os.WriteFile(yml, []byte("broken:\n  query: SELECT 1 AS one\n  metrics:\n    - one: {usage: NOPE}\n"), 0o600)
+	path := filepath.Join(dir, "pgnoded.yml")
+	os.WriteFile(path, []byte(planBase+"exporter:\n  env_file: "+env+"\n  config_search: ["+yml+"]\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"--validate-config", path}, &out, &errb); code != exitOK {
+		t.Fatalf("code %d, stderr %s", code, errb.String())
+	}
+	for _, want := range []string{env + ":1: PG_EXPORTER_NAMESPACE", yml + ":4:", "the built-in set would be served"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("warnings lack %q:\n%s", want, errb.String())
+		}
+	}
+}

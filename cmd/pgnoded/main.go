@@ -75,6 +75,9 @@ func validateConfig(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s\n", err)
 		return exitConfig
 	}
+	for _, w := range exporterWarnings(path) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "%s: configuration is valid\n", path)
 	return exitOK
 }

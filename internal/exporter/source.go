@@ -88,6 +88,12 @@ func loadSet(src Source, noCache bool) (*collectorSet, error) {
 	return set, nil
 }
 
+// CheckSource loads and compiles src without serving it (pgnoded --validate-config).
+func CheckSource(src Source) error {
+	_, err := loadSet(src, false)
+	return err
+}
+
 // setCollectors makes set the collectors of the next scrape. Cached results
 // and statistics of the previous set are dropped: a branch of the same name
 // may now run another query.
