@@ -191,7 +191,7 @@ func planExporter(c *config.Config, pe *envfile.Settings) exporterPlan {
 	return p
 }
 
-// redactURL hides the password of a postgres URL (pg_exporter's ShadowPGURL does the same).
+// redactURL hides the password of a postgres URL.
 func redactURL(v string) string {
 	u, err := url.Parse(v)
 	if err != nil {
@@ -203,7 +203,7 @@ func redactURL(v string) string {
 	return u.String()
 }
 
-// commaList splits pg_exporter's comma-separated lists (parseCSV in pg_exporter).
+// commaList splits pg_exporter's comma-separated lists: blanks trimmed, empty items dropped.
 func commaList(s string) []string {
 	var out []string
 	for part := range strings.SplitSeq(s, ",") {
@@ -214,8 +214,8 @@ func commaList(s string) []string {
 	return out
 }
 
-// constLabels parses "k=v,k2=v2" as pg_exporter's parseConstLabels does; bad
-// pairs are returned as reasons.
+// constLabels parses pg_exporter's "k=v,k2=v2" constant labels; pairs that
+// are not key=value or whose name is not a label name are returned as reasons.
 func constLabels(s string) (map[string]string, []string) {
 	var (
 		labels map[string]string

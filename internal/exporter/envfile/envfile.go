@@ -1,9 +1,8 @@
 // Package envfile reads pg_exporter's settings as a Pigsty node leaves them:
 // the systemd environment file /etc/default/pg_exporter and the flags in its
 // PG_EXPORTER_OPTS variable, with pg_exporter's precedence (a flag wins over
-// its environment variable). The names are those of pg_exporter v1.4.1
-// (exporter/arg.go, exporter/config.go and exporter/pgurl.go in pg_exporter's
-// repository).
+// its environment variable). The names are pg_exporter v1.4.1's flags and
+// environment variables, the version Pigsty ships.
 package envfile
 
 import (
@@ -95,9 +94,8 @@ type flagDef struct {
 	bool  bool
 }
 
-// flags are pg_exporter v1.4.1's flags (exporter/arg.go, plus exporter-toolkit's
-// web flags). --config and --url have no kingpin variable but are read from
-// PG_EXPORTER_CONFIG and PG_EXPORTER_URL by GetConfig and RetrievePGURL.
+// flags are pg_exporter v1.4.1's flags, with its web flags. --config and --url
+// are read from PG_EXPORTER_CONFIG and PG_EXPORTER_URL when the flag is absent.
 var flags = []flagDef{
 	{"url", "u", "PG_EXPORTER_URL", false},
 	{"config", "c", "PG_EXPORTER_CONFIG", false},
