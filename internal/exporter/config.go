@@ -56,6 +56,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Version labels pg_exporter_build_info (pgnoded's version); empty means
+	// the main module's version from the Go build information.
+	Version string
 }
 
 // withDefaults returns a copy of c with zero fields defaulted.
@@ -86,6 +89,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Version == "" {
+		c.Version = moduleVersion()
 	}
 	return c
 }
