@@ -80,17 +80,20 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 	base, cancel := context.WithCancel(context.Background())
 	e := &Exporter{cfg: cfg, log: log, pool: mainPool, cancel: cancel, health: &healthState{}}
 	e.pg = &pgCollector{
-		cfg:  cfg,
-		base: base,
-		log:  log,
-		run:  runner{now: cfg.Now, defaultTimeout: cfg.DefaultTimeout, log: log},
+		buildInfo: buildInfoMetric(cfg.Version),
+		cfg:       cfg,
+		base:      base,
+		log:       log,
+		run:       runner{now: cfg.Now, defaultTimeout: cfg.DefaultTimeout, log: log},
 		newPool: func(db string) (*pgxpool.Pool, error) {
 			return newPool(db, 1)
 		},
 		started: cfg.Now(),
 		health:  e.health,
-		main:    newTarget(poolCfg.ConnConfig.Database, mainPool, true),
-		others:  map[string]*target{},
+		sem:     make(chan struct{}, cfg.Concurrency),
+		// one main connection stays free for /up pings
+		main:   newTarget(poolCfg.ConnConfig.Database, mainPool, true, cfg.PoolSize-1),
+		others: map[string]*target{},
 	}
 	for _, s := range specs {
 		cc, err := compile(s)

@@ -34,7 +34,7 @@ var (
 	descQueryDuration    = prometheus.NewDesc("pg_exporter_query_scrape_duration", "seconds query spending on scraping", queryLabels, nil)
 	descQueryMetricCount = prometheus.NewDesc("pg_exporter_query_scrape_metric_count", "numbers of metrics been scraped from this query", queryLabels, nil)
 	descQueryHits        = prometheus.NewDesc("pg_exporter_query_scrape_hit_count", "numbers been scraped from this query", queryLabels, nil)
-	descBuildInfo       = prometheus.NewDesc("pg_exporter_build_info",
+	descBuildInfo        = prometheus.NewDesc("pg_exporter_build_info",
 		"A metric with a constant '1' value labeled with version, revision, branch, goversion, builddate, goos, and goarch from which the exporter (pgnoded) was built.",
 		[]string{"version", "revision", "branch", "builddate", "goversion", "goos", "goarch"}, nil)
 	descCollectorSuccess = prometheus.NewDesc("pgnoded_exporter_collector_success", "Whether the collector's last run in this database succeeded (1) or failed (0).", queryLabels, nil)
