@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -295,7 +296,9 @@ func stagePG15(t *testing.T) (primary, replica *testenv.PG) {
 		"SELECT pg_create_logical_replication_slot('logical_1', 'test_decoding')",
 		"ANALYZE")
 	execSQL(t, primary, "app", "CREATE TABLE a1 (id serial PRIMARY KEY)", "INSERT INTO a1 DEFAULT VALUES")
-	replica = primary.StartReplica(t, "primary_slot_name = 'testenv_replica'", "hot_standby_feedback = on")
+	replica = primary.StartReplica(t, "primary_slot_name = 'testenv_replica'", "hot_standby_feedback = on",
+		fmt.Sprintf("primary_conninfo = 'host=%s port=%d user=%s password=Secret.Pass application_name=testenv_replica'",
+			primary.SocketDir, primary.Port, primary.User))
 	for _, pg := range []*testenv.PG{primary, replica} {
 		appWorkload(t, pg)
 		holdTransaction(t, pg)
@@ -435,7 +438,18 @@ func TestDefaultSetServesPgExporterFamilies(t *testing.T) {
 			}
 			t.Logf("%s: %d of pg_exporter's families served with its TYPE and labels (%d activity-only left out)",
 				tc.role, checked, len(activityOnly))
+			if tc.replica {
+				meta := gather(t, tc.e.Registry())["pg_meta_info"]
+				if ci := meta.series[0]["primary_conninfo"]; strings.Contains(ci, "Secret") || !strings.Contains(ci, "password=********") {
+					t.Errorf("pg_meta_info primary_conninfo = %q, want the password masked", ci)
+				}
+			}
 			compareGolden(t, filepath.Join("testdata", "golden_pg15_"+tc.role+".txt"), served)
+			if promtool, err := exec.LookPath("promtool"); err == nil {
+				checkPromtool(t, promtool, scrapeText(t, tc.e))
+			} else {
+				t.Log("promtool not installed: lint skipped")
+			}
 		})
 	}
 }
