@@ -199,19 +199,30 @@ func (c *pgCollector) withSlot(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
+// catalogFactsTTL is how long a database's extensions and schemas are reused
+// for planning (they change with DDL only).
+const catalogFactsTTL = 10 * time.Second
+
+// catalogFacts fills f's extensions and schemas from t, read at most once per
+// catalogFactsTTL.
 func (c *pgCollector) catalogFacts(ctx context.Context, t *target, f *serverFacts) error {
-	var exts, nsps []string
-	if err := c.run.queryRow(ctx, t.pool, catalogFactsSQL, &exts, &nsps); err != nil {
-		return fmt.Errorf("catalog facts: %w", err)
+	now := c.cfg.Now()
+	if t.catalog.extensions == nil || !now.Before(t.catalog.expires) {
+		var exts, nsps []string
+		if err := c.run.queryRow(ctx, t.pool, catalogFactsSQL, &exts, &nsps); err != nil {
+			return fmt.Errorf("catalog facts: %w", err)
+		}
+		t.catalog.extensions = make(map[string]bool, len(exts))
+		for _, e := range exts {
+			t.catalog.extensions[e] = true
+		}
+		t.catalog.schemas = make(map[string]bool, len(nsps))
+		for _, n := range nsps {
+			t.catalog.schemas[n] = true
+		}
+		t.catalog.expires = now.Add(catalogFactsTTL)
 	}
-	f.extensions = make(map[string]bool, len(exts))
-	for _, e := range exts {
-		f.extensions[e] = true
-	}
-	f.schemas = make(map[string]bool, len(nsps))
-	for _, n := range nsps {
-		f.schemas[n] = true
-	}
+	f.extensions, f.schemas = t.catalog.extensions, t.catalog.schemas
 	return nil
 }
 

@@ -22,6 +22,11 @@ type target struct {
 	state   map[string]*collectorState // by branch
 	// planned are the collectors that applied in the last scrape, for self metrics.
 	planned []*compiled
+	// catalog is the database's extensions and schemas, reused until expires.
+	catalog struct {
+		extensions, schemas map[string]bool
+		expires             time.Time
+	}
 
 	lastDuration time.Duration
 	totalSeconds float64
@@ -62,6 +67,7 @@ func (t *target) stateOf(branch string) *collectorState {
 
 // dropCaches forgets every cached result (after a role change).
 func (t *target) dropCaches() {
+	t.catalog.extensions, t.catalog.schemas = nil, nil
 	for _, st := range t.state {
 		st.cached, st.expires = nil, time.Time{}
 		clear(st.preds)
