@@ -34,17 +34,30 @@ import (
 //
 //	go test -run '^$' -bench ScrapeDefaultSet -benchtime 20x ./internal/exporter/
 func BenchmarkScrapeDefaultSet(b *testing.B) {
+	benchScrapeFixture(b, 10, 200, 5)
+}
+
+// BenchmarkScrapeDefaultSetSmall is BenchmarkScrapeDefaultSet on a small node:
+// 3 databases (postgres with 20 tables, 2 more with 5 each), the size of the
+// server pg_exporter was compared on.
+func BenchmarkScrapeDefaultSetSmall(b *testing.B) {
+	benchScrapeFixture(b, 3, 20, 5)
+}
+
+// benchScrapeFixture starts a server with dbs databases (tables tables in
+// postgres, others in each other one) and runs the scrape sub-benchmarks.
+func benchScrapeFixture(b *testing.B, dbs, tables, others int) {
 	pg := testenv.StartPostgres(b, "shared_preload_libraries = 'pg_stat_statements'")
-	execSQL(b, pg, "", "CREATE EXTENSION pg_stat_statements", `DO $$ BEGIN
-		FOR i IN 1..200 LOOP
-			EXECUTE format('CREATE TABLE bench_%s (id int PRIMARY KEY, v text)', i);
-			EXECUTE format('INSERT INTO bench_%s SELECT g, md5(g::text) FROM generate_series(1, 20) g', i);
-		END LOOP; END $$`, "ANALYZE")
-	for d := 1; d <= 9; d++ {
+	execSQL(b, pg, "", "CREATE EXTENSION pg_stat_statements", fmt.Sprintf(`DO $$ BEGIN
+		FOR i IN 1..%d LOOP
+			EXECUTE format('CREATE TABLE bench_%%s (id int PRIMARY KEY, v text)', i);
+			EXECUTE format('INSERT INTO bench_%%s SELECT g, md5(g::text) FROM generate_series(1, 20) g', i);
+		END LOOP; END $$`, tables), "ANALYZE")
+	for d := 1; d < dbs; d++ {
 		db := fmt.Sprintf("bench_db%d", d)
 		execSQL(b, pg, "", "CREATE DATABASE "+db)
-		execSQL(b, pg, db, `DO $$ BEGIN FOR i IN 1..5 LOOP
-			EXECUTE format('CREATE TABLE t_%s (id int PRIMARY KEY)', i); END LOOP; END $$`)
+		execSQL(b, pg, db, fmt.Sprintf(`DO $$ BEGIN FOR i IN 1..%d LOOP
+			EXECUTE format('CREATE TABLE t_%%s (id int PRIMARY KEY)', i); END LOOP; END $$`, others))
 	}
 	file := os.Getenv("PG_EXPORTER_CONFIG")
 	if _, err := os.Stat("/etc/pg_exporter.yml"); file == "" && err == nil {
