@@ -438,6 +438,11 @@ func TestDefaultSetServesPgExporterFamilies(t *testing.T) {
 			}
 			t.Logf("%s: %d of pg_exporter's families served with its TYPE and labels (%d activity-only left out)",
 				tc.role, checked, len(activityOnly))
+			if calls := gather(t, tc.e.Registry())["pg_query_calls"]; calls == nil {
+				t.Error("pg_query_calls missing")
+			} else if v, ok := calls.value(map[string]string{"datname": "postgres"}); !ok || v < 10 {
+				t.Errorf("pg_query_calls = %v (found %v), want app's 10 calls of a statement", v, ok)
+			}
 			if tc.replica {
 				meta := gather(t, tc.e.Registry())["pg_meta_info"]
 				if ci := meta.series[0]["primary_conninfo"]; strings.Contains(ci, "Secret") || !strings.Contains(ci, "password=********") {
