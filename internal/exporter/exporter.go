@@ -175,6 +175,18 @@ func (e *Exporter) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	e.log.Info("exporter listening", "addr", ln.Addr().String())
+	// Open the main database's first connection now, as pg_exporter's start-up
+	// check does, so the first scrape does not pay for it; best effort.
+	warmed := make(chan struct{})
+	go func() {
+		defer close(warmed)
+		wctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
+		defer cancel()
+		if err := e.pool.Ping(wctx); err != nil {
+			e.log.Debug("postgres not reachable yet; the first scrape will connect", "err", err)
+		}
+	}()
+	defer func() { <-warmed }() // before Close releases the pool
 	select {
 	case err := <-errc:
 		return fmt.Errorf("exporter: serve: %w", err)
