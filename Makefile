@@ -57,7 +57,7 @@ bench: build
 	if grep -qs '^func BenchmarkFootprint(' test/*.go; then \
 	  run $(GO) test -tags integration -count=$(BENCH_RUNS) -timeout 30m -run '^$$' -benchtime 1x -bench '^BenchmarkFootprint$$' ./test/; fi; \
 	run $(GO) test -count=$(BENCH_RUNS) -run '^$$' -bench . ./internal/restapi/; \
-	run $(GO) test -count=$(BENCH_RUNS) -run '^$$' -bench ScrapeDefaultSet -benchtime 20x ./internal/exporter/; \
+	run $(GO) test -count=$(BENCH_RUNS) -run '^$$' -bench ScrapeDefaultSet -benchtime 10x ./internal/exporter/; \
 	$(GO) run ./tools/benchtable $$out | tee $(BIN)/bench.md
 
 ## bench-patroni: issue 9 §4 -- the same scenarios against a real Patroni 3.0.2 cluster (Debian

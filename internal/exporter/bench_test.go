@@ -2,74 +2,218 @@ package exporter
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/testenv"
 )
 
-// BenchmarkScrapeDefaultSet measures a full /metrics scrape of the default
-// collector set: 10 databases (postgres with 200 tables and their 200 primary
-// key indexes, 9 more with 5 tables each). "cold" expires every cache before
-// each scrape, so every query runs; "cached" is a second Prometheus server
-// scraping within the TTLs.
+// BenchmarkScrapeDefaultSet measures full /metrics scrapes against one server
+// with 10 databases (postgres with 200 tables and their 200 primary key
+// indexes, 9 more with 5 tables each) and pg_stat_statements loaded.
+// "cold" expires every cache before each scrape, so every query runs
+// (connections already open); "cached" is a second Prometheus server scraping
+// within the TTLs; "first" is a new exporter's first scrape, connection setup
+// included (what pg_exporter's first scrape after start costs), and
+// "first-serial" the same with one query in flight at a time. "file-first" and
+// "file-cached" do the same with a pg_exporter collector file, PG_EXPORTER_CONFIG
+// (default /etc/pg_exporter.yml when present). With PG_EXPORTER_BIN too,
+// "pg_exporter" starts that binary on the same server and file and reports its
+// first scrape after start (first-ms/scrape) and the next one (cached-ms/scrape).
+// Figures are reported, never asserted.
 //
-//	go test -run '^$' -bench ScrapeDefaultSet -benchtime 50x ./internal/exporter/
+//	go test -run '^$' -bench ScrapeDefaultSet -benchtime 20x ./internal/exporter/
 func BenchmarkScrapeDefaultSet(b *testing.B) {
-	pg := testenv.StartPostgres(b)
-	execSQL(b, pg, "", `DO $$ BEGIN
-		FOR i IN 1..200 LOOP
-			EXECUTE format('CREATE TABLE bench_%s (id int PRIMARY KEY, v text)', i);
-			EXECUTE format('INSERT INTO bench_%s SELECT g, md5(g::text) FROM generate_series(1, 20) g', i);
-		END LOOP; END $$`, "ANALYZE")
-	for d := 1; d <= 9; d++ {
+	benchScrapeFixture(b, 10, 200, 5)
+}
+
+// BenchmarkScrapeDefaultSetSmall is BenchmarkScrapeDefaultSet on a small node:
+// 3 databases (postgres with 20 tables, 2 more with 5 each), the size of the
+// server pg_exporter was compared on.
+func BenchmarkScrapeDefaultSetSmall(b *testing.B) {
+	benchScrapeFixture(b, 3, 20, 5)
+}
+
+// benchScrapeFixture starts a server with dbs databases (tables tables in
+// postgres, others in each other one) and runs the scrape sub-benchmarks.
+func benchScrapeFixture(b *testing.B, dbs, tables, others int) {
+	pg := testenv.StartPostgres(b, "shared_preload_libraries = 'pg_stat_statements'")
+	execSQL(b, pg, "", "CREATE EXTENSION pg_stat_statements", fmt.Sprintf(`DO $$ BEGIN
+		FOR i IN 1..%d LOOP
+			EXECUTE format('CREATE TABLE bench_%%s (id int PRIMARY KEY, v text)', i);
+			EXECUTE format('INSERT INTO bench_%%s SELECT g, md5(g::text) FROM generate_series(1, 20) g', i);
+		END LOOP; END $$`, tables), "ANALYZE")
+	for d := 1; d < dbs; d++ {
 		db := fmt.Sprintf("bench_db%d", d)
 		execSQL(b, pg, "", "CREATE DATABASE "+db)
-		execSQL(b, pg, db, `DO $$ BEGIN FOR i IN 1..5 LOOP
-			EXECUTE format('CREATE TABLE t_%s (id int PRIMARY KEY)', i); END LOOP; END $$`)
+		execSQL(b, pg, db, fmt.Sprintf(`DO $$ BEGIN FOR i IN 1..%d LOOP
+			EXECUTE format('CREATE TABLE t_%%s (id int PRIMARY KEY)', i); END LOOP; END $$`, others))
+	}
+	file := os.Getenv("PG_EXPORTER_CONFIG")
+	if _, err := os.Stat("/etc/pg_exporter.yml"); file == "" && err == nil {
+		file = "/etc/pg_exporter.yml"
 	}
 	for _, mode := range []string{"cold", "cached"} {
-		b.Run(mode, func(b *testing.B) {
-			clock := newFakeClock()
-			e := newTestExporter(b, pg, func(c *Config) { c.Now = clock.Now }, nil)
-			h := e.Handler()
-			scrape := func() *httptest.ResponseRecorder {
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, PathMetrics, nil))
-				if rec.Code != http.StatusOK {
-					b.Fatalf("scrape: %d", rec.Code)
-				}
-				return rec
-			}
-			body := scrape().Body.String() // opens the connections, fills the caches
-			size, series := len(body), 0
-			for _, line := range strings.Split(body, "\n") {
-				if line != "" && line[0] != '#' {
-					series++
-				}
-			}
-			b.ReportAllocs()
-			start := time.Now()
-			n := 0
-			for b.Loop() {
-				if mode == "cold" {
-					clock.Advance(time.Hour)
-				}
-				scrape()
-				n++
-			}
-			b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(n), "ms/scrape")
-			b.ReportMetric(float64(series), "series")
-			b.ReportMetric(float64(size)/1024, "KiB/scrape")
-			b.ReportMetric(rssMiB(b), "rss_MiB")
-		})
+		b.Run(mode, func(b *testing.B) { benchScrapes(b, pg, "", mode) })
 	}
+	b.Run("first", func(b *testing.B) { benchFirstScrape(b, pg, "", 0) })
+	b.Run("first-serial", func(b *testing.B) { benchFirstScrape(b, pg, "", 1) })
+	if file == "" {
+		b.Log("no pg_exporter collector file (PG_EXPORTER_CONFIG): file-* and pg_exporter-* skipped")
+		return
+	}
+	b.Run("file-first", func(b *testing.B) { benchFirstScrape(b, pg, file, 0) })
+	b.Run("file-cached", func(b *testing.B) { benchScrapes(b, pg, file, "cached") })
+	if bin := os.Getenv("PG_EXPORTER_BIN"); bin != "" {
+		b.Run("pg_exporter", func(b *testing.B) { benchPgExporter(b, pg, bin, file) })
+	}
+}
+
+// scrapeHandler scrapes h once and fails on anything but 200.
+func scrapeHandler(b *testing.B, h http.Handler) string {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, PathMetrics, nil))
+	if rec.Code != http.StatusOK {
+		b.Fatalf("scrape: %d", rec.Code)
+	}
+	return rec.Body.String()
+}
+
+func seriesOf(body string) int {
+	n := 0
+	for _, line := range strings.Split(body, "\n") {
+		if line != "" && line[0] != '#' {
+			n++
+		}
+	}
+	return n
+}
+
+// benchScrapes scrapes one running exporter repeatedly: "cold" expires the
+// caches before each scrape, "cached" does not.
+func benchScrapes(b *testing.B, pg *testenv.PG, file, mode string) {
+	clock := newFakeClock()
+	e := newTestExporter(b, pg, func(c *Config) { c.Now = clock.Now; c.CollectorFile = file }, nil)
+	h := e.Handler()
+	body := scrapeHandler(b, h) // opens the connections, fills the caches
+	b.ReportAllocs()
+	cpu0 := processCPU(b)
+	start := time.Now()
+	n := 0
+	for b.Loop() {
+		if mode == "cold" {
+			clock.Advance(time.Hour)
+		}
+		scrapeHandler(b, h)
+		n++
+	}
+	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(n), "ms/scrape")
+	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/1000/float64(n), "cpu-ms/scrape")
+	b.ReportMetric(float64(seriesOf(body)), "series")
+	b.ReportMetric(float64(len(body))/1024, "KiB/scrape")
+	b.ReportMetric(rssMiB(b), "rss_MiB")
+}
+
+// benchFirstScrape times a new exporter's first scrape, connections included;
+// concurrency 1 runs one query at a time (the exporter before concurrent scrapes).
+func benchFirstScrape(b *testing.B, pg *testenv.PG, file string, concurrency int) {
+	var total time.Duration
+	n, series := 0, 0
+	for b.Loop() {
+		cfg := Config{DSN: pg.DSN(""), Logger: testLogger(b), CollectorFile: file, Concurrency: concurrency}
+		start := time.Now()
+		e, err := New(cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body := scrapeHandler(b, e.Handler())
+		total += time.Since(start)
+		e.Close()
+		series = seriesOf(body)
+		n++
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(n), "ms/scrape")
+	b.ReportMetric(float64(series), "series")
+}
+
+// benchPgExporter starts the pg_exporter binary at bin on pg with the same
+// collector file and databases, and times its first scrape after start and the
+// next one (within the TTLs), over loopback HTTP.
+func benchPgExporter(b *testing.B, pg *testenv.PG, bin, file string) {
+	var first, next time.Duration
+	n, series := 0, 0
+	for b.Loop() {
+		port := testenv.FreePort(b)
+		ctx, cancel := context.WithCancel(context.Background())
+		u := url.URL{Scheme: "postgres", User: url.User(pg.User), Path: "/postgres",
+			RawQuery: url.Values{"host": {pg.SocketDir}, "port": {strconv.Itoa(pg.Port)}, "sslmode": {"disable"}}.Encode()}
+		cmd := exec.CommandContext(ctx, bin, "--url="+u.String(), "--config="+file,
+			"--exclude-database=template0,template1", fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+			"--log.level=error")
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if err := cmd.Start(); err != nil {
+			cancel()
+			b.Fatalf("start %s: %v", bin, err)
+		}
+		base := fmt.Sprintf("http://127.0.0.1:%d", port)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get(base + "/version")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				_ = cmd.Wait()
+				b.Fatalf("%s did not listen on %s", bin, base)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		get := func() (time.Duration, string) {
+			start := time.Now()
+			resp, err := http.Get(base + "/metrics")
+			if err != nil {
+				b.Fatalf("pg_exporter scrape: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return time.Since(start), string(body)
+		}
+		d1, body := get()
+		d2, _ := get()
+		first += d1
+		next += d2
+		series = seriesOf(body)
+		cancel()
+		_ = cmd.Wait()
+		n++
+	}
+	b.ReportMetric(float64(first.Microseconds())/1000/float64(n), "first-ms/scrape")
+	b.ReportMetric(float64(next.Microseconds())/1000/float64(n), "cached-ms/scrape")
+	b.ReportMetric(float64(series), "series")
+}
+
+// processCPU is the CPU time (user + system) this process has used: the
+// exporter's own cost of a scrape, without the waits a loaded machine adds.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Logf("getrusage: %v", err)
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rssMiB is this process's resident set size (VmRSS).

@@ -14,7 +14,8 @@ import (
 // Defaults for Config fields left zero.
 const (
 	DefaultListen         = ":9630"
-	DefaultPoolSize       = 2
+	DefaultPoolSize       = 3                // two scrape workers and one /up ping on the main database
+	DefaultConcurrency    = 4                // queries in flight at once across all databases
 	DefaultQueryTimeout   = time.Second      // per query, when a collector sets no timeout
 	DefaultScrapeTimeout  = 10 * time.Second // whole scrape, every database
 	DefaultConnectTimeout = 2 * time.Second
@@ -58,9 +59,13 @@ type Config struct {
 	DisableAutoDiscovery bool
 	// Tags are the exporter's own tags, matched by collector tags `<tag>` and `not:<tag>`.
 	Tags []string
-	// PoolSize bounds the connections to the main database (default 2: one
-	// scrape, one /up ping). Other databases get one connection each.
+	// PoolSize bounds the connections to the main database (default 3: one is
+	// kept for /up pings, the others run collectors concurrently). Other
+	// databases get one connection each.
 	PoolSize int
+	// Concurrency bounds the collector queries in flight at once, over every
+	// database of a scrape (default 4).
+	Concurrency int
 	// DefaultTimeout bounds a query whose collector sets no timeout (default 1s;
 	// pg_exporter uses 100ms, too tight for a loaded node).
 	DefaultTimeout time.Duration
@@ -74,6 +79,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Version labels pg_exporter_build_info (pgnoded's version); empty means
+	// the main module's version from the Go build information.
+	Version string
 }
 
 // withDefaults returns a copy of c with zero fields defaulted.
@@ -86,6 +94,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PoolSize == 0 {
 		c.PoolSize = DefaultPoolSize
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.DefaultTimeout == 0 {
 		c.DefaultTimeout = DefaultQueryTimeout
@@ -111,6 +122,9 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Version == "" {
+		c.Version = moduleVersion()
+	}
 	return c
 }
 
@@ -125,6 +139,9 @@ func (c Config) Validate() error {
 	}
 	if c.PoolSize < 1 {
 		errs = append(errs, fmt.Errorf("exporter: pool size %d must be at least 1", c.PoolSize))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("exporter: concurrency %d must be at least 1", c.Concurrency))
 	}
 	for name, d := range map[string]time.Duration{
 		"default timeout": c.DefaultTimeout, "scrape timeout": c.ScrapeTimeout,

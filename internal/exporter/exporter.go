@@ -85,17 +85,20 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 	e := &Exporter{cfg: cfg, log: log, pool: mainPool, cancel: cancel, health: &healthState{},
 		st: cfg.Status, running: set.source}
 	e.pg = &pgCollector{
-		cfg:  cfg,
-		base: base,
-		log:  log,
-		run:  runner{now: cfg.Now, defaultTimeout: cfg.DefaultTimeout, log: log},
+		buildInfo: buildInfoMetric(cfg.Version),
+		cfg:       cfg,
+		base:      base,
+		log:       log,
+		run:       runner{now: cfg.Now, defaultTimeout: cfg.DefaultTimeout, log: log},
 		newPool: func(db string) (*pgxpool.Pool, error) {
 			return newPool(db, 1)
 		},
 		started: cfg.Now(),
 		health:  e.health,
-		main:    newTarget(poolCfg.ConnConfig.Database, mainPool, true),
-		others:  map[string]*target{},
+		sem:     make(chan struct{}, cfg.Concurrency),
+		// one main connection stays free for /up pings
+		main:   newTarget(poolCfg.ConnConfig.Database, mainPool, true, cfg.PoolSize-1),
+		others: map[string]*target{},
 	}
 	e.pg.collectors, e.pg.perDB = set.collectors, set.perDB
 	e.reg = prometheus.NewRegistry()
@@ -219,6 +222,18 @@ func (e *Exporter) serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	e.st.setUp(true)
 	e.log.Info("exporter listening", "addr", ln.Addr().String())
+	// Open the main database's first connection now, as pg_exporter's start-up
+	// check does, so the first scrape does not pay for it; best effort.
+	warmed := make(chan struct{})
+	go func() {
+		defer close(warmed)
+		wctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
+		defer cancel()
+		if err := e.pool.Ping(wctx); err != nil {
+			e.log.Debug("postgres not reachable yet; the first scrape will connect", "err", err)
+		}
+	}()
+	defer func() { <-warmed }() // before Close releases the pool
 	select {
 	case err := <-errc:
 		e.st.setUp(false)

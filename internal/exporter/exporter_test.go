@@ -41,7 +41,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("negative timeout accepted")
 	}
 	d := Config{DSN: "host=/tmp"}.withDefaults()
-	if d.Listen != ":9630" || d.PoolSize != 2 || len(d.ExcludeDatabases) != 2 || d.Now == nil || d.Logger == nil {
+	if d.Listen != ":9630" || d.PoolSize != DefaultPoolSize || d.Concurrency != DefaultConcurrency || len(d.ExcludeDatabases) != 2 || d.Now == nil || d.Logger == nil {
 		t.Errorf("defaults: %+v", d)
 	}
 	if err := (Config{DSN: "host=/tmp", MetricsPath: "metrics"}).Validate(); err == nil {

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -71,9 +72,13 @@ func TestPrimaryReplicaAndPromotion(t *testing.T) {
 	if !rf["pg_recv_flush_tli"].has(map[string]string{"slot_name": "testenv_replica"}) {
 		t.Error("pg_recv slot_name label")
 	}
-	for _, name := range []string{"pg_insert_lsn", "pg_repl_lsn"} {
-		if rf[name] != nil {
-			t.Errorf("replica reports primary-only %s", name)
+	if rf["pg_repl_lsn"] != nil {
+		t.Error("replica reports pg_repl_lsn without a standby of its own")
+	}
+	// pg_exporter serves the primary-only LSNs on a replica too, as NaN.
+	for _, name := range []string{"pg_insert_lsn", "pg_write_lsn", "pg_flush_lsn"} {
+		if f := rf[name]; f == nil || !math.IsNaN(f.values[0]) {
+			t.Errorf("replica %s = %v, want NaN", name, f)
 		}
 	}
 	succ := rf["pgnoded_exporter_collector_success"]
@@ -99,7 +104,7 @@ func TestPrimaryReplicaAndPromotion(t *testing.T) {
 			t.Errorf("after promotion %s = %v, want %v", name, f, want)
 		}
 	}
-	if rf["pg_recv_flush_lsn"] != nil || rf["pg_insert_lsn"] == nil {
+	if rf["pg_recv_flush_lsn"] != nil || rf["pg_insert_lsn"] == nil || math.IsNaN(rf["pg_insert_lsn"].values[0]) {
 		t.Error("after promotion the replica branches are still planned")
 	}
 }

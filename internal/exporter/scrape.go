@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,9 +15,11 @@ import (
 )
 
 // pgCollector is the prometheus.Collector for postgres: it runs the planned
-// collectors against the main database and every discovered one. Scrapes are
-// serialized by mu, so concurrent scrapes share the per-collector caches instead
-// of querying twice.
+// collectors against the main database and every discovered one. Databases are
+// scraped at once, and the collectors of a database over up to its pool's
+// connections, with at most Config.Concurrency queries in flight overall (sem).
+// Scrapes are serialized by mu, so concurrent scrapes share the per-collector
+// caches instead of querying twice.
 type pgCollector struct {
 	cfg        Config
 	base       context.Context // canceled by Exporter.Close
@@ -27,6 +30,8 @@ type pgCollector struct {
 	newPool    func(dbname string) (*pgxpool.Pool, error)
 	started    time.Time
 	health     *healthState
+	sem        chan struct{} // one slot per query in flight
+	buildInfo  prometheus.Metric
 
 	mu       sync.Mutex
 	main     *target
@@ -94,17 +99,28 @@ func (c *pgCollector) scrape(ctx context.Context, ch chan<- prometheus.Metric) b
 	c.main.dbname = f.dbname
 	c.syncTargets(dbs, f.dbname)
 
-	ok := c.scrapeTarget(ctx, c.main, f, ch)
+	targets := []*target{c.main}
+	facts := []serverFacts{f}
 	for _, name := range sortedKeys(c.others) {
 		tf := f
 		tf.dbname = name
-		c.scrapeTarget(ctx, c.others[name], tf, ch) // a failing database does not take pg_up down
+		targets = append(targets, c.others[name])
+		facts = append(facts, tf)
 	}
-	return ok
+	oks := make([]bool, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() { oks[i] = c.scrapeTarget(ctx, t, facts[i], ch) })
+	}
+	wg.Wait()
+	return oks[0] // a failing discovered database does not take pg_up down
 }
 
-// scrapeTarget runs every applicable collector against t; it returns false when a
-// fatal collector failed (the rest of t's collectors are then skipped).
+// scrapeTarget runs every applicable collector against t in priority order,
+// concurrently over t.workers goroutines (each query holding a slot of c.sem)
+// between fatal collectors: a fatal collector runs after every collector before
+// it has finished, and when it fails the rest are skipped and false returned.
+// Fresh cached results are sent without a goroutine.
 func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts, ch chan<- prometheus.Metric) bool {
 	start := c.cfg.Now()
 	defer func() {
@@ -124,31 +140,89 @@ func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts
 				c.log.Warn("reading extensions and schemas failed", "datname", t.dbname, "err", err)
 			}
 		}
-		if !cc.spec.applies(f) {
+		if cc.spec.applies(f) {
+			t.planned = append(t.planned, cc)
+		}
+	}
+	var wave []*compiled
+	for _, cc := range t.planned {
+		t.stateOf(cc.spec.Branch) // created here: workers only read t.state
+		if !cc.spec.Fatal {
+			wave = append(wave, cc)
 			continue
 		}
-		t.planned = append(t.planned, cc)
-		if err := c.run.run(ctx, t, cc, ch); err != nil && cc.spec.Fatal {
+		c.runWave(ctx, t, wave, ch)
+		wave = wave[:0]
+		if err := c.withSlot(ctx, func() error { return c.run.run(ctx, t, cc, ch) }); err != nil {
 			t.errorCount++
 			return false
 		}
 	}
+	c.runWave(ctx, t, wave, ch)
 	return true
 }
 
+// runWave runs non-fatal collectors of t at once, at most t.workers at a time,
+// and returns when all are done.
+func (c *pgCollector) runWave(ctx context.Context, t *target, wave []*compiled, ch chan<- prometheus.Metric) {
+	var jobs []*compiled
+	for _, cc := range wave {
+		if !c.run.fromCache(t.state[cc.spec.Branch], ch) {
+			jobs = append(jobs, cc)
+		}
+	}
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(t.workers, len(jobs)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
+				cc := jobs[i]
+				st := t.state[cc.spec.Branch]
+				_ = c.withSlot(ctx, func() error { return c.run.refresh(ctx, t, cc, st, ch) })
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// withSlot runs fn holding one of the scrape's query slots; it gives up when
+// ctx ends first.
+func (c *pgCollector) withSlot(ctx context.Context, fn func() error) error {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.sem }()
+	return fn()
+}
+
+// catalogFactsTTL is how long a database's extensions and schemas are reused
+// for planning (they change with DDL only).
+const catalogFactsTTL = 10 * time.Second
+
+// catalogFacts fills f's extensions and schemas from t, read at most once per
+// catalogFactsTTL.
 func (c *pgCollector) catalogFacts(ctx context.Context, t *target, f *serverFacts) error {
-	var exts, nsps []string
-	if err := c.run.queryRow(ctx, t.pool, catalogFactsSQL, &exts, &nsps); err != nil {
-		return fmt.Errorf("catalog facts: %w", err)
+	now := c.cfg.Now()
+	if t.catalog.extensions == nil || !now.Before(t.catalog.expires) {
+		var exts, nsps []string
+		if err := c.run.queryRow(ctx, t.pool, catalogFactsSQL, &exts, &nsps); err != nil {
+			return fmt.Errorf("catalog facts: %w", err)
+		}
+		t.catalog.extensions = make(map[string]bool, len(exts))
+		for _, e := range exts {
+			t.catalog.extensions[e] = true
+		}
+		t.catalog.schemas = make(map[string]bool, len(nsps))
+		for _, n := range nsps {
+			t.catalog.schemas[n] = true
+		}
+		t.catalog.expires = now.Add(catalogFactsTTL)
 	}
-	f.extensions = make(map[string]bool, len(exts))
-	for _, e := range exts {
-		f.extensions[e] = true
-	}
-	f.schemas = make(map[string]bool, len(nsps))
-	for _, n := range nsps {
-		f.schemas[n] = true
-	}
+	f.extensions, f.schemas = t.catalog.extensions, t.catalog.schemas
 	return nil
 }
 
@@ -184,7 +258,7 @@ func (c *pgCollector) syncTargets(dbs []string, mainDB string) {
 			continue
 		}
 		c.log.Info("database discovered", "datname", name)
-		c.others[name] = newTarget(name, pool, false)
+		c.others[name] = newTarget(name, pool, false, 1)
 	}
 }
 

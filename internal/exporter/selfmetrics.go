@@ -1,6 +1,9 @@
 package exporter
 
 import (
+	"runtime"
+	"runtime/debug"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -31,6 +34,9 @@ var (
 	descQueryDuration    = prometheus.NewDesc("pg_exporter_query_scrape_duration", "seconds query spending on scraping", queryLabels, nil)
 	descQueryMetricCount = prometheus.NewDesc("pg_exporter_query_scrape_metric_count", "numbers of metrics been scraped from this query", queryLabels, nil)
 	descQueryHits        = prometheus.NewDesc("pg_exporter_query_scrape_hit_count", "numbers been scraped from this query", queryLabels, nil)
+	descBuildInfo        = prometheus.NewDesc("pg_exporter_build_info",
+		"A metric with a constant '1' value labeled with version, revision, branch, goversion, builddate, goos, and goarch from which the exporter (pgnoded) was built.",
+		[]string{"version", "revision", "branch", "builddate", "goversion", "goos", "goarch"}, nil)
 	descCollectorSuccess = prometheus.NewDesc("pgnoded_exporter_collector_success", "Whether the collector's last run in this database succeeded (1) or failed (0).", queryLabels, nil)
 )
 
@@ -57,6 +63,7 @@ func (c *pgCollector) emitSelf(ch chan<- prometheus.Metric) {
 		}
 		ch <- gauge(descInRecovery, rec)
 	}
+	ch <- c.buildInfo
 	ch <- gauge(descExporterUp, 1)
 	ch <- gauge(descExporterUptime, c.cfg.Now().Sub(c.started).Seconds())
 	ch <- prometheus.MustNewConstMetric(descScrapeTotal, prometheus.CounterValue, c.scrapes)
@@ -105,4 +112,29 @@ func emitTarget(ch chan<- prometheus.Metric, t *target) {
 		}
 		ch <- gauge(descCollectorSuccess, ok, db, name)
 	}
+}
+
+// moduleVersion is the main module's version from the Go build information.
+func moduleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// buildInfoMetric is pg_exporter_build_info for this binary: version from
+// Config.Version, revision and build date from the Go build's VCS stamp.
+func buildInfoMetric(version string) prometheus.Metric {
+	var revision, date string
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				revision = s.Value
+			case "vcs.time":
+				date = s.Value
+			}
+		}
+	}
+	return gauge(descBuildInfo, 1, version, revision, "", date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

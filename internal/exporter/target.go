@@ -15,12 +15,18 @@ import (
 // target is one database the exporter queries: the main one (cluster-level and
 // per-database collectors) or a discovered one (per-database collectors only).
 type target struct {
-	dbname string
-	pool   *pgxpool.Pool
-	main   bool
-	state  map[string]*collectorState // by branch
+	dbname  string
+	pool    *pgxpool.Pool
+	main    bool
+	workers int                        // collectors of this database run at most this many at once
+	state   map[string]*collectorState // by branch
 	// planned are the collectors that applied in the last scrape, for self metrics.
 	planned []*compiled
+	// catalog is the database's extensions and schemas, reused until expires.
+	catalog struct {
+		extensions, schemas map[string]bool
+		expires             time.Time
+	}
 
 	lastDuration time.Duration
 	totalSeconds float64
@@ -28,8 +34,8 @@ type target struct {
 	errorCount   float64 // scrapes of this database ended by a fatal collector
 }
 
-func newTarget(dbname string, pool *pgxpool.Pool, main bool) *target {
-	return &target{dbname: dbname, pool: pool, main: main, state: map[string]*collectorState{}}
+func newTarget(dbname string, pool *pgxpool.Pool, main bool, workers int) *target {
+	return &target{dbname: dbname, pool: pool, main: main, workers: max(workers, 1), state: map[string]*collectorState{}}
 }
 
 // collectorState is the cache and statistics of one collector in one database.
@@ -61,6 +67,7 @@ func (t *target) stateOf(branch string) *collectorState {
 
 // dropCaches forgets every cached result (after a role change).
 func (t *target) dropCaches() {
+	t.catalog.extensions, t.catalog.schemas = nil, nil
 	for _, st := range t.state {
 		st.cached, st.expires = nil, time.Time{}
 		clear(st.preds)
@@ -81,15 +88,31 @@ var errPredicateFalse = errors.New("predicate false")
 // reports whether it succeeded (a predicate skip is a success).
 func (r *runner) run(ctx context.Context, t *target, cc *compiled, ch chan<- prometheus.Metric) error {
 	st := t.stateOf(cc.spec.Branch)
-	st.total++
-	start := r.now()
-	if st.cached != nil && start.Before(st.expires) {
-		st.hits++
-		for _, m := range st.cached {
-			ch <- m
-		}
+	if r.fromCache(st, ch) {
 		return nil
 	}
+	return r.refresh(ctx, t, cc, st, ch)
+}
+
+// fromCache emits st's cached metrics when they are still fresh.
+func (r *runner) fromCache(st *collectorState, ch chan<- prometheus.Metric) bool {
+	if st.cached == nil || !r.now().Before(st.expires) {
+		return false
+	}
+	st.total++
+	st.hits++
+	for _, m := range st.cached {
+		ch <- m
+	}
+	return true
+}
+
+// refresh runs the collector's queries and emits (and caches) the result. It
+// touches only st and t's pool, so refreshes of different collectors of one
+// target may run at once.
+func (r *runner) refresh(ctx context.Context, t *target, cc *compiled, st *collectorState, ch chan<- prometheus.Metric) error {
+	st.total++
+	start := r.now()
 	metrics, err := r.execute(ctx, t, cc, st)
 	st.lastDuration = r.now().Sub(start)
 	switch {
