@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/pgnoded/pgnoded/internal/buildinfo"
 	"github.com/pgnoded/pgnoded/internal/config"
 	"github.com/pgnoded/pgnoded/internal/exporter"
 	"github.com/pgnoded/pgnoded/internal/exporter/envfile"
@@ -320,6 +321,7 @@ func (d *supervisor) buildExporter(cfg *config.Config, dsn string, log *slog.Log
 	}
 	ec := plan.cfg
 	ec.DSN, ec.Logger, ec.Status = dsn, xlog, d.exporterStatus
+	ec.Version = buildinfo.Version // pg_exporter_build_info carries pgnoded's version
 	e, err := exporter.New(ec, d.node.Snapshot)
 	if err != nil {
 		log.Error("the exporter cannot start; postgres and HA carry on without it", "error", err)
