@@ -1,0 +1,92 @@
+//go:build integration
+
+package test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// haInter and haFall are the check interval and fall count of haproxyTmpl.
+const (
+	haInter = time.Second
+	haFall  = 2
+)
+
+// TestReloadNoLoadBalanceTakesReplicaOutOfHAProxy writes noloadbalance: true
+// into a replica's config file and sends SIGHUP: /replica answers 503 at
+// once (the published snapshot changes in the reload itself), HAProxy's
+// /replica service marks the node DOWN within fall × inter + 1 s, and the
+// member key carries the tag. Setting it back brings the node back.
+func TestReloadNoLoadBalanceTakesReplicaOutOfHAProxy(t *testing.T) {
+	c, p := bootCluster(t, Fast)
+	h := StartHAProxy(t, c, p)
+	h.WaitStates(30*time.Second, "before the reload", expectedView(c, p, p, nil))
+	r := c.Others(p)[0]
+	if code := r.Check("/replica"); code != 200 {
+		t.Fatalf("%s /replica = %d before the reload", r.Name, code)
+	}
+
+	setTag := func(on bool) time.Time {
+		t.Helper()
+		b, err := os.ReadFile(r.ConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, to := "noloadbalance: false", "noloadbalance: true"
+		if !on {
+			from, to = to, from
+		}
+		if !strings.Contains(string(b), from) {
+			t.Fatalf("config of %s has no %q", r.Name, from)
+		}
+		if err := os.WriteFile(r.ConfigPath, []byte(strings.Replace(string(b), from, to, 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now()
+		r.Signal(syscall.SIGHUP)
+		return at
+	}
+
+	hupAt := setTag(true)
+	var answered503 time.Duration
+	WaitFor(t, 10*time.Second, r.Name+" /replica 503 after SIGHUP", func() bool {
+		if r.Check("/replica") == 503 {
+			answered503 = time.Since(hupAt)
+			return true
+		}
+		return false
+	})
+	var down time.Duration
+	WaitFor(t, 15*time.Second, "HAProxy offline service marking "+r.Name+" DOWN", func() bool {
+		st, err := h.ServerStates()
+		if err == nil && strings.HasPrefix(st["offline"][r.Name], "DOWN") {
+			down = time.Since(hupAt)
+			return true
+		}
+		return false
+	})
+	t.Logf("noloadbalance + SIGHUP on %s: /replica 503 after %v; HAProxy (inter %v, fall %d) marked it DOWN after %v",
+		r.Name, answered503.Round(time.Millisecond), haInter, haFall, down.Round(time.Millisecond))
+	if answered503 > time.Second {
+		t.Errorf("/replica answered 503 only %v after SIGHUP, want within 1 s", answered503)
+	}
+	if limit := haFall*haInter + time.Second; down > limit {
+		t.Errorf("HAProxy marked %s DOWN %v after SIGHUP, want within fall × inter + 1 s = %v", r.Name, down, limit)
+	}
+	WaitFor(t, 15*time.Second, "the member key carrying noloadbalance", func() bool {
+		m, _ := c.EtcdKey(context.Background(), "members/"+r.Name)
+		return strings.Contains(m, `"noloadbalance":true`)
+	})
+	if c.Primary() != p {
+		t.Errorf("the primary changed across a tags reload")
+	}
+
+	setTag(false)
+	WaitFor(t, 10*time.Second, r.Name+" /replica 200 again", func() bool { return r.Check("/replica") == 200 })
+	h.WaitStates(30*time.Second, "after the tag was removed", expectedView(c, p, p, nil))
+}
