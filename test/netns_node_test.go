@@ -105,7 +105,7 @@ func (tp *Topology) StartPGCluster(opts ClusterOptions) *NsCluster {
 		}
 		writeConfig(tp.t, n.ConfigPath, map[string]any{
 			"Secure": sec,
-			"Scope": c.Scope, "Name": n.Name, "Listen": "0.0.0.0", "IP": ns.IP, "Ifname": ns.Ifname, "Subnet": tp.Subnet,
+			"Scope":  c.Scope, "Name": n.Name, "Listen": "0.0.0.0", "IP": ns.IP, "Ifname": ns.Ifname, "Subnet": tp.Subnet,
 			"APIPort": nsAPIPort, "PGPort": nsPGPort, "MetricPort": nsMetricPort,
 			"Etcd": tp.EtcdHosts(), "Dir": n.Dir, "BinDir": bin,
 			"TTL": opts.Timing.TTL, "LoopWait": opts.Timing.LoopWait, "RetryTimeout": opts.Timing.RetryTimeout,
