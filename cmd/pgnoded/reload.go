@@ -100,7 +100,7 @@ func restartKeys(old, cfg *config.Config) []string {
 		}
 	}
 	if !slices.Equal(old.EtcdEndpoints(), cfg.EtcdEndpoints()) && !etcdSecurityEqual(cfg, old) {
-		out = append(out, "etcd3.hosts (with a protocol change)")
+		out = append(out, "etcd3.hosts (changed with the credentials or TLS)")
 	}
 	return out
 }
