@@ -121,8 +121,8 @@ func TestClientTLSMatrix(t *testing.T) {
 
 	// An encrypted copy of the client key (keyfile_password).
 	blk, _ := pem.Decode(cliKey)
-	//lint:ignore SA1019 the legacy format is what keyfile_password decrypts
-	enc, err := x509.EncryptPEMBlock(randReader{}, blk.Type, blk.Bytes, []byte("s3cret"), x509.PEMCipherAES256) //nolint:staticcheck
+	// The legacy format is what keyfile_password decrypts.
+	enc, err := x509.EncryptPEMBlock(randReader{}, blk.Type, blk.Bytes, []byte("s3cret"), x509.PEMCipherAES256)
 	if err != nil {
 		t.Fatal(err)
 	}

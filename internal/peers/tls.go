@@ -16,7 +16,7 @@ import (
 func tlsConfig(s Settings) (*tls.Config, error) {
 	// Verification is done by verifyChain below, never by crypto/tls (which
 	// would also check the host name).
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true} //nolint:gosec // Patroni's daemon checks no host name
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}
 	if s.CertFile == "" {
 		return tc, nil
 	}
@@ -98,9 +98,8 @@ func decryptKey(data []byte, password string) ([]byte, error) {
 		switch {
 		case b.Type == "ENCRYPTED PRIVATE KEY":
 			return nil, errors.New("encrypted PKCS#8 keys are not supported; use a PEM key encrypted with a Proc-Type header, or an unencrypted key")
-		//lint:ignore SA1019 legacy PEM encryption is what keyfile_password protects in Patroni's configs
-		case x509.IsEncryptedPEMBlock(b): //nolint:staticcheck // see above
-			der, err := x509.DecryptPEMBlock(b, []byte(password)) //nolint:staticcheck // see above
+		case x509.IsEncryptedPEMBlock(b): // legacy PEM encryption: what keyfile_password protects in Patroni's configs
+			der, err := x509.DecryptPEMBlock(b, []byte(password))
 			if err != nil {
 				return nil, fmt.Errorf("decrypt with keyfile_password: %w", err)
 			}
