@@ -21,7 +21,8 @@ const (
 // into a replica's config file and sends SIGHUP: /replica answers 503 at
 // once (the published snapshot changes in the reload itself), HAProxy's
 // /replica service marks the node DOWN within fall × inter + 1 s, and the
-// member key carries the tag. Setting it back brings the node back.
+// member key carries the tag; a pg_hba line added in the same edit is in
+// force in postgres. Setting the tag back brings the node back.
 func TestReloadNoLoadBalanceTakesReplicaOutOfHAProxy(t *testing.T) {
 	c, p := bootCluster(t, Fast)
 	h := StartHAProxy(t, c, p)
@@ -44,7 +45,11 @@ func TestReloadNoLoadBalanceTakesReplicaOutOfHAProxy(t *testing.T) {
 		if !strings.Contains(string(b), from) {
 			t.Fatalf("config of %s has no %q", r.Name, from)
 		}
-		if err := os.WriteFile(r.ConfigPath, []byte(strings.Replace(string(b), from, to, 1)), 0o600); err != nil {
+		text := strings.Replace(string(b), from, to, 1)
+		if on { // and a pg_hba line, applied by the same reload
+			text = strings.Replace(text, "  pg_hba:\n", "  pg_hba:\n    - host all all 127.0.0.2/32 md5\n", 1)
+		}
+		if err := os.WriteFile(r.ConfigPath, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		at := time.Now()
@@ -81,6 +86,20 @@ func TestReloadNoLoadBalanceTakesReplicaOutOfHAProxy(t *testing.T) {
 	WaitFor(t, 15*time.Second, "the member key carrying noloadbalance", func() bool {
 		m, _ := c.EtcdKey(context.Background(), "members/"+r.Name)
 		return strings.Contains(m, `"noloadbalance":true`)
+	})
+	WaitFor(t, 15*time.Second, "postgres on "+r.Name+" reloaded with the pg_hba line added by the reload", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		conn, err := r.Conn(ctx)
+		if err != nil {
+			return false
+		}
+		defer conn.Close(context.Background())
+		var n int
+		// The file holds the line, and postgres re-read its configuration after the SIGHUP.
+		err = conn.QueryRow(ctx, `select count(*) from pg_hba_file_rules
+ where address = '127.0.0.2' and pg_conf_load_time() > $1`, hupAt).Scan(&n)
+		return err == nil && n == 1
 	})
 	if c.Primary() != p {
 		t.Errorf("the primary changed across a tags reload")
