@@ -23,7 +23,7 @@ import (
 
 // Timeout is how long one peer may take to answer GET /patroni during a
 // leader race (Patroni: 2 s, no retry).
-const Timeout = 2 * time.Second
+const Timeout = ha.PeerTimeout
 
 // maxDoc caps a document read from a peer.
 const maxDoc = 1 << 20
