@@ -4,6 +4,7 @@ package test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -22,7 +23,7 @@ const (
 // once (the published snapshot changes in the reload itself), HAProxy's
 // /replica service marks the node DOWN within fall × inter + 1 s, and the
 // member key carries the tag; a pg_hba line added in the same edit is in
-// force in postgres. Setting the tag back brings the node back.
+// force in postgres. Setting the tag back (POST /reload) brings the node back.
 func TestReloadNoLoadBalanceTakesReplicaOutOfHAProxy(t *testing.T) {
 	c, p := bootCluster(t, Fast)
 	h := StartHAProxy(t, c, p)
@@ -32,7 +33,7 @@ func TestReloadNoLoadBalanceTakesReplicaOutOfHAProxy(t *testing.T) {
 		t.Fatalf("%s /replica = %d before the reload", r.Name, code)
 	}
 
-	setTag := func(on bool) time.Time {
+	setTag := func(on bool, reload func()) time.Time {
 		t.Helper()
 		b, err := os.ReadFile(r.ConfigPath)
 		if err != nil {
@@ -53,11 +54,11 @@ func TestReloadNoLoadBalanceTakesReplicaOutOfHAProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		at := time.Now()
-		r.Signal(syscall.SIGHUP)
+		reload()
 		return at
 	}
 
-	hupAt := setTag(true)
+	hupAt := setTag(true, func() { r.Signal(syscall.SIGHUP) })
 	var answered503 time.Duration
 	WaitFor(t, 10*time.Second, r.Name+" /replica 503 after SIGHUP", func() bool {
 		if r.Check("/replica") == 503 {
@@ -105,7 +106,10 @@ func TestReloadNoLoadBalanceTakesReplicaOutOfHAProxy(t *testing.T) {
 		t.Errorf("the primary changed across a tags reload")
 	}
 
-	setTag(false)
+	setTag(false, func() { // POST /reload this time: 202 at once, applied as on SIGHUP
+		code, text := r.Call(t, http.MethodPost, "/reload", nil)
+		want(t, "POST /reload", code, text, http.StatusAccepted, "reload scheduled")
+	})
 	WaitFor(t, 10*time.Second, r.Name+" /replica 200 again", func() bool { return r.Check("/replica") == 200 })
 	h.WaitStates(30*time.Second, "after the tag was removed", expectedView(c, p, p, nil))
 }

@@ -86,11 +86,12 @@ type supervisor struct {
 	notify   notifier
 
 	level    *slog.LevelVar // log.level, applied on reload
-	reloadMu sync.Mutex     // one reload at a time (SIGHUP and POST /reload)
+	reloadMu sync.Mutex     // one reload at a time
+	reloadCh chan struct{}  // POST /reload: a reload for the signal loop (as Patroni's sighup_handler)
 }
 
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervisor, error) {
-	d := &supervisor{cfg: cfg, log: log, notify: newNotifier(log)}
+	d := &supervisor{cfg: cfg, log: log, notify: newNotifier(log), reloadCh: make(chan struct{}, 1)}
 	var err error
 	if d.pg, err = proc.New(procConfig(cfg, log)); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -156,7 +157,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 	d.node = ha.New(haCfg, ha.Deps{Postgres: d.pg, Store: d.store, VIP: vipDep, Fence: fenceDep, Peers: d.peers})
 
 	apiCfg := restAPIConfig(cfg, log)
-	if d.api, err = restapi.New(apiCfg, d.node, nodeActions{node: d.node, reload: d.reload}); err != nil {
+	if d.api, err = restapi.New(apiCfg, d.node, nodeActions{node: d.node, reload: d.scheduleReload}); err != nil {
 		return nil, fmt.Errorf("rest api: %w", err)
 	}
 	if err := d.api.Listen(); err != nil {
@@ -238,6 +239,9 @@ loop:
 			d.log.Error("a component stopped; shutting down", "error", context.Cause(gctx))
 			exit = exitFailure
 			break loop
+		case <-d.reloadCh:
+			d.reload()
+			continue
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:

@@ -15,6 +15,15 @@ import (
 // running postgres operation to finish).
 const reloadBudget = 30 * time.Second
 
+// scheduleReload asks the signal loop for a reload (POST /reload); it never
+// blocks, and requests made while one is pending are merged into it.
+func (d *supervisor) scheduleReload() {
+	select {
+	case d.reloadCh <- struct{}{}:
+	default:
+	}
+}
+
 // reload re-reads the configuration file (SIGHUP, POST /reload) and applies
 // what Patroni's reload applies: tags (the published snapshot changes at
 // once), postgresql.parameters, pg_hba and pg_ident (postgres is reloaded),
