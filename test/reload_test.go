@@ -113,3 +113,58 @@ func TestReloadNoLoadBalanceTakesReplicaOutOfHAProxy(t *testing.T) {
 	WaitFor(t, 10*time.Second, r.Name+" /replica 200 again", func() bool { return r.Check("/replica") == 200 })
 	h.WaitStates(30*time.Second, "after the tag was removed", expectedView(c, p, p, nil))
 }
+
+// TestReloadEtcdHostsKeepsLeaderKey (beyond Patroni): the primary's
+// etcd3.hosts is rewritten (the same etcd under another name) and SIGHUP
+// sent: the etcd client moves to the new endpoints and the leader key stays
+// on the same lease; a restart-only key changed in the same edit is logged as
+// needing a restart.
+func TestReloadEtcdHostsKeepsLeaderKey(t *testing.T) {
+	c, p := bootCluster(t, Fast)
+	cli := c.Etcd.Client()
+	leaderLease := func() int64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		resp, err := cli.Get(ctx, "/itest/"+c.Scope+"/leader")
+		if err != nil || len(resp.Kvs) == 0 {
+			return 0
+		}
+		return resp.Kvs[0].Lease
+	}
+	before := leaderLease()
+	if before == 0 {
+		t.Fatal("no leader key")
+	}
+	b, err := os.ReadFile(p.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPort := c.Etcd.HostPort()
+	port := hostPort[strings.LastIndex(hostPort, ":")+1:]
+	text := strings.Replace(string(b), "hosts: "+hostPort, "hosts: localhost:"+port, 1)
+	text = strings.Replace(text, "pgpass: "+p.Dir+"/pgpass", "pgpass: "+p.Dir+"/pgpass2", 1)
+	if text == string(b) {
+		t.Fatal("config has no etcd3.hosts line to rewrite")
+	}
+	if err := os.WriteFile(p.ConfigPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGHUP)
+	logHas := func(s string) bool {
+		out, _ := os.ReadFile(p.logPath)
+		return strings.Contains(string(out), s)
+	}
+	WaitFor(t, 10*time.Second, "the etcd client on the new endpoints", func() bool {
+		return logHas("etcd endpoints changed") && logHas("localhost:"+port)
+	})
+	WaitFor(t, 10*time.Second, "postgresql.pgpass logged as needing a restart", func() bool {
+		return logHas("need a restart of pgnoded") && logHas("postgresql.pgpass")
+	})
+	time.Sleep(time.Duration(3*Fast.LoopWait) * time.Second) // several renewals on the new endpoints; nothing to wait for
+	if after := leaderLease(); after != before {
+		t.Errorf("leader key lease %x before the reload, %x after: the key was not kept", before, after)
+	}
+	if np := c.WaitPrimary(10*time.Second, nil); np != p {
+		t.Errorf("primary moved from %s to %s across the reload", p.Name, np.Name)
+	}
+}
