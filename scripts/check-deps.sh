@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Enforces the dependency direction between internal packages:
 #   cmd -> anything; proc, restapi, exporter, ha -> cluster (value types) only;
-#   ha/dcs -> ha, cluster; vip, cluster, config, fence -> nothing internal.
+#   ha/dcs -> ha, cluster; peers -> ha, cluster, config, buildinfo;
+#   vip, cluster, config, fence -> nothing internal.
 set -euo pipefail
 mod=github.com/pgnoded/pgnoded
 fail=0
@@ -18,6 +19,7 @@ check $mod/internal/config "$mod/internal/cluster"
 check $mod/internal/fence ''
 check $mod/internal/ha "$mod/internal/cluster"
 check $mod/internal/ha/dcs "$mod/internal/ha|$mod/internal/cluster"
+check $mod/internal/peers "$mod/internal/ha|$mod/internal/cluster|$mod/internal/config|$mod/internal/buildinfo"
 check $mod/internal/proc "$mod/internal/cluster"
 check $mod/internal/restapi "$mod/internal/cluster"
 check $mod/internal/exporter "$mod/internal/cluster"

@@ -18,12 +18,25 @@ import (
 // namespace topology (3 etcd + 3 nodes). Printed, not asserted: the longest
 // pause between acknowledged writes from the freeze until the cluster is
 // whole again, the periods with two writable nodes and the acknowledged rows
-// lost. About 20 minutes.
+// lost. About 20 minutes. PGNODED_BENCH_SECURE=1 gives every node
+// restapi.authentication and HTTPS with client certificates from a private CA
+// (the failsafe probes then authenticate as Patroni's daemon does);
+// PGNODED_BENCH_TIMINGS=fast runs only ttl 10/2/4, PGNODED_BENCH_FAILSAFE=on
+// only the lines with failsafe_mode on.
 //
 //	go test -tags integration -run '^$' -bench BenchmarkFailsafeEtcdFrozen -benchtime 1x -timeout 60m ./test/
 func BenchmarkFailsafeEtcdFrozen(b *testing.B) {
 	runs := envInt("PGNODED_BENCH_RUNS", 3)
 	freeze := time.Duration(envInt("PGNODED_FAILSAFE_FREEZE", 40)) * time.Second
+	secure := os.Getenv("PGNODED_BENCH_SECURE") == "1"
+	timings := []Timing{{30, 10, 10}, {10, 2, 4}}
+	if os.Getenv("PGNODED_BENCH_TIMINGS") == "fast" {
+		timings = timings[1:]
+	}
+	modes := []bool{false, true}
+	if os.Getenv("PGNODED_BENCH_FAILSAFE") == "on" {
+		modes = modes[1:]
+	}
 	type line struct {
 		opts    chaosOptions
 		gaps    []time.Duration
@@ -33,9 +46,9 @@ func BenchmarkFailsafeEtcdFrozen(b *testing.B) {
 		leaders []string
 	}
 	var lines []*line
-	for _, timing := range []Timing{{30, 10, 10}, {10, 2, 4}} {
-		for _, fs := range []bool{false, true} {
-			l := &line{opts: chaosOptions{Timing: timing, Failsafe: fs}}
+	for _, timing := range timings {
+		for _, fs := range modes {
+			l := &line{opts: chaosOptions{Timing: timing, Failsafe: fs, Secure: secure}}
 			lines = append(lines, l)
 			name := strings.ReplaceAll(l.opts.String(), " ", "-")
 			b.Run(strings.ReplaceAll(name, "/", "-"), func(b *testing.B) {
@@ -57,7 +70,8 @@ func BenchmarkFailsafeEtcdFrozen(b *testing.B) {
 		}
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "etcd frozen (SIGSTOP of all 3 members) for %v, writer through /primary, %d runs per line\n\n", freeze, runs)
+	fmt.Fprintf(&sb, "etcd frozen (SIGSTOP of all 3 members) for %v, writer through /primary, %d runs per line, REST API authentication and TLS %v\n\n",
+		freeze, runs, secure)
 	fmt.Fprintf(&sb, "| ttl/loop_wait/retry_timeout | failsafe_mode | longest write outage: runs | median | two writable primaries | acknowledged rows lost |\n")
 	fmt.Fprintf(&sb, "|---|---|---|---|---|---|\n")
 	for _, l := range lines {

@@ -59,6 +59,7 @@ type chaosOptions struct {
 	VIP      bool   // the vip section on
 	Failsafe bool   // bootstrap.dcs.failsafe_mode
 	Timing   Timing // zero: Fast
+	Secure   bool   // restapi.authentication and HTTPS with client certificates (ClusterOptions.Secure)
 }
 
 // String is the settings column of the table: "10/2/4 failsafe".
@@ -66,6 +67,9 @@ func (o chaosOptions) String() string {
 	s := fmt.Sprintf("%d/%d/%d", o.Timing.TTL, o.Timing.LoopWait, o.Timing.RetryTimeout)
 	if o.Failsafe {
 		s += " failsafe"
+	}
+	if o.Secure {
+		s += " auth+tls"
 	}
 	return s
 }
@@ -86,7 +90,7 @@ func newChaosEnv(t testing.TB, name string, seed uint64, opts chaosOptions) *cha
 	e := &chaosEnv{t: t, name: name, seed: seed, opts: opts, rng: rand.New(rand.NewPCG(seed, h.Sum64()))}
 	e.tp = NewTopology(t, TopologyOptions{Nodes: 3, Etcd: 3})
 	e.etcd = e.tp.StartEtcd()
-	co := ClusterOptions{Timing: opts.Timing, VIP: vip, Failsafe: opts.Failsafe}
+	co := ClusterOptions{Timing: opts.Timing, VIP: vip, Failsafe: opts.Failsafe, Secure: opts.Secure}
 	if opts.Failsafe {
 		co.PermanentSlot = fsPermanentSlot
 	}

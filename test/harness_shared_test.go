@@ -31,6 +31,17 @@ name: {{.Name}}
 restapi:
   listen: {{.Listen}}:{{.APIPort}}
   connect_address: {{.IP}}:{{.APIPort}}
+{{- with .Secure}}
+  authentication: {username: {{.User}}, password: {{.Password}}}
+  certfile: {{.ServerCert}}
+  keyfile: {{.ServerKey}}
+  cafile: {{.CA}}
+  verify_client: required
+ctl:
+  cacert: {{.CA}}
+  certfile: {{.ClientCert}}
+  keyfile: {{.ClientKey}}
+{{- end}}
 etcd3:
   hosts: {{.Etcd}}
 bootstrap:

@@ -38,6 +38,10 @@ type ClusterOptions struct {
 	Failsafe bool
 	// PermanentSlot, when set, is a permanent physical slot in bootstrap.dcs.slots.
 	PermanentSlot string
+	// Secure puts restapi.authentication and HTTPS with client certificates
+	// (verify_client: required) from a private CA on every node, and the
+	// matching ctl section; the test's own REST clients use the CA and a client certificate.
+	Secure bool
 }
 
 // NsCluster is one pgnoded + postgres per node namespace of a Topology,
@@ -75,8 +79,14 @@ func (tp *Topology) StartPGCluster(opts ClusterOptions) *NsCluster {
 	}
 	bin := testenv.PGBinDir(tp.t)
 	uid, gid := testenv.PGUserIDs(tp.t)
-	c := &NsCluster{t: tp.t, Topo: tp, Opts: opts, Scope: "pgt" + tp.Tag,
-		http: tp.Client.HTTPClient(2 * time.Second)}
+	c := &NsCluster{t: tp.t, Topo: tp, Opts: opts, Scope: "pgt" + tp.Tag}
+	var secure func(ns *NetNS) *restSecurity
+	if opts.Secure {
+		pki := newRESTPKI(tp.t, filepath.Join(tp.Dir, "pki"))
+		tp.Client.tls = pki.clientTLS()
+		secure = pki.forNode
+	}
+	c.http = tp.Client.HTTPClient(2 * time.Second)
 	c.etcd = tp.EtcdClient()
 	tp.OnTeardown(c.http.CloseIdleConnections) // an open socket would keep the client namespace alive
 	for i, ns := range tp.Nodes {
@@ -89,8 +99,13 @@ func (tp *Topology) StartPGCluster(opts ClusterOptions) *NsCluster {
 		if err := os.Chown(n.Dir, uid, gid); err != nil {
 			tp.t.Fatal(err)
 		}
+		var sec *restSecurity
+		if secure != nil {
+			sec = secure(ns)
+		}
 		writeConfig(tp.t, n.ConfigPath, map[string]any{
-			"Scope": c.Scope, "Name": n.Name, "Listen": "0.0.0.0", "IP": ns.IP, "Ifname": ns.Ifname, "Subnet": tp.Subnet,
+			"Secure": sec,
+			"Scope":  c.Scope, "Name": n.Name, "Listen": "0.0.0.0", "IP": ns.IP, "Ifname": ns.Ifname, "Subnet": tp.Subnet,
 			"APIPort": nsAPIPort, "PGPort": nsPGPort, "MetricPort": nsMetricPort,
 			"Etcd": tp.EtcdHosts(), "Dir": n.Dir, "BinDir": bin,
 			"TTL": opts.Timing.TTL, "LoopWait": opts.Timing.LoopWait, "RetryTimeout": opts.Timing.RetryTimeout,
@@ -156,7 +171,11 @@ func (n *NsNode) Revive() {
 func (n *NsNode) HasVIP() (bool, error) { return n.NS.HasAddr(n.c.Topo.VIP()) }
 
 func (n *NsNode) url(path string) string {
-	return fmt.Sprintf("http://%s%s", net.JoinHostPort(n.NS.IP.String(), fmt.Sprint(nsAPIPort)), path)
+	scheme := "http"
+	if n.c.Opts.Secure {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(n.NS.IP.String(), fmt.Sprint(nsAPIPort)), path)
 }
 
 // Check sends OPTIONS <path> to the node's REST API from the client namespace; 0 when unreachable.

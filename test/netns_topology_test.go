@@ -5,6 +5,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -93,6 +94,9 @@ type NetNS struct {
 
 	peer string // the veth end on the bridge, in the switch namespace
 	nl   *netlink.Handle
+	// tls is the client TLS of HTTPClient (nil: plain HTTP), set for the
+	// client namespace when the cluster's REST API uses HTTPS.
+	tls *tls.Config
 }
 
 // topologySeq numbers the topologies of this process.
@@ -270,6 +274,7 @@ func (ns *NetNS) DialContext(ctx context.Context, network, addr string) (net.Con
 func (ns *NetNS) HTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{
 		DialContext:         ns.DialContext,
+		TLSClientConfig:     ns.tls,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     30 * time.Second,
 	}}

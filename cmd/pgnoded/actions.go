@@ -13,7 +13,7 @@ import (
 // first, as SIGHUP does.
 type nodeActions struct {
 	node   *ha.Node
-	reload func() // re-read the config file and hand its parameters to the node
+	reload func() // schedule a re-read of the config file (never blocks)
 }
 
 var _ restapi.Actions = nodeActions{}
@@ -43,7 +43,8 @@ func (a nodeActions) DeleteRestart(ctx context.Context) (int, string) {
 	return a.node.DeleteRestart(ctx)
 }
 
-// Reload implements restapi.Actions: 202 at once, the work happens in the HA loop.
+// Reload implements restapi.Actions: 202 at once; the supervisor re-reads the
+// file as on SIGHUP.
 func (a nodeActions) Reload(context.Context) (int, string) {
 	a.reload()
 	return http.StatusAccepted, "reload scheduled"

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/fence"
 	"github.com/pgnoded/pgnoded/internal/ha"
 	"github.com/pgnoded/pgnoded/internal/ha/dcs"
+	"github.com/pgnoded/pgnoded/internal/peers"
 	"github.com/pgnoded/pgnoded/internal/proc"
 	"github.com/pgnoded/pgnoded/internal/restapi"
 	"github.com/pgnoded/pgnoded/internal/vip"
@@ -47,7 +49,9 @@ func runDaemon(path string, stderr io.Writer) int {
 		return exitConfig
 	}
 	defer closeLog()
-	log := newLogger(out, cfg.Log.Level, cfg.Log.Type == "json").With("member", cfg.Name)
+	level := new(slog.LevelVar)
+	level.Set(parseLevel(cfg.Log.Level))
+	log := newLoggerVar(out, level, cfg.Log.Type == "json").With("member", cfg.Name)
 	for _, w := range warnings {
 		log.Warn("configuration", "warning", w.String())
 	}
@@ -57,7 +61,7 @@ func runDaemon(path string, stderr io.Writer) int {
 	defer cancel()
 	d, err := build(ctx, cfg, log)
 	if d != nil {
-		d.path = path
+		d.path, d.level = path, level
 	}
 	if err != nil {
 		log.Error("cannot start", "error", err)
@@ -78,16 +82,21 @@ type supervisor struct {
 	exporter *exporter.Exporter
 	vip      *vip.Manager
 	fence    *fence.Client
+	peers    *peers.Client
 	notify   notifier
 
 	// exporterStatus is shown on the REST API's /metrics (pgnoded_exporter_up),
 	// so a busy exporter port is seen; nil when the exporter is disabled.
 	exporterStatus *exporter.Status
 	exporterPlan   exporterPlan // what the exporter was built from
+
+	level    *slog.LevelVar // log.level, applied on reload
+	reloadMu sync.Mutex     // one reload at a time
+	reloadCh chan struct{}  // POST /reload: a reload for the signal loop (as Patroni's sighup_handler)
 }
 
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervisor, error) {
-	d := &supervisor{cfg: cfg, log: log, notify: newNotifier(log)}
+	d := &supervisor{cfg: cfg, log: log, notify: newNotifier(log), reloadCh: make(chan struct{}, 1)}
 	var extraMetrics func([]byte) []byte
 	if cfg.Exporter.Enabled {
 		d.exporterStatus = &exporter.Status{}
@@ -152,22 +161,14 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 		v := true
 		haCfg.UsePgRewind = &v
 	}
-	d.node = ha.New(haCfg, ha.Deps{Postgres: d.pg, Store: d.store, VIP: vipDep, Fence: fenceDep})
-
-	apiCfg := restapi.Config{
-		Listen: cfg.RESTListen(),
-		TLS: restapi.TLSConfig{CertFile: cfg.RESTAPI.CertFile, KeyFile: cfg.RESTAPI.KeyFile,
-			CAFile: cfg.RESTAPI.CAFile, VerifyClient: restapi.VerifyClient(cfg.RESTAPI.VerifyClient)},
-		Auth:                    restapi.AuthConfig{Username: cfg.RESTAPI.Authentication.Username, Password: cfg.RESTAPI.Authentication.Password},
-		Allowlist:               cfg.RESTAPI.Allowlist,
-		AllowlistIncludeMembers: cfg.RESTAPI.AllowlistIncludeMembers,
-		// Issue 4: /primary is 200 only while this node holds the leader key AND
-		// postgres runs as primary (stricter than Patroni, never less safe).
-		StrictPrimary: true,
-		ExtraMetrics:  extraMetrics,
-		Logger:        log.With("component", "restapi"),
+	if d.peers, err = peers.New(peers.SettingsFrom(cfg), log.With("component", "peers")); err != nil {
+		return nil, fmt.Errorf("peer client: %w", err)
 	}
-	if d.api, err = restapi.New(apiCfg, d.node, nodeActions{node: d.node, reload: d.reloadAll}); err != nil {
+	d.node = ha.New(haCfg, ha.Deps{Postgres: d.pg, Store: d.store, VIP: vipDep, Fence: fenceDep, Peers: d.peers})
+
+	apiCfg := restAPIConfig(cfg, log)
+	apiCfg.ExtraMetrics = extraMetrics // kept across reloads (Server.Reload keeps the rest of its config)
+	if d.api, err = restapi.New(apiCfg, d.node, nodeActions{node: d.node, reload: d.scheduleReload}); err != nil {
 		return nil, fmt.Errorf("rest api: %w", err)
 	}
 	if err := d.api.Listen(); err != nil {
@@ -179,6 +180,22 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 		d.buildExporter(cfg, localDSN(cfg, d.pg.Config()), log)
 	}
 	return d, nil
+}
+
+// restAPIConfig maps the restapi section onto internal/restapi's Config.
+func restAPIConfig(cfg *config.Config, log *slog.Logger) restapi.Config {
+	return restapi.Config{
+		Listen: cfg.RESTListen(),
+		TLS: restapi.TLSConfig{CertFile: cfg.RESTAPI.CertFile, KeyFile: cfg.RESTAPI.KeyFile,
+			CAFile: cfg.RESTAPI.CAFile, VerifyClient: restapi.VerifyClient(cfg.RESTAPI.VerifyClient)},
+		Auth:                    restapi.AuthConfig{Username: cfg.RESTAPI.Authentication.Username, Password: cfg.RESTAPI.Authentication.Password},
+		Allowlist:               cfg.RESTAPI.Allowlist,
+		AllowlistIncludeMembers: cfg.RESTAPI.AllowlistIncludeMembers,
+		// /primary is 200 only while this node holds the leader key AND
+		// postgres runs as primary (stricter than Patroni, never less safe).
+		StrictPrimary: true,
+		Logger:        log.With("component", "restapi"),
+	}
 }
 
 func cred(u config.PGUser) ha.Credential {
@@ -226,6 +243,9 @@ loop:
 			d.log.Error("a component stopped; shutting down", "error", context.Cause(gctx))
 			exit = exitFailure
 			break loop
+		case <-d.reloadCh:
+			d.reloadAll()
+			continue
 		case s := <-sigs:
 			switch s {
 			case syscall.SIGHUP:
@@ -254,6 +274,7 @@ loop:
 	if d.fence != nil {
 		_ = d.fence.Close()
 	}
+	d.peers.Close()
 	d.log.Info("pgnoded stopped")
 	return exit
 }
@@ -266,31 +287,6 @@ func (d *supervisor) shutdown(stopPostgres bool) {
 	if err := d.node.Shutdown(ctx, stopPostgres); err != nil {
 		d.log.Error("clean shutdown incomplete", "error", err)
 	}
-}
-
-// reload re-reads the configuration file (SIGHUP, POST /reload): its
-// postgresql.parameters go to the HA loop, which rewrites postgres'
-// configuration and reloads it. Other local settings apply at the next restart
-// of pgnoded; dynamic ones come from the config key.
-func (d *supervisor) reload() {
-	d.notify.reloading()
-	defer d.notify.ready()
-	cfg, warnings, err := config.Load(d.path, os.Environ())
-	if err != nil {
-		d.log.Error("reload: configuration rejected, keeping the running one", "error", err)
-		return
-	}
-	for _, w := range warnings {
-		d.log.Warn("reload", "warning", w.String())
-	}
-	d.log.Info("reload: configuration file re-read; postgres parameters are reloaded, other local settings apply at the next restart")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.pg.SetLocalParameters(ctx, cfg.PostgreSQL.Parameters); err != nil {
-		d.log.Error("reload: postgres parameters not applied", "error", err)
-		return
-	}
-	d.node.Reload(cfg.PostgreSQL.Parameters)
 }
 
 // systemd sends READY once the API listens and the HA loop has decided a role,

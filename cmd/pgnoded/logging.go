@@ -25,7 +25,13 @@ type patroniHandler struct {
 }
 
 func newLogger(w io.Writer, level string, jsonFormat bool) *slog.Logger {
-	lv := parseLevel(level)
+	lv := new(slog.LevelVar)
+	lv.Set(parseLevel(level))
+	return newLoggerVar(w, lv, jsonFormat)
+}
+
+// newLoggerVar logs at lv's level, which a reload may change.
+func newLoggerVar(w io.Writer, lv *slog.LevelVar, jsonFormat bool) *slog.Logger {
 	if jsonFormat {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv}))
 	}

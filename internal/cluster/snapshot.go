@@ -90,6 +90,10 @@ type Counters struct {
 	LastFailover    FailoverTiming
 	LeaseRenewFails uint64
 	VIPFailures     uint64 // failed attempts to bind or release the VIP
+	// PeerErrors counts failed requests to other members by reason
+	// (unauthorized, forbidden, tls, timeout, connect, bad_response); nil
+	// when no peer client reports them. Never mutated once published.
+	PeerErrors map[string]uint64
 }
 
 // FailoverTiming splits the last failover this node won into phases.

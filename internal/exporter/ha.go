@@ -21,6 +21,7 @@ var (
 	descDemotions      = prometheus.NewDesc("pgnoded_demotions_total", "Demotions of the local postgres.", nil, nil)
 	descRenewFailures  = prometheus.NewDesc("pgnoded_lease_renew_failures_total", "Failed renewals of the leader key.", nil, nil)
 	descVIPFailures    = prometheus.NewDesc("pgnoded_vip_failures_total", "Failed attempts to bind or release the VIP (missing capability, no interface).", nil, nil)
+	descPeerErrors     = prometheus.NewDesc("pgnoded_peer_errors_total", "Failed requests to other members' REST APIs (leader race, failsafe), by reason.", []string{"reason"}, nil)
 	descLastFailover   = prometheus.NewDesc("pgnoded_last_failover_seconds", "Duration of the phases of the last failover this node won.", []string{"phase"}, nil)
 )
 
@@ -30,6 +31,10 @@ var haRoles = []cluster.Role{
 	cluster.RolePrimary, cluster.RoleReplica, cluster.RoleStandbyLeader,
 	cluster.RoleDemoted, cluster.RoleUninitialized, cluster.RolePromoted,
 }
+
+// peerErrorReasons are reported in every scrape (0 until one happens), as
+// internal/peers names them.
+var peerErrorReasons = []string{"unauthorized", "forbidden", "tls", "timeout", "connect", "bad_response"}
 
 // haCollector turns the HA loop's published snapshot into metrics; it never
 // blocks (the snapshot is a pointer the HA loop swaps).
@@ -41,7 +46,7 @@ type haCollector struct {
 func (h *haCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descLeader, descLeaseRemaining, descDCSLastSeen,
 		descVIPBound, descFailsafe, descFailovers, descSwitchovers, descPromotions, descDemotions,
-		descRenewFailures, descVIPFailures, descLastFailover} {
+		descRenewFailures, descVIPFailures, descPeerErrors, descLastFailover} {
 		ch <- d
 	}
 }
@@ -82,6 +87,9 @@ func (h *haCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDemotions, s.Counters.Demotions)
 	counter(descRenewFailures, s.Counters.LeaseRenewFails)
 	counter(descVIPFailures, s.Counters.VIPFailures)
+	for _, r := range peerErrorReasons {
+		ch <- prometheus.MustNewConstMetric(descPeerErrors, prometheus.CounterValue, float64(s.Counters.PeerErrors[r]), r)
+	}
 	lf := s.Counters.LastFailover
 	ch <- gauge(descLastFailover, lf.Detection.Seconds(), "detection")
 	ch <- gauge(descLastFailover, lf.Promotion.Seconds(), "promotion")

@@ -22,6 +22,7 @@ func fixedSnapshot() *cluster.Snapshot {
 		FailsafeActive: false,
 		Counters: cluster.Counters{
 			Failovers: 2, Switchovers: 3, Promotions: 5, Demotions: 4, LeaseRenewFails: 1, VIPFailures: 2,
+			PeerErrors: map[string]uint64{"unauthorized": 7, "connect": 1},
 			LastFailover: cluster.FailoverTiming{
 				Detection: 12 * time.Second, Promotion: 1500 * time.Millisecond, VIPMove: 250 * time.Millisecond,
 			},
@@ -56,6 +57,14 @@ pgnoded_lease_remaining_seconds 27.5
 # HELP pgnoded_lease_renew_failures_total Failed renewals of the leader key.
 # TYPE pgnoded_lease_renew_failures_total counter
 pgnoded_lease_renew_failures_total 1
+# HELP pgnoded_peer_errors_total Failed requests to other members' REST APIs (leader race, failsafe), by reason.
+# TYPE pgnoded_peer_errors_total counter
+pgnoded_peer_errors_total{reason="bad_response"} 0
+pgnoded_peer_errors_total{reason="connect"} 1
+pgnoded_peer_errors_total{reason="forbidden"} 0
+pgnoded_peer_errors_total{reason="timeout"} 0
+pgnoded_peer_errors_total{reason="tls"} 0
+pgnoded_peer_errors_total{reason="unauthorized"} 7
 # HELP pgnoded_promotions_total Promotions of the local postgres.
 # TYPE pgnoded_promotions_total counter
 pgnoded_promotions_total 5

@@ -67,6 +67,7 @@ func (n *Node) askPeers(ctx context.Context, members []cluster.Member) []PeerSta
 	if st == nil {
 		st = []PeerStatus{}
 	}
+	n.logPeers(st)
 	return st
 }
 
@@ -308,4 +309,18 @@ func (n *Node) claimInitialize(ctx context.Context) {
 		n.log.Warn("cannot write the initialize key", "err", err)
 	}
 	n.st.recycle = true
+}
+
+// logPeers logs what the leader race learnt from each peer: its WAL position
+// and role, or that it could not be asked.
+func (n *Node) logPeers(st []PeerStatus) {
+	args := make([]any, 0, 2*len(st))
+	for _, p := range st {
+		v := "unreachable"
+		if p.Reachable {
+			v = fmt.Sprintf("%s wal=%d tl=%d", p.Role, uint64(p.WALPosition), p.Timeline)
+		}
+		args = append(args, "peer_"+p.Name, v)
+	}
+	n.log.Info("peers asked before racing for the leader key", args...)
 }

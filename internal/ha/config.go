@@ -62,7 +62,7 @@ type Config struct {
 }
 
 // Deps are the HA loop's collaborators. VIP and Fence may be nil (no VIP; no fence).
-// Peers defaults to NewHTTPPeers(nil).
+// Peers defaults to a client that finds every peer unreachable (internal/peers is the HTTP one).
 type Deps struct {
 	Postgres Postgres
 	Store    Store

@@ -105,7 +105,7 @@ func (n *Node) observe(ctx context.Context) Observation {
 		usePgRewind = *n.cfg.UsePgRewind
 	}
 	obs := Observation{
-		Now: now, Name: n.cfg.Name, Tags: n.tags, Config: n.st.dyn,
+		Now: now, Name: n.cfg.Name, Tags: ParseTags(n.configTags()), Config: n.st.dyn,
 		UsePgRewind: usePgRewind, RemoveDataDirOnRewindFailure: n.cfg.RemoveDataDirOnRewindFailure,
 		RemoveDataDirOnDivergedTimelines: n.cfg.RemoveDataDirOnDivergedTimelines, HasBootstrapConfig: n.cfg.HasBootstrap,
 		View: view, DCSOK: n.st.dcsOK, LeaseValidUntil: lease, FenceFailed: n.st.fenceFailed,

@@ -2,9 +2,6 @@ package ha
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,48 +201,6 @@ func TestFailsafeReplicaSide(t *testing.T) {
 	if code, text := n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2"}); code != 500 ||
 		text != "Running as a leader" {
 		t.Fatalf("primary answered %d %q", code, text)
-	}
-}
-
-func TestHTTPPeersAskFailsafe(t *testing.T) {
-	var got atomic.Value
-	var flaky atomic.Int32
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /failsafe", func(w http.ResponseWriter, r *http.Request) {
-		var b failsafeBody
-		_ = json.NewDecoder(r.Body).Decode(&b)
-		got.Store(b)
-		w.WriteHeader(http.StatusOK)
-	})
-	ok := httptest.NewServer(mux)
-	defer ok.Close()
-	leaderSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "Running as a leader", http.StatusInternalServerError)
-	}))
-	defer leaderSrv.Close()
-	flakySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		if flaky.Add(1) == 1 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	}))
-	defer flakySrv.Close()
-	p := NewHTTPPeers(nil)
-	res := p.AskFailsafe(context.Background(), FailsafeRequest{Name: "pg1", ConnURL: "postgres://x", APIURL: "http://x/patroni"},
-		map[string]string{"ok": ok.URL + "/patroni", "leader": leaderSrv.URL + "/patroni", "flaky": flakySrv.URL,
-			"dead": "http://127.0.0.1:1/patroni", "none": ""}, time.Second)
-	want := map[string]bool{"ok": true, "leader": false, "flaky": true, "dead": false, "none": false}
-	for k, v := range want {
-		if res[k] != v {
-			t.Errorf("%s: accepted %v, want %v", k, res[k], v)
-		}
-	}
-	if b, _ := got.Load().(failsafeBody); b.Name != "pg1" || b.ConnURL != "postgres://x" || b.APIURL != "http://x/patroni" {
-		t.Errorf("body %+v", b)
-	}
-	if flaky.Load() != 2 {
-		t.Errorf("flaky member asked %d times, want 2 (one retry)", flaky.Load())
 	}
 }
 

@@ -27,10 +27,12 @@ type Node struct {
 	deps  Deps
 	log   *slog.Logger
 	clock clock
-	tags  Tags
-	boot  cluster.DynamicConfig // bootstrap.dcs parsed, used until the config key exists
+	// tags is the configured tags (config file; SetTags replaces them on reload).
+	tags atomic.Pointer[map[string]any]
+	boot cluster.DynamicConfig // bootstrap.dcs parsed, used until the config key exists
 
 	snap      atomic.Pointer[cluster.Snapshot]
+	snapMu    sync.Mutex // orders snapshot stores from the loop and from SetTags
 	wakeCh    chan struct{}
 	opCh      chan *opRequest // operator requests for the loop (ops.go)
 	reloadMu  sync.Mutex
@@ -72,19 +74,20 @@ func (n *Node) unsent() {
 func New(cfg Config, deps Deps) *Node {
 	cfg.setDefaults()
 	if deps.Peers == nil {
-		deps.Peers = NewHTTPPeers(nil)
+		deps.Peers = noPeers{}
 	}
 	n := &Node{
 		cfg:     cfg,
 		deps:    deps,
 		log:     cfg.Logger.With("component", "ha", "member", cfg.Name),
 		clock:   realClock{now: cfg.Now},
-		tags:    ParseTags(cfg.Tags),
 		wakeCh:  make(chan struct{}, 1),
 		opCh:    make(chan *opRequest),
 		quit:    make(chan struct{}),
 		runDone: make(chan struct{}),
 	}
+	tags := cfg.Tags
+	n.tags.Store(&tags)
 	n.boot = cluster.DefaultDynamicConfig()
 	if cfg.BootstrapDCS != nil {
 		if c, err := cluster.FromMap(cfg.BootstrapDCS); err == nil {
@@ -101,6 +104,23 @@ func New(cfg Config, deps Deps) *Node {
 		ConnURL: cfg.ConnURL, Role: cluster.RoleUninitialized, Config: n.boot, Tags: EffectiveTags(cfg.Tags),
 		TTL: n.boot.TTLDuration(), LoopWait: n.boot.LoopWaitDuration(), RetryTimeout: n.boot.RetryTimeoutDuration()})
 	return n
+}
+
+// configTags returns the configured tags in force.
+func (n *Node) configTags() map[string]any { return *n.tags.Load() }
+
+// SetTags replaces the configured tags (the config file was re-read). The
+// published snapshot changes at once, so /replica and the other health
+// checks answer with the new tags before the loop's next cycle, which it
+// starts now to write them to the member key.
+func (n *Node) SetTags(tags map[string]any) {
+	n.tags.Store(&tags)
+	n.snapMu.Lock()
+	s := *n.snap.Load()
+	s.Tags = EffectiveTags(tags)
+	n.snap.Store(&s)
+	n.snapMu.Unlock()
+	n.Wake()
 }
 
 // Snapshot returns the latest published state of this node; never nil, never to be mutated.

@@ -171,7 +171,7 @@ func (n *Node) opObservation() Observation {
 		usePgRewind = *n.cfg.UsePgRewind
 	}
 	return Observation{
-		Now: n.now(), Name: n.cfg.Name, Tags: n.tags, Config: n.st.dyn, UsePgRewind: usePgRewind,
+		Now: n.now(), Name: n.cfg.Name, Tags: ParseTags(n.configTags()), Config: n.st.dyn, UsePgRewind: usePgRewind,
 		View: n.deps.Store.View(), DCSOK: n.st.dcsOK, LeaseValidUntil: n.deps.Store.LeaseValidUntil(),
 		PG: n.st.pg, Data: n.st.data, Upstream: n.st.upstream,
 	}

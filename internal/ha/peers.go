@@ -4,76 +4,30 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"sync"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// PeerTimeout is how long one peer may take to answer during a leader race (Patroni: 2 s, no retry).
-const PeerTimeout = 2 * time.Second
+// noPeers answers every member as unreachable (no peer client wired; tests).
+type noPeers struct{}
 
-// maxPeerDoc caps the status document read from a peer.
-const maxPeerDoc = 1 << 20
-
-// HTTPPeers implements Peers with GET <api_url> (the member's /patroni document).
-type HTTPPeers struct {
-	client  *http.Client
-	timeout time.Duration
-}
-
-// NewHTTPPeers returns a Peers using client (nil: a plain http.Client; pass one
-// with a TLS config when the REST API uses https with a private CA).
-func NewHTTPPeers(client *http.Client) *HTTPPeers {
-	if client == nil {
-		client = &http.Client{}
-	}
-	return &HTTPPeers{client: client, timeout: PeerTimeout}
-}
-
-// Status asks every member in parallel, each bounded by PeerTimeout, and
-// returns one PeerStatus per member in the same order (unreachable on any error).
-func (p *HTTPPeers) Status(ctx context.Context, members []cluster.Member) []PeerStatus {
+func (noPeers) Status(_ context.Context, members []cluster.Member) []PeerStatus {
 	out := make([]PeerStatus, len(members))
-	var wg sync.WaitGroup
 	for i, m := range members {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i] = p.one(ctx, m)
-		}()
+		out[i] = PeerStatus{Name: m.Name}
 	}
-	wg.Wait()
 	return out
 }
 
-func (p *HTTPPeers) one(ctx context.Context, m cluster.Member) PeerStatus {
-	st := PeerStatus{Name: m.Name}
-	if m.APIURL == "" {
-		return st
-	}
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.APIURL, nil)
-	if err != nil {
-		return st
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return st
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPeerDoc))
-	if err != nil {
-		return st
-	}
-	if parsed, err := ParsePeerStatus(m.Name, body); err == nil {
-		return parsed
-	}
-	return st
+// PeerErrorCounter is an optional extension of Peers: failed peer requests
+// by reason, published in the snapshot's counters for metrics.
+type PeerErrorCounter interface {
+	ErrorCounts() map[string]uint64
 }
+
+// PeerTimeout is how long one peer may take to answer during a leader race (Patroni: 2 s, no retry).
+const PeerTimeout = 2 * time.Second
 
 // peerDoc is the part of Patroni's /patroni document the leader race reads.
 type peerDoc struct {

@@ -1,13 +1,7 @@
 package ha
 
 import (
-	"context"
-	"net/http"
-	"net/http/httptest"
 	"testing"
-	"time"
-
-	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // Documents as Patroni 3.0.2 serves them on GET /patroni.
@@ -47,47 +41,5 @@ func TestParsePeerStatus(t *testing.T) {
 	}
 	if _, err := ParsePeerStatus("pg4", []byte("<html>")); err == nil {
 		t.Error("garbage accepted")
-	}
-}
-
-func TestHTTPPeersAsksInParallelWithATimeout(t *testing.T) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/primary/patroni", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(primaryDoc)) })
-	mux.HandleFunc("/replica/patroni", func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable) // health endpoints answer 503 with the same document
-		_, _ = w.Write([]byte(replicaDoc))
-	})
-	mux.HandleFunc("/slow/patroni", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
-	mux.HandleFunc("/garbage/patroni", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("nope")) })
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
-	p := NewHTTPPeers(client)
-	p.timeout = 200 * time.Millisecond
-	members := []cluster.Member{
-		{Name: "a", APIURL: srv.URL + "/primary/patroni"},
-		{Name: "b", APIURL: srv.URL + "/replica/patroni"},
-		{Name: "c", APIURL: srv.URL + "/slow/patroni"},
-		{Name: "d", APIURL: srv.URL + "/garbage/patroni"},
-		{Name: "e"},
-		{Name: "f", APIURL: "http://127.0.0.1:1/patroni"},
-	}
-	got := p.Status(context.Background(), members)
-	if len(got) != len(members) {
-		t.Fatalf("%d answers for %d members", len(got), len(members))
-	}
-	for i, m := range members {
-		if got[i].Name != m.Name {
-			t.Errorf("answer %d is for %q, want %q (same order as asked)", i, got[i].Name, m.Name)
-		}
-	}
-	if !got[0].Reachable || got[0].Role != "master" || !got[1].Reachable || got[1].Role != "replica" {
-		t.Errorf("primary %+v, replica %+v", got[0], got[1])
-	}
-	for _, i := range []int{2, 3, 4, 5} {
-		if got[i].Reachable {
-			t.Errorf("%s reachable, want unreachable: %+v", members[i].Name, got[i])
-		}
 	}
 }

@@ -89,7 +89,7 @@ func (n *Node) touchMember(ctx context.Context, o Observation) {
 	m := cluster.Member{
 		Name: n.cfg.Name, ConnURL: n.cfg.ConnURL, APIURL: n.cfg.APIURL,
 		State: string(n.pgState()), Role: n.cfg.Compat.RoleName(n.st.role), Version: n.cfg.Compat.Version(),
-		Timeline: pg.Timeline, Tags: EffectiveTags(n.cfg.Tags), Pause: o.Config.Pause,
+		Timeline: pg.Timeline, Tags: EffectiveTags(n.configTags()), Pause: o.Config.Pause,
 		PendingRestart: pg.PendingRestart, PendingRestartReason: pg.PendingRestartWhy,
 		ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
 	}
@@ -234,14 +234,20 @@ func (n *Node) publish() {
 	cfg := n.st.dyn
 	pg := n.st.pg
 	pg.State = n.pgState()
+	n.snapMu.Lock()
+	defer n.snapMu.Unlock()
+	counters := n.st.counters
+	if pc, ok := n.deps.Peers.(PeerErrorCounter); ok {
+		counters.PeerErrors = pc.ErrorCounts()
+	}
 	s := &cluster.Snapshot{
 		Name: n.cfg.Name, Scope: n.cfg.Scope, Compat: n.cfg.Compat, APIURL: n.cfg.APIURL, ConnURL: n.cfg.ConnURL,
 		PG: pg, Role: n.st.role, View: n.st.view, LeaderUntil: n.leaderUntil(),
 		TTL: cfg.TTLDuration(), LoopWait: cfg.LoopWaitDuration(), RetryTimeout: cfg.RetryTimeoutDuration(), Config: cfg,
-		Tags: EffectiveTags(n.cfg.Tags), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
+		Tags: EffectiveTags(n.configTags()), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
 		SyncStandby:    cfg.SynchronousMode && n.st.view.Sync != nil && (Observation{View: n.st.view}).inSync(n.cfg.Name),
 		WatchdogFailed: n.st.fenceFailed, LastLoop: n.st.lastLoop, NextLoopAt: n.nextWake(), Action: n.st.action,
-		FailsafeActive: n.failsafeActive(), VIPBound: n.st.vipBound, Counters: n.st.counters, ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
+		FailsafeActive: n.failsafeActive(), VIPBound: n.st.vipBound, Counters: counters, ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
 	}
 	n.snap.Store(s)
 }
@@ -255,6 +261,8 @@ func (n *Node) publishNow() {
 
 // republish refreshes LeaderUntil (after a lease renewal) on a copy of the last snapshot.
 func (n *Node) republish() {
+	n.snapMu.Lock()
+	defer n.snapMu.Unlock()
 	old := n.snap.Load()
 	s := *old
 	s.LeaderUntil = n.leaderUntil()

@@ -103,6 +103,8 @@ func (n *Node) Shutdown(ctx context.Context, stopPostgres bool) error {
 // publishStopped tells the REST API (and so the peers racing for the key we
 // are about to release) that postgres is down and we no longer lead.
 func (n *Node) publishStopped() {
+	n.snapMu.Lock()
+	defer n.snapMu.Unlock()
 	s := *n.snap.Load()
 	s.PG.Running, s.PG.Ready, s.PG.State = false, false, cluster.StateStopped
 	s.Role, s.LeaderUntil, s.VIPBound = cluster.RoleDemoted, time.Time{}, false

@@ -370,3 +370,16 @@ func (p *Postgres) SetLocalParameters(ctx context.Context, params map[string]any
 	p.cfg.Parameters = params
 	return nil
 }
+
+// SetAccessFiles replaces postgresql.pg_hba and pg_ident (the config file was
+// re-read). Like the parameters, they are written at the next Start or
+// Reload; empty leaves the files in the data directory as they are.
+func (p *Postgres) SetAccessFiles(ctx context.Context, hba, ident []string) error {
+	unlock, err := p.lockOps(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	p.cfg.PgHBA, p.cfg.PgIdent = hba, ident
+	return nil
+}

@@ -129,9 +129,12 @@ func (c Config) withDefaults() (Config, error) {
 
 // certStore holds the serving certificate so that ReloadCertificates can swap it.
 type certStore struct {
-	certFile, keyFile string
-	cur               atomic.Pointer[tls.Certificate]
+	files atomic.Pointer[[2]string] // certfile, keyfile
+	cur   atomic.Pointer[tls.Certificate]
 }
+
+// setFiles names the files the next reload reads.
+func (c *certStore) setFiles(certFile, keyFile string) { c.files.Store(&[2]string{certFile, keyFile}) }
 
 // get is tls.Config.GetCertificate.
 func (c *certStore) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
@@ -147,13 +150,14 @@ func (c *certStore) reload() error {
 }
 
 func (c *certStore) load() (*tls.Certificate, error) {
-	key := c.keyFile
+	f := c.files.Load()
+	certFile, key := f[0], f[1]
 	if key == "" {
-		key = c.certFile
+		key = certFile
 	}
-	cert, err := tls.LoadX509KeyPair(c.certFile, key)
+	cert, err := tls.LoadX509KeyPair(certFile, key)
 	if err != nil {
-		return nil, fmt.Errorf("restapi: load certificate %s: %w", c.certFile, err)
+		return nil, fmt.Errorf("restapi: load certificate %s: %w", certFile, err)
 	}
 	return &cert, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -34,11 +35,12 @@ type Server struct {
 	now     func() time.Time
 	src     Source
 	actions Actions
-	access  *access
+	access  atomic.Pointer[access]
 	cache   renditions
 	handler http.Handler
 	certs   *certStore
-	tlsConf *tls.Config
+	tlsConf *tls.Config                // the listener's: hands every handshake curTLS
+	curTLS  atomic.Pointer[tls.Config] // client verification in force (Reload swaps it)
 
 	mu sync.Mutex
 	ln net.Listener
@@ -57,15 +59,20 @@ func New(cfg Config, src Source, actions Actions) (*Server, error) {
 		actions = NotImplemented{}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "restapi"), now: cfg.Now, src: src, actions: actions}
-	s.access = newAccess(cfg)
+	s.access.Store(newAccess(cfg))
 	if cfg.TLS.Enabled() {
-		s.certs = &certStore{certFile: cfg.TLS.CertFile, keyFile: cfg.TLS.KeyFile}
+		s.certs = &certStore{}
+		s.certs.setFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err := s.certs.reload(); err != nil {
 			return nil, err
 		}
-		if s.tlsConf, err = buildTLS(cfg.TLS, s.certs.get); err != nil {
+		cur, err := buildTLS(cfg.TLS, s.certs.get)
+		if err != nil {
 			return nil, err
 		}
+		s.curTLS.Store(cur)
+		s.tlsConf = &tls.Config{MinVersion: tls.VersionTLS12,
+			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.curTLS.Load(), nil }}
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -240,7 +247,8 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		snap := s.src.Snapshot()
 		failsafe := r.Method == http.MethodPost && firstSegment(r.URL.Path) == epFailsafe
 		// 4.x: POST /failsafe is exempt from allowlist_include_members.
-		if s.access.includeMembers && snap != nil && snap.DCSAvailable(s.now()) &&
+		acc := s.access.Load()
+		if acc.includeMembers && snap != nil && snap.DCSAvailable(s.now()) &&
 			!(failsafe && snap.Compat == cluster.Compat4) {
 			for _, m := range snap.View.Members {
 				if m.APIURL != "" {
@@ -248,7 +256,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				}
 			}
 		}
-		if code, text := s.access.check(r, members); code != 0 {
+		if code, text := acc.check(r, members); code != 0 {
 			s.log.Warn("REST API request refused", "method", r.Method, "path", r.URL.Path,
 				"remote", r.RemoteAddr, "status", code, "reason", text)
 			if code == http.StatusUnauthorized {
@@ -271,4 +279,42 @@ func firstSegment(path string) string {
 		}
 	}
 	return path
+}
+
+// Reload applies a re-read restapi section (SIGHUP, POST /reload) as
+// Patroni's reload does: Basic auth, allowlist, certificate and key (re-read
+// even when their paths did not change), CA and verify_client. It returns the
+// keys whose change needs a restart of pgnoded (listen; turning TLS on or
+// off) and applies nothing when the new settings are invalid.
+func (s *Server) Reload(c Config) (needRestart []string, err error) {
+	c.Logger, c.Now = s.cfg.Logger, s.cfg.Now
+	c, err = c.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if c.Listen != s.cfg.Listen {
+		needRestart = append(needRestart, "restapi.listen")
+	}
+	if c.TLS.Enabled() != s.cfg.TLS.Enabled() {
+		needRestart = append(needRestart, "restapi.certfile (HTTPS on or off)")
+	} else if c.TLS.Enabled() {
+		old := s.certs.files.Load()
+		s.certs.setFiles(c.TLS.CertFile, c.TLS.KeyFile)
+		if err := s.certs.reload(); err != nil {
+			s.certs.files.Store(old)
+			return needRestart, err
+		}
+		cur, err := buildTLS(c.TLS, s.certs.get)
+		if err != nil {
+			return needRestart, err
+		}
+		s.curTLS.Store(cur)
+	}
+	keep := s.cfg
+	keep.Auth, keep.Allowlist, keep.AllowlistIncludeMembers = c.Auth, c.Allowlist, c.AllowlistIncludeMembers
+	if keep.TLS.Enabled() {
+		keep.TLS = c.TLS
+	}
+	s.access.Store(newAccess(keep))
+	return needRestart, nil
 }

@@ -217,3 +217,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// SetEndpoints points the etcd client at new endpoints (a reload changed
+// etcd3.hosts). The client, and with it the lease, the leader key and the
+// watch, are kept: requests in flight finish on their connection and the
+// next ones go to the new endpoints.
+func (s *Store) SetEndpoints(endpoints []string) {
+	s.client.SetEndpoints(endpoints...)
+	s.log.Info("etcd endpoints changed", "endpoints", endpoints)
+}
