@@ -90,6 +90,9 @@ type Counters struct {
 	LastFailover    FailoverTiming
 	LeaseRenewFails uint64
 	VIPFailures     uint64 // failed attempts to bind or release the VIP
+	// CallbackRuns counts runs of postgresql.callbacks, pre_promote and before_stop
+	// by name and exit (a copy taken when the snapshot was published).
+	CallbackRuns map[HookRun]uint64
 }
 
 // FailoverTiming splits the last failover this node won into phases.
