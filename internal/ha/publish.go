@@ -241,7 +241,7 @@ func (n *Node) publish() {
 		Tags: EffectiveTags(n.cfg.Tags), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
 		SyncStandby:    cfg.SynchronousMode && n.st.view.Sync != nil && (Observation{View: n.st.view}).inSync(n.cfg.Name),
 		WatchdogFailed: n.st.fenceFailed, LastLoop: n.st.lastLoop, NextLoopAt: n.nextWake(), Action: n.st.action,
-		FailsafeActive: n.failsafeActive(), VIPBound: n.st.vipBound, Counters: n.st.counters, ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
+		FailsafeActive: n.failsafeActive(), VIPBound: n.st.vipBound, Counters: n.counters(), ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
 	}
 	n.snap.Store(s)
 }
@@ -259,4 +259,13 @@ func (n *Node) republish() {
 	s := *old
 	s.LeaderUntil = n.leaderUntil()
 	n.snap.Store(&s)
+}
+
+// counters are the loop's counters plus the hook runner's counts.
+func (n *Node) counters() cluster.Counters {
+	c := n.st.counters
+	if n.deps.Hooks != nil {
+		c.CallbackRuns = n.deps.Hooks.Runs()
+	}
+	return c
 }
