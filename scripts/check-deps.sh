@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Enforces the dependency direction between internal packages:
-#   cmd -> anything; proc, restapi, exporter, ha -> cluster (value types) only;
+#   cmd -> anything; proc, restapi, exporter, ha, hook -> cluster (value types) only;
 #   ha/dcs -> ha, cluster; vip, cluster, config, fence -> nothing internal.
 set -euo pipefail
 mod=github.com/pgnoded/pgnoded
@@ -21,4 +21,5 @@ check $mod/internal/ha/dcs "$mod/internal/ha|$mod/internal/cluster"
 check $mod/internal/proc "$mod/internal/cluster"
 check $mod/internal/restapi "$mod/internal/cluster"
 check $mod/internal/exporter "$mod/internal/cluster"
+check $mod/internal/hook "$mod/internal/cluster"
 exit $fail

@@ -16,11 +16,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pgnoded/pgnoded/internal/buildinfo"
+	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/config"
 	"github.com/pgnoded/pgnoded/internal/exporter"
 	"github.com/pgnoded/pgnoded/internal/fence"
 	"github.com/pgnoded/pgnoded/internal/ha"
 	"github.com/pgnoded/pgnoded/internal/ha/dcs"
+	"github.com/pgnoded/pgnoded/internal/hook"
 	"github.com/pgnoded/pgnoded/internal/proc"
 	"github.com/pgnoded/pgnoded/internal/restapi"
 	"github.com/pgnoded/pgnoded/internal/vip"
@@ -78,6 +80,7 @@ type supervisor struct {
 	exporter *exporter.Exporter
 	vip      *vip.Manager
 	fence    *fence.Client
+	hooks    *hook.Runner
 	notify   notifier
 }
 
@@ -122,6 +125,10 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 		}
 		fenceDep = d.fence
 	}
+	osCred, env := d.pg.RunAs()
+	if d.hooks, err = hook.New(hookConfig(cfg, osCred, env, log)); err != nil {
+		return nil, fmt.Errorf("callbacks: %w", err)
+	}
 	haCfg := ha.Config{
 		Name: cfg.Name, Scope: cfg.Scope, Compat: cfg.PGNoded.Compat,
 		APIURL: cfg.APIURL(), ConnURL: cfg.ConnURL(), Tags: cfg.EffectiveTags(),
@@ -142,7 +149,8 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 		v := true
 		haCfg.UsePgRewind = &v
 	}
-	d.node = ha.New(haCfg, ha.Deps{Postgres: d.pg, Store: d.store, VIP: vipDep, Fence: fenceDep})
+	d.node = ha.New(haCfg, ha.Deps{Postgres: d.pg, Store: d.store, VIP: vipDep, Fence: fenceDep,
+		Hooks: d.hooks})
 
 	apiCfg := restapi.Config{
 		Listen: cfg.RESTListen(),
@@ -262,6 +270,10 @@ func (d *supervisor) shutdown(stopPostgres bool) {
 	if err := d.node.Shutdown(ctx, stopPostgres); err != nil {
 		d.log.Error("clean shutdown incomplete", "error", err)
 	}
+	// Give a callback fired by the stop (on_stop) a moment; it is left running after that.
+	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer hcancel()
+	d.hooks.Close(hctx)
 }
 
 // reload re-reads the configuration file (SIGHUP, POST /reload): its
@@ -286,7 +298,28 @@ func (d *supervisor) reload() {
 		d.log.Error("reload: postgres parameters not applied", "error", err)
 		return
 	}
+	if err := d.hooks.SetCommands(hookCommands(cfg)); err != nil {
+		d.log.Error("reload: callbacks not changed", "error", err)
+	}
 	d.node.Reload(cfg.PostgreSQL.Parameters)
+}
+
+// hookCommands are postgresql.callbacks, pre_promote and before_stop.
+func hookCommands(cfg *config.Config) hook.Commands {
+	cb := cfg.PostgreSQL.Callbacks
+	return hook.Commands{
+		Callbacks: map[cluster.Callback]string{
+			cluster.OnStart: cb.OnStart, cluster.OnStop: cb.OnStop, cluster.OnRestart: cb.OnRestart,
+			cluster.OnReload: cb.OnReload, cluster.OnRoleChange: cb.OnRoleChange,
+		},
+		PrePromote: cfg.PostgreSQL.PrePromote, BeforeStop: cfg.PostgreSQL.BeforeStop,
+	}
+}
+
+// hookConfig runs the scripts as the postgres OS user, with the role spelled per pgnoded.compat.
+func hookConfig(cfg *config.Config, cred *syscall.Credential, env []string, log *slog.Logger) hook.Config {
+	return hook.Config{Scope: cfg.Scope, Compat: cfg.PGNoded.Compat, Commands: hookCommands(cfg),
+		Credential: cred, Env: env, Logger: log}
 }
 
 // systemd sends READY once the API listens and the HA loop has decided a role,

@@ -73,6 +73,8 @@ func checkFiles(c *Config, p *problems) {
 	} {
 		fc.script("postgresql.callbacks."+key, script)
 	}
+	fc.script("postgresql.pre_promote", pg.PrePromote)
+	fc.script("postgresql.before_stop", pg.BeforeStop)
 }
 
 // fileChecker checks files named by configuration keys.

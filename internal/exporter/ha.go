@@ -21,6 +21,7 @@ var (
 	descDemotions      = prometheus.NewDesc("pgnoded_demotions_total", "Demotions of the local postgres.", nil, nil)
 	descRenewFailures  = prometheus.NewDesc("pgnoded_lease_renew_failures_total", "Failed renewals of the leader key.", nil, nil)
 	descVIPFailures    = prometheus.NewDesc("pgnoded_vip_failures_total", "Failed attempts to bind or release the VIP (missing capability, no interface).", nil, nil)
+	descCallbackRuns   = prometheus.NewDesc("pgnoded_callback_runs_total", "Runs of postgresql.callbacks, pre_promote and before_stop by callback and exit (an exit status, killed or error).", []string{"callback", "exit"}, nil)
 	descLastFailover   = prometheus.NewDesc("pgnoded_last_failover_seconds", "Duration of the phases of the last failover this node won.", []string{"phase"}, nil)
 )
 
@@ -41,7 +42,7 @@ type haCollector struct {
 func (h *haCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descLeader, descLeaseRemaining, descDCSLastSeen,
 		descVIPBound, descFailsafe, descFailovers, descSwitchovers, descPromotions, descDemotions,
-		descRenewFailures, descVIPFailures, descLastFailover} {
+		descRenewFailures, descVIPFailures, descLastFailover, descCallbackRuns} {
 		ch <- d
 	}
 }
@@ -82,6 +83,9 @@ func (h *haCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDemotions, s.Counters.Demotions)
 	counter(descRenewFailures, s.Counters.LeaseRenewFails)
 	counter(descVIPFailures, s.Counters.VIPFailures)
+	for k, v := range s.Counters.CallbackRuns {
+		ch <- prometheus.MustNewConstMetric(descCallbackRuns, prometheus.CounterValue, float64(v), k.Callback, k.Exit)
+	}
 	lf := s.Counters.LastFailover
 	ch <- gauge(descLastFailover, lf.Detection.Seconds(), "detection")
 	ch <- gauge(descLastFailover, lf.Promotion.Seconds(), "promotion")

@@ -17,13 +17,34 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// Config says what to run and as whom.
-type Config struct {
-	Scope      string
-	Compat     cluster.Compat              // spells the role argument: "master" (3.0.2) or "primary" (4.x)
-	Callbacks  map[cluster.Callback]string // postgresql.callbacks; empty commands are not run
+// Commands are the configured scripts; an empty command is not run.
+type Commands struct {
+	Callbacks  map[cluster.Callback]string // postgresql.callbacks
 	PrePromote string                      // postgresql.pre_promote
 	BeforeStop string                      // postgresql.before_stop
+}
+
+// check refuses a command shlex cannot split.
+func (c Commands) check() error {
+	var errs []error
+	check := func(key, cmd string) {
+		if _, err := Split(cmd); err != nil {
+			errs = append(errs, fmt.Errorf("postgresql.%s: %q: %w", key, cmd, err))
+		}
+	}
+	for cb, cmd := range c.Callbacks {
+		check("callbacks."+string(cb), cmd)
+	}
+	check(string(cluster.PrePromote), c.PrePromote)
+	check(string(cluster.BeforeStop), c.BeforeStop)
+	return errors.Join(errs...)
+}
+
+// Config says what to run and as whom.
+type Config struct {
+	Scope  string
+	Compat cluster.Compat // spells the role argument: "master" (3.0.2) or "primary" (4.x)
+	Commands
 	// Credential runs the scripts as the postgres OS user (nil: as pgnoded's own user).
 	Credential *syscall.Credential
 	// Env is the scripts' environment (nil: pgnoded's own).
@@ -58,18 +79,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.KillGrace <= 0 {
 		cfg.KillGrace = 2 * time.Second
 	}
-	var errs []error
-	check := func(key, cmd string) {
-		if _, err := Split(cmd); err != nil {
-			errs = append(errs, fmt.Errorf("postgresql.%s: %q: %w", key, cmd, err))
-		}
-	}
-	for cb, cmd := range cfg.Callbacks {
-		check("callbacks."+string(cb), cmd)
-	}
-	check(string(cluster.PrePromote), cfg.PrePromote)
-	check(string(cluster.BeforeStop), cfg.BeforeStop)
-	if err := errors.Join(errs...); err != nil {
+	if err := cfg.Commands.check(); err != nil {
 		return nil, err
 	}
 	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "hook"), counts: map[cluster.HookRun]uint64{}}
@@ -78,10 +88,24 @@ func New(cfg Config) (*Runner, error) {
 	return r, nil
 }
 
+// SetCommands replaces the scripts (a configuration reload, as Patroni
+// applies changed callbacks at once); a command shlex cannot split changes nothing.
+func (r *Runner) SetCommands(c Commands) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.cfg.Commands = c
+	r.mu.Unlock()
+	return nil
+}
+
 // Configured reports whether a hook has a command.
 func (r *Runner) Configured(h cluster.Hook) bool { return strings.TrimSpace(r.hookCmd(h)) != "" }
 
 func (r *Runner) hookCmd(h cluster.Hook) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	switch h {
 	case cluster.PrePromote:
 		return r.cfg.PrePromote
@@ -95,7 +119,9 @@ func (r *Runner) hookCmd(h cluster.Hook) string {
 // shlex.split(cmd) + [cb, role, scope]; nil when cb has no command. A
 // "promoted" role is spelled as the primary role, as Patroni does.
 func (r *Runner) Argv(cb cluster.Callback, role cluster.Role) []string {
+	r.mu.Lock()
 	cmd := r.cfg.Callbacks[cb]
+	r.mu.Unlock()
 	words, err := Split(cmd)
 	if err != nil || len(words) == 0 {
 		return nil
@@ -177,6 +203,9 @@ func (r *Runner) Runs() map[cluster.HookRun]uint64 {
 // or ctx does; a callback still running then is left alone (Patroni does not
 // kill them on exit either).
 func (r *Runner) Close(ctx context.Context) {
+	if r == nil {
+		return
+	}
 	r.main.close(ctx)
 	r.reload.close(ctx)
 }

@@ -71,7 +71,7 @@ func TestArgvSpellsRolePerCompat(t *testing.T) {
 		{cluster.Compat302, cluster.RoleReplica, []string{"/usr/bin/cb", "--flag", "a b", "on_role_change", "replica", "pg-test"}},
 		{cluster.Compat4, cluster.RoleDemoted, []string{"/usr/bin/cb", "--flag", "a b", "on_role_change", "demoted", "pg-test"}},
 	} {
-		r := newRunner(t, Config{Scope: "pg-test", Compat: tc.compat, Callbacks: cbs})
+		r := newRunner(t, Config{Scope: "pg-test", Compat: tc.compat, Commands: Commands{Callbacks: cbs}})
 		if got := r.Argv(cluster.OnRoleChange, tc.role); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s %s: argv %q, want %q", tc.compat, tc.role, got, tc.want)
 		}
@@ -79,7 +79,7 @@ func TestArgvSpellsRolePerCompat(t *testing.T) {
 			t.Errorf("an empty command must not run, got %q", got)
 		}
 	}
-	if _, err := New(Config{Callbacks: map[cluster.Callback]string{cluster.OnStop: `"unclosed`}}); err == nil {
+	if _, err := New(Config{Commands: Commands{Callbacks: map[cluster.Callback]string{cluster.OnStop: `"unclosed`}}}); err == nil {
 		t.Error("a command shlex cannot split must be refused")
 	}
 }
@@ -96,9 +96,9 @@ sleep 60 & echo $! > `+childPid+`
 wait`)
 	fast := script(t, dir, "fast.sh", `echo "done $1 $2 $3" >> `+rec)
 	reload := script(t, dir, "reload.sh", `echo "reload-start" >> `+rec+`; sleep 2; echo "reload-end" >> `+rec)
-	r := newRunner(t, Config{Scope: "s", Compat: cluster.Compat302, Callbacks: map[cluster.Callback]string{
+	r := newRunner(t, Config{Scope: "s", Compat: cluster.Compat302, Commands: Commands{Callbacks: map[cluster.Callback]string{
 		cluster.OnStart: slow, cluster.OnRoleChange: fast, cluster.OnReload: reload,
-	}})
+	}}})
 	r.Callback(cluster.OnReload, cluster.RoleReplica)
 	r.Callback(cluster.OnStart, cluster.RoleReplica)
 	waitFor(t, "on_start's child", func() bool { b, _ := os.ReadFile(childPid); return len(b) > 0 })
@@ -144,8 +144,8 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 func TestRunHooks(t *testing.T) {
 	dir := t.TempDir()
-	r := newRunner(t, Config{Scope: "s", PrePromote: script(t, dir, "pp.sh", "exit 3"),
-		BeforeStop: script(t, dir, "bs.sh", "trap 'exit 0' TERM; sleep 30 & wait"), KillGrace: 200 * time.Millisecond})
+	r := newRunner(t, Config{Scope: "s", Commands: Commands{PrePromote: script(t, dir, "pp.sh", "exit 3"),
+		BeforeStop: script(t, dir, "bs.sh", "trap 'exit 0' TERM; sleep 30 & wait")}, KillGrace: 200 * time.Millisecond})
 	if !r.Configured(cluster.PrePromote) || !r.Configured(cluster.BeforeStop) {
 		t.Fatal("both hooks are configured")
 	}
@@ -168,7 +168,7 @@ func TestRunHooks(t *testing.T) {
 	if ran, _, err := none.Run(context.Background(), cluster.PrePromote); ran || err != nil || none.Configured(cluster.PrePromote) {
 		t.Errorf("no command: ran %v err %v", ran, err)
 	}
-	bad := newRunner(t, Config{PrePromote: filepath.Join(dir, "missing")})
+	bad := newRunner(t, Config{Commands: Commands{PrePromote: filepath.Join(dir, "missing")}})
 	if ran, code, err := bad.Run(context.Background(), cluster.PrePromote); !ran || code != -1 || err == nil {
 		t.Errorf("missing script: ran %v exit %d err %v, want ran, -1, error", ran, code, err)
 	}
