@@ -81,7 +81,11 @@ func planCallbacks(o Observation, d Decision) []PlannedCallback {
 	case ActionPromote:
 		add(cluster.OnRoleChange, cluster.RolePrimary, AfterPromote)
 	case ActionDemote:
-		if running {
+		if running && d.Demote == DemoteGraceful {
+			// A switchover stops postgres once a replica has its shutdown checkpoint:
+			// Patroni's on_shutdown has then set the role to demoted.
+			add(cluster.OnStop, cluster.RoleDemoted, AfterStop)
+		} else if running {
 			add(cluster.OnStop, current, AfterStop)
 		}
 		if d.Demote == DemoteOffline {

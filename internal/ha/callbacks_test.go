@@ -61,7 +61,7 @@ func TestDecidePlansCallbacks(t *testing.T) {
 		{"a running primary that takes the free key fires nothing",
 			newObs(noLeader, primary, called(cluster.RolePrimary)), ActionAcquire, ""},
 		{"switchover: the old primary fires on_stop when stopped",
-			newObs(iLead, failover("pg1", "pg2", ""), called(cluster.RolePrimary)), ActionDemote, "on_stop primary after-stop"},
+			newObs(iLead, failover("pg1", "pg2", ""), called(cluster.RolePrimary)), ActionDemote, "on_stop demoted after-stop"},
 		{"a primary without the key stops: on_stop",
 			newObs(primary, called(cluster.RolePrimary)), ActionDemote, "on_stop primary after-stop"},
 		{"DCS lost: offline demote fires on_stop then on_role_change once read-only",
