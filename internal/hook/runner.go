@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/shlex"
 )
 
 // Commands are the configured scripts; an empty command is not run.
@@ -28,7 +29,7 @@ type Commands struct {
 func (c Commands) check() error {
 	var errs []error
 	check := func(key, cmd string) {
-		if _, err := Split(cmd); err != nil {
+		if _, err := shlex.Split(cmd); err != nil {
 			errs = append(errs, fmt.Errorf("postgresql.%s: %q: %w", key, cmd, err))
 		}
 	}
@@ -122,7 +123,7 @@ func (r *Runner) Argv(cb cluster.Callback, role cluster.Role) []string {
 	r.mu.Lock()
 	cmd := r.cfg.Callbacks[cb]
 	r.mu.Unlock()
-	words, err := Split(cmd)
+	words, err := shlex.Split(cmd)
 	if err != nil || len(words) == 0 {
 		return nil
 	}
@@ -152,7 +153,7 @@ func (r *Runner) Callback(cb cluster.Callback, role cluster.Role) {
 // it has no command. exit is the exit status, -1 when the script could not
 // run or was ended by a signal (ctx ending sends SIGTERM, then SIGKILL after KillGrace).
 func (r *Runner) Run(ctx context.Context, h cluster.Hook) (ran bool, exit int, err error) {
-	words, err := Split(r.hookCmd(h))
+	words, err := shlex.Split(r.hookCmd(h))
 	if err != nil || len(words) == 0 {
 		return false, 0, err
 	}

@@ -1,4 +1,6 @@
-package hook
+// Package shlex splits command lines as Python's shlex.split does, the way
+// Patroni turns configured scripts into argument vectors.
+package shlex
 
 import (
 	"errors"
