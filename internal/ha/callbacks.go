@@ -69,11 +69,17 @@ func planCallbacks(o Observation, d Decision) []PlannedCallback {
 		add(cluster.OnStart, cluster.RoleReplica, AfterStart)
 	case ActionStartReplica:
 		add(replicaStartCallback(o.Callbacks), cluster.RoleReplica, AfterStart)
-	case ActionRewind, ActionReinitialize:
+	case ActionRewind:
 		if running {
 			add(cluster.OnStop, current, AfterStop)
 		}
 		add(replicaStartCallback(o.Callbacks), cluster.RoleReplica, AfterStart)
+	case ActionReinitialize:
+		// Patroni's remove_data_directory sets the role to uninitialized: the clone's start is on_start.
+		if running {
+			add(cluster.OnStop, current, AfterStop)
+		}
+		add(cluster.OnStart, cluster.RoleReplica, AfterStart)
 	case ActionAcquire:
 		if o.pgReady() && o.PG.InRecovery {
 			add(cluster.OnRoleChange, cluster.RolePrimary, AfterPromote)
