@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +56,7 @@ before_stop)
 	;;
 pre_promote)
 	echo "$node pre_promote" >> ` + r.file + `
+	if [ -f "$2/slow-pre-promote" ]; then sleep 12; fi
 	if [ -f "$2/fail-pre-promote" ]; then exit 1; fi
 	;;
 *)
@@ -182,8 +184,8 @@ func (s cbScenario) run(t *testing.T) []cbPhase {
 	take("bootstrap")
 
 	// Switchover P -> C.
-	if code, text := p.Call(t, http.MethodPost, "/switchover", map[string]any{"leader": p.Name, "candidate": cand.Name}); code != 200 {
-		t.Fatalf("switchover: %d %s", code, text)
+	if got := switchover(t, p, cand, "scenario"); !strings.HasPrefix(got, "200 ") {
+		t.Fatalf("switchover: %s", got)
 	}
 	waitUp(cand)
 	take("switchover")
@@ -362,6 +364,7 @@ func TestCallbacksPrePromoteFailureHandsOver(t *testing.T) {
 	c := startClusterWith(t, 3, Fast, rec.pgExtra)
 	p := c.WaitPrimary(bootTimeout, nil)
 	c.WaitHealthyReplicas(bootTimeout, p)
+	WaitFor(t, bootTimeout, "both replicas streaming", func() bool { return StreamingReplicas(p) == 2 })
 	others := c.Others(p)
 	sort.Slice(others, func(i, j int) bool { return others[i].Name < others[j].Name })
 	cand := others[0]
@@ -370,7 +373,8 @@ func TestCallbacksPrePromoteFailureHandsOver(t *testing.T) {
 	}
 	promoted := make(chan struct{})
 	stop := make(chan struct{})
-	defer close(stop)
+	stopWatch := sync.OnceFunc(func() { close(stop) })
+	defer stopWatch()
 	go func() { // the candidate must never answer /primary
 		for {
 			select {
@@ -384,8 +388,7 @@ func TestCallbacksPrePromoteFailureHandsOver(t *testing.T) {
 			}
 		}
 	}()
-	code, text := p.Call(t, http.MethodPost, "/switchover", map[string]any{"leader": p.Name, "candidate": cand.Name})
-	t.Logf("switchover to %s (pre_promote exits 1): %d %s", cand.Name, code, text)
+	switchover(t, p, cand, "pre_promote exits 1")
 	var np *Node
 	WaitFor(t, bootTimeout, "another node to become the primary", func() bool {
 		q, n := primaryNoErr(c)
@@ -422,6 +425,57 @@ func TestCallbacksPrePromoteFailureHandsOver(t *testing.T) {
 	})
 	if n := countFunc(rec.lines(), func(l string) bool { return l == cand.Name+" pre_promote" }); n > 1 {
 		t.Logf("%s ran pre_promote %d times (it may race again once ttl has passed)", cand.Name, n)
+	}
+
+	// A pre_promote that takes longer than ttl (12 s > 10 s): the candidate keeps
+	// the leader key all along (the loop renews the lease while it runs), then promotes.
+	if err := os.Remove(filepath.Join(cand.Dir, "fail-pre-promote")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cand.Dir, "slow-pre-promote"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitHealthyReplicas(bootTimeout, np)
+	time.Sleep(time.Duration(Fast.TTL) * time.Second) // the backoff after the failure ends
+	WaitFor(t, bootTimeout, "both replicas streaming", func() bool { return StreamingReplicas(np) == 2 })
+	stopWatch() // the candidate may promote now
+	done := make(chan string, 1)
+	go func() { done <- switchover(t, np, cand, "pre_promote sleeps 12 s") }()
+	var took time.Time
+	WaitFor(t, bootTimeout, "the candidate to take the leader key", func() bool {
+		if c.LeaderKey() == cand.Name {
+			took = time.Now()
+			return true
+		}
+		return false
+	})
+	for cand.Check("/primary") != 200 {
+		if k := c.LeaderKey(); k != cand.Name {
+			t.Fatalf("the leader key moved to %q while %s ran a slow pre_promote", k, cand.Name)
+		}
+		if time.Since(took) > 60*time.Second {
+			t.Fatalf("%s did not promote after its slow pre_promote", cand.Name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	held := time.Since(took)
+	t.Logf("switchover with a 12 s pre_promote: %s; key held %v before /primary answered 200", <-done, held.Round(time.Millisecond))
+	if held < time.Duration(Fast.TTL)*time.Second {
+		t.Errorf("promoted %v after taking the key, want after the 12 s pre_promote (> ttl)", held)
+	}
+}
+
+// switchover asks p to hand over to cand, again while p refuses because its
+// view of cand (member key, pg_stat_replication) is not fresh yet: a refusal
+// changes nothing.
+func switchover(t *testing.T, p, cand *Node, why string) string {
+	for i := 0; ; i++ {
+		code, text := p.Call(t, http.MethodPost, "/switchover", map[string]any{"leader": p.Name, "candidate": cand.Name})
+		t.Logf("switchover %s -> %s (%s): %d %s", p.Name, cand.Name, why, code, text)
+		if code != http.StatusServiceUnavailable || i == 10 {
+			return fmt.Sprintf("%d %s", code, text)
+		}
+		time.Sleep(time.Second)
 	}
 }
 
