@@ -147,3 +147,35 @@ func TestDecidePrePromote(t *testing.T) {
 		})
 	}
 }
+
+// Actions whose decisions need diverged timelines or a vanished data directory, planned directly.
+func TestPlanCallbacksStopAndStartActions(t *testing.T) {
+	stopped := pgDown("shut down")
+	for _, tc := range []struct {
+		name string
+		obs  Observation
+		d    Decision
+		plan string
+	}{
+		{"rewind of a running replica: on_stop, then on_start",
+			newObs(called(cluster.RoleReplica)), Decision{Action: ActionRewind}, "on_stop replica after-stop; on_start replica after-start"},
+		{"rewind of a demoted primary: on_role_change once it runs",
+			newObs(stopped, called(cluster.RoleDemoted)), Decision{Action: ActionRewind}, "on_role_change replica after-start"},
+		{"reinitialize: on_stop, then on_start (the data is new)",
+			newObs(called(cluster.RoleReplica)), Decision{Action: ActionReinitialize}, "on_stop replica after-stop; on_start replica after-start"},
+		{"reinitialize of a stopped demoted node: on_start",
+			newObs(stopped, called(cluster.RoleDemoted)), Decision{Action: ActionReinitialize}, "on_start replica after-start"},
+		{"data directory vanished under a running primary: on_stop",
+			newObs(primary, called(cluster.RolePrimary)), Decision{Action: ActionStop}, "on_stop primary after-stop"},
+		{"a demote of a postgres already stopped fires no on_stop",
+			newObs(stopped, called(cluster.RolePrimary)), Decision{Action: ActionDemote, Demote: DemoteImmediateNoLock}, ""},
+		{"a fatal decision fires nothing",
+			newObs(), Decision{Action: ActionFatal}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fmtPlan(planCallbacks(tc.obs, tc.d)); got != tc.plan {
+				t.Errorf("callbacks %q, want %q", got, tc.plan)
+			}
+		})
+	}
+}
