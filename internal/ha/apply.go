@@ -286,7 +286,7 @@ func (n *Node) demoted() {
 func (n *Node) stopPG(ctx context.Context, mode cluster.StopMode, deadline time.Time) error {
 	n.st.stopping = true
 	if n.st.pg.Running {
-		n.runBeforeStop(ctx, deadline)
+		n.runBeforeStop(ctx, mode, deadline)
 	}
 	d := max(n.st.dyn.RetryTimeoutDuration(), 10*time.Second)
 	if !deadline.IsZero() && mode != cluster.StopImmediate {

@@ -177,28 +177,30 @@ func hooksFor(cbs []PlannedCallback, phase Phase) []PlannedCallback {
 }
 
 // runBeforeStop runs postgresql.before_stop (when set) before a running postgres
-// is stopped, bounded by deadline; its exit status is logged and otherwise ignored.
-func (n *Node) runBeforeStop(ctx context.Context, deadline time.Time) {
-	h := n.deps.Hooks
-	if h == nil || !h.Configured(cluster.BeforeStop) {
-		return
+// is stopped in mode; its exit status is logged and otherwise ignored. It is
+// bounded (Patroni waits without a bound): by half the time left before a
+// stop's deadline (the stop needs the rest); by retry_timeout before an
+// immediate stop (a primary that must stop now: another node holds the key,
+// or it is unfit); else by beforeStopLimit.
+func (n *Node) runBeforeStop(ctx context.Context, mode cluster.StopMode, deadline time.Time) {
+	limit := beforeStopLimit
+	switch {
+	case !deadline.IsZero():
+		limit = max(deadline.Sub(n.now())/2, 0)
+	case mode == cluster.StopImmediate:
+		limit = n.st.dyn.RetryTimeoutDuration()
 	}
-	runBeforeStop(ctx, h, deadline, n.log)
+	runBeforeStop(ctx, n.deps.Hooks, limit, n.log)
 }
 
 // beforeStopLimit bounds before_stop when the stop has no deadline of its own
 // (Patroni waits without a bound; a hung script must not hold the loop forever).
 const beforeStopLimit = 60 * time.Second
 
-// runBeforeStop runs before_stop with h: with a stop deadline it gets half the
-// time left (the stop itself needs the rest), else beforeStopLimit.
-func runBeforeStop(ctx context.Context, h Hooks, deadline time.Time, log *slog.Logger) {
+// runBeforeStop runs before_stop with h for at most limit.
+func runBeforeStop(ctx context.Context, h Hooks, limit time.Duration, log *slog.Logger) {
 	if h == nil || !h.Configured(cluster.BeforeStop) {
 		return
-	}
-	limit := beforeStopLimit
-	if !deadline.IsZero() {
-		limit = max(time.Until(deadline)/2, 0)
 	}
 	bctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()

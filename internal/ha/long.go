@@ -357,7 +357,7 @@ func (n *Node) launchOverStopped(ctx context.Context, o Observation, kind LongKi
 	replica := true
 	n.launch(ctx, kind, &replica, func(ctx context.Context) longResult {
 		if running {
-			runBeforeStop(ctx, hooks, time.Time{}, log)
+			runBeforeStop(ctx, hooks, beforeStopLimit, log)
 			if err := pg.Stop(ctx, mode); err != nil {
 				return longResult{err: fmt.Errorf("stop before %s: %w", verb, err)}
 			}

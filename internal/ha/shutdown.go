@@ -61,7 +61,7 @@ func (n *Node) Shutdown(ctx context.Context, stopPostgres bool) error {
 	}
 	running := n.st.pg.Running
 	if running {
-		runBeforeStop(ctx, n.deps.Hooks, time.Time{}, n.log)
+		runBeforeStop(ctx, n.deps.Hooks, beforeStopLimit, n.log)
 	}
 	if err := n.deps.Postgres.Stop(ctx, cluster.StopFast); err != nil {
 		n.log.Error("postgres did not stop fast; stopping immediately", "err", err)
