@@ -13,7 +13,8 @@ import (
 
 // executor runs one callback at a time (Patroni's CallbackExecutor and
 // OnReloadExecutor). A call while one runs kills the running one and its
-// descendants; the newest call runs next. Calls arriving while a kill is under
+// descendants; the newest call runs next, once the old one is gone (one that
+// cannot be killed, e.g. under sudo, is waited for, as Patroni does). Calls arriving while a kill is under
 // way replace each other: only the newest runs (Patroni keeps one pending
 // command). The reload executor sends SIGTERM before the kill, as Patroni's
 // OnReloadExecutor cancels before it kills.
@@ -102,9 +103,8 @@ func (e *executor) loop() {
 			e.cur = nil
 			killed := j.killed
 			e.mu.Unlock()
-			label, _ := exitLabel(err)
+			label, _ := exitLabel(err) // "killed" when the kill worked; a script we may not kill (sudo) was waited for
 			if killed {
-				label = "killed"
 				killGroup(j.pid) // descendants left in its process group
 			}
 			e.r.finished(j.name, j.argv, start, label, out, err)
