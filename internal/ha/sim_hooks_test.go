@@ -174,3 +174,41 @@ func TestSimPrePromoteFailureHandsOver(t *testing.T) {
 	}
 	w.noViolations(t)
 }
+
+// A clean shutdown that stops postgres runs before_stop before the stop and
+// fires on_stop after it; one that keeps postgres running fires nothing.
+func TestSimShutdownRunsBeforeStopAndOnStop(t *testing.T) {
+	w := bootstrapped(t, withHooks(nil))
+	old := w.leaderName()
+	replica := w.otherThan(old)
+	_, mark := w.calls(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sn := w.nodes[replica]
+	if err := sn.node.Shutdown(ctx, false); err != nil {
+		t.Fatalf("Shutdown keeping postgres: %v", err)
+	}
+	<-sn.done
+	w.detach(sn)
+	w.busy.settle(t)
+	if got, _ := w.calls(mark); len(got) != 0 {
+		t.Errorf("a shutdown that keeps postgres running fired %q", got)
+	}
+	sn = w.nodes[old]
+	if err := sn.node.Shutdown(ctx, true); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	<-sn.done
+	w.detach(sn)
+	w.busy.settle(t)
+	all, _ := w.calls(mark)
+	var got []string
+	for _, c := range all {
+		if strings.HasPrefix(c, old+" ") {
+			got = append(got, c)
+		}
+	}
+	if want := []string{old + " before_stop", old + " on_stop primary"}; !slices.Equal(got, want) {
+		t.Errorf("clean shutdown of the leader: %q, want %q", got, want)
+	}
+}
