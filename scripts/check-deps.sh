@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Enforces the dependency direction between internal packages:
 #   cmd -> anything; proc, restapi, exporter, ha -> cluster (value types) only;
+#   hook, config -> cluster and shlex (command-line splitting);
 #   ha/dcs -> ha, cluster; peers -> ha, cluster, config, buildinfo;
-#   vip, cluster, config, fence -> nothing internal.
+#   vip, cluster, fence, shlex -> nothing internal.
 set -euo pipefail
 mod=github.com/pgnoded/pgnoded
 fail=0
@@ -15,7 +16,7 @@ check() { # pkg allowed-regex
 }
 check $mod/internal/cluster ''
 check $mod/internal/vip ''
-check $mod/internal/config "$mod/internal/cluster"
+check $mod/internal/config "$mod/internal/cluster|$mod/internal/shlex"
 check $mod/internal/fence ''
 check $mod/internal/ha "$mod/internal/cluster"
 check $mod/internal/ha/dcs "$mod/internal/ha|$mod/internal/cluster"
@@ -23,4 +24,6 @@ check $mod/internal/peers "$mod/internal/ha|$mod/internal/cluster|$mod/internal/
 check $mod/internal/proc "$mod/internal/cluster"
 check $mod/internal/restapi "$mod/internal/cluster"
 check $mod/internal/exporter "$mod/internal/cluster"
+check $mod/internal/hook "$mod/internal/cluster|$mod/internal/shlex"
+check $mod/internal/shlex ''
 exit $fail

@@ -70,6 +70,9 @@ postgresql:
   data_dir: {{.Dir}}/data
   bin_dir: {{.BinDir}}
   pgpass: {{.Dir}}/pgpass
+{{- if .PGExtra}}
+{{.PGExtra}}
+{{- end}}
   authentication:
     superuser: {username: postgres, password: ` + superPassword + `}
     replication: {username: replicator, password: itest-repl}

@@ -92,6 +92,13 @@ const superPassword = "itest-super"
 // StartCluster writes configs for n nodes and starts them all at once (they race to bootstrap).
 func StartCluster(t testing.TB, n int, timing Timing) *Cluster {
 	t.Helper()
+	return startClusterWith(t, n, timing, nil)
+}
+
+// startClusterWith is StartCluster with extra template values per node
+// (e.g. PGExtra: lines added to the postgresql section).
+func startClusterWith(t testing.TB, n int, timing Timing, extra func(name, dir string) map[string]any) *Cluster {
+	t.Helper()
 	testenv.RequireRoot(t)
 	bin := testenv.PGBinDir(t)
 	c := &Cluster{t: t, Scope: fmt.Sprintf("it%d-%d", os.Getpid(), time.Now().UnixNano()%100000), Etcd: testenv.StartEtcd(t)}
@@ -102,13 +109,19 @@ func StartCluster(t testing.TB, n int, timing Timing) *Cluster {
 		}
 		nd.ConfigPath = filepath.Join(nd.Dir, "pgnoded.yml")
 		nd.logPath = filepath.Join(nd.Dir, "pgnoded.log")
-		writeConfig(t, nd.ConfigPath, map[string]any{
+		vals := map[string]any{
 			"Scope": c.Scope, "Name": nd.Name, "Listen": "127.0.0.1", "IP": "127.0.0.1",
 			"APIPort": nd.APIPort, "PGPort": nd.PGPort, "MetricPort": nd.MetricPort,
 			"Etcd": c.Etcd.HostPort(), "Dir": nd.Dir, "BinDir": bin,
 			"TTL": timing.TTL, "LoopWait": timing.LoopWait, "RetryTimeout": timing.RetryTimeout,
 			"Failsafe": false, "PermanentSlot": "", "Subnet": "", "VIPEnabled": false, "Ifname": "",
-		})
+		}
+		if extra != nil {
+			for k, v := range extra(nd.Name, nd.Dir) {
+				vals[k] = v
+			}
+		}
+		writeConfig(t, nd.ConfigPath, vals)
 		c.Nodes = append(c.Nodes, nd)
 		t.Cleanup(nd.destroy)
 	}

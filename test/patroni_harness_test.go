@@ -80,6 +80,9 @@ postgresql:
   data_dir: {{.Dir}}/data
   bin_dir: {{.BinDir}}
   pgpass: {{.Dir}}/pgpass
+{{- if .PGExtra}}
+{{.PGExtra}}
+{{- end}}
   authentication:
     superuser: {username: postgres, password: ` + superPassword + `}
     replication: {username: replicator, password: itest-repl}
@@ -121,6 +124,13 @@ func requirePatroni(tb testing.TB) string {
 // and removed at test end, the logs are dumped if the test failed.
 func StartPatroniCluster(tb testing.TB, n int, tm Timing) *PatroniCluster {
 	tb.Helper()
+	return startPatroniClusterWith(tb, n, tm, nil)
+}
+
+// startPatroniClusterWith is StartPatroniCluster with extra template values
+// per node (PGExtra: lines added to the postgresql section).
+func startPatroniClusterWith(tb testing.TB, n int, tm Timing, extra func(name, dir string) map[string]any) *PatroniCluster {
+	tb.Helper()
 	version := requirePatroni(tb)
 	bin := testenv.PGBinDir(tb)
 	uid, gid := testenv.PGUserIDs(tb)
@@ -134,11 +144,17 @@ func StartPatroniCluster(tb testing.TB, n int, tm Timing) *PatroniCluster {
 		nd.MetricPort = nd.APIPort // Patroni serves GET /metrics on its REST API
 		nd.ConfigPath = filepath.Join(nd.Dir, "patroni.yml")
 		var buf bytes.Buffer
-		err := patroniTmpl.Execute(&buf, map[string]any{
+		vals := map[string]any{
 			"Scope": c.Scope, "Name": nd.Name, "APIPort": nd.APIPort, "PGPort": nd.PGPort,
 			"Etcd": c.Etcd.HostPort(), "Dir": nd.Dir, "BinDir": bin,
 			"TTL": tm.TTL, "LoopWait": tm.LoopWait, "RetryTimeout": tm.RetryTimeout,
-		})
+		}
+		if extra != nil {
+			for k, v := range extra(nd.Name, nd.Dir) {
+				vals[k] = v
+			}
+		}
+		err := patroniTmpl.Execute(&buf, vals)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -17,11 +17,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pgnoded/pgnoded/internal/buildinfo"
+	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/config"
 	"github.com/pgnoded/pgnoded/internal/exporter"
 	"github.com/pgnoded/pgnoded/internal/fence"
 	"github.com/pgnoded/pgnoded/internal/ha"
 	"github.com/pgnoded/pgnoded/internal/ha/dcs"
+	"github.com/pgnoded/pgnoded/internal/hook"
 	"github.com/pgnoded/pgnoded/internal/peers"
 	"github.com/pgnoded/pgnoded/internal/proc"
 	"github.com/pgnoded/pgnoded/internal/restapi"
@@ -83,6 +85,7 @@ type supervisor struct {
 	vip      *vip.Manager
 	fence    *fence.Client
 	peers    *peers.Client
+	hooks    *hook.Runner
 	notify   notifier
 
 	// exporterStatus is shown on the REST API's /metrics (pgnoded_exporter_up),
@@ -141,6 +144,10 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 		}
 		fenceDep = d.fence
 	}
+	osCred, env := d.pg.RunAs()
+	if d.hooks, err = hook.New(hookConfig(cfg, osCred, env, log)); err != nil {
+		return nil, fmt.Errorf("callbacks: %w", err)
+	}
 	haCfg := ha.Config{
 		Name: cfg.Name, Scope: cfg.Scope, Compat: cfg.PGNoded.Compat,
 		APIURL: cfg.APIURL(), ConnURL: cfg.ConnURL(), Tags: cfg.EffectiveTags(),
@@ -164,7 +171,8 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 	if d.peers, err = peers.New(peers.SettingsFrom(cfg), log.With("component", "peers")); err != nil {
 		return nil, fmt.Errorf("peer client: %w", err)
 	}
-	d.node = ha.New(haCfg, ha.Deps{Postgres: d.pg, Store: d.store, VIP: vipDep, Fence: fenceDep, Peers: d.peers})
+	d.node = ha.New(haCfg, ha.Deps{Postgres: d.pg, Store: d.store, VIP: vipDep, Fence: fenceDep,
+		Peers: d.peers, Hooks: d.hooks})
 
 	apiCfg := restAPIConfig(cfg, log)
 	apiCfg.ExtraMetrics = extraMetrics // kept across reloads (Server.Reload keeps the rest of its config)
@@ -287,6 +295,28 @@ func (d *supervisor) shutdown(stopPostgres bool) {
 	if err := d.node.Shutdown(ctx, stopPostgres); err != nil {
 		d.log.Error("clean shutdown incomplete", "error", err)
 	}
+	// Give a callback fired by the stop (on_stop) a moment; it is left running after that.
+	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer hcancel()
+	d.hooks.Close(hctx)
+}
+
+// hookCommands are postgresql.callbacks, pre_promote and before_stop.
+func hookCommands(cfg *config.Config) hook.Commands {
+	cb := cfg.PostgreSQL.Callbacks
+	return hook.Commands{
+		Callbacks: map[cluster.Callback]string{
+			cluster.OnStart: cb.OnStart, cluster.OnStop: cb.OnStop, cluster.OnRestart: cb.OnRestart,
+			cluster.OnReload: cb.OnReload, cluster.OnRoleChange: cb.OnRoleChange,
+		},
+		PrePromote: cfg.PostgreSQL.PrePromote, BeforeStop: cfg.PostgreSQL.BeforeStop,
+	}
+}
+
+// hookConfig runs the scripts as the postgres OS user, with the role spelled per pgnoded.compat.
+func hookConfig(cfg *config.Config, cred *syscall.Credential, env []string, log *slog.Logger) hook.Config {
+	return hook.Config{Scope: cfg.Scope, Compat: cfg.PGNoded.Compat, Commands: hookCommands(cfg),
+		Credential: cred, Env: env, Logger: log}
 }
 
 // systemd sends READY once the API listens and the HA loop has decided a role,

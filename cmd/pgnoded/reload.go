@@ -70,6 +70,13 @@ func (d *supervisor) reload() {
 			applied = append(applied, "peer client (ctl/restapi credentials and TLS)")
 		}
 	}
+	if hc := hookCommands(cfg); !reflect.DeepEqual(hc, hookCommands(old)) {
+		if err := d.hooks.SetCommands(hc); err != nil {
+			d.log.Error("reload: callbacks and hook scripts not changed", "error", err)
+		} else {
+			applied = append(applied, "postgresql.callbacks, pre_promote, before_stop")
+		}
+	}
 	if eps := cfg.EtcdEndpoints(); !slices.Equal(eps, old.EtcdEndpoints()) && etcdSecurityEqual(cfg, old) {
 		d.store.SetEndpoints(eps)
 		applied = append(applied, "etcd3 hosts")
@@ -151,7 +158,11 @@ var restartOnly = []struct {
 		return [4]any{c.Log.Type, c.Log.Dir, c.Log.FileSize, c.Log.FileNum}
 	}},
 	{"vip", func(c *config.Config) any { return c.VIP }},
-	{"exporter", func(c *config.Config) any { return c.Exporter }},
+	{"exporter (other than config, config_search, env_file)", func(c *config.Config) any {
+		x := c.Exporter // the collector file is reloaded by reloadExporter
+		x.Config, x.ConfigSearch, x.EnvFile = "", nil, ""
+		return x
+	}},
 	{"pgnoded", func(c *config.Config) any { return c.PGNoded }},
 }
 
@@ -166,6 +177,7 @@ func keepRunning(old, cfg *config.Config) *config.Config {
 	params, hba, ident := cfg.PostgreSQL.Parameters, cfg.PostgreSQL.PgHBA, cfg.PostgreSQL.PgIdent
 	next.PostgreSQL = old.PostgreSQL
 	next.PostgreSQL.Parameters, next.PostgreSQL.PgHBA, next.PostgreSQL.PgIdent = params, hba, ident
+	next.PostgreSQL.Callbacks, next.PostgreSQL.PrePromote, next.PostgreSQL.BeforeStop = cfg.PostgreSQL.Callbacks, cfg.PostgreSQL.PrePromote, cfg.PostgreSQL.BeforeStop
 	next.Log.Type, next.Log.Dir, next.Log.FileSize, next.Log.FileNum = old.Log.Type, old.Log.Dir, old.Log.FileSize, old.Log.FileNum
 	next.VIP, next.Exporter, next.PGNoded = old.VIP, old.Exporter, old.PGNoded
 	return &next

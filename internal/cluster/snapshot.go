@@ -94,6 +94,9 @@ type Counters struct {
 	// (unauthorized, forbidden, tls, timeout, connect, bad_response); nil
 	// when no peer client reports them. Never mutated once published.
 	PeerErrors map[string]uint64
+	// CallbackRuns counts runs of postgresql.callbacks, pre_promote and before_stop
+	// by name and exit (a copy taken when the snapshot was published).
+	CallbackRuns map[HookRun]uint64
 }
 
 // FailoverTiming splits the last failover this node won into phases.

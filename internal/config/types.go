@@ -158,6 +158,10 @@ type PostgreSQL struct {
 	PgHBA          []string          `yaml:"pg_hba"`
 	PgIdent        []string          `yaml:"pg_ident"`
 	Callbacks      Callbacks         `yaml:"callbacks"`
+	// PrePromote runs before a promotion; a non-zero exit cancels it and gives the leader key up.
+	PrePromote string `yaml:"pre_promote"`
+	// BeforeStop runs before postgres is stopped; its exit status is only logged.
+	BeforeStop string `yaml:"before_stop"`
 	// CreateReplicaMethods lists how replicas are cloned, in order; "basebackup" is built in.
 	CreateReplicaMethods []string      `yaml:"create_replica_methods"`
 	Basebackup           Options       `yaml:"basebackup"`

@@ -8,7 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/pgnoded/pgnoded/internal/shlex"
 )
 
 // Validate checks the configuration at path as `pgnoded --validate-config`
@@ -73,6 +74,8 @@ func checkFiles(c *Config, p *problems) {
 	} {
 		fc.script("postgresql.callbacks."+key, script)
 	}
+	fc.script("postgresql.pre_promote", pg.PrePromote)
+	fc.script("postgresql.before_stop", pg.BeforeStop)
 }
 
 // fileChecker checks files named by configuration keys.
@@ -162,9 +165,14 @@ func (f fileChecker) pair(certKey, cert, keyKey, key string, encrypted bool) {
 	}
 }
 
-// script checks an existing callback script is an executable file.
+// script checks a script's command line splits as Patroni splits it (shlex)
+// and that an existing program is an executable file.
 func (f fileChecker) script(key, command string) {
-	fields := strings.Fields(command)
+	fields, err := shlex.Split(command)
+	if err != nil {
+		f.c.errorf(f.p, key, "cannot split %q into arguments as Patroni does (shlex): %v", command, err)
+		return
+	}
 	if len(fields) == 0 {
 		return
 	}

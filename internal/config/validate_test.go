@@ -107,6 +107,8 @@ func TestValidateExistingFiles(t *testing.T) {
 		{"data_dir is a file", dataFile, "", "postgresql.data_dir", "is not a directory"},
 		{"bin_dir without postgres", dir, "  bin_dir: " + emptyBin + "\n", "postgresql.bin_dir", "no executable postgres"},
 		{"callback not executable", dir, "  callbacks:\n    on_start: " + script + " arg\n", "postgresql.callbacks.on_start", "not an executable"},
+		{"pre_promote not executable", dir, "  pre_promote: " + script + "\n", "postgresql.pre_promote", "not an executable"},
+		{"before_stop Patroni cannot split", dir, "  before_stop: \"/bin/echo 'a b\"\n", "postgresql.before_stop", "no closing quotation"},
 		{"log dir is a file", dir, "log:\n  dir: " + script + "\n", "log.dir", "is not a directory"},
 		{"load errors too", dir, "bootstrap:\n  dcs:\n    ttl: 10\n", "bootstrap.dcs", "timing rule"},
 	}

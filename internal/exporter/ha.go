@@ -22,6 +22,7 @@ var (
 	descRenewFailures  = prometheus.NewDesc("pgnoded_lease_renew_failures_total", "Failed renewals of the leader key.", nil, nil)
 	descVIPFailures    = prometheus.NewDesc("pgnoded_vip_failures_total", "Failed attempts to bind or release the VIP (missing capability, no interface).", nil, nil)
 	descPeerErrors     = prometheus.NewDesc("pgnoded_peer_errors_total", "Failed requests to other members' REST APIs (leader race, failsafe), by reason.", []string{"reason"}, nil)
+	descCallbackRuns   = prometheus.NewDesc("pgnoded_callback_runs_total", "Runs of postgresql.callbacks, pre_promote and before_stop by callback and exit (an exit status, killed or error).", []string{"callback", "exit"}, nil)
 	descLastFailover   = prometheus.NewDesc("pgnoded_last_failover_seconds", "Duration of the phases of the last failover this node won.", []string{"phase"}, nil)
 )
 
@@ -46,7 +47,7 @@ type haCollector struct {
 func (h *haCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descLeader, descLeaseRemaining, descDCSLastSeen,
 		descVIPBound, descFailsafe, descFailovers, descSwitchovers, descPromotions, descDemotions,
-		descRenewFailures, descVIPFailures, descPeerErrors, descLastFailover} {
+		descRenewFailures, descVIPFailures, descPeerErrors, descLastFailover, descCallbackRuns} {
 		ch <- d
 	}
 }
@@ -89,6 +90,9 @@ func (h *haCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descVIPFailures, s.Counters.VIPFailures)
 	for _, r := range peerErrorReasons {
 		ch <- prometheus.MustNewConstMetric(descPeerErrors, prometheus.CounterValue, float64(s.Counters.PeerErrors[r]), r)
+	}
+	for k, v := range s.Counters.CallbackRuns {
+		ch <- prometheus.MustNewConstMetric(descCallbackRuns, prometheus.CounterValue, float64(v), k.Callback, k.Exit)
 	}
 	lf := s.Counters.LastFailover
 	ch <- gauge(descLastFailover, lf.Detection.Seconds(), "detection")

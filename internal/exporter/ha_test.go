@@ -26,11 +26,20 @@ func fixedSnapshot() *cluster.Snapshot {
 			LastFailover: cluster.FailoverTiming{
 				Detection: 12 * time.Second, Promotion: 1500 * time.Millisecond, VIPMove: 250 * time.Millisecond,
 			},
+			CallbackRuns: map[cluster.HookRun]uint64{
+				{Callback: "on_role_change", Exit: "0"}: 2, {Callback: "on_start", Exit: "killed"}: 1,
+				{Callback: "pre_promote", Exit: "1"}: 1,
+			},
 		},
 	}
 }
 
 const haGolden = `
+# HELP pgnoded_callback_runs_total Runs of postgresql.callbacks, pre_promote and before_stop by callback and exit (an exit status, killed or error).
+# TYPE pgnoded_callback_runs_total counter
+pgnoded_callback_runs_total{callback="on_role_change",exit="0"} 2
+pgnoded_callback_runs_total{callback="on_start",exit="killed"} 1
+pgnoded_callback_runs_total{callback="pre_promote",exit="1"} 1
 # HELP pgnoded_dcs_last_seen_timestamp_seconds Unix time of the last successful read of the DCS; 0 if never.
 # TYPE pgnoded_dcs_last_seen_timestamp_seconds gauge
 pgnoded_dcs_last_seen_timestamp_seconds 1.7776367985e+09

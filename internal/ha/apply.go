@@ -14,6 +14,19 @@ func (n *Node) apply(ctx context.Context, d Decision, o *Observation) bool {
 	if d.CancelLong {
 		n.cancelLong()
 	}
+	n.fire(d.Callbacks, AfterNow)
+	if d.Callbacks != nil {
+		o.Callbacks.Called = n.st.cbCalled
+	}
+	prev := n.st.long
+	n.st.deciding = &d
+	defer func() {
+		n.st.deciding = nil
+		// A long action launched by this decision fires its start callbacks when it ends well.
+		if l := n.st.long; l != nil && l != prev {
+			l.callbacks = hooksFor(d.Callbacks, AfterStart)
+		}
+	}()
 	switch d.Action {
 	case ActionNone, ActionWait:
 	case ActionFatal:
@@ -24,21 +37,38 @@ func (n *Node) apply(ctx context.Context, d Decision, o *Observation) bool {
 	case ActionUpdateLock:
 		return n.updateLock(ctx, d, o)
 	case ActionReleaseLock:
+		if o.PrePromote == PrePromoteFailed {
+			n.log.Warn("releasing the leader key voluntarily because the pre-promote script failed")
+			n.st.prePromoteFailedAt = n.now()
+		}
 		n.releaseLock(ctx)
 	case ActionAcquire:
-		n.acquire(ctx, *o)
+		n.acquire(ctx, *o, d)
 	case ActionPromote:
 		held, err := n.updateLeader(ctx, o)
 		if !held {
 			return err == nil // lost: decide again (demote); DCS error: wait for the next cycle
 		}
-		n.promote(ctx, *o, false, false)
+		if d.PrePromote {
+			n.launchPrePromote(ctx)
+			break
+		}
+		raceWon, manual := false, false
+		if r := n.st.prePromoteRace; r != nil {
+			raceWon, manual = true, *r
+		}
+		n.st.prePromoteRace = nil
+		n.promote(ctx, *o, raceWon, manual, d.Callbacks)
 	case ActionDemote:
 		n.demote(ctx, d, *o)
 	case ActionStop:
-		_ = n.stopPG(ctx, cluster.StopFast, time.Time{})
+		if n.stopPG(ctx, cluster.StopFast, time.Time{}) == nil {
+			n.fire(d.Callbacks, AfterStop)
+		}
 	case ActionFollow:
-		n.follow(ctx, *o, d.Member)
+		if n.follow(ctx, *o, d.Member) {
+			n.fire(d.Callbacks, AfterReload)
+		}
 	case ActionClaimInitialize:
 		n.claimInitialize(ctx)
 	case ActionBootstrap:
@@ -115,8 +145,9 @@ func (n *Node) clearFailover(ctx context.Context, v cluster.View) {
 	}
 }
 
-// acquire takes the free leader key and promotes when postgres is a replica.
-func (n *Node) acquire(ctx context.Context, o Observation) {
+// acquire takes the free leader key and promotes when postgres is a replica
+// (after pre_promote passed, when the decision asks for it).
+func (n *Node) acquire(ctx context.Context, o Observation, d Decision) {
 	octx, cancel := n.opCtx(ctx)
 	ok, err := n.deps.Store.AcquireLeader(octx)
 	cancel()
@@ -138,7 +169,12 @@ func (n *Node) acquire(ctx context.Context, o Observation) {
 		sctx, cancel := shortCtx(ctx, time.Second)
 		n.createMemberSlots(sctx, o)
 		cancel()
-		n.promote(ctx, o, true, manual)
+		if d.PrePromote {
+			n.st.prePromoteRace = &manual
+			n.launchPrePromote(ctx)
+		} else {
+			n.promote(ctx, o, true, manual, d.Callbacks)
+		}
 	} else {
 		n.log.Info("acquired the leader key as a running primary")
 	}
@@ -148,8 +184,9 @@ func (n *Node) acquire(ctx context.Context, o Observation) {
 }
 
 // promote turns our replica into the primary. The fence is armed before
-// postgres can accept a single write; the VIP follows right after.
-func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool) {
+// postgres can accept a single write; the VIP follows right after; the
+// callbacks planned after the promotion fire once postgres is writable.
+func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool, cbs []PlannedCallback) {
 	n.st.promoting = true
 	defer func() { n.st.promoting = false }()
 	n.st.fenceWant = true
@@ -180,6 +217,8 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool)
 		return
 	}
 	writable := n.now()
+	n.st.prePromote = PrePromoteNotRun
+	n.fire(cbs, AfterPromote)
 	n.st.roleKnown, n.st.inRecovery = true, false
 	n.st.pg.InRecovery = false
 	n.st.checkpointPending = true
@@ -209,7 +248,7 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool)
 // The VIP is dropped before postgres is touched.
 func (n *Node) demote(ctx context.Context, d Decision, o Observation) {
 	if d.Demote == DemoteGraceful {
-		n.gracefulDemote(ctx, o, d.Member)
+		n.gracefulDemote(ctx, o, d)
 		return
 	}
 	n.ensureVIP(ctx, false)
@@ -219,13 +258,17 @@ func (n *Node) demote(ctx context.Context, d Decision, o Observation) {
 		// Read-only before the deadline: a fast stop bounded by it (then immediate), and
 		// a restart without upstream. The key stays: we cannot reach the DCS to release it.
 		if err := n.stopPG(ctx, d.Stop, DemoteDeadline(o.holdUntil(), o.Config)); err == nil {
+			n.fire(d.Callbacks, AfterStop)
 			n.launchStart(ctx, o, true, "")
 		}
 	case DemoteImmediateNoLock:
-		_ = n.stopPG(ctx, cluster.StopImmediate, time.Time{})
+		if n.stopPG(ctx, cluster.StopImmediate, time.Time{}) == nil {
+			n.fire(d.Callbacks, AfterStop)
+		}
 	case DemoteImmediate:
 		// Hand over now instead of letting the key expire, but only once postgres is down.
 		if err := n.stopPG(ctx, cluster.StopImmediate, time.Time{}); err == nil {
+			n.fire(d.Callbacks, AfterStop)
 			n.releaseLock(ctx)
 		}
 	}
@@ -239,9 +282,13 @@ func (n *Node) demoted() {
 	n.st.recycle = true
 }
 
-// stopPG stops postgres; a fast stop that fails or outlives deadline becomes immediate.
+// stopPG stops postgres; a fast stop that fails or outlives deadline becomes
+// immediate. postgresql.before_stop runs first when postgres runs.
 func (n *Node) stopPG(ctx context.Context, mode cluster.StopMode, deadline time.Time) error {
 	n.st.stopping = true
+	if n.st.pg.Running {
+		n.runBeforeStop(ctx, mode, deadline)
+	}
 	d := max(n.st.dyn.RetryTimeoutDuration(), 10*time.Second)
 	if !deadline.IsZero() && mode != cluster.StopImmediate {
 		d = max(deadline.Sub(n.now()), 0)
@@ -274,26 +321,28 @@ func (n *Node) releaseLock(ctx context.Context) {
 		n.log.Warn("cannot release the leader key", "err", err)
 	}
 	n.st.releasedAt = n.now()
+	n.st.prePromote, n.st.prePromoteRace = PrePromoteNotRun, nil
 	n.st.view.Leader = nil
 	n.st.recycle = true
 }
 
-// follow points the running replica at target and reloads.
-func (n *Node) follow(ctx context.Context, o Observation, target string) {
+// follow points the running replica at target and reloads; true when it did.
+func (n *Node) follow(ctx context.Context, o Observation, target string) bool {
 	opts, up, err := n.replicaOpts(o.View, o.Config, target)
 	if err != nil {
 		n.log.Warn("cannot follow", "target", target, "err", err)
-		return
+		return false
 	}
 	octx, cancel := n.opCtx(ctx)
 	err = n.deps.Postgres.Reload(octx, opts)
 	cancel()
 	if err != nil {
 		n.log.Warn("reload with the new upstream failed", "target", target, "err", err)
-		return
+		return false
 	}
 	n.st.upstream = up
 	n.noteParams(opts)
+	return true
 }
 
 // claimInitialize adopts existing data: initialize = our system identifier (create-only).

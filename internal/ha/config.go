@@ -61,7 +61,7 @@ type Config struct {
 	Logger *slog.Logger     // default slog.Default()
 }
 
-// Deps are the HA loop's collaborators. VIP and Fence may be nil (no VIP; no fence).
+// Deps are the HA loop's collaborators. VIP, Fence and Hooks may be nil (no VIP; no fence; no scripts).
 // Peers defaults to a client that finds every peer unreachable (internal/peers is the HTTP one).
 type Deps struct {
 	Postgres Postgres
@@ -69,6 +69,7 @@ type Deps struct {
 	VIP      VIP
 	Peers    Peers
 	Fence    Fence
+	Hooks    Hooks // nil: no callbacks or hook scripts
 }
 
 // ErrFatal marks a decision that pgnoded must not continue (Run returns it wrapped).

@@ -114,6 +114,12 @@ func (n *Node) observe(ctx context.Context) Observation {
 		SwitchoverDemotedAt: n.st.switchoverDemotedAt, LeaderGoneAt: n.st.leaderGoneAt,
 		NotStreamingSince: n.st.notStreamingSince, FailsafeLeader: n.failsafeLeaderNow(now),
 	}
+	if view.Leader == nil || view.Leader.Name != n.cfg.Name {
+		n.st.prePromote, n.st.prePromoteRace = PrePromoteNotRun, nil
+	}
+	obs.Callbacks = CallbackState{Called: n.st.cbCalled, Role: n.st.role}
+	obs.HasPrePromote = n.deps.Hooks != nil && n.deps.Hooks.Configured(cluster.PrePromote)
+	obs.PrePromote, obs.PrePromoteFailedAt = n.st.prePromote, n.st.prePromoteFailedAt
 	n.failsafeStep(ctx, &obs)
 	if l := n.st.long; l != nil {
 		obs.Long = &LongAction{Kind: l.kind, Since: l.since}

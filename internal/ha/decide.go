@@ -57,7 +57,35 @@ type Observation struct {
 
 	// Peers is the answer of the members' /patroni documents; nil means "not asked yet".
 	Peers []PeerStatus
+
+	// Callbacks is what planning postgresql.callbacks needs (callbacks.go).
+	Callbacks CallbackState
+	// HasPrePromote: postgresql.pre_promote is set, so every promotion runs it first.
+	HasPrePromote bool
+	// PrePromote is the outcome of pre_promote for the current hold of the leader key.
+	PrePromote PrePromoteResult
+	// PrePromoteFailedAt is when pre_promote last failed and the key was given up
+	// (zero: never): the node stays out of the leader race for ttl after it.
+	PrePromoteFailedAt time.Time
 }
+
+// CallbackState is Patroni's cb_called and role: whether a start, stop,
+// restart or role-change callback was already planned since pgnoded started,
+// and the role the node last ran as.
+type CallbackState struct {
+	Called bool
+	Role   cluster.Role
+}
+
+// PrePromoteResult is the outcome of postgresql.pre_promote for this hold of the key.
+type PrePromoteResult int
+
+// Outcomes of pre_promote.
+const (
+	PrePromoteNotRun PrePromoteResult = iota
+	PrePromotePassed                  // exit 0: promote
+	PrePromoteFailed                  // non-zero exit or not run: give the key up
+)
 
 // DataDir holds the facts about the data directory.
 type DataDir struct {
@@ -90,11 +118,13 @@ const (
 	LongStartReplica
 	LongRewind
 	LongReinitialize
+	LongPrePromote // postgresql.pre_promote runs; the key is held, postgres is still a replica
 )
 
 var longKindNames = map[LongKind]string{
 	LongBootstrap: "bootstrap", LongClone: "clone", LongStartPrimary: "start as primary",
 	LongStartReplica: "start as replica", LongRewind: "rewind", LongReinitialize: "reinitialize",
+	LongPrePromote: "pre_promote",
 }
 
 // String names the long action for logs.
@@ -172,6 +202,12 @@ type Decision struct {
 	CancelLong bool
 	// ClearFailover clears the failover key (stale or impossible request).
 	ClearFailover bool
+	// PrePromote: run postgresql.pre_promote (as a long action) before promoting
+	// (ActionAcquire of a replica, ActionPromote); the promotion follows when it passes.
+	PrePromote bool
+	// Callbacks are the postgresql.callbacks this decision fires, each after the
+	// step of the action it names has succeeded (planCallbacks).
+	Callbacks []PlannedCallback
 	// Message is the human line, in Patroni's style; Reason is a stable token for logs and metrics.
 	Message string
 	Reason  string
@@ -188,6 +224,15 @@ type Decision struct {
 //  6. postgres not running: restart, hand over, or start as replica;
 //  7. leader key absent: the race; held by us: leader duties; held by another: follow it.
 func Decide(o Observation) Decision {
+	d := decide(o)
+	if d.Action == ActionPromote || d.Action == ActionAcquire && o.pgReady() && o.PG.InRecovery {
+		d.PrePromote = o.HasPrePromote && o.PrePromote != PrePromotePassed
+	}
+	d.Callbacks = planCallbacks(o, d)
+	return d
+}
+
+func decide(o Observation) Decision {
 	if d, ok := decideFencing(o); ok {
 		return d
 	}

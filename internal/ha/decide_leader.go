@@ -36,6 +36,9 @@ func decideLeader(o Observation) Decision {
 		case o.FenceFailed:
 			return Decision{Action: ActionReleaseLock, Reason: "fence_failed",
 				Message: "not promoting self because the fence guard could not be armed; releasing the leader key"}
+		case o.PrePromote == PrePromoteFailed:
+			return Decision{Action: ActionReleaseLock, Reason: "pre_promote_failed",
+				Message: "Promotion cancelled because the pre-promote script failed"}
 		}
 		return Decision{Action: ActionPromote, Message: "promoted self to leader because I had the session lock",
 			Reason: "have_lock"}

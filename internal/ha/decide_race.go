@@ -50,6 +50,10 @@ func decideReplicaRace(o Observation) Decision {
 		return notHealthiest("the fence guard could not be armed", "fence_failed")
 	case !o.Tags.CanFailover():
 		return notHealthiest("nofailover", "nofailover")
+	case o.prePromoteBackoff():
+		// Patroni checks this before anything else, even for a named candidate.
+		return notHealthiest("backoff: skip leader race after pre_promote script failure and releasing the lock voluntarily",
+			"pre_promote_backoff")
 	case !o.View.Failover.Empty() && o.View.Failover.Member == o.Name:
 		// The operator named us: a release of our own a moment ago does not hold us back.
 		return decideCandidate(o)

@@ -133,6 +133,7 @@ var longMessages = map[LongKind]string{
 	LongStartReplica: "starting as a secondary in progress",
 	LongRewind:       "pg_rewind in progress",
 	LongReinitialize: "reinitialize in progress",
+	LongPrePromote:   "running pre_promote before promoting",
 }
 
 // decideLongAction is §4.1 step 5/6: while a long action runs we only keep the
@@ -162,6 +163,9 @@ func decideLongAction(o Observation) Decision {
 			return wait(msg, "long_action")
 		}
 		return Decision{Action: ActionUpdateLock, Message: msg, Reason: "long_action"}
+	}
+	if o.Long.Kind == LongPrePromote && o.dcsUsable() && !o.leaderIsMe() {
+		return cancelAnd(wait("lost the leader key while pre_promote ran; not promoting", "lock_lost"))
 	}
 	if !o.paused() && o.pgReady() && !o.PG.InRecovery && !o.leaderIsMe() {
 		return cancelAnd(Decision{Action: ActionDemote, Demote: DemoteImmediateNoLock, Stop: cluster.StopImmediate,

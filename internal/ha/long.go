@@ -60,6 +60,13 @@ func (n *Node) finishLong(res longResult) {
 	if res.sysid != "" {
 		n.st.sysid = res.sysid
 	}
+	if res.kind == LongPrePromote {
+		n.st.prePromote = res.prePromote
+		n.st.recycle = true
+	}
+	if lr != nil && res.err == nil {
+		n.fire(lr.callbacks, AfterStart)
+	}
 	if lr != nil && lr.waiter != nil {
 		if res.err == nil {
 			replyTo(lr.waiter, http.StatusOK, "restarted successfully")
@@ -240,6 +247,23 @@ func (n *Node) launchStartTimeout(ctx context.Context, o Observation, asReplica 
 	})
 }
 
+// launchPrePromote runs postgresql.pre_promote in the background: the loop
+// keeps renewing the key meanwhile; a pass lets the next decision promote, a
+// failure makes it give the key up (Patroni's _pre_promote).
+func (n *Node) launchPrePromote(ctx context.Context) {
+	h := n.deps.Hooks
+	replica := true
+	n.launch(ctx, LongPrePromote, &replica, func(ctx context.Context) longResult {
+		if h == nil {
+			return longResult{prePromote: PrePromotePassed}
+		}
+		if _, exit, err := h.Run(ctx, cluster.PrePromote); err != nil || exit != 0 {
+			return longResult{prePromote: PrePromoteFailed}
+		}
+		return longResult{prePromote: PrePromotePassed}
+	})
+}
+
 // launchClone runs pg_basebackup from src and starts as a replica of the follow target.
 func (n *Node) launchClone(ctx context.Context, o Observation, src string) {
 	ci, ok := n.sourceConnInfo(o, src, n.cfg.Credentials.Replication, "clone")
@@ -325,12 +349,19 @@ func (n *Node) launchOverStopped(ctx context.Context, o Observation, kind LongKi
 		n.st.stopping = true
 	}
 	pg := n.deps.Postgres
+	hooks, log := n.deps.Hooks, n.log
+	var stopped []PlannedCallback
+	if d := n.st.deciding; d != nil {
+		stopped = hooksFor(d.Callbacks, AfterStop)
+	}
 	replica := true
 	n.launch(ctx, kind, &replica, func(ctx context.Context) longResult {
 		if running {
+			runBeforeStop(ctx, hooks, beforeStopLimit, log)
 			if err := pg.Stop(ctx, mode); err != nil {
 				return longResult{err: fmt.Errorf("stop before %s: %w", verb, err)}
 			}
+			fireFrom(hooks, stopped)
 		}
 		if res := step(ctx); res != nil {
 			return *res

@@ -209,10 +209,17 @@ func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (int, 
 	delete(n.st.longFailedAt, LongReinitialize)
 	n.st.rewindFailed = false
 	n.log.Info("reinitialize requested", "source", src, "force", req.Force)
+	// The callbacks of a reinitialize Decide would plan (planCallbacks): on_stop, then the start's.
+	d := Decision{Action: ActionReinitialize, Member: src}
+	d.Callbacks = planCallbacks(o, d)
+	n.st.deciding = &d
 	n.launchReinit(ctx, o, src)
-	if l := n.st.long; l == nil || l.kind != LongReinitialize {
+	n.st.deciding = nil
+	l := n.st.long
+	if l == nil || l.kind != LongReinitialize {
 		return http.StatusServiceUnavailable, "reinitialize failed to start (see the pgnoded log)"
 	}
+	l.callbacks = hooksFor(d.Callbacks, AfterStart)
 	n.st.recycle = true
 	return http.StatusOK, "reinitialize started"
 }

@@ -63,5 +63,10 @@ func (n *Node) reconcileParams(ctx context.Context) {
 		return
 	}
 	n.log.Info("postgres configuration reloaded", "parameters_changed", want != n.st.paramsKey, "requested", n.st.reloadPG)
+	role := cluster.RolePrimary
+	if pg.InRecovery {
+		role = cluster.RoleReplica
+	}
+	n.fire([]PlannedCallback{{Callback: cluster.OnReload, Role: role, After: AfterReload}}, AfterReload)
 	n.st.paramsKey, n.st.reloadPG = want, false
 }

@@ -132,3 +132,16 @@ type Fence interface {
 	// Disarm tells the guard this node is not a primary; the guard does nothing.
 	Disarm() error
 }
+
+// Hooks runs the operator's postgresql.callbacks, pre_promote and before_stop
+// (implemented by internal/hook). Callback never blocks; Run blocks for the script.
+type Hooks interface {
+	// Callback starts cb's command, if one is configured, as `<cmd> <cb> <role> <scope>`.
+	Callback(cb cluster.Callback, role cluster.Role)
+	// Run runs hook h and waits for it; ran is false when h has no command.
+	Run(ctx context.Context, h cluster.Hook) (ran bool, exit int, err error)
+	// Configured reports whether hook h has a command.
+	Configured(h cluster.Hook) bool
+	// Runs counts the runs so far by callback and exit.
+	Runs() map[cluster.HookRun]uint64
+}

@@ -236,10 +236,6 @@ func (n *Node) publish() {
 	pg.State = n.pgState()
 	n.snapMu.Lock()
 	defer n.snapMu.Unlock()
-	counters := n.st.counters
-	if pc, ok := n.deps.Peers.(PeerErrorCounter); ok {
-		counters.PeerErrors = pc.ErrorCounts()
-	}
 	s := &cluster.Snapshot{
 		Name: n.cfg.Name, Scope: n.cfg.Scope, Compat: n.cfg.Compat, APIURL: n.cfg.APIURL, ConnURL: n.cfg.ConnURL,
 		PG: pg, Role: n.st.role, View: n.st.view, LeaderUntil: n.leaderUntil(),
@@ -247,7 +243,7 @@ func (n *Node) publish() {
 		Tags: EffectiveTags(n.configTags()), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
 		SyncStandby:    cfg.SynchronousMode && n.st.view.Sync != nil && (Observation{View: n.st.view}).inSync(n.cfg.Name),
 		WatchdogFailed: n.st.fenceFailed, LastLoop: n.st.lastLoop, NextLoopAt: n.nextWake(), Action: n.st.action,
-		FailsafeActive: n.failsafeActive(), VIPBound: n.st.vipBound, Counters: counters, ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
+		FailsafeActive: n.failsafeActive(), VIPBound: n.st.vipBound, Counters: n.counters(), ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
 	}
 	n.snap.Store(s)
 }
@@ -267,4 +263,16 @@ func (n *Node) republish() {
 	s := *old
 	s.LeaderUntil = n.leaderUntil()
 	n.snap.Store(&s)
+}
+
+// counters are the loop's counters plus the hook runner's counts.
+func (n *Node) counters() cluster.Counters {
+	c := n.st.counters
+	if pc, ok := n.deps.Peers.(PeerErrorCounter); ok {
+		c.PeerErrors = pc.ErrorCounts()
+	}
+	if n.deps.Hooks != nil {
+		c.CallbackRuns = n.deps.Hooks.Runs()
+	}
+	return c
 }

@@ -111,12 +111,15 @@ func (n *Node) restartNow(ctx context.Context, req RestartRequest, reply chan op
 	}
 	delete(n.st.longFailedAt, LongStartPrimary)
 	delete(n.st.longFailedAt, LongStartReplica)
+	role := n.st.role
 	n.launchStartTimeout(ctx, o, asReplica, target, req.Timeout)
 	l := n.st.long
 	if l == nil {
 		return http.StatusServiceUnavailable, "restart failed"
 	}
 	l.waiter = reply
+	// Patroni's restart fires on_restart only (no on_stop, no on_start), with the role it had.
+	l.callbacks = []PlannedCallback{{Callback: cluster.OnRestart, Role: role, After: AfterStart}}
 	n.st.recycle = true
 	return 0, ""
 }

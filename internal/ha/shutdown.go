@@ -59,6 +59,10 @@ func (n *Node) Shutdown(ctx context.Context, stopPostgres bool) error {
 			_ = n.deps.Fence.Arm(dl)
 		}
 	}
+	running := n.st.pg.Running
+	if running {
+		runBeforeStop(ctx, n.deps.Hooks, beforeStopLimit, n.log)
+	}
 	if err := n.deps.Postgres.Stop(ctx, cluster.StopFast); err != nil {
 		n.log.Error("postgres did not stop fast; stopping immediately", "err", err)
 		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -70,6 +74,9 @@ func (n *Node) Shutdown(ctx context.Context, stopPostgres bool) error {
 		}
 	}
 	n.publishStopped()
+	if running && n.deps.Hooks != nil {
+		n.deps.Hooks.Callback(cluster.OnStop, n.st.role)
+	}
 	var errs []error
 	if n.deps.VIP != nil {
 		if err := n.deps.VIP.Ensure(ctx, false); err != nil {

@@ -48,6 +48,10 @@ type world struct {
 	violations []string
 	promotions []promotion
 	rewinds    int
+
+	hookCalls       []string        // "<node> <callback> <role>" and "<node> pre_promote|before_stop", in order
+	prePromote      map[string]bool // nodes with a pre_promote; true: it exits 1
+	beforeStopNodes bool            // every node has a before_stop
 }
 
 type fakeLeader struct {
@@ -131,7 +135,8 @@ func (w *world) launch(name string) {
 		Credentials: Credentials{Superuser: Credential{Username: "postgres", Password: "su"},
 			Replication: Credential{Username: "replicator", Password: "rep"}},
 		Now: w.clock.Now, Logger: logger,
-	}, Deps{Postgres: sn.pg, Store: w.storeFor(sn), VIP: sn.vip, Peers: &fakePeers{w: w}, Fence: sn.fence})
+	}, Deps{Postgres: sn.pg, Store: w.storeFor(sn), VIP: sn.vip, Peers: &fakePeers{w: w}, Fence: sn.fence,
+		Hooks: &simHooks{w: w, name: name}})
 	n.clock = w.clock
 	n.hooks = testHooks{longStarted: w.busy.inc, longFinished: w.busy.dec, eventDone: w.busy.dec,
 		eventSent: w.busy.inc, eventUnsent: w.busy.dec}

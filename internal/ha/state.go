@@ -66,6 +66,12 @@ type loopState struct {
 	pollSoon            bool              // re-run the cycle shortly (waiting for something that has no event)
 	notStreamingSince   time.Time         // running replica without a streaming WAL receiver since
 	wakeAt              time.Time         // run a cycle at this time (a postponed scheduled action)
+
+	deciding           *Decision        // the decision apply is carrying out (nil outside apply)
+	cbCalled           bool             // a start/stop/restart/role callback fired since we started (Patroni's cb_called)
+	prePromote         PrePromoteResult // pre_promote's outcome for this hold of the key
+	prePromoteFailedAt time.Time        // pre_promote failed and the key was given up then
+	prePromoteRace     *bool            // the promotion waiting for pre_promote won a race (manual?): for the counters
 }
 
 // scheduledRestart is a restart requested for later (POST /restart with schedule).
@@ -82,7 +88,8 @@ type longRun struct {
 	cancelled bool
 	result    chan longResult // capacity 1: the worker never blocks
 	done      chan struct{}
-	waiter    chan opReply // an API restart waiting for this start to end (capacity 1), or nil
+	waiter    chan opReply      // an API restart waiting for this start to end (capacity 1), or nil
+	callbacks []PlannedCallback // fired when the action ends well (AfterStart)
 }
 
 // longResult is what a long action reports back to the loop.
@@ -94,4 +101,5 @@ type longResult struct {
 	startedAs    *bool     // in recovery? set when postgres was started
 	rewindFailed bool
 	leader       string // leader a rewind ran against
+	prePromote   PrePromoteResult
 }

@@ -29,7 +29,8 @@ import (
 //
 // If postgres does not stop, nothing else happens: we stay the leader.
 // Decide only asks for it when a candidate streams (or cascades) from us.
-func (n *Node) gracefulDemote(ctx context.Context, o Observation, candidate string) {
+func (n *Node) gracefulDemote(ctx context.Context, o Observation, d Decision) {
+	candidate := d.Member
 	if n.postponeScheduledSwitchover(o) {
 		return
 	}
@@ -46,6 +47,7 @@ func (n *Node) gracefulDemote(ctx context.Context, o Observation, candidate stri
 	if err := n.stopPG(ctx, cluster.StopFast, time.Time{}); err != nil {
 		return
 	}
+	n.fire(d.Callbacks, AfterStop)
 	stopped := n.now()
 	n.publishNow()
 	cctx, cancel := n.opCtx(ctx)

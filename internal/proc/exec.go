@@ -27,6 +27,17 @@ func (p *Postgres) sysProcAttr(setsid bool) *syscall.SysProcAttr {
 	return a
 }
 
+// RunAs is how to run an operator's script as the OS user: the credential to
+// switch to (nil when pgnoded already runs as that user) and the environment
+// (pgnoded's, without libpq/Patroni variables, with the user's HOME, USER, LOGNAME).
+func (p *Postgres) RunAs() (*syscall.Credential, []string) {
+	var cred *syscall.Credential
+	if p.user.switchTo {
+		cred = &syscall.Credential{Uid: p.user.uid, Gid: p.user.gid, Groups: p.user.groups}
+	}
+	return cred, p.env()
+}
+
 // env is the environment of every child: ours without libpq/pgnoded variables
 // (a stray PGPASSWORD or PGHOST must not steer a tool), with the OS user's
 // identity, plus extra (later entries win).
