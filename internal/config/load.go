@@ -50,6 +50,9 @@ func load(path string, env []string) (*Config, *problems) {
 	d.structure(root, "", reflect.ValueOf(cfg).Elem(), rootHook(d))
 	finish(cfg, d)
 	check(cfg, p)
+	if m, ok := toAny(root).(map[string]any); ok {
+		checkKeys(cfg, m, p)
+	}
 	return cfg, p
 }
 
@@ -147,10 +150,8 @@ var dynamicOnly = []string{
 func rootHook(d *decoder) keyHook {
 	return func(key string, k, v *yaml.Node) bool {
 		switch {
-		case key == "etcd":
-			d.p.errorf(d.at(k, v), key, "etcd v2 API is not supported, use etcd3")
-		case slices.Contains(unsupportedDCS, key):
-			d.p.errorf(d.at(k, v), key, "the %s DCS is not supported, use etcd3", key)
+		case Rule(Local, key) != nil && Rule(Local, key).Class != Honoured:
+			// no field: the key table refuses or warns (other DCS sections, citus)
 		case slices.Contains(dynamicOnly, key):
 			d.p.warnf(d.at(k, v), key, "dynamic-only setting ignored here; set it in bootstrap.dcs (or PATCH /config)")
 		default:
