@@ -22,6 +22,7 @@ var (
 	descRenewFailures  = prometheus.NewDesc("pgnoded_lease_renew_failures_total", "Failed renewals of the leader key.", nil, nil)
 	descVIPFailures    = prometheus.NewDesc("pgnoded_vip_failures_total", "Failed attempts to bind or release the VIP (missing capability, no interface).", nil, nil)
 	descLastFailover   = prometheus.NewDesc("pgnoded_last_failover_seconds", "Duration of the phases of the last failover this node won.", []string{"phase"}, nil)
+	descConfigRefused  = prometheus.NewDesc("pgnoded_config_refused", "1 for each setting of the config key pgnoded refuses (docs/config-keys.md); while any is 1 the node takes no leadership.", []string{"key"}, nil)
 )
 
 // haRoles are reported in every scrape so that a role change flips series
@@ -41,7 +42,7 @@ type haCollector struct {
 func (h *haCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descLeader, descLeaseRemaining, descDCSLastSeen,
 		descVIPBound, descFailsafe, descFailovers, descSwitchovers, descPromotions, descDemotions,
-		descRenewFailures, descVIPFailures, descLastFailover} {
+		descRenewFailures, descVIPFailures, descLastFailover, descConfigRefused} {
 		ch <- d
 	}
 }
@@ -73,6 +74,9 @@ func (h *haCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- gauge(descDCSLastSeen, seen)
 	ch <- gauge(descVIPBound, b2f(s.VIPBound))
 	ch <- gauge(descFailsafe, b2f(s.FailsafeActive))
+	for _, k := range s.ConfigRefused {
+		ch <- gauge(descConfigRefused, 1, k.Key)
+	}
 	counter := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
