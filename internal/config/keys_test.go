@@ -186,3 +186,15 @@ func TestCheckDynamic(t *testing.T) {
 		}
 	}
 }
+
+// Found by FuzzLoad: an anchor used inside itself used to expand until the
+// node limit, building ever longer key paths (minutes and gigabytes).
+func TestRecursiveAliasIsAnError(t *testing.T) {
+	for _, doc := range []string{"a: &x {b: *x}\n", "a: &x [1, *x]\n", minimal + "tags: &t {<<: *t}\n"} {
+		path := writeFile(t, t.TempDir(), "pgnoded.yml", doc)
+		_, _, err := Load(path, nil)
+		if err == nil || !strings.Contains(err.Error(), "recursive YAML alias") {
+			t.Errorf("%q: err = %v", doc, err)
+		}
+	}
+}
