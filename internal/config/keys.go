@@ -105,8 +105,11 @@ func matchKey(pattern string, parts []string) bool {
 
 // refusal is the message for a refused feature, in the form every surface uses.
 func refusal(what, todo string) string {
-	return "pgnoded does not support " + what + " (" + todo + ")"
+	return refusalPrefix + what + " (" + todo + ")"
 }
+
+// refusalPrefix starts every refusal message.
+const refusalPrefix = "pgnoded does not support "
 
 // truthy reads a Patroni boolean that may arrive as JSON, YAML or a string.
 func truthy(v any) (bool, bool) {

@@ -198,3 +198,24 @@ func TestRecursiveAliasIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// pgnodectl reads a file with refused settings (it only needs to reach the cluster).
+func TestLoadForToolWarnsRefusals(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "pgnoded.yml", minimal+"citus: {group: 0}\nbootstrap:\n  dcs:\n    synchronous_mode: true\n")
+	if _, _, err := Load(path, nil); err == nil {
+		t.Fatal("Load accepted refused settings")
+	}
+	cfg, warns, err := LoadForTool(path, nil)
+	if err != nil || cfg == nil {
+		t.Fatalf("LoadForTool: %v", err)
+	}
+	n := 0
+	for _, w := range warns {
+		if strings.HasPrefix(w.Msg, "pgnoded does not support ") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("want 2 refusals as warnings, got %v", warns)
+	}
+}

@@ -24,7 +24,21 @@ import (
 // an *Error naming file, line and key path; several are joined with errors.Join
 // (use Errors to list them). On error the returned *Config is nil.
 func Load(path string, env []string) (*Config, []Warning, error) {
+	return loadChecked(path, env, false)
+}
+
+// LoadForTool is Load for tools that only read how to reach the cluster
+// (pgnodectl): settings the daemon refuses (docs/config-keys.md) are warnings
+// here, so an operator can still inspect a cluster whose file has them.
+func LoadForTool(path string, env []string) (*Config, []Warning, error) {
+	return loadChecked(path, env, true)
+}
+
+func loadChecked(path string, env []string, refusedAsWarnings bool) (*Config, []Warning, error) {
 	cfg, p := load(path, env)
+	if refusedAsWarnings {
+		p.refusalsToWarnings()
+	}
 	if err := p.err(); err != nil {
 		return nil, p.warnings(), err
 	}
