@@ -136,6 +136,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 		RemoveDataDirOnDivergedTimelines: cfg.PostgreSQL.RemoveDataDirectoryOnDivergedTimelines,
 		NoFence:                          !cfg.PGNoded.Fence.Enabled,
 		RefusedConfig:                    config.RefusedDynamic,
+		WarnedConfig:                     config.WarnedDynamic,
 		StartTimeout:                     cfg.PostgreSQL.PgCtlTimeout,
 		Logger:                           log,
 	}

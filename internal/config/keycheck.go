@@ -2,7 +2,6 @@ package config
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -125,6 +124,12 @@ func RefusedDynamic(doc map[string]any) []cluster.KeyIssue {
 	return r
 }
 
+// WarnedDynamic is CheckDynamic's warnings alone (the HA loop logs them).
+func WarnedDynamic(doc map[string]any) []cluster.KeyIssue {
+	_, w := CheckDynamic(doc)
+	return w
+}
+
 // Counts returns how many rows of the table (and of the environment table)
 // are in each class.
 func Counts() map[Class]int {
@@ -136,13 +141,4 @@ func Counts() map[Class]int {
 		out[e.Class]++
 	}
 	return out
-}
-
-// joinIssues renders issues as "key: msg; key: msg".
-func joinIssues(is []cluster.KeyIssue) string {
-	parts := make([]string, len(is))
-	for i, k := range is {
-		parts[i] = k.String()
-	}
-	return strings.Join(parts, "; ")
 }

@@ -380,7 +380,8 @@ var keyTable = []KeyRule{
 	{Key: "standby_cluster", Where: Dynamic, Class: Refused, Subtree: true,
 		Note: refusal("standby clusters (standby_cluster, with its create_replica_methods)", "remove standby_cluster; keep standby clusters on Patroni until pgnoded implements them")},
 	{Key: "member_slots_ttl", Where: Dynamic, Class: Warned, Note: "slots of stopped members are kept until the member key goes (Patroni 3.x behaviour)"},
-	{Key: "slots", Where: Dynamic, Class: Honoured, Note: "permanent slots", Subtree: true},
+	{Key: "slots", Where: Dynamic, Class: Warned, Subtree: true, When: logicalSlots,
+		Note: "permanent physical slots are created and kept; logical ones are neither created nor synchronised"},
 	{Key: "ignore_slots", Where: Dynamic, Class: Warned, Subtree: true,
 		Note: "ignore_slots entries are matched by name and type only; database and plugin are not compared", When: ignoreSlotsDetail},
 	{Key: "postgresql.use_pg_rewind", Where: Dynamic, Class: Honoured, Note: "rewind a diverged former primary (a local value wins)"},
@@ -471,6 +472,20 @@ func vipAddress(v any, x keyContext) (string, bool) {
 	}
 	on, ok := truthy(x.parent["enabled"])
 	return "", !ok || !on
+}
+
+// logicalSlots hits when a permanent slot is logical (or names a database or plugin).
+func logicalSlots(v any, _ keyContext) (string, bool) {
+	m, _ := v.(map[string]any)
+	for _, e := range m {
+		s, _ := e.(map[string]any)
+		_, db := s["database"]
+		_, plugin := s["plugin"]
+		if t, _ := s["type"].(string); t == "logical" || db || plugin {
+			return "", true
+		}
+	}
+	return "", false
 }
 
 func ignoreSlotsDetail(v any, _ keyContext) (string, bool) {

@@ -3,8 +3,10 @@ package config
 import (
 	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The generated table in docs/ must match the key table in the code.
@@ -218,4 +220,32 @@ func TestLoadForToolWarnsRefusals(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("want 2 refusals as warnings, got %v", warns)
 	}
+}
+
+// Every key the loader decodes has a row: a new field without one would be
+// accepted without the table saying what pgnoded does with it.
+func TestEveryFieldHasARow(t *testing.T) {
+	var walk func(rt reflect.Type, prefix string)
+	walk = func(rt reflect.Type, prefix string) {
+		for i := range rt.NumField() {
+			f := rt.Field(i)
+			tag := f.Tag.Get("yaml")
+			if !f.IsExported() || tag == "" || tag == "-" || tag == ",rest" {
+				continue
+			}
+			path := tag
+			if prefix != "" {
+				path = prefix + "." + tag
+			}
+			ft := f.Type
+			if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Duration]() && ft.PkgPath() == rt.PkgPath() {
+				walk(ft, path)
+				continue
+			}
+			if ruleFor(path) == nil && Rule(Dynamic, path) == nil {
+				t.Errorf("%s has no row in the key table (internal/config/keys.go)", path)
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
 }

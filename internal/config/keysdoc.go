@@ -204,6 +204,8 @@ func whenText(r KeyRule) string {
 		return "unless watchdog.mode is off"
 	case "ignore_slots":
 		return "when an entry has database or plugin"
+	case "slots":
+		return "when a slot is logical"
 	case "synchronous_mode":
 		return "when on or quorum"
 	}

@@ -54,6 +54,9 @@ type Config struct {
 	// RefusedConfig returns the settings of a config-key document pgnoded
 	// refuses (cmd/pgnoded passes the key table's check); nil refuses nothing.
 	RefusedConfig func(doc map[string]any) []cluster.KeyIssue
+	// WarnedConfig returns the settings of a config-key document pgnoded
+	// accepts but does not act on (logged as warnings when the key changes).
+	WarnedConfig func(doc map[string]any) []cluster.KeyIssue
 
 	// NoFence disables the fence guard (tests, or a deliberate operator choice).
 	NoFence bool

@@ -261,6 +261,11 @@ func (n *Node) checkRefused(view cluster.View) {
 		n.log.Error("/config: "+k.String(), "key", k.Key,
 			"consequence", "this node takes no leadership and promotes nothing until the setting is removed")
 	}
+	if n.cfg.WarnedConfig != nil {
+		for _, k := range n.cfg.WarnedConfig(view.Config.Raw) {
+			n.log.Warn("/config: "+k.String(), "key", k.Key)
+		}
+	}
 	if was && len(n.st.refused) == 0 {
 		n.log.Info("/config: no refused settings any more; leader elections resume")
 	}
