@@ -10,7 +10,7 @@ LDFLAGS   := -s -w -X $(PKG)/internal/buildinfo.Version=$(VERSION)
 # Unit and package-level integration tests (the latter skip themselves when not root).
 UNIT_PKGS  = $(shell $(GO) list ./internal/... ./cmd/... ./tools/... 2>/dev/null)
 
-.PHONY: all build test test-unit test-integration lint deps bench bench-failsafe chaos clean
+.PHONY: all build test test-unit test-integration lint deps bench bench-failsafe chaos clean fuzz-run
 
 all: build
 
@@ -27,6 +27,27 @@ deps:
 
 test-unit:
 	$(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
+	@$(MAKE) --no-print-directory fuzz-short
+
+## fuzz-short / fuzz: every fuzz target (the config loader, the /config check, every REST
+## body) for FUZZ_SHORT each in `make test` (about 40 s in all on an idle 2-core machine, once built), FUZZTIME each in `make fuzz`.
+## The seed corpus is committed under each package's testdata/fuzz; a failing input is
+## written there too (commit it with the fix).
+FUZZ_TARGETS = internal/config:FuzzLoad internal/config:FuzzCheckDynamic internal/ha:FuzzPatchConfig \
+  internal/restapi:FuzzSwitchoverBody internal/restapi:FuzzFailoverBody internal/restapi:FuzzRestartBody \
+  internal/restapi:FuzzReinitializeBody internal/restapi:FuzzPatchConfigBody internal/restapi:FuzzFailsafeBody
+FUZZ_SHORT ?= 2s
+FUZZTIME   ?= 2m
+.PHONY: fuzz fuzz-short
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_FOR=$(FUZZ_SHORT)
+fuzz:
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_FOR=$(FUZZTIME)
+fuzz-run:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t#*:}; \
+	  echo "fuzz $$fn ($(FUZZ_FOR))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_FOR) -fuzzminimizetime 10s ./$$pkg/; \
+	done
 
 test-integration: build
 	@if [ -n "$$(ls test/*.go 2>/dev/null)" ]; then \

@@ -161,6 +161,8 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 		RemoveDataDirOnRewindFailure:     cfg.PostgreSQL.RemoveDataDirectoryOnRewindFailure,
 		RemoveDataDirOnDivergedTimelines: cfg.PostgreSQL.RemoveDataDirectoryOnDivergedTimelines,
 		NoFence:                          !cfg.PGNoded.Fence.Enabled,
+		RefusedConfig:                    config.RefusedDynamic,
+		WarnedConfig:                     config.WarnedDynamic,
 		StartTimeout:                     cfg.PostgreSQL.PgCtlTimeout,
 		Logger:                           log,
 	}
@@ -274,6 +276,10 @@ loop:
 		d.log.Error("shutdown", "error", err)
 		if errors.Is(err, ha.ErrFatal) {
 			exit = exitFailure
+		}
+		if errors.Is(err, ha.ErrConfigRefused) {
+			fmt.Fprintf(os.Stderr, "pgnoded: %v\n", err)
+			exit = exitConfig
 		}
 	}
 	if d.vip != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -118,4 +119,67 @@ func TestRuntimeSettings(t *testing.T) {
 			t.Errorf("%s: got gc=%d procs=%d noMemProfile=%v, want %d %d %v", c.name, gc, procs, noMP, c.gc, c.procs, c.noMemProfile)
 		}
 	}
+}
+
+// The Pigsty-shaped file validates with only the expected warnings; each
+// refused setting makes it exit 2 naming the key and its line.
+func TestValidatePigstyRefusals(t *testing.T) {
+	base, err := os.ReadFile("../../internal/config/testdata/pigsty.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	plain := filepath.Join(t.TempDir(), "pigsty.yml")
+	os.WriteFile(plain, base, 0o600)
+	if code := run([]string{"--validate-config", plain}, &out, &errb); code != exitOK {
+		t.Fatalf("plain pigsty file: code %d\n%s", code, errb.String())
+	}
+	for _, l := range strings.Split(strings.TrimSpace(errb.String()), "\n") {
+		if !strings.Contains(l, "does not exist on this machine") && !strings.Contains(l, "postgresql.create_replica_methods: pgbackrest will not be used") {
+			t.Errorf("unexpected warning on the plain file: %s", l)
+		}
+	}
+	cases := []struct {
+		name, from, to, key string
+	}{
+		{"synchronous_mode", "    synchronous_mode: false\n", "    synchronous_mode: true\n", "bootstrap.dcs.synchronous_mode"},
+		{"standby_cluster", "    failsafe_mode: true\n", "    failsafe_mode: true\n    standby_cluster:\n      host: 10.10.10.99\n      port: 5432\n", "bootstrap.dcs.standby_cluster"},
+		{"citus", "namespace: /pg/\n", "namespace: /pg/\ncitus:\n  group: 0\n  database: meta\n", "citus"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			doc := strings.Replace(string(base), c.from, c.to, 1)
+			if doc == string(base) {
+				t.Fatalf("pattern %q not in the file", c.from)
+			}
+			line, name := 0, c.key[strings.LastIndex(c.key, ".")+1:]
+			for i, l := range strings.Split(doc, "\n") {
+				if strings.HasPrefix(strings.TrimSpace(l), name+":") {
+					line = i + 1
+					break
+				}
+			}
+			path := filepath.Join(t.TempDir(), "pigsty.yml")
+			os.WriteFile(path, []byte(doc), 0o600)
+			var out, errb bytes.Buffer
+			if code := run([]string{"--validate-config", path}, &out, &errb); code != exitConfig {
+				t.Fatalf("code %d, want %d\n%s", code, exitConfig, errb.String())
+			}
+			want := fmt.Sprintf("%s:%d: %s: pgnoded does not support ", path, line, c.key)
+			if !strings.Contains(errb.String(), want) {
+				t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+			}
+			t.Logf("%s", lastLine(errb.String()))
+			// The daemon refuses it the same way before touching anything.
+			errb.Reset()
+			if code := run([]string{"--config", path}, &out, &errb); code != exitConfig || !strings.Contains(errb.String(), want) {
+				t.Errorf("daemon: code %d, stderr %s", code, errb.String())
+			}
+		})
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }

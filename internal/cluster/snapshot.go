@@ -79,6 +79,10 @@ type Snapshot struct {
 
 	VIPBound bool
 	Counters Counters
+
+	// ConfigRefused lists the settings of the config key pgnoded refuses
+	// (docs/config-keys.md); while any stands the node takes no leadership.
+	ConfigRefused []KeyIssue
 }
 
 // Counters are monotonic event counts and the last failover's timings, for metrics.

@@ -229,7 +229,7 @@ func checkPostgres(c *Config, p *problems) {
 		}
 	}
 	for key := range pg.ReplicaMethods {
-		if !slices.Contains(pg.CreateReplicaMethods, key) {
+		if !slices.Contains(pg.CreateReplicaMethods, key) && !hasRule("postgresql."+key) {
 			p.warnf(c.where("postgresql."+key), "postgresql."+key, "unknown key, ignored")
 		}
 	}
@@ -239,12 +239,7 @@ func checkPostgres(c *Config, p *problems) {
 			p.warnf(c.where("bootstrap."+key), "bootstrap."+key, "unknown key, ignored")
 		}
 	}
-	if b.Method != "initdb" {
-		section, _ := b.Methods[b.Method].(map[string]any)
-		if cmd, _ := section["command"].(string); cmd == "" {
-			c.errorf(p, "bootstrap.method", "method %q needs bootstrap.%s.command", b.Method, b.Method)
-		}
-	}
+	// bootstrap.method other than initdb is refused by the key table.
 }
 
 func checkVIP(c *Config, p *problems) {

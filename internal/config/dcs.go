@@ -42,8 +42,7 @@ func parseDCS(cfg *Config, d *decoder) {
 	for _, key := range dcsBoolKeys {
 		if v, ok := dig(raw, key); ok && v != nil {
 			if s, isStr := v.(string); isStr && strings.EqualFold(s, "quorum") {
-				cfg.errorf(d.p, "bootstrap.dcs."+key, "quorum commit (synchronous_mode: quorum) is not supported")
-				bad = true
+				continue // refused by the key table
 			} else if _, err := cluster.ParseBool(v); err != nil {
 				cfg.errorf(d.p, "bootstrap.dcs."+key, "expected a boolean (true/false, on/off, yes/no), got %q", fmt.Sprint(v))
 				bad = true

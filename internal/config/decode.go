@@ -248,6 +248,8 @@ func (d *decoder) structure(n *yaml.Node, path string, rv reflect.Value, hook ke
 			m.SetMapIndex(reflect.ValueOf(key), val)
 			continue
 		}
-		d.p.warnf(d.t.at(k), p, "unknown key, ignored")
+		if !hasRule(p) { // the key table says what happens to it
+			d.p.warnf(d.t.at(k), p, "unknown key, ignored")
+		}
 	}
 }

@@ -33,7 +33,7 @@ type envRule struct {
 // reject them with a clear message.
 var patroniSections = []string{
 	"RESTAPI", "CTL", "POSTGRESQL", "LOG", "ETCD3", "ETCD", "CONSUL", "ZOOKEEPER",
-	"KUBERNETES", "EXHIBITOR", "RAFT",
+	"KUBERNETES", "EXHIBITOR", "RAFT", "CITUS",
 }
 
 var pgUserTypes = []string{"SUPERUSER", "REPLICATION", "REWIND"}

@@ -129,7 +129,7 @@ func TestEnvBadValues(t *testing.T) {
 		{"PGNODED_VIP_ARP_INTERVAL=soon", "vip.arp_interval", "expected a duration"},
 		{"PGNODED_COMPAT=2", "pgnoded.compat", "expected"},
 		{"PATRONI_RESTAPI_ALLOWLIST=[a, b", "restapi.allowlist", "invalid YAML"},
-		{"PATRONI_ETCD_HOST=127.0.0.1:2379", "etcd", "etcd v2 API is not supported, use etcd3"},
+		{"PATRONI_ETCD_HOST=127.0.0.1:2379", "etcd", "pgnoded does not support the etcd v2 API (use an etcd3 section)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.env, func(t *testing.T) {

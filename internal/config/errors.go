@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Position is where a value was written: a file and line, or an environment
@@ -97,6 +98,19 @@ func (p *problems) errorf(at Position, key, format string, args ...any) {
 
 func (p *problems) warnf(at Position, key, format string, args ...any) {
 	p.warns = append(p.warns, Warning{File: at.File, Line: at.Line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// refusalsToWarnings turns the key table's refusals into warnings.
+func (p *problems) refusalsToWarnings() {
+	kept := p.errs[:0]
+	for _, e := range p.errs {
+		if strings.HasPrefix(e.Msg, refusalPrefix) {
+			p.warns = append(p.warns, Warning{File: e.File, Line: e.Line, Key: e.Key, Msg: e.Msg})
+			continue
+		}
+		kept = append(kept, e)
+	}
+	p.errs = kept
 }
 
 // err joins the collected errors in file and line order, or returns nil.

@@ -66,8 +66,8 @@ func TestLoadBadInput(t *testing.T) {
 		{"missing restapi section", without("restapi:", "8008"), "restapi.listen", "required key is missing"},
 		{"empty name", strings.Replace(minimal, "name: pg-test-1", "name: '' #<", 1), "name", "must not be empty"},
 		{"missing etcd3", strings.Replace(without("host: 127.0.0.1:2379"), "etcd3:", "etcd3: #<", 1), "etcd3", "one of etcd3.host, etcd3.hosts or etcd3.url is required"},
-		{"etcd v2", strings.Replace(minimal, "etcd3:", "etcd: #<", 1), "etcd", "etcd v2 API is not supported, use etcd3"},
-		{"consul", minimal + "consul: #<\n  host: 127.0.0.1:8500\n", "consul", "not supported"},
+		{"etcd v2", strings.Replace(minimal, "etcd3:", "etcd: #<", 1), "etcd", "pgnoded does not support the etcd v2 API (use an etcd3 section)"},
+		{"consul", minimal + "consul: #<\n  host: 127.0.0.1:8500\n", "consul", "does not support the consul DCS"},
 		{"etcd protocol", minimal + "  protocol: udp #<\n", "postgresql.protocol", ""}, // appended under postgresql: unknown, see below
 		{"pg listen no port", strings.Replace(minimal, "listen: 127.0.0.1:5432", "listen: 5432 #<", 1), "postgresql.listen", `expected "host:port", got "5432"`},
 		{"pg listen bad port", strings.Replace(minimal, "listen: 127.0.0.1:5432", "listen: 127.0.0.1:99999 #<", 1), "postgresql.listen", `expected "host:port"`},
@@ -193,9 +193,7 @@ bootstrap:
 }
 
 func TestUnknownKeysWarn(t *testing.T) {
-	doc := minimal + `citus: #<
-  group: 0
-tags:
+	doc := minimal + `tags:
   clonefrom: true
   nosync: true
   nosync: false
@@ -209,11 +207,10 @@ ttl: 30
 		t.Fatalf("unknown keys must not be fatal: %v", err)
 	}
 	want := map[string]string{
-		"restapi.server_tokens": "unknown key",
-		"citus":                 "unknown key",
+		"restapi.server_tokens": "the Server header is not changed",
 		"tags.nosync":           "duplicate key",
 		"ttl":                   "dynamic-only",
-		"log.traceback_level":   "unknown key",
+		"log.traceback_level":   "no Python tracebacks",
 	}
 	got := map[string]Warning{}
 	for _, w := range warns {

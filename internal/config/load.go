@@ -24,7 +24,21 @@ import (
 // an *Error naming file, line and key path; several are joined with errors.Join
 // (use Errors to list them). On error the returned *Config is nil.
 func Load(path string, env []string) (*Config, []Warning, error) {
+	return loadChecked(path, env, false)
+}
+
+// LoadForTool is Load for tools that only read how to reach the cluster
+// (pgnodectl): settings the daemon refuses (docs/config-keys.md) are warnings
+// here, so an operator can still inspect a cluster whose file has them.
+func LoadForTool(path string, env []string) (*Config, []Warning, error) {
+	return loadChecked(path, env, true)
+}
+
+func loadChecked(path string, env []string, refusedAsWarnings bool) (*Config, []Warning, error) {
 	cfg, p := load(path, env)
+	if refusedAsWarnings {
+		p.refusalsToWarnings()
+	}
 	if err := p.err(); err != nil {
 		return nil, p.warnings(), err
 	}
@@ -50,6 +64,9 @@ func load(path string, env []string) (*Config, *problems) {
 	d.structure(root, "", reflect.ValueOf(cfg).Elem(), rootHook(d))
 	finish(cfg, d)
 	check(cfg, p)
+	if m, ok := toAny(root).(map[string]any); ok {
+		checkKeys(cfg, m, p)
+	}
 	return cfg, p
 }
 
@@ -147,10 +164,8 @@ var dynamicOnly = []string{
 func rootHook(d *decoder) keyHook {
 	return func(key string, k, v *yaml.Node) bool {
 		switch {
-		case key == "etcd":
-			d.p.errorf(d.at(k, v), key, "etcd v2 API is not supported, use etcd3")
-		case slices.Contains(unsupportedDCS, key):
-			d.p.errorf(d.at(k, v), key, "the %s DCS is not supported, use etcd3", key)
+		case Rule(Local, key) != nil && Rule(Local, key).Class != Honoured:
+			// no field: the key table refuses or warns (other DCS sections, citus)
 		case slices.Contains(dynamicOnly, key):
 			d.p.warnf(d.at(k, v), key, "dynamic-only setting ignored here; set it in bootstrap.dcs (or PATCH /config)")
 		default:

@@ -18,9 +18,14 @@ type tree struct {
 	src   map[*yaml.Node]string
 	p     *problems
 	nodes int
+	// copying holds the nodes being copied (the path from the root): an alias
+	// to one of them is a recursive alias, which would expand forever.
+	copying map[*yaml.Node]bool
 }
 
-func newTree(p *problems) *tree { return &tree{src: map[*yaml.Node]string{}, p: p} }
+func newTree(p *problems) *tree {
+	return &tree{src: map[*yaml.Node]string{}, p: p, copying: map[*yaml.Node]bool{}}
+}
 
 // at is the position of n: its source and line (line 0 for environment values).
 func (t *tree) at(n *yaml.Node) Position {
@@ -104,7 +109,16 @@ func resolve(n *yaml.Node) *yaml.Node {
 // copy returns a deep copy of n with aliases expanded, merge keys (<<) applied
 // and duplicate keys resolved (the last one wins, with a warning).
 func (t *tree) copy(n *yaml.Node, file, path string) *yaml.Node {
+	alias := n != nil && n.Kind == yaml.AliasNode
 	n = resolve(n)
+	if alias && t.copying[n] {
+		t.p.errorf(Position{File: file, Line: n.Line}, path, "recursive YAML alias (an anchor used inside itself)")
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
+	}
+	if n != nil {
+		t.copying[n] = true
+		defer delete(t.copying, n)
+	}
 	t.nodes++
 	if n == nil || t.nodes > maxNodes {
 		if t.nodes == maxNodes+1 {

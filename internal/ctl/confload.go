@@ -74,7 +74,7 @@ func (a *app) dcsURL() string {
 // use: when they are the only problems, it loads again with placeholders for
 // them (through PATRONI_* variables) and blanks the name and scope it invented.
 func loadConfig(path string, environ []string, haveDCSURL bool) (*config.Config, error) {
-	cfg, _, err := config.Load(path, environ)
+	cfg, _, err := config.LoadForTool(path, environ)
 	if err == nil {
 		return cfg, nil
 	}
@@ -83,7 +83,7 @@ func loadConfig(path string, environ []string, haveDCSURL bool) (*config.Config,
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	env := append(append([]string(nil), environ...), extra...)
-	cfg, _, err2 := config.Load(path, env)
+	cfg, _, err2 := config.LoadForTool(path, env)
 	if err2 != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}

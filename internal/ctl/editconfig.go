@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pgnoded/pgnoded/internal/config"
 )
 
 func editConfigCommand() command {
@@ -100,6 +102,10 @@ func (a *app) editConfig(ctx context.Context, pos []string, o editOpts) error {
 	}
 	if !o.quiet {
 		io.WriteString(a.env.Stdout, unifiedDiff(before, after))
+	}
+	if why := refusedEdit(data, changed); why != "" {
+		// The nodes would refuse it too (PATCH /config answers 400 with the same reason).
+		return errors.New("not applied: " + why)
 	}
 	if (o.apply == "-" || o.replace == "-") && !o.force {
 		a.println("Use --force option to apply changes")
@@ -303,4 +309,22 @@ func compactJSON(v any) ([]byte, error) {
 		return nil, fmt.Errorf("encode configuration: %w", err)
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// refusedEdit names the settings the edit brings that pgnoded refuses
+// (docs/config-keys.md), "key: pgnoded does not support … (what to do)" joined
+// by "; ", or "" when it brings none. One already in the config key does not
+// block other edits.
+func refusedEdit(before, after map[string]any) string {
+	had := map[string]bool{}
+	for _, k := range config.RefusedDynamic(before) {
+		had[k.String()] = true
+	}
+	var out []string
+	for _, k := range config.RefusedDynamic(after) {
+		if !had[k.String()] {
+			out = append(out, k.String())
+		}
+	}
+	return strings.Join(out, "; ")
 }

@@ -176,6 +176,22 @@ func TestEditConfigCommand(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 		}
 	})
+	t.Run("refused setting is not written", func(t *testing.T) {
+		st := &fakeStore{views: map[string]cluster.View{"pg-test": v}}
+		r := runCtl(t, st, "", nil, "-c", cfgPath, "edit-config", "-s", "synchronous_mode=true", "--force")
+		if r.code != 1 || len(st.configs) != 0 ||
+			!strings.Contains(r.stderr, "not applied: synchronous_mode: pgnoded does not support synchronous replication") {
+			t.Fatalf("exit %d, writes %v, stderr %q", r.code, st.configs, r.stderr)
+		}
+		r = runCtl(t, st, "", nil, "-c", cfgPath, "edit-config", "-s", "standby_cluster.host=10.0.0.9", "--force")
+		if r.code != 1 || len(st.configs) != 0 || !strings.Contains(r.stderr, "standby_cluster: pgnoded does not support standby clusters") {
+			t.Fatalf("exit %d, writes %v, stderr %q", r.code, st.configs, r.stderr)
+		}
+		r = runCtl(t, st, "", nil, "-c", cfgPath, "edit-config", "-s", "synchronous_mode=false", "--force")
+		if r.code != 0 || len(st.configs) != 1 {
+			t.Fatalf("synchronous_mode=false: exit %d, writes %v, stderr %q", r.code, st.configs, r.stderr)
+		}
+	})
 	t.Run("apply from stdin needs force", func(t *testing.T) {
 		st := &fakeStore{views: map[string]cluster.View{"pg-test": v}}
 		r := runCtl(t, st, "loop_wait: 3\n", nil, "-c", cfgPath, "edit-config", "--apply", "-")

@@ -24,6 +24,7 @@ var (
 	descPeerErrors     = prometheus.NewDesc("pgnoded_peer_errors_total", "Failed requests to other members' REST APIs (leader race, failsafe), by reason.", []string{"reason"}, nil)
 	descCallbackRuns   = prometheus.NewDesc("pgnoded_callback_runs_total", "Runs of postgresql.callbacks, pre_promote and before_stop by callback and exit (an exit status, killed or error).", []string{"callback", "exit"}, nil)
 	descLastFailover   = prometheus.NewDesc("pgnoded_last_failover_seconds", "Duration of the phases of the last failover this node won.", []string{"phase"}, nil)
+	descConfigRefused  = prometheus.NewDesc("pgnoded_config_refused", "1 for each setting of the config key pgnoded refuses (docs/config-keys.md); while any is 1 the node takes no leadership.", []string{"key"}, nil)
 )
 
 // haRoles are reported in every scrape so that a role change flips series
@@ -47,7 +48,7 @@ type haCollector struct {
 func (h *haCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descLeader, descLeaseRemaining, descDCSLastSeen,
 		descVIPBound, descFailsafe, descFailovers, descSwitchovers, descPromotions, descDemotions,
-		descRenewFailures, descVIPFailures, descPeerErrors, descLastFailover, descCallbackRuns} {
+		descRenewFailures, descVIPFailures, descPeerErrors, descLastFailover, descCallbackRuns, descConfigRefused} {
 		ch <- d
 	}
 }
@@ -79,6 +80,9 @@ func (h *haCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- gauge(descDCSLastSeen, seen)
 	ch <- gauge(descVIPBound, b2f(s.VIPBound))
 	ch <- gauge(descFailsafe, b2f(s.FailsafeActive))
+	for _, k := range s.ConfigRefused {
+		ch <- gauge(descConfigRefused, 1, k.Key)
+	}
 	counter := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}

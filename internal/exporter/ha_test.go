@@ -154,3 +154,21 @@ func TestHAMetricsWithoutSnapshot(t *testing.T) {
 		}
 	}
 }
+
+func TestHAMetricsConfigRefused(t *testing.T) {
+	snap := fixedSnapshot()
+	snap.ConfigRefused = []cluster.KeyIssue{{Key: "standby_cluster", Msg: "pgnoded does not support standby clusters (remove it)"}}
+	c := &haCollector{snap: func() *cluster.Snapshot { return snap }, now: func() time.Time { return haNow }}
+	want := `
+# HELP pgnoded_config_refused 1 for each setting of the config key pgnoded refuses (docs/config-keys.md); while any is 1 the node takes no leadership.
+# TYPE pgnoded_config_refused gauge
+pgnoded_config_refused{key="standby_cluster"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "pgnoded_config_refused"); err != nil {
+		t.Fatal(err)
+	}
+	snap.ConfigRefused = nil
+	if n := testutil.CollectAndCount(c, "pgnoded_config_refused"); n != 0 {
+		t.Fatalf("%d series without refused settings", n)
+	}
+}

@@ -51,6 +51,13 @@ type Config struct {
 	RemoveDataDirOnRewindFailure     bool
 	RemoveDataDirOnDivergedTimelines bool
 
+	// RefusedConfig returns the settings of a config-key document pgnoded
+	// refuses (cmd/pgnoded passes the key table's check); nil refuses nothing.
+	RefusedConfig func(doc map[string]any) []cluster.KeyIssue
+	// WarnedConfig returns the settings of a config-key document pgnoded
+	// accepts but does not act on (logged as warnings when the key changes).
+	WarnedConfig func(doc map[string]any) []cluster.KeyIssue
+
 	// NoFence disables the fence guard (tests, or a deliberate operator choice).
 	NoFence bool
 	// StartTimeout bounds a postgres start (default DefaultStartTimeout); a leader's
@@ -74,6 +81,10 @@ type Deps struct {
 
 // ErrFatal marks a decision that pgnoded must not continue (Run returns it wrapped).
 var ErrFatal = errors.New("ha: fatal")
+
+// ErrConfigRefused marks a config key found at startup with settings pgnoded
+// refuses (Run returns it wrapped, with every "/config: key: reason").
+var ErrConfigRefused = errors.New("ha: the config key has settings pgnoded refuses")
 
 func (c *Config) setDefaults() {
 	if c.Compat == "" {

@@ -113,6 +113,7 @@ func (n *Node) observe(ctx context.Context) Observation {
 		RewindFailed: n.st.rewindFailed, Upstream: n.st.upstream, ReleasedLockAt: n.st.releasedAt,
 		SwitchoverDemotedAt: n.st.switchoverDemotedAt, LeaderGoneAt: n.st.leaderGoneAt,
 		NotStreamingSince: n.st.notStreamingSince, FailsafeLeader: n.failsafeLeaderNow(now),
+		RefusedConfig: n.st.refused,
 	}
 	if view.Leader == nil || view.Leader.Name != n.cfg.Name {
 		n.st.prePromote, n.st.prePromoteRace = PrePromoteNotRun, nil
@@ -194,6 +195,7 @@ func (n *Node) applyDynamicConfig(view cluster.View) {
 	cfg.RetryTimeout = max(cfg.RetryTimeout, 1)
 	old := n.st.dyn
 	n.st.dyn = cfg
+	n.checkRefused(view)
 	if cfg.TTL != n.st.appliedTTL {
 		n.deps.Store.SetTTL(cfg.TTLDuration())
 		// The Store swaps the lease at its next renewal; the cycle that follows
@@ -242,4 +244,35 @@ func (n *Node) record(ctx context.Context, d Decision) {
 		attrs = append(attrs, "mode", d.Demote.String(), "stop", string(d.Stop))
 	}
 	n.log.Log(ctx, lvl, d.Message, attrs...)
+}
+
+// refusedIn returns the settings of a config-key document pgnoded refuses.
+func (n *Node) refusedIn(doc map[string]any) []cluster.KeyIssue {
+	if n.cfg.RefusedConfig == nil || doc == nil {
+		return nil
+	}
+	return n.cfg.RefusedConfig(doc)
+}
+
+// checkRefused re-checks the config key whenever it changes; every change
+// that leaves a refused setting in place is logged as an error again.
+func (n *Node) checkRefused(view cluster.View) {
+	if view.Config == nil || string(view.ConfigRaw) == n.st.configSeen {
+		return
+	}
+	n.st.configSeen = string(view.ConfigRaw)
+	was := len(n.st.refused) > 0
+	n.st.refused = n.refusedIn(view.Config.Raw)
+	for _, k := range n.st.refused {
+		n.log.Error("/config: "+k.String(), "key", k.Key,
+			"consequence", "this node takes no leadership and promotes nothing until the setting is removed")
+	}
+	if n.cfg.WarnedConfig != nil {
+		for _, k := range n.cfg.WarnedConfig(view.Config.Raw) {
+			n.log.Warn("/config: "+k.String(), "key", k.Key)
+		}
+	}
+	if was && len(n.st.refused) == 0 {
+		n.log.Info("/config: no refused settings any more; leader elections resume")
+	}
 }

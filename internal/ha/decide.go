@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"strings"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -54,6 +55,10 @@ type Observation struct {
 	// NotStreamingSince is the first observation of this running replica without
 	// a streaming WAL receiver (zero: streaming, or not tracked).
 	NotStreamingSince time.Time
+
+	// RefusedConfig lists the config key's settings pgnoded refuses: while any
+	// stands, the node takes no leadership and promotes nothing.
+	RefusedConfig []cluster.KeyIssue
 
 	// Peers is the answer of the members' /patroni documents; nil means "not asked yet".
 	Peers []PeerStatus
@@ -223,13 +228,37 @@ type Decision struct {
 //  5. system identifier against the initialize key;
 //  6. postgres not running: restart, hand over, or start as replica;
 //  7. leader key absent: the race; held by us: leader duties; held by another: follow it.
+//
+// Over all of them: while the config key holds a setting pgnoded refuses, no
+// decision takes leadership or promotes (see holdRefused).
 func Decide(o Observation) Decision {
 	d := decide(o)
+	if len(o.RefusedConfig) > 0 {
+		d = holdRefused(o, d)
+	}
 	if d.Action == ActionPromote || d.Action == ActionAcquire && o.pgReady() && o.PG.InRecovery {
 		d.PrePromote = o.HasPrePromote && o.PrePromote != PrePromotePassed
 	}
 	d.Callbacks = planCallbacks(o, d)
 	return d
+}
+
+// holdRefused keeps a node out of leadership while the config key holds a
+// refused setting (standby_cluster, synchronous_mode, ...): acting as if it
+// were not there could make a second primary or drop a replication guarantee.
+// A running primary keeps running and keeps its key; nothing else changes.
+func holdRefused(o Observation, d Decision) Decision {
+	switch d.Action {
+	case ActionAcquire, ActionPromote, ActionBootstrap, ActionAskPeers:
+	default:
+		return d
+	}
+	parts := make([]string, len(o.RefusedConfig))
+	for i, k := range o.RefusedConfig {
+		parts[i] = k.Key
+	}
+	return wait("not taking leadership: the config key has settings pgnoded refuses ("+strings.Join(parts, ", ")+")",
+		"config_refused")
 }
 
 func decide(o Observation) Decision {

@@ -3,6 +3,8 @@ package ha
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -39,6 +41,9 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.stopLong()
 
 	n.startup(ctx)
+	if err := n.refusedAtStartup(); err != nil {
+		return err
+	}
 	wake := n.clock.NewTimer(time.Hour)
 	defer wake.Stop()
 	rn, notifies := n.deps.Store.(RenewalNotifier)
@@ -156,6 +161,25 @@ func (n *Node) startup(ctx context.Context) {
 	if v := n.deps.Store.View(); v.Leader == nil || v.Leader.Name != n.cfg.Name {
 		n.ensureVIP(ctx, false)
 	}
+}
+
+// refusedAtStartup refuses to run on a config key that holds settings pgnoded
+// refuses: the operator is told at once, before this node takes any part.
+func (n *Node) refusedAtStartup() error {
+	v := n.deps.Store.View()
+	if v.Config == nil {
+		return nil
+	}
+	refused := n.refusedIn(v.Config.Raw)
+	if len(refused) == 0 {
+		return nil
+	}
+	lines := make([]string, len(refused))
+	for i, k := range refused {
+		lines[i] = "/config: " + k.String()
+		n.log.Error(lines[i])
+	}
+	return fmt.Errorf("%w:\n%s", ErrConfigRefused, strings.Join(lines, "\n"))
 }
 
 // nextWake is the latest time the next cycle must run: loop_wait after the last

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,7 +29,12 @@ func (n *Node) PatchConfig(ctx context.Context, patch map[string]any) (int, []by
 	if err != nil {
 		return http.StatusServiceUnavailable, []byte("the config key is not a JSON object")
 	}
+	cur, _ := decodeObject(v.ConfigRaw)
 	if patchConfig(data, patch) {
+		if why := n.refusedChange(cur, data); why != "" {
+			n.log.Warn("config patch refused", "reason", why)
+			return http.StatusBadRequest, []byte(why)
+		}
 		raw, err := json.Marshal(data)
 		if err != nil {
 			return http.StatusBadRequest, []byte("cannot encode the merged config: " + err.Error())
@@ -62,6 +68,11 @@ func (n *Node) PutConfig(ctx context.Context, doc map[string]any) (int, []byte) 
 	}
 	for attempt := 0; ; attempt++ {
 		v := n.deps.Store.View()
+		cur, _ := decodeObject(v.ConfigRaw)
+		if why := n.refusedChange(cur, doc); why != "" {
+			n.log.Warn("config replacement refused", "reason", why)
+			return http.StatusBadRequest, []byte(why)
+		}
 		if cur, err := decodeObject(v.ConfigRaw); err == nil && v.ConfigRev != 0 && jsonEqual(cur, doc) {
 			break
 		}
@@ -84,6 +95,24 @@ func (n *Node) PutConfig(ctx context.Context, doc map[string]any) (int, []byte) 
 	}
 	n.Wake()
 	return http.StatusOK, out
+}
+
+// refusedChange is the 400 text when doc brings a setting pgnoded refuses
+// that cur does not have ("key: pgnoded does not support … (what to do)", one
+// per line); "" when it brings none. A refused setting already in the config
+// key does not block other edits, and removing it is always accepted.
+func (n *Node) refusedChange(cur, doc map[string]any) string {
+	before := map[string]bool{}
+	for _, k := range n.refusedIn(cur) {
+		before[k.String()] = true
+	}
+	var lines []string
+	for _, k := range n.refusedIn(doc) {
+		if !before[k.String()] {
+			lines = append(lines, k.String())
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (n *Node) writeCtx(ctx context.Context) (context.Context, context.CancelFunc) {

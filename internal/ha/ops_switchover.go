@@ -29,6 +29,12 @@ func (n *Node) Failover(ctx context.Context, req SwitchoverRequest) (int, string
 func (n *Node) manualFailover(ctx context.Context, req SwitchoverRequest, action string) (int, string) {
 	view := n.deps.Store.View()
 	cfg := n.Snapshot().Config
+	if refused := n.Snapshot().ConfigRefused; len(refused) > 0 {
+		// No node would take the key: the leader would step down for nothing.
+		why := action + " is not possible: the config key has settings pgnoded refuses: " + refused[0].String()
+		n.log.Info(action+" refused", "reason", why)
+		return http.StatusPreconditionFailed, why
+	}
 	if req.ScheduledAt.IsZero() {
 		if why := n.failoverPossible(ctx, view, cfg, req, action); why != "" {
 			n.log.Info(action+" refused", "leader", req.Leader, "candidate", req.Candidate, "reason", why)

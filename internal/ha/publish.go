@@ -244,6 +244,7 @@ func (n *Node) publish() {
 		SyncStandby:    cfg.SynchronousMode && n.st.view.Sync != nil && (Observation{View: n.st.view}).inSync(n.cfg.Name),
 		WatchdogFailed: n.st.fenceFailed, LastLoop: n.st.lastLoop, NextLoopAt: n.nextWake(), Action: n.st.action,
 		FailsafeActive: n.failsafeActive(), VIPBound: n.st.vipBound, Counters: n.counters(), ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
+		ConfigRefused: n.st.refused,
 	}
 	n.snap.Store(s)
 }

@@ -11,6 +11,8 @@ import (
 // touches it (Shutdown does so after Run has returned).
 type loopState struct {
 	dyn        cluster.DynamicConfig // effective dynamic config (last good)
+	refused    []cluster.KeyIssue    // settings of the config key pgnoded refuses
+	configSeen string                // the config key document refused was computed from
 	appliedTTL int                   // ttl last given to Store.SetTTL
 	ttlPending bool                  // ttl changed: run a full cycle at the next renewal
 	view       cluster.View
