@@ -414,6 +414,8 @@ var keyTable = []KeyRule{
 	{Key: "exporter.listen", Where: Own, Class: Honoured, Note: "its address"},
 	{Key: "exporter.config", Where: Own, Class: Honoured, Note: "pg_exporter collector file or directory"},
 	{Key: "exporter.exclude_databases", Where: Own, Class: Honoured, Note: "databases not scraped"},
+	{Key: "exporter.config_search", Where: Own, Class: Honoured, Note: "collector files tried when exporter.config is empty (default /etc/pg_exporter.yml, /etc/pg_exporter)"},
+	{Key: "exporter.env_file", Where: Own, Class: Honoured, Note: "pg_exporter's environment file (default /etc/default/pg_exporter); settings pgnoded does not act on are warned by name"},
 	{Key: "pgnoded.os_user", Where: Own, Class: Honoured, Note: "user postgres runs as when pgnoded is root"},
 	{Key: "pgnoded.compat", Where: Own, Class: Honoured, Note: "wire spellings of 3.0.2 or 4.1.4"},
 	{Key: "pgnoded.fence.enabled", Where: Own, Class: Honoured, Note: "the out-of-process fence guard"},
