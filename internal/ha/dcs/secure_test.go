@@ -54,7 +54,9 @@ func TestUsernamePasswordAuth(t *testing.T) {
 	}
 
 	cfg := Config{Endpoints: []string{e.Endpoint()}, Username: "pgnoded", Password: "wrong", BasePath: base, Name: "pg1",
-		TTL: 10 * time.Second, RetryTimeout: 2 * time.Second}
+		// etcd checks passwords with bcrypt: on a loaded machine that takes
+		// longer than a tight retry_timeout, which would end in a deadline instead.
+		TTL: 10 * time.Second, RetryTimeout: 10 * time.Second}
 	if _, err := New(ctx, cfg); !errors.Is(err, rpctypes.ErrAuthFailed) {
 		t.Fatalf("New with a bad password = %v, want an authentication error", err)
 	}
