@@ -256,7 +256,8 @@ func promGoldenList(t testing.TB, role string) []exporter.ListedFamily {
 
 // promCheckFamilies checks, through Prometheus' query API, that node ins's exporter
 // (job pgsql) has live series of every family on want but the activity-only ones,
-// and none of a family only on other (the other role's list). It returns how many
+// none of a family only on other (the other role's list) and no pg_* family off
+// want. It returns how many
 // metric names Prometheus holds for ins.
 func promCheckFamilies(prom *PromServer, ins string, want, other []exporter.ListedFamily) (int, error) {
 	s, err := prom.Query(fmt.Sprintf(`count by (__name__) ({job="pgsql",ins=%q})`, ins))
@@ -291,9 +292,24 @@ func promCheckFamilies(prom *PromServer, ins string, want, other []exporter.List
 			}
 		}
 	}
-	if len(missing) > 0 || len(stale) > 0 {
-		return len(have), fmt.Errorf("%s: %d families of its role missing %v; %d of the other role's served %v",
-			ins, len(missing), strings.Join(missing, " "), len(stale), strings.Join(stale, " "))
+	// every pg_* name is on the list (pgnoded_* ones beyond it are the daemon's own)
+	listed := map[string]bool{}
+	for _, f := range want {
+		for _, name := range f.SeriesNames() {
+			listed[name] = true
+		}
+	}
+	var unlisted []string
+	for name := range have {
+		if strings.HasPrefix(name, "pg_") && !listed[name] && !slices.Contains(stale, name) {
+			unlisted = append(unlisted, name)
+		}
+	}
+	slices.Sort(unlisted)
+	if len(missing) > 0 || len(stale) > 0 || len(unlisted) > 0 {
+		return len(have), fmt.Errorf("%s: %d families of its role missing [%s]; %d of the other role's served [%s]; %d not on its list [%s]",
+			ins, len(missing), strings.Join(missing, " "), len(stale), strings.Join(stale, " "),
+			len(unlisted), strings.Join(unlisted, " "))
 	}
 	return len(have), nil
 }
