@@ -257,8 +257,7 @@ func promGoldenList(t testing.TB, role string) []exporter.ListedFamily {
 // promCheckFamilies checks, through Prometheus' query API, that node ins's exporter
 // (job pgsql) has live series of every family on want but the activity-only ones,
 // none of a family only on other (the other role's list) and no pg_* family off
-// want. It returns how many
-// metric names Prometheus holds for ins.
+// want. It returns how many metric names Prometheus holds for ins.
 func promCheckFamilies(prom *PromServer, ins string, want, other []exporter.ListedFamily) (int, error) {
 	s, err := prom.Query(fmt.Sprintf(`count by (__name__) ({job="pgsql",ins=%q})`, ins))
 	if err != nil {
