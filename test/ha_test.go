@@ -16,7 +16,13 @@ const bootTimeout = 120 * time.Second
 
 func bootCluster(t testing.TB, timing Timing) (*Cluster, *Node) {
 	t.Helper()
-	c := StartCluster(t, 3, timing)
+	return bootClusterWith(t, timing, nil)
+}
+
+// bootClusterWith is bootCluster with extra template values per node (see startClusterWith).
+func bootClusterWith(t testing.TB, timing Timing, extra func(name, dir string) map[string]any) (*Cluster, *Node) {
+	t.Helper()
+	c := startClusterWith(t, 3, timing, extra)
 	p := c.WaitPrimary(bootTimeout, nil)
 	c.WaitHealthyReplicas(bootTimeout, p)
 	return c, p

@@ -81,6 +81,9 @@ postgresql:
     unix_socket_directories: {{.Dir}}
     max_connections: 50
     shared_buffers: 32MB
+{{- if .PGParams}}
+{{.PGParams}}
+{{- end}}
   pg_hba:
     - local all all trust
     - host all all 127.0.0.1/32 md5

@@ -96,7 +96,8 @@ func StartCluster(t testing.TB, n int, timing Timing) *Cluster {
 }
 
 // startClusterWith is StartCluster with extra template values per node
-// (e.g. PGExtra: lines added to the postgresql section).
+// (e.g. PGExtra: lines added to the postgresql section; PGParams: lines added to
+// postgresql.parameters, indented by four spaces).
 func startClusterWith(t testing.TB, n int, timing Timing, extra func(name, dir string) map[string]any) *Cluster {
 	t.Helper()
 	testenv.RequireRoot(t)
