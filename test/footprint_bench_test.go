@@ -53,7 +53,8 @@ func BenchmarkFootprint(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := fpSampleAll(b, pids)
-		time.Sleep(footprintIdle) // measuring an idle period, not synchronising
+		idleFor := time.Duration(envInt("PGNODED_FOOTPRINT_IDLE_S", int(footprintIdle/time.Second))) * time.Second
+		time.Sleep(idleFor) // measuring an idle period, not synchronising
 		idle := fpSampleAll(b, pids)
 		checks, bad := fpDriveLoad(c, footprintLoad)
 		loaded := fpSampleAll(b, pids)
@@ -65,6 +66,7 @@ func BenchmarkFootprint(b *testing.B) {
 				role = "primary"
 			}
 			ic := fpCPUPercent(start[i], idle[i])
+			b.Logf("%s idle: %.3f cpu-s/min over %s", n.Name, ic*0.6, idleFor)
 			lc := fpCPUPercent(idle[i], loaded[i])
 			b.Logf("%s (%s, pid %d): idle %s CPU %.2f%%; loaded %s CPU %.2f%%",
 				n.Name, role, pids[i], idle[i], ic, loaded[i], lc)

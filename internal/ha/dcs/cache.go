@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/ha"
 )
 
 // entry is one key as etcd holds it.
@@ -112,7 +114,8 @@ func (c *cache) prune(watchRev int64) {
 
 // significantChange decides whether a change of rel wakes the HA loop: the
 // leader key (value or lease), the cluster-wide keys on any value change,
-// members only when they join or leave.
+// members when they join or leave or change a field a waiting decision looks
+// at (ha.MemberWakeFields: role, state, ...), not on a mere xlog_location update.
 func significantChange(rel string, old entry, had bool, cur entry, has bool) bool {
 	switch {
 	case rel == keyLeader:
@@ -121,7 +124,11 @@ func significantChange(rel string, old entry, had bool, cur entry, has bool) boo
 		rel == keyFailsafe, rel == keyHistory, rel == keyOptimeLeader:
 		return had != has || !bytes.Equal(old.value, cur.value)
 	case strings.HasPrefix(rel, keyMembers):
-		return had != has && memberName(rel) != ""
+		if memberName(rel) == "" {
+			return false
+		}
+		return had != has || !bytes.Equal(old.value, cur.value) &&
+			ha.MemberWakeFields(parseMember(old.value)) != ha.MemberWakeFields(parseMember(cur.value))
 	}
 	return false
 }
