@@ -26,6 +26,11 @@ type cache struct {
 	rev     int64            // highest revision seen
 	readAt  time.Time        // last time the cache was confirmed current
 	ready   bool             // the first full read has completed
+	gen     uint64           // bumped on every change of entries (View rebuilds only then)
+	// watchRev: every change up to this revision is in the cache (a full
+	// read, watch events in order, a progress notification). Own writes'
+	// revisions do not count: the watch may not have delivered older ones yet.
+	watchRev int64
 }
 
 func newCache() cache {
@@ -44,6 +49,7 @@ func (c *cache) put(rel string, e entry) (significant bool) {
 	}
 	delete(c.tombs, rel)
 	c.entries[rel] = e
+	c.gen++
 	return significantChange(rel, old, had, e, true)
 }
 
@@ -61,6 +67,7 @@ func (c *cache) del(rel string, rev int64) (significant bool) {
 		return false
 	}
 	delete(c.entries, rel)
+	c.gen++
 	return significantChange(rel, old, true, entry{}, false)
 }
 
@@ -101,6 +108,8 @@ func (c *cache) replace(fresh map[string]entry, rev int64) {
 	}
 	c.entries, c.tombs = next, tombs
 	c.rev = max(c.rev, rev)
+	c.watchRev = max(c.watchRev, rev)
+	c.gen++
 }
 
 // prune forgets tombstones the watch has passed.

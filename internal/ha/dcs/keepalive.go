@@ -127,8 +127,13 @@ func (s *Store) receiveKeepAlives(ka *kaStream) {
 		if resp.TTL <= 0 {
 			s.leaseGone(req.id)
 			answer = errLeaseNotFound
-		} else if s.renewedOn(req.id, req.sent, resp.TTL) {
-			notify(s.renewedCh)
+		} else {
+			if s.renewedOn(req.id, req.sent, resp.TTL) {
+				notify(s.renewedCh)
+			}
+			if resp.Header != nil {
+				s.confirmKeepAlive(req.sent, resp.Header.Revision)
+			}
 		}
 		req.answer <- answer
 	}

@@ -43,12 +43,14 @@ type Store struct {
 	bg        context.Context
 	bgCancel  context.CancelFunc // ends bg (the keepalive stream) in Close
 
-	mu      sync.Mutex
-	cache   cache
-	lease   leaseState
-	ka      *kaStream               // the lease keepalive stream, nil until opened or after it ended
-	lost    bool                    // the watch is down (Changed fired on loss, fires again on restore)
-	pending map[string]pendingWrite // own writes in flight
+	mu       sync.Mutex
+	cache    cache
+	lease    leaseState
+	built    *cluster.View // the view parsed from cache at builtGen
+	builtGen uint64
+	ka       *kaStream               // the lease keepalive stream, nil until opened or after it ended
+	lost     bool                    // the watch is down (Changed fired on loss, fires again on restore)
+	pending  map[string]pendingWrite // own writes in flight
 
 	watchGen atomic.Uint64 // incarnation of the watch (one per re-read)
 	retry    atomic.Int64  // budget of one etcd request (retry_timeout), ns; follows the dynamic config
@@ -178,11 +180,17 @@ func (s *Store) Close(ctx context.Context, revoke bool) error {
 	return errors.Join(errs...)
 }
 
-// View returns a fresh copy of the cached cluster view.
+// View returns the cached cluster view. It is parsed again only after a key
+// changed (an idle cluster's cycles parse nothing); its maps and pointers are
+// shared between callers and must not be modified.
 func (s *Store) View() cluster.View {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := buildView(s.cache.entries)
+	if s.built == nil || s.builtGen != s.cache.gen {
+		v := buildView(s.cache.entries)
+		s.built, s.builtGen = &v, s.cache.gen
+	}
+	v := *s.built
 	v.Revision = s.cache.rev
 	v.ReadAt = s.cache.readAt
 	return v
