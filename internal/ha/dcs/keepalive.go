@@ -40,8 +40,9 @@ type kaRequest struct {
 
 // openKeepAlive returns the working stream, opening one when there is none.
 // The stream lives on the Store's own context (ended by Close), never on a
-// caller's, so one renewal's deadline does not end it.
-func (s *Store) openKeepAlive() (*kaStream, error) {
+// caller's, so one renewal's deadline does not end it; opening it (gRPC waits
+// for a connection) is bounded by ctx all the same.
+func (s *Store) openKeepAlive(ctx context.Context) (*kaStream, error) {
 	s.mu.Lock()
 	ka := s.ka
 	s.mu.Unlock()
@@ -53,8 +54,12 @@ func (s *Store) openKeepAlive() (*kaStream, error) {
 			return ka, nil
 		}
 	}
-	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.bg))
-	stream, err := pb.NewLeaseClient(s.client.ActiveConnection()).LeaseKeepAlive(ctx)
+	sctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.bg))
+	giveUp := context.AfterFunc(ctx, cancel) // the caller's deadline ends the opening, not the open stream
+	stream, err := pb.NewLeaseClient(s.client.ActiveConnection()).LeaseKeepAlive(sctx)
+	if !giveUp() {
+		err = errors.Join(err, ctx.Err())
+	}
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("dcs: open lease keepalive stream: %w", err)
@@ -71,7 +76,7 @@ func (s *Store) openKeepAlive() (*kaStream, error) {
 // etcd's answer to it until ctx ends. A late answer (after ctx ended) still
 // renews the lease from its own send time.
 func (s *Store) sendKeepAlive(ctx context.Context, id int64) error {
-	ka, err := s.openKeepAlive()
+	ka, err := s.openKeepAlive(ctx)
 	if err != nil {
 		return err
 	}
