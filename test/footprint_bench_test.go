@@ -22,7 +22,7 @@ import (
 
 // Footprint phases: an idle cluster, then HAProxy-like health checks plus Prometheus-like scrapes.
 const (
-	footprintIdle      = 20 * time.Second
+	footprintIdle      = 60 * time.Second // idle CPU is ~0.1 cpu-s/min: 20 s would be two clock ticks
 	footprintLoad      = 20 * time.Second
 	footprintCheckRate = 50 // OPTIONS /primary per second, to each node
 	footprintScrape    = 5 * time.Second
