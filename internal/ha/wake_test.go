@@ -62,3 +62,22 @@ func TestRenewalWakesLeaseDeadlineWait(t *testing.T) {
 		t.Error("a renewal did not wake the lease_deadline wait")
 	}
 }
+
+// A manual failover's candidate is judged on the position our
+// pg_stat_replication shows now, not only on its last member-key write.
+func TestWithStreamedPosition(t *testing.T) {
+	old := int64(100)
+	o := Observation{PG: cluster.PGObservation{Replication: []cluster.ReplicationRow{
+		{ApplicationName: "pg2", State: "streaming", ReplayLSN: 5000},
+		{ApplicationName: "pg3", State: "catchup", ReplayLSN: 9000},
+	}}}
+	if m := o.withStreamedPosition(cluster.Member{Name: "pg2", XLogLocation: &old}); m.XLogLocation == nil || *m.XLogLocation != 5000 {
+		t.Errorf("pg2 position = %v, want 5000", m.XLogLocation)
+	}
+	if old != 100 {
+		t.Error("the member key's value was modified")
+	}
+	if m := o.withStreamedPosition(cluster.Member{Name: "pg3", XLogLocation: &old}); *m.XLogLocation != 100 {
+		t.Errorf("a member not streaming took its replication row's position: %d", *m.XLogLocation)
+	}
+}
