@@ -22,7 +22,7 @@ import (
 
 // Footprint phases: an idle cluster, then HAProxy-like health checks plus Prometheus-like scrapes.
 const (
-	footprintIdle      = 20 * time.Second
+	footprintIdle      = 60 * time.Second // idle CPU is ~0.1 cpu-s/min: 20 s would be two clock ticks
 	footprintLoad      = 20 * time.Second
 	footprintCheckRate = 50 // OPTIONS /primary per second, to each node
 	footprintScrape    = 5 * time.Second
@@ -53,7 +53,8 @@ func BenchmarkFootprint(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := fpSampleAll(b, pids)
-		time.Sleep(footprintIdle) // measuring an idle period, not synchronising
+		idleFor := time.Duration(envInt("PGNODED_FOOTPRINT_IDLE_S", int(footprintIdle/time.Second))) * time.Second
+		time.Sleep(idleFor) // measuring an idle period, not synchronising
 		idle := fpSampleAll(b, pids)
 		checks, bad := fpDriveLoad(c, footprintLoad)
 		loaded := fpSampleAll(b, pids)
@@ -65,6 +66,7 @@ func BenchmarkFootprint(b *testing.B) {
 				role = "primary"
 			}
 			ic := fpCPUPercent(start[i], idle[i])
+			b.Logf("%s idle: %.3f cpu-s/min over %s", n.Name, ic*0.6, idleFor)
 			lc := fpCPUPercent(idle[i], loaded[i])
 			b.Logf("%s (%s, pid %d): idle %s CPU %.2f%%; loaded %s CPU %.2f%%",
 				n.Name, role, pids[i], idle[i], ic, loaded[i], lc)

@@ -325,27 +325,37 @@ func hookConfig(cfg *config.Config, cred *syscall.Credential, env []string, log 
 		Credential: cred, Env: env, Logger: log}
 }
 
-// systemd sends READY once the API listens and the HA loop has decided a role,
-// then pats the watchdog while the HA loop keeps completing cycles.
+// systemd sends READY once the API listens and the HA loop has decided a role
+// (polled at startup only), then, when systemd watches us (WatchdogSec), pats
+// the watchdog at a quarter of its period while the HA loop keeps completing
+// cycles. Without a watchdog an idle daemon has nothing to do here.
 func (d *supervisor) systemd(ctx context.Context) {
-	tick := time.NewTicker(250 * time.Millisecond)
+	ready := time.NewTicker(250 * time.Millisecond)
+	defer ready.Stop()
+	for s := d.node.Snapshot(); s.LastLoop.IsZero(); s = d.node.Snapshot() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ready.C:
+		}
+	}
+	ready.Stop()
+	d.notify.ready()
+	d.log.Info("ready", "role", string(d.node.Snapshot().Role), "rest_api", d.api.Addr())
+	if d.notify.watchdog <= 0 {
+		return
+	}
+	tick := time.NewTicker(max(d.notify.watchdog/4, 100*time.Millisecond))
 	defer tick.Stop()
-	ready := false
 	for {
+		// A hung HA loop stops completing cycles: stop patting so systemd restarts us.
+		if s := d.node.Snapshot(); time.Since(s.LastLoop) < 2*s.TTL+s.LoopWait {
+			d.notify.pat()
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		}
-		s := d.node.Snapshot()
-		if !ready && !s.LastLoop.IsZero() {
-			d.notify.ready()
-			d.log.Info("ready", "role", string(s.Role), "rest_api", d.api.Addr())
-			ready = true
-		}
-		// A hung HA loop stops completing cycles: stop patting so systemd restarts us.
-		if ready && time.Since(s.LastLoop) < 2*s.TTL+s.LoopWait {
-			d.notify.watchdog()
 		}
 	}
 }

@@ -4,14 +4,17 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 )
 
 // notifier talks to systemd (Type=notify); every call is a no-op outside systemd.
 type notifier struct {
-	log  *slog.Logger
-	addr *net.UnixAddr // systemd's notify socket; nil outside systemd
+	log      *slog.Logger
+	addr     *net.UnixAddr // systemd's notify socket; nil outside systemd
+	watchdog time.Duration // WatchdogSec (WATCHDOG_USEC); 0 when systemd does not watch us
 }
 
 // newNotifier takes NOTIFY_SOCKET and the watchdog variables out of the process
@@ -20,12 +23,19 @@ type notifier struct {
 // fence guard and tools have no business with them either.
 func newNotifier(log *slog.Logger) notifier {
 	sock := os.Getenv("NOTIFY_SOCKET")
+	var wd time.Duration
+	if us, err := strconv.ParseInt(os.Getenv("WATCHDOG_USEC"), 10, 64); err == nil && us > 0 {
+		if pid := os.Getenv("WATCHDOG_PID"); pid == "" || pid == strconv.Itoa(os.Getpid()) {
+			wd = time.Duration(us) * time.Microsecond
+		}
+	}
 	for _, k := range []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
 		_ = os.Unsetenv(k)
 	}
 	n := notifier{log: log}
 	if sock != "" {
 		n.addr = &net.UnixAddr{Name: sock, Net: "unixgram"} // a leading '@' is the abstract namespace
+		n.watchdog = wd
 	}
 	return n
 }
@@ -49,4 +59,4 @@ func (n notifier) send(state string) {
 func (n notifier) ready()     { n.send(daemon.SdNotifyReady) }
 func (n notifier) stopping()  { n.send(daemon.SdNotifyStopping) }
 func (n notifier) reloading() { n.send(daemon.SdNotifyReloading) }
-func (n notifier) watchdog()  { n.send(daemon.SdNotifyWatchdog) }
+func (n notifier) pat()       { n.send(daemon.SdNotifyWatchdog) }

@@ -20,7 +20,8 @@ func (n *Node) cycle(ctx context.Context) {
 	for round := 0; round < maxRounds; round++ {
 		d = Decide(obs)
 		n.record(ctx, d)
-		n.st.pollSoon = d.Reason == reasonAwaitingWAL
+		n.st.pollAfter = shortPolls[d.Reason]
+		n.st.reason = d.Reason
 		if !n.apply(ctx, d, &obs) {
 			break
 		}

@@ -89,7 +89,7 @@ func decideSwitchover(o Observation) (Decision, bool) {
 		}
 	}
 	eligible := func(m cluster.Member) bool {
-		return o.candidateOK(m) && (!o.syncActive() || o.inSync(m.Name))
+		return o.candidateOK(o.withStreamedPosition(m)) && (!o.syncActive() || o.inSync(m.Name))
 	}
 	// A candidate that receives no WAL now would miss the end of ours: only one
 	// streaming from us (or cascading from a member that does) can take over

@@ -8,9 +8,14 @@ import (
 	"time"
 )
 
-// pollSoonInterval is how soon the cycle runs again while a decision waits for
-// something no event announces (the candidate waiting for the last WAL).
-const pollSoonInterval = 100 * time.Millisecond
+// shortPolls are the waits no event announces, by decision reason, and how
+// soon the cycle runs again to look (docs/ha-waits.md): every other wait ends
+// on an event (a key change, the lease, the postmaster, a long action, a timer).
+var shortPolls = map[string]time.Duration{
+	reasonAwaitingWAL: 100 * time.Millisecond, // the candidate waiting for the old leader's last WAL
+	"pg_not_ready":    250 * time.Millisecond, // postgres running but not accepting connections yet
+	"lagging":         time.Second,            // a replica replaying towards maximum_lag_on_failover
+}
 
 // maxBurst bounds the cycles run back to back without waiting for an event.
 const maxBurst = 4
@@ -209,8 +214,13 @@ func (n *Node) nextWake() time.Time {
 			earlier(now.Add(250 * time.Millisecond))
 		}
 	}
-	if n.st.pollSoon {
-		earlier(now.Add(pollSoonInterval))
+	if n.st.pollAfter > 0 {
+		earlier(now.Add(n.st.pollAfter))
+	}
+	if r := n.st.releasedAt; !r.IsZero() && n.st.view.Leader == nil {
+		if at := r.Add(n.st.dyn.TTLDuration()); at.After(now) {
+			earlier(at) // the end of released_recently: this node may race again
+		}
 	}
 	earlier(n.st.wakeAt)
 	if s := n.st.scheduled; s != nil && !n.st.dyn.Pause {
@@ -247,7 +257,8 @@ func (n *Node) onRenewal() bool {
 		n.st.ttlPending = false
 		return true
 	}
-	return false
+	// A leader waiting for a longer hold before restarting postgres as primary: the renewal is its event.
+	return n.st.reason == "lease_deadline"
 }
 
 func (n *Node) onPostmasterExit() {

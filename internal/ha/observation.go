@@ -166,6 +166,22 @@ func (o Observation) streamsFromMe(name string) bool {
 	return false
 }
 
+// withStreamedPosition returns m with its xlog_location raised to what our
+// pg_stat_replication shows it replayed now: a member key is written once a
+// loop, so right after a replica caught up (a clone's WAL switch, a burst of
+// writes) it can show a lag the replica no longer has. Patroni asks the
+// members' APIs for their current position for the same reason.
+func (o Observation) withStreamedPosition(m cluster.Member) cluster.Member {
+	for _, r := range o.PG.Replication {
+		if r.ApplicationName == m.Name && r.State == "streaming" {
+			if pos := int64(r.ReplayLSN); m.XLogLocation == nil || pos > *m.XLogLocation {
+				m.XLogLocation = &pos
+			}
+		}
+	}
+	return m
+}
+
 // cascades reports whether m replicates from another running member (replicatefrom)
 // rather than from us: it is then absent from our pg_stat_replication.
 func (o Observation) cascades(m cluster.Member) bool {

@@ -139,7 +139,11 @@ func (s *fakeStore) TouchMember(_ context.Context, m cluster.Member) error {
 		return errPartitioned
 	}
 	m.LeaseID = s.lease
+	old, had := s.w.members[s.name]
 	s.w.members[s.name] = m
+	if !had || MemberWakeFields(old) != MemberWakeFields(m) {
+		s.w.changedLocked() // as the etcd Store: a join or a role/state change wakes the others
+	}
 	return nil
 }
 

@@ -45,6 +45,8 @@ type world struct {
 	names      []string
 	pollOnly   bool // hide Renewed(): the loop must poll LeaseValidUntil
 	loopWait   int  // bootstrap.dcs loop_wait (default 1)
+	ttl        int  // bootstrap.dcs ttl (default 3)
+	retry      int  // bootstrap.dcs retry_timeout (default 1)
 	violations []string
 	promotions []promotion
 	rewinds    int
@@ -129,7 +131,7 @@ func (w *world) launch(name string) {
 		ReplaceAttr: dropTime}), w.clock})
 	n := New(Config{
 		Name: name, Scope: "sim", APIURL: "http://" + name + ":8008/patroni", ConnURL: "postgres://" + name + ":5432/postgres",
-		BootstrapDCS: map[string]any{"ttl": 3, "loop_wait": max(w.loopWait, 1), "retry_timeout": 1,
+		BootstrapDCS: map[string]any{"ttl": max(w.ttl, 3), "loop_wait": max(w.loopWait, 1), "retry_timeout": max(w.retry, 1),
 			"postgresql": map[string]any{"use_pg_rewind": true, "use_slots": true}},
 		HasBootstrap: true,
 		Credentials: Credentials{Superuser: Credential{Username: "postgres", Password: "su"},

@@ -65,7 +65,8 @@ type loopState struct {
 	localParams         map[string]any    // postgresql.parameters of the config file (replaced by a reload)
 	paramsKey           string            // the effective parameters postgres was last started or reloaded with
 	reloadPG            bool              // a reload was requested: rewrite the config files and SIGHUP postgres
-	pollSoon            bool              // re-run the cycle shortly (waiting for something that has no event)
+	pollAfter           time.Duration     // re-run the cycle this soon (a wait no event announces: shortPolls); 0: no poll
+	reason              string            // the reason of the last decision
 	notStreamingSince   time.Time         // running replica without a streaming WAL receiver since
 	wakeAt              time.Time         // run a cycle at this time (a postponed scheduled action)
 

@@ -127,7 +127,7 @@ func streamingCandidates(o Observation, candidate string) []string {
 			continue
 		}
 		m, ok := o.member(name)
-		if !ok || !o.candidateOK(m) || o.syncActive() && !o.inSync(name) {
+		if !ok || !o.candidateOK(o.withStreamedPosition(m)) || o.syncActive() && !o.inSync(name) {
 			continue
 		}
 		list = append(list, cand{name: name, flush: r.FlushLSN, priority: ParseTags(m.Tags).FailoverPriority})
@@ -155,7 +155,7 @@ func (n *Node) waitForCandidate(ctx context.Context, o Observation, candidate st
 	var ask []cluster.Member
 	for name, m := range o.View.Members {
 		m.Name = name
-		if (candidate == "" || name == candidate) && o.candidateOK(m) {
+		if (candidate == "" || name == candidate) && o.candidateOK(o.withStreamedPosition(m)) {
 			ask = append(ask, m)
 		}
 	}

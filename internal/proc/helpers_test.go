@@ -196,3 +196,22 @@ func waitFor(ch <-chan struct{}, d time.Duration) error {
 		return errors.New("timeout")
 	}
 }
+
+func TestEncodeParams(t *testing.T) {
+	got, err := encodeParams([]any{"a", []string{`x`, `y"z`, `b\s`}, 7, int64(-3), true, nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a", `{"x","y\"z","b\\s"}`, "7", "-3", "true", ""}
+	for i, w := range want {
+		if string(got[i]) != w {
+			t.Errorf("param %d = %q, want %q", i+1, got[i], w)
+		}
+	}
+	if got[5] != nil {
+		t.Errorf("nil argument = %q, want NULL", got[5])
+	}
+	if _, err := encodeParams([]any{3.5}); err == nil {
+		t.Error("a float argument was accepted")
+	}
+}

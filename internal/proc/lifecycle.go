@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -140,7 +140,7 @@ func (p *Postgres) waitReady(ctx context.Context, pm *postmaster, timeout time.D
 			return errors.New("postmaster exited")
 		}
 		attempt, cancel := context.WithDeadline(ctx, minTime(deadline, time.Now().Add(2*time.Second)))
-		err := p.withConn(attempt, func(ctx context.Context, c *pgx.Conn) error { return c.Ping(ctx) })
+		err := p.withConn(attempt, func(ctx context.Context, c *pgconn.PgConn) error { return c.Ping(ctx) })
 		cancel()
 		if err == nil {
 			return nil

@@ -47,6 +47,9 @@ func TestInitdbStartWriteObserveStop(t *testing.T) {
 	if o.ServerVersion < 130000 || o.SystemID == "" || o.PostmasterPID <= 0 || o.PostmasterStartTime.IsZero() {
 		t.Errorf("identity fields: %+v", o)
 	}
+	if age := time.Since(o.PostmasterStartTime); age < 0 || age > 10*time.Minute {
+		t.Errorf("postmaster start time %v is %v ago", o.PostmasterStartTime, age)
+	}
 	cd, err := n.p.ControlData(ctx)
 	n.must(err, "controldata")
 	if cd.SystemID != o.SystemID || cd.ClusterState != "in production" || cd.TimelineID != 1 || !cd.WALLogHints {

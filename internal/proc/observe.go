@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -21,7 +20,7 @@ const observeSQL = `SELECT r.rec,
   CASE WHEN r.rec THEN 0 ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_flush_lsn(), '0/0')::bigint END,
   COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(), '0/0')::bigint, 0),
   COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_replay_lsn(), '0/0')::bigint, 0),
-  pg_catalog.pg_last_xact_replay_timestamp(),
+  (EXTRACT(EPOCH FROM pg_catalog.pg_last_xact_replay_timestamp()) * 1000000)::bigint,
   CASE WHEN r.rec THEN pg_catalog.pg_is_wal_replay_paused() ELSE false END,
   CASE WHEN r.rec THEN GREATEST(w.received_tli, (pg_catalog.pg_control_checkpoint()).timeline_id,
                                 (pg_catalog.pg_control_recovery()).min_recovery_end_timeline)
@@ -29,7 +28,7 @@ const observeSQL = `SELECT r.rec,
   COALESCE(w.status, ''),
   COALESCE(w.received_tli, 0),
   COALESCE(pg_catalog.pg_wal_lsn_diff(w.latest_end_lsn, '0/0')::bigint, 0),
-  pg_catalog.pg_postmaster_start_time(),
+  (EXTRACT(EPOCH FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::bigint,
   pg_catalog.current_setting('server_version_num')::int,
   (SELECT system_identifier::text FROM pg_catalog.pg_control_system()),
   (SELECT pg_catalog.json_object_agg(s.name, pg_catalog.json_build_array(pg_catalog.current_setting(s.name),
@@ -65,7 +64,7 @@ func (p *Postgres) Observe(ctx context.Context) cluster.PGObservation {
 	if pm != nil && !pm.exited() {
 		o.Running = true
 		o.PostmasterPID = pm.pid
-		err := p.withConn(ctx, func(ctx context.Context, c *pgx.Conn) error { return scanObservation(ctx, c, &o) })
+		err := p.withConn(ctx, func(ctx context.Context, c *pgconn.PgConn) error { return scanObservation(ctx, c, &o) })
 		if err != nil {
 			o.Err = err.Error()
 		} else {
@@ -105,20 +104,37 @@ func (p *Postgres) Observe(ctx context.Context) cluster.PGObservation {
 	return o
 }
 
-func scanObservation(ctx context.Context, c *pgx.Conn, o *cluster.PGObservation) error {
-	var (
-		cur, flush, recv, replay, latest int64
-		replayedAt                       *time.Time
-		tl, rtli, version                int32
-		status                           string
-		start                            time.Time
-		sysid, pending, repl             *string
-	)
-	err := c.QueryRow(ctx, observeSQL).Scan(&o.InRecovery, &cur, &flush, &recv, &replay, &replayedAt,
-		&o.ReplayPaused, &tl, &status, &rtli, &latest, &start, &version, &sysid, &pending, &repl)
+func scanObservation(ctx context.Context, c *pgconn.PgConn, o *cluster.PGObservation) error {
+	rows, err := queryText(ctx, c, observeSQL, nil)
 	if err != nil {
 		return fmt.Errorf("observe: %w", err)
 	}
+	if len(rows) != 1 || len(rows[0]) != 16 {
+		return fmt.Errorf("observe: %d rows, want one of 16 columns", len(rows))
+	}
+	var (
+		r                                = textRow(rows[0]).reader()
+		cur, flush, recv, replay, latest = r.int(1), r.int(2), r.int(3), r.int(4), r.int(10)
+		replayedUS                       = r.nullable(5)
+		tl, rtli, version                = r.int(7), r.int(9), r.int(12)
+		status                           = r.str(8)
+		startUS                          = r.int(11)
+		sysid, pending, repl             = r.nullable(13), r.nullable(14), r.nullable(15)
+	)
+	o.InRecovery, o.ReplayPaused = r.bool(0), r.bool(6)
+	if r.err != nil {
+		return fmt.Errorf("observe: %w", r.err)
+	}
+	var replayedAt *time.Time
+	if replayedUS != nil {
+		us, err := strconv.ParseInt(*replayedUS, 10, 64)
+		if err != nil {
+			return fmt.Errorf("observe: replay timestamp %q: %w", *replayedUS, err)
+		}
+		t := time.UnixMicro(us)
+		replayedAt = &t
+	}
+	start := time.UnixMicro(startUS)
 	o.CurrentLSN, o.FlushLSN = cluster.LSN(cur), cluster.LSN(flush)
 	o.ReceivedLSN, o.ReplayedLSN = cluster.LSN(recv), cluster.LSN(replay)
 	o.ReplayedAt = replayedAt
@@ -165,49 +181,170 @@ func deref(s *string) string {
 	return *s
 }
 
-// Exec runs a statement as the superuser over the local connection.
+// Exec runs a statement as the superuser over the local connection. Arguments
+// are sent as text ($1, $2, ...): strings, []string (a text[] literal), integers, bools.
 func (p *Postgres) Exec(ctx context.Context, sql string, args ...any) error {
-	return p.withConn(ctx, func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, sql, args...)
+	params, err := encodeParams(args)
+	if err != nil {
+		return err
+	}
+	return p.withConn(ctx, func(ctx context.Context, c *pgconn.PgConn) error {
+		_, err := c.ExecParams(ctx, sql, params, nil, nil, nil).Close()
 		return err
 	})
 }
 
 // Query runs a query over the local connection and returns every value as
-// text (NULL as ""), one slice per row.
+// text (NULL as ""), one slice per row. Arguments as for Exec.
 func (p *Postgres) Query(ctx context.Context, sql string, args ...any) ([][]string, error) {
+	params, err := encodeParams(args)
+	if err != nil {
+		return nil, err
+	}
 	var out [][]string
-	err := p.withConn(ctx, func(ctx context.Context, c *pgx.Conn) error {
-		rows, err := c.Query(ctx, sql, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			raw := rows.RawValues()
-			row := make([]string, len(raw))
-			for i, v := range raw {
-				row[i] = string(v)
+	err = p.withConn(ctx, func(ctx context.Context, c *pgconn.PgConn) error {
+		rows, err := queryText(ctx, c, sql, params)
+		for _, r := range rows {
+			row := make([]string, len(r))
+			for i, v := range r {
+				if v != nil {
+					row[i] = *v
+				}
 			}
 			out = append(out, row)
 		}
-		return rows.Err()
+		return err
 	})
 	return out, err
 }
 
-// inRecovery asks pg_is_in_recovery().
-func (p *Postgres) inRecovery(ctx context.Context) (bool, error) {
-	var rec bool
-	err := p.withConn(ctx, func(ctx context.Context, c *pgx.Conn) error {
-		return c.QueryRow(ctx, "SELECT pg_catalog.pg_is_in_recovery()").Scan(&rec)
-	})
-	return rec, err
+// queryText runs sql with text parameters and text results; a NULL is nil.
+func queryText(ctx context.Context, c *pgconn.PgConn, sql string, params [][]byte) ([][]*string, error) {
+	rr := c.ExecParams(ctx, sql, params, nil, nil, nil)
+	var rows [][]*string
+	for rr.NextRow() {
+		vals := rr.Values()
+		row := make([]*string, len(vals))
+		for i, v := range vals {
+			if v != nil {
+				s := string(v)
+				row[i] = &s
+			}
+		}
+		rows = append(rows, row)
+	}
+	_, err := rr.Close()
+	return rows, err
 }
 
-// withConn runs fn on the one local connection, connecting first if needed. The
-// connection is dropped after any error that is not a plain SQL error.
-func (p *Postgres) withConn(ctx context.Context, fn func(context.Context, *pgx.Conn) error) error {
+// textRow reads typed values out of one text-format row, keeping the first error.
+type textRow []*string
+
+// rowReader wraps textRow with its first parse error.
+type rowReader struct {
+	vals textRow
+	err  error
+}
+
+func (r textRow) reader() *rowReader { return &rowReader{vals: r} }
+
+func (r *rowReader) nullable(i int) *string { return r.vals[i] }
+
+func (r *rowReader) str(i int) string {
+	if v := r.vals[i]; v != nil {
+		return *v
+	}
+	return ""
+}
+
+func (r *rowReader) int(i int) int64 {
+	v := r.vals[i]
+	if v == nil {
+		if r.err == nil {
+			r.err = fmt.Errorf("column %d is NULL", i+1)
+		}
+		return 0
+	}
+	n, err := strconv.ParseInt(*v, 10, 64)
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("column %d: %w", i+1, err)
+	}
+	return n
+}
+
+func (r *rowReader) bool(i int) bool {
+	v := r.vals[i]
+	if v == nil || (*v != "t" && *v != "f") {
+		if r.err == nil {
+			r.err = fmt.Errorf("column %d: not a boolean", i+1)
+		}
+		return false
+	}
+	return *v == "t"
+}
+
+// encodeParams turns query arguments into text-format parameter values.
+func encodeParams(args []any) ([][]byte, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case nil:
+			out[i] = nil
+		case string:
+			out[i] = []byte(v)
+		case []string:
+			out[i] = []byte(textArray(v))
+		case int:
+			out[i] = strconv.AppendInt(nil, int64(v), 10)
+		case int64:
+			out[i] = strconv.AppendInt(nil, v, 10)
+		case bool:
+			out[i] = strconv.AppendBool(nil, v)
+		default:
+			return nil, fmt.Errorf("proc: query argument $%d of type %T is not supported (string, []string, int, int64, bool)", i+1, a)
+		}
+	}
+	return out, nil
+}
+
+// textArray is the text[] literal of ss: {"a","b\"c"}.
+func textArray(ss []string) string {
+	b := []byte{'{'}
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		for j := 0; j < len(s); j++ {
+			if s[j] == '"' || s[j] == '\\' {
+				b = append(b, '\\')
+			}
+			b = append(b, s[j])
+		}
+		b = append(b, '"')
+	}
+	return string(append(b, '}'))
+}
+
+// inRecovery asks pg_is_in_recovery().
+func (p *Postgres) inRecovery(ctx context.Context) (bool, error) {
+	rows, err := p.Query(ctx, "SELECT pg_catalog.pg_is_in_recovery()")
+	if err != nil {
+		return false, err
+	}
+	if len(rows) != 1 || len(rows[0]) != 1 {
+		return false, errors.New("pg_is_in_recovery: no answer")
+	}
+	return rows[0][0] == "t", nil
+}
+
+// withConn runs fn on the one local connection (pgconn: pgnoded's own queries
+// need no type mapping), connecting first if needed. The connection is
+// dropped after any error that is not a plain SQL error.
+func (p *Postgres) withConn(ctx context.Context, fn func(context.Context, *pgconn.PgConn) error) error {
 	select {
 	case p.connSem <- struct{}{}:
 	case <-ctx.Done():
@@ -219,7 +356,7 @@ func (p *Postgres) withConn(ctx context.Context, fn func(context.Context, *pgx.C
 		if err != nil {
 			return err
 		}
-		c, err := pgx.ConnectConfig(ctx, cc)
+		c, err := pgconn.ConnectConfig(ctx, cc)
 		if err != nil {
 			return fmt.Errorf("connect to local postgres: %w", err)
 		}
@@ -234,12 +371,12 @@ func (p *Postgres) withConn(ctx context.Context, fn func(context.Context, *pgx.C
 }
 
 // connConfig is the superuser's connection through the unix socket.
-func (p *Postgres) connConfig() (*pgx.ConnConfig, error) {
+func (p *Postgres) connConfig() (*pgconn.Config, error) {
 	dsn := formatDSN([][2]string{
 		{"host", p.cfg.SocketDir}, {"port", strconv.Itoa(p.cfg.Port)}, {"user", p.cfg.Superuser.Username},
 		{"dbname", p.cfg.Database}, {"sslmode", "disable"}, {"application_name", "pgnoded"}, {"connect_timeout", "5"},
 	})
-	cc, err := pgx.ParseConfig(dsn)
+	cc, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("local connection config: %w", err)
 	}

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -34,8 +34,8 @@ type Postgres struct {
 
 	ops chan struct{} // serialises lifecycle operations (ctx-aware mutex)
 
-	connSem chan struct{} // guards conn (ctx-aware mutex)
-	conn    *pgx.Conn     // the one local connection, nil until needed or after a failure
+	connSem chan struct{}  // guards conn (ctx-aware mutex)
+	conn    *pgconn.PgConn // the one local connection, nil until needed or after a failure
 
 	mu          sync.Mutex
 	pm          *postmaster   // the watched postmaster, nil when none runs

@@ -15,11 +15,17 @@ type results struct {
 	metrics map[string]map[string][]float64
 	order   []string // benchmark names in first-seen order
 	// lines printed to stderr by the integration benchmarks, by kind.
-	bootstrap []spread
+	bootstrap []bootstrapLine
 	failover  []failoverLine
 	pgcrash   []pgcrashLine
 	commands  []string
 	failed    []string
+}
+
+// bootstrapLine is one BOOTSTRAP summary: its timing set (ttl/loop_wait/retry_timeout) and times.
+type bootstrapLine struct {
+	Timing string // "" for the older lines without one (ttl 10/2/4)
+	Time   spread
 }
 
 // spread is a min/median/max triple in seconds, with the run count.
@@ -45,7 +51,7 @@ type pgcrashLine struct {
 var (
 	reBench     = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.+)$`)
 	reSpread    = regexp.MustCompile(`min (-?[\d.]+)s med (-?[\d.]+)s max (-?[\d.]+)s`)
-	reBootstrap = regexp.MustCompile(`^BOOTSTRAP 3 nodes runs=(\d+) to healthy: (.*)$`)
+	reBootstrap = regexp.MustCompile(`^BOOTSTRAP 3 nodes (?:ttl=(\S+) )?runs=(\d+) to healthy: (.*)$`)
 	reFailover  = regexp.MustCompile(`^FAILOVER ttl=(\S+) runs=(\d+) kill->lease-end (.*) \| lease-end->write (.*) \| kill->write (.*)$`)
 	rePGCrash   = regexp.MustCompile(`^PGCRASH ttl=(\S+) runs=(\d+) kill->write (.*) \| in place (\S+)$`)
 )
@@ -68,8 +74,8 @@ func parse(r io.Reader) (*results, error) {
 			res.addBench(reBench.FindStringSubmatch(line))
 		case reBootstrap.MatchString(line):
 			m := reBootstrap.FindStringSubmatch(line)
-			if s, ok := parseSpread(m[2], m[1]); ok {
-				res.bootstrap = append(res.bootstrap, s)
+			if s, ok := parseSpread(m[3], m[2]); ok {
+				res.bootstrap = append(res.bootstrap, bootstrapLine{Timing: m[1], Time: s})
 			}
 		case reFailover.MatchString(line):
 			m := reFailover.FindStringSubmatch(line)

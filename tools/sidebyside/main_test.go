@@ -46,7 +46,7 @@ func TestTable(t *testing.T) {
 		"| 3.71 ms (2.71–4.71, n=3) | 1014.46 ms |",
 		"| 0.000 (0.000–0.000, n=3) | 1.009 |",
 		"REST API server alone: req/s (pgnoded only) | internal/restapi in-process server, fake DCS view, 50 keep-alive clients, closed loop | 99518 | — |",
-		"| footprint: RSS idle (max of 3 nodes) | ttl 10/2/4; after 20 s idle | 12.5 MiB | 44.4 MiB |",
+		"| footprint: RSS idle (max of 3 nodes) | ttl 10/2/4; after 60 s idle | 12.5 MiB | 44.4 MiB |",
 		"| 0.30 % | 0.12 % |",
 		"| 6.1 MiB | none |",
 		"| footprint: RSS under checks + scrapes (max of 3) |",

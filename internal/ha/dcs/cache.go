@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/ha"
 )
 
 // entry is one key as etcd holds it.
@@ -24,6 +26,11 @@ type cache struct {
 	rev     int64            // highest revision seen
 	readAt  time.Time        // last time the cache was confirmed current
 	ready   bool             // the first full read has completed
+	gen     uint64           // bumped on every change of entries (View rebuilds only then)
+	// watchRev: every change up to this revision is in the cache (a full
+	// read, watch events in order, a progress notification). Own writes'
+	// revisions do not count: the watch may not have delivered older ones yet.
+	watchRev int64
 }
 
 func newCache() cache {
@@ -42,6 +49,7 @@ func (c *cache) put(rel string, e entry) (significant bool) {
 	}
 	delete(c.tombs, rel)
 	c.entries[rel] = e
+	c.gen++
 	return significantChange(rel, old, had, e, true)
 }
 
@@ -59,6 +67,7 @@ func (c *cache) del(rel string, rev int64) (significant bool) {
 		return false
 	}
 	delete(c.entries, rel)
+	c.gen++
 	return significantChange(rel, old, true, entry{}, false)
 }
 
@@ -99,6 +108,8 @@ func (c *cache) replace(fresh map[string]entry, rev int64) {
 	}
 	c.entries, c.tombs = next, tombs
 	c.rev = max(c.rev, rev)
+	c.watchRev = max(c.watchRev, rev)
+	c.gen++
 }
 
 // prune forgets tombstones the watch has passed.
@@ -112,7 +123,8 @@ func (c *cache) prune(watchRev int64) {
 
 // significantChange decides whether a change of rel wakes the HA loop: the
 // leader key (value or lease), the cluster-wide keys on any value change,
-// members only when they join or leave.
+// members when they join or leave or change a field a waiting decision looks
+// at (ha.MemberWakeFields: role, state, ...), not on a mere xlog_location update.
 func significantChange(rel string, old entry, had bool, cur entry, has bool) bool {
 	switch {
 	case rel == keyLeader:
@@ -121,7 +133,11 @@ func significantChange(rel string, old entry, had bool, cur entry, has bool) boo
 		rel == keyFailsafe, rel == keyHistory, rel == keyOptimeLeader:
 		return had != has || !bytes.Equal(old.value, cur.value)
 	case strings.HasPrefix(rel, keyMembers):
-		return had != has && memberName(rel) != ""
+		if memberName(rel) == "" {
+			return false
+		}
+		return had != has || !bytes.Equal(old.value, cur.value) &&
+			ha.MemberWakeFields(parseMember(old.value)) != ha.MemberWakeFields(parseMember(cur.value))
 	}
 	return false
 }

@@ -38,8 +38,8 @@ func assertQuiet(t *testing.T, s *Store, what string) {
 }
 
 // TestChangedWakeups: which changes wake the HA loop. Members joining or
-// leaving, leader, config, failover, status do; a member's value changing and
-// this node's own writes do not.
+// leaving or changing state/role, leader, config, failover, status do; a
+// member's xlog_location changing and this node's own writes do not.
 func TestChangedWakeups(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	base := basePath(t)
@@ -57,8 +57,18 @@ func TestChangedWakeups(t *testing.T) {
 	if err := b.TouchMember(ctx, cluster.Member{State: "running"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "member update seen", func() bool { return a.View().Members["pg2"].State == "running" })
-	assertQuiet(t, a.Store, "a member's value changing")
+	waitChanged(t, a.Store, "member state change", func(v cluster.View) bool { return v.Members["pg2"].State == "running" })
+
+	drain(a.Changed())
+	xlog := int64(12345)
+	if err := b.TouchMember(ctx, cluster.Member{State: "running", XLogLocation: &xlog}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "member update seen", func() bool {
+		x := a.View().Members["pg2"].XLogLocation
+		return x != nil && *x == xlog
+	})
+	assertQuiet(t, a.Store, "a member's xlog_location changing")
 
 	if ok, err := b.AcquireLeader(ctx); err != nil || !ok {
 		t.Fatalf("AcquireLeader = %v, %v", ok, err)

@@ -155,9 +155,10 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 // keepaliveEvery is the lease renewal period: max(100ms, TTL/4).
 func keepaliveEvery(ttl time.Duration) time.Duration { return max(100*time.Millisecond, ttl/4) }
 
-// progressEvery is how often the watch asks etcd to confirm it is current: min(1s, TTL/4).
+// progressEvery is how often the watch checks that it was confirmed current
+// lately, and asks etcd for a progress notification when it was not: min(2s, TTL/4).
 func progressEvery(ttl time.Duration) time.Duration {
-	return max(100*time.Millisecond, min(time.Second, ttl/4))
+	return max(100*time.Millisecond, min(2*time.Second, ttl/4))
 }
 
 // lostAfter is how long the watch may go without confirmation before it is restarted.

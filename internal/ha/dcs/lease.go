@@ -79,8 +79,8 @@ func (s *Store) ensureLease(ctx context.Context) (int64, error) {
 	return s.lease.id, nil
 }
 
-// renew sends one keepalive (KeepAliveOnce, so the send time is known
-// exactly), or grants a lease when there is none, it is gone, or a new TTL is
+// renew sends one keepalive on the Store's keepalive stream (its send time
+// recorded, see kaStream), or grants a lease when there is none, it is gone, or a new TTL is
 // due. On the very first call it adopts the lease of a live leader key that
 // holds our name (pgnoded restarted within the TTL), so leadership survives.
 func (s *Store) renew(ctx context.Context) (time.Time, error) {
@@ -104,16 +104,14 @@ func (s *Store) renew(ctx context.Context) (time.Time, error) {
 	if id == 0 || replace {
 		return s.grant(ctx, ttl)
 	}
-	sent := s.cfg.Now()
-	resp, err := s.client.KeepAliveOnce(ctx, clientv3.LeaseID(id))
-	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-		s.leaseGone(id)
-		return s.grant(ctx, ttl)
+	err := s.sendKeepAlive(ctx, id)
+	if errors.Is(err, errLeaseNotFound) {
+		return s.grant(ctx, ttl) // the receiver already dropped the lease (leaseGone)
 	}
 	if err != nil {
 		return s.renewFailed(fmt.Errorf("dcs: keepalive lease %x: %w", id, err))
 	}
-	return s.renewed(id, sent, resp.TTL, false), nil
+	return s.LeaseValidUntil(), nil
 }
 
 // grant creates a new lease of ttl and makes it current.
@@ -173,6 +171,7 @@ func (s *Store) renewed(id int64, sent time.Time, ttlSec int64, granted bool) ti
 		s.lease.replace = false
 	}
 	s.lease.validUntil = sent.Add(time.Duration(ttlSec) * time.Second)
+	notify(s.renewedCh)
 	return s.lease.validUntil
 }
 

@@ -17,7 +17,10 @@ import (
 	"github.com/pgnoded/pgnoded/internal/ha"
 )
 
-var _ ha.Store = (*Store)(nil)
+var (
+	_ ha.Store           = (*Store)(nil)
+	_ ha.RenewalNotifier = (*Store)(nil)
+)
 
 // ErrNotLeader is returned (wrapped) by leader-guarded writes whose compare on
 // the leader key failed: another node holds it, or nobody does.
@@ -36,12 +39,18 @@ type Store struct {
 	changed   chan struct{}
 	leaseLost chan struct{}
 	renewSem  chan struct{} // serialises lease renewals without blocking past a caller's ctx
+	renewedCh chan struct{} // Renewed
+	bg        context.Context
+	bgCancel  context.CancelFunc // ends bg (the keepalive stream) in Close
 
-	mu      sync.Mutex
-	cache   cache
-	lease   leaseState
-	lost    bool                    // the watch is down (Changed fired on loss, fires again on restore)
-	pending map[string]pendingWrite // own writes in flight
+	mu       sync.Mutex
+	cache    cache
+	lease    leaseState
+	built    *cluster.View // the view parsed from cache at builtGen
+	builtGen uint64
+	ka       *kaStream               // the lease keepalive stream, nil until opened or after it ended
+	lost     bool                    // the watch is down (Changed fired on loss, fires again on restore)
+	pending  map[string]pendingWrite // own writes in flight
 
 	watchGen atomic.Uint64 // incarnation of the watch (one per re-read)
 	retry    atomic.Int64  // budget of one etcd request (retry_timeout), ns; follows the dynamic config
@@ -88,11 +97,13 @@ func newStore(cfg Config, client *clientv3.Client, log *slog.Logger) *Store {
 		changed:   make(chan struct{}, 1),
 		leaseLost: make(chan struct{}, 1),
 		renewSem:  make(chan struct{}, 1),
+		renewedCh: make(chan struct{}, 1),
 		cache:     newCache(),
 		lease:     leaseState{ttl: cfg.TTL},
 		pending:   map[string]pendingWrite{},
 		closed:    make(chan struct{}),
 	}
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	s.retry.Store(int64(cfg.RetryTimeout))
 	return s
 }
@@ -162,17 +173,24 @@ func (s *Store) Close(ctx context.Context, revoke bool) error {
 			errs = append(errs, err)
 		}
 	}
+	s.bgCancel()
 	if err := s.client.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		errs = append(errs, fmt.Errorf("dcs: close etcd client: %w", err))
 	}
 	return errors.Join(errs...)
 }
 
-// View returns a fresh copy of the cached cluster view.
+// View returns the cached cluster view. It is parsed again only after a key
+// changed (an idle cluster's cycles parse nothing); its maps and pointers are
+// shared between callers and must not be modified.
 func (s *Store) View() cluster.View {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := buildView(s.cache.entries)
+	if s.built == nil || s.builtGen != s.cache.gen {
+		v := buildView(s.cache.entries)
+		s.built, s.builtGen = &v, s.cache.gen
+	}
+	v := *s.built
 	v.Revision = s.cache.rev
 	v.ReadAt = s.cache.readAt
 	return v

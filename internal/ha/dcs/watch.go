@@ -103,10 +103,11 @@ func (s *Store) markLost() {
 	}
 }
 
-// watch applies events after rev until the watch fails or goes silent. It
-// asks etcd for a progress notification every min(1s, TTL/4): each answer
-// confirms the cache is current, so a frozen or partitioned etcd makes
-// View().ReadAt go stale instead of looking fresh forever.
+// watch applies events after rev until the watch fails or goes silent. When
+// nothing confirmed the cache current for 1.5 × progressEvery (min(2s, TTL/4)),
+// it asks etcd for a progress notification: each answer confirms the cache is
+// current, so a frozen or partitioned etcd makes View().ReadAt go stale
+// instead of looking fresh forever.
 func (s *Store) watch(ctx context.Context, rev int64) error {
 	// RequireLeader: a member cut off from its cluster's leader cancels the
 	// watch instead of serving a stale stream. clientv3 shares one gRPC stream
@@ -156,8 +157,15 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 			}
 		case <-tick.C:
 			now := s.cfg.Now()
-			if last := s.readAt(); now.Sub(last) > lostAfter(ttl) && now.Sub(started) > lostAfter(ttl) {
+			last := s.readAt()
+			if now.Sub(last) > lostAfter(ttl) && now.Sub(started) > lostAfter(ttl) {
 				return errWatchStale
+			}
+			if now.Sub(last) < every+every/2 {
+				// Confirmed lately (an event, or a lease keepalive answered at a
+				// revision the cache has: confirmKeepAlive): on an idle cluster
+				// the keepalives alone keep the view fresh, no progress requests.
+				continue
 			}
 			if pendingSince.IsZero() || now.Sub(lastSent) >= 2*every {
 				if pendingSince.IsZero() {
@@ -172,6 +180,20 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 				}
 			}
 		}
+	}
+}
+
+// confirmKeepAlive records a lease keepalive sent at sent and answered at
+// etcd revision rev: when the cache holds every change up to rev, it was
+// current at sent (no progress request needed to know it).
+func (s *Store) confirmKeepAlive(sent time.Time, rev int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rev <= 0 || !s.cache.ready || rev > s.cache.watchRev {
+		return
+	}
+	if sent.After(s.cache.readAt) {
+		s.cache.readAt = sent
 	}
 }
 
@@ -190,6 +212,7 @@ func (s *Store) confirm(at time.Time, rev int64) {
 		s.cache.readAt = at
 	}
 	s.cache.rev = max(s.cache.rev, rev)
+	s.cache.watchRev = max(s.cache.watchRev, rev)
 	s.cache.prune(rev)
 }
 
@@ -215,6 +238,7 @@ func (s *Store) applyEvents(events []*clientv3.Event) {
 		significant = significant || sig
 	}
 	s.cache.prune(last)
+	s.cache.watchRev = max(s.cache.watchRev, last)
 	if now := s.cfg.Now(); now.After(s.cache.readAt) {
 		s.cache.readAt = now
 	}

@@ -1,0 +1,50 @@
+//go:build pprof
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"time"
+)
+
+// A profiling build (go build -tags pprof) writes a CPU profile and an
+// allocation profile of the daemon to $PGNODED_PPROF_DIR: the CPU profile
+// covers PGNODED_PPROF_SECONDS (default 120) after PGNODED_PPROF_DELAY
+// seconds (default 20, the bootstrap), the allocation profile counts every
+// allocation in that window. Release builds do not link any of it.
+func init() {
+	dir := os.Getenv("PGNODED_PPROF_DIR")
+	if dir == "" || len(os.Args) > 1 && os.Args[1] == fenceGuardCommand {
+		return
+	}
+	secs, delay := envSeconds("PGNODED_PPROF_SECONDS", 120), envSeconds("PGNODED_PPROF_DELAY", 20)
+	go func() { // lives for the profiling window of a diagnostic build only
+		time.Sleep(delay)
+		runtime.MemProfileRate = 512
+		pid := os.Getpid()
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%d.pprof", pid)))
+		if err != nil {
+			return
+		}
+		_ = pprof.StartCPUProfile(f)
+		time.Sleep(secs)
+		pprof.StopCPUProfile()
+		_ = f.Close()
+		if a, err := os.Create(filepath.Join(dir, fmt.Sprintf("allocs-%d.pprof", pid))); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(a, 0)
+			_ = a.Close()
+		}
+	}()
+}
+
+func envSeconds(name string, def int) time.Duration {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		def = n
+	}
+	return time.Duration(def) * time.Second
+}
