@@ -73,8 +73,9 @@ func (s *Store) openKeepAlive(ctx context.Context) (*kaStream, error) {
 }
 
 // sendKeepAlive sends one keepalive for lease id on the stream and waits for
-// etcd's answer to it until ctx ends. A late answer (after ctx ended) still
-// renews the lease from its own send time.
+// etcd's answer to it until ctx ends. A request whose ctx ends unanswered ends
+// the stream (its pending requests fail); an answer arriving after that is
+// dropped, never applied: validity only moves on answers matched to their request.
 func (s *Store) sendKeepAlive(ctx context.Context, id int64) error {
 	ka, err := s.openKeepAlive(ctx)
 	if err != nil {
@@ -128,6 +129,14 @@ func (s *Store) receiveKeepAlives(ka *kaStream) {
 		req := ka.pending[0]
 		ka.pending = ka.pending[1:]
 		ka.mu.Unlock()
+		if resp.ID != req.id {
+			// etcd answers a stream's requests in order; an answer for another
+			// lease means the pairing is lost: apply nothing, end the stream.
+			err := fmt.Errorf("lease keepalive answer for %x, sent for %x", resp.ID, req.id)
+			req.answer <- err
+			ka.end(err)
+			continue
+		}
 		var answer error
 		if resp.TTL <= 0 {
 			s.leaseGone(req.id)

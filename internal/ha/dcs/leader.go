@@ -82,7 +82,7 @@ func (s *Store) heldFromCache() bool {
 	every := keepaliveEvery(l.ttl)
 	return ok && l.id != 0 && !l.replace && !l.failing && e.lease == l.id && string(e.value) == s.cfg.Name &&
 		now.Sub(s.cache.readAt) < every+time.Second &&
-		l.validUntil.Sub(now) > l.ttl-every-time.Second
+		l.validUntil.After(now) && l.validUntil.Sub(now) > l.ttl-every-time.Second
 }
 
 // ReleaseLeader deletes the leader key if it still holds our name.
