@@ -29,7 +29,7 @@ func TestInitdbStartWriteObserveStop(t *testing.T) {
 	if err := n.p.Start(ctx, cluster.StartOptions{}); !errors.Is(err, ErrAlreadyRunning) {
 		t.Errorf("second Start = %v, want ErrAlreadyRunning", err)
 	}
-	n.must(n.p.Exec(ctx, "CREATE TABLE t (id int primary key, v text)"), "create table")
+	n.must(n.p.Exec(ctx, "CREATE TABLE t (id int primary key, v text); COMMENT ON TABLE t IS 'two statements, simple protocol'"), "create table")
 	n.must(n.p.Exec(ctx, "INSERT INTO t VALUES ($1, $2), (2, NULL)", 1, "one"), "insert")
 	rows, err := n.p.Query(ctx, "SELECT id, v, now() > '2000-01-01' FROM t ORDER BY id")
 	n.must(err, "query")

@@ -183,12 +183,18 @@ func deref(s *string) string {
 
 // Exec runs a statement as the superuser over the local connection. Arguments
 // are sent as text ($1, $2, ...): strings, []string (a text[] literal), integers, bools.
+// Without arguments the statement goes over the simple protocol, so a string of
+// several statements works, as it did with pgx.Conn.Exec.
 func (p *Postgres) Exec(ctx context.Context, sql string, args ...any) error {
 	params, err := encodeParams(args)
 	if err != nil {
 		return err
 	}
 	return p.withConn(ctx, func(ctx context.Context, c *pgconn.PgConn) error {
+		if len(args) == 0 {
+			_, err := c.Exec(ctx, sql).ReadAll()
+			return err
+		}
 		_, err := c.ExecParams(ctx, sql, params, nil, nil, nil).Close()
 		return err
 	})
