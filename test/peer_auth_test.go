@@ -208,7 +208,10 @@ func TestPeerAuthWrongCtlPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Proc.Signal(syscall.SIGHUP)
-	time.Sleep(time.Second) // the reload is synchronous in pgnoded; give the signal a moment
+	WaitFor(t, 10*time.Second, "the second reload applying the peer client", func() bool {
+		b, _ := os.ReadFile(p.LogPath)
+		return strings.Count(string(b), "reload: configuration file re-read") >= 2
+	})
 	restore()
 	e.heal(f)
 	e.recovered(f, bootTimeout)

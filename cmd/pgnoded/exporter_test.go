@@ -22,21 +22,16 @@ etcd3: {hosts: 127.0.0.1:2379}
 postgresql: {listen: 127.0.0.1:5432, connect_address: 127.0.0.1:5432, data_dir: /nonexistent/data}
 `
 
-// pigstyExporterEnv is the shape of /etc/default/pg_exporter on a Pigsty node.
-const pigstyExporterEnv = `PG_EXPORTER_URL='postgres://dbuser_monitor:DBUser.Monitor@:5432/postgres?sslmode=disable&host=/var/run/postgresql'
-PG_EXPORTER_CONFIG=/etc/pg_exporter.yml
-PG_EXPORTER_LABEL=""
-PG_EXPORTER_TAG=""
-PG_EXPORTER_DISABLE_CACHE=false
-PG_EXPORTER_AUTO_DISCOVERY=true
-PG_EXPORTER_EXCLUDE_DATABASE="template0,template1,postgres"
-PG_EXPORTER_INCLUDE_DATABASE=""
-PG_EXPORTER_NAMESPACE="pg"
-PG_EXPORTER_FAIL_FAST=false
-PG_EXPORTER_CONNECT_TIMEOUT=200
-PG_EXPORTER_TELEMETRY_PATH="/metrics"
-PG_EXPORTER_OPTS='--web.listen-address=:9630 --log.level=info'
-`
+// pigstyExporterEnv reads the shape of /etc/default/pg_exporter on a Pigsty
+// node, the envfile package's fixture.
+func pigstyExporterEnv(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../internal/exporter/envfile/testdata/pigsty.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 func loadPlanConfig(t *testing.T, extra string) *config.Config {
 	t.Helper()
@@ -53,7 +48,7 @@ func loadPlanConfig(t *testing.T, extra string) *config.Config {
 
 func TestPlanExporterPigstyNode(t *testing.T) {
 	cfg := loadPlanConfig(t, "")
-	p := planExporter(cfg, envfile.Parse("/etc/default/pg_exporter", []byte(pigstyExporterEnv)))
+	p := planExporter(cfg, envfile.Parse("/etc/default/pg_exporter", pigstyExporterEnv(t)))
 	want := exporter.Config{
 		Listen:           ":9630",
 		CollectorFile:    "/etc/pg_exporter.yml",
@@ -68,7 +63,7 @@ func TestPlanExporterPigstyNode(t *testing.T) {
 		t.Errorf("log level = %v", p.logLevel)
 	}
 	// Pigsty's URL names the monitor role; pgnoded does not use it, and says so.
-	if len(p.ignored) != 1 || !strings.Contains(p.ignored[0], "/etc/default/pg_exporter:1: PG_EXPORTER_URL") {
+	if len(p.ignored) != 1 || !strings.Contains(p.ignored[0], "/etc/default/pg_exporter:2: PG_EXPORTER_URL") {
 		t.Errorf("not acted on: %q, want only PG_EXPORTER_URL", p.ignored)
 	}
 	if joined := strings.Join(p.ignored, "\n"); strings.Contains(joined, "DBUser.Monitor") || !strings.Contains(joined, "dbuser_monitor:xxxxx@") {
@@ -89,7 +84,7 @@ func TestPlanExporterSectionWins(t *testing.T) {
   config: /srv/mine.yml
   exclude_databases: [scratch]
 `)
-	p := planExporter(cfg, envfile.Parse("/etc/default/pg_exporter", []byte(pigstyExporterEnv)))
+	p := planExporter(cfg, envfile.Parse("/etc/default/pg_exporter", pigstyExporterEnv(t)))
 	if p.cfg.Listen != "127.0.0.1:19630" || p.cfg.CollectorFile != "/srv/mine.yml" || !reflect.DeepEqual(p.cfg.ExcludeDatabases, []string{"scratch"}) {
 		t.Errorf("the exporter section did not win: %+v", p.cfg)
 	}

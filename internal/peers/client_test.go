@@ -20,6 +20,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/config"
 	"github.com/pgnoded/pgnoded/internal/ha"
+	"github.com/pgnoded/pgnoded/internal/testenv/pki"
 )
 
 // Documents as Patroni 3.0.2 serves them on GET /patroni.
@@ -111,12 +112,12 @@ type tlsConfigFn struct{ cfg *tls.Config }
 
 func TestClientTLSMatrix(t *testing.T) {
 	dir := t.TempDir()
-	ca, other := newTestCA(t, "pg-ca"), newTestCA(t, "other-ca")
+	ca, other := pki.New(t, "pg-ca"), pki.New(t, "other-ca")
 	// The server's certificate names another host: Patroni's daemon checks no host name.
-	srvCert, srvKey := ca.issue(t, "elsewhere", []string{"not-this-host.example"}, nil, x509.ExtKeyUsageServerAuth)
-	foreignCert, foreignKey := other.issue(t, "foreign", nil, []net.IP{net.ParseIP("127.0.0.1")}, x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey := ca.issue(t, "client", nil, nil, x509.ExtKeyUsageClientAuth)
-	caFile := writeFile(t, dir, "ca.crt", ca.pem)
+	srvCert, srvKey := ca.Issue(t, "elsewhere", []string{"not-this-host.example"}, nil, x509.ExtKeyUsageServerAuth)
+	foreignCert, foreignKey := other.Issue(t, "foreign", nil, []net.IP{net.ParseIP("127.0.0.1")}, x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey := ca.Issue(t, "client", nil, nil, x509.ExtKeyUsageClientAuth)
+	caFile := writeFile(t, dir, "ca.crt", ca.PEM)
 	certFile, keyFile := writeFile(t, dir, "cli.crt", cliCert), writeFile(t, dir, "cli.key", cliKey)
 
 	// An encrypted copy of the client key (keyfile_password).

@@ -3,31 +3,26 @@ package envfile
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 )
 
-// pigstyEnv is the shape of the file Pigsty renders from its pg_exporter.env template.
-const pigstyEnv = `# pg_exporter environment (rendered by pigsty)
-PG_EXPORTER_URL='postgres://dbuser_monitor:DBUser.Monitor@:5432/postgres?sslmode=disable&host=/var/run/postgresql'
-PG_EXPORTER_CONFIG=/etc/pg_exporter.yml
-PG_EXPORTER_LABEL=""
-PG_EXPORTER_TAG=""
-PG_EXPORTER_DISABLE_CACHE=false
-PG_EXPORTER_AUTO_DISCOVERY=true
-PG_EXPORTER_EXCLUDE_DATABASE="template0,template1,postgres"
-PG_EXPORTER_INCLUDE_DATABASE=""
-PG_EXPORTER_NAMESPACE="pg"
-PG_EXPORTER_FAIL_FAST=false
-PG_EXPORTER_CONNECT_TIMEOUT=200
-PG_EXPORTER_TELEMETRY_PATH="/metrics"
-PG_EXPORTER_OPTS='--web.listen-address=:9630 --log.level=info'
-`
+// pigstyFile is testdata/pigsty.env, the shape of the file Pigsty renders from
+// its pg_exporter.env template (cmd/pgnoded's tests read it too).
+func pigstyFile(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/pigsty.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 func TestParsePigstyFile(t *testing.T) {
-	s := Parse("/etc/default/pg_exporter", []byte(pigstyEnv))
+	s := Parse("/etc/default/pg_exporter", pigstyFile(t))
 	if len(s.Problems) != 0 {
 		t.Fatalf("problems: %v", s.Problems)
 	}
