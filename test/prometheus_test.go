@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgnoded/pgnoded/internal/exporter"
+	"github.com/pgnoded/pgnoded/internal/testenv"
 )
 
 // promStagedParams are the postgresql.parameters the golden lists were staged with
@@ -28,7 +29,8 @@ const promStagedParams = `    shared_preload_libraries: pg_stat_statements
 const promAppPassword = "itest-app"
 
 // promStageObjects creates on primary p the objects the golden lists' collectors
-// report on (as internal/exporter's stagePG15 does); they replicate to the others.
+// report on (internal/exporter/testdata/golden_staging.sql, as internal/exporter's
+// stagePG15 does); they replicate to the others.
 func promStageObjects(t testing.TB, p *Node) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -38,21 +40,8 @@ func promStageObjects(t testing.TB, p *Node) {
 		t.Fatalf("connect to primary %s: %v", p.Name, err)
 	}
 	defer conn.Close(ctx)
-	for _, stmt := range []string{
-		"CREATE EXTENSION pg_stat_statements",
-		"CREATE ROLE app LOGIN PASSWORD '" + promAppPassword + "'",
-		"CREATE DATABASE app OWNER app",
-		"CREATE TABLE t1 (id int PRIMARY KEY, v text)",
-		"INSERT INTO t1 SELECT g, repeat('x', 3000) FROM generate_series(1, 50) g",
-		"GRANT SELECT ON t1 TO app",
-		"CREATE SEQUENCE s1", "SELECT nextval('s1')", "GRANT USAGE, SELECT ON SEQUENCE s1 TO app",
-		"CREATE FUNCTION f1() RETURNS int LANGUAGE plpgsql AS $$BEGIN RETURN 1; END$$",
-		"CREATE TABLE parted (id int) PARTITION BY RANGE (id)",
-		"CREATE TABLE parted_default PARTITION OF parted DEFAULT",
-		"CREATE PUBLICATION pub1 FOR TABLE t1",
-		"CREATE SUBSCRIPTION sub1 CONNECTION 'dbname=nowhere' PUBLICATION pub1 WITH (connect = false)",
-		"ANALYZE",
-	} {
+	stmts := testenv.SQLFile(t, filepath.Join("..", "internal", "exporter", "testdata", "golden_staging.sql"))
+	for _, stmt := range append(stmts, "ALTER ROLE app PASSWORD '"+promAppPassword+"'", "ANALYZE") {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			t.Fatalf("stage on %s: %s: %v", p.Name, stmt, err)
 		}

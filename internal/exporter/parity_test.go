@@ -270,19 +270,8 @@ func stagePG15(t *testing.T) (primary, replica *testenv.PG) {
 	t.Helper()
 	primary = testenv.StartPostgres(t, "shared_preload_libraries = 'pg_stat_statements'",
 		"track_functions = all", "wal_level = logical", "track_io_timing = on")
+	execSQL(t, primary, "", testenv.SQLFile(t, "testdata/golden_staging.sql")...)
 	execSQL(t, primary, "",
-		"CREATE EXTENSION pg_stat_statements",
-		"CREATE ROLE app LOGIN",
-		"CREATE DATABASE app OWNER app",
-		"CREATE TABLE t1 (id int PRIMARY KEY, v text)",
-		"INSERT INTO t1 SELECT g, repeat('x', 3000) FROM generate_series(1, 50) g",
-		"GRANT SELECT ON t1 TO app",
-		"CREATE SEQUENCE s1", "SELECT nextval('s1')", "GRANT USAGE, SELECT ON SEQUENCE s1 TO app",
-		"CREATE FUNCTION f1() RETURNS int LANGUAGE plpgsql AS $$BEGIN RETURN 1; END$$",
-		"CREATE TABLE parted (id int) PARTITION BY RANGE (id)",
-		"CREATE TABLE parted_default PARTITION OF parted DEFAULT",
-		"CREATE PUBLICATION pub1 FOR TABLE t1",
-		"CREATE SUBSCRIPTION sub1 CONNECTION 'dbname=nowhere' PUBLICATION pub1 WITH (connect = false)",
 		"SELECT pg_create_physical_replication_slot('testenv_replica')",
 		"SELECT pg_create_logical_replication_slot('logical_1', 'test_decoding')",
 		"ANALYZE")
