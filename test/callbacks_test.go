@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/testenv"
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
 // The callbacks of postgresql.callbacks, pre_promote and before_stop, checked
@@ -77,8 +78,9 @@ exit 0
 	return r
 }
 
-// pgExtra is the postgresql section's lines that point every script of node name at the recorder.
-func (r *cbRecorder) pgExtra(name, dir string) map[string]any {
+// pgExtra adds the postgresql section's lines that point every script of the node at the recorder.
+func (r *cbRecorder) pgExtra(o *nodeconf.Options) {
+	name, dir := o.Name, o.Dir
 	cmd := r.script + " " + name
 	var b strings.Builder
 	b.WriteString("  callbacks:\n")
@@ -87,7 +89,7 @@ func (r *cbRecorder) pgExtra(name, dir string) map[string]any {
 	}
 	fmt.Fprintf(&b, "  pre_promote: %s pre_promote %s\n", cmd, dir)
 	fmt.Fprintf(&b, "  before_stop: %s before_stop %s/data", cmd, dir)
-	return map[string]any{"PGExtra": b.String()}
+	o.PGExtra = b.String()
 }
 
 func (r *cbRecorder) lines() []string {

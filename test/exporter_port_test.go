@@ -113,13 +113,7 @@ func newExporterCluster(t *testing.T, n int, extra func(i int) string) *Cluster 
 		}
 		nd.ConfigPath = filepath.Join(nd.Dir, "pgnoded.yml")
 		nd.logPath = filepath.Join(nd.Dir, "pgnoded.log")
-		writeConfig(t, nd.ConfigPath, map[string]any{
-			"Scope": c.Scope, "Name": nd.Name, "Listen": "127.0.0.1", "IP": "127.0.0.1",
-			"APIPort": nd.APIPort, "PGPort": nd.PGPort, "MetricPort": nd.MetricPort,
-			"Etcd": c.Etcd.HostPort(), "Dir": nd.Dir, "BinDir": bin,
-			"TTL": Fast.TTL, "LoopWait": Fast.LoopWait, "RetryTimeout": Fast.RetryTimeout,
-			"Failsafe": false, "PermanentSlot": "", "Subnet": "", "VIPEnabled": false, "Ifname": "",
-		})
+		writeConfig(t, nd.ConfigPath, loopbackOptions(c.Scope, nd.Name, nd.Dir, bin, c.Etcd.HostPort(), nd.PGPort, nd.APIPort, nd.MetricPort, Fast))
 		b, err := os.ReadFile(nd.ConfigPath)
 		if err != nil {
 			t.Fatal(err)

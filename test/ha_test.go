@@ -20,7 +20,7 @@ func bootCluster(t testing.TB, timing Timing) (*Cluster, *Node) {
 }
 
 // bootClusterWith is bootCluster with extra template values per node (see startClusterWith).
-func bootClusterWith(t testing.TB, timing Timing, extra func(name, dir string) map[string]any) (*Cluster, *Node) {
+func bootClusterWith(t testing.TB, timing Timing, extra configEdit) (*Cluster, *Node) {
 	t.Helper()
 	c := startClusterWith(t, 3, timing, extra)
 	p := c.WaitPrimary(bootTimeout, nil)

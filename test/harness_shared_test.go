@@ -3,7 +3,6 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,111 +11,42 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
 // Helpers shared by the loopback harness (Node, Cluster) and the namespace
 // harness (NsNode, NsCluster).
 
-// configTmpl is a node's pgnoded.yml. Loopback nodes listen on and announce
-// 127.0.0.1 and leave Subnet and Ifname empty; namespace nodes listen on
-// 0.0.0.0, announce their IP, trust their subnet and describe the VIP.
-var configTmpl = template.Must(template.New("cfg").Parse(`scope: {{.Scope}}
-namespace: /itest/
-name: {{.Name}}
-restapi:
-  listen: {{.Listen}}:{{.APIPort}}
-  connect_address: {{.IP}}:{{.APIPort}}
-{{- with .Secure}}
-  authentication: {username: {{.User}}, password: {{.Password}}}
-  certfile: {{.ServerCert}}
-  keyfile: {{.ServerKey}}
-  cafile: {{.CA}}
-  verify_client: required
-ctl:
-  cacert: {{.CA}}
-  certfile: {{.ClientCert}}
-  keyfile: {{.ClientKey}}
-{{- end}}
-etcd3:
-  hosts: {{.Etcd}}
-bootstrap:
-  dcs:
-    ttl: {{.TTL}}
-    loop_wait: {{.LoopWait}}
-    retry_timeout: {{.RetryTimeout}}
-    maximum_lag_on_failover: 1048576
-    failsafe_mode: {{.Failsafe}}
-{{- if .PermanentSlot}}
-    slots:
-      {{.PermanentSlot}}:
-        type: physical
-{{- end}}
-    postgresql:
-      use_pg_rewind: true
-      use_slots: true
-      parameters:
-        wal_keep_size: 256MB
-  initdb:
-    - encoding: UTF8
-    - data-checksums
-postgresql:
-  listen: {{.Listen}}:{{.PGPort}}
-  connect_address: {{.IP}}:{{.PGPort}}
-  data_dir: {{.Dir}}/data
-  bin_dir: {{.BinDir}}
-  pgpass: {{.Dir}}/pgpass
-{{- if .PGExtra}}
-{{.PGExtra}}
-{{- end}}
-  authentication:
-    superuser: {username: postgres, password: ` + superPassword + `}
-    replication: {username: replicator, password: itest-repl}
-    rewind: {username: rewinder, password: itest-rewind}
-  parameters:
-    unix_socket_directories: {{.Dir}}
-    max_connections: 50
-    shared_buffers: 32MB
-{{- if .PGParams}}
-{{.PGParams}}
-{{- end}}
-  pg_hba:
-    - local all all trust
-    - host all all 127.0.0.1/32 md5
-{{- if .Subnet}}
-    - host all all {{.Subnet}} md5
-{{- end}}
-    - host replication replicator 127.0.0.1/32 md5
-{{- if .Subnet}}
-    - host replication replicator {{.Subnet}} md5
-{{- end}}
-tags:
-  nofailover: false
-  noloadbalance: false
-exporter:
-  listen: {{.IP}}:{{.MetricPort}}
-vip:
-  enabled: {{.VIPEnabled}}
-{{- if .Ifname}}
-  address: {{.VIP}}
-  interface: {{.Ifname}}
-  arp_count: 3
-  arp_interval: 500ms
-{{- end}}
-`))
+// configEdit changes a node's config options before the file is written
+// (e.g. PGExtra: lines added to the postgresql section; PGParams: lines
+// added to postgresql.parameters, indented by four spaces).
+type configEdit func(o *nodeconf.Options)
 
-// writeConfig renders configTmpl with vals into path.
-func writeConfig(t testing.TB, path string, vals map[string]any) {
+// testPasswords are the database roles' passwords of every test cluster.
+var testPasswords = nodeconf.Passwords{Superuser: superPassword, Replication: "itest-repl", Rewind: "itest-rewind"}
+
+// loopbackOptions is the config of a node on loopback ports (pgnoded flavour).
+func loopbackOptions(scope, name, dir, binDir, etcd string, pgPort, apiPort, metricPort int, tm Timing) nodeconf.Options {
+	return nodeconf.Options{
+		Namespace: "/itest/", Scope: scope, Name: name, Listen: "127.0.0.1", Host: "127.0.0.1",
+		APIPort: apiPort, PGPort: pgPort, MetricPort: metricPort, Etcd: etcd, Dir: dir, BinDir: binDir,
+		TTL: tm.TTL, LoopWait: tm.LoopWait, RetryTimeout: tm.RetryTimeout, Passwords: testPasswords,
+	}
+}
+
+// writeConfig renders o (internal/testenv/nodeconf) into path.
+func writeConfig(t testing.TB, path string, o nodeconf.Options) {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := configTmpl.Execute(&buf, vals); err != nil {
+	b, err := nodeconf.Render(o)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

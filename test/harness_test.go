@@ -95,10 +95,8 @@ func StartCluster(t testing.TB, n int, timing Timing) *Cluster {
 	return startClusterWith(t, n, timing, nil)
 }
 
-// startClusterWith is StartCluster with extra template values per node
-// (e.g. PGExtra: lines added to the postgresql section; PGParams: lines added to
-// postgresql.parameters, indented by four spaces).
-func startClusterWith(t testing.TB, n int, timing Timing, extra func(name, dir string) map[string]any) *Cluster {
+// startClusterWith is StartCluster with extra changing each node's config options.
+func startClusterWith(t testing.TB, n int, timing Timing, extra configEdit) *Cluster {
 	t.Helper()
 	testenv.RequireRoot(t)
 	bin := testenv.PGBinDir(t)
@@ -110,19 +108,11 @@ func startClusterWith(t testing.TB, n int, timing Timing, extra func(name, dir s
 		}
 		nd.ConfigPath = filepath.Join(nd.Dir, "pgnoded.yml")
 		nd.logPath = filepath.Join(nd.Dir, "pgnoded.log")
-		vals := map[string]any{
-			"Scope": c.Scope, "Name": nd.Name, "Listen": "127.0.0.1", "IP": "127.0.0.1",
-			"APIPort": nd.APIPort, "PGPort": nd.PGPort, "MetricPort": nd.MetricPort,
-			"Etcd": c.Etcd.HostPort(), "Dir": nd.Dir, "BinDir": bin,
-			"TTL": timing.TTL, "LoopWait": timing.LoopWait, "RetryTimeout": timing.RetryTimeout,
-			"Failsafe": false, "PermanentSlot": "", "Subnet": "", "VIPEnabled": false, "Ifname": "",
-		}
+		o := loopbackOptions(c.Scope, nd.Name, nd.Dir, bin, c.Etcd.HostPort(), nd.PGPort, nd.APIPort, nd.MetricPort, timing)
 		if extra != nil {
-			for k, v := range extra(nd.Name, nd.Dir) {
-				vals[k] = v
-			}
+			extra(&o)
 		}
-		writeConfig(t, nd.ConfigPath, vals)
+		writeConfig(t, nd.ConfigPath, o)
 		c.Nodes = append(c.Nodes, nd)
 		t.Cleanup(nd.destroy)
 	}

@@ -19,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/pgnoded/pgnoded/internal/testenv"
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
 // Fixed ports: every node has its own namespace, so they never collide.
@@ -80,7 +81,7 @@ func (tp *Topology) StartPGCluster(opts ClusterOptions) *NsCluster {
 	bin := testenv.PGBinDir(tp.t)
 	uid, gid := testenv.PGUserIDs(tp.t)
 	c := &NsCluster{t: tp.t, Topo: tp, Opts: opts, Scope: "pgt" + tp.Tag}
-	var secure func(ns *NetNS) *restSecurity
+	var secure func(ns *NetNS) *nodeconf.Security
 	if opts.Secure {
 		pki := newRESTPKI(tp.t, filepath.Join(tp.Dir, "pki"))
 		tp.Client.tls = pki.clientTLS()
@@ -99,19 +100,18 @@ func (tp *Topology) StartPGCluster(opts ClusterOptions) *NsCluster {
 		if err := os.Chown(n.Dir, uid, gid); err != nil {
 			tp.t.Fatal(err)
 		}
-		var sec *restSecurity
-		if secure != nil {
-			sec = secure(ns)
+		o := nodeconf.Options{
+			Namespace: "/itest/", Scope: c.Scope, Name: n.Name, Listen: "0.0.0.0", Host: ns.IP.String(), Subnet: tp.Subnet.String(),
+			APIPort: nsAPIPort, PGPort: nsPGPort, MetricPort: nsMetricPort,
+			Etcd: tp.EtcdHosts(), Dir: n.Dir, BinDir: bin, Passwords: testPasswords,
+			TTL: opts.Timing.TTL, LoopWait: opts.Timing.LoopWait, RetryTimeout: opts.Timing.RetryTimeout,
+			VIP:      &nodeconf.VIP{Enabled: opts.VIP, Address: tp.VIP().String(), Interface: ns.Ifname, ARPInterval: "500ms"},
+			Failsafe: opts.Failsafe, PermanentSlot: opts.PermanentSlot,
 		}
-		writeConfig(tp.t, n.ConfigPath, map[string]any{
-			"Secure": sec,
-			"Scope":  c.Scope, "Name": n.Name, "Listen": "0.0.0.0", "IP": ns.IP, "Ifname": ns.Ifname, "Subnet": tp.Subnet,
-			"APIPort": nsAPIPort, "PGPort": nsPGPort, "MetricPort": nsMetricPort,
-			"Etcd": tp.EtcdHosts(), "Dir": n.Dir, "BinDir": bin,
-			"TTL": opts.Timing.TTL, "LoopWait": opts.Timing.LoopWait, "RetryTimeout": opts.Timing.RetryTimeout,
-			"VIPEnabled": opts.VIP, "VIP": tp.VIP(), "Failsafe": opts.Failsafe,
-			"PermanentSlot": opts.PermanentSlot,
-		})
+		if secure != nil {
+			o.Secure = secure(ns)
+		}
+		writeConfig(tp.t, n.ConfigPath, o)
 		c.Nodes = append(c.Nodes, n)
 		tp.OnTeardown(n.dumpLogOnFailure)
 	}

@@ -13,10 +13,10 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/testenv"
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
 // A launcher for real Patroni clusters (Debian package `patroni`, 3.0.2) on
@@ -47,59 +47,6 @@ type patroniProc struct {
 	logPath string
 }
 
-// patroniTmpl is configTmpl (harness_test.go) without pgnoded's own sections
-// (exporter, vip): the same scope layout, timings, bootstrap and postgres settings.
-var patroniTmpl = template.Must(template.New("patroni").Parse(`scope: {{.Scope}}
-namespace: /itest/
-name: {{.Name}}
-log:
-  level: INFO
-restapi:
-  listen: 127.0.0.1:{{.APIPort}}
-  connect_address: 127.0.0.1:{{.APIPort}}
-etcd3:
-  hosts: {{.Etcd}}
-bootstrap:
-  dcs:
-    ttl: {{.TTL}}
-    loop_wait: {{.LoopWait}}
-    retry_timeout: {{.RetryTimeout}}
-    maximum_lag_on_failover: 1048576
-    failsafe_mode: false
-    postgresql:
-      use_pg_rewind: true
-      use_slots: true
-      parameters:
-        wal_keep_size: 256MB
-  initdb:
-    - encoding: UTF8
-    - data-checksums
-postgresql:
-  listen: 127.0.0.1:{{.PGPort}}
-  connect_address: 127.0.0.1:{{.PGPort}}
-  data_dir: {{.Dir}}/data
-  bin_dir: {{.BinDir}}
-  pgpass: {{.Dir}}/pgpass
-{{- if .PGExtra}}
-{{.PGExtra}}
-{{- end}}
-  authentication:
-    superuser: {username: postgres, password: ` + superPassword + `}
-    replication: {username: replicator, password: itest-repl}
-    rewind: {username: rewinder, password: itest-rewind}
-  parameters:
-    unix_socket_directories: {{.Dir}}
-    max_connections: 50
-    shared_buffers: 32MB
-  pg_hba:
-    - local all all trust
-    - host all all 127.0.0.1/32 md5
-    - host replication replicator 127.0.0.1/32 md5
-tags:
-  nofailover: false
-  noloadbalance: false
-`))
-
 // requirePatroni skips unless root and Patroni's script and python are installed;
 // it returns Patroni's version line.
 func requirePatroni(tb testing.TB) string {
@@ -127,9 +74,9 @@ func StartPatroniCluster(tb testing.TB, n int, tm Timing) *PatroniCluster {
 	return startPatroniClusterWith(tb, n, tm, nil)
 }
 
-// startPatroniClusterWith is StartPatroniCluster with extra template values
-// per node (PGExtra: lines added to the postgresql section).
-func startPatroniClusterWith(tb testing.TB, n int, tm Timing, extra func(name, dir string) map[string]any) *PatroniCluster {
+// startPatroniClusterWith is StartPatroniCluster with extra changing each
+// node's config options (PGExtra: lines added to the postgresql section).
+func startPatroniClusterWith(tb testing.TB, n int, tm Timing, extra configEdit) *PatroniCluster {
 	tb.Helper()
 	version := requirePatroni(tb)
 	bin := testenv.PGBinDir(tb)
@@ -143,24 +90,13 @@ func startPatroniClusterWith(tb testing.TB, n int, tm Timing, extra func(name, d
 		nd := &Node{t: tb, Name: fmt.Sprintf("n%d", i), Dir: testenv.PGDir(tb), PGPort: testenv.FreePort(tb), APIPort: testenv.FreePort(tb)}
 		nd.MetricPort = nd.APIPort // Patroni serves GET /metrics on its REST API
 		nd.ConfigPath = filepath.Join(nd.Dir, "patroni.yml")
-		var buf bytes.Buffer
-		vals := map[string]any{
-			"Scope": c.Scope, "Name": nd.Name, "APIPort": nd.APIPort, "PGPort": nd.PGPort,
-			"Etcd": c.Etcd.HostPort(), "Dir": nd.Dir, "BinDir": bin,
-			"TTL": tm.TTL, "LoopWait": tm.LoopWait, "RetryTimeout": tm.RetryTimeout,
-		}
+		// The same settings as StartCluster's nodes, without pgnoded's own sections (exporter, vip).
+		o := loopbackOptions(c.Scope, nd.Name, nd.Dir, bin, c.Etcd.HostPort(), nd.PGPort, nd.APIPort, nd.MetricPort, tm)
+		o.Flavour = nodeconf.Patroni
 		if extra != nil {
-			for k, v := range extra(nd.Name, nd.Dir) {
-				vals[k] = v
-			}
+			extra(&o)
 		}
-		err := patroniTmpl.Execute(&buf, vals)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := os.WriteFile(nd.ConfigPath, buf.Bytes(), 0o600); err != nil {
-			tb.Fatal(err)
-		}
+		writeConfig(tb, nd.ConfigPath, o)
 		if err := os.Chown(nd.ConfigPath, uid, gid); err != nil {
 			tb.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 	"github.com/pgnoded/pgnoded/internal/testenv/pki"
 )
 
@@ -24,14 +25,6 @@ type restPKI struct {
 
 	ctlCert, ctlKey string          // the nodes' ctl.certfile/keyfile
 	testCert        tls.Certificate // the test's own REST client
-}
-
-// restSecurity is the template data of a secure node's restapi and ctl sections.
-type restSecurity struct {
-	User, Password        string
-	ServerCert, ServerKey string
-	CA                    string
-	ClientCert, ClientKey string
 }
 
 // restAPIUser and restAPIPassword are Pigsty's default REST API credentials.
@@ -71,9 +64,9 @@ func (p *restPKI) issue(name string, ips []net.IP, usage ...x509.ExtKeyUsage) (c
 }
 
 // forNode issues ns's server certificate and returns its template data.
-func (p *restPKI) forNode(ns *NetNS) *restSecurity {
+func (p *restPKI) forNode(ns *NetNS) *nodeconf.Security {
 	cert, key := p.issue("node-"+ns.Role, []net.IP{net.IP(ns.IP.AsSlice())}, x509.ExtKeyUsageServerAuth)
-	return &restSecurity{User: restAPIUser, Password: restAPIPassword, ServerCert: cert, ServerKey: key,
+	return &nodeconf.Security{User: restAPIUser, Password: restAPIPassword, ServerCert: cert, ServerKey: key,
 		CA: p.caFile, ClientCert: p.ctlCert, ClientKey: p.ctlKey}
 }
 

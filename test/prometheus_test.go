@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/pgnoded/pgnoded/internal/exporter"
 	"github.com/pgnoded/pgnoded/internal/testenv"
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
 // promStagedParams are the postgresql.parameters the golden lists were staged with
@@ -105,8 +106,8 @@ const promSettle = 30 * time.Second
 // failover; after it, each live node serves the families of its new role's golden
 // list (internal/exporter/testdata/golden_pg15_*.txt) but the activity-only ones.
 func TestPrometheusScrapesCluster(t *testing.T) {
-	c, p := bootClusterWith(t, Fast, func(string, string) map[string]any {
-		return map[string]any{"PGParams": promStagedParams}
+	c, p := bootClusterWith(t, Fast, func(o *nodeconf.Options) {
+		o.PGParams = promStagedParams
 	})
 	promStageObjects(t, p)
 	prom := StartPrometheus(t, c)

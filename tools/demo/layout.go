@@ -23,8 +23,6 @@ const (
 	ifname     = "eth0"              // each namespace's link to the bridge
 	superuser  = "postgres"          // the user psql connects as
 	defaultNet = "10.213.0.0/24"     // the demo subnet, inside the namespaces only
-	replUser   = "replicator"        // replication user
-	rewindUser = "rewinder"          // pg_rewind user
 	clientNS   = nsPrefix + "client" // where psql and pgnodectl run in netns mode
 	switchNS   = nsPrefix + "sw"     // holds the bridge
 	etcdNS     = nsPrefix + "etcd"   // holds etcd
