@@ -240,13 +240,12 @@ func (h *HAProxy) ServerStates() (map[string]map[string]string, error) {
 func (h *HAProxy) WaitStates(timeout time.Duration, what string, want map[string]map[string]string) map[string]map[string]string {
 	h.t.Helper()
 	var got map[string]map[string]string
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	if pollFor(timeout, func() bool {
 		var err error
-		if got, err = h.ServerStates(); err == nil && fmt.Sprint(got) == fmt.Sprint(want) {
-			return got
-		}
-		time.Sleep(100 * time.Millisecond)
+		got, err = h.ServerStates()
+		return err == nil && fmt.Sprint(got) == fmt.Sprint(want)
+	}) {
+		return got
 	}
 	h.t.Fatalf("timed out after %v waiting for HAProxy view %s:\n got  %v\n want %v", timeout, what, got, want)
 	return nil

@@ -242,19 +242,6 @@ func (n *Node) Conn(ctx context.Context) (*pgx.Conn, error) {
 // Writable reports whether the node's postgres runs and is not in recovery.
 func (n *Node) Writable(ctx context.Context) bool { return isWritable(ctx, n.Conn) }
 
-// WaitFor polls cond every 100 ms until it is true or timeout passes.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", timeout, what)
-}
-
 // Primary returns the single node answering 200 on /primary, or nil.
 func (c *Cluster) Primary() *Node { return primaryOf(c.t, c.Nodes) }
 

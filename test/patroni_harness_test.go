@@ -200,21 +200,6 @@ func (c *PatroniCluster) DumpLogs(limit int) {
 	}
 }
 
-// pollFor polls cond every 100 ms until it holds (true) or timeout passes (false);
-// unlike WaitFor it does not fail the test, for outcomes a benchmark reports.
-func pollFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // primaryNoErr is Cluster.Primary without the test error on two 200s (used
 // while a cluster may still be settling; the failover runs check it separately).
 func primaryNoErr(c *Cluster) (*Node, int) {

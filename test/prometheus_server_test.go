@@ -180,15 +180,8 @@ func promInstances(samples []PromSample) []string {
 // the test with the last error.
 func promEventually(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
 	var last error
-	for {
-		if last = check(); last == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, last)
-		}
-		time.Sleep(250 * time.Millisecond)
+	if !pollEvery(timeout, 250*time.Millisecond, func() bool { last = check(); return last == nil }) {
+		t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, last)
 	}
 }

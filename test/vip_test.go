@@ -140,14 +140,18 @@ func TestVIPFailover(t *testing.T) {
 // returns it with the time it was first seen there.
 func waitVIPMoves(t testing.TB, nodes []*NsNode, timeout time.Duration) (*NsNode, time.Time) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	var holder *NsNode
+	var at time.Time
+	if pollEvery(timeout, 10*time.Millisecond, func() bool {
 		for _, n := range nodes {
 			if has, _ := n.HasVIP(); has {
-				return n, time.Now()
+				holder, at = n, time.Now()
+				return true
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}) {
+		return holder, at
 	}
 	t.Fatalf("the VIP did not appear on any of %d nodes within %v", len(nodes), timeout)
 	return nil, time.Time{}
@@ -209,13 +213,8 @@ func viaVIP(t testing.TB, c *NsCluster, timeout time.Duration) *NsNode {
 	vip := c.Topo.VIP().Addr()
 	var landed *NsNode
 	var last string
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		landed, last = tryVIP(c, vip)
-		if landed != nil {
-			return landed
-		}
-		time.Sleep(20 * time.Millisecond)
+	if pollEvery(timeout, 20*time.Millisecond, func() bool { landed, last = tryVIP(c, vip); return landed != nil }) {
+		return landed
 	}
 	t.Errorf("no primary answered through the VIP within %v: %s", timeout, last)
 	return nil
