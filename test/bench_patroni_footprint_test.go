@@ -22,7 +22,7 @@ func BenchmarkPatroniFootprint(b *testing.B) {
 	if p == nil {
 		b.Fatalf("patroni cluster not up within %v", bootTimeout)
 	}
-	c := pc.Cluster
+	c := pc
 	pids := make([][]int, len(c.Nodes))
 	for i, n := range c.Nodes {
 		pids[i] = patroniPIDs(n)

@@ -71,7 +71,7 @@ func onePatroniNodeLoss(b *testing.B, tm Timing) (leaseEnd, toWrite, total float
 		c.DumpLogs(envInt("PGNODED_BENCH_LOG_BYTES", 3000))
 		return 0, 0, 0, fmt.Sprintf("cluster not up with 1 primary + 2 streaming replicas within %v", bootTimeout)
 	}
-	w := StartWriter(b, c.Cluster, p)
+	w := StartWriter(b, c, p)
 	if !pollFor(10*time.Second, func() bool { return w.Acked() > 20 }) {
 		c.DumpLogs(envInt("PGNODED_BENCH_LOG_BYTES", 3000))
 		return 0, 0, 0, "no writes on the primary before the kill"
@@ -93,7 +93,7 @@ func onePatroniNodeLoss(b *testing.B, tm Timing) (leaseEnd, toWrite, total float
 		}
 	}()
 	time.Sleep(200 * time.Millisecond) // let the watch register before the kill
-	c.NodeLoss(p)
+	p.NodeLoss()
 	killedAt := time.Now()
 	var goneAt time.Time
 	select {
@@ -114,7 +114,7 @@ func onePatroniNodeLoss(b *testing.B, tm Timing) (leaseEnd, toWrite, total float
 		c.DumpLogs(envInt("PGNODED_BENCH_LOG_BYTES", 3000))
 		dcsErrs := 0
 		for _, o := range c.Others(p) {
-			dcsErrs += c.LogCount(o, "Error communicating with DCS")
+			dcsErrs += o.LogCount("Error communicating with DCS")
 		}
 		return 0, 0, 0, fmt.Sprintf("no write acknowledged within 60 s of the leader key going, survivors logged %d x Error communicating with DCS", dcsErrs)
 	}
@@ -144,7 +144,7 @@ func BenchmarkPatroniSwitchoverUnderLoad(b *testing.B) {
 // primary's pg_stat_replication, since Patroni 3.0.2's /replica ignores replication_state.
 func runPatroniSwitchovers(tb testing.TB, rounds int) switchoverRun {
 	pc := StartPatroniCluster(tb, 3, Fast)
-	c := pc.Cluster
+	c := pc
 	p := pc.WaitUp(bootTimeout)
 	if p == nil {
 		tb.Fatalf("patroni cluster not up within %v", bootTimeout)

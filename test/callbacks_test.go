@@ -244,7 +244,7 @@ func TestCallbacksPatroniRecord(t *testing.T) {
 	rec := newCBRecorder(t)
 	pc := startPatroniClusterWith(t, 3, Fast, rec.pgExtra)
 	t.Logf("%s", pc.Version)
-	phases := cbScenario{c: pc.Cluster, rec: rec, nodeLoss: pc.NodeLoss, settle: 5 * time.Second}.run(t)
+	phases := cbScenario{c: pc, rec: rec, nodeLoss: (*Node).NodeLoss, settle: 5 * time.Second}.run(t)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s: postgresql.callbacks per phase of TestCallbacksLikePatroni's scenario, sorted.\n", pc.Version)
 	b.WriteString("# Recorded by TestCallbacksPatroniRecord; labels: P first primary, C switchover candidate,\n")

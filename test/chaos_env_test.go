@@ -27,7 +27,7 @@ type chaosEnv struct {
 	opts chaosOptions
 	rng  *rand.Rand
 	tp   *Topology
-	c    *NsCluster
+	c    *Cluster
 	etcd []*EtcdMember
 	w    *ChaosWorkload
 	vip  *VIPChecker
@@ -144,7 +144,7 @@ func (e *chaosEnv) hold(lo, hi time.Duration) time.Duration {
 }
 
 // pick returns a random element of nodes.
-func (e *chaosEnv) pick(nodes []*NsNode) *NsNode { return nodes[e.rng.IntN(len(nodes))] }
+func (e *chaosEnv) pick(nodes []*Node) *Node { return nodes[e.rng.IntN(len(nodes))] }
 
 // checkAll asks every node's path at once; codes[i] is node i's answer (0: none).
 func (e *chaosEnv) checkAll(path string) []int {
@@ -170,8 +170,8 @@ func (e *chaosEnv) checkAll(path string) []int {
 
 // primary returns the single node answering 200 on /primary (nil if none or
 // several: the workload records dual answers).
-func (e *chaosEnv) primary() *NsNode {
-	var found *NsNode
+func (e *chaosEnv) primary() *Node {
+	var found *Node
 	for i, code := range e.checkAll("/primary") {
 		if code == http.StatusOK {
 			if found != nil {
@@ -184,9 +184,9 @@ func (e *chaosEnv) primary() *NsNode {
 }
 
 // waitPrimary waits for a single primary other than not.
-func (e *chaosEnv) waitPrimary(timeout time.Duration, not *NsNode) *NsNode {
+func (e *chaosEnv) waitPrimary(timeout time.Duration, not *Node) *Node {
 	e.t.Helper()
-	var p *NsNode
+	var p *Node
 	WaitFor(e.t, timeout, "one primary", func() bool {
 		p = e.primary()
 		return p != nil && p != not
@@ -196,9 +196,9 @@ func (e *chaosEnv) waitPrimary(timeout time.Duration, not *NsNode) *NsNode {
 
 // healthy reports the primary when one node answers /primary and every other
 // /replica with 200, and the primary streams WAL to every replica.
-func (e *chaosEnv) healthy() *NsNode {
+func (e *chaosEnv) healthy() *Node {
 	prim, repl := e.checkAll("/primary"), e.checkAll("/replica")
-	var p *NsNode
+	var p *Node
 	for i, n := range e.c.Nodes {
 		switch {
 		case prim[i] == http.StatusOK && p == nil:
@@ -214,7 +214,7 @@ func (e *chaosEnv) healthy() *NsNode {
 }
 
 // streaming is the number of replicas streaming from p (pg_stat_replication).
-func (e *chaosEnv) streaming(p *NsNode) int {
+func (e *chaosEnv) streaming(p *Node) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	conn, err := e.c.ConnTo(ctx, p.NS.IP.String(), time.Second)
@@ -230,9 +230,9 @@ func (e *chaosEnv) streaming(p *NsNode) int {
 }
 
 // waitHealthy waits until the cluster is whole and returns its primary.
-func (e *chaosEnv) waitHealthy(timeout time.Duration) *NsNode {
+func (e *chaosEnv) waitHealthy(timeout time.Duration) *Node {
 	e.t.Helper()
-	var p *NsNode
+	var p *Node
 	WaitFor(e.t, timeout, "one primary and healthy replicas on every other node", func() bool {
 		p = e.healthy()
 		return p != nil
@@ -242,7 +242,7 @@ func (e *chaosEnv) waitHealthy(timeout time.Duration) *NsNode {
 
 // recovered waits until the cluster is whole and writes flow through
 // /primary again, and stamps f as healthy.
-func (e *chaosEnv) recovered(f *chaosFault, timeout time.Duration) *NsNode {
+func (e *chaosEnv) recovered(f *chaosFault, timeout time.Duration) *Node {
 	e.t.Helper()
 	p := e.waitHealthy(timeout)
 	from := f.At
@@ -267,7 +267,7 @@ func (e *chaosEnv) leaseEndsNoEarlierThan() (holder string, at time.Time) {
 }
 
 // lsn is the node's current WAL position ("" when it cannot be read).
-func (e *chaosEnv) lsn(n *NsNode) string {
+func (e *chaosEnv) lsn(n *Node) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	conn, err := n.Conn(ctx)
@@ -285,7 +285,7 @@ func (e *chaosEnv) lsn(n *NsNode) string {
 // walBytesPerRow estimates the WAL written per acknowledged row on the final
 // primary p since the start (an upper estimate: it includes checkpoints and
 // full-page images).
-func (e *chaosEnv) walBytesPerRow(p *NsNode) float64 {
+func (e *chaosEnv) walBytesPerRow(p *Node) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	conn, err := p.Conn(ctx)

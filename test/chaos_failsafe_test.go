@@ -74,7 +74,7 @@ func (e *chaosEnv) waitFailsafeKey() {
 }
 
 // failsafeActive reads failsafe_mode_is_active from n's /patroni.
-func failsafeActive(n *NsNode) bool { return failsafeActiveIn(n.Get("/patroni")) }
+func failsafeActive(n *Node) bool { return failsafeActiveIn(n.Get("/patroni")) }
 
 // failsafeActiveIn reads failsafe_mode_is_active from a /patroni answer (false when there was none).
 func failsafeActiveIn(code int, doc []byte) bool {
@@ -85,7 +85,7 @@ func failsafeActiveIn(code int, doc []byte) bool {
 }
 
 // readOnlyDuring lists the SQL observations that saw n read-only in a request sent in [from, to).
-func (e *chaosEnv) readOnlyDuring(n *NsNode, from, to time.Time) []observation {
+func (e *chaosEnv) readOnlyDuring(n *Node, from, to time.Time) []observation {
 	sql, _, _, _ := e.w.rec.snapshot()
 	var out []observation
 	for _, o := range sql {
@@ -210,7 +210,7 @@ func scenarioFailsafeReplicaCutFromEtcd(e *chaosEnv) {
 
 // advanceSlot moves slot on n to its current WAL position and returns that
 // position (0 when it could not).
-func (e *chaosEnv) advanceSlot(n *NsNode, slot string) int64 {
+func (e *chaosEnv) advanceSlot(n *Node, slot string) int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	conn, err := n.Conn(ctx)
@@ -230,7 +230,7 @@ func (e *chaosEnv) advanceSlot(n *NsNode, slot string) int64 {
 }
 
 // slotPosition is slot's restart_lsn on n as a byte offset (false when absent or unreadable).
-func (e *chaosEnv) slotPosition(n *NsNode, slot string) (int64, bool) {
+func (e *chaosEnv) slotPosition(n *Node, slot string) (int64, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	conn, err := n.Conn(ctx)
@@ -248,7 +248,7 @@ func (e *chaosEnv) slotPosition(n *NsNode, slot string) (int64, bool) {
 // p after `from`. Unlike expectLeaderKept it allows the key to be absent for
 // a moment: a frozen etcd expires p's lease as it wakes, and p takes the key
 // again (create-only) while the failsafe confirmations keep the others out.
-func (e *chaosEnv) expectNoOtherLeader(p *NsNode, from time.Time) {
+func (e *chaosEnv) expectNoOtherLeader(p *Node, from time.Time) {
 	_, _, _, leaders := e.w.rec.snapshot()
 	var others []string
 	absent := 0
@@ -270,7 +270,7 @@ func (e *chaosEnv) expectNoOtherLeader(p *NsNode, from time.Time) {
 }
 
 // streamsFrom reports whether r is a streaming replica of p (pg_stat_replication on p).
-func (e *chaosEnv) streamsFrom(p, r *NsNode) bool {
+func (e *chaosEnv) streamsFrom(p, r *Node) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	conn, err := e.c.ConnTo(ctx, p.NS.IP.String(), time.Second)

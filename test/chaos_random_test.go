@@ -11,12 +11,12 @@ import (
 // cluster to be whole). The checks it needs afterwards go in check.
 type randomFault struct {
 	Name string
-	Do   func(e *chaosEnv, p *NsNode) (f *chaosFault, check func())
+	Do   func(e *chaosEnv, p *Node) (f *chaosFault, check func())
 }
 
 // randomFaults is the menu the random scenario draws from.
 var randomFaults = []randomFault{
-	{"crash primary", func(e *chaosEnv, p *NsNode) (*chaosFault, func()) {
+	{"crash primary", func(e *chaosEnv, p *Node) (*chaosFault, func()) {
 		f := e.fault("crash of the primary %s", p.Name)
 		p.Crash()
 		e.waitPrimary(failoverTimeout, p)
@@ -25,7 +25,7 @@ var randomFaults = []randomFault{
 		e.heal(f)
 		return f, nil
 	}},
-	{"crash replica", func(e *chaosEnv, p *NsNode) (*chaosFault, func()) {
+	{"crash replica", func(e *chaosEnv, p *Node) (*chaosFault, func()) {
 		r := e.pick(e.c.Others(p))
 		f := e.fault("crash of the replica %s", r.Name)
 		r.Crash()
@@ -34,7 +34,7 @@ var randomFaults = []randomFault{
 		e.heal(f)
 		return f, nil
 	}},
-	{"postmaster crash", func(e *chaosEnv, p *NsNode) (*chaosFault, func()) {
+	{"postmaster crash", func(e *chaosEnv, p *Node) (*chaosFault, func()) {
 		f := e.fault("SIGKILL of the postmaster on the primary %s", p.Name)
 		pid := p.PostmasterPID()
 		p.KillPostmaster()
@@ -45,7 +45,7 @@ var randomFaults = []randomFault{
 		e.heal(f)
 		return f, nil
 	}},
-	{"pgnoded crash", func(e *chaosEnv, p *NsNode) (*chaosFault, func()) {
+	{"pgnoded crash", func(e *chaosEnv, p *Node) (*chaosFault, func()) {
 		n := e.pick(e.c.Nodes)
 		f := e.fault("SIGKILL of pgnoded on %s, restarted within the ttl", n.Name)
 		n.KillPgnoded()
@@ -54,7 +54,7 @@ var randomFaults = []randomFault{
 		e.heal(f)
 		return f, nil
 	}},
-	{"primary cut from etcd", func(e *chaosEnv, p *NsNode) (*chaosFault, func()) {
+	{"primary cut from etcd", func(e *chaosEnv, p *Node) (*chaosFault, func()) {
 		_, expiry := e.leaseEndsNoEarlierThan()
 		f := e.fault("the primary %s cut from etcd", p.Name)
 		e.tp.Partition(p.NS, e.tp.Etcd...)
@@ -66,7 +66,7 @@ var randomFaults = []randomFault{
 			e.expectNoStrayWritesUntil(p, expiry, f.Healthy, true, "after its lease could have ended ("+f.What+")")
 		}
 	}},
-	{"primary etcd blip", func(e *chaosEnv, p *NsNode) (*chaosFault, func()) {
+	{"primary etcd blip", func(e *chaosEnv, p *Node) (*chaosFault, func()) {
 		_, expiry := e.leaseEndsNoEarlierThan()
 		f := e.fault("the primary %s cut from etcd briefly", p.Name)
 		e.tp.Partition(p.NS, e.tp.Etcd...)
@@ -77,7 +77,7 @@ var randomFaults = []randomFault{
 			e.expectNoStrayWritesUntil(p, expiry, f.Healthy, true, "after its lease could have ended ("+f.What+")")
 		}
 	}},
-	{"etcd down briefly", func(e *chaosEnv, p *NsNode) (*chaosFault, func()) {
+	{"etcd down briefly", func(e *chaosEnv, p *Node) (*chaosFault, func()) {
 		_, expiry := e.leaseEndsNoEarlierThan()
 		f := e.fault("every etcd member killed briefly")
 		for _, m := range e.etcd {
@@ -96,7 +96,7 @@ var randomFaults = []randomFault{
 			}
 		}
 	}},
-	{"replica isolated", func(e *chaosEnv, p *NsNode) (*chaosFault, func()) {
+	{"replica isolated", func(e *chaosEnv, p *Node) (*chaosFault, func()) {
 		r := e.pick(e.c.Others(p))
 		f := e.fault("the replica %s cut from everything", r.Name)
 		e.tp.Partition(r.NS, e.everyoneBut(r)...)
@@ -105,7 +105,7 @@ var randomFaults = []randomFault{
 		e.heal(f)
 		return f, nil
 	}},
-	{"etcd member killed", func(e *chaosEnv, p *NsNode) (*chaosFault, func()) {
+	{"etcd member killed", func(e *chaosEnv, p *Node) (*chaosFault, func()) {
 		m := e.etcd[e.rng.IntN(len(e.etcd))]
 		f := e.fault("kill -9 of the etcd member %s", m.Name)
 		m.Kill()
@@ -114,7 +114,7 @@ var randomFaults = []randomFault{
 		e.heal(f)
 		return f, nil
 	}},
-	{"zombie primary", func(e *chaosEnv, p *NsNode) (*chaosFault, func()) {
+	{"zombie primary", func(e *chaosEnv, p *Node) (*chaosFault, func()) {
 		_, expiry := e.leaseEndsNoEarlierThan()
 		f := e.fault("SIGSTOP of pgnoded on the primary %s", p.Name)
 		p.Proc.Pause()

@@ -80,7 +80,7 @@ func scenarioPrimaryIsolated(e *chaosEnv) {
 // failoverThenHeal waits for a new primary while p is cut off, heals, waits
 // for the cluster to be whole, and checks that p took no write once its lease
 // could have ended.
-func (e *chaosEnv) failoverThenHeal(f *chaosFault, p *NsNode, expiry time.Time) {
+func (e *chaosEnv) failoverThenHeal(f *chaosFault, p *Node, expiry time.Time) {
 	np := e.waitPrimary(failoverTimeout, p)
 	back := e.w.WaitWrites(e.t, failoverTimeout, f.At)
 	e.note("new primary %s; writes through /primary %.1fs after the cut; %s's lease ended no earlier than %.1fs after it",
@@ -179,7 +179,7 @@ func scenarioZombieLeader(e *chaosEnv) {
 
 // everyoneBut lists every namespace of the topology except n's (the other
 // nodes, etcd, the client).
-func (e *chaosEnv) everyoneBut(n *NsNode) []*NetNS {
+func (e *chaosEnv) everyoneBut(n *Node) []*NetNS {
 	var out []*NetNS
 	for _, o := range e.c.Others(n) {
 		out = append(out, o.NS)
@@ -190,7 +190,7 @@ func (e *chaosEnv) everyoneBut(n *NsNode) []*NetNS {
 
 // expectLeaderKept fails the scenario if the leader key named anyone but p
 // (or vanished) after `from`.
-func (e *chaosEnv) expectLeaderKept(p *NsNode, from time.Time) {
+func (e *chaosEnv) expectLeaderKept(p *Node, from time.Time) {
 	_, _, _, leaders := e.w.rec.snapshot()
 	var seen []string
 	for _, s := range leaders {
@@ -208,11 +208,11 @@ func (e *chaosEnv) expectLeaderKept(p *NsNode, from time.Time) {
 
 // expectNoStrayWrites fails the scenario if node was seen writable in a
 // request sent at or after `from` (while the leader key did not name it, if exceptLeader).
-func (e *chaosEnv) expectNoStrayWrites(n *NsNode, from time.Time, exceptLeader bool, why string) {
+func (e *chaosEnv) expectNoStrayWrites(n *Node, from time.Time, exceptLeader bool, why string) {
 	e.expectNoStrayWritesUntil(n, from, time.Time{}, exceptLeader, why)
 }
 
-func (e *chaosEnv) expectNoStrayWritesUntil(n *NsNode, from, until time.Time, exceptLeader bool, why string) {
+func (e *chaosEnv) expectNoStrayWritesUntil(n *Node, from, until time.Time, exceptLeader bool, why string) {
 	sql, _, _, leaders := e.w.rec.snapshot()
 	var stray []observation
 	for _, o := range writableAfter(sql, n.Name, from) {
@@ -233,7 +233,7 @@ func (e *chaosEnv) expectNoStrayWritesUntil(n *NsNode, from, until time.Time, ex
 }
 
 // noteReadOnly notes when node p was last seen writable after `from`, against its lease end.
-func (e *chaosEnv) noteReadOnly(p *NsNode, from, expiry time.Time) {
+func (e *chaosEnv) noteReadOnly(p *Node, from, expiry time.Time) {
 	sql, _, _, _ := e.w.rec.snapshot()
 	last := time.Time{}
 	for _, o := range writableAfter(sql, p.Name, from) {

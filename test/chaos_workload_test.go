@@ -47,7 +47,7 @@ const (
 // Every acknowledged insert is recorded with the node that committed it. All
 // traffic is dialled from the topology's client namespace.
 type ChaosWorkload struct {
-	c      *NsCluster
+	c      *Cluster
 	rec    *recorder
 	start  time.Time
 	cancel context.CancelFunc
@@ -62,7 +62,7 @@ type ChaosWorkload struct {
 }
 
 // StartChaosWorkload creates the table on primary p and starts every component.
-func StartChaosWorkload(t testing.TB, c *NsCluster, p *NsNode) *ChaosWorkload {
+func StartChaosWorkload(t testing.TB, c *Cluster, p *Node) *ChaosWorkload {
 	t.Helper()
 	ctx := context.Background()
 	if err := createWritesTable(ctx, p.Name, p.Conn, chaosTable); err != nil {
@@ -178,7 +178,7 @@ func (w *ChaosWorkload) writer(ctx context.Context, source string, base int64, t
 }
 
 // probe inserts straight into n every chaosProbeEvery.
-func (w *ChaosWorkload) probe(ctx context.Context, n *NsNode, base int64) {
+func (w *ChaosWorkload) probe(ctx context.Context, n *Node, base int64) {
 	var conn *pgx.Conn
 	defer func() { closeConn(conn) }()
 	id := base
@@ -245,7 +245,7 @@ func (w *ChaosWorkload) nodeOfDir(dir string) string {
 }
 
 // sqlPoller samples pg_is_in_recovery() on n over a kept connection.
-func (w *ChaosWorkload) sqlPoller(ctx context.Context, n *NsNode) {
+func (w *ChaosWorkload) sqlPoller(ctx context.Context, n *Node) {
 	var conn *pgx.Conn
 	defer func() { closeConn(conn) }()
 	everyTick(ctx, chaosPollEvery, func() {
@@ -278,7 +278,7 @@ func (w *ChaosWorkload) sqlPoller(ctx context.Context, n *NsNode) {
 }
 
 // restPoller sends OPTIONS /primary to n: 200 is writable, another answer read-only.
-func (w *ChaosWorkload) restPoller(ctx context.Context, n *NsNode, hc *http.Client) {
+func (w *ChaosWorkload) restPoller(ctx context.Context, n *Node, hc *http.Client) {
 	everyTick(ctx, chaosRESTEvery, func() {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodOptions, n.url("/primary"), nil)
 		o := observation{Node: n.Name, Sent: time.Now(), Source: "rest"}
@@ -322,7 +322,7 @@ func (w *ChaosWorkload) leaderPoller(ctx context.Context, cli *clientv3.Client) 
 
 // LostOn stops the workload and returns the acknowledged ids missing on node p,
 // and how many were acknowledged in all.
-func (w *ChaosWorkload) LostOn(ctx context.Context, p *NsNode) (lost []ack, acked int, err error) {
+func (w *ChaosWorkload) LostOn(ctx context.Context, p *Node) (lost []ack, acked int, err error) {
 	w.Stop()
 	present, err := presentIDs(ctx, p.Name, p.Conn, chaosTable)
 	if err != nil {

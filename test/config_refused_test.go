@@ -52,7 +52,7 @@ func TestConfigRefusedInEtcd(t *testing.T) {
 	}
 	for _, n := range c.Nodes {
 		WaitFor(t, 10*time.Second, n.Name+" logs the refusal as an error", func() bool {
-			b, _ := os.ReadFile(n.logPath)
+			b, _ := os.ReadFile(n.LogPath)
 			return strings.Contains(string(b), "ERROR: /config: standby_cluster: pgnoded does not support standby clusters")
 		})
 	}
@@ -84,7 +84,7 @@ func TestConfigRefusedInEtcd(t *testing.T) {
 	if ec := p.exitCode(); ec != 2 {
 		t.Fatalf("%s exit code %d, want 2", p.Name, ec)
 	}
-	if b, _ := os.ReadFile(p.logPath); !strings.Contains(string(b), "/config: standby_cluster: pgnoded does not support standby clusters") {
+	if b, _ := os.ReadFile(p.LogPath); !strings.Contains(string(b), "/config: standby_cluster: pgnoded does not support standby clusters") {
 		t.Fatalf("%s's output does not name the refused key:\n%s", p.Name, tail(b, 2000))
 	}
 
@@ -110,10 +110,7 @@ func putConfig(t *testing.T, c *Cluster, doc map[string]any) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if c.etcdClient == nil {
-		c.etcdClient = c.Etcd.Client()
-	}
-	if _, err := c.etcdClient.Put(ctx, "/itest/"+c.Scope+"/config", string(raw)); err != nil {
+	if _, err := c.etcdClient().Put(ctx, "/itest/"+c.Scope+"/config", string(raw)); err != nil {
 		t.Fatalf("put config: %v", err)
 	}
 }
@@ -130,11 +127,4 @@ func scrape(n *Node) string {
 }
 
 // exitCode is pgnoded's exit status after WaitExit (-1 when unknown).
-func (n *Node) exitCode() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil || n.cmd.ProcessState == nil {
-		return -1
-	}
-	return n.cmd.ProcessState.ExitCode()
-}
+func (n *Node) exitCode() int { return n.Proc.ExitCode() }

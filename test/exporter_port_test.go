@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,7 +88,7 @@ func TestExporterPortBusyNeverStopsHA(t *testing.T) {
 
 // exporterLogLines are the first n lines of the node's log about the exporter.
 func exporterLogLines(n *Node, max int) string {
-	b, _ := os.ReadFile(n.logPath)
+	b, _ := os.ReadFile(n.LogPath)
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.Contains(l, "exporter") && len(out) < max {
@@ -104,16 +103,8 @@ func exporterLogLines(n *Node, max int) string {
 func newExporterCluster(t *testing.T, n int, extra func(i int) string) *Cluster {
 	t.Helper()
 	testenv.RequireRoot(t)
-	bin := testenv.PGBinDir(t)
-	c := &Cluster{t: t, Scope: fmt.Sprintf("ex%d-%d", os.Getpid(), time.Now().UnixNano()%100000), Etcd: testenv.StartEtcd(t)}
-	for i := 0; i < n; i++ {
-		nd := &Node{
-			t: t, Name: fmt.Sprintf("n%d", i+1), Dir: testenv.PGDir(t),
-			PGPort: testenv.FreePort(t), APIPort: testenv.FreePort(t), MetricPort: testenv.FreePort(t),
-		}
-		nd.ConfigPath = filepath.Join(nd.Dir, "pgnoded.yml")
-		nd.logPath = filepath.Join(nd.Dir, "pgnoded.log")
-		writeConfig(t, nd.ConfigPath, loopbackOptions(c.Scope, nd.Name, nd.Dir, bin, c.Etcd.HostPort(), nd.PGPort, nd.APIPort, nd.MetricPort, Fast))
+	c := newCluster(t, newLoopback(t), fmt.Sprintf("ex%d-%d", os.Getpid(), time.Now().UnixNano()%100000), DaemonPgnoded, n, ClusterOptions{Timing: Fast}, nil)
+	for i, nd := range c.Nodes {
 		b, err := os.ReadFile(nd.ConfigPath)
 		if err != nil {
 			t.Fatal(err)
@@ -122,8 +113,6 @@ func newExporterCluster(t *testing.T, n int, extra func(i int) string) *Cluster 
 		if err := os.WriteFile(nd.ConfigPath, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c.Nodes = append(c.Nodes, nd)
-		t.Cleanup(nd.destroy)
 	}
 	return c
 }
@@ -148,6 +137,6 @@ func apiGauge(n *Node, name string) float64 {
 
 // logContains reports whether the node's pgnoded log holds s.
 func logContains(n *Node, s string) bool {
-	b, err := os.ReadFile(n.logPath)
+	b, err := os.ReadFile(n.LogPath)
 	return err == nil && bytes.Contains(b, []byte(s))
 }

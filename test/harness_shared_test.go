@@ -20,7 +20,7 @@ import (
 )
 
 // Helpers shared by the loopback harness (Node, Cluster) and the namespace
-// harness (NsNode, NsCluster).
+// harness (Node, Cluster).
 
 // configEdit changes a node's config options before the file is written
 // (e.g. PGExtra: lines added to the postgresql section; PGParams: lines
@@ -129,8 +129,7 @@ type apiNode interface {
 	label() string
 }
 
-func (n *Node) label() string   { return n.Name }
-func (n *NsNode) label() string { return n.Name }
+func (n *Node) label() string { return n.Name }
 
 // primaryOf returns the single node answering 200 on /primary; the zero node
 // when none does, or (reported as an error) when two do.

@@ -5,11 +5,15 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,6 +23,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/pgnoded/pgnoded/internal/testenv"
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
 // pgnodedBin is the binary under test: $PGNODED_BIN (set by `make test-integration`)
@@ -61,35 +66,90 @@ type Timing struct{ TTL, LoopWait, RetryTimeout int }
 // Fast is the timing the failure tests use; Patroni's defaults are 30/10/10.
 var Fast = Timing{TTL: 10, LoopWait: 2, RetryTimeout: 4}
 
-// Node is one pgnoded + postgres on loopback ports.
-type Node struct {
-	t          testing.TB
-	Name       string
-	Dir        string
-	PGPort     int
-	APIPort    int
-	MetricPort int
-	ConfigPath string
+const superPassword = "itest-super"
 
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{}
-	logPath string
-}
-
-// Cluster is an etcd plus N nodes.
+// Cluster is an etcd plus N nodes, wherever they live (Network: loopback
+// ports or one network namespace per node) and whichever daemon runs them
+// (Daemon: pgnoded, or Patroni 3.0.2 for the side-by-side benchmarks).
 type Cluster struct {
 	t     testing.TB
 	Scope string
-	Etcd  *testenv.Etcd
 	Nodes []*Node
+	// Net is where the nodes live.
+	Net Network
+	// Opts are the options the nodes were configured with.
+	Opts ClusterOptions
+	// Daemon runs every node.
+	Daemon Daemon
+	// Etcd is the embedded etcd of a loopback cluster (nil in namespaces).
+	Etcd *testenv.Etcd
+	// Topo is the network of a namespace cluster (nil on loopback).
+	Topo *Topology
+	// Version is `patroni --version` when Daemon is DaemonPatroni.
+	Version string
 
-	etcdClient *clientv3.Client
+	http *http.Client // REST checks (2 s)
+	ops  *http.Client // requests that block: a switchover waits up to 2×max(10, loop_wait) s
+
+	etcdOnce sync.Once
+	etcd     *clientv3.Client
 }
 
-const superPassword = "itest-super"
+// ClusterOptions configures the nodes of a Cluster.
+type ClusterOptions struct {
+	// Timing is the bootstrap DCS timing.
+	Timing Timing
+	// VIP enables the vip section (namespaces only: Topology.VIP on each node's veth).
+	VIP bool
+	// Failsafe is bootstrap.dcs.failsafe_mode (Pigsty renders true).
+	Failsafe bool
+	// PermanentSlot, when set, is a permanent physical slot in bootstrap.dcs.slots.
+	PermanentSlot string
+	// Secure puts restapi.authentication and HTTPS with client certificates
+	// (verify_client: required) from a private CA on every node, and the
+	// matching ctl section; the test's own REST clients use the CA and a
+	// client certificate (namespaces only).
+	Secure bool
+}
 
-// StartCluster writes configs for n nodes and starts them all at once (they race to bootstrap).
+// Node is one daemon (pgnoded or Patroni) and its postgres.
+type Node struct {
+	t    testing.TB
+	Name string
+	// Dir holds the data directory (Dir/data), the config and the daemon's log.
+	Dir        string
+	ConfigPath string
+	LogPath    string
+	// Host is the address the node announces and tests dial.
+	Host       string
+	PGPort     int
+	APIPort    int
+	MetricPort int
+	// NS is the node's namespace (nil on loopback).
+	NS *NetNS
+	// Proc is the daemon (nil before the first Start).
+	Proc *Proc
+
+	c *Cluster
+}
+
+// Daemon is the program that runs a node.
+type Daemon int
+
+// The daemons.
+const (
+	DaemonPgnoded Daemon = iota
+	DaemonPatroni        // Debian's Patroni 3.0.2 (patroni_harness_test.go)
+)
+
+func (d Daemon) String() string {
+	if d == DaemonPatroni {
+		return "patroni"
+	}
+	return "pgnoded"
+}
+
+// StartCluster writes configs for n pgnoded nodes on loopback and starts them all at once (they race to bootstrap).
 func StartCluster(t testing.TB, n int, timing Timing) *Cluster {
 	t.Helper()
 	return startClusterWith(t, n, timing, nil)
@@ -99,78 +159,78 @@ func StartCluster(t testing.TB, n int, timing Timing) *Cluster {
 func startClusterWith(t testing.TB, n int, timing Timing, extra configEdit) *Cluster {
 	t.Helper()
 	testenv.RequireRoot(t)
+	c := newCluster(t, newLoopback(t), fmt.Sprintf("it%d-%d", os.Getpid(), time.Now().UnixNano()%100000),
+		DaemonPgnoded, n, ClusterOptions{Timing: timing}, extra)
+	c.StartAll()
+	return c
+}
+
+// newCluster lays out n nodes of daemon on net and writes their configs; nothing is started.
+func newCluster(t testing.TB, net Network, scope string, daemon Daemon, n int, opts ClusterOptions, extra configEdit) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, Scope: scope, Net: net, Opts: opts, Daemon: daemon}
+	net.attach(c)
+	c.http, c.ops = net.HTTPClient(2*time.Second), net.HTTPClient(90*time.Second)
 	bin := testenv.PGBinDir(t)
-	c := &Cluster{t: t, Scope: fmt.Sprintf("it%d-%d", os.Getpid(), time.Now().UnixNano()%100000), Etcd: testenv.StartEtcd(t)}
-	for i := 1; i <= n; i++ {
-		nd := &Node{
-			t: t, Name: fmt.Sprintf("n%d", i), Dir: testenv.PGDir(t),
-			PGPort: testenv.FreePort(t), APIPort: testenv.FreePort(t), MetricPort: testenv.FreePort(t),
+	for i := range n {
+		nd := &Node{t: t, c: c, Name: fmt.Sprintf("n%d", i+1)}
+		net.place(nd, i)
+		if daemon == DaemonPatroni {
+			nd.MetricPort = nd.APIPort // Patroni serves GET /metrics on its REST API
 		}
-		nd.ConfigPath = filepath.Join(nd.Dir, "pgnoded.yml")
-		nd.logPath = filepath.Join(nd.Dir, "pgnoded.log")
-		o := loopbackOptions(c.Scope, nd.Name, nd.Dir, bin, c.Etcd.HostPort(), nd.PGPort, nd.APIPort, nd.MetricPort, timing)
+		nd.ConfigPath = filepath.Join(nd.Dir, daemon.String()+".yml")
+		nd.LogPath = filepath.Join(nd.Dir, daemon.String()+".log")
+		o := nodeconf.Options{
+			Namespace: "/itest/", Scope: scope, Name: nd.Name, Host: nd.Host,
+			APIPort: nd.APIPort, PGPort: nd.PGPort, MetricPort: nd.MetricPort, Etcd: net.EtcdHosts(),
+			Dir: nd.Dir, BinDir: bin, Passwords: testPasswords,
+			TTL: opts.Timing.TTL, LoopWait: opts.Timing.LoopWait, RetryTimeout: opts.Timing.RetryTimeout,
+			Failsafe: opts.Failsafe, PermanentSlot: opts.PermanentSlot,
+		}
+		net.configure(nd, &o)
+		if daemon == DaemonPatroni {
+			o.Flavour = nodeconf.Patroni
+		}
 		if extra != nil {
 			extra(&o)
 		}
 		writeConfig(t, nd.ConfigPath, o)
+		nd.Proc = newProc(daemon.String()+" "+nd.Name, nd.NS, nd.LogPath, daemon.spec(t, nd))
 		c.Nodes = append(c.Nodes, nd)
-		t.Cleanup(nd.destroy)
-	}
-	for _, nd := range c.Nodes {
-		nd.Start()
+		net.adopt(nd)
 	}
 	return c
 }
 
-// Start runs pgnoded for this node (again, after a kill).
+// StartAll starts every node at once (they race to bootstrap).
+func (c *Cluster) StartAll() {
+	c.t.Helper()
+	for _, nd := range c.Nodes {
+		nd.Start()
+	}
+}
+
+// Start runs the node's daemon (again, after a kill).
 func (n *Node) Start() {
 	n.t.Helper()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	cmd := exec.Command(pgnodedBin, "--config", n.ConfigPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		n.t.Fatalf("start pgnoded %s: %v", n.Name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	n.cmd, n.done = cmd, done
+	n.Proc.Restart(n.t)
 }
 
-// Signal sends sig to pgnoded (not to postgres).
-func (n *Node) Signal(sig syscall.Signal) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd != nil && n.cmd.Process != nil {
-		_ = n.cmd.Process.Signal(sig)
-	}
-}
+// Signal sends sig to the daemon (not to postgres).
+func (n *Node) Signal(sig syscall.Signal) { n.Proc.Signal(sig) }
 
-// WaitExit waits for pgnoded to exit.
-func (n *Node) WaitExit(timeout time.Duration) bool {
-	n.mu.Lock()
-	done := n.done
-	n.mu.Unlock()
-	if done == nil {
-		return true
-	}
-	select {
-	case <-done:
-		return true
-	case <-time.After(timeout):
-		return false
-	}
-}
+// WaitExit waits for the daemon to exit.
+func (n *Node) WaitExit(timeout time.Duration) bool { return n.Proc.WaitExit(timeout) }
 
-// KillPgnoded kills pgnoded with SIGKILL and waits for it to be gone; postgres keeps running.
-func (n *Node) KillPgnoded() {
-	n.Signal(syscall.SIGKILL)
-	n.WaitExit(10 * time.Second)
+// KillPgnoded kills the daemon with SIGKILL and waits for it to be gone; postgres keeps running.
+func (n *Node) KillPgnoded() { n.Proc.Kill() }
+
+// NodeLoss kills the node like BenchmarkFailoverNodeLoss does: the daemon
+// first (so it cannot restart postgres), then the postmaster and all its
+// backends at once.
+func (n *Node) NodeLoss() {
+	n.KillPgnoded()
+	killPostgresTree(n)
 }
 
 // PostmasterPID reads postmaster.pid; 0 if absent.
@@ -179,15 +239,57 @@ func (n *Node) PostmasterPID() int { return postmasterPID(n.Dir) }
 // KillPostmaster kills the postmaster with SIGKILL.
 func (n *Node) KillPostmaster() { killPostmaster(n.Dir) }
 
-// destroy stops everything this node started: pgnoded, the fence guard, postgres.
+// destroy stops everything a loopback node started: the daemon, the fence guard, postgres.
 func (n *Node) destroy() {
-	n.Signal(syscall.SIGKILL)
-	n.WaitExit(10 * time.Second)
+	n.Proc.Kill()
 	// The fence guard and postgres run in their own sessions; find them by data dir.
 	killMatching(n.Dir)
+	n.dumpLogOnFailure()
+}
+
+// dumpLogOnFailure logs the tail of the daemon's log if the test failed.
+func (n *Node) dumpLogOnFailure() {
 	if n.t.Failed() {
-		logTail(n.t, n.Name, n.logPath, 6000)
+		n.DumpLog(8000)
 	}
+}
+
+// DumpLog logs the last limit bytes of the daemon's log (Patroni's includes postgres' stderr).
+func (n *Node) DumpLog(limit int) {
+	if b, err := os.ReadFile(n.LogPath); err == nil {
+		n.t.Logf("---- %s log of %s (last %d bytes) ----\n%s", n.c.Daemon, n.Name, limit, tail(b, limit))
+	}
+}
+
+// DumpLogs dumps every node's log (used when a run ends without a measurement).
+func (c *Cluster) DumpLogs(limit int) {
+	for _, nd := range c.Nodes {
+		nd.DumpLog(limit)
+	}
+}
+
+// LogCount counts the lines of the daemon's log that contain s.
+func (n *Node) LogCount(s string) int {
+	b, err := os.ReadFile(n.LogPath)
+	if err != nil {
+		return 0
+	}
+	return bytes.Count(b, []byte(s))
+}
+
+// LogLine returns the last line of the daemon's log containing s ("" if none).
+func (n *Node) LogLine(s string) string {
+	b, err := os.ReadFile(n.LogPath)
+	if err != nil {
+		return ""
+	}
+	last := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, s) {
+			last = l
+		}
+	}
+	return last
 }
 
 // killMatching SIGKILLs every process whose command line mentions dir (postgres, fence guard).
@@ -215,32 +317,71 @@ func tail(b []byte, n int) string {
 	return string(b)
 }
 
+// httpClient is the loopback network's REST client (2 s).
 var httpClient = &http.Client{Timeout: 2 * time.Second}
 
-// Check sends OPTIONS <path> to the node's REST API like HAProxy does; 0 when unreachable.
-func (n *Node) Check(path string) int {
-	return optionsStatus(httpClient, fmt.Sprintf("http://127.0.0.1:%d%s", n.APIPort, path))
+// url is path on the node's REST API.
+func (n *Node) url(path string) string {
+	scheme := "http"
+	if n.c.Opts.Secure {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(n.Host, strconv.Itoa(n.APIPort)), path)
 }
 
+// Check sends OPTIONS <path> to the node's REST API like HAProxy does; 0 when unreachable.
+func (n *Node) Check(path string) int { return optionsStatus(n.c.http, n.url(path)) }
+
 // Get fetches a REST document.
-func (n *Node) Get(path string) (int, []byte) {
-	return getDoc(httpClient, fmt.Sprintf("http://127.0.0.1:%d%s", n.APIPort, path))
+func (n *Node) Get(path string) (int, []byte) { return getDoc(n.c.http, n.url(path)) }
+
+// Role is the role in the node's /patroni document ("" when unreachable), fetched with hc.
+func (n *Node) Role(hc *http.Client) string {
+	code, b := getDoc(hc, n.url("/patroni"))
+	var doc struct {
+		Role string `json:"role"`
+	}
+	if code == 0 || json.Unmarshal(b, &doc) != nil {
+		return ""
+	}
+	return doc.Role
 }
 
 // DSN is a TCP connection string to this node's postgres as the superuser.
 func (n *Node) DSN() string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=%s dbname=postgres connect_timeout=2 sslmode=disable", n.PGPort, superPassword)
+	return fmt.Sprintf("host=%s port=%d user=postgres password=%s dbname=postgres connect_timeout=2 sslmode=disable", n.Host, n.PGPort, superPassword)
 }
 
-// Conn opens a connection with a short deadline.
+// Conn opens a connection to the node's postgres with a short deadline.
 func (n *Node) Conn(ctx context.Context) (*pgx.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return pgx.Connect(ctx, n.DSN())
+	return n.c.connect(ctx, n.Host, n.PGPort, 2*time.Second)
 }
 
 // Writable reports whether the node's postgres runs and is not in recovery.
 func (n *Node) Writable(ctx context.Context) bool { return isWritable(ctx, n.Conn) }
+
+// HasVIP reports whether the VIP is on the node's interface (netlink; namespaces only).
+func (n *Node) HasVIP() (bool, error) { return n.NS.HasAddr(n.c.Topo.VIP()) }
+
+// ConnTo connects as the superuser to host on the nodes' postgres port (a
+// namespace cluster's: every node and the VIP listen on the same port).
+func (c *Cluster) ConnTo(ctx context.Context, host string, timeout time.Duration) (*pgx.Conn, error) {
+	return c.connect(ctx, host, nsPGPort, timeout)
+}
+
+// connect connects as the superuser to host:port, dialled through the cluster's network.
+func (c *Cluster) connect(ctx context.Context, host string, port int, timeout time.Duration) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=postgres password=%s dbname=postgres sslmode=disable",
+		host, port, superPassword))
+	if err != nil {
+		return nil, err
+	}
+	cfg.DialFunc = c.Net.DialContext
+	cfg.ConnectTimeout = timeout
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return pgx.ConnectConfig(ctx, cfg)
+}
 
 // Primary returns the single node answering 200 on /primary, or nil.
 func (c *Cluster) Primary() *Node { return primaryOf(c.t, c.Nodes) }
@@ -251,19 +392,51 @@ func (c *Cluster) WaitPrimary(timeout time.Duration, not *Node) *Node {
 	return waitPrimaryOf(c.t, timeout, c.Nodes, not)
 }
 
-// WaitHealthyReplicas waits until every node but p answers /replica with 200 (running, streaming).
-func (c *Cluster) WaitHealthyReplicas(timeout time.Duration, p *Node) {
+// WaitHealthyReplicas waits until every node but p (and those in skip) answers /replica with 200 (running, streaming).
+func (c *Cluster) WaitHealthyReplicas(timeout time.Duration, p *Node, skip ...*Node) {
 	c.t.Helper()
-	WaitFor(c.t, timeout, "all replicas healthy", func() bool { return allAnswer200(nodesExcept(c.Nodes, p), "/replica") })
+	except := append([]*Node{p}, skip...)
+	WaitFor(c.t, timeout, "all replicas healthy", func() bool { return allAnswer200(nodesExcept(c.Nodes, except...), "/replica") })
 }
 
-// Others returns every node except n.
-func (c *Cluster) Others(n *Node) []*Node { return nodesExcept(c.Nodes, n) }
+// Others returns every node except those given.
+func (c *Cluster) Others(not ...*Node) []*Node { return nodesExcept(c.Nodes, not...) }
+
+// etcdClient is the cluster's etcd client, made on first use.
+func (c *Cluster) etcdClient() *clientv3.Client {
+	c.etcdOnce.Do(func() { c.etcd = c.Net.EtcdClient() })
+	return c.etcd
+}
 
 // EtcdKey reads a raw key under the cluster prefix.
 func (c *Cluster) EtcdKey(ctx context.Context, rel string) (string, bool) {
-	if c.etcdClient == nil {
-		c.etcdClient = c.Etcd.Client()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return etcdValue(ctx, c.etcdClient(), "/itest/"+c.Scope+"/"+rel)
+}
+
+// LeaderLease returns the leader key's value and the seconds its lease has left (-1 when unknown).
+func (c *Cluster) LeaderLease(ctx context.Context) (string, int64) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := c.etcdClient().Get(ctx, "/itest/"+c.Scope+"/leader")
+	if err != nil || len(resp.Kvs) == 0 {
+		return "", -1
 	}
-	return etcdValue(ctx, c.etcdClient, "/itest/"+c.Scope+"/"+rel)
+	kv := resp.Kvs[0]
+	ttl, err := c.etcdClient().TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+	if err != nil {
+		return string(kv.Value), -1
+	}
+	return string(kv.Value), ttl.TTL
+}
+
+// Close kills every node's daemon and postgres now (the cleanups do it again,
+// harmlessly, and remove the directories), so that a benchmark's next run
+// does not share the machine with this cluster's survivors.
+func (c *Cluster) Close() {
+	for _, nd := range c.Nodes {
+		nd.Proc.Kill()
+		killMatching(nd.Dir)
+	}
 }

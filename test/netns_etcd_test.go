@@ -28,7 +28,7 @@ type EtcdMember struct {
 	// DataDir is its data directory.
 	DataDir string
 	// Proc is the running etcd.
-	Proc *NsProc
+	Proc *Proc
 
 	tp   *Topology
 	argv []string
@@ -140,7 +140,7 @@ func (tp *Topology) EtcdClient() *clientv3.Client {
 func (m *EtcdMember) Kill() { m.Proc.Kill() }
 
 // Restart starts a killed member again on its data directory.
-func (m *EtcdMember) Restart() { m.Proc.Restart(m.tp) }
+func (m *EtcdMember) Restart() { m.Proc.Restart(m.tp.t) }
 
 // EtcdMembers returns the members started by StartEtcd.
 func (tp *Topology) EtcdMembers() []*EtcdMember {

@@ -61,7 +61,7 @@ type Topology struct {
 	bridge string
 
 	mu         sync.Mutex
-	procs      []*NsProc
+	procs      []*Proc
 	all        []*NetNS
 	nftTables  map[string]bool // namespaces with the partition table
 	etcdMembs  []*EtcdMember

@@ -28,9 +28,9 @@ const vipCheckInterval = 50 * time.Millisecond
 //     keeps the VIP while pgnoded restarts it.
 //
 // An address left on the interface of a node whose link is down (a crashed
-// machine, see NsNode.Crash) is not on the network and is counted apart.
+// machine, see Node.Crash) is not on the network and is counted apart.
 type VIPChecker struct {
-	c      *NsCluster
+	c      *Cluster
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -94,7 +94,7 @@ func (r VIPReport) String() string {
 }
 
 // StartVIPChecker begins sampling; Stop returns the report.
-func StartVIPChecker(t testing.TB, c *NsCluster) *VIPChecker {
+func StartVIPChecker(t testing.TB, c *Cluster) *VIPChecker {
 	ctx, cancel := context.WithCancel(context.Background())
 	v := &VIPChecker{c: c, cancel: cancel, held: map[string]bool{}}
 	v.wg.Add(1)
@@ -186,7 +186,7 @@ func (v *VIPChecker) rounds(ctx context.Context) {
 }
 
 // sampleNode checks, for one node, the VIP against its postgres and REST role.
-func (v *VIPChecker) sampleNode(ctx context.Context, n *NsNode) {
+func (v *VIPChecker) sampleNode(ctx context.Context, n *Node) {
 	hc := n.c.Topo.Client.HTTPClient(400 * time.Millisecond)
 	var conn *pgx.Conn
 	defer func() {

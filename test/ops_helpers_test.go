@@ -22,9 +22,6 @@ import (
 
 // Helpers of the operator-workflow tests (ops_test.go, ops_switchover_test.go).
 
-// opsClient carries requests that block (a switchover waits up to 2×max(10, loop_wait) s).
-var opsClient = &http.Client{Timeout: 90 * time.Second}
-
 // Call sends method path with a JSON body (nil: none) to the node's REST API
 // and returns the status and the reply text; 0 when unreachable.
 func (n *Node) Call(t testing.TB, method, path string, body any) (int, string) {
@@ -37,14 +34,14 @@ func (n *Node) Call(t testing.TB, method, path string, body any) (int, string) {
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", n.APIPort, path), rd)
+	req, err := http.NewRequest(method, n.url(path), rd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := opsClient.Do(req)
+	resp, err := n.c.ops.Do(req)
 	if err != nil {
 		t.Logf("%s %s on %s: %v", method, path, n.Name, err)
 		return 0, ""
@@ -111,14 +108,11 @@ func (c *Cluster) LeaderKey() string {
 func (c *Cluster) MemberLeaseTTL(name string) int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if c.etcdClient == nil {
-		c.etcdClient = c.Etcd.Client()
-	}
-	resp, err := c.etcdClient.Get(ctx, "/itest/"+c.Scope+"/members/"+name)
+	resp, err := c.etcdClient().Get(ctx, "/itest/"+c.Scope+"/members/"+name)
 	if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].Lease == 0 {
 		return 0
 	}
-	ttl, err := c.etcdClient.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	ttl, err := c.etcdClient().TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
 	if err != nil {
 		return 0
 	}

@@ -25,7 +25,7 @@ const peerAuthFreeze = 30 * time.Second
 
 // exporterMetric reads one sample of n's :9630/metrics (line is the series
 // name with labels); -1 when it cannot be read.
-func exporterMetric(n *NsNode, series string) float64 {
+func exporterMetric(n *Node, series string) float64 {
 	code, body := getDoc(n.c.http, fmt.Sprintf("http://%s:%d/metrics", n.NS.IP, nsMetricPort))
 	if code != 200 {
 		return -1
@@ -47,7 +47,7 @@ func metricValue(body []byte, series string) float64 {
 }
 
 // failsafeMetricActive reads patroni_failsafe_mode_is_active from n's :8008/metrics.
-func failsafeMetricActive(n *NsNode) bool {
+func failsafeMetricActive(n *Node) bool {
 	code, body := n.Get("/metrics")
 	return code == 200 && bytes.Contains(body, []byte("patroni_failsafe_mode_is_active{")) &&
 		metricValue(body, fmt.Sprintf(`patroni_failsafe_mode_is_active{scope="%s"}`, n.c.Scope)) == 1
@@ -115,7 +115,7 @@ func TestPeerAuthTLSFailsafe(t *testing.T) {
 // expectAcksOn fails the test unless every write acknowledged so far is on
 // p, while the workload keeps running (acknowledgements are taken first, so
 // each of them committed before p is read).
-func (e *chaosEnv) expectAcksOn(p *NsNode) {
+func (e *chaosEnv) expectAcksOn(p *Node) {
 	e.t.Helper()
 	_, _, acks, _ := e.w.rec.snapshot()
 	present, err := presentIDs(context.Background(), p.Name, p.Conn, chaosTable)
@@ -137,7 +137,7 @@ func (e *chaosEnv) expectAcksOn(p *NsNode) {
 // judge checks, without waiting for a crashed node to come back, that no
 // two nodes were ever writable at once and, for a clean event, that nothing
 // acknowledged is missing on the primary final.
-func (e *chaosEnv) judge(final *NsNode, clean bool) {
+func (e *chaosEnv) judge(final *Node, clean bool) {
 	e.t.Helper()
 	lost, acked, err := e.w.LostOn(context.Background(), final)
 	if err != nil {

@@ -151,7 +151,7 @@ func TestReloadEtcdHostsKeepsLeaderKey(t *testing.T) {
 	}
 	p.Signal(syscall.SIGHUP)
 	logHas := func(s string) bool {
-		out, _ := os.ReadFile(p.logPath)
+		out, _ := os.ReadFile(p.LogPath)
 		return strings.Contains(string(out), s)
 	}
 	WaitFor(t, 10*time.Second, "the etcd client on the new endpoints", func() bool {

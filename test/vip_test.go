@@ -113,7 +113,7 @@ func TestVIPFailover(t *testing.T) {
 		t.Errorf("%s's REST API is unreachable from the client during the etcd cut; the partition must be etcd-only", np.Name)
 	}
 	third := c.Others(p, np)[0]
-	moved, movedAt := waitVIPMoves(t, []*NsNode{third}, 60*time.Second)
+	moved, movedAt := waitVIPMoves(t, []*Node{third}, 60*time.Second)
 	if got := viaVIP(t, c, 10*time.Second); got != third {
 		t.Errorf("connection through the VIP landed on %v, want %s", nodeName(got), third.Name)
 	}
@@ -138,9 +138,9 @@ func TestVIPFailover(t *testing.T) {
 
 // waitVIPMoves polls (every 10 ms) until one of nodes holds the VIP and
 // returns it with the time it was first seen there.
-func waitVIPMoves(t testing.TB, nodes []*NsNode, timeout time.Duration) (*NsNode, time.Time) {
+func waitVIPMoves(t testing.TB, nodes []*Node, timeout time.Duration) (*Node, time.Time) {
 	t.Helper()
-	var holder *NsNode
+	var holder *Node
 	var at time.Time
 	if pollEvery(timeout, 10*time.Millisecond, func() bool {
 		for _, n := range nodes {
@@ -208,10 +208,10 @@ func clientNeighMAC(t testing.TB, tp *Topology, addr netip.Addr) string {
 // viaVIP connects to postgres through the VIP from the client namespace,
 // retrying until timeout, and returns the node it landed on: a primary
 // (pg_is_in_recovery() false) that sees the VIP as its server address.
-func viaVIP(t testing.TB, c *NsCluster, timeout time.Duration) *NsNode {
+func viaVIP(t testing.TB, c *Cluster, timeout time.Duration) *Node {
 	t.Helper()
 	vip := c.Topo.VIP().Addr()
-	var landed *NsNode
+	var landed *Node
 	var last string
 	if pollEvery(timeout, 20*time.Millisecond, func() bool { landed, last = tryVIP(c, vip); return landed != nil }) {
 		return landed
@@ -220,7 +220,7 @@ func viaVIP(t testing.TB, c *NsCluster, timeout time.Duration) *NsNode {
 	return nil
 }
 
-func tryVIP(c *NsCluster, vip netip.Addr) (*NsNode, string) {
+func tryVIP(c *Cluster, vip netip.Addr) (*Node, string) {
 	ctx := context.Background()
 	conn, err := c.ConnTo(ctx, vip.String(), 500*time.Millisecond)
 	if err != nil {
@@ -248,7 +248,7 @@ func tryVIP(c *NsCluster, vip netip.Addr) (*NsNode, string) {
 	return nil, "unknown data directory " + dataDir
 }
 
-func nodeName(n *NsNode) string {
+func nodeName(n *Node) string {
 	if n == nil {
 		return "no node"
 	}
