@@ -105,9 +105,7 @@ func onePatroniNodeLoss(b *testing.B, tm Timing) (leaseEnd, toWrite, total float
 	}
 	var resumed time.Time
 	if !pollFor(60*time.Second, func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		resumed = w.lastAck
+		resumed = w.LastAck()
 		return resumed.After(killedAt)
 	}) {
 		w.Stop()

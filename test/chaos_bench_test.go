@@ -59,7 +59,5 @@ func BenchmarkFailoverPostgresCrash(b *testing.B) {
 
 // writerErrors is how many failed attempts w has counted.
 func writerErrors(w *Writer) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.errors
+	return w.Errors()
 }

@@ -149,32 +149,23 @@ func (w *ChaosWorkload) routedTarget() string {
 	return ""
 }
 
-// writer inserts ids base+1, base+2, ... through the host target() names,
-// keeping its connection until an error.
+// writer is a Writer (writer_test.go) inserting ids base+1, base+2, ...
+// through the host target() names, keeping its connection until an error.
 func (w *ChaosWorkload) writer(ctx context.Context, source string, base int64, target func() string) {
-	var conn *pgx.Conn
-	defer func() { closeConn(conn) }()
-	id := base
-	for ctx.Err() == nil {
-		if conn == nil {
+	newWriter(writerOptions{Table: chaosTable, FirstID: base,
+		Target: func() connectFunc {
 			host := target()
-			if host != "" {
-				conn, _ = w.c.ConnTo(ctx, host, time.Second)
+			if host == "" {
+				return nil
 			}
-			if conn == nil {
-				sleepCtx(ctx, 20*time.Millisecond)
-				continue
-			}
-		}
-		id++
-		if err := w.insert(ctx, conn, source, id); err != nil {
-			closeConn(conn)
-			conn = nil
-			sleepCtx(ctx, 20*time.Millisecond) // /primary may still name the node that just failed
-			continue
-		}
-		sleepCtx(ctx, chaosWriteEvery)
-	}
+			return func(ctx context.Context) (*pgx.Conn, error) { return w.c.ConnTo(ctx, host, time.Second) }
+		},
+		Insert: func(ctx context.Context, conn *pgx.Conn, id int64) error { return w.insert(ctx, conn, source, id) },
+		Pause:  chaosWriteEvery,
+		Retry:  20 * time.Millisecond,
+		// /primary may still name the node that just failed
+		AfterError: 20 * time.Millisecond,
+	}).run(ctx)
 }
 
 // probe inserts straight into n every chaosProbeEvery.
@@ -335,10 +326,4 @@ func (w *ChaosWorkload) LostOn(ctx context.Context, p *Node) (lost []ack, acked 
 		}
 	}
 	return lost, len(acks), nil
-}
-
-func closeConn(c *pgx.Conn) {
-	if c != nil {
-		c.Close(context.Background())
-	}
 }

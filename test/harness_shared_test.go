@@ -223,17 +223,6 @@ func presentIDs(ctx context.Context, name string, connect func(context.Context) 
 	return present, nil
 }
 
-// missingIDs returns the ids not in present, in order.
-func missingIDs(ids []int64, present map[int64]bool) []int64 {
-	var lost []int64
-	for _, id := range ids {
-		if !present[id] {
-			lost = append(lost, id)
-		}
-	}
-	return lost
-}
-
 // everyTick calls fn every d until ctx ends; fn is not called once ctx has ended.
 func everyTick(ctx context.Context, d time.Duration, fn func()) {
 	tick := time.NewTicker(d)

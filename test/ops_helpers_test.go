@@ -12,11 +12,9 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -132,129 +130,20 @@ func (n *Node) SetTag(t testing.TB, tag string, value bool) {
 	}
 }
 
-// ackWriter inserts rows with unique ids through whichever node answers
-// /primary, recording the time of every acknowledged commit, so that the
-// write outage of each switchover can be measured afterwards.
-type ackWriter struct {
-	c      *Cluster
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu   sync.Mutex
-	ids  []int64
-	acks []time.Time
-}
-
-func startAckWriter(t testing.TB, c *Cluster, p *Node) *ackWriter {
+// startAckWriter creates table ops_writes on primary p and writes through
+// p, then through the first node answering 200 on /primary, with 2 ms
+// between acknowledged inserts, so that the write outage of each switchover
+// can be measured afterwards.
+func startAckWriter(t testing.TB, c *Cluster, p *Node) *Writer {
 	t.Helper()
-	ctx := context.Background()
-	if err := createWritesTable(ctx, p.Name, p.Conn, "ops_writes"); err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	w := &ackWriter{c: c, cancel: cancel, done: make(chan struct{})}
-	go w.run(wctx, p)
-	t.Cleanup(w.stop)
-	return w
-}
-
-// primaryNow returns the first node answering 200 on /primary, or nil.
-func (w *ackWriter) primaryNow() *Node {
-	for _, n := range w.c.Nodes {
-		if n.Check("/primary") == 200 {
-			return n
-		}
-	}
-	return nil
-}
-
-func (w *ackWriter) run(ctx context.Context, target *Node) {
-	defer close(w.done)
-	var conn *pgx.Conn
-	defer func() {
-		if conn != nil {
-			conn.Close(context.Background())
-		}
-	}()
-	var id int64
-	for ctx.Err() == nil {
-		if conn == nil {
-			if target == nil {
-				target = w.primaryNow()
-			}
-			if target != nil {
-				conn, _ = target.Conn(ctx)
-			}
-			if conn == nil {
-				target = nil
-				sleepCtx(ctx, 5*time.Millisecond)
-				continue
+	return startNodeWriter(t, p, "ops_writes", 2*time.Millisecond, 5*time.Millisecond, func() *Node {
+		for _, n := range c.Nodes {
+			if n.Check("/primary") == 200 {
+				return n
 			}
 		}
-		id++
-		qctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := conn.Exec(qctx, "insert into ops_writes(id) values ($1)", id)
-		cancel()
-		if err != nil {
-			conn.Close(context.Background())
-			conn, target = nil, nil
-			continue
-		}
-		w.mu.Lock()
-		w.ids = append(w.ids, id)
-		w.acks = append(w.acks, time.Now())
-		w.mu.Unlock()
-		sleepCtx(ctx, 2*time.Millisecond)
-	}
-}
-
-func (w *ackWriter) stop() {
-	w.cancel()
-	<-w.done
-}
-
-func (w *ackWriter) acked() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.acks)
-}
-
-// waitAckAfter waits until a write is acknowledged after at.
-func (w *ackWriter) waitAckAfter(t testing.TB, timeout time.Duration, at time.Time) {
-	t.Helper()
-	WaitFor(t, timeout, "writes to resume", func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return len(w.acks) > 0 && w.acks[len(w.acks)-1].After(at)
+		return nil
 	})
-}
-
-// outage is the longest time between two consecutive acknowledged writes
-// around [from, to]: the last ack before the outage to the first one after it.
-func (w *ackWriter) outage(from, to time.Time) time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var longest time.Duration
-	for i := 1; i < len(w.acks); i++ {
-		if w.acks[i].Before(from) || w.acks[i-1].After(to) {
-			continue
-		}
-		longest = max(longest, w.acks[i].Sub(w.acks[i-1]))
-	}
-	return longest
-}
-
-// lost stops the writer and returns the acknowledged ids missing on node p.
-func (w *ackWriter) lost(t testing.TB, p *Node) []int64 {
-	t.Helper()
-	w.stop()
-	present, err := presentIDs(context.Background(), p.Name, p.Conn, "ops_writes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return missingIDs(w.ids, present)
 }
 
 // percentile returns the p-th percentile (0..100, nearest rank) of ds.

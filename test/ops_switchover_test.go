@@ -62,14 +62,14 @@ func runSwitchovers(tb testing.TB, rounds int) switchoverRun {
 // refused or lands elsewhere. Shared by pgnoded's and Patroni's benchmarks.
 func switchoverRounds(tb testing.TB, c *Cluster, p *Node, rounds int, waitStreaming func(p *Node)) switchoverRun {
 	w := startAckWriter(tb, c, p)
-	WaitFor(tb, 10*time.Second, "some writes", func() bool { return w.acked() > 100 })
+	WaitFor(tb, 10*time.Second, "some writes", func() bool { return w.Acked() > 100 })
 	var r switchoverRun
 	for i := 0; i < rounds; i++ {
 		p = c.WaitPrimary(60*time.Second, nil)
 		waitStreaming(p)
 		cand := c.Others(p)[i%2]
-		before := w.acked()
-		WaitFor(tb, 10*time.Second, "writes before the switchover", func() bool { return w.acked() > before+50 })
+		before := w.Acked()
+		WaitFor(tb, 10*time.Second, "writes before the switchover", func() bool { return w.Acked() > before+50 })
 
 		start := time.Now()
 		code, text := p.Call(tb, http.MethodPost, "/switchover", map[string]any{"leader": p.Name, "candidate": cand.Name})
@@ -77,10 +77,10 @@ func switchoverRounds(tb testing.TB, c *Cluster, p *Node, rounds int, waitStream
 		if code != http.StatusOK {
 			tb.Fatalf("switchover %d %s -> %s: %d %q", i+1, p.Name, cand.Name, code, text)
 		}
-		w.waitAckAfter(tb, 30*time.Second, answered)
+		w.WaitAckAfter(tb, 30*time.Second, answered)
 		settled := time.Now().Add(500 * time.Millisecond)
-		w.waitAckAfter(tb, 30*time.Second, settled)
-		gap := w.outage(start, settled)
+		w.WaitAckAfter(tb, 30*time.Second, settled)
+		gap := w.Outage(start, settled)
 		r.outages = append(r.outages, gap)
 		r.answers = append(r.answers, answered.Sub(start))
 		tb.Logf("switchover %2d: %s -> %s: write outage %4.0f ms, API answered after %4.0f ms: %s",
@@ -91,8 +91,8 @@ func switchoverRounds(tb testing.TB, c *Cluster, p *Node, rounds int, waitStream
 	}
 	final := c.WaitPrimary(30*time.Second, nil)
 	c.WaitHealthyReplicas(120*time.Second, final)
-	r.acked = w.acked()
-	r.lost = w.lost(tb, final)
+	r.acked = w.Acked()
+	r.lost = w.Lost(tb, final)
 	tb.Logf("%d planned switchovers under load: write outage p50 %.0f ms, max %.0f ms; API answer p50 %.0f ms, max %.0f ms; "+
 		"%d rows acknowledged, %d lost", rounds, ms(percentile(r.outages, 50)), ms(percentile(r.outages, 100)),
 		ms(percentile(r.answers, 50)), ms(percentile(r.answers, 100)), r.acked, len(r.lost))

@@ -73,7 +73,7 @@ func TestOpsSwitchoverBadInputChangesNothing(t *testing.T) {
 	if overlaps := chk.Stop(); len(overlaps) > 0 {
 		t.Errorf("two writable primaries: %v", overlaps)
 	}
-	if lost := w.lost(t, p); len(lost) > 0 {
+	if lost := w.Lost(t, p); len(lost) > 0 {
 		t.Errorf("%d acknowledged rows lost", len(lost))
 	}
 }
@@ -136,7 +136,7 @@ func TestOpsSwitchoverNamedAnyAndScheduled(t *testing.T) {
 	if overlaps := chk.Stop(); len(overlaps) > 0 {
 		t.Errorf("two writable primaries: %v", overlaps)
 	}
-	if lost := w.lost(t, p); len(lost) > 0 {
+	if lost := w.Lost(t, p); len(lost) > 0 {
 		t.Errorf("%d acknowledged rows lost in planned switchovers", len(lost))
 	}
 }
