@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -121,45 +122,8 @@ func etcdValue(ctx context.Context, cli *clientv3.Client, key string) (string, b
 	return string(resp.Kvs[0].Value), true
 }
 
-// apiNode is a node of either harness, as the cluster-wide helpers see it.
-type apiNode interface {
-	comparable
-	// Check sends OPTIONS path to the node's REST API; 0 when unreachable.
-	Check(path string) int
-	label() string
-}
-
-func (n *Node) label() string { return n.Name }
-
-// primaryOf returns the single node answering 200 on /primary; the zero node
-// when none does, or (reported as an error) when two do.
-func primaryOf[N apiNode](t testing.TB, nodes []N) N {
-	var found, none N
-	for _, n := range nodes {
-		if n.Check("/primary") == 200 {
-			if found != none {
-				t.Errorf("two nodes answer 200 on /primary: %s and %s", found.label(), n.label())
-				return none
-			}
-			found = n
-		}
-	}
-	return found
-}
-
-// waitPrimaryOf waits until exactly one of nodes answers /primary with 200, optionally not `not`.
-func waitPrimaryOf[N apiNode](t testing.TB, timeout time.Duration, nodes []N, not N) N {
-	t.Helper()
-	var p, none N
-	WaitFor(t, timeout, "one primary", func() bool {
-		p = primaryOf(t, nodes)
-		return p != none && p != not
-	})
-	return p
-}
-
 // allAnswer200 reports whether every node answers OPTIONS path with 200 (it stops at the first that does not).
-func allAnswer200[N apiNode](nodes []N, path string) bool {
+func allAnswer200(nodes []*Node, path string) bool {
 	for _, n := range nodes {
 		if n.Check(path) != 200 {
 			return false
@@ -169,16 +133,12 @@ func allAnswer200[N apiNode](nodes []N, path string) bool {
 }
 
 // nodesExcept returns nodes without those in not, in order.
-func nodesExcept[N comparable](nodes []N, not ...N) []N {
-	var out []N
-next:
+func nodesExcept(nodes []*Node, not ...*Node) []*Node {
+	var out []*Node
 	for _, m := range nodes {
-		for _, n := range not {
-			if m == n {
-				continue next
-			}
+		if !slices.Contains(not, m) {
+			out = append(out, m)
 		}
-		out = append(out, m)
 	}
 	return out
 }

@@ -384,12 +384,30 @@ func (c *Cluster) connect(ctx context.Context, host string, port int, timeout ti
 }
 
 // Primary returns the single node answering 200 on /primary, or nil.
-func (c *Cluster) Primary() *Node { return primaryOf(c.t, c.Nodes) }
+// It reports a test error when two nodes answer 200.
+func (c *Cluster) Primary() *Node {
+	var found *Node
+	for _, n := range c.Nodes {
+		if n.Check("/primary") == 200 {
+			if found != nil {
+				c.t.Errorf("two nodes answer 200 on /primary: %s and %s", found.Name, n.Name)
+				return nil
+			}
+			found = n
+		}
+	}
+	return found
+}
 
 // WaitPrimary waits until exactly one node answers /primary with 200, optionally not `not`.
 func (c *Cluster) WaitPrimary(timeout time.Duration, not *Node) *Node {
 	c.t.Helper()
-	return waitPrimaryOf(c.t, timeout, c.Nodes, not)
+	var p *Node
+	WaitFor(c.t, timeout, "one primary", func() bool {
+		p = c.Primary()
+		return p != nil && p != not
+	})
+	return p
 }
 
 // WaitHealthyReplicas waits until every node but p (and those in skip) answers /replica with 200 (running, streaming).
