@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -32,8 +31,6 @@ type HAProxy struct {
 	Ports   map[string]int // service name -> frontend port on 127.0.0.1
 	sock    string
 	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
 }
 
 // haService is one Pigsty service: a listen block with an OPTIONS health check.
@@ -141,40 +138,12 @@ func StartHAProxy(t testing.TB, c *Cluster, inventoryPrimary *Node) *HAProxy {
 	if out, err := exec.Command(bin, "-c", "-f", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c rejected the config: %v\n%s\n%s", err, out, buf.String())
 	}
-	logf, err := os.Create(h.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.cmd = exec.Command(bin, "-f", cfg, "-db")
-	h.cmd.Stdout, h.cmd.Stderr = logf, logf
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := h.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start haproxy: %v", err)
-	}
-	h.done = make(chan struct{})
-	go func() { _ = h.cmd.Wait(); logf.Close(); close(h.done) }()
-	t.Cleanup(h.stop)
+	startHostProc(t, "haproxy", h.logPath, 4000, bin, "-f", cfg, "-db")
 	WaitFor(t, 15*time.Second, "haproxy stats socket", func() bool {
 		_, err := h.command("show info")
 		return err == nil
 	})
 	return h
-}
-
-// stop kills haproxy (its own process, by pid) and shows its log when the test failed.
-func (h *HAProxy) stop() {
-	_ = h.cmd.Process.Kill()
-	select {
-	case <-h.done:
-	case <-time.After(10 * time.Second):
-		h.t.Errorf("haproxy pid %d did not exit after SIGKILL", h.cmd.Process.Pid)
-	}
-	if h.t.Failed() {
-		if b, err := os.ReadFile(h.logPath); err == nil {
-			h.t.Logf("---- haproxy output (last 4000 bytes) ----\n%s", tail(b, 4000))
-		}
-	}
 }
 
 // command sends one command to the stats socket and returns the whole answer.

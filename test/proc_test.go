@@ -56,6 +56,27 @@ func (tp *Topology) StartProc(ns *NetNS, name, logPath string, argv ...string) *
 	return p
 }
 
+// startHostProc runs argv on the host; at test end it is killed (an error if
+// it outlives SIGKILL by 10 s) and, if the test failed, the last tailBytes of
+// its log are shown.
+func startHostProc(t testing.TB, name, logPath string, tailBytes int, argv ...string) *Proc {
+	t.Helper()
+	p := newProc(name, nil, logPath, procSpec{argv: argv})
+	p.start(t)
+	t.Cleanup(func() {
+		p.Signal(syscall.SIGKILL)
+		if !p.WaitExit(10 * time.Second) {
+			t.Errorf("%s pid %d did not exit after SIGKILL", name, p.Pid())
+		}
+		if t.Failed() {
+			if b, err := os.ReadFile(logPath); err == nil {
+				t.Logf("---- %s output (last %d bytes) ----\n%s", name, tailBytes, tail(b, tailBytes))
+			}
+		}
+	})
+	return p
+}
+
 // adopt makes teardown kill p and wait for it.
 func (tp *Topology) adopt(p *Proc) {
 	tp.mu.Lock()

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -22,9 +21,8 @@ import (
 
 // PromServer is a real Prometheus server (Debian's `prometheus` binary) run by a test.
 type PromServer struct {
-	URL     string
-	logPath string
-	client  *http.Client
+	URL    string
+	client *http.Client
 }
 
 // PromSample is one series of an instant-query result.
@@ -71,31 +69,9 @@ func StartPrometheus(t testing.TB, c *Cluster) *PromServer {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	ps := &PromServer{URL: "http://" + addr, logPath: filepath.Join(dir, "prometheus.log"),
-		client: &http.Client{Timeout: 3 * time.Second}}
-	logf, err := os.Create(ps.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start prometheus: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			if b, err := os.ReadFile(ps.logPath); err == nil {
-				t.Logf("---- prometheus log (last 3000 bytes) ----\n%s", tail(b, 3000))
-			}
-		}
-	})
+	ps := &PromServer{URL: "http://" + addr, client: &http.Client{Timeout: 3 * time.Second}}
+	startHostProc(t, "prometheus", filepath.Join(dir, "prometheus.log"), 3000, bin, "--config.file="+cfgPath,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 	WaitFor(t, 30*time.Second, "prometheus ready", func() bool {
 		resp, err := ps.client.Get(ps.URL + "/-/ready")
 		if err != nil {
