@@ -31,15 +31,6 @@ type configEdit func(o *nodeconf.Options)
 // testPasswords are the database roles' passwords of every test cluster.
 var testPasswords = nodeconf.Passwords{Superuser: superPassword, Replication: "itest-repl", Rewind: "itest-rewind"}
 
-// loopbackOptions is the config of a node on loopback ports (pgnoded flavour).
-func loopbackOptions(scope, name, dir, binDir, etcd string, pgPort, apiPort, metricPort int, tm Timing) nodeconf.Options {
-	return nodeconf.Options{
-		Namespace: "/itest/", Scope: scope, Name: name, Listen: "127.0.0.1", Host: "127.0.0.1",
-		APIPort: apiPort, PGPort: pgPort, MetricPort: metricPort, Etcd: etcd, Dir: dir, BinDir: binDir,
-		TTL: tm.TTL, LoopWait: tm.LoopWait, RetryTimeout: tm.RetryTimeout, Passwords: testPasswords,
-	}
-}
-
 // writeConfig renders o (internal/testenv/nodeconf) into path.
 func writeConfig(t testing.TB, path string, o nodeconf.Options) {
 	t.Helper()

@@ -127,7 +127,7 @@ type Node struct {
 	MetricPort int
 	// NS is the node's namespace (nil on loopback).
 	NS *NetNS
-	// Proc is the daemon (nil before the first Start).
+	// Proc is the daemon (started by Start).
 	Proc *Proc
 
 	c *Cluster
