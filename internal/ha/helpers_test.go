@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -117,4 +118,28 @@ func TestBootstrapConfigJSONFillsPatroniDefaults(t *testing.T) {
 	if c.TTL != 20 || c.LoopWait != 10 || c.RetryTimeout != 10 || !c.FailsafeMode || c.MaximumLagOnFailover != 1048576 {
 		t.Errorf("config %+v", c)
 	}
+}
+
+// opOutcome is an operation's answer as the tests compare it: "done",
+// "scheduled" or the error's kind (cluster.OpErrorKind.String()), and the text.
+func opOutcome(res cluster.OpResult, err error) (kind, text string) {
+	var oe *cluster.OpError
+	switch {
+	case err == nil && res.Scheduled:
+		return "scheduled", res.Text
+	case err == nil:
+		return "done", res.Text
+	case errors.As(err, &oe):
+		return oe.Kind.String(), oe.Text
+	}
+	return "untyped error", err.Error()
+}
+
+// cfgOutcome is PatchConfig's or PutConfig's answer: "done" and the document, or the error's kind and text.
+func cfgOutcome(doc []byte, err error) (kind string, body []byte) {
+	if err == nil {
+		return "done", doc
+	}
+	kind, text := opOutcome(cluster.OpResult{}, err)
+	return kind, []byte(text)
 }

@@ -97,8 +97,8 @@ func TestKeepReplicaSlots(t *testing.T) {
 	s.TTL = 10 * time.Second
 	s.Role, s.PG = cluster.RoleReplica, cluster.PGObservation{Running: true, Ready: true, InRecovery: true}
 	n.snap.Store(&s)
-	if code, _ := n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2", Slots: map[string]int64{"perm_a": 0x2000}}); code != 200 {
-		t.Fatalf("replica refused POST /failsafe: %d", code)
+	if kind, _ := opOutcome(n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2", Slots: map[string]int64{"perm_a": 0x2000}})); kind != "done" {
+		t.Fatalf("replica refused POST /failsafe: %s", kind)
 	}
 	pg.execs, pg.args = nil, nil
 	n.keepReplicaSlots(context.Background(), o)
