@@ -119,9 +119,30 @@ type PeerStatus struct {
 	WatchdogFailed   bool
 }
 
-// Peers asks other members for their status document (GET api_url, 2 s timeout, in parallel).
+// Peers asks other members for their status document (GET api_url, 2 s timeout, in parallel;
+// implemented by internal/peers, which also parses the document).
 type Peers interface {
 	Status(ctx context.Context, members []cluster.Member) []PeerStatus
+}
+
+// PeerErrorCounter is an optional extension of Peers: failed peer requests
+// by reason, published in the snapshot's counters for metrics.
+type PeerErrorCounter interface {
+	ErrorCounts() map[string]uint64
+}
+
+// PeerTimeout is how long one peer may take to answer during a leader race (Patroni: 2 s, no retry).
+const PeerTimeout = 2 * time.Second
+
+// noPeers answers every member as unreachable (no peer client wired; tests).
+type noPeers struct{}
+
+func (noPeers) Status(_ context.Context, members []cluster.Member) []PeerStatus {
+	out := make([]PeerStatus, len(members))
+	for i, m := range members {
+		out[i] = PeerStatus{Name: m.Name}
+	}
+	return out
 }
 
 // Fence is the out-of-process guard that stops postgres if the HA loop stops
