@@ -31,29 +31,6 @@ func TestConnInfo(t *testing.T) {
 	}
 }
 
-func TestQuoting(t *testing.T) {
-	if got := quoteIdent(`we"ird`); got != `"we""ird"` {
-		t.Errorf("quoteIdent = %s", got)
-	}
-	if got := quoteLiteral(`it's`); got != `'it''s'` {
-		t.Errorf("quoteLiteral = %s", got)
-	}
-	if got := quoteLiteral(`a\b'`); got != `E'a\\b'''` {
-		t.Errorf("quoteLiteral with backslash = %s", got)
-	}
-}
-
-func TestParseTimelineHistory(t *testing.T) {
-	got := parseTimelineHistory("1\t0/3000148\tno recovery target specified\n\n2\t1/A0\tbefore 2026-03-01\n# comment\nbad line\n")
-	want := []cluster.HistoryEntry{
-		{Timeline: 1, LSN: 0x3000148, Reason: "no recovery target specified"},
-		{Timeline: 2, LSN: 1<<32 | 0xA0, Reason: "before 2026-03-01"},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %+v, want %+v", got, want)
-	}
-}
-
 func TestTags(t *testing.T) {
 	tg := ParseTags(map[string]any{"nofailover": "off", "failover_priority": "2", "clonefrom": "yes", "replicatefrom": "pg2"})
 	if tg.NoFailover || !tg.NoFailoverSet || tg.FailoverPriority != 2 || !tg.CloneFrom || tg.ReplicateFrom != "pg2" {
