@@ -46,7 +46,6 @@ func TestSlotLSNText(t *testing.T) {
 	}
 }
 
-
 func TestParseSlotRows(t *testing.T) {
 	got := parseSlotRows([][]string{{"perm_a", "50331744"}, {"broken", "x"}, {"zero", "0"}, {"short"}})
 	if !reflect.DeepEqual(got, map[string]int64{"perm_a": 50331744}) {
