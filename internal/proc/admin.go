@@ -12,19 +12,19 @@ import (
 
 // The statements the HA loop has postgres run, as typed methods: roles after
 // bootstrap, replication slots, CHECKPOINT, timeline history. Every one runs
-// as the superuser over the local connection (Exec/Query); the HA loop decides
+// as the superuser over the local connection (execSQL/querySQL); the HA loop decides
 // what to ask for and never writes SQL itself. Statements that carry passwords
 // are never logged.
 
 // SetPassword sets role's password (ALTER ROLE … WITH PASSWORD).
 func (p *Postgres) SetPassword(ctx context.Context, role, password string) error {
-	return p.Exec(ctx, fmt.Sprintf("ALTER ROLE %s WITH PASSWORD %s", quoteIdent(role), quoteLiteral(password)))
+	return p.execSQL(ctx, fmt.Sprintf("ALTER ROLE %s WITH PASSWORD %s", quoteIdent(role), quoteLiteral(password)))
 }
 
 // EnsureRole creates r, or alters it when it exists, with LOGIN (and
 // REPLICATION when r.Replication) and, when given, its password.
 func (p *Postgres) EnsureRole(ctx context.Context, r cluster.LoginRole) error {
-	rows, err := p.Query(ctx, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", r.Name)
+	rows, err := p.querySQL(ctx, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", r.Name)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func (p *Postgres) EnsureRole(ctx context.Context, r cluster.LoginRole) error {
 	if r.Password != "" {
 		stmt += " PASSWORD " + quoteLiteral(r.Password)
 	}
-	return p.Exec(ctx, stmt)
+	return p.execSQL(ctx, stmt)
 }
 
 // rewindFunctions are what pg_rewind calls on its source as a non-superuser.
@@ -54,7 +54,7 @@ var rewindFunctions = []string{
 // GrantRewind lets role run pg_rewind against this server (EXECUTE on the functions it calls).
 func (p *Postgres) GrantRewind(ctx context.Context, role string) error {
 	for _, fn := range rewindFunctions {
-		if err := p.Exec(ctx, fmt.Sprintf("GRANT EXECUTE ON FUNCTION %s TO %s", fn, quoteIdent(role))); err != nil {
+		if err := p.execSQL(ctx, fmt.Sprintf("GRANT EXECUTE ON FUNCTION %s TO %s", fn, quoteIdent(role))); err != nil {
 			return fmt.Errorf("grant on %s: %w", fn, err)
 		}
 	}
@@ -75,7 +75,7 @@ func quoteLiteral(s string) string {
 
 // ReplicationSlots lists every replication slot (pg_replication_slots).
 func (p *Postgres) ReplicationSlots(ctx context.Context) ([]cluster.ReplicationSlot, error) {
-	rows, err := p.Query(ctx, "SELECT slot_name, slot_type, active::text FROM pg_catalog.pg_replication_slots")
+	rows, err := p.querySQL(ctx, "SELECT slot_name, slot_type, active::text FROM pg_catalog.pg_replication_slots")
 	if err != nil {
 		return nil, err
 	}
@@ -95,21 +95,21 @@ func (p *Postgres) CreatePhysicalSlots(ctx context.Context, names []string) erro
 	if len(names) == 0 {
 		return nil
 	}
-	return p.Exec(ctx, `SELECT pg_catalog.pg_create_physical_replication_slot(s, true)
+	return p.execSQL(ctx, `SELECT pg_catalog.pg_create_physical_replication_slot(s, true)
   FROM pg_catalog.unnest($1::text[]) AS s
  WHERE s NOT IN (SELECT slot_name FROM pg_catalog.pg_replication_slots)`, names)
 }
 
 // DropSlot drops the replication slot name (an error when it is active or missing).
 func (p *Postgres) DropSlot(ctx context.Context, name string) error {
-	return p.Exec(ctx, "SELECT pg_catalog.pg_drop_replication_slot($1)", name)
+	return p.execSQL(ctx, "SELECT pg_catalog.pg_drop_replication_slot($1)", name)
 }
 
 // SlotPositions reads where the slots named that exist stand: restart_lsn for
 // a physical slot, confirmed_flush_lsn for a logical one, as WAL byte offsets.
 // Slots without a position yet are left out.
 func (p *Postgres) SlotPositions(ctx context.Context, names []string) (map[string]int64, error) {
-	rows, err := p.Query(ctx, `SELECT slot_name,
+	rows, err := p.querySQL(ctx, `SELECT slot_name,
        pg_catalog.pg_wal_lsn_diff(COALESCE(confirmed_flush_lsn, restart_lsn), '0/0')::bigint::text
   FROM pg_catalog.pg_replication_slots
  WHERE slot_name = ANY($1::text[]) AND COALESCE(confirmed_flush_lsn, restart_lsn) IS NOT NULL`, names)
@@ -137,7 +137,7 @@ func parseSlotRows(rows [][]string) map[string]int64 {
 // capped at what this replica has replayed (pg_replication_slot_advance
 // cannot go further); a slot already there, active, or missing is left alone.
 func (p *Postgres) AdvancePhysicalSlot(ctx context.Context, name string, pos int64) error {
-	return p.Exec(ctx, `SELECT pg_catalog.pg_replication_slot_advance(slot_name,
+	return p.execSQL(ctx, `SELECT pg_catalog.pg_replication_slot_advance(slot_name,
        LEAST(pg_catalog.pg_last_wal_replay_lsn(), $2::pg_lsn))
   FROM pg_catalog.pg_replication_slots
  WHERE slot_name = $1 AND slot_type = 'physical' AND NOT active
@@ -146,13 +146,13 @@ func (p *Postgres) AdvancePhysicalSlot(ctx context.Context, name string, pos int
 
 // Checkpoint runs CHECKPOINT.
 func (p *Postgres) Checkpoint(ctx context.Context) error {
-	return p.Exec(ctx, "CHECKPOINT")
+	return p.execSQL(ctx, "CHECKPOINT")
 }
 
 // TimelineHistory reads and parses pg_wal/<tl>.history over SQL: one entry per
 // timeline switch that led to tl, oldest first.
 func (p *Postgres) TimelineHistory(ctx context.Context, tl int) ([]cluster.HistoryEntry, error) {
-	rows, err := p.Query(ctx, "SELECT pg_catalog.pg_read_file($1)", fmt.Sprintf("pg_wal/%08X.history", tl))
+	rows, err := p.querySQL(ctx, "SELECT pg_catalog.pg_read_file($1)", fmt.Sprintf("pg_wal/%08X.history", tl))
 	if err != nil {
 		return nil, err
 	}

@@ -148,7 +148,7 @@ func TestAdminStatements(t *testing.T) {
 	b.must(b.p.CreatePhysicalSlots(ctx, []string{"perm_a"}), "create the permanent slot on the replica")
 	start, err := b.p.SlotPositions(ctx, []string{"perm_a"})
 	b.must(err, "slot position on the replica")
-	a.must(a.p.Exec(ctx, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS id"), "write WAL")
+	a.must(a.p.execSQL(ctx, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS id"), "write WAL")
 	target := a.walPos(ctx, "pg_catalog.pg_current_wal_flush_lsn()")
 	eventually(t, 30*time.Second, "the replica replays the primary's WAL", func() (bool, string) {
 		r := b.walPos(ctx, "pg_catalog.pg_last_wal_replay_lsn()")
