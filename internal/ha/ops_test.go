@@ -257,3 +257,20 @@ func TestIsoformat(t *testing.T) {
 		}
 	}
 }
+
+// A request the loop never takes: OpUnavailable when the caller gives up,
+// OpShuttingDown once the loop has ended.
+func TestSubmitWithoutTheLoop(t *testing.T) {
+	n := New(Config{Name: "pg1", Scope: "s"}, Deps{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if kind, text := opOutcome(n.Restart(ctx, RestartRequest{})); kind != "unavailable" ||
+		text != "the HA loop did not take the request: context canceled" {
+		t.Errorf("restart with the caller gone: %s %q", kind, text)
+	}
+	close(n.runDone)
+	if kind, text := opOutcome(n.Reinitialize(context.Background(), ReinitializeRequest{})); kind != "shutting down" ||
+		text != "pgnoded is shutting down" {
+		t.Errorf("reinitialize after the loop ended: %s %q", kind, text)
+	}
+}
