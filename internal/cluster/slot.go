@@ -27,3 +27,17 @@ func SlotName(member string) string {
 	}
 	return s
 }
+
+// ReplicationSlot is a row of pg_replication_slots as the HA loop reads it.
+type ReplicationSlot struct {
+	Name   string
+	Type   string // "physical" or "logical"
+	Active bool
+}
+
+// LoginRole is a login role pgnoded keeps after bootstrap (the replication and rewind users).
+type LoginRole struct {
+	Name        string
+	Password    string // "" leaves the password unset (or as it is)
+	Replication bool   // REPLICATION LOGIN; else LOGIN only
+}

@@ -184,17 +184,18 @@ func (n *Node) keyLeaseGone() bool {
 }
 
 // Failsafe answers a failsafe primary's POST /failsafe (the REST layer has
-// checked failsafe_mode and the body): 500 when this node runs as a primary,
-// else 200 and the sender counts as the live leader for ttl (no leader race).
-func (n *Node) Failsafe(_ context.Context, req FailsafeRequest) (int, string) {
+// checked failsafe_mode and the body): OpConflict "Running as a leader" when
+// this node runs as a primary, else "Accepted" and the sender counts as the
+// live leader for ttl (no leader race).
+func (n *Node) Failsafe(_ context.Context, req FailsafeRequest) (cluster.OpResult, error) {
 	s := n.Snapshot()
 	if s.PG.Running && !s.PG.InRecovery && s.Role == cluster.RolePrimary {
-		return 500, "Running as a leader"
+		return cluster.OpResult{}, cluster.Refuse(cluster.OpConflict, "Running as a leader")
 	}
 	n.fsMu.Lock()
 	n.fsLeader = failsafeLeader{name: req.Name, until: n.now().Add(s.TTL), slots: req.Slots}
 	n.fsMu.Unlock()
-	return 200, "Accepted"
+	return cluster.Done("Accepted"), nil
 }
 
 // failsafeLeaderNow is the member that asked us with POST /failsafe less than ttl ago, or "".

@@ -186,8 +186,8 @@ func TestFailsafeReplicaSide(t *testing.T) {
 	s.TTL = 30 * time.Second
 	s.Role, s.PG = cluster.RoleReplica, cluster.PGObservation{Running: true, Ready: true, InRecovery: true}
 	n.snap.Store(&s)
-	if code, text := n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2"}); code != 200 || text != "Accepted" {
-		t.Fatalf("replica answered %d %q", code, text)
+	if kind, text := opOutcome(n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2"})); kind != "done" || text != "Accepted" {
+		t.Fatalf("replica answered %s %q", kind, text)
 	}
 	if got := n.failsafeLeaderNow(clk.t.Add(29 * time.Second)); got != "pg2" {
 		t.Errorf("failsafe leader = %q", got)
@@ -198,9 +198,9 @@ func TestFailsafeReplicaSide(t *testing.T) {
 	p := s
 	p.Role, p.PG.InRecovery = cluster.RolePrimary, false
 	n.snap.Store(&p)
-	if code, text := n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2"}); code != 500 ||
+	if kind, text := opOutcome(n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2"})); kind != "conflict" ||
 		text != "Running as a leader" {
-		t.Fatalf("primary answered %d %q", code, text)
+		t.Fatalf("primary answered %s %q", kind, text)
 	}
 }
 

@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -27,29 +28,6 @@ func TestConnInfo(t *testing.T) {
 		if _, err := connInfo(bad, cred); err == nil {
 			t.Errorf("connInfo(%q) accepted", bad)
 		}
-	}
-}
-
-func TestQuoting(t *testing.T) {
-	if got := quoteIdent(`we"ird`); got != `"we""ird"` {
-		t.Errorf("quoteIdent = %s", got)
-	}
-	if got := quoteLiteral(`it's`); got != `'it''s'` {
-		t.Errorf("quoteLiteral = %s", got)
-	}
-	if got := quoteLiteral(`a\b'`); got != `E'a\\b'''` {
-		t.Errorf("quoteLiteral with backslash = %s", got)
-	}
-}
-
-func TestParseTimelineHistory(t *testing.T) {
-	got := parseTimelineHistory("1\t0/3000148\tno recovery target specified\n\n2\t1/A0\tbefore 2026-03-01\n# comment\nbad line\n")
-	want := []cluster.HistoryEntry{
-		{Timeline: 1, LSN: 0x3000148, Reason: "no recovery target specified"},
-		{Timeline: 2, LSN: 1<<32 | 0xA0, Reason: "before 2026-03-01"},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %+v, want %+v", got, want)
 	}
 }
 
@@ -117,4 +95,28 @@ func TestBootstrapConfigJSONFillsPatroniDefaults(t *testing.T) {
 	if c.TTL != 20 || c.LoopWait != 10 || c.RetryTimeout != 10 || !c.FailsafeMode || c.MaximumLagOnFailover != 1048576 {
 		t.Errorf("config %+v", c)
 	}
+}
+
+// opOutcome is an operation's answer as the tests compare it: "done",
+// "scheduled" or the error's kind (cluster.OpErrorKind.String()), and the text.
+func opOutcome(res cluster.OpResult, err error) (kind, text string) {
+	var oe *cluster.OpError
+	switch {
+	case err == nil && res.Scheduled:
+		return "scheduled", res.Text
+	case err == nil:
+		return "done", res.Text
+	case errors.As(err, &oe):
+		return oe.Kind.String(), oe.Text
+	}
+	return "untyped error", err.Error()
+}
+
+// cfgOutcome is PatchConfig's or PutConfig's answer: "done" and the document, or the error's kind and text.
+func cfgOutcome(doc []byte, err error) (kind string, body []byte) {
+	if err == nil {
+		return "done", doc
+	}
+	kind, text := opOutcome(cluster.OpResult{}, err)
+	return kind, []byte(text)
 }

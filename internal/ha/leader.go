@@ -2,10 +2,7 @@ package ha
 
 import (
 	"context"
-	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -62,7 +59,7 @@ func (n *Node) leaderDuties(ctx context.Context, o Observation) {
 	}
 	n.updateHistory(octx, pctx, o)
 	if n.st.checkpointPending {
-		if err := n.deps.Postgres.Exec(pctx, "CHECKPOINT"); err != nil {
+		if err := n.deps.Postgres.Checkpoint(pctx); err != nil {
 			n.log.Warn("CHECKPOINT after promote failed; retrying next cycle", "err", err)
 		} else {
 			n.st.checkpointPending = false
@@ -86,7 +83,7 @@ func (n *Node) updateHistory(ctx, pgCtx context.Context, o Observation) {
 		have[h.Timeline] = true
 	}
 	now := n.now().Format(historyTimeFormat)
-	lines, err := n.readTimelineHistory(pgCtx, tl)
+	lines, err := n.deps.Postgres.TimelineHistory(pgCtx, tl)
 	if err != nil || len(lines) == 0 {
 		n.log.Warn("cannot read the timeline history file; recording the switch without its LSN", "timeline", tl, "err", err)
 		lines = []cluster.HistoryEntry{{Timeline: tl - 1, Reason: "no recovery target specified"}}
@@ -107,62 +104,4 @@ func (n *Node) updateHistory(ctx, pgCtx context.Context, o Observation) {
 	if err := n.deps.Store.SetHistory(ctx, entries); err != nil {
 		n.log.Warn("cannot write the history key", "err", err)
 	}
-}
-
-// readTimelineHistory reads pg_wal/<TLI>.history over SQL.
-func (n *Node) readTimelineHistory(ctx context.Context, tl int) ([]cluster.HistoryEntry, error) {
-	rows, err := n.deps.Postgres.Query(ctx, "SELECT pg_catalog.pg_read_file($1)", fmt.Sprintf("pg_wal/%08X.history", tl))
-	if err != nil {
-		return nil, err
-	}
-	if len(rows) == 0 || len(rows[0]) == 0 {
-		return nil, fmt.Errorf("empty result")
-	}
-	return parseTimelineHistory(rows[0][0]), nil
-}
-
-// parseTimelineHistory parses "<parent tli>\t<X/Y>\t<reason>" lines.
-func parseTimelineHistory(s string) []cluster.HistoryEntry {
-	var out []cluster.HistoryEntry
-	for _, line := range strings.Split(s, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.SplitN(line, "\t", 3)
-		if len(f) < 2 {
-			f = strings.Fields(line)
-		}
-		if len(f) < 2 {
-			continue
-		}
-		tl, err1 := strconv.Atoi(strings.TrimSpace(f[0]))
-		lsn, err2 := parseLSN(strings.TrimSpace(f[1]))
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		e := cluster.HistoryEntry{Timeline: tl, LSN: int64(lsn)}
-		if len(f) > 2 {
-			e.Reason = strings.TrimSpace(f[2])
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-// parseLSN parses postgres' X/Y notation.
-func parseLSN(s string) (cluster.LSN, error) {
-	hi, lo, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0, fmt.Errorf("bad LSN %q", s)
-	}
-	h, err := strconv.ParseUint(hi, 16, 32)
-	if err != nil {
-		return 0, fmt.Errorf("bad LSN %q: %w", s, err)
-	}
-	l, err := strconv.ParseUint(lo, 16, 32)
-	if err != nil {
-		return 0, fmt.Errorf("bad LSN %q: %w", s, err)
-	}
-	return cluster.LSN(h<<32 | l), nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -69,9 +68,9 @@ func (n *Node) finishLong(res longResult) {
 	}
 	if lr != nil && lr.waiter != nil {
 		if res.err == nil {
-			replyTo(lr.waiter, http.StatusOK, "restarted successfully")
+			replyTo(lr.waiter, cluster.Done("restarted successfully"), nil)
 		} else {
-			replyTo(lr.waiter, http.StatusServiceUnavailable, "restart failed")
+			replyTo(lr.waiter, cluster.OpResult{}, errRestartFailed)
 		}
 	}
 	if res.err == nil {

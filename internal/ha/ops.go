@@ -2,17 +2,18 @@ package ha
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // Operator requests (patroni-contract.md §1.6). The REST API calls the exported
 // methods from its own goroutines. Requests that touch postgres (restart,
 // reinitialize) are handed to the HA loop, which alone owns postgres; those
 // that only write the DCS (switchover, config) run in the caller's goroutine
-// against the Store and wake the loop. Every method returns the HTTP status
-// and the reply text Patroni sends.
+// against the Store and wake the loop. Every method returns a cluster.OpResult
+// or a *cluster.OpError carrying Patroni's reply text; the REST API maps them
+// to HTTP statuses.
 
 // SwitchoverRequest is a validated POST /switchover or /failover body.
 type SwitchoverRequest struct {
@@ -53,33 +54,33 @@ type opRequest struct {
 }
 
 type opReply struct {
-	code int
-	text string
+	res cluster.OpResult
+	err error
 }
 
-func replyTo(ch chan opReply, code int, text string) {
+func replyTo(ch chan opReply, res cluster.OpResult, err error) {
 	if ch == nil {
 		return
 	}
 	select {
-	case ch <- opReply{code: code, text: text}:
+	case ch <- opReply{res: res, err: err}:
 	default: // already answered
 	}
 }
 
 // submit hands req to the loop and waits for its answer. A restart waits at
 // most wait (when > 0) for postgres to come back: then "postgres is still starting".
-func (n *Node) submit(ctx context.Context, req *opRequest, wait time.Duration) (int, string) {
+func (n *Node) submit(ctx context.Context, req *opRequest, wait time.Duration) (cluster.OpResult, error) {
 	req.reply = make(chan opReply, 1)
 	n.sending()
 	select {
 	case n.opCh <- req:
 	case <-n.runDone:
 		n.unsent()
-		return http.StatusServiceUnavailable, "pgnoded is shutting down"
+		return cluster.OpResult{}, errShuttingDown
 	case <-ctx.Done():
 		n.unsent()
-		return http.StatusServiceUnavailable, "the HA loop did not take the request: " + ctx.Err().Error()
+		return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "the HA loop did not take the request: "+ctx.Err().Error())
 	}
 	var timeout <-chan time.Time
 	if wait > 0 {
@@ -89,30 +90,34 @@ func (n *Node) submit(ctx context.Context, req *opRequest, wait time.Duration) (
 	}
 	select {
 	case r := <-req.reply:
-		return r.code, r.text
+		return r.res, r.err
 	case <-timeout:
-		return http.StatusServiceUnavailable, "postgres is still starting"
+		return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "postgres is still starting")
 	case <-n.runDone:
-		return http.StatusServiceUnavailable, "pgnoded is shutting down"
+		return cluster.OpResult{}, errShuttingDown
 	case <-ctx.Done():
-		return http.StatusServiceUnavailable, "restart status unknown: " + ctx.Err().Error()
+		return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "restart status unknown: "+ctx.Err().Error())
 	}
 }
 
-// Restart restarts postgres now (200 "restarted successfully" / 503) or
-// schedules the restart (202 "Restart scheduled" / 409 when one is already scheduled).
-func (n *Node) Restart(ctx context.Context, req RestartRequest) (int, string) {
+// errShuttingDown answers a request the loop will never take.
+var errShuttingDown = cluster.Refuse(cluster.OpShuttingDown, "pgnoded is shutting down")
+
+// Restart restarts postgres now ("restarted successfully" / OpFailed,
+// OpUnavailable) or schedules the restart ("Restart scheduled" / OpConflict
+// when one is already scheduled).
+func (n *Node) Restart(ctx context.Context, req RestartRequest) (cluster.OpResult, error) {
 	return n.submit(ctx, &opRequest{kind: opRestart, restart: req}, req.Timeout)
 }
 
-// DeleteRestart cancels a scheduled restart (200 / 404).
-func (n *Node) DeleteRestart(ctx context.Context) (int, string) {
+// DeleteRestart cancels a scheduled restart (OpNotFound when none is).
+func (n *Node) DeleteRestart(ctx context.Context) (cluster.OpResult, error) {
 	return n.submit(ctx, &opRequest{kind: opDeleteRestart}, 0)
 }
 
 // Reinitialize wipes this replica's data directory and clones it again
-// (200 "reinitialize started" / 503 with the reason).
-func (n *Node) Reinitialize(ctx context.Context, req ReinitializeRequest) (int, string) {
+// ("reinitialize started" / OpUnavailable or OpFailed with the reason).
+func (n *Node) Reinitialize(ctx context.Context, req ReinitializeRequest) (cluster.OpResult, error) {
 	return n.submit(ctx, &opRequest{kind: opReinitialize, reinit: req}, 0)
 }
 
@@ -145,22 +150,22 @@ func (n *Node) handleOp(ctx context.Context, req *opRequest) {
 			n.scheduleRestart(req)
 			return
 		}
-		if code, text := n.restartNow(ctx, req.restart, req.reply); code != 0 {
-			replyTo(req.reply, code, text)
+		if err := n.restartNow(ctx, req.restart, req.reply); err != nil {
+			replyTo(req.reply, cluster.OpResult{}, err)
 		}
 	case opDeleteRestart:
 		if n.st.scheduled == nil {
-			replyTo(req.reply, http.StatusNotFound, "no restarts are scheduled")
+			replyTo(req.reply, cluster.OpResult{}, cluster.Refuse(cluster.OpNotFound, "no restarts are scheduled"))
 			return
 		}
 		n.st.scheduled = nil
 		n.log.Info("scheduled restart deleted")
-		replyTo(req.reply, http.StatusOK, "scheduled restart deleted")
+		replyTo(req.reply, cluster.Done("scheduled restart deleted"), nil)
 	case opReinitialize:
-		code, text := n.reinitialize(ctx, req.reinit)
-		replyTo(req.reply, code, text)
+		res, err := n.reinitialize(ctx, req.reinit)
+		replyTo(req.reply, res, err)
 	default:
-		replyTo(req.reply, http.StatusInternalServerError, fmt.Sprintf("unknown request %d", req.kind))
+		replyTo(req.reply, cluster.OpResult{}, cluster.Refusef(cluster.OpInternal, "unknown request %d", req.kind))
 	}
 }
 
@@ -179,21 +184,21 @@ func (n *Node) opObservation() Observation {
 
 // reinitialize is Patroni's ha.reinitialize: replicas only, while a leader exists.
 // It is the one path that removes a data directory on request.
-func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (int, string) {
+func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (cluster.OpResult, error) {
 	o := n.opObservation()
 	switch {
 	case o.View.Leader == nil:
-		return http.StatusServiceUnavailable, "Cluster has no leader, can not reinitialize"
+		return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "Cluster has no leader, can not reinitialize")
 	case o.View.Leader.Name == n.cfg.Name:
-		return http.StatusServiceUnavailable, "I am the leader, can not reinitialize"
+		return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "I am the leader, can not reinitialize")
 	}
 	if l := n.st.long; l != nil {
 		if !req.Force {
-			return http.StatusServiceUnavailable, fmt.Sprintf("%s already in progress", l.kind)
+			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", l.kind)
 		}
 		n.cancelLong()
 		if l := n.st.long; l != nil {
-			return http.StatusServiceUnavailable, fmt.Sprintf("%s already in progress", l.kind)
+			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", l.kind)
 		}
 		o = n.opObservation()
 	}
@@ -204,7 +209,8 @@ func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (int, 
 		}
 	}
 	if m, ok := o.member(src); !ok || m.ConnURL == "" {
-		return http.StatusServiceUnavailable, fmt.Sprintf("reinitialize is not possible: %s has no member key with a conn_url", src)
+		return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable,
+			"reinitialize is not possible: %s has no member key with a conn_url", src)
 	}
 	delete(n.st.longFailedAt, LongReinitialize)
 	n.st.rewindFailed = false
@@ -217,9 +223,9 @@ func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (int, 
 	n.st.deciding = nil
 	l := n.st.long
 	if l == nil || l.kind != LongReinitialize {
-		return http.StatusServiceUnavailable, "reinitialize failed to start (see the pgnoded log)"
+		return cluster.OpResult{}, cluster.Refuse(cluster.OpFailed, "reinitialize failed to start (see the pgnoded log)")
 	}
 	l.callbacks = hooksFor(d.Callbacks, AfterStart)
 	n.st.recycle = true
-	return http.StatusOK, "reinitialize started"
+	return cluster.Done("reinitialize started"), nil
 }

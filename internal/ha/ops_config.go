@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // Editing the config key (patroni-contract.md §1.6 PATCH/PUT /config). The
@@ -18,26 +19,27 @@ import (
 
 // PatchConfig deep-merges patch into the config key (a null value deletes the
 // key; scalars compare by their string form) and writes it only when something
-// changed, with a compare-and-swap on the key's revision: 409 on conflict,
-// 200 with the merged document (also when nothing changed), 503 without a config key.
-func (n *Node) PatchConfig(ctx context.Context, patch map[string]any) (int, []byte) {
+// changed, with a compare-and-swap on the key's revision. It returns the merged
+// document (also when nothing changed), or OpConflict when the write lost,
+// OpUnavailable without a config key, OpBadRequest for a refused setting.
+func (n *Node) PatchConfig(ctx context.Context, patch map[string]any) ([]byte, error) {
 	v := n.deps.Store.View()
 	if len(v.ConfigRaw) == 0 || v.ConfigRev == 0 {
-		return http.StatusServiceUnavailable, []byte("the config key is missing")
+		return nil, cluster.Refuse(cluster.OpUnavailable, "the config key is missing")
 	}
 	data, err := decodeObject(v.ConfigRaw)
 	if err != nil {
-		return http.StatusServiceUnavailable, []byte("the config key is not a JSON object")
+		return nil, cluster.Refuse(cluster.OpUnavailable, "the config key is not a JSON object")
 	}
 	cur, _ := decodeObject(v.ConfigRaw)
 	if patchConfig(data, patch) {
 		if why := n.refusedChange(cur, data); why != "" {
 			n.log.Warn("config patch refused", "reason", why)
-			return http.StatusBadRequest, []byte(why)
+			return nil, cluster.Refuse(cluster.OpBadRequest, why)
 		}
 		raw, err := json.Marshal(data)
 		if err != nil {
-			return http.StatusBadRequest, []byte("cannot encode the merged config: " + err.Error())
+			return nil, cluster.Refuse(cluster.OpBadRequest, "cannot encode the merged config: "+err.Error())
 		}
 		wctx, cancel := n.writeCtx(ctx)
 		ok, err := n.deps.Store.SetConfig(wctx, raw, v.ConfigRev)
@@ -45,33 +47,33 @@ func (n *Node) PatchConfig(ctx context.Context, patch map[string]any) (int, []by
 		switch {
 		case err != nil:
 			n.log.Warn("cannot write the config key", "err", err)
-			return http.StatusServiceUnavailable, []byte("failed to write the config key into DCS")
+			return nil, cluster.Refuse(cluster.OpStoreFailed, "failed to write the config key into DCS")
 		case !ok:
-			return http.StatusConflict, []byte("Conflict")
+			return nil, cluster.Refuse(cluster.OpConflict, "Conflict")
 		}
 		n.log.Info("config key patched", "revision", v.ConfigRev)
 	}
 	n.Wake()
 	out, err := json.Marshal(data)
 	if err != nil {
-		return http.StatusInternalServerError, []byte(err.Error())
+		return nil, cluster.Refuse(cluster.OpInternal, err.Error())
 	}
-	return http.StatusOK, out
+	return out, nil
 }
 
-// PutConfig replaces the config key with doc when it differs (502 when the
-// write fails) and answers 200 echoing doc.
-func (n *Node) PutConfig(ctx context.Context, doc map[string]any) (int, []byte) {
+// PutConfig replaces the config key with doc when it differs and returns doc
+// as written (OpStoreFailed when the write fails, OpBadRequest for a refused setting).
+func (n *Node) PutConfig(ctx context.Context, doc map[string]any) ([]byte, error) {
 	out, err := json.Marshal(doc)
 	if err != nil {
-		return http.StatusBadRequest, []byte("cannot encode the config: " + err.Error())
+		return nil, cluster.Refuse(cluster.OpBadRequest, "cannot encode the config: "+err.Error())
 	}
 	for attempt := 0; ; attempt++ {
 		v := n.deps.Store.View()
 		cur, _ := decodeObject(v.ConfigRaw)
 		if why := n.refusedChange(cur, doc); why != "" {
 			n.log.Warn("config replacement refused", "reason", why)
-			return http.StatusBadRequest, []byte(why)
+			return nil, cluster.Refuse(cluster.OpBadRequest, why)
 		}
 		if cur, err := decodeObject(v.ConfigRaw); err == nil && v.ConfigRev != 0 && jsonEqual(cur, doc) {
 			break
@@ -81,7 +83,7 @@ func (n *Node) PutConfig(ctx context.Context, doc map[string]any) (int, []byte) 
 		cancel()
 		if err != nil {
 			n.log.Warn("cannot write the config key", "err", err)
-			return http.StatusBadGateway, []byte("failed to write the config key into DCS")
+			return nil, cluster.Refuse(cluster.OpStoreFailed, "failed to write the config key into DCS")
 		}
 		if ok {
 			n.log.Info("config key replaced", "previous_revision", v.ConfigRev)
@@ -90,11 +92,11 @@ func (n *Node) PutConfig(ctx context.Context, doc map[string]any) (int, []byte) 
 		// Patroni overwrites unconditionally; the Store only offers compare-and-swap,
 		// so a write that raced with another one is retried on the fresh revision.
 		if attempt == 2 {
-			return http.StatusBadGateway, []byte("the config key kept changing; not written")
+			return nil, cluster.Refuse(cluster.OpStoreFailed, "the config key kept changing; not written")
 		}
 	}
 	n.Wake()
-	return http.StatusOK, out
+	return out, nil
 }
 
 // refusedChange is the 400 text when doc brings a setting pgnoded refuses

@@ -3,7 +3,6 @@ package ha
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -37,40 +36,40 @@ func TestConfigEditsRefused(t *testing.T) {
 		view   string
 		put    bool
 		doc    map[string]any
-		code   int
+		kind   string
 		writes int
 		body   string
 	}{
 		{"PATCH synchronous_mode true is 400 with the reason", base, false, map[string]any{"synchronous_mode": true},
-			http.StatusBadRequest, 0, "synchronous_mode: pgnoded does not support synchronous replication (set it false)"},
+			"bad request", 0, "synchronous_mode: pgnoded does not support synchronous replication (set it false)"},
 		{"PATCH synchronous_mode \"on\" is 400", base, false, map[string]any{"synchronous_mode": "on", "ttl": 20.0},
-			http.StatusBadRequest, 0, "synchronous_mode: pgnoded does not support"},
+			"bad request", 0, "synchronous_mode: pgnoded does not support"},
 		{"PATCH standby_cluster is 400", base, false, map[string]any{"standby_cluster": map[string]any{"host": "x"}},
-			http.StatusBadRequest, 0, "standby_cluster: pgnoded does not support standby clusters"},
+			"bad request", 0, "standby_cluster: pgnoded does not support standby clusters"},
 		{"PATCH synchronous_mode false passes", base, false, map[string]any{"synchronous_mode": false, "ttl": 20.0},
-			http.StatusOK, 1, `"ttl":20`},
+			"done", 1, `"ttl":20`},
 		{"PATCH removing a refused setting passes", withStandby, false, map[string]any{"standby_cluster": nil},
-			http.StatusOK, 1, `"ttl":30`},
+			"done", 1, `"ttl":30`},
 		{"PATCH of another key while a refused one stands passes", withStandby, false, map[string]any{"ttl": 20.0},
-			http.StatusOK, 1, `"ttl":20`},
+			"done", 1, `"ttl":20`},
 		{"PUT with synchronous_mode true is 400", base, true, map[string]any{"ttl": 30.0, "synchronous_mode": true},
-			http.StatusBadRequest, 0, "synchronous_mode: pgnoded does not support"},
+			"bad request", 0, "synchronous_mode: pgnoded does not support"},
 		{"PUT without refused settings passes", base, true, map[string]any{"ttl": 25.0},
-			http.StatusOK, 1, `"ttl":25`},
+			"done", 1, `"ttl":25`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &stubStore{view: configView(tc.view, 7), setOK: []bool{true}}
 			n := refusingNode(st)
-			var code int
+			var kind string
 			var body []byte
 			if tc.put {
-				code, body = n.PutConfig(context.Background(), tc.doc)
+				kind, body = cfgOutcome(n.PutConfig(context.Background(), tc.doc))
 			} else {
-				code, body = n.PatchConfig(context.Background(), tc.doc)
+				kind, body = cfgOutcome(n.PatchConfig(context.Background(), tc.doc))
 			}
-			if code != tc.code || !strings.Contains(string(body), tc.body) {
-				t.Fatalf("code %d body %s, want %d %q", code, body, tc.code, tc.body)
+			if kind != tc.kind || !strings.Contains(string(body), tc.body) {
+				t.Fatalf("code %s body %s, want %s %q", kind, body, tc.kind, tc.body)
 			}
 			if len(st.wrote) != tc.writes {
 				t.Fatalf("%d writes, want %d", len(st.wrote), tc.writes)

@@ -3,7 +3,6 @@ package ha
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -15,30 +14,31 @@ import (
 const switchoverPoll = 20 * time.Millisecond
 
 // Switchover schedules or performs a switchover (patroni-contract.md §1.6.1
-// steps 6–8): 412 when it is not feasible, 503 when the failover key cannot be
-// written, 202 when scheduled, else the outcome seen within 2×max(10, loop_wait) s.
-func (n *Node) Switchover(ctx context.Context, req SwitchoverRequest) (int, string) {
+// steps 6–8): OpInfeasible when it is not feasible, OpStoreFailed when the
+// failover key cannot be written, Scheduled when scheduled, else the outcome
+// seen within 2×max(10, loop_wait) s.
+func (n *Node) Switchover(ctx context.Context, req SwitchoverRequest) (cluster.OpResult, error) {
 	return n.manualFailover(ctx, req, "switchover")
 }
 
 // Failover is Switchover for POST /failover (a candidate is required; the leader may be gone).
-func (n *Node) Failover(ctx context.Context, req SwitchoverRequest) (int, string) {
+func (n *Node) Failover(ctx context.Context, req SwitchoverRequest) (cluster.OpResult, error) {
 	return n.manualFailover(ctx, req, "failover")
 }
 
-func (n *Node) manualFailover(ctx context.Context, req SwitchoverRequest, action string) (int, string) {
+func (n *Node) manualFailover(ctx context.Context, req SwitchoverRequest, action string) (cluster.OpResult, error) {
 	view := n.deps.Store.View()
 	cfg := n.Snapshot().Config
 	if refused := n.Snapshot().ConfigRefused; len(refused) > 0 {
 		// No node would take the key: the leader would step down for nothing.
 		why := action + " is not possible: the config key has settings pgnoded refuses: " + refused[0].String()
 		n.log.Info(action+" refused", "reason", why)
-		return http.StatusPreconditionFailed, why
+		return cluster.OpResult{}, cluster.Refuse(cluster.OpInfeasible, why)
 	}
 	if req.ScheduledAt.IsZero() {
 		if why := n.failoverPossible(ctx, view, cfg, req, action); why != "" {
 			n.log.Info(action+" refused", "leader", req.Leader, "candidate", req.Candidate, "reason", why)
-			return http.StatusPreconditionFailed, why
+			return cluster.OpResult{}, cluster.Refuse(cluster.OpInfeasible, why)
 		}
 	}
 	f := cluster.Failover{Leader: req.Leader, Member: req.Candidate}
@@ -51,14 +51,14 @@ func (n *Node) manualFailover(ctx context.Context, req SwitchoverRequest, action
 	if err != nil || !ok {
 		n.log.Warn("cannot write the failover key", "err", err)
 		if n.cfg.Compat == cluster.Compat4 {
-			return http.StatusServiceUnavailable, "failed to write failover key into DCS"
+			return cluster.OpResult{}, cluster.Refuse(cluster.OpStoreFailed, "failed to write failover key into DCS")
 		}
-		return http.StatusServiceUnavailable, "failed to write " + action + " key into DCS"
+		return cluster.OpResult{}, cluster.Refuse(cluster.OpStoreFailed, "failed to write "+action+" key into DCS")
 	}
 	n.log.Info(action+" requested", "leader", f.Leader, "candidate", f.Member, "scheduled_at", f.ScheduledAt)
 	n.Wake() // our own writes do not wake our loop through the watch
 	if f.ScheduledAt != "" {
-		return http.StatusAccepted, title(action) + " scheduled"
+		return cluster.Scheduled(title(action) + " scheduled"), nil
 	}
 	from := req.Leader
 	if from == "" && view.Leader != nil {
@@ -119,9 +119,9 @@ func (n *Node) failoverPossible(ctx context.Context, v cluster.View, cfg cluster
 }
 
 // awaitFailover watches the cached view until the leader changes away from
-// `from` (200), the failover key is cleared without a change (503 failed), or
-// 2×max(10, loop_wait) seconds pass (503 status unknown).
-func (n *Node) awaitFailover(ctx context.Context, cfg cluster.DynamicConfig, action, from, candidate string) (int, string) {
+// `from` (Done), the failover key is cleared without a change (OpFailed), or
+// 2×max(10, loop_wait) seconds pass (OpUnavailable: status unknown).
+func (n *Node) awaitFailover(ctx context.Context, cfg cluster.DynamicConfig, action, from, candidate string) (cluster.OpResult, error) {
 	deadline := time.NewTimer(2 * max(10*time.Second, cfg.LoopWaitDuration()))
 	defer deadline.Stop()
 	tick := time.NewTicker(switchoverPoll)
@@ -131,37 +131,38 @@ func (n *Node) awaitFailover(ctx context.Context, cfg cluster.DynamicConfig, act
 		v := n.deps.Store.View()
 		if v.Leader != nil && v.Leader.Name != from {
 			if candidate == "" || candidate == v.Leader.Name {
-				return http.StatusOK, fmt.Sprintf("Successfully %sed over to %q", past, v.Leader.Name)
+				return cluster.Done(fmt.Sprintf("Successfully %sed over to %q", past, v.Leader.Name)), nil
 			}
-			return http.StatusOK, fmt.Sprintf("%sed over to %q instead of %q", title(past), v.Leader.Name, candidate)
+			return cluster.Done(fmt.Sprintf("%sed over to %q instead of %q", title(past), v.Leader.Name, candidate)), nil
 		}
 		if v.Failover.Empty() {
-			return http.StatusServiceUnavailable, title(action) + " failed"
+			return cluster.OpResult{}, cluster.Refuse(cluster.OpFailed, title(action)+" failed")
 		}
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			return http.StatusServiceUnavailable, title(action) + " status unknown"
+			return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, title(action)+" status unknown")
 		case <-ctx.Done():
-			return http.StatusServiceUnavailable, title(action) + " status unknown"
+			return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, title(action)+" status unknown")
 		}
 	}
 }
 
-// DeleteSwitchover clears a scheduled switchover with a compare-and-swap (200 / 404 / 409).
-func (n *Node) DeleteSwitchover(ctx context.Context) (int, string) {
+// DeleteSwitchover clears a scheduled switchover with a compare-and-swap
+// (OpNotFound when none is scheduled, OpConflict when the write loses).
+func (n *Node) DeleteSwitchover(ctx context.Context) (cluster.OpResult, error) {
 	f := n.deps.Store.View().Failover
 	if f == nil || f.ScheduledAt == "" {
-		return http.StatusNotFound, "no switchover is scheduled"
+		return cluster.OpResult{}, cluster.Refuse(cluster.OpNotFound, "no switchover is scheduled")
 	}
 	wctx, cancel := context.WithTimeout(ctx, max(n.Snapshot().RetryTimeout, time.Second))
 	defer cancel()
 	ok, err := n.deps.Store.SetFailover(wctx, cluster.Failover{}, f.ModRevision)
 	if err != nil || !ok {
-		return http.StatusConflict, "Conflict"
+		return cluster.OpResult{}, cluster.Refuse(cluster.OpConflict, "Conflict")
 	}
 	n.Wake()
-	return http.StatusOK, "scheduled switchover deleted"
+	return cluster.Done("scheduled switchover deleted"), nil
 }
 
 func title(s string) string {

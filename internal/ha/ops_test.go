@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -86,36 +85,36 @@ func TestPatchConfig(t *testing.T) {
 		patch    map[string]any
 		setOK    []bool
 		err      error
-		code     int
+		kind     string
 		writes   int
 		wantBody string // substring of the body
 		absent   string // substring that must not be in the body
 	}{
 		{"a change is written with a compare-and-swap on the revision", configView(base, 7),
-			map[string]any{"ttl": 20.0}, []bool{true}, nil, http.StatusOK, 1, `"ttl":20`, ""},
+			map[string]any{"ttl": 20.0}, []bool{true}, nil, "done", 1, `"ttl":20`, ""},
 		{"null deletes the key", configView(base, 7), map[string]any{"pause": nil}, []bool{true}, nil,
-			http.StatusOK, 1, `"ttl":30`, "pause"},
+			"done", 1, `"ttl":30`, "pause"},
 		{"nested maps merge", configView(base, 7),
 			map[string]any{"postgresql": map[string]any{"parameters": map[string]any{"work_mem": "8MB"}}}, []bool{true}, nil,
-			http.StatusOK, 1, `"max_connections":100`, `"4MB"`},
+			"done", 1, `"max_connections":100`, `"4MB"`},
 		{"same value in another type is no change (Python str compare)", configView(base, 7),
-			map[string]any{"ttl": "30"}, []bool{true}, nil, http.StatusOK, 0, `"ttl":30`, ""},
+			map[string]any{"ttl": "30"}, []bool{true}, nil, "done", 0, `"ttl":30`, ""},
 		{"deleting an absent key is no change", configView(base, 7), map[string]any{"nosuch": nil}, []bool{true}, nil,
-			http.StatusOK, 0, `"loop_wait":10`, ""},
+			"done", 0, `"loop_wait":10`, ""},
 		{"a conflicting write is 409", configView(base, 7), map[string]any{"ttl": 20.0}, []bool{false}, nil,
-			http.StatusConflict, 1, "Conflict", ""},
+			"conflict", 1, "Conflict", ""},
 		{"a DCS error is 503", configView(base, 7), map[string]any{"ttl": 20.0}, []bool{true}, errors.New("etcd down"),
-			http.StatusServiceUnavailable, 1, "failed to write", ""},
+			"store failed", 1, "failed to write", ""},
 		{"no config key is 503", cluster.View{}, map[string]any{"ttl": 20.0}, []bool{true}, nil,
-			http.StatusServiceUnavailable, 0, "missing", ""},
+			"unavailable", 0, "missing", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &stubStore{view: tc.view, setOK: tc.setOK, err: tc.err}
-			code, body := stubNode(st, nil).PatchConfig(context.Background(), tc.patch)
-			if code != tc.code || !strings.Contains(string(body), tc.wantBody) ||
+			kind, body := cfgOutcome(stubNode(st, nil).PatchConfig(context.Background(), tc.patch))
+			if kind != tc.kind || !strings.Contains(string(body), tc.wantBody) ||
 				tc.absent != "" && strings.Contains(string(body), tc.absent) {
-				t.Fatalf("PatchConfig = %d %s", code, body)
+				t.Fatalf("PatchConfig = %s %s", kind, body)
 			}
 			if len(st.wrote) != tc.writes {
 				t.Fatalf("%d writes, want %d", len(st.wrote), tc.writes)
@@ -131,19 +130,19 @@ func TestPutConfig(t *testing.T) {
 	base := `{"ttl":30,"loop_wait":10}`
 	doc := map[string]any{"ttl": 30.0, "loop_wait": 10.0}
 	st := &stubStore{view: configView(base, 5), setOK: []bool{true}}
-	if code, body := stubNode(st, nil).PutConfig(context.Background(), doc); code != http.StatusOK || len(st.wrote) != 0 {
-		t.Fatalf("PUT of the same document: %d %s, %d writes", code, body, len(st.wrote))
+	if kind, body := cfgOutcome(stubNode(st, nil).PutConfig(context.Background(), doc)); kind != "done" || len(st.wrote) != 0 {
+		t.Fatalf("PUT of the same document: %s %s, %d writes", kind, body, len(st.wrote))
 	}
 	doc["ttl"] = 20.0
 	st = &stubStore{view: configView(base, 5), setOK: []bool{false, true}}
 	st.afterWrite = func(s *stubStore) { s.view.ConfigRev++ } // someone else wrote in between
-	code, body := stubNode(st, nil).PutConfig(context.Background(), doc)
-	if code != http.StatusOK || string(body) != `{"loop_wait":10,"ttl":20}` || len(st.wrote) != 2 || st.revs[1] != 6 {
-		t.Fatalf("PUT: %d %s, writes at revisions %v", code, body, st.revs)
+	kind, body := cfgOutcome(stubNode(st, nil).PutConfig(context.Background(), doc))
+	if kind != "done" || string(body) != `{"loop_wait":10,"ttl":20}` || len(st.wrote) != 2 || st.revs[1] != 6 {
+		t.Fatalf("PUT: %s %s, writes at revisions %v", kind, body, st.revs)
 	}
 	st = &stubStore{view: configView(base, 5), setOK: []bool{false}}
-	if code, _ := stubNode(st, nil).PutConfig(context.Background(), doc); code != http.StatusBadGateway {
-		t.Fatalf("PUT that keeps conflicting: %d", code)
+	if kind, _ := cfgOutcome(stubNode(st, nil).PutConfig(context.Background(), doc)); kind != "store failed" {
+		t.Fatalf("PUT that keeps conflicting: %s", kind)
 	}
 }
 
@@ -203,27 +202,27 @@ func TestManualFailoverWritesTheKey(t *testing.T) {
 	st := &stubStore{view: v, setOK: []bool{true}}
 	n := stubNode(st, stubPeers{"pg1": peer("pg1", 1000)})
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.FixedZone("", 3600))
-	code, text := n.Switchover(context.Background(), SwitchoverRequest{Leader: "pg2", Candidate: "pg1", ScheduledAt: at})
-	if code != http.StatusAccepted || text != "Switchover scheduled" {
-		t.Fatalf("scheduled switchover: %d %q", code, text)
+	kind, text := opOutcome(n.Switchover(context.Background(), SwitchoverRequest{Leader: "pg2", Candidate: "pg1", ScheduledAt: at}))
+	if kind != "scheduled" || text != "Switchover scheduled" {
+		t.Fatalf("scheduled switchover: %s %q", kind, text)
 	}
 	want := cluster.Failover{Leader: "pg2", Member: "pg1", ScheduledAt: "2030-01-02T03:04:05+01:00"}
 	if len(st.failovers) != 1 || st.failovers[0] != want {
 		t.Fatalf("failover key written %+v, want %+v", st.failovers, want)
 	}
 	st = &stubStore{view: v, err: errors.New("etcd down")}
-	if code, text := stubNode(st, stubPeers{"pg1": peer("pg1", 1)}).Failover(context.Background(),
-		SwitchoverRequest{Candidate: "pg1"}); code != http.StatusServiceUnavailable || text != "failed to write failover key into DCS" {
-		t.Fatalf("failover with the DCS down: %d %q", code, text)
+	if kind, text := opOutcome(stubNode(st, stubPeers{"pg1": peer("pg1", 1)}).Failover(context.Background(),
+		SwitchoverRequest{Candidate: "pg1"})); kind != "store failed" || text != "failed to write failover key into DCS" {
+		t.Fatalf("failover with the DCS down: %s %q", kind, text)
 	}
 	// The outcome: the failover key cleared without a new leader.
 	st = &stubStore{view: v, setOK: []bool{true}}
 	st.view.Failover = &cluster.Failover{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if code, text := stubNode(st, stubPeers{"pg1": peer("pg1", 1)}).Switchover(ctx,
-		SwitchoverRequest{Leader: "pg2", Candidate: "pg1"}); code != http.StatusServiceUnavailable || text != "Switchover failed" {
-		t.Fatalf("a switchover the leader refused: %d %q", code, text)
+	if kind, text := opOutcome(stubNode(st, stubPeers{"pg1": peer("pg1", 1)}).Switchover(ctx,
+		SwitchoverRequest{Leader: "pg2", Candidate: "pg1"})); kind != "failed" || text != "Switchover failed" {
+		t.Fatalf("a switchover the leader refused: %s %q", kind, text)
 	}
 }
 
@@ -231,18 +230,18 @@ func TestDeleteSwitchover(t *testing.T) {
 	sched := cluster.View{Failover: &cluster.Failover{Leader: "pg2", Member: "pg1", ScheduledAt: "2030-01-01T00:00:00+00:00",
 		ModRevision: 42}}
 	st := &stubStore{view: sched, setOK: []bool{true}}
-	if code, text := stubNode(st, nil).DeleteSwitchover(context.Background()); code != http.StatusOK ||
+	if kind, text := opOutcome(stubNode(st, nil).DeleteSwitchover(context.Background())); kind != "done" ||
 		text != "scheduled switchover deleted" || !st.failovers[0].Empty() || st.revs[0] != 42 {
-		t.Fatalf("delete: %d %q %+v %v", code, text, st.failovers, st.revs)
+		t.Fatalf("delete: %s %q %+v %v", kind, text, st.failovers, st.revs)
 	}
 	st = &stubStore{view: sched, setOK: []bool{false}}
-	if code, _ := stubNode(st, nil).DeleteSwitchover(context.Background()); code != http.StatusConflict {
-		t.Fatalf("delete with a conflict: %d", code)
+	if kind, _ := opOutcome(stubNode(st, nil).DeleteSwitchover(context.Background())); kind != "conflict" {
+		t.Fatalf("delete with a conflict: %s", kind)
 	}
 	immediate := cluster.View{Failover: &cluster.Failover{Leader: "pg2", Member: "pg1"}}
-	if code, text := stubNode(&stubStore{view: immediate}, nil).DeleteSwitchover(context.Background()); code != http.StatusNotFound ||
+	if kind, text := opOutcome(stubNode(&stubStore{view: immediate}, nil).DeleteSwitchover(context.Background())); kind != "not found" ||
 		text != "no switchover is scheduled" {
-		t.Fatalf("delete of an unscheduled switchover: %d %q", code, text)
+		t.Fatalf("delete of an unscheduled switchover: %s %q", kind, text)
 	}
 }
 
@@ -256,5 +255,22 @@ func TestIsoformat(t *testing.T) {
 		if got := isoformat(in); got != want {
 			t.Errorf("isoformat(%v) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A request the loop never takes: OpUnavailable when the caller gives up,
+// OpShuttingDown once the loop has ended.
+func TestSubmitWithoutTheLoop(t *testing.T) {
+	n := New(Config{Name: "pg1", Scope: "s"}, Deps{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if kind, text := opOutcome(n.Restart(ctx, RestartRequest{})); kind != "unavailable" ||
+		text != "the HA loop did not take the request: context canceled" {
+		t.Errorf("restart with the caller gone: %s %q", kind, text)
+	}
+	close(n.runDone)
+	if kind, text := opOutcome(n.Reinitialize(context.Background(), ReinitializeRequest{})); kind != "shutting down" ||
+		text != "pgnoded is shutting down" {
+		t.Errorf("reinitialize after the loop ended: %s %q", kind, text)
 	}
 }

@@ -1,9 +1,8 @@
 package ha
 
 import (
-	"time"
-
 	"context"
+	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -39,10 +38,29 @@ type Postgres interface {
 	Promote(ctx context.Context) error
 	// Reload rewrites config files for opts and signals the postmaster (SIGHUP).
 	Reload(ctx context.Context, opts cluster.StartOptions) error
-	// Exec runs a statement as the superuser over the local connection (roles, slots, CHECKPOINT).
-	Exec(ctx context.Context, sql string, args ...any) error
-	// Query runs a query returning rows of strings (slot lists and similar small reads).
-	Query(ctx context.Context, sql string, args ...any) ([][]string, error)
+
+	// SetPassword sets a role's password.
+	SetPassword(ctx context.Context, role, password string) error
+	// EnsureRole creates the login role, or alters it when it exists, with its attributes and password.
+	EnsureRole(ctx context.Context, r cluster.LoginRole) error
+	// GrantRewind lets role run pg_rewind against this server.
+	GrantRewind(ctx context.Context, role string) error
+
+	// ReplicationSlots lists every replication slot.
+	ReplicationSlots(ctx context.Context) ([]cluster.ReplicationSlot, error)
+	// CreatePhysicalSlots creates those of the physical slots named that do not exist yet.
+	CreatePhysicalSlots(ctx context.Context, names []string) error
+	// DropSlot drops a replication slot.
+	DropSlot(ctx context.Context, name string) error
+	// SlotPositions reads the WAL position of each existing slot named (restart_lsn or confirmed_flush_lsn).
+	SlotPositions(ctx context.Context, names []string) (map[string]int64, error)
+	// AdvancePhysicalSlot moves an inactive physical slot forward to pos, never past this replica's replay point.
+	AdvancePhysicalSlot(ctx context.Context, name string, pos int64) error
+
+	// Checkpoint runs CHECKPOINT.
+	Checkpoint(ctx context.Context) error
+	// TimelineHistory reads the history file of timeline tl: the switches that led to it, oldest first.
+	TimelineHistory(ctx context.Context, tl int) ([]cluster.HistoryEntry, error)
 }
 
 // Store is the DCS as the HA loop sees it: Patroni's key layout under
@@ -119,9 +137,30 @@ type PeerStatus struct {
 	WatchdogFailed   bool
 }
 
-// Peers asks other members for their status document (GET api_url, 2 s timeout, in parallel).
+// Peers asks other members for their status document (GET api_url, 2 s timeout, in parallel;
+// implemented by internal/peers, which also parses the document).
 type Peers interface {
 	Status(ctx context.Context, members []cluster.Member) []PeerStatus
+}
+
+// PeerErrorCounter is an optional extension of Peers: failed peer requests
+// by reason, published in the snapshot's counters for metrics.
+type PeerErrorCounter interface {
+	ErrorCounts() map[string]uint64
+}
+
+// PeerTimeout is how long one peer may take to answer during a leader race (Patroni: 2 s, no retry).
+const PeerTimeout = 2 * time.Second
+
+// noPeers answers every member as unreachable (no peer client wired; tests).
+type noPeers struct{}
+
+func (noPeers) Status(_ context.Context, members []cluster.Member) []PeerStatus {
+	out := make([]PeerStatus, len(members))
+	for i, m := range members {
+		out[i] = PeerStatus{Name: m.Name}
+	}
+	return out
 }
 
 // Fence is the out-of-process guard that stops postgres if the HA loop stops

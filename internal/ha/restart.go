@@ -3,7 +3,6 @@ package ha
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -76,32 +75,32 @@ func postgresVersionToInt(v string) (int, error) {
 // scheduleRestart stores a future restart (one at a time).
 func (n *Node) scheduleRestart(req *opRequest) {
 	if n.st.scheduled != nil {
-		replyTo(req.reply, http.StatusConflict, "Another restart is already scheduled")
+		replyTo(req.reply, cluster.OpResult{}, cluster.Refuse(cluster.OpConflict, "Another restart is already scheduled"))
 		return
 	}
 	n.st.scheduled = &scheduledRestart{req: req.restart, pmStart: n.st.pg.PostmasterStartTime}
 	n.log.Info("restart scheduled", "at", req.restart.Schedule)
-	replyTo(req.reply, http.StatusAccepted, "Restart scheduled")
+	replyTo(req.reply, cluster.Scheduled("Restart scheduled"), nil)
 	n.publish()
 }
 
 // restartNow stops postgres fast and starts it again in its role. It returns
-// code 0 when the restart was launched: reply is answered when the start ends.
-func (n *Node) restartNow(ctx context.Context, req RestartRequest, reply chan opReply) (int, string) {
+// nil when the restart was launched: reply is answered when the start ends.
+func (n *Node) restartNow(ctx context.Context, req RestartRequest, reply chan opReply) error {
 	facts := restartFacts{role: n.st.role, serverVersion: n.st.pg.ServerVersion, pendingRestart: n.st.pg.PendingRestart}
 	if why := restartMatches(facts, req); why != "" {
 		n.log.Info("not proceeding with the restart", "reason", why)
-		return http.StatusServiceUnavailable, "restart conditions are not satisfied"
+		return cluster.Refuse(cluster.OpUnavailable, "restart conditions are not satisfied")
 	}
 	if l := n.st.long; l != nil {
-		return http.StatusServiceUnavailable, fmt.Sprintf("%s already in progress", l.kind)
+		return cluster.Refusef(cluster.OpUnavailable, "%s already in progress", l.kind)
 	}
 	pg := n.st.pg
 	asReplica := !n.holdsKey() || pg.Running && pg.Ready && pg.InRecovery
 	n.log.Info("restarting postgres on request", "as_replica", asReplica, "timeout", req.Timeout)
 	if pg.Running {
 		if err := n.stopPG(ctx, cluster.StopFast, time.Time{}); err != nil {
-			return http.StatusServiceUnavailable, "restart failed"
+			return errRestartFailed
 		}
 	}
 	o := n.opObservation()
@@ -115,14 +114,17 @@ func (n *Node) restartNow(ctx context.Context, req RestartRequest, reply chan op
 	n.launchStartTimeout(ctx, o, asReplica, target, req.Timeout)
 	l := n.st.long
 	if l == nil {
-		return http.StatusServiceUnavailable, "restart failed"
+		return errRestartFailed
 	}
 	l.waiter = reply
 	// Patroni's restart fires on_restart only (no on_stop, no on_start), with the role it had.
 	l.callbacks = []PlannedCallback{{Callback: cluster.OnRestart, Role: role, After: AfterStart}}
 	n.st.recycle = true
-	return 0, ""
+	return nil
 }
+
+// errRestartFailed answers a restart whose stop or start failed.
+var errRestartFailed = cluster.Refuse(cluster.OpFailed, "restart failed")
 
 // evaluateScheduledRestart runs a scheduled restart when it is due: cancelled
 // if postgres was restarted meanwhile, dropped when more than 1.5×loop_wait
@@ -147,8 +149,8 @@ func (n *Node) evaluateScheduledRestart(ctx context.Context) {
 		return
 	}
 	n.log.Info("running the scheduled restart", "at", s.req.Schedule)
-	if code, text := n.restartNow(ctx, s.req, nil); code != 0 {
-		n.log.Warn("scheduled restart not done", "reason", text)
+	if err := n.restartNow(ctx, s.req, nil); err != nil {
+		n.log.Warn("scheduled restart not done", "reason", err.Error())
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -68,12 +67,12 @@ func sortedCalls(c []string) []string {
 func (w *world) switchover(via, leader, cand string, d time.Duration, cond func() bool) bool {
 	w.t.Helper()
 	for range 5 {
-		answer := async(w.t, func(ctx context.Context) (int, string) {
+		answer := async(w.t, func(ctx context.Context) (cluster.OpResult, error) {
 			return w.nodes[via].node.Switchover(ctx, SwitchoverRequest{Leader: leader, Candidate: cand})
 		})
 		ok := w.run(d, cond)
 		r := answer()
-		if ok || r.code == http.StatusOK {
+		if ok || r.kind == "done" {
 			return ok
 		}
 	}

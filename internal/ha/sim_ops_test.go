@@ -2,29 +2,30 @@ package ha
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // Operator requests on the simulated 3-node cluster. Requests that block
 // (switchover, restart) run in a goroutine while the test plays the world.
 
 type reply struct {
-	code int
+	kind string // "done", "scheduled" or the error kind (cluster.OpErrorKind.String())
 	text string
 }
 
 // async runs fn in a goroutine; the returned function waits (real time, bounded) for its answer.
-func async(t *testing.T, fn func(ctx context.Context) (int, string)) func() reply {
+func async(t *testing.T, fn func(ctx context.Context) (cluster.OpResult, error)) func() reply {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	ch := make(chan reply, 1)
 	go func() {
-		code, text := fn(ctx)
-		ch <- reply{code, text}
+		kind, text := opOutcome(fn(ctx))
+		ch <- reply{kind, text}
 	}()
 	t.Cleanup(cancel)
 	return func() reply {
@@ -57,15 +58,15 @@ func TestSimSwitchoverToNamedCandidate(t *testing.T) {
 	w := bootstrapped(t)
 	old := w.leaderName()
 	cand := w.otherThan(old)
-	answer := async(t, func(ctx context.Context) (int, string) {
+	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[w.otherThan(old, cand)].node.Switchover(ctx, SwitchoverRequest{Leader: old, Candidate: cand})
 	})
 	if !w.run(5*time.Second, func() bool { return w.leaderName() == cand && slices.Equal(w.writable(), []string{cand}) }) {
 		t.Fatalf("no switchover: leader %q, writable %v", w.leaderName(), w.writable())
 	}
 	r := answer()
-	if r.code != http.StatusOK || r.text != `Successfully switched over to "`+cand+`"` {
-		t.Errorf("answer %d %q", r.code, r.text)
+	if r.kind != "done" || r.text != `Successfully switched over to "`+cand+`"` {
+		t.Errorf("answer %s %q", r.kind, r.text)
 	}
 	if !w.run(10*time.Second, func() bool { return len(w.streamingReplicasOf(cand)) == 2 }) {
 		t.Fatalf("the old primary does not stream from the new one: %v", w.streamingReplicasOf(cand))
@@ -79,14 +80,14 @@ func TestSimSwitchoverToNamedCandidate(t *testing.T) {
 func TestSimSwitchoverToAnyNamesTheBestCandidate(t *testing.T) {
 	w := bootstrapped(t)
 	old := w.leaderName()
-	answer := async(t, func(ctx context.Context) (int, string) {
+	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[old].node.Switchover(ctx, SwitchoverRequest{Leader: old})
 	})
 	if !w.run(5*time.Second, func() bool { l := w.leaderName(); return l != "" && l != old && len(w.writable()) == 1 }) {
 		t.Fatalf("no switchover: leader %q", w.leaderName())
 	}
-	if r := answer(); r.code != http.StatusOK || !strings.HasPrefix(r.text, "Successfully switched over to") {
-		t.Errorf("answer %d %q", r.code, r.text)
+	if r := answer(); r.kind != "done" || !strings.HasPrefix(r.text, "Successfully switched over to") {
+		t.Errorf("answer %s %q", r.kind, r.text)
 	}
 	w.noViolations(t)
 }
@@ -96,11 +97,11 @@ func TestSimScheduledSwitchoverRunsAtItsTime(t *testing.T) {
 	old := w.leaderName()
 	cand := w.otherThan(old)
 	at := w.clock.Now().Add(3 * time.Second)
-	r := async(t, func(ctx context.Context) (int, string) {
+	r := async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[old].node.Switchover(ctx, SwitchoverRequest{Leader: old, Candidate: cand, ScheduledAt: at})
 	})()
-	if r.code != http.StatusAccepted || r.text != "Switchover scheduled" {
-		t.Fatalf("answer %d %q", r.code, r.text)
+	if r.kind != "scheduled" || r.text != "Switchover scheduled" {
+		t.Fatalf("answer %s %q", r.kind, r.text)
 	}
 	w.busy.settle(t)
 	w.run(2500*time.Millisecond, func() bool { return false })
@@ -124,26 +125,26 @@ func TestSimSwitchoverRefusals(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		req  SwitchoverRequest
-		code int
+		kind string
 		text string
 	}{
-		{SwitchoverRequest{Leader: l, Candidate: "nosuch"}, http.StatusPreconditionFailed, "candidate does not exists"},
-		{SwitchoverRequest{Leader: r, Candidate: l}, http.StatusPreconditionFailed, "leader name does not match"},
+		{SwitchoverRequest{Leader: l, Candidate: "nosuch"}, "infeasible", "candidate does not exists"},
+		{SwitchoverRequest{Leader: r, Candidate: l}, "infeasible", "leader name does not match"},
 	} {
-		if code, text := n.Switchover(ctx, tc.req); code != tc.code || text != tc.text {
-			t.Errorf("%+v: %d %q, want %d %q", tc.req, code, text, tc.code, tc.text)
+		if kind, text := opOutcome(n.Switchover(ctx, tc.req)); kind != tc.kind || text != tc.text {
+			t.Errorf("%+v: %s %q, want %s %q", tc.req, kind, text, tc.kind, tc.text)
 		}
 	}
 	// The candidate's API is down: no good candidates.
 	w.mu.Lock()
 	w.nodes[r].apiDown = true
 	w.mu.Unlock()
-	if code, text := n.Switchover(ctx, SwitchoverRequest{Leader: l, Candidate: r}); code != http.StatusPreconditionFailed ||
+	if kind, text := opOutcome(n.Switchover(ctx, SwitchoverRequest{Leader: l, Candidate: r})); kind != "infeasible" ||
 		text != "switchover is not possible: no good candidates have been found" {
-		t.Errorf("unreachable candidate: %d %q", code, text)
+		t.Errorf("unreachable candidate: %s %q", kind, text)
 	}
-	if code, text := n.DeleteSwitchover(ctx); code != http.StatusNotFound {
-		t.Errorf("DELETE /switchover without one: %d %q", code, text)
+	if kind, text := opOutcome(n.DeleteSwitchover(ctx)); kind != "not found" {
+		t.Errorf("DELETE /switchover without one: %s %q", kind, text)
 	}
 	w.busy.settle(t)
 	if w.leaderName() != l {
@@ -156,20 +157,20 @@ func TestSimRestartAndScheduledRestart(t *testing.T) {
 	l := w.leaderName()
 	r := w.otherThan(l)
 	before := w.starts(r)
-	answer := async(t, func(ctx context.Context) (int, string) {
+	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[r].node.Restart(ctx, RestartRequest{})
 	})
 	w.run(2*time.Second, func() bool { return w.starts(r) > before })
-	if got := answer(); got.code != http.StatusOK || got.text != "restarted successfully" {
-		t.Fatalf("restart: %d %q", got.code, got.text)
+	if got := answer(); got.kind != "done" || got.text != "restarted successfully" {
+		t.Fatalf("restart: %s %q", got.kind, got.text)
 	}
 	before = w.starts(l)
-	answer = async(t, func(ctx context.Context) (int, string) {
+	answer = async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[l].node.Restart(ctx, RestartRequest{Role: "primary"})
 	})
 	w.run(2*time.Second, func() bool { return w.starts(l) > before })
-	if got := answer(); got.code != http.StatusOK {
-		t.Fatalf("restart of the leader: %d %q", got.code, got.text)
+	if got := answer(); got.kind != "done" {
+		t.Fatalf("restart of the leader: %s %q", got.kind, got.text)
 	}
 	if w.leaderName() != l || !slices.Equal(w.writable(), []string{l}) {
 		t.Fatalf("a restart of the leader moved leadership: leader %q writable %v", w.leaderName(), w.writable())
@@ -178,13 +179,13 @@ func TestSimRestartAndScheduledRestart(t *testing.T) {
 	n := w.nodes[r].node
 	at := w.clock.Now().Add(3 * time.Second)
 	get := func(req RestartRequest) reply {
-		return async(t, func(ctx context.Context) (int, string) { return n.Restart(ctx, req) })()
+		return async(t, func(ctx context.Context) (cluster.OpResult, error) { return n.Restart(ctx, req) })()
 	}
-	if got := get(RestartRequest{Schedule: at}); got.code != http.StatusAccepted || got.text != "Restart scheduled" {
-		t.Fatalf("schedule: %d %q", got.code, got.text)
+	if got := get(RestartRequest{Schedule: at}); got.kind != "scheduled" || got.text != "Restart scheduled" {
+		t.Fatalf("schedule: %s %q", got.kind, got.text)
 	}
-	if got := get(RestartRequest{Schedule: at.Add(time.Minute)}); got.code != http.StatusConflict {
-		t.Fatalf("second schedule: %d %q", got.code, got.text)
+	if got := get(RestartRequest{Schedule: at.Add(time.Minute)}); got.kind != "conflict" {
+		t.Fatalf("second schedule: %s %q", got.kind, got.text)
 	}
 	w.busy.settle(t)
 	if n.Snapshot().ScheduledRestart["schedule"] == nil {
@@ -198,15 +199,15 @@ func TestSimRestartAndScheduledRestart(t *testing.T) {
 	if !w.run(3*time.Second, func() bool { return w.starts(r) > before }) {
 		t.Fatalf("the scheduled restart did not run")
 	}
-	if got := get(RestartRequest{Schedule: w.clock.Now().Add(time.Hour)}); got.code != http.StatusAccepted {
-		t.Fatalf("schedule: %d %q", got.code, got.text)
+	if got := get(RestartRequest{Schedule: w.clock.Now().Add(time.Hour)}); got.kind != "scheduled" {
+		t.Fatalf("schedule: %s %q", got.kind, got.text)
 	}
 	del := func() reply { return async(t, n.DeleteRestart)() }
-	if got := del(); got.code != http.StatusOK || got.text != "scheduled restart deleted" {
-		t.Errorf("delete: %d %q", got.code, got.text)
+	if got := del(); got.kind != "done" || got.text != "scheduled restart deleted" {
+		t.Errorf("delete: %s %q", got.kind, got.text)
 	}
-	if got := del(); got.code != http.StatusNotFound || got.text != "no restarts are scheduled" {
-		t.Errorf("delete again: %d %q", got.code, got.text)
+	if got := del(); got.kind != "not found" || got.text != "no restarts are scheduled" {
+		t.Errorf("delete again: %s %q", got.kind, got.text)
 	}
 	w.noViolations(t)
 }
@@ -215,16 +216,16 @@ func TestSimReinitialize(t *testing.T) {
 	w := bootstrapped(t)
 	l := w.leaderName()
 	r := w.otherThan(l)
-	if got := async(t, func(ctx context.Context) (int, string) {
+	if got := async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[l].node.Reinitialize(ctx, ReinitializeRequest{})
-	})(); got.code != http.StatusServiceUnavailable || got.text != "I am the leader, can not reinitialize" {
-		t.Errorf("reinitialize the leader: %d %q", got.code, got.text)
+	})(); got.kind != "unavailable" || got.text != "I am the leader, can not reinitialize" {
+		t.Errorf("reinitialize the leader: %s %q", got.kind, got.text)
 	}
 	before := w.starts(r)
-	if got := async(t, func(ctx context.Context) (int, string) {
+	if got := async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[r].node.Reinitialize(ctx, ReinitializeRequest{})
-	})(); got.code != http.StatusOK || got.text != "reinitialize started" {
-		t.Fatalf("reinitialize a replica: %d %q", got.code, got.text)
+	})(); got.kind != "done" || got.text != "reinitialize started" {
+		t.Fatalf("reinitialize a replica: %s %q", got.kind, got.text)
 	}
 	if !w.run(5*time.Second, func() bool {
 		return w.starts(r) > before && slices.Contains(w.streamingReplicasOf(l), r)
@@ -237,10 +238,10 @@ func TestSimReinitialize(t *testing.T) {
 func TestSimPatchConfigReloadsEveryNode(t *testing.T) {
 	w := bootstrapped(t)
 	l := w.leaderName()
-	code, body := w.nodes[w.otherThan(l)].node.PatchConfig(context.Background(),
-		map[string]any{"postgresql": map[string]any{"parameters": map[string]any{"work_mem": "7MB"}}, "ttl": 4})
-	if code != http.StatusOK {
-		t.Fatalf("PATCH: %d %s", code, body)
+	kind, body := cfgOutcome(w.nodes[w.otherThan(l)].node.PatchConfig(context.Background(),
+		map[string]any{"postgresql": map[string]any{"parameters": map[string]any{"work_mem": "7MB"}}, "ttl": 4}))
+	if kind != "done" {
+		t.Fatalf("PATCH: %s %s", kind, body)
 	}
 	ok := w.run(3*time.Second, func() bool {
 		defer w.lockFn()()
@@ -261,19 +262,19 @@ func TestSimPatchConfigReloadsEveryNode(t *testing.T) {
 func TestSimPauseSwitchoverNeedsACandidateAndPromotesIt(t *testing.T) {
 	w := bootstrapped(t)
 	l := w.leaderName()
-	if code, body := w.nodes[l].node.PatchConfig(context.Background(), map[string]any{"pause": true}); code != http.StatusOK {
-		t.Fatalf("pause: %d %s", code, body)
+	if kind, body := cfgOutcome(w.nodes[l].node.PatchConfig(context.Background(), map[string]any{"pause": true})); kind != "done" {
+		t.Fatalf("pause: %s %s", kind, body)
 	}
 	w.run(time.Second, func() bool { return false })
 	cand := w.otherThan(l)
-	answer := async(t, func(ctx context.Context) (int, string) {
+	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[l].node.Switchover(ctx, SwitchoverRequest{Leader: l, Candidate: cand})
 	})
 	if !w.run(5*time.Second, func() bool { return w.leaderName() == cand && slices.Equal(w.writable(), []string{cand}) }) {
 		t.Fatalf("no switchover while paused: leader %q writable %v", w.leaderName(), w.writable())
 	}
-	if r := answer(); r.code != http.StatusOK {
-		t.Errorf("answer %d %q", r.code, r.text)
+	if r := answer(); r.kind != "done" {
+		t.Errorf("answer %s %q", r.kind, r.text)
 	}
 	if !w.run(5*time.Second, func() bool { return slices.Contains(w.streamingReplicasOf(cand), l) }) {
 		t.Errorf("the old primary did not follow the new one while paused")
@@ -286,8 +287,8 @@ func TestSimFailsafeKeyFollowsTheMode(t *testing.T) {
 	l := w.leaderName()
 	patch := func(on bool) {
 		t.Helper()
-		if code, body := w.nodes[l].node.PatchConfig(context.Background(), map[string]any{"failsafe_mode": on}); code != http.StatusOK {
-			t.Fatalf("PATCH failsafe_mode=%v: %d %s", on, code, body)
+		if kind, body := cfgOutcome(w.nodes[l].node.PatchConfig(context.Background(), map[string]any{"failsafe_mode": on})); kind != "done" {
+			t.Fatalf("PATCH failsafe_mode=%v: %s %s", on, kind, body)
 		}
 	}
 	patch(true)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -211,41 +210,48 @@ func (p *fakePG) Reload(_ context.Context, opts cluster.StartOptions) error {
 	return nil
 }
 
-func (p *fakePG) Exec(_ context.Context, sql string, args ...any) error {
+func (p *fakePG) SetPassword(context.Context, string, string) error { return nil }
+
+func (p *fakePG) EnsureRole(context.Context, cluster.LoginRole) error { return nil }
+
+func (p *fakePG) GrantRewind(context.Context, string) error { return nil }
+
+func (p *fakePG) ReplicationSlots(context.Context) ([]cluster.ReplicationSlot, error) {
 	defer p.lock()()
-	switch {
-	case strings.Contains(sql, "pg_create_physical_replication_slot"):
-		if names, ok := args[0].([]string); ok {
-			for _, name := range names {
-				p.slots[name] = true
-			}
-			break
-		}
-		p.slots[fmt.Sprint(args[0])] = true
-	case strings.Contains(sql, "pg_drop_replication_slot"):
-		delete(p.slots, fmt.Sprint(args[0]))
+	var out []cluster.ReplicationSlot
+	for s := range p.slots {
+		out = append(out, cluster.ReplicationSlot{Name: s, Type: "physical"})
+	}
+	return out, nil
+}
+
+func (p *fakePG) CreatePhysicalSlots(_ context.Context, names []string) error {
+	defer p.lock()()
+	for _, name := range names {
+		p.slots[name] = true
 	}
 	return nil
 }
 
-func (p *fakePG) Query(_ context.Context, sql string, _ ...any) ([][]string, error) {
+func (p *fakePG) DropSlot(_ context.Context, name string) error {
 	defer p.lock()()
-	switch {
-	case strings.Contains(sql, "pg_read_file"):
-		var b strings.Builder
-		for tl := 1; tl < p.timeline; tl++ {
-			end := p.switches[tl]
-			fmt.Fprintf(&b, "%d\t%X/%X\tno recovery target specified\n", tl, end>>32, end&0xffffffff)
-		}
-		return [][]string{{b.String()}}, nil
-	case strings.Contains(sql, "pg_replication_slots"):
-		var rows [][]string
-		for s := range p.slots {
-			rows = append(rows, []string{s, "physical", "false"})
-		}
-		return rows, nil
+	delete(p.slots, name)
+	return nil
+}
+
+func (p *fakePG) SlotPositions(context.Context, []string) (map[string]int64, error) { return nil, nil }
+
+func (p *fakePG) AdvancePhysicalSlot(context.Context, string, int64) error { return nil }
+
+func (p *fakePG) Checkpoint(context.Context) error { return nil }
+
+func (p *fakePG) TimelineHistory(context.Context, int) ([]cluster.HistoryEntry, error) {
+	defer p.lock()()
+	var out []cluster.HistoryEntry
+	for t := 1; t < p.timeline; t++ { // the file of the current timeline, whatever tl asks
+		out = append(out, cluster.HistoryEntry{Timeline: t, LSN: int64(p.switches[t]), Reason: "no recovery target specified"})
 	}
-	return nil, nil
+	return out, nil
 }
 
 // fakeFence stops postgres when its deadline passes without a new Arm.

@@ -2,11 +2,12 @@ package ha
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // Every wait of the HA loop ends on its own event, never on the next
@@ -106,8 +107,8 @@ func TestSimWakePauseResume(t *testing.T) {
 	w := bootstrapped(t, slowTiming)
 	l := w.leaderName()
 	r := w.otherThan(l)
-	if code, body := w.nodes[l].node.PatchConfig(context.Background(), map[string]any{"pause": true}); code != http.StatusOK {
-		t.Fatalf("pause: %d %s", code, body)
+	if kind, body := cfgOutcome(w.nodes[l].node.PatchConfig(context.Background(), map[string]any{"pause": true})); kind != "done" {
+		t.Fatalf("pause: %s %s", kind, body)
 	}
 	w.run(time.Second, func() bool { return false })
 	w.mu.Lock()
@@ -119,8 +120,8 @@ func TestSimWakePauseResume(t *testing.T) {
 	if w.starts(r) != before {
 		t.Fatalf("a paused node restarted its postgres")
 	}
-	if code, body := w.nodes[l].node.PatchConfig(context.Background(), map[string]any{"pause": nil}); code != http.StatusOK {
-		t.Fatalf("resume: %d %s", code, body)
+	if kind, body := cfgOutcome(w.nodes[l].node.PatchConfig(context.Background(), map[string]any{"pause": nil})); kind != "done" {
+		t.Fatalf("resume: %s %s", kind, body)
 	}
 	from := w.clock.Now()
 	if !w.run(2*time.Second, func() bool { return w.starts(r) > before }) {
@@ -136,11 +137,11 @@ func TestSimWakeScheduledSwitchoverAtItsTime(t *testing.T) {
 	old := w.leaderName()
 	cand := w.otherThan(old)
 	at := w.clock.Now().Add(13 * time.Second) // between two loop_wait ticks
-	r := async(t, func(ctx context.Context) (int, string) {
+	r := async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[old].node.Switchover(ctx, SwitchoverRequest{Leader: old, Candidate: cand, ScheduledAt: at})
 	})()
-	if r.code != http.StatusAccepted {
-		t.Fatalf("answer %d %q", r.code, r.text)
+	if r.kind != "scheduled" {
+		t.Fatalf("answer %s %q", r.kind, r.text)
 	}
 	w.busy.settle(t)
 	if !w.run(at.Sub(w.clock.Now())+2*time.Second, func() bool { return w.leaderName() == cand }) {
@@ -159,9 +160,11 @@ func TestSimWakeScheduledRestartAtItsTime(t *testing.T) {
 	r := w.otherThan(w.leaderName())
 	n := w.nodes[r].node
 	at := w.clock.Now().Add(13 * time.Second)
-	got := async(t, func(ctx context.Context) (int, string) { return n.Restart(ctx, RestartRequest{Schedule: at}) })()
-	if got.code != http.StatusAccepted {
-		t.Fatalf("schedule: %d %q", got.code, got.text)
+	got := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+		return n.Restart(ctx, RestartRequest{Schedule: at})
+	})()
+	if got.kind != "scheduled" {
+		t.Fatalf("schedule: %s %q", got.kind, got.text)
 	}
 	w.busy.settle(t)
 	before := w.starts(r)

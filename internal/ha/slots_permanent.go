@@ -2,10 +2,8 @@ package ha
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -42,33 +40,13 @@ func (n *Node) permanentSlotPositions(ctx context.Context, cfg cluster.DynamicCo
 	if len(names) == 0 {
 		return nil
 	}
-	rows, err := n.deps.Postgres.Query(ctx, `SELECT slot_name,
-       pg_catalog.pg_wal_lsn_diff(COALESCE(confirmed_flush_lsn, restart_lsn), '0/0')::bigint::text
-  FROM pg_catalog.pg_replication_slots
- WHERE slot_name = ANY($1::text[]) AND COALESCE(confirmed_flush_lsn, restart_lsn) IS NOT NULL`, names)
+	pos, err := n.deps.Postgres.SlotPositions(ctx, names)
 	if err != nil {
 		n.log.Warn("cannot read the permanent slots' positions", "err", err)
 		return nil
 	}
-	return parseSlotRows(rows)
+	return pos
 }
-
-// parseSlotRows turns (name, position) rows into a map, skipping malformed ones.
-func parseSlotRows(rows [][]string) map[string]int64 {
-	out := make(map[string]int64, len(rows))
-	for _, r := range rows {
-		if len(r) < 2 {
-			continue
-		}
-		if pos, err := strconv.ParseInt(r[1], 10, 64); err == nil && pos > 0 {
-			out[r[0]] = pos
-		}
-	}
-	return out
-}
-
-// lsnText formats a WAL byte offset as pg_lsn text ("16/B374D848").
-func lsnText(pos int64) string { return fmt.Sprintf("%X/%X", uint64(pos)>>32, uint64(pos)&0xFFFFFFFF) }
 
 // leaderSlotPositions is where the primary last said its permanent slots
 // are: the body of a failsafe primary's POST /failsafe while it is fresh,
@@ -99,9 +77,7 @@ func (n *Node) keepReplicaSlots(ctx context.Context, o Observation) {
 	}
 	sctx, cancel := shortCtx(ctx, PeerTimeout)
 	defer cancel()
-	if err := n.deps.Postgres.Exec(sctx, `SELECT pg_catalog.pg_create_physical_replication_slot(s, true)
-  FROM pg_catalog.unnest($1::text[]) AS s
- WHERE s NOT IN (SELECT slot_name FROM pg_catalog.pg_replication_slots)`, names); err != nil {
+	if err := n.deps.Postgres.CreatePhysicalSlots(sctx, names); err != nil {
 		n.log.Warn("cannot create the permanent slots on this replica", "slots", names, "err", err)
 		return
 	}
@@ -112,12 +88,7 @@ func (n *Node) keepReplicaSlots(ctx context.Context, o Observation) {
 			continue
 		}
 		// Advance only forward, and never past what this replica has replayed.
-		err := n.deps.Postgres.Exec(sctx, `SELECT pg_catalog.pg_replication_slot_advance(slot_name,
-       LEAST(pg_catalog.pg_last_wal_replay_lsn(), $2::pg_lsn))
-  FROM pg_catalog.pg_replication_slots
- WHERE slot_name = $1 AND slot_type = 'physical' AND NOT active
-   AND restart_lsn < LEAST(pg_catalog.pg_last_wal_replay_lsn(), $2::pg_lsn)`, name, lsnText(pos))
-		if err != nil {
+		if err := n.deps.Postgres.AdvancePhysicalSlot(sctx, name, pos); err != nil {
 			n.log.Warn("cannot advance a permanent slot on this replica", "slot", name, "to", pos, "err", err)
 		}
 	}

@@ -2,6 +2,8 @@ package ha
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,23 +11,26 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// slotPG is a Postgres that records statements and answers the slot-position query.
+// slotPG is a Postgres that records the slot calls and answers SlotPositions.
 type slotPG struct {
 	Postgres
-	rows    [][]string
-	queries []string
-	execs   []string
-	args    [][]any
+	positions map[string]int64
+	asked     [][]string // the names of every SlotPositions call
+	calls     []string   // "create [names]", "advance name 0xpos"
 }
 
-func (p *slotPG) Query(_ context.Context, sql string, _ ...any) ([][]string, error) {
-	p.queries = append(p.queries, sql)
-	return p.rows, nil
+func (p *slotPG) SlotPositions(_ context.Context, names []string) (map[string]int64, error) {
+	p.asked = append(p.asked, names)
+	return p.positions, nil
 }
 
-func (p *slotPG) Exec(_ context.Context, sql string, args ...any) error {
-	p.execs = append(p.execs, sql)
-	p.args = append(p.args, args)
+func (p *slotPG) CreatePhysicalSlots(_ context.Context, names []string) error {
+	p.calls = append(p.calls, fmt.Sprintf("create %v", names))
+	return nil
+}
+
+func (p *slotPG) AdvancePhysicalSlot(_ context.Context, name string, pos int64) error {
+	p.calls = append(p.calls, fmt.Sprintf("advance %s %#x", name, pos))
 	return nil
 }
 
@@ -45,27 +50,19 @@ func withPermanentSlots(names ...string) fx {
 	})
 }
 
-func TestLSNText(t *testing.T) {
-	for pos, want := range map[int64]string{0: "0/0", 0x3000060: "0/3000060", 0x16B374D848: "16/B374D848"} {
-		if got := lsnText(pos); got != want {
-			t.Errorf("lsnText(%#x) = %q, want %q", pos, got, want)
-		}
-	}
-}
-
 func TestPermanentSlotPositions(t *testing.T) {
-	pg := &slotPG{rows: [][]string{{"perm_a", "50331744"}, {"broken", "x"}, {"zero", "0"}, {"short"}}}
+	pg := &slotPG{positions: map[string]int64{"perm_a": 50331744}}
 	n := New(Config{Name: "pg1"}, Deps{Postgres: pg})
-	if got := n.permanentSlotPositions(context.Background(), newObs().Config); got != nil || len(pg.queries) != 0 {
-		t.Fatalf("slots off: %v after %d queries, want nil and none", got, len(pg.queries))
+	if got := n.permanentSlotPositions(context.Background(), newObs().Config); got != nil || len(pg.asked) != 0 {
+		t.Fatalf("slots off: %v after %d queries, want nil and none", got, len(pg.asked))
 	}
 	o := newObs(withPermanentSlots("perm_a", "logical:perm_l"))
 	got := n.permanentSlotPositions(context.Background(), o.Config)
 	if len(got) != 1 || got["perm_a"] != 50331744 {
 		t.Errorf("positions = %v, want perm_a only", got)
 	}
-	if len(pg.queries) != 1 || !strings.Contains(pg.queries[0], "confirmed_flush_lsn") {
-		t.Errorf("queries = %q", pg.queries)
+	if len(pg.asked) != 1 || !slices.Equal(pg.asked[0], []string{"perm_a", "perm_l"}) {
+		t.Errorf("asked for %q, want both permanent slots, sorted", pg.asked)
 	}
 }
 
@@ -82,14 +79,8 @@ func TestKeepReplicaSlots(t *testing.T) {
 	})
 	n, pg, clk := newNode()
 	n.keepReplicaSlots(context.Background(), o)
-	if len(pg.execs) != 2 {
-		t.Fatalf("execs = %q, want create then advance", pg.execs)
-	}
-	if names := pg.args[0][0].([]string); len(names) != 1 || names[0] != "perm_a" {
-		t.Errorf("created %v, want [perm_a]", names)
-	}
-	if pg.args[1][0] != "perm_a" || pg.args[1][1] != "0/1000" {
-		t.Errorf("advance args %v, want perm_a to the status key's 0/1000", pg.args[1])
+	if want := []string{"create [perm_a]", "advance perm_a 0x1000"}; !slices.Equal(pg.calls, want) {
+		t.Fatalf("calls = %q, want %q: create, then advance to the status key's position", pg.calls, want)
 	}
 
 	// A failsafe primary's POST /failsafe overrides the status key for ttl.
@@ -97,20 +88,20 @@ func TestKeepReplicaSlots(t *testing.T) {
 	s.TTL = 10 * time.Second
 	s.Role, s.PG = cluster.RoleReplica, cluster.PGObservation{Running: true, Ready: true, InRecovery: true}
 	n.snap.Store(&s)
-	if code, _ := n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2", Slots: map[string]int64{"perm_a": 0x2000}}); code != 200 {
-		t.Fatalf("replica refused POST /failsafe: %d", code)
+	if kind, _ := opOutcome(n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2", Slots: map[string]int64{"perm_a": 0x2000}})); kind != "done" {
+		t.Fatalf("replica refused POST /failsafe: %s", kind)
 	}
-	pg.execs, pg.args = nil, nil
+	pg.calls = nil
 	n.keepReplicaSlots(context.Background(), o)
-	if len(pg.args) != 2 || pg.args[1][1] != "0/2000" {
-		t.Errorf("advance args %v, want the failsafe body's 0/2000", pg.args)
+	if len(pg.calls) != 2 || pg.calls[1] != "advance perm_a 0x2000" {
+		t.Errorf("calls %q, want an advance to the failsafe body's 0x2000", pg.calls)
 	}
 	clk.t = t0.Add(11 * time.Second)
 	o.Now = clk.t
-	pg.execs, pg.args = nil, nil
+	pg.calls = nil
 	n.keepReplicaSlots(context.Background(), o)
-	if len(pg.args) != 2 || pg.args[1][1] != "0/1000" {
-		t.Errorf("after ttl: advance args %v, want the status key's 0/1000 again", pg.args)
+	if len(pg.calls) != 2 || pg.calls[1] != "advance perm_a 0x1000" {
+		t.Errorf("after ttl: calls %q, want an advance to the status key's 0x1000 again", pg.calls)
 	}
 
 	// Nothing to do: on the leader, a primary, slots off, no permanent physical slot, a stopped postgres.
@@ -123,8 +114,8 @@ func TestKeepReplicaSlots(t *testing.T) {
 		n, pg, _ := newNode()
 		oo := newObs(withPermanentSlots("perm_a"), mod)
 		n.keepReplicaSlots(context.Background(), oo)
-		if len(pg.execs) != 0 {
-			t.Errorf("%s: execs %q, want none", name, pg.execs)
+		if len(pg.calls) != 0 {
+			t.Errorf("%s: calls %q, want none", name, pg.calls)
 		}
 	}
 }

@@ -4,72 +4,34 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // createRoles runs after bootstrap (post_bootstrap): the superuser's password,
 // the replication role, and the rewind role with the functions pg_rewind needs.
-// Statements are never logged (they carry passwords).
+// A role that is the superuser itself is left as it is.
 func createRoles(ctx context.Context, pg Postgres, c Credentials) error {
 	su := c.Superuser.Username
 	if su != "" && c.Superuser.Password != "" {
-		if err := pg.Exec(ctx, fmt.Sprintf("ALTER ROLE %s WITH PASSWORD %s",
-			quoteIdent(su), quoteLiteral(c.Superuser.Password))); err != nil {
+		if err := pg.SetPassword(ctx, su, c.Superuser.Password); err != nil {
 			return fmt.Errorf("superuser password: %w", err)
 		}
 	}
 	if r := c.Replication; r.Username != "" && r.Username != su {
-		if err := ensureRole(ctx, pg, r, "REPLICATION LOGIN"); err != nil {
+		if err := pg.EnsureRole(ctx, cluster.LoginRole{Name: r.Username, Password: r.Password, Replication: true}); err != nil {
 			return fmt.Errorf("replication role %s: %w", r.Username, err)
 		}
 	}
 	if w := c.Rewind; w.Username != "" && w.Username != su {
-		if err := ensureRole(ctx, pg, w, "LOGIN"); err != nil {
+		if err := pg.EnsureRole(ctx, cluster.LoginRole{Name: w.Username, Password: w.Password}); err != nil {
 			return fmt.Errorf("rewind role %s: %w", w.Username, err)
 		}
-		for _, fn := range []string{
-			"pg_catalog.pg_ls_dir(text, boolean, boolean)",
-			"pg_catalog.pg_stat_file(text, boolean)",
-			"pg_catalog.pg_read_binary_file(text)",
-			"pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
-		} {
-			if err := pg.Exec(ctx, fmt.Sprintf("GRANT EXECUTE ON FUNCTION %s TO %s", fn, quoteIdent(w.Username))); err != nil {
-				return fmt.Errorf("rewind role %s: grant on %s: %w", w.Username, fn, err)
-			}
+		if err := pg.GrantRewind(ctx, w.Username); err != nil {
+			return fmt.Errorf("rewind role %s: %w", w.Username, err)
 		}
 	}
 	return nil
-}
-
-// ensureRole creates the role, or alters it when it exists, with attrs and the password.
-func ensureRole(ctx context.Context, pg Postgres, c Credential, attrs string) error {
-	rows, err := pg.Query(ctx, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", c.Username)
-	if err != nil {
-		return err
-	}
-	verb := "CREATE"
-	if len(rows) > 0 {
-		verb = "ALTER"
-	}
-	stmt := fmt.Sprintf("%s ROLE %s WITH %s", verb, quoteIdent(c.Username), attrs)
-	if c.Password != "" {
-		stmt += " PASSWORD " + quoteLiteral(c.Password)
-	}
-	return pg.Exec(ctx, stmt)
-}
-
-// quoteIdent quotes a SQL identifier.
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-
-// quoteLiteral quotes a SQL string literal; backslashes switch to the E” form.
-func quoteLiteral(s string) string {
-	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
-	if strings.Contains(s, `\`) {
-		q = "E" + strings.ReplaceAll(q, `\`, `\\`)
-	}
-	return q
 }
 
 // syncSlots makes the primary hold one physical slot per streaming member and
@@ -77,7 +39,7 @@ func quoteLiteral(s string) string {
 // slots (config "slots") are created when physical and never dropped;
 // ignore_slots matchers are honoured by name and type.
 func (n *Node) syncSlots(ctx context.Context, o Observation) {
-	rows, err := n.deps.Postgres.Query(ctx, "SELECT slot_name, slot_type, active::text FROM pg_catalog.pg_replication_slots")
+	slots, err := n.deps.Postgres.ReplicationSlots(ctx)
 	if err != nil {
 		n.log.Warn("cannot list replication slots", "err", err)
 		return
@@ -90,19 +52,16 @@ func (n *Node) syncSlots(ctx context.Context, o Observation) {
 		}
 	}
 	have := map[string]bool{}
-	for _, r := range rows {
-		if len(r) < 3 {
-			continue
-		}
-		have[r[0]] = true
-		name, typ, active := r[0], r[1], r[2] == "t" || r[2] == "true"
+	for _, sl := range slots {
+		have[sl.Name] = true
+		name, typ, active := sl.Name, sl.Type, sl.Active
 		if typ != "physical" || want[name] || active || o.paused() || ignoredSlot(o.Config.Raw, name, typ) {
 			continue
 		}
 		if _, ok := permanent[name]; ok {
 			continue
 		}
-		if err := n.deps.Postgres.Exec(ctx, "SELECT pg_catalog.pg_drop_replication_slot($1)", name); err != nil {
+		if err := n.deps.Postgres.DropSlot(ctx, name); err != nil {
 			n.log.Warn("cannot drop replication slot", "slot", name, "err", err)
 		} else {
 			n.log.Info("dropped unknown replication slot", "slot", name)
@@ -112,7 +71,7 @@ func (n *Node) syncSlots(ctx context.Context, o Observation) {
 		if have[name] {
 			continue
 		}
-		if err := n.deps.Postgres.Exec(ctx, "SELECT pg_catalog.pg_create_physical_replication_slot($1, true)", name); err != nil {
+		if err := n.deps.Postgres.CreatePhysicalSlots(ctx, []string{name}); err != nil {
 			n.log.Warn("cannot create replication slot", "slot", name, "err", err)
 		} else {
 			n.log.Info("created replication slot", "slot", name)
@@ -157,10 +116,7 @@ func (n *Node) createMemberSlots(ctx context.Context, o Observation) {
 		return
 	}
 	sort.Strings(names)
-	err := n.deps.Postgres.Exec(ctx, `SELECT pg_catalog.pg_create_physical_replication_slot(s, true)
-  FROM pg_catalog.unnest($1::text[]) AS s
- WHERE s NOT IN (SELECT slot_name FROM pg_catalog.pg_replication_slots)`, names)
-	if err != nil {
+	if err := n.deps.Postgres.CreatePhysicalSlots(ctx, names); err != nil {
 		n.log.Warn("cannot create the members' replication slots before promotion", "err", err)
 	}
 }

@@ -36,7 +36,7 @@ func (n *Node) gracefulDemote(ctx context.Context, o Observation, d Decision) {
 	}
 	begin := n.now()
 	octx, cancel := n.opCtx(ctx)
-	if err := n.deps.Postgres.Exec(octx, "CHECKPOINT"); err != nil {
+	if err := n.deps.Postgres.Checkpoint(octx); err != nil {
 		n.log.Warn("CHECKPOINT before switchover failed", "err", err)
 	}
 	cancel()

@@ -235,7 +235,7 @@ func (c *Client) status(ctx context.Context, m cluster.Member) ha.PeerStatus {
 	defer cancel()
 	_, body, reason, err := c.do(ctx, http.MethodGet, m.APIURL, nil)
 	if reason == "" {
-		parsed, perr := ha.ParsePeerStatus(m.Name, body)
+		parsed, perr := ParseStatus(m.Name, body)
 		if perr != nil {
 			reason, err = ReasonBadResponse, perr
 		} else {

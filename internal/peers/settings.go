@@ -1,5 +1,6 @@
 // Package peers is pgnoded's HTTP client for the other members' REST APIs:
-// the leader race's GET /patroni and failsafe mode's POST /failsafe. It
+// the leader race's GET /patroni (whose document it parses into the HA
+// loop's PeerStatus) and failsafe mode's POST /failsafe. It
 // authenticates as Patroni's daemon does (patroni/request.py, built with
 // insecure=True): Basic auth and a client certificate from the ctl section,
 // else from restapi; with a client certificate the peer's chain is verified

@@ -172,7 +172,7 @@ func (n *testNode) initAndStartPrimary(ctx context.Context) {
 
 // queryOne returns the single value of a one-row, one-column query.
 func (n *testNode) queryOne(ctx context.Context, sql string, args ...any) (string, error) {
-	rows, err := n.p.Query(ctx, sql, args...)
+	rows, err := n.p.querySQL(ctx, sql, args...)
 	if err != nil {
 		return "", err
 	}

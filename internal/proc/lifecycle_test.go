@@ -29,9 +29,9 @@ func TestInitdbStartWriteObserveStop(t *testing.T) {
 	if err := n.p.Start(ctx, cluster.StartOptions{}); !errors.Is(err, ErrAlreadyRunning) {
 		t.Errorf("second Start = %v, want ErrAlreadyRunning", err)
 	}
-	n.must(n.p.Exec(ctx, "CREATE TABLE t (id int primary key, v text); COMMENT ON TABLE t IS 'two statements, simple protocol'"), "create table")
-	n.must(n.p.Exec(ctx, "INSERT INTO t VALUES ($1, $2), (2, NULL)", 1, "one"), "insert")
-	rows, err := n.p.Query(ctx, "SELECT id, v, now() > '2000-01-01' FROM t ORDER BY id")
+	n.must(n.p.execSQL(ctx, "CREATE TABLE t (id int primary key, v text); COMMENT ON TABLE t IS 'two statements, simple protocol'"), "create table")
+	n.must(n.p.execSQL(ctx, "INSERT INTO t VALUES ($1, $2), (2, NULL)", 1, "one"), "insert")
+	rows, err := n.p.querySQL(ctx, "SELECT id, v, now() > '2000-01-01' FROM t ORDER BY id")
 	n.must(err, "query")
 	if len(rows) != 2 || rows[0][0] != "1" || rows[0][1] != "one" || rows[0][2] != "t" || rows[1][1] != "" {
 		t.Errorf("rows = %q", rows)

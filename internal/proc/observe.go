@@ -181,11 +181,11 @@ func deref(s *string) string {
 	return *s
 }
 
-// Exec runs a statement as the superuser over the local connection. Arguments
+// execSQL runs a statement as the superuser over the local connection. Arguments
 // are sent as text ($1, $2, ...): strings, []string (a text[] literal), integers, bools.
 // Without arguments the statement goes over the simple protocol, so a string of
 // several statements works, as it did with pgx.Conn.Exec.
-func (p *Postgres) Exec(ctx context.Context, sql string, args ...any) error {
+func (p *Postgres) execSQL(ctx context.Context, sql string, args ...any) error {
 	params, err := encodeParams(args)
 	if err != nil {
 		return err
@@ -200,9 +200,9 @@ func (p *Postgres) Exec(ctx context.Context, sql string, args ...any) error {
 	})
 }
 
-// Query runs a query over the local connection and returns every value as
-// text (NULL as ""), one slice per row. Arguments as for Exec.
-func (p *Postgres) Query(ctx context.Context, sql string, args ...any) ([][]string, error) {
+// querySQL runs a query over the local connection and returns every value as
+// text (NULL as ""), one slice per row. Arguments as for execSQL.
+func (p *Postgres) querySQL(ctx context.Context, sql string, args ...any) ([][]string, error) {
 	params, err := encodeParams(args)
 	if err != nil {
 		return nil, err
@@ -337,7 +337,7 @@ func textArray(ss []string) string {
 
 // inRecovery asks pg_is_in_recovery().
 func (p *Postgres) inRecovery(ctx context.Context) (bool, error) {
-	rows, err := p.Query(ctx, "SELECT pg_catalog.pg_is_in_recovery()")
+	rows, err := p.querySQL(ctx, "SELECT pg_catalog.pg_is_in_recovery()")
 	if err != nil {
 		return false, err
 	}

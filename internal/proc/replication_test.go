@@ -40,10 +40,10 @@ func TestCloneStreamPromoteRewind(t *testing.T) {
 
 	// Primary a with a replication role and a slot for b.
 	a.initAndStartPrimary(ctx)
-	a.must(a.p.Exec(ctx, "CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '"+strings.ReplaceAll(testReplPassword, "'", "''")+"'"), "create role")
-	a.must(a.p.Exec(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName("pg-b")), "create slot")
-	a.must(a.p.Exec(ctx, "CREATE TABLE t (id int primary key)"), "create table")
-	a.must(a.p.Exec(ctx, "INSERT INTO t VALUES (1)"), "insert 1")
+	a.must(a.p.execSQL(ctx, "CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '"+strings.ReplaceAll(testReplPassword, "'", "''")+"'"), "create role")
+	a.must(a.p.execSQL(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName("pg-b")), "create slot")
+	a.must(a.p.execSQL(ctx, "CREATE TABLE t (id int primary key)"), "create table")
+	a.must(a.p.execSQL(ctx, "INSERT INTO t VALUES (1)"), "insert 1")
 
 	// Clone b and start it as a streaming replica.
 	b.must(b.p.Clone(ctx, a.source()), "clone")
@@ -65,7 +65,7 @@ func TestCloneStreamPromoteRewind(t *testing.T) {
 		o := b.p.Observe(ctx)
 		return o.Ready && o.InRecovery && o.Streaming && o.Timeline == 1 && o.ReceiverTLI == 1, string(o.State) + o.Err
 	})
-	a.must(a.p.Exec(ctx, "INSERT INTO t VALUES (2)"), "insert 2")
+	a.must(a.p.execSQL(ctx, "INSERT INTO t VALUES (2)"), "insert 2")
 	waitRow(t, ctx, b, 2)
 	eventually(t, 10*time.Second, "primary lists the replica", func() (bool, string) {
 		o := a.p.Observe(ctx)
@@ -95,15 +95,15 @@ func TestCloneStreamPromoteRewind(t *testing.T) {
 	b.must(b.p.Promote(ctx), "promote a primary (no-op)")
 
 	// Split brain: a still takes a write that must vanish after the rewind.
-	a.must(a.p.Exec(ctx, "INSERT INTO t VALUES (99)"), "insert on old primary")
+	a.must(a.p.execSQL(ctx, "INSERT INTO t VALUES (99)"), "insert on old primary")
 	a.must(a.p.Stop(ctx, cluster.StopImmediate), "stop old primary") // unclean: needs crash recovery first
 	if cd, _ := a.p.ControlData(ctx); cd.ClusterState != "in production" {
 		t.Logf("old primary state after immediate stop: %q", cd.ClusterState)
 	}
-	b.must(b.p.Exec(ctx, "INSERT INTO t VALUES (3)"), "insert on new primary")
-	b.must(b.p.Exec(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName("pg-a")), "slot for a")
+	b.must(b.p.execSQL(ctx, "INSERT INTO t VALUES (3)"), "insert on new primary")
+	b.must(b.p.execSQL(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName("pg-a")), "slot for a")
 
-	b.must(b.p.Exec(ctx, "CHECKPOINT"), "checkpoint new primary") // pg_rewind reads the new timeline from pg_control
+	b.must(b.p.execSQL(ctx, "CHECKPOINT"), "checkpoint new primary") // pg_rewind reads the new timeline from pg_control
 	a.must(a.p.Rewind(ctx, b.source()), "rewind")
 	a.must(a.p.Start(ctx, replicaOpts("pg-a", b)), "start old primary as replica")
 	waitRow(t, ctx, a, 3)
@@ -125,7 +125,7 @@ func TestStandaloneReplicaAndCrashRecovery(t *testing.T) {
 	n := newTestNode(t, testConfig(t, "pg-solo"))
 	ctx := opCtx(t)
 	n.initAndStartPrimary(ctx)
-	n.must(n.p.Exec(ctx, "CREATE TABLE t (id int)"), "create")
+	n.must(n.p.execSQL(ctx, "CREATE TABLE t (id int)"), "create")
 	pid := n.p.Observe(ctx).PostmasterPID
 	exited := n.p.Exited()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -143,14 +143,14 @@ func TestStandaloneReplicaAndCrashRecovery(t *testing.T) {
 	if !o.Ready || !o.InRecovery || o.Streaming {
 		t.Errorf("standalone standby: %+v", o)
 	}
-	if err := n.p.Exec(ctx, "INSERT INTO t VALUES (1)"); err == nil {
+	if err := n.p.execSQL(ctx, "INSERT INTO t VALUES (1)"); err == nil {
 		t.Error("write accepted by a read-only standby")
 	}
 	if v, _ := n.queryOne(ctx, "SHOW primary_conninfo"); v != "" {
 		t.Errorf("primary_conninfo = %q", v)
 	}
 	n.must(n.p.Promote(ctx), "promote standalone")
-	n.must(n.p.Exec(ctx, "INSERT INTO t VALUES (1)"), "write after promote")
+	n.must(n.p.execSQL(ctx, "INSERT INTO t VALUES (1)"), "write after promote")
 }
 
 // checkPgpass requires the password file to be 0600 and owned by the postgres user.

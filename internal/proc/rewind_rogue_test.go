@@ -38,23 +38,23 @@ func testRewindRogue(t *testing.T, restartedAsReplica bool) {
 	ctx := opCtx(t)
 
 	a.initAndStartPrimary(ctx)
-	a.must(a.p.Exec(ctx, "CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '"+strings.ReplaceAll(testReplPassword, "'", "''")+"'"), "create role")
-	a.must(a.p.Exec(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName("rg-b")), "slot")
-	a.must(a.p.Exec(ctx, "CREATE TABLE t (id int primary key)"), "create table")
+	a.must(a.p.execSQL(ctx, "CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '"+strings.ReplaceAll(testReplPassword, "'", "''")+"'"), "create role")
+	a.must(a.p.execSQL(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName("rg-b")), "slot")
+	a.must(a.p.execSQL(ctx, "CREATE TABLE t (id int primary key)"), "create table")
 	b.must(b.p.Clone(ctx, a.source()), "clone")
 	b.must(b.p.Start(ctx, replicaOpts("rg-b", a)), "start replica")
-	a.must(a.p.Exec(ctx, "INSERT INTO t SELECT generate_series(1000, 100000)"), "insert many")
-	a.must(a.p.Exec(ctx, "INSERT INTO t VALUES (1)"), "insert 1")
+	a.must(a.p.execSQL(ctx, "INSERT INTO t SELECT generate_series(1000, 100000)"), "insert many")
+	a.must(a.p.execSQL(ctx, "INSERT INTO t VALUES (1)"), "insert 1")
 	waitRow(t, ctx, b, 1)
 
 	// The rogue promotion, a write on each side, and the demotion.
-	b.must(b.p.Exec(ctx, "SELECT pg_promote(true, 30)"), "pg_promote")
+	b.must(b.p.execSQL(ctx, "SELECT pg_promote(true, 30)"), "pg_promote")
 	eventually(t, 30*time.Second, "rg-b writable", func() (bool, string) {
 		o := b.p.Observe(ctx)
 		return o.Ready && !o.InRecovery, o.Err
 	})
-	b.must(b.p.Exec(ctx, "INSERT INTO t VALUES (99)"), "write on the rogue")
-	a.must(a.p.Exec(ctx, "INSERT INTO t VALUES (2)"), "write on the primary")
+	b.must(b.p.execSQL(ctx, "INSERT INTO t VALUES (99)"), "write on the rogue")
+	a.must(a.p.execSQL(ctx, "INSERT INTO t VALUES (2)"), "write on the primary")
 	b.must(b.p.Stop(ctx, cluster.StopImmediate), "demote the rogue")
 	cd := controlData(t, ctx, b)
 	t.Logf("rogue after the immediate stop: %+v", cd)
@@ -72,7 +72,7 @@ func testRewindRogue(t *testing.T, restartedAsReplica bool) {
 		t.Logf("rogue replica after a fast stop: %+v", controlData(t, ctx, b))
 	}
 
-	a.must(a.p.Exec(ctx, "INSERT INTO t VALUES (3)"), "write on the primary")
+	a.must(a.p.execSQL(ctx, "INSERT INTO t VALUES (3)"), "write on the primary")
 	b.must(b.p.Rewind(ctx, a.source()), "rewind")
 	cd = controlData(t, ctx, b)
 	if cd.TimelineID != 1 || cd.MinRecoveryEndTimeline > 1 {

@@ -20,9 +20,9 @@ func TestReplicaKeepsTimelineAfterUpstreamDies(t *testing.T) {
 	ctx := opCtx(t)
 
 	a.initAndStartPrimary(ctx)
-	a.must(a.p.Exec(ctx, "CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '"+strings.ReplaceAll(testReplPassword, "'", "''")+"'"), "create role")
+	a.must(a.p.execSQL(ctx, "CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '"+strings.ReplaceAll(testReplPassword, "'", "''")+"'"), "create role")
 	for _, n := range []string{"tl-b", "tl-c"} {
-		a.must(a.p.Exec(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName(n)), "slot")
+		a.must(a.p.execSQL(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName(n)), "slot")
 	}
 	for _, r := range []*testNode{b, c} {
 		r.must(r.p.Clone(ctx, a.source()), "clone")
@@ -30,14 +30,14 @@ func TestReplicaKeepsTimelineAfterUpstreamDies(t *testing.T) {
 	}
 	// b becomes the primary of timeline 2; c is repointed to it and streams timeline 2.
 	b.must(b.p.Promote(ctx), "promote b")
-	b.must(b.p.Exec(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName("tl-c")), "slot on b")
+	b.must(b.p.execSQL(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName("tl-c")), "slot on b")
 	c.must(c.p.Stop(ctx, cluster.StopFast), "stop c")
 	c.must(c.p.Start(ctx, replicaOpts("tl-c", b)), "restart c following b")
 	eventually(t, 30*time.Second, "c streams timeline 2 from b", func() (bool, string) {
 		o := c.p.Observe(ctx)
 		return o.Streaming && o.ReceiverTLI == 2 && o.Timeline == 2, fmt.Sprintf("tl=%d rtli=%d %s", o.Timeline, o.ReceiverTLI, o.Err)
 	})
-	b.must(b.p.Exec(ctx, "CREATE TABLE after_switch (id int)"), "write on timeline 2")
+	b.must(b.p.execSQL(ctx, "CREATE TABLE after_switch (id int)"), "write on timeline 2")
 
 	// b dies; c's WAL receiver stops.
 	b.must(b.p.Stop(ctx, cluster.StopImmediate), "kill b")

@@ -2,8 +2,9 @@ package restapi
 
 import (
 	"context"
-	"net/http"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // SwitchoverRequest is a POST /switchover or /failover body that passed the
@@ -38,85 +39,86 @@ type FailsafeRequest struct {
 }
 
 // Actions carries out the state-changing endpoints. The REST layer has already
-// checked access and validated the body; implementations return the HTTP status
-// and the one-line reply text (or a JSON body for the config methods) that
-// Patroni would send. They may block (switchover polls up to 2×max(10, loop_wait) s)
-// and must return when ctx ends.
+// checked access and validated the body; implementations return a
+// cluster.OpResult or a *cluster.OpError carrying the one-line reply text (the
+// config methods return the JSON document written) that Patroni would send,
+// and the REST layer maps them to Patroni's statuses (outcome.go). They may
+// block (switchover polls up to 2×max(10, loop_wait) s) and must return when ctx ends.
 type Actions interface {
-	// Switchover schedules or performs a switchover (412 feasibility, 503 DCS write, 200/202/503 outcome).
-	Switchover(ctx context.Context, req SwitchoverRequest) (code int, text string)
+	// Switchover schedules or performs a switchover (OpInfeasible, OpStoreFailed, then the outcome).
+	Switchover(ctx context.Context, req SwitchoverRequest) (cluster.OpResult, error)
 	// Failover performs a failover to req.Candidate.
-	Failover(ctx context.Context, req SwitchoverRequest) (code int, text string)
-	// Restart restarts postgres now (200/503) or schedules it (202/409) when req.Schedule is set.
-	Restart(ctx context.Context, req RestartRequest) (code int, text string)
-	// DeleteRestart cancels a scheduled restart (200 / 404).
-	DeleteRestart(ctx context.Context) (code int, text string)
-	// Reload re-reads the configuration file like SIGHUP (202 "reload scheduled").
-	Reload(ctx context.Context) (code int, text string)
-	// Reinitialize starts re-creating this replica (200 "reinitialize started" / 503 reason).
-	Reinitialize(ctx context.Context, req ReinitializeRequest) (code int, text string)
-	// PatchConfig deep-merges patch into the config key with CAS; 2xx bodies are JSON, others text.
-	PatchConfig(ctx context.Context, patch map[string]any) (code int, body []byte)
-	// PutConfig overwrites the config key; 2xx bodies are JSON, others text.
-	PutConfig(ctx context.Context, config map[string]any) (code int, body []byte)
-	// DeleteSwitchover clears a scheduled switchover (200 / 404 / 409).
-	DeleteSwitchover(ctx context.Context) (code int, text string)
-	// Failsafe answers a failsafe primary's probe (200 "Accepted" / 500 "Running as a leader").
-	Failsafe(ctx context.Context, req FailsafeRequest) (code int, text string)
+	Failover(ctx context.Context, req SwitchoverRequest) (cluster.OpResult, error)
+	// Restart restarts postgres now or schedules it (OpConflict when one is scheduled) when req.Schedule is set.
+	Restart(ctx context.Context, req RestartRequest) (cluster.OpResult, error)
+	// DeleteRestart cancels a scheduled restart (OpNotFound when none is).
+	DeleteRestart(ctx context.Context) (cluster.OpResult, error)
+	// Reload re-reads the configuration file like SIGHUP (Scheduled "reload scheduled").
+	Reload(ctx context.Context) (cluster.OpResult, error)
+	// Reinitialize starts re-creating this replica ("reinitialize started" / the reason it cannot).
+	Reinitialize(ctx context.Context, req ReinitializeRequest) (cluster.OpResult, error)
+	// PatchConfig deep-merges patch into the config key with CAS and returns the merged document.
+	PatchConfig(ctx context.Context, patch map[string]any) ([]byte, error)
+	// PutConfig overwrites the config key and returns the document written.
+	PutConfig(ctx context.Context, config map[string]any) ([]byte, error)
+	// DeleteSwitchover clears a scheduled switchover (OpNotFound / OpConflict).
+	DeleteSwitchover(ctx context.Context) (cluster.OpResult, error)
+	// Failsafe answers a failsafe primary's probe ("Accepted" / the reason it refuses).
+	Failsafe(ctx context.Context, req FailsafeRequest) (cluster.OpResult, error)
 }
 
-// NotImplemented is an Actions that refuses everything with 503, so the server
-// can run before the HA loop provides real actions.
+// NotImplemented is an Actions that refuses everything as OpUnavailable (503),
+// so the server can run before the HA loop provides real actions.
 type NotImplemented struct{}
 
-const notImplementedText = "not implemented yet"
+var errNotImplemented = cluster.Refuse(cluster.OpUnavailable, "not implemented yet")
 
 // Switchover implements Actions.
-func (NotImplemented) Switchover(context.Context, SwitchoverRequest) (int, string) {
-	return http.StatusServiceUnavailable, notImplementedText
+func (NotImplemented) Switchover(context.Context, SwitchoverRequest) (cluster.OpResult, error) {
+	return cluster.OpResult{}, errNotImplemented
 }
 
 // Failover implements Actions.
-func (NotImplemented) Failover(context.Context, SwitchoverRequest) (int, string) {
-	return http.StatusServiceUnavailable, notImplementedText
+func (NotImplemented) Failover(context.Context, SwitchoverRequest) (cluster.OpResult, error) {
+	return cluster.OpResult{}, errNotImplemented
 }
 
 // Restart implements Actions.
-func (NotImplemented) Restart(context.Context, RestartRequest) (int, string) {
-	return http.StatusServiceUnavailable, notImplementedText
+func (NotImplemented) Restart(context.Context, RestartRequest) (cluster.OpResult, error) {
+	return cluster.OpResult{}, errNotImplemented
 }
 
 // DeleteRestart implements Actions.
-func (NotImplemented) DeleteRestart(context.Context) (int, string) {
-	return http.StatusServiceUnavailable, notImplementedText
+func (NotImplemented) DeleteRestart(context.Context) (cluster.OpResult, error) {
+	return cluster.OpResult{}, errNotImplemented
 }
 
 // Reload implements Actions.
-func (NotImplemented) Reload(context.Context) (int, string) {
-	return http.StatusServiceUnavailable, notImplementedText
+func (NotImplemented) Reload(context.Context) (cluster.OpResult, error) {
+	return cluster.OpResult{}, errNotImplemented
 }
 
 // Reinitialize implements Actions.
-func (NotImplemented) Reinitialize(context.Context, ReinitializeRequest) (int, string) {
-	return http.StatusServiceUnavailable, notImplementedText
+func (NotImplemented) Reinitialize(context.Context, ReinitializeRequest) (cluster.OpResult, error) {
+	return cluster.OpResult{}, errNotImplemented
 }
 
 // PatchConfig implements Actions.
-func (NotImplemented) PatchConfig(context.Context, map[string]any) (int, []byte) {
-	return http.StatusServiceUnavailable, []byte(notImplementedText)
+func (NotImplemented) PatchConfig(context.Context, map[string]any) ([]byte, error) {
+	return nil, errNotImplemented
 }
 
 // PutConfig implements Actions.
-func (NotImplemented) PutConfig(context.Context, map[string]any) (int, []byte) {
-	return http.StatusServiceUnavailable, []byte(notImplementedText)
+func (NotImplemented) PutConfig(context.Context, map[string]any) ([]byte, error) {
+	return nil, errNotImplemented
 }
 
 // DeleteSwitchover implements Actions.
-func (NotImplemented) DeleteSwitchover(context.Context) (int, string) {
-	return http.StatusServiceUnavailable, notImplementedText
+func (NotImplemented) DeleteSwitchover(context.Context) (cluster.OpResult, error) {
+	return cluster.OpResult{}, errNotImplemented
 }
 
 // Failsafe implements Actions.
-func (NotImplemented) Failsafe(context.Context, FailsafeRequest) (int, string) {
-	return http.StatusServiceUnavailable, notImplementedText
+func (NotImplemented) Failsafe(context.Context, FailsafeRequest) (cluster.OpResult, error) {
+	return cluster.OpResult{}, errNotImplemented
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // recordingActions counts the calls that reach the HA loop: a body the REST
@@ -23,34 +25,34 @@ func (r *recordingActions) record(name string) {
 	r.mu.Unlock()
 }
 
-func (r *recordingActions) Switchover(context.Context, SwitchoverRequest) (int, string) {
+func (r *recordingActions) Switchover(context.Context, SwitchoverRequest) (cluster.OpResult, error) {
 	r.record("switchover")
-	return http.StatusOK, "Successfully switched over"
+	return cluster.Done("Successfully switched over"), nil
 }
 
-func (r *recordingActions) Failover(context.Context, SwitchoverRequest) (int, string) {
+func (r *recordingActions) Failover(context.Context, SwitchoverRequest) (cluster.OpResult, error) {
 	r.record("failover")
-	return http.StatusOK, "Successfully failed over"
+	return cluster.Done("Successfully failed over"), nil
 }
 
-func (r *recordingActions) Restart(context.Context, RestartRequest) (int, string) {
+func (r *recordingActions) Restart(context.Context, RestartRequest) (cluster.OpResult, error) {
 	r.record("restart")
-	return http.StatusOK, "restarted successfully"
+	return cluster.Done("restarted successfully"), nil
 }
 
-func (r *recordingActions) Reinitialize(context.Context, ReinitializeRequest) (int, string) {
+func (r *recordingActions) Reinitialize(context.Context, ReinitializeRequest) (cluster.OpResult, error) {
 	r.record("reinitialize")
-	return http.StatusOK, "reinitialize started"
+	return cluster.Done("reinitialize started"), nil
 }
 
-func (r *recordingActions) PatchConfig(context.Context, map[string]any) (int, []byte) {
+func (r *recordingActions) PatchConfig(context.Context, map[string]any) ([]byte, error) {
 	r.record("patch")
-	return http.StatusOK, []byte("{}")
+	return []byte("{}"), nil
 }
 
-func (r *recordingActions) Failsafe(context.Context, FailsafeRequest) (int, string) {
+func (r *recordingActions) Failsafe(context.Context, FailsafeRequest) (cluster.OpResult, error) {
 	r.record("failsafe")
-	return http.StatusOK, "Accepted"
+	return cluster.Done("Accepted"), nil
 }
 
 // fuzzBody sends body to method path on a fresh server and checks the rules:

@@ -121,10 +121,10 @@ type blockingActions struct {
 	started chan struct{}
 }
 
-func (b *blockingActions) Switchover(ctx context.Context, _ SwitchoverRequest) (int, string) {
+func (b *blockingActions) Switchover(ctx context.Context, _ SwitchoverRequest) (cluster.OpResult, error) {
 	close(b.started)
 	<-ctx.Done()
-	return http.StatusServiceUnavailable, "Switchover status unknown"
+	return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "Switchover status unknown")
 }
 
 func TestGracefulShutdownEndsBlockingActions(t *testing.T) {
@@ -204,17 +204,32 @@ func TestListenError(t *testing.T) {
 	}
 }
 
-func TestActionsReturningNonsenseCodes(t *testing.T) {
-	srv, err := New(Config{Listen: "127.0.0.1:0", Now: func() time.Time { return testNow }},
-		newSource(primaryLeader()), zeroActions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec := do(t, srv.Handler(), http.MethodPost, "/reload", ""); rec.Code != http.StatusInternalServerError {
-		t.Fatalf("code 0 from Actions: %d", rec.Code)
+func TestActionsReturningUntypedErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		text string
+	}{
+		{errors.New("boom"), "boom"},
+		{&cluster.OpError{Kind: 99, Text: "odd kind"}, "odd kind"},
+	} {
+		srv, err := New(Config{Listen: "127.0.0.1:0", Now: func() time.Time { return testNow }},
+			newSource(primaryLeader()), errActions{err: tc.err})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec := do(t, srv.Handler(), http.MethodPost, "/reload", ""); rec.Code != http.StatusInternalServerError ||
+			rec.Body.String() != tc.text {
+			t.Fatalf("%v from Actions: %d %q", tc.err, rec.Code, rec.Body.String())
+		}
 	}
 }
 
-type zeroActions struct{ NotImplemented }
+// errActions answers POST /reload with err.
+type errActions struct {
+	NotImplemented
+	err error
+}
 
-func (zeroActions) Reload(context.Context) (int, string) { return 0, "" }
+func (a errActions) Reload(context.Context) (cluster.OpResult, error) {
+	return cluster.OpResult{}, a.err
+}

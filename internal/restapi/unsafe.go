@@ -3,6 +3,7 @@ package restapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -55,9 +56,9 @@ func (s *Server) switchover(w http.ResponseWriter, r *http.Request, action strin
 	}
 	s.extendDeadline(w)
 	if action == "failover" {
-		code, text = s.actions.Failover(r.Context(), req)
+		code, text = outcomeStatus(s.actions.Failover(r.Context(), req))
 	} else {
-		code, text = s.actions.Switchover(r.Context(), req)
+		code, text = outcomeStatus(s.actions.Switchover(r.Context(), req))
 	}
 	writeText(w, code, text)
 }
@@ -65,7 +66,7 @@ func (s *Server) switchover(w http.ResponseWriter, r *http.Request, action strin
 func (s *Server) deleteSwitchover(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("received delete switchover request", "remote", r.RemoteAddr)
 	s.extendDeadline(w)
-	code, text := s.actions.DeleteSwitchover(r.Context())
+	code, text := outcomeStatus(s.actions.DeleteSwitchover(r.Context()))
 	writeText(w, code, text)
 }
 
@@ -87,19 +88,19 @@ func (s *Server) postRestart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.extendDeadline(w)
-	code, text = s.actions.Restart(r.Context(), req)
+	code, text = outcomeStatus(s.actions.Restart(r.Context(), req))
 	writeText(w, code, text)
 }
 
 func (s *Server) deleteRestart(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("received delete restart request", "remote", r.RemoteAddr)
-	code, text := s.actions.DeleteRestart(r.Context())
+	code, text := outcomeStatus(s.actions.DeleteRestart(r.Context()))
 	writeText(w, code, text)
 }
 
 func (s *Server) postReload(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("received reload request", "remote", r.RemoteAddr)
-	code, text := s.actions.Reload(r.Context())
+	code, text := outcomeStatus(s.actions.Reload(r.Context()))
 	writeText(w, code, text)
 }
 
@@ -113,20 +114,23 @@ func (s *Server) postReinitialize(w http.ResponseWriter, r *http.Request) {
 	req := ReinitializeRequest{Force: pyParseBool(force), FromLeader: pyParseBool(fromLeader)}
 	s.log.Info("received reinitialize request", "force", req.Force, "from_leader", req.FromLeader, "remote", r.RemoteAddr)
 	s.extendDeadline(w)
-	code, text := s.actions.Reinitialize(r.Context(), req)
+	code, text := outcomeStatus(s.actions.Reinitialize(r.Context(), req))
 	writeText(w, code, text)
 }
 
 func (s *Server) patchConfig(w http.ResponseWriter, r *http.Request) {
-	s.configChange(w, r, "patch", s.actions.PatchConfig)
+	s.configChange(w, r, "patch", s.actions.PatchConfig, http.StatusServiceUnavailable)
 }
 
+// putConfig answers a failed write with 502, as Patroni's do_PUT_config does.
 func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
-	s.configChange(w, r, "put", s.actions.PutConfig)
+	s.configChange(w, r, "put", s.actions.PutConfig, http.StatusBadGateway)
 }
 
+// configChange runs a PATCH or PUT /config: the document written as JSON
+// (200), else the refusal as text; storeFailed is the status of a failed DCS write.
 func (s *Server) configChange(w http.ResponseWriter, r *http.Request, verb string,
-	act func(ctx context.Context, doc map[string]any) (int, []byte)) {
+	act func(ctx context.Context, doc map[string]any) ([]byte, error), storeFailed int) {
 	raw, _, ok := s.readBody(w, r, false)
 	if !ok {
 		return
@@ -138,12 +142,20 @@ func (s *Server) configChange(w http.ResponseWriter, r *http.Request, verb strin
 	}
 	s.log.Info("received config "+verb+" request", "keys", len(doc), "remote", r.RemoteAddr)
 	s.extendDeadline(w)
-	code, out := act(r.Context(), doc)
+	out, err := act(r.Context(), doc)
+	if err != nil {
+		code, text := errorStatus(err)
+		if oe := (*cluster.OpError)(nil); errors.As(err, &oe) && oe.Kind == cluster.OpStoreFailed {
+			code = storeFailed
+		}
+		writeText(w, code, text)
+		return
+	}
 	ctype := ctText
-	if code >= 200 && code < 300 && json.Valid(out) {
+	if json.Valid(out) {
 		ctype = ctJSON
 	}
-	writeRaw(w, code, ctype, out)
+	writeRaw(w, http.StatusOK, ctype, out)
 }
 
 func (s *Server) postFailsafe(w http.ResponseWriter, r *http.Request) {
@@ -164,14 +176,18 @@ func (s *Server) postFailsafe(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusBadRequest, "Bad request: "+msg)
 		return
 	}
-	code, text := s.actions.Failsafe(r.Context(), req)
-	if code == http.StatusOK {
-		// 4.x sends this replica's WAL position back so the primary can advance its slot.
-		if lsn := snap.PG.WALPosition(); lsn != 0 && snap.PG.InRecovery {
-			w.Header().Set("lsn", strconv.FormatUint(uint64(lsn), 10))
-		}
+	res, err := s.actions.Failsafe(r.Context(), req)
+	if err != nil {
+		// Patroni's do_POST_failsafe answers 500 with any message but "Accepted".
+		_, text := errorStatus(err)
+		writeText(w, http.StatusInternalServerError, text)
+		return
 	}
-	writeText(w, code, text)
+	// 4.x sends this replica's WAL position back so the primary can advance its slot.
+	if lsn := snap.PG.WALPosition(); lsn != 0 && snap.PG.InRecovery {
+		w.Header().Set("lsn", strconv.FormatUint(uint64(lsn), 10))
+	}
+	writeText(w, http.StatusOK, res.Text)
 }
 
 // postIgnored accepts Citus/MPP events (a JSON body is still required) and ignores them.

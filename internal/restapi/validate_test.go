@@ -30,48 +30,48 @@ func (r *recorder) record(name string) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) Switchover(_ context.Context, req SwitchoverRequest) (int, string) {
+func (r *recorder) Switchover(_ context.Context, req SwitchoverRequest) (cluster.OpResult, error) {
 	r.record("switchover")
 	r.switchover = req
-	return 200, `Successfully switched over to "` + req.Candidate + `"`
+	return cluster.Done(`Successfully switched over to "` + req.Candidate + `"`), nil
 }
 
-func (r *recorder) Failover(_ context.Context, req SwitchoverRequest) (int, string) {
+func (r *recorder) Failover(_ context.Context, req SwitchoverRequest) (cluster.OpResult, error) {
 	r.record("failover")
 	r.switchover = req
-	return 200, `Successfully failed over to "` + req.Candidate + `"`
+	return cluster.Done(`Successfully failed over to "` + req.Candidate + `"`), nil
 }
 
-func (r *recorder) Restart(_ context.Context, req RestartRequest) (int, string) {
+func (r *recorder) Restart(_ context.Context, req RestartRequest) (cluster.OpResult, error) {
 	r.record("restart")
 	r.restart = req
 	if !req.Schedule.IsZero() {
-		return 202, "Restart scheduled"
+		return cluster.Scheduled("Restart scheduled"), nil
 	}
-	return 200, "restarted successfully"
+	return cluster.Done("restarted successfully"), nil
 }
 
-func (r *recorder) Reinitialize(_ context.Context, req ReinitializeRequest) (int, string) {
+func (r *recorder) Reinitialize(_ context.Context, req ReinitializeRequest) (cluster.OpResult, error) {
 	r.record("reinitialize")
 	r.reinit = req
-	return 200, "reinitialize started"
+	return cluster.Done("reinitialize started"), nil
 }
 
-func (r *recorder) PatchConfig(_ context.Context, patch map[string]any) (int, []byte) {
+func (r *recorder) PatchConfig(_ context.Context, patch map[string]any) ([]byte, error) {
 	r.record("patch")
 	r.config = patch
-	return 200, []byte(`{"ttl":20}`)
+	return []byte(`{"ttl":20}`), nil
 }
 
-func (r *recorder) Failsafe(_ context.Context, req FailsafeRequest) (int, string) {
+func (r *recorder) Failsafe(_ context.Context, req FailsafeRequest) (cluster.OpResult, error) {
 	r.record("failsafe")
 	r.failsafe = req
-	return 200, "Accepted"
+	return cluster.Done("Accepted"), nil
 }
 
-func (r *recorder) Reload(context.Context) (int, string) {
+func (r *recorder) Reload(context.Context) (cluster.OpResult, error) {
 	r.record("reload")
-	return 202, "reload scheduled"
+	return cluster.Scheduled("reload scheduled"), nil
 }
 
 func actionServer(t *testing.T, snap *cluster.Snapshot, mutate ...func(*Config)) (*Server, *recorder) {

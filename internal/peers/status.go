@@ -1,36 +1,15 @@
-package ha
+package peers
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha"
 )
 
-// noPeers answers every member as unreachable (no peer client wired; tests).
-type noPeers struct{}
-
-func (noPeers) Status(_ context.Context, members []cluster.Member) []PeerStatus {
-	out := make([]PeerStatus, len(members))
-	for i, m := range members {
-		out[i] = PeerStatus{Name: m.Name}
-	}
-	return out
-}
-
-// PeerErrorCounter is an optional extension of Peers: failed peer requests
-// by reason, published in the snapshot's counters for metrics.
-type PeerErrorCounter interface {
-	ErrorCounts() map[string]uint64
-}
-
-// PeerTimeout is how long one peer may take to answer during a leader race (Patroni: 2 s, no retry).
-const PeerTimeout = 2 * time.Second
-
-// peerDoc is the part of Patroni's /patroni document the leader race reads.
-type peerDoc struct {
+// statusDoc is the part of Patroni's /patroni document the leader race reads.
+type statusDoc struct {
 	Role     string `json:"role"`
 	Timeline int    `json:"timeline"`
 	XLog     *struct {
@@ -42,22 +21,22 @@ type peerDoc struct {
 	WatchdogFailed bool           `json:"watchdog_failed"`
 }
 
-// ParsePeerStatus reads a /patroni document (Patroni's field names): a primary
+// ParseStatus reads a /patroni document (Patroni's field names): a primary
 // reports xlog.location, a replica received/replayed_location; a node that
 // reports only xlog.location counts as a primary whatever its role says. A
 // document without xlog (postgres not answering) tells nothing about the
 // node's data: like Patroni, the race counts it as unreachable, so an old
 // primary whose postgres is down never holds a failover back by its role.
-func ParsePeerStatus(name string, body []byte) (PeerStatus, error) {
-	var d peerDoc
+func ParseStatus(name string, body []byte) (ha.PeerStatus, error) {
+	var d statusDoc
 	if err := json.Unmarshal(body, &d); err != nil {
-		return PeerStatus{Name: name}, fmt.Errorf("peer %s: bad status document: %w", name, err)
+		return ha.PeerStatus{Name: name}, fmt.Errorf("peer %s: bad status document: %w", name, err)
 	}
 	if d.XLog == nil {
-		return PeerStatus{Name: name, Role: d.Role}, nil
+		return ha.PeerStatus{Name: name, Role: d.Role}, nil
 	}
-	tags := ParseTags(d.Tags)
-	st := PeerStatus{Name: name, Reachable: true, Role: d.Role, Timeline: d.Timeline,
+	tags := ha.ParseTags(d.Tags)
+	st := ha.PeerStatus{Name: name, Reachable: true, Role: d.Role, Timeline: d.Timeline,
 		NoFailover: !tags.CanFailover(), FailoverPriority: tags.FailoverPriority, WatchdogFailed: d.WatchdogFailed}
 	pos := func(p *int64) cluster.LSN {
 		if p == nil || *p < 0 {
@@ -75,3 +54,6 @@ func ParsePeerStatus(name string, body []byte) (PeerStatus, error) {
 	}
 	return st, nil
 }
+
+// isPrimaryRole reports whether a /patroni role names a primary (3.0.2 "master", 4.x "primary").
+func isPrimaryRole(role string) bool { return role == "master" || role == "primary" }
