@@ -128,7 +128,7 @@ func (n *Node) updateLock(ctx context.Context, d Decision, o *Observation) bool 
 	if d.ClearFailover {
 		n.clearFailover(ctx, o.View)
 	}
-	if o.Long == nil && o.pgReady() && !o.PG.InRecovery {
+	if o.Long == nil && o.PGReady() && !o.PG.InRecovery {
 		n.leaderDuties(ctx, *o)
 	}
 	return false
@@ -165,7 +165,7 @@ func (n *Node) acquire(ctx context.Context, o Observation, d Decision) {
 	n.st.view.Leader = &cluster.LeaderKey{Name: n.cfg.Name}
 	n.st.recycle = true
 	manual := !o.View.Failover.Empty()
-	if o.pgReady() && o.PG.InRecovery {
+	if o.PGReady() && o.PG.InRecovery {
 		sctx, cancel := shortCtx(ctx, time.Second)
 		n.createMemberSlots(sctx, o)
 		cancel()
@@ -257,7 +257,7 @@ func (n *Node) demote(ctx context.Context, d Decision, o Observation) {
 	case DemoteOffline:
 		// Read-only before the deadline: a fast stop bounded by it (then immediate), and
 		// a restart without upstream. The key stays: we cannot reach the DCS to release it.
-		if err := n.stopPG(ctx, d.Stop, DemoteDeadline(o.holdUntil(), o.Config)); err == nil {
+		if err := n.stopPG(ctx, d.Stop, DemoteDeadline(o.HoldUntil(), o.Config)); err == nil {
 			n.fire(d.Callbacks, AfterStop)
 			n.launchStart(ctx, o, true, "")
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // maxRounds bounds the decide/act rounds in one cycle (ask peers, then decide again, ...).
@@ -55,7 +56,7 @@ func (n *Node) observe(ctx context.Context) Observation {
 	n.st.view = view
 	n.applyDynamicConfig(view)
 	now := n.now()
-	n.st.digest = viewDigest(view, n.cfg.Name, now, n.st.dyn.TTLDuration())
+	n.st.digest = plan.ViewDigest(view, n.cfg.Name, now, n.st.dyn.TTLDuration())
 	lease := n.deps.Store.LeaseValidUntil()
 	if !lease.After(now) {
 		kctx, cancel := shortCtx(ctx, min(time.Second, n.st.dyn.RetryTimeoutDuration()))
@@ -142,7 +143,7 @@ func (n *Node) observePG(ctx context.Context) cluster.PGObservation {
 	case pg.Running && n.st.roleKnown:
 		pg.InRecovery = n.st.inRecovery
 	case pg.Running && n.st.data.Control != nil:
-		pg.InRecovery = inRecoveryState(n.st.data.Control.ClusterState)
+		pg.InRecovery = plan.InRecoveryState(n.st.data.Control.ClusterState)
 	case !pg.Running:
 		if n.st.long == nil {
 			n.st.roleKnown = false

@@ -59,13 +59,13 @@ func (n *Node) failsafeStep(ctx context.Context, o *Observation) {
 	switch {
 	case !o.Config.FailsafeMode:
 		why = "failsafe_mode is off"
-	case o.paused():
+	case o.Paused():
 		why = "maintenance mode"
-	case !o.leaderIsMe():
+	case !o.LeaderIsMe():
 		why = "not the leader"
-	case !o.pgWritable():
+	case !o.PGWritable():
 		why = "postgres is not a running primary"
-	case !n.st.dcsFailing && o.dcsUsable() && !o.Now.After(n.leaseOverdueAt()):
+	case !n.st.dcsFailing && o.DCSUsable() && !o.Now.After(n.leaseOverdueAt()):
 		why = "DCS is accessible again"
 	}
 	if why != "" {

@@ -6,15 +6,17 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // shortPolls are the waits no event announces, by decision reason, and how
 // soon the cycle runs again to look (docs/ha-waits.md): every other wait ends
 // on an event (a key change, the lease, the postmaster, a long action, a timer).
 var shortPolls = map[string]time.Duration{
-	reasonAwaitingWAL: 100 * time.Millisecond, // the candidate waiting for the old leader's last WAL
-	"pg_not_ready":    250 * time.Millisecond, // postgres running but not accepting connections yet
-	"lagging":         time.Second,            // a replica replaying towards maximum_lag_on_failover
+	plan.ReasonAwaitingWAL: 100 * time.Millisecond, // the candidate waiting for the old leader's last WAL
+	"pg_not_ready":         250 * time.Millisecond, // postgres running but not accepting connections yet
+	"lagging":              time.Second,            // a replica replaying towards maximum_lag_on_failover
 }
 
 // maxBurst bounds the cycles run back to back without waiting for an event.
@@ -96,7 +98,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return n.exitErr(ctx)
 		case <-n.deps.Store.Changed():
-			cycle = viewDigest(n.deps.Store.View(), n.cfg.Name, n.now(), n.st.dyn.TTLDuration()) != n.st.digest
+			cycle = plan.ViewDigest(n.deps.Store.View(), n.cfg.Name, n.now(), n.st.dyn.TTLDuration()) != n.st.digest
 		case <-n.deps.Store.LeaseLost():
 			n.st.counters.LeaseRenewFails++
 			n.st.dcsFailing = true

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // Operator requests (patroni-contract.md §1.6). The REST API calls the exported
@@ -197,13 +199,13 @@ func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (int, 
 		}
 		o = n.opObservation()
 	}
-	src := o.leaderName()
+	src := o.LeaderName()
 	if !req.FromLeader {
-		if s := cloneSource(o, true); s != "" {
+		if s := plan.CloneSource(o, true); s != "" {
 			src = s
 		}
 	}
-	if m, ok := o.member(src); !ok || m.ConnURL == "" {
+	if m, ok := o.Member(src); !ok || m.ConnURL == "" {
 		return http.StatusServiceUnavailable, fmt.Sprintf("reinitialize is not possible: %s has no member key with a conn_url", src)
 	}
 	delete(n.st.longFailedAt, LongReinitialize)
@@ -211,7 +213,7 @@ func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (int, 
 	n.log.Info("reinitialize requested", "source", src, "force", req.Force)
 	// The callbacks of a reinitialize Decide would plan (planCallbacks): on_stop, then the start's.
 	d := Decision{Action: ActionReinitialize, Member: src}
-	d.Callbacks = planCallbacks(o, d)
+	d.Callbacks = plan.PlanCallbacks(o, d)
 	n.st.deciding = &d
 	n.launchReinit(ctx, o, src)
 	n.st.deciding = nil

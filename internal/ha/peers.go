@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // noPeers answers every member as unreachable (no peer client wired; tests).
@@ -69,7 +70,7 @@ func ParsePeerStatus(name string, body []byte) (PeerStatus, error) {
 		st.WALPosition = max(pos(d.XLog.Received), pos(d.XLog.Replayed))
 	} else {
 		st.WALPosition = pos(d.XLog.Location)
-		if st.WALPosition > 0 && !isPrimaryRole(st.Role) {
+		if st.WALPosition > 0 && !plan.IsPrimaryRole(st.Role) {
 			st.Role = "primary"
 		}
 	}

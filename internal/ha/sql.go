@@ -96,7 +96,7 @@ func (n *Node) syncSlots(ctx context.Context, o Observation) {
 		}
 		have[r[0]] = true
 		name, typ, active := r[0], r[1], r[2] == "t" || r[2] == "true"
-		if typ != "physical" || want[name] || active || o.paused() || ignoredSlot(o.Config.Raw, name, typ) {
+		if typ != "physical" || want[name] || active || o.Paused() || ignoredSlot(o.Config.Raw, name, typ) {
 			continue
 		}
 		if _, ok := permanent[name]; ok {

@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"strings"
@@ -236,10 +236,10 @@ func Decide(o Observation) Decision {
 	if len(o.RefusedConfig) > 0 {
 		d = holdRefused(o, d)
 	}
-	if d.Action == ActionPromote || d.Action == ActionAcquire && o.pgReady() && o.PG.InRecovery {
+	if d.Action == ActionPromote || d.Action == ActionAcquire && o.PGReady() && o.PG.InRecovery {
 		d.PrePromote = o.HasPrePromote && o.PrePromote != PrePromotePassed
 	}
-	d.Callbacks = planCallbacks(o, d)
+	d.Callbacks = PlanCallbacks(o, d)
 	return d
 }
 
@@ -268,7 +268,7 @@ func decide(o Observation) Decision {
 	if o.Long != nil {
 		return decideLongAction(o)
 	}
-	if !o.dcsUsable() {
+	if !o.DCSUsable() {
 		return decideDCSError(o)
 	}
 	if o.Data.Err != "" && !o.PG.Running {
@@ -300,10 +300,10 @@ func decide(o Observation) Decision {
 // stop (bounded by the deadline); past the deadline with an immediate one.
 // Paused clusters are exempt (nothing is stopped in maintenance mode).
 func decideFencing(o Observation) (Decision, bool) {
-	if o.paused() || !o.pgWritable() || !o.leaderIsMe() {
+	if o.Paused() || !o.PGWritable() || !o.LeaderIsMe() {
 		return Decision{}, false
 	}
-	hold := o.holdUntil()
+	hold := o.HoldUntil()
 	if o.Now.Before(DemoteStart(hold, o.Config)) {
 		return Decision{}, false
 	}
@@ -323,16 +323,16 @@ func decideFencing(o Observation) (Decision, bool) {
 // read-only unless failsafe mode vouches for it; replicas keep replicating and
 // nobody starts, promotes or bootstraps anything.
 func decideDCSError(o Observation) Decision {
-	if o.paused() {
+	if o.Paused() {
 		return none("PAUSE: DCS is not accessible", "dcs_error")
 	}
-	if o.pgWritable() {
+	if o.PGWritable() {
 		if o.FailsafeConfirmed {
 			return none("continue to run as primary because failsafe mode is enabled and all members are accessible",
 				"failsafe")
 		}
 		stop := cluster.StopFast
-		if hold := o.holdUntil(); !o.Now.Before(DemoteDeadline(hold, o.Config)) {
+		if hold := o.HoldUntil(); !o.Now.Before(DemoteDeadline(hold, o.Config)) {
 			stop = cluster.StopImmediate
 		}
 		return Decision{Action: ActionDemote, Demote: DemoteOffline, Stop: stop,
@@ -343,10 +343,10 @@ func decideDCSError(o Observation) Decision {
 
 // decideLockLost: UpdateLeader found the key owned by someone else (§4.6).
 func decideLockLost(o Observation) Decision {
-	if o.paused() {
+	if o.Paused() {
 		return none("PAUSE: failed to update leader lock in DCS; continue to run", "lock_lost")
 	}
-	if o.pgWritable() {
+	if o.PGWritable() {
 		return Decision{Action: ActionDemote, Demote: DemoteImmediateNoLock, Stop: cluster.StopImmediate,
 			Message: "demoted self because failed to update leader lock in DCS", Reason: "lock_lost"}
 	}

@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"sort"
@@ -10,22 +10,22 @@ import (
 
 // Read-only helpers on Observation used by the rules. None of them mutate.
 
-func (o Observation) paused() bool { return o.Config.Pause }
+func (o Observation) Paused() bool { return o.Config.Pause }
 
 // pgWritable is the conservative "may accept writes" test used for fencing:
 // a live postmaster not known to be in recovery.
-func (o Observation) pgWritable() bool { return o.PG.Running && !o.PG.InRecovery }
+func (o Observation) PGWritable() bool { return o.PG.Running && !o.PG.InRecovery }
 
 // pgReady reports a postmaster that answered the observation query.
-func (o Observation) pgReady() bool { return o.PG.Running && o.PG.Ready }
+func (o Observation) PGReady() bool { return o.PG.Running && o.PG.Ready }
 
 // leaderIsMe reports that the DCS view names us as leader and UpdateLeader did not contradict it.
-func (o Observation) leaderIsMe() bool {
+func (o Observation) LeaderIsMe() bool {
 	return o.View.Leader != nil && o.View.Leader.Name == o.Name && !o.LockLost
 }
 
 // holdUntil is how long our hold on the leader key is known to last.
-func (o Observation) holdUntil() time.Time {
+func (o Observation) HoldUntil() time.Time {
 	h := o.LeaseValidUntil
 	if o.FailsafeConfirmed && o.FailsafeUntil.After(h) {
 		h = o.FailsafeUntil
@@ -36,17 +36,17 @@ func (o Observation) holdUntil() time.Time {
 // holdValid reports that we may still act as leader (start or promote a primary):
 // the hold ends after DemoteStart.
 func (o Observation) holdValid() bool {
-	h := o.holdUntil()
+	h := o.HoldUntil()
 	return !h.IsZero() && o.Now.Before(DemoteStart(h, o.Config))
 }
 
 // dcsUsable reports a fresh view and a live lease: the precondition for any
 // decision that relies on the cluster's keys.
-func (o Observation) dcsUsable() bool {
+func (o Observation) DCSUsable() bool {
 	return o.DCSOK && o.LeaseValidUntil.After(o.Now)
 }
 
-func (o Observation) member(name string) (cluster.Member, bool) {
+func (o Observation) Member(name string) (cluster.Member, bool) {
 	m, ok := o.View.Members[name]
 	if ok && m.Name == "" {
 		m.Name = name
@@ -54,7 +54,7 @@ func (o Observation) member(name string) (cluster.Member, bool) {
 	return m, ok
 }
 
-func (o Observation) leaderName() string {
+func (o Observation) LeaderName() string {
 	if o.View.Leader == nil {
 		return ""
 	}
@@ -63,7 +63,7 @@ func (o Observation) leaderName() string {
 
 // ownWAL is the position compared in the race: primary current/flush, replica max(received, replayed).
 func (o Observation) ownWAL() cluster.LSN {
-	if o.pgReady() {
+	if o.PGReady() {
 		return o.PG.WALPosition()
 	}
 	if c := o.Data.Control; c != nil {
@@ -85,12 +85,12 @@ func (o Observation) tooFarBehind(pos cluster.LSN) bool {
 }
 
 // syncActive reports synchronous mode with a populated sync key.
-func (o Observation) syncActive() bool {
+func (o Observation) SyncActive() bool {
 	return o.Config.SynchronousMode && o.View.Sync != nil && o.View.Sync.Leader != ""
 }
 
 // inSync reports whether name is the sync key's leader or one of its standbys.
-func (o Observation) inSync(name string) bool {
+func (o Observation) InSync(name string) bool {
 	s := o.View.Sync
 	if s == nil {
 		return false
@@ -98,11 +98,11 @@ func (o Observation) inSync(name string) bool {
 	if strings.EqualFold(s.Leader, name) {
 		return true
 	}
-	return o.inSyncStandby(name)
+	return o.InSyncStandby(name)
 }
 
 // inSyncStandby reports whether name is listed as a synchronous standby (Patroni's sync.matches).
-func (o Observation) inSyncStandby(name string) bool {
+func (o Observation) InSyncStandby(name string) bool {
 	s := o.View.Sync
 	if s == nil || s.SyncStandby == nil {
 		return false
@@ -118,7 +118,7 @@ func (o Observation) inSyncStandby(name string) bool {
 // candidateOK reports whether member m could take over from us now, judged from
 // its member key: may fail over, has an API, runs as a replica, is not too far
 // behind, and (check_timeline) is on the cluster timeline.
-func (o Observation) candidateOK(m cluster.Member) bool {
+func (o Observation) CandidateOK(m cluster.Member) bool {
 	if m.Name == o.Name || m.APIURL == "" || !ParseTags(m.Tags).CanFailover() {
 		return false
 	}
@@ -139,7 +139,7 @@ func (o Observation) candidateOK(m cluster.Member) bool {
 func (o Observation) viableReplica() bool {
 	for name, m := range o.View.Members {
 		m.Name = name
-		if o.candidateOK(m) {
+		if o.CandidateOK(m) {
 			return true
 		}
 	}
@@ -171,7 +171,7 @@ func (o Observation) streamsFromMe(name string) bool {
 // loop, so right after a replica caught up (a clone's WAL switch, a burst of
 // writes) it can show a lag the replica no longer has. Patroni asks the
 // members' APIs for their current position for the same reason.
-func (o Observation) withStreamedPosition(m cluster.Member) cluster.Member {
+func (o Observation) WithStreamedPosition(m cluster.Member) cluster.Member {
 	for _, r := range o.PG.Replication {
 		if r.ApplicationName == m.Name && r.State == "streaming" {
 			if pos := int64(r.ReplayLSN); m.XLogLocation == nil || pos > *m.XLogLocation {
@@ -220,7 +220,7 @@ func (o Observation) otherPrimary() string {
 	sort.Strings(names)
 	for _, name := range names {
 		m := o.View.Members[name]
-		if name != o.Name && isPrimaryRole(m.Role) && m.State == string(cluster.StateRunning) {
+		if name != o.Name && IsPrimaryRole(m.Role) && m.State == string(cluster.StateRunning) {
 			return name
 		}
 	}
@@ -228,7 +228,7 @@ func (o Observation) otherPrimary() string {
 }
 
 func (o Observation) msgPrefix() string {
-	if o.paused() {
+	if o.Paused() {
 		return "PAUSE: "
 	}
 	return ""
