@@ -168,15 +168,7 @@ func (n *Node) handleOp(ctx context.Context, req *opRequest) {
 
 // opObservation is the loop's current picture for acting on a request between cycles.
 func (n *Node) opObservation() Observation {
-	usePgRewind := n.st.dyn.UsePgRewind
-	if n.cfg.UsePgRewind != nil {
-		usePgRewind = *n.cfg.UsePgRewind
-	}
-	return Observation{
-		Now: n.now(), Name: n.cfg.Name, Tags: ParseTags(n.configTags()), Config: n.st.dyn, UsePgRewind: usePgRewind,
-		View: n.deps.Store.View(), DCSOK: n.st.dcsOK, LeaseValidUntil: n.deps.Store.LeaseValidUntil(),
-		PG: n.st.pg, Data: n.st.data, Upstream: n.st.upstream,
-	}
+	return n.observation(n.now(), n.deps.Store.View(), n.deps.Store.LeaseValidUntil())
 }
 
 // reinitialize is Patroni's ha.reinitialize: replicas only, while a leader exists.

@@ -5,19 +5,21 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
-// finishCycle runs after every cycle: role bookkeeping, member key, fence,
-// VIP and the published snapshot, all from the loop's latest state (which the
-// actions of this cycle may have changed).
+// finishCycle runs after every cycle: role bookkeeping, member key, then the
+// effects that follow the state the action left (plan.Settle: fence, VIP) and
+// the published snapshot.
 func (n *Node) finishCycle(ctx context.Context, o Observation) {
 	n.recheckKey()
 	n.updateRole()
 	if n.st.dcsOK {
 		n.touchMember(ctx, o)
 	}
-	n.reconcileFence()
-	n.reconcileVIP(ctx)
+	e := plan.Settle(n.settleState())
+	n.applyFence(e.FenceWant, e.Fence, e.FenceDeadline)
+	n.applyVIP(ctx, e.VIP)
 	n.st.lastLoop = n.now()
 	n.publish()
 }
@@ -113,44 +115,60 @@ func (n *Node) touchMember(ctx context.Context, o Observation) {
 	}
 }
 
-// reconcileFence keeps the fence guard in step with reality:
-//   - we hold the key and postgres is (or is about to become) a writable primary:
-//     arm it with DemoteDeadline(LeaseValidUntil), re-armed on every renewal;
-//   - postgres is not a primary, or the cluster is paused: disarm;
-//   - a writable primary without the key (about to be demoted): leave it armed
-//     with its last deadline, never extended.
-func (n *Node) reconcileFence() {
-	if n.cfg.NoFence || n.deps.Fence == nil {
-		n.st.fenceWant = n.holdsKey() && n.pgPrimaryish()
-		return
+// settleState is the loop's state as the effect rules read it (plan.State):
+// taken after the cycle's action, or between cycles (a renewal, the timer).
+func (n *Node) settleState() plan.State {
+	s := plan.State{
+		Now: n.now(), Config: n.st.dyn, HoldsKey: n.holdsKey(), HoldUntil: n.holdUntil(),
+		LeaderAbsent:   n.st.view.Leader == nil,
+		ViewLeaderIsMe: n.st.view.Leader != nil && n.st.view.Leader.Name == n.cfg.Name,
+		PG:             n.st.pg, Promoting: n.st.promoting,
+		FenceConfigured: !n.cfg.NoFence && n.deps.Fence != nil, VIPBound: n.st.vipBound,
+		Failsafe: n.failsafeFacts(), LastLoop: n.st.lastLoop, PollAfter: n.st.pollAfter,
+		ReleasedAt: n.st.releasedAt, WakeAt: n.st.wakeAt, PGDownSince: n.st.pgDownSince,
 	}
-	writable := n.st.pg.Running && !n.st.pg.InRecovery
-	becoming := n.becomingPrimary()
-	n.st.fenceWant = n.holdsKey() && !n.st.dyn.Pause && (writable || becoming)
-	switch {
-	case n.st.fenceWant:
-		n.armFence()
-	case n.st.dyn.Pause || !writable && !becoming:
+	if l := n.st.long; l != nil {
+		s.Long = &LongAction{Kind: l.kind, Since: l.since}
+	}
+	if r := n.st.scheduled; r != nil {
+		s.RestartAt = r.req.Schedule
+	}
+	if f := n.st.view.Failover; !f.Empty() && f.ScheduledAt != "" {
+		if at, err := time.Parse(time.RFC3339Nano, f.ScheduledAt); err == nil {
+			s.FailoverAt = at
+		}
+	}
+	return s
+}
+
+// reconcileFence applies the fence rule (plan.Fence) to the loop's current
+// state: arm to the hold's demote deadline, disarm, or leave it as it is.
+func (n *Node) reconcileFence() {
+	n.applyFence(plan.Fence(n.settleState()))
+}
+
+// applyFence carries out the fence rule's step (plan.Fence).
+func (n *Node) applyFence(want bool, step plan.FenceStep, deadline time.Time) {
+	n.st.fenceWant = want
+	switch step {
+	case plan.FenceArm:
+		n.armFenceAt(deadline)
+	case plan.FenceDisarm:
 		n.disarmFence()
 	}
-}
-
-func (n *Node) pgPrimaryish() bool {
-	return n.st.pg.Running && !n.st.pg.InRecovery || n.becomingPrimary()
-}
-
-func (n *Node) becomingPrimary() bool {
-	l := n.st.long
-	return n.st.promoting || l != nil && (l.kind == LongBootstrap || l.kind == LongStartPrimary)
 }
 
 // armFence arms (or extends) the guard to DemoteDeadline of the current hold:
 // the lease, or while failsafe keeps leadership the last confirmation + ttl.
 func (n *Node) armFence() {
+	n.armFenceAt(DemoteDeadline(n.holdUntil(), n.st.dyn))
+}
+
+// armFenceAt arms (or extends) the guard to dl (a zero dl changes nothing).
+func (n *Node) armFenceAt(dl time.Time) {
 	if n.cfg.NoFence || n.deps.Fence == nil {
 		return
 	}
-	dl := DemoteDeadline(n.holdUntil(), n.st.dyn)
 	if dl.IsZero() || n.st.fenceKnown && n.st.fenceArmed && dl.Equal(n.st.fenceUntil) {
 		return
 	}
@@ -185,20 +203,14 @@ func (n *Node) disarmFence() {
 	n.st.fenceKnown, n.st.fenceArmed, n.st.fenceUntil = true, false, time.Time{}
 }
 
-// reconcileVIP binds the VIP only while we hold the key, the hold is not about
-// to end, and postgres is a running primary. During a restart in place a bound
-// VIP stays (no ARP churn for a postmaster that comes back in a second).
-func (n *Node) reconcileVIP(ctx context.Context) {
-	if n.deps.VIP == nil {
-		return
+// applyVIP carries out the VIP rule's step (plan.VIP).
+func (n *Node) applyVIP(ctx context.Context, step plan.VIPStep) {
+	switch step {
+	case plan.VIPBind:
+		n.ensureVIP(ctx, true)
+	case plan.VIPUnbind:
+		n.ensureVIP(ctx, false)
 	}
-	pg := n.st.pg
-	holdOK := n.now().Before(DemoteStart(n.holdUntil(), n.st.dyn))
-	want := n.holdsKey() && holdOK && pg.Running && pg.Ready && !pg.InRecovery
-	if !want && n.st.vipBound && n.holdsKey() && holdOK && n.st.long != nil && n.st.long.kind == LongStartPrimary {
-		return
-	}
-	n.ensureVIP(ctx, want)
 }
 
 // ensureVIP asks for the VIP state; errors are logged and never block anything.

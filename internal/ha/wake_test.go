@@ -29,14 +29,14 @@ func TestViewDigestFollowsMemberWakeFields(t *testing.T) {
 // nextWake: a short poll for the waits no event announces, and the end of
 // released_recently as a timer; neither waits for loop_wait.
 func TestNextWakeShortPollsAndReleaseTimer(t *testing.T) {
-	n := New(Config{Name: "pg1", Scope: "s", Now: func() time.Time { return t0 }}, Deps{})
+	n := New(Config{Name: "pg1", Scope: "s", Now: func() time.Time { return t0 }}, Deps{Store: &leaseOnly{}})
 	n.st.dyn = cluster.DynamicConfig{TTL: 30, LoopWait: 10, RetryTimeout: 10}
 	n.st.lastLoop = t0
 	if got := n.nextWake(); !got.Equal(t0.Add(10 * time.Second)) {
 		t.Fatalf("idle nextWake = %v, want loop_wait", got.Sub(t0))
 	}
-	for reason, d := range shortPolls {
-		n.st.pollAfter = shortPolls[reason]
+	for reason, d := range plan.ShortPolls {
+		n.st.pollAfter = plan.ShortPolls[reason]
 		if got := n.nextWake(); !got.Equal(t0.Add(d)) {
 			t.Errorf("%s: nextWake = %v, want %v", reason, got.Sub(t0), d)
 		}
@@ -58,7 +58,7 @@ func TestRenewalWakesLeaseDeadlineWait(t *testing.T) {
 	if n.onRenewal() {
 		t.Error("a renewal with nothing waiting on it ran a cycle")
 	}
-	n.st.reason = "lease_deadline"
+	n.st.cycleOnRenewal = true
 	if !n.onRenewal() {
 		t.Error("a renewal did not wake the lease_deadline wait")
 	}

@@ -32,6 +32,8 @@ type Observation struct {
 	// while confirmed, leadership is held until FailsafeUntil even without DCS.
 	FailsafeConfirmed bool
 	FailsafeUntil     time.Time
+	// Failsafe is the primary side of failsafe mode (NextFailsafe reads it).
+	Failsafe FailsafeFacts
 	// FailsafeLeader is the member that asked us with POST /failsafe less than
 	// ttl ago ("" if none): it is a live primary, so no leader race.
 	FailsafeLeader string
