@@ -28,10 +28,7 @@ func (n *Node) cycle(ctx context.Context) {
 			n.applyFailsafe(ctx, p.Failsafe, p.FailsafeWhy, &obs)
 			continue
 		}
-		n.record(ctx, p.Decision)
-		n.st.pollAfter = p.PollAfter
-		n.st.cycleOnRenewal = p.CycleOnRenewal
-		if !n.apply(ctx, p.Decision, &obs) {
+		if !n.step(ctx, p, &obs) {
 			break
 		}
 	}
@@ -48,6 +45,19 @@ func (n *Node) cycle(ctx context.Context) {
 		n.keepReplicaSlots(ctx, obs)
 	}
 	n.finishCycle(ctx, obs)
+}
+
+// step applies one plan: its intent is noted, its action applied, and its
+// outcome logged once known. It reports whether to plan again.
+func (n *Node) step(ctx context.Context, p plan.Plan, obs *Observation) (replan bool) {
+	n.intend(ctx, p.Decision)
+	n.st.pollAfter = p.PollAfter
+	n.st.cycleOnRenewal = p.CycleOnRenewal
+	replan, done := n.apply(ctx, p.Decision, obs)
+	if done {
+		n.record(ctx, p.Decision)
+	}
+	return replan
 }
 
 // prepare readies the cycle's inputs before anything is observed: a pending
@@ -250,10 +260,22 @@ func (n *Node) applyDynamicConfig(view cluster.View) {
 	}
 }
 
-// record logs a decision: at Info when its message changed or it changes
-// something, at Debug when the same quiet message repeats.
-func (n *Node) record(ctx context.Context, d Decision) {
+// intend notes the decision about to be applied: it becomes the published
+// action, and a debug line says what is planned. Whether it happened is
+// logged after apply (record), or by the step that failed.
+func (n *Node) intend(ctx context.Context, d Decision) {
 	n.st.action = d.Message
+	attrs := []any{"action", d.Action.String(), "reason", d.Reason}
+	if d.Member != "" {
+		attrs = append(attrs, "target", d.Member)
+	}
+	n.log.Log(ctx, slog.LevelDebug, "planning to "+d.Action.String(), attrs...)
+}
+
+// record logs a decision once it was carried out, with Patroni's text for
+// the outcome: at Info when its message changed or it changes something, at
+// Debug when the same quiet message repeats.
+func (n *Node) record(ctx context.Context, d Decision) {
 	quiet := d.Action == ActionNone || d.Action == ActionWait || d.Action == ActionUpdateLock || d.Action == ActionAskPeers
 	lvl := slog.LevelInfo
 	if quiet && d.Message == n.st.lastMsg {
