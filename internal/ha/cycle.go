@@ -44,7 +44,7 @@ func (n *Node) cycle(ctx context.Context) {
 	if n.st.long == nil {
 		n.keepReplicaSlots(ctx, obs)
 	}
-	n.finishCycle(ctx, obs)
+	n.finishCycle(ctx)
 }
 
 // step applies one plan: its intent is noted, its action applied, and its

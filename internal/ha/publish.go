@@ -8,16 +8,14 @@ import (
 	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
-// finishCycle runs after every cycle: role bookkeeping, member key, then the
-// effects that follow the state the action left (plan.Settle: fence, VIP) and
+// finishCycle runs after every cycle: role bookkeeping, then the effects that
+// follow the state the action left (plan.Settle: member key, fence, VIP) and
 // the published snapshot.
-func (n *Node) finishCycle(ctx context.Context, o Observation) {
+func (n *Node) finishCycle(ctx context.Context) {
 	n.recheckKey()
 	n.updateRole()
-	if n.st.dcsOK {
-		n.touchMember(ctx, o)
-	}
 	e := plan.Settle(n.settleState())
+	n.writeMember(ctx, e.Member)
 	n.applyFence(e.FenceWant, e.Fence, e.FenceDeadline)
 	n.applyVIP(ctx, e.VIP)
 	n.st.lastLoop = n.now()
@@ -63,54 +61,21 @@ func (n *Node) updateRole() {
 
 // pgState is the state string published for postgres, showing long actions.
 func (n *Node) pgState() cluster.PGState {
-	pg := n.st.pg
-	if l := n.st.long; l != nil && !(pg.Running && pg.Ready) {
-		switch l.kind {
-		case LongBootstrap:
-			return cluster.StateInitializing
-		case LongClone, LongReinitialize:
-			return cluster.StateCreatingReplica
-		case LongRewind:
-			return cluster.StateRewinding
-		default:
-			return cluster.StateStarting
-		}
+	var long *LongAction
+	if l := n.st.long; l != nil {
+		long = &LongAction{Kind: l.kind, Since: l.since}
 	}
-	if pg.State != "" {
-		return pg.State
-	}
-	if pg.Running {
-		return cluster.StateUnknown
-	}
-	return cluster.StateStopped
+	return plan.PGState(n.st.pg, long)
 }
 
-// touchMember writes members/<name> (the Store skips unchanged values).
-func (n *Node) touchMember(ctx context.Context, o Observation) {
-	pg := n.st.pg
-	m := cluster.Member{
-		Name: n.cfg.Name, ConnURL: n.cfg.ConnURL, APIURL: n.cfg.APIURL,
-		State: string(n.pgState()), Role: n.cfg.Compat.RoleName(n.st.role), Version: n.cfg.Compat.Version(),
-		Timeline: pg.Timeline, Tags: EffectiveTags(n.configTags()), Pause: o.Config.Pause,
-		PendingRestart: pg.PendingRestart, PendingRestartReason: pg.PendingRestartWhy,
-		ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
-	}
-	if pg.Running && pg.Ready {
-		pos := int64(pg.WALPosition())
-		m.XLogLocation = &pos
-		if pg.InRecovery {
-			m.ReplicationState = "in archive recovery"
-			if pg.Streaming {
-				m.ReplicationState = "streaming"
-			}
-		} else if n.st.checkpointPending {
-			f := false
-			m.CheckpointAfterPromote = &f
-		}
+// writeMember writes members/<name> (the Store skips unchanged values).
+func (n *Node) writeMember(ctx context.Context, m *cluster.Member) {
+	if m == nil {
+		return
 	}
 	octx, cancel := n.opCtx(ctx)
 	defer cancel()
-	if err := n.deps.Store.TouchMember(octx, m); err != nil {
+	if err := n.deps.Store.TouchMember(octx, *m); err != nil {
 		n.log.Debug("cannot write the member key", "err", err)
 	}
 }
@@ -126,6 +91,9 @@ func (n *Node) settleState() plan.State {
 		FenceConfigured: !n.cfg.NoFence && n.deps.Fence != nil, VIPBound: n.st.vipBound,
 		Failsafe: n.failsafeFacts(), LastLoop: n.st.lastLoop, PollAfter: n.st.pollAfter,
 		ReleasedAt: n.st.releasedAt, WakeAt: n.st.wakeAt, PGDownSince: n.st.pgDownSince,
+		Member: plan.MemberFacts{Write: n.st.dcsOK, Name: n.cfg.Name, ConnURL: n.cfg.ConnURL, APIURL: n.cfg.APIURL,
+			Compat: n.cfg.Compat, Role: n.st.role, Tags: n.configTags(),
+			ScheduledRestart: scheduledRestartDoc(n.st.scheduled), CheckpointAfterPromote: n.st.checkpointPending},
 	}
 	if l := n.st.long; l != nil {
 		s.Long = &LongAction{Kind: l.kind, Since: l.since}

@@ -32,6 +32,8 @@ type State struct {
 	VIPBound bool
 
 	Failsafe FailsafeFacts
+	// Member is what the member key says besides postgres' state.
+	Member MemberFacts
 
 	LastLoop    time.Time     // when the last cycle ended
 	PollAfter   time.Duration // the last plan's PollAfter
@@ -53,6 +55,19 @@ type Effects struct {
 	// FenceDeadline is the deadline to arm the guard with (FenceArm).
 	FenceDeadline time.Time
 	VIP           VIPStep
+	// Member is the member key to write (the Store skips an unchanged value); nil: none.
+	Member *cluster.Member
+}
+
+// MemberFacts are what the member key says about this node besides postgres.
+type MemberFacts struct {
+	Write                  bool // the view is usable: the member key is written
+	Name, ConnURL, APIURL  string
+	Compat                 cluster.Compat
+	Role                   cluster.Role
+	Tags                   map[string]any // the configured tags (EffectiveTags publishes them)
+	ScheduledRestart       map[string]any // the scheduled_restart document, nil: none
+	CheckpointAfterPromote bool           // the CHECKPOINT after a promotion is not done yet
 }
 
 // FenceStep is what to do with the fence guard.
@@ -85,11 +100,64 @@ var vipNames = map[VIPStep]string{VIPLeave: "leave", VIPBind: "bind", VIPUnbind:
 // String names the step for logs and tests.
 func (s VIPStep) String() string { return vipNames[s] }
 
-// Settle plans the effects that follow s: the fence and the VIP.
+// Settle plans the effects that follow s: the member key, the fence and the VIP.
 func Settle(s State) Effects {
 	e := Effects{VIP: VIP(s)}
 	e.FenceWant, e.Fence, e.FenceDeadline = Fence(s)
+	if s.Member.Write {
+		m := MemberKey(s)
+		e.Member = &m
+	}
 	return e
+}
+
+// MemberKey is members/<name> as this node publishes it (Patroni's field names).
+func MemberKey(s State) cluster.Member {
+	pg, f := s.PG, s.Member
+	m := cluster.Member{
+		Name: f.Name, ConnURL: f.ConnURL, APIURL: f.APIURL,
+		State: string(PGState(pg, s.Long)), Role: f.Compat.RoleName(f.Role), Version: f.Compat.Version(),
+		Timeline: pg.Timeline, Tags: EffectiveTags(f.Tags), Pause: s.Config.Pause,
+		PendingRestart: pg.PendingRestart, PendingRestartReason: pg.PendingRestartWhy,
+		ScheduledRestart: f.ScheduledRestart,
+	}
+	if pg.Running && pg.Ready {
+		pos := int64(pg.WALPosition())
+		m.XLogLocation = &pos
+		if pg.InRecovery {
+			m.ReplicationState = "in archive recovery"
+			if pg.Streaming {
+				m.ReplicationState = "streaming"
+			}
+		} else if f.CheckpointAfterPromote {
+			no := false
+			m.CheckpointAfterPromote = &no
+		}
+	}
+	return m
+}
+
+// PGState is the state published for postgres, showing a long action.
+func PGState(pg cluster.PGObservation, long *LongAction) cluster.PGState {
+	if long != nil && !(pg.Running && pg.Ready) {
+		switch long.Kind {
+		case LongBootstrap:
+			return cluster.StateInitializing
+		case LongClone, LongReinitialize:
+			return cluster.StateCreatingReplica
+		case LongRewind:
+			return cluster.StateRewinding
+		default:
+			return cluster.StateStarting
+		}
+	}
+	if pg.State != "" {
+		return pg.State
+	}
+	if pg.Running {
+		return cluster.StateUnknown
+	}
+	return cluster.StateStopped
 }
 
 // BecomingPrimary: postgres is about to become a writable primary (a promotion

@@ -294,3 +294,48 @@ func TestMakeCarriesTheWait(t *testing.T) {
 		})
 	}
 }
+
+func TestMemberKeyRule(t *testing.T) {
+	facts := func(s *State) {
+		s.Member = MemberFacts{Write: true, Name: "pg1", ConnURL: "postgres://pg1", APIURL: "http://pg1:8008/patroni",
+			Compat: cluster.Compat302, Role: cluster.RolePrimary, Tags: map[string]any{"nofailover": false, "dc": "a"}}
+	}
+	cases := []struct {
+		name                     string
+		s                        State
+		written                  bool
+		state, role, replication string
+		xlog                     bool
+	}{
+		{"a primary: running, master, its WAL position", newState(facts), true, "running", "master", "", true},
+		{"a streaming replica", newState(facts, asReplica, func(s *State) {
+			s.Member.Role, s.PG.Streaming = cluster.RoleReplica, true
+		}), true, "running", "replica", "streaming", true},
+		{"a replica in archive recovery", newState(facts, asReplica, func(s *State) { s.Member.Role = cluster.RoleReplica }),
+			true, "running", "replica", "in archive recovery", true},
+		{"a clone in progress shows creating replica", newState(facts, pgStopped, longRunning(LongClone),
+			func(s *State) { s.Member.Role = cluster.RoleUninitialized }), true, "creating replica", "uninitialized", "", false},
+		{"a start in progress shows starting", newState(facts, pgStopped, longRunning(LongStartReplica)), true,
+			"starting", "master", "", false},
+		{"postgres stopped", newState(facts, pgStopped), true, "stopped", "master", "", false},
+		{"the view unusable: nothing written", newState(facts, func(s *State) { s.Member.Write = false }), false,
+			"", "", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Settle(tc.s).Member
+			if (m != nil) != tc.written {
+				t.Fatalf("member written %v, want %v", m != nil, tc.written)
+			}
+			if m == nil {
+				return
+			}
+			if m.State != tc.state || m.Role != tc.role || m.ReplicationState != tc.replication || (m.XLogLocation != nil) != tc.xlog {
+				t.Fatalf("member %+v, want state %q role %q replication %q xlog %v", *m, tc.state, tc.role, tc.replication, tc.xlog)
+			}
+			if _, ok := m.Tags["nofailover"]; ok || m.Tags["dc"] != "a" {
+				t.Errorf("tags %v: a false built-in tag is dropped, others kept", m.Tags)
+			}
+		})
+	}
+}
