@@ -50,7 +50,13 @@ func (n *Node) cycle(ctx context.Context) {
 // step applies one plan: its intent is noted, its action applied, and its
 // outcome logged once known. It reports whether to plan again.
 func (n *Node) step(ctx context.Context, p plan.Plan, obs *Observation) (replan bool) {
-	n.intend(ctx, p.Decision)
+	d := p.Decision
+	n.st.action = d.Message // the published action: what the loop is doing now
+	attrs := []any{"action", d.Action.String(), "reason", d.Reason}
+	if d.Member != "" {
+		attrs = append(attrs, "target", d.Member)
+	}
+	n.log.Log(ctx, slog.LevelDebug, "planning to "+d.Action.String(), attrs...)
 	n.st.pollAfter = p.PollAfter
 	n.st.cycleOnRenewal = p.CycleOnRenewal
 	replan, done := n.apply(ctx, p.Decision, obs)
@@ -159,9 +165,7 @@ func (n *Node) observation(now time.Time, view cluster.View, lease time.Time) Ob
 	if fs := n.st.fs; fs.engaged && fs.confirmed {
 		obs.FailsafeConfirmed, obs.FailsafeUntil = true, fs.confirmedAt.Add(n.st.dyn.TTLDuration())
 	}
-	if l := n.st.long; l != nil {
-		obs.Long = &LongAction{Kind: l.kind, Since: l.since}
-	}
+	obs.Long = n.st.long.action()
 	return obs
 }
 
@@ -258,18 +262,6 @@ func (n *Node) applyDynamicConfig(view cluster.View) {
 			n.st.pgDownSince = n.now()
 		}
 	}
-}
-
-// intend notes the decision about to be applied: it becomes the published
-// action, and a debug line says what is planned. Whether it happened is
-// logged after apply (record), or by the step that failed.
-func (n *Node) intend(ctx context.Context, d Decision) {
-	n.st.action = d.Message
-	attrs := []any{"action", d.Action.String(), "reason", d.Reason}
-	if d.Member != "" {
-		attrs = append(attrs, "target", d.Member)
-	}
-	n.log.Log(ctx, slog.LevelDebug, "planning to "+d.Action.String(), attrs...)
 }
 
 // record logs a decision once it was carried out, with Patroni's text for

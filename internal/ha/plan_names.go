@@ -79,9 +79,6 @@ const (
 	AfterStart   = plan.AfterStart
 	AfterPromote = plan.AfterPromote
 	AfterReload  = plan.AfterReload
-
-	// MinFenceMargin is plan.MinFenceMargin.
-	MinFenceMargin = plan.MinFenceMargin
 )
 
 // Pure rules used by the loop and by other packages (package plan).

@@ -14,10 +14,7 @@ import (
 func (n *Node) finishCycle(ctx context.Context) {
 	n.recheckKey()
 	n.updateRole()
-	e := plan.Settle(n.settleState())
-	n.writeMember(ctx, e.Member)
-	n.applyFence(e.FenceWant, e.Fence, e.FenceDeadline)
-	n.applyVIP(ctx, e.VIP)
+	n.applyEffects(ctx, plan.Settle(n.settleState()))
 	n.st.lastLoop = n.now()
 	n.publish()
 }
@@ -59,24 +56,28 @@ func (n *Node) updateRole() {
 	}
 }
 
-// pgState is the state string published for postgres, showing long actions.
-func (n *Node) pgState() cluster.PGState {
-	var long *LongAction
-	if l := n.st.long; l != nil {
-		long = &LongAction{Kind: l.kind, Since: l.since}
+// applyEffects carries out the effects Settle planned, in order: the member
+// key, the fence, the VIP (VIPLeave and a nil member key do nothing).
+func (n *Node) applyEffects(ctx context.Context, e plan.Effects) {
+	if e.Member != nil {
+		octx, cancel := n.opCtx(ctx)
+		if err := n.deps.Store.TouchMember(octx, *e.Member); err != nil {
+			n.log.Debug("cannot write the member key", "err", err)
+		}
+		cancel()
 	}
-	return plan.PGState(n.st.pg, long)
-}
-
-// writeMember writes members/<name> (the Store skips unchanged values).
-func (n *Node) writeMember(ctx context.Context, m *cluster.Member) {
-	if m == nil {
-		return
+	n.st.fenceWant = e.FenceWant
+	switch e.Fence {
+	case plan.FenceArm:
+		n.armFenceAt(e.FenceDeadline)
+	case plan.FenceDisarm:
+		n.disarmFence()
 	}
-	octx, cancel := n.opCtx(ctx)
-	defer cancel()
-	if err := n.deps.Store.TouchMember(octx, *m); err != nil {
-		n.log.Debug("cannot write the member key", "err", err)
+	switch e.VIP {
+	case plan.VIPBind:
+		n.ensureVIP(ctx, true)
+	case plan.VIPUnbind:
+		n.ensureVIP(ctx, false)
 	}
 }
 
@@ -95,9 +96,7 @@ func (n *Node) settleState() plan.State {
 			Compat: n.cfg.Compat, Role: n.st.role, Tags: n.configTags(),
 			ScheduledRestart: scheduledRestartDoc(n.st.scheduled), CheckpointAfterPromote: n.st.checkpointPending},
 	}
-	if l := n.st.long; l != nil {
-		s.Long = &LongAction{Kind: l.kind, Since: l.since}
-	}
+	s.Long = n.st.long.action()
 	if r := n.st.scheduled; r != nil {
 		s.RestartAt = r.req.Schedule
 	}
@@ -109,21 +108,13 @@ func (n *Node) settleState() plan.State {
 	return s
 }
 
-// reconcileFence applies the fence rule (plan.Fence) to the loop's current
-// state: arm to the hold's demote deadline, disarm, or leave it as it is.
+// reconcileFence applies the fence rule (plan.Fence) alone to the loop's
+// current state (after a renewal, a failsafe confirmation): arm to the hold's
+// demote deadline, disarm, or leave it as it is.
 func (n *Node) reconcileFence() {
-	n.applyFence(plan.Fence(n.settleState()))
-}
-
-// applyFence carries out the fence rule's step (plan.Fence).
-func (n *Node) applyFence(want bool, step plan.FenceStep, deadline time.Time) {
-	n.st.fenceWant = want
-	switch step {
-	case plan.FenceArm:
-		n.armFenceAt(deadline)
-	case plan.FenceDisarm:
-		n.disarmFence()
-	}
+	var e plan.Effects // VIPLeave, no member key
+	e.FenceWant, e.Fence, e.FenceDeadline = plan.Fence(n.settleState())
+	n.applyEffects(context.Background(), e)
 }
 
 // armFence arms (or extends) the guard to DemoteDeadline of the current hold:
@@ -171,16 +162,6 @@ func (n *Node) disarmFence() {
 	n.st.fenceKnown, n.st.fenceArmed, n.st.fenceUntil = true, false, time.Time{}
 }
 
-// applyVIP carries out the VIP rule's step (plan.VIP).
-func (n *Node) applyVIP(ctx context.Context, step plan.VIPStep) {
-	switch step {
-	case plan.VIPBind:
-		n.ensureVIP(ctx, true)
-	case plan.VIPUnbind:
-		n.ensureVIP(ctx, false)
-	}
-}
-
 // ensureVIP asks for the VIP state; errors are logged and never block anything.
 func (n *Node) ensureVIP(ctx context.Context, bound bool) {
 	if n.deps.VIP == nil {
@@ -213,7 +194,7 @@ func (n *Node) leaderUntil() time.Time {
 func (n *Node) publish() {
 	cfg := n.st.dyn
 	pg := n.st.pg
-	pg.State = n.pgState()
+	pg.State = plan.PGState(pg, n.st.long.action())
 	n.snapMu.Lock()
 	defer n.snapMu.Unlock()
 	s := &cluster.Snapshot{

@@ -95,6 +95,14 @@ type longRun struct {
 	callbacks []PlannedCallback // fired when the action ends well (AfterStart)
 }
 
+// action is the running long action as the rules see it (nil: none).
+func (l *longRun) action() *LongAction {
+	if l == nil {
+		return nil
+	}
+	return &LongAction{Kind: l.kind, Since: l.since}
+}
+
 // longResult is what a long action reports back to the loop.
 type longResult struct {
 	kind         LongKind
