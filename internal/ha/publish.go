@@ -14,6 +14,9 @@ import (
 func (n *Node) finishCycle(ctx context.Context) {
 	n.recheckKey()
 	n.updateRole()
+	n.writeMember(ctx, plan.Settle(n.settleState()).Member)
+	// The member write may have waited on the DCS: the fence and the VIP
+	// follow the state, and the time, after it.
 	n.applyEffects(ctx, plan.Settle(n.settleState()))
 	n.st.lastLoop = n.now()
 	n.publish()
@@ -56,16 +59,21 @@ func (n *Node) updateRole() {
 	}
 }
 
-// applyEffects carries out the effects Settle planned, in order: the member
-// key, the fence, the VIP (VIPLeave and a nil member key do nothing).
-func (n *Node) applyEffects(ctx context.Context, e plan.Effects) {
-	if e.Member != nil {
-		octx, cancel := n.opCtx(ctx)
-		if err := n.deps.Store.TouchMember(octx, *e.Member); err != nil {
-			n.log.Debug("cannot write the member key", "err", err)
-		}
-		cancel()
+// writeMember writes members/<name> as Settle planned it (the Store skips unchanged values).
+func (n *Node) writeMember(ctx context.Context, m *cluster.Member) {
+	if m == nil {
+		return
 	}
+	octx, cancel := n.opCtx(ctx)
+	defer cancel()
+	if err := n.deps.Store.TouchMember(octx, *m); err != nil {
+		n.log.Debug("cannot write the member key", "err", err)
+	}
+}
+
+// applyEffects carries out the fence and VIP steps Settle planned (VIPLeave
+// does nothing); the member key is written by writeMember.
+func (n *Node) applyEffects(ctx context.Context, e plan.Effects) {
 	n.st.fenceWant = e.FenceWant
 	switch e.Fence {
 	case plan.FenceArm:
@@ -112,7 +120,7 @@ func (n *Node) settleState() plan.State {
 // current state (after a renewal, a failsafe confirmation): arm to the hold's
 // demote deadline, disarm, or leave it as it is.
 func (n *Node) reconcileFence() {
-	var e plan.Effects // VIPLeave, no member key
+	var e plan.Effects // VIPLeave
 	e.FenceWant, e.Fence, e.FenceDeadline = plan.Fence(n.settleState())
 	n.applyEffects(context.Background(), e)
 }
