@@ -255,7 +255,7 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool,
 	return true
 }
 
-// demote stops being a primary in the given mode (patroni-contract.md §4.7).
+// demote stops being a primary in the given mode (Patroni's Ha.demote).
 // The VIP is dropped before postgres is touched. It reports whether postgres
 // was stopped (a graceful demote reports its progress itself).
 func (n *Node) demote(ctx context.Context, d Decision, o Observation) bool {

@@ -30,7 +30,7 @@ type PlannedCallback struct {
 	After    Phase
 }
 
-// planCallbacks decides which postgresql.callbacks a decision fires, the way
+// PlanCallbacks decides which postgresql.callbacks a decision fires, the way
 // Patroni's Postgresql methods fire them (postgresql/__init__.py in Patroni):
 //
 //   - start fires on_start with the role postgres starts in; during a

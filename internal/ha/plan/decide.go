@@ -28,7 +28,7 @@ type Observation struct {
 	LeaseValidUntil time.Time
 	// LockLost is set when UpdateLeader reported this cycle that another node holds the key.
 	LockLost bool
-	// FailsafeConfirmed and FailsafeUntil are the failsafe-mode hook (issue 11):
+	// FailsafeConfirmed and FailsafeUntil are what failsafe_mode brings in:
 	// while confirmed, leadership is held until FailsafeUntil even without DCS.
 	FailsafeConfirmed bool
 	FailsafeUntil     time.Time
@@ -176,7 +176,7 @@ var actionNames = map[Action]string{
 // String is the action's stable name for logs and metrics.
 func (a Action) String() string { return actionNames[a] }
 
-// DemoteMode is how a primary stops being one (patroni-contract.md §4.7).
+// DemoteMode is how a primary stops being one (the modes of Patroni's Ha.demote in ha.py).
 type DemoteMode int
 
 // Demote modes.
@@ -220,7 +220,7 @@ type Decision struct {
 	Reason  string
 }
 
-// Decide is the HA rule book (patroni-contract.md §4): a pure function of the
+// Decide is the HA rule book (Patroni's Ha._run_cycle in ha.py): a pure function of the
 // observation. The order of the checks is the order of precedence:
 //
 //  1. fencing: a writable primary whose hold on the leader key is about to end is demoted;
@@ -343,7 +343,7 @@ func decideDCSError(o Observation) Decision {
 	return none("DCS is not accessible", "dcs_error")
 }
 
-// decideLockLost: UpdateLeader found the key owned by someone else (§4.6).
+// decideLockLost: UpdateLeader found the key owned by someone else (Patroni's Ha.process_healthy_cluster).
 func decideLockLost(o Observation) Decision {
 	if o.Paused() {
 		return none("PAUSE: failed to update leader lock in DCS; continue to run", "lock_lost")

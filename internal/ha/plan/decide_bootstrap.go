@@ -7,7 +7,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// decideEmptyDataDir covers §4.2/§4.3: a node without data bootstraps a new
+// decideEmptyDataDir is Patroni's Ha.bootstrap and Ha.clone: a node without data bootstraps a new
 // cluster (it wins the initialize race) or clones from a clonefrom member or the leader.
 func decideEmptyDataDir(o Observation) Decision {
 	if o.LeaderIsMe() {
@@ -51,7 +51,7 @@ func decideEmptyDataDir(o Observation) Decision {
 		Message: fmt.Sprintf("trying to bootstrap from %s '%s'", kind, src)}
 }
 
-// cloneSource picks a running member tagged clonefrom (not us, not the leader;
+// CloneSource picks a running member tagged clonefrom (not us, not the leader;
 // the first by name, so the choice is stable), else the leader when allowed and running.
 func CloneSource(o Observation, leaderAllowed bool) string {
 	var names []string
@@ -77,7 +77,7 @@ func CloneSource(o Observation, leaderAllowed bool) string {
 }
 
 // decideSystemID checks the data directory's system identifier against the
-// initialize key (§4.1 step 9). A mismatch is fatal: the data is never overwritten.
+// initialize key (as Patroni's Ha._run_cycle checks it). A mismatch is fatal: the data is never overwritten.
 func decideSystemID(o Observation) (Decision, bool) {
 	sysid := o.PG.SystemID
 	if sysid == "" && o.Data.Control != nil {
@@ -115,7 +115,7 @@ func decideSystemID(o Observation) (Decision, bool) {
 	return Decision{Action: ActionFatal, Message: msg, Reason: "sysid_mismatch"}, true
 }
 
-// validSysID reports a plausible system identifier: at least 10 digits.
+// ValidSysID reports a plausible system identifier: at least 10 digits.
 func ValidSysID(s string) bool {
 	if len(s) < 10 {
 		return false

@@ -7,7 +7,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// decideLeader is §4.6: we hold the key and postgres runs.
+// decideLeader is Patroni's Ha.process_healthy_cluster: we hold the key and postgres runs.
 func decideLeader(o Observation) Decision {
 	lock := func(msg, reason string) Decision {
 		return Decision{Action: ActionUpdateLock, Message: msg, Reason: reason}

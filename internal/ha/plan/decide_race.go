@@ -7,7 +7,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// decideRace is §4.5: the leader key is absent and postgres runs.
+// decideRace is Patroni's Ha.process_unhealthy_cluster and is_healthiest_node: the leader key is absent and postgres runs.
 func decideRace(o Observation) Decision {
 	if o.Paused() {
 		// In maintenance mode only a running primary takes the free key, and only
@@ -195,4 +195,5 @@ func peersToAsk(o Observation, exclude string) []cluster.Member {
 	return out
 }
 
+// IsPrimaryRole reports whether a member key's role names a primary (Patroni writes "master" or "primary").
 func IsPrimaryRole(role string) bool { return role == "master" || role == "primary" }

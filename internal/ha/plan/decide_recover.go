@@ -6,7 +6,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// decideNotRunning is §4.9 (recover): postgres is down, the data directory is
+// decideNotRunning is Patroni's Ha.recover: postgres is down, the data directory is
 // there and the DCS is usable.
 //
 // In maintenance mode nothing is started: a leader keeps its key (so that
@@ -76,6 +76,7 @@ func decideLeaderDown(o Observation) Decision {
 	return Decision{Action: ActionRestartInPlace, Message: "starting primary after failure", Reason: "postmaster_down"}
 }
 
+// InRecoveryState reports whether pg_controldata's cluster state is a replica's.
 func InRecoveryState(state string) bool {
 	return state == "shut down in recovery" || state == "in archive recovery"
 }
@@ -109,7 +110,7 @@ func decideReplicaStart(o Observation) Decision {
 	return d
 }
 
-// followTarget is the member to stream from (§4.4): none with nostream; the
+// FollowTarget is the member to stream from (Patroni's Ha._get_node_to_follow): none with nostream; the
 // replicatefrom member when it runs; else the leader (when its member key has a conn_url).
 func FollowTarget(o Observation) string {
 	if o.Tags.NoStream {
@@ -136,7 +137,7 @@ var longMessages = map[LongKind]string{
 	LongPrePromote:   "running pre_promote before promoting",
 }
 
-// decideLongAction is §4.1 step 5/6: while a long action runs we only keep the
+// decideLongAction is Patroni's Ha.handle_long_action_in_progress: while a long action runs we only keep the
 // lock, and cancel it when it can no longer end well.
 func decideLongAction(o Observation) Decision {
 	msg := o.msgPrefix() + longMessages[o.Long.Kind]

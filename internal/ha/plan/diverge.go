@@ -7,7 +7,7 @@ import (
 )
 
 // divergence says whether our data went past the point where the leader's
-// timeline forked from ours (§4.10), judged from the history key:
+// timeline forked from ours (Patroni's postgresql/rewind.py), judged from the history key:
 // an entry [tl, lsn] means timeline tl ended at lsn. certain is false when the
 // end of our WAL is unknown (a crashed primary) or the entry is missing; callers
 // treat that as "diverged, maybe" (pg_rewind is a no-op when it was not).

@@ -10,21 +10,22 @@ import (
 
 // Read-only helpers on Observation used by the rules. None of them mutate.
 
+// Paused reports maintenance mode (the config key's pause).
 func (o Observation) Paused() bool { return o.Config.Pause }
 
-// pgWritable is the conservative "may accept writes" test used for fencing:
+// PGWritable is the conservative "may accept writes" test used for fencing:
 // a live postmaster not known to be in recovery.
 func (o Observation) PGWritable() bool { return o.PG.Running && !o.PG.InRecovery }
 
-// pgReady reports a postmaster that answered the observation query.
+// PGReady reports a postmaster that answered the observation query.
 func (o Observation) PGReady() bool { return o.PG.Running && o.PG.Ready }
 
-// leaderIsMe reports that the DCS view names us as leader and UpdateLeader did not contradict it.
+// LeaderIsMe reports that the DCS view names us as leader and UpdateLeader did not contradict it.
 func (o Observation) LeaderIsMe() bool {
 	return o.View.Leader != nil && o.View.Leader.Name == o.Name && !o.LockLost
 }
 
-// holdUntil is how long our hold on the leader key is known to last.
+// HoldUntil is how long our hold on the leader key is known to last.
 func (o Observation) HoldUntil() time.Time {
 	h := o.LeaseValidUntil
 	if o.FailsafeConfirmed && o.FailsafeUntil.After(h) {
@@ -40,12 +41,13 @@ func (o Observation) holdValid() bool {
 	return !h.IsZero() && o.Now.Before(DemoteStart(h, o.Config))
 }
 
-// dcsUsable reports a fresh view and a live lease: the precondition for any
+// DCSUsable reports a fresh view and a live lease: the precondition for any
 // decision that relies on the cluster's keys.
 func (o Observation) DCSUsable() bool {
 	return o.DCSOK && o.LeaseValidUntil.After(o.Now)
 }
 
+// Member returns the member key of name, with its Name filled in.
 func (o Observation) Member(name string) (cluster.Member, bool) {
 	m, ok := o.View.Members[name]
 	if ok && m.Name == "" {
@@ -54,6 +56,7 @@ func (o Observation) Member(name string) (cluster.Member, bool) {
 	return m, ok
 }
 
+// LeaderName is the leader key's holder, or "".
 func (o Observation) LeaderName() string {
 	if o.View.Leader == nil {
 		return ""
@@ -84,12 +87,12 @@ func (o Observation) tooFarBehind(pos cluster.LSN) bool {
 	return o.Config.MaximumLagOnFailover >= 0 && o.lagBytes(pos) > o.Config.MaximumLagOnFailover
 }
 
-// syncActive reports synchronous mode with a populated sync key.
+// SyncActive reports synchronous mode with a populated sync key.
 func (o Observation) SyncActive() bool {
 	return o.Config.SynchronousMode && o.View.Sync != nil && o.View.Sync.Leader != ""
 }
 
-// inSync reports whether name is the sync key's leader or one of its standbys.
+// InSync reports whether name is the sync key's leader or one of its standbys.
 func (o Observation) InSync(name string) bool {
 	s := o.View.Sync
 	if s == nil {
@@ -101,7 +104,7 @@ func (o Observation) InSync(name string) bool {
 	return o.InSyncStandby(name)
 }
 
-// inSyncStandby reports whether name is listed as a synchronous standby (Patroni's sync.matches).
+// InSyncStandby reports whether name is listed as a synchronous standby (Patroni's sync.matches).
 func (o Observation) InSyncStandby(name string) bool {
 	s := o.View.Sync
 	if s == nil || s.SyncStandby == nil {
@@ -115,7 +118,7 @@ func (o Observation) InSyncStandby(name string) bool {
 	return false
 }
 
-// candidateOK reports whether member m could take over from us now, judged from
+// CandidateOK reports whether member m could take over from us now, judged from
 // its member key: may fail over, has an API, runs as a replica, is not too far
 // behind, and (check_timeline) is on the cluster timeline.
 func (o Observation) CandidateOK(m cluster.Member) bool {
@@ -166,7 +169,7 @@ func (o Observation) streamsFromMe(name string) bool {
 	return false
 }
 
-// withStreamedPosition returns m with its xlog_location raised to what our
+// WithStreamedPosition returns m with its xlog_location raised to what our
 // pg_stat_replication shows it replayed now: a member key is written once a
 // loop, so right after a replica caught up (a clone's WAL switch, a burst of
 // writes) it can show a lag the replica no longer has. Patroni asks the

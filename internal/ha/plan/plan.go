@@ -78,7 +78,7 @@ const (
 // NextFailsafe is the failsafe rule: while this node is a writable primary
 // holding the key, failsafe_mode is on and the DCS failed (a lease renewal, a
 // read or a leader-key update failed, or a renewal is overdue), it asks every
-// member of the failsafe key every FailsafeInterval; otherwise an engaged
+// Member of the failsafe key every FailsafeInterval; otherwise an engaged
 // failsafe mode ends.
 func NextFailsafe(o Observation) (FailsafeStep, string) {
 	fs := o.Failsafe
