@@ -8,9 +8,12 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// apply carries out a decision. It returns true when the observation gained a
-// fact (peers' answers, a lost lock) and Decide must run again this cycle.
-func (n *Node) apply(ctx context.Context, d Decision, o *Observation) bool {
+// apply carries out a decision. replan is true when the observation gained a
+// fact (peers' answers, a lost lock) and the cycle must plan again; done is
+// false when the action did not happen as planned (the key was not won, the
+// promotion failed, ...): the failure is logged where it happened, and the
+// decision's message, which tells the outcome, is not (record).
+func (n *Node) apply(ctx context.Context, d Decision, o *Observation) (replan, done bool) {
 	if d.CancelLong {
 		n.cancelLong()
 	}
@@ -33,7 +36,7 @@ func (n *Node) apply(ctx context.Context, d Decision, o *Observation) bool {
 		n.st.fatal = fmt.Errorf("%w: %s", ErrFatal, d.Message)
 	case ActionAskPeers:
 		o.Peers = n.askPeers(ctx, d.AskPeers)
-		return true
+		return true, true
 	case ActionUpdateLock:
 		return n.updateLock(ctx, d, o)
 	case ActionReleaseLock:
@@ -43,32 +46,34 @@ func (n *Node) apply(ctx context.Context, d Decision, o *Observation) bool {
 		}
 		n.releaseLock(ctx)
 	case ActionAcquire:
-		n.acquire(ctx, *o, d)
+		return false, n.acquire(ctx, *o, d)
 	case ActionPromote:
 		held, err := n.updateLeader(ctx, o)
 		if !held {
-			return err == nil // lost: decide again (demote); DCS error: wait for the next cycle
+			return err == nil, false // lost: plan again (demote); DCS error: wait for the next cycle
 		}
 		if d.PrePromote {
 			n.launchPrePromote(ctx)
-			break
+			return false, n.st.long != nil
 		}
 		raceWon, manual := false, false
 		if r := n.st.prePromoteRace; r != nil {
 			raceWon, manual = true, *r
 		}
 		n.st.prePromoteRace = nil
-		n.promote(ctx, *o, raceWon, manual, d.Callbacks)
+		return false, n.promote(ctx, *o, raceWon, manual, d.Callbacks)
 	case ActionDemote:
-		n.demote(ctx, d, *o)
+		return false, n.demote(ctx, d, *o)
 	case ActionStop:
-		if n.stopPG(ctx, cluster.StopFast, time.Time{}) == nil {
-			n.fire(d.Callbacks, AfterStop)
+		if n.stopPG(ctx, cluster.StopFast, time.Time{}) != nil {
+			return false, false
 		}
+		n.fire(d.Callbacks, AfterStop)
 	case ActionFollow:
-		if n.follow(ctx, *o, d.Member) {
-			n.fire(d.Callbacks, AfterReload)
+		if !n.follow(ctx, *o, d.Member) {
+			return false, false
 		}
+		n.fire(d.Callbacks, AfterReload)
 	case ActionClaimInitialize:
 		n.claimInitialize(ctx)
 	case ActionBootstrap:
@@ -84,7 +89,7 @@ func (n *Node) apply(ctx context.Context, d Decision, o *Observation) bool {
 	case ActionReinitialize:
 		n.launchReinit(ctx, *o, d.Member)
 	}
-	return false
+	return false, true
 }
 
 func (n *Node) askPeers(ctx context.Context, members []cluster.Member) []PeerStatus {
@@ -120,18 +125,18 @@ func (n *Node) updateLeader(ctx context.Context, o *Observation) (held bool, err
 
 // updateLock keeps the key. A DCS error is not a lost lock: the demote deadline
 // decides when a leader that cannot renew must step down.
-func (n *Node) updateLock(ctx context.Context, d Decision, o *Observation) bool {
+func (n *Node) updateLock(ctx context.Context, d Decision, o *Observation) (replan, done bool) {
 	held, err := n.updateLeader(ctx, o)
 	if !held {
-		return err == nil
+		return err == nil, false
 	}
 	if d.ClearFailover {
 		n.clearFailover(ctx, o.View)
 	}
-	if o.Long == nil && o.pgReady() && !o.PG.InRecovery {
+	if o.Long == nil && o.PGReady() && !o.PG.InRecovery {
 		n.leaderDuties(ctx, *o)
 	}
-	return false
+	return false, true
 }
 
 func (n *Node) clearFailover(ctx context.Context, v cluster.View) {
@@ -146,8 +151,9 @@ func (n *Node) clearFailover(ctx context.Context, v cluster.View) {
 }
 
 // acquire takes the free leader key and promotes when postgres is a replica
-// (after pre_promote passed, when the decision asks for it).
-func (n *Node) acquire(ctx context.Context, o Observation, d Decision) {
+// (after pre_promote passed, when the decision asks for it). It reports
+// whether the key was won and the promotion done or under way.
+func (n *Node) acquire(ctx context.Context, o Observation, d Decision) bool {
 	octx, cancel := n.opCtx(ctx)
 	ok, err := n.deps.Store.AcquireLeader(octx)
 	cancel()
@@ -155,25 +161,27 @@ func (n *Node) acquire(ctx context.Context, o Observation, d Decision) {
 	case err != nil:
 		n.st.action = "failed to acquire the leader key: " + err.Error()
 		n.log.Warn(n.st.action)
-		return
+		return false
 	case !ok:
 		n.st.action = "failed to acquire the leader key: another member holds it; following"
 		n.log.Info(n.st.action)
-		return
+		return false
 	}
 	n.st.acquiredAt = n.now()
 	n.st.view.Leader = &cluster.LeaderKey{Name: n.cfg.Name}
 	n.st.recycle = true
 	manual := !o.View.Failover.Empty()
-	if o.pgReady() && o.PG.InRecovery {
+	done := true
+	if o.PGReady() && o.PG.InRecovery {
 		sctx, cancel := shortCtx(ctx, time.Second)
 		n.createMemberSlots(sctx, o)
 		cancel()
 		if d.PrePromote {
 			n.st.prePromoteRace = &manual
 			n.launchPrePromote(ctx)
+			done = n.st.long != nil
 		} else {
-			n.promote(ctx, o, true, manual, d.Callbacks)
+			done = n.promote(ctx, o, true, manual, d.Callbacks)
 		}
 	} else {
 		n.log.Info("acquired the leader key as a running primary")
@@ -181,12 +189,14 @@ func (n *Node) acquire(ctx context.Context, o Observation, d Decision) {
 	if manual {
 		n.clearFailover(ctx, o.View)
 	}
+	return done
 }
 
 // promote turns our replica into the primary. The fence is armed before
 // postgres can accept a single write; the VIP follows right after; the
-// callbacks planned after the promotion fire once postgres is writable.
-func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool, cbs []PlannedCallback) {
+// callbacks planned after the promotion fire once postgres is writable. It
+// reports whether postgres was promoted.
+func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool, cbs []PlannedCallback) bool {
 	n.st.promoting = true
 	defer func() { n.st.promoting = false }()
 	n.st.fenceWant = true
@@ -196,7 +206,7 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool,
 			n.st.action = "not promoting self because the fence guard could not be armed; releasing the leader key"
 			n.log.Error(n.st.action)
 			n.releaseLock(ctx)
-			return
+			return false
 		}
 	}
 	// The lease may have moved since the observation: decide on the fresh value.
@@ -204,7 +214,7 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool,
 	if until <= 0 {
 		n.st.action = "not promoting: the leader lease is about to expire"
 		n.log.Warn(n.st.action)
-		return
+		return false
 	}
 	d := min(max(n.st.dyn.RetryTimeoutDuration(), 5*time.Second), max(until, 200*time.Millisecond))
 	pctx, cancel := context.WithTimeout(ctx, d)
@@ -214,7 +224,7 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool,
 	if err != nil {
 		n.st.action = "promotion failed: " + err.Error()
 		n.log.Error("promotion failed", "err", err)
-		return
+		return false
 	}
 	writable := n.now()
 	n.st.prePromote = PrePromoteNotRun
@@ -239,39 +249,43 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool,
 		n.st.counters.LastFailover = t
 		n.log.Info("promoted to primary", "manual", manual, "detection", t.Detection,
 			"promotion", t.Promotion, "vip", t.VIPMove, "timeline_before", o.PG.Timeline)
-		return
+		return true
 	}
 	n.log.Info("promoted to primary", "timeline_before", o.PG.Timeline)
+	return true
 }
 
-// demote stops being a primary in the given mode (patroni-contract.md §4.7).
-// The VIP is dropped before postgres is touched.
-func (n *Node) demote(ctx context.Context, d Decision, o Observation) {
+// demote stops being a primary in the given mode (Patroni's Ha.demote).
+// The VIP is dropped before postgres is touched. It reports whether postgres
+// was stopped (a graceful demote reports its progress itself).
+func (n *Node) demote(ctx context.Context, d Decision, o Observation) bool {
 	if d.Demote == DemoteGraceful {
 		n.gracefulDemote(ctx, o, d)
-		return
+		return true
 	}
 	n.ensureVIP(ctx, false)
 	n.demoted()
+	var err error
 	switch d.Demote {
 	case DemoteOffline:
 		// Read-only before the deadline: a fast stop bounded by it (then immediate), and
 		// a restart without upstream. The key stays: we cannot reach the DCS to release it.
-		if err := n.stopPG(ctx, d.Stop, DemoteDeadline(o.holdUntil(), o.Config)); err == nil {
+		if err = n.stopPG(ctx, d.Stop, DemoteDeadline(o.HoldUntil(), o.Config)); err == nil {
 			n.fire(d.Callbacks, AfterStop)
 			n.launchStart(ctx, o, true, "")
 		}
 	case DemoteImmediateNoLock:
-		if n.stopPG(ctx, cluster.StopImmediate, time.Time{}) == nil {
+		if err = n.stopPG(ctx, cluster.StopImmediate, time.Time{}); err == nil {
 			n.fire(d.Callbacks, AfterStop)
 		}
 	case DemoteImmediate:
 		// Hand over now instead of letting the key expire, but only once postgres is down.
-		if err := n.stopPG(ctx, cluster.StopImmediate, time.Time{}); err == nil {
+		if err = n.stopPG(ctx, cluster.StopImmediate, time.Time{}); err == nil {
 			n.fire(d.Callbacks, AfterStop)
 			n.releaseLock(ctx)
 		}
 	}
+	return err == nil
 }
 
 // demoted records that postgres stops being a primary now.

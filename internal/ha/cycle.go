@@ -6,27 +6,33 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
-// maxRounds bounds the decide/act rounds in one cycle (ask peers, then decide again, ...).
-const maxRounds = 4
+// maxRounds bounds the plan/apply rounds in one cycle (a failsafe round, ask
+// the peers, then plan again, ...).
+const maxRounds = 5
 
-// cycle is one HA iteration: observe, decide, act (possibly deciding again
-// with new facts such as the peers' answers), then publish.
+// cycle is one HA iteration (docs/architecture.md): prepare (reload, config
+// key, lease), observe, plan and apply, possibly planning again with new facts
+// such as the peers' answers; then the effects that follow the state the
+// action left (finishCycle).
 func (n *Node) cycle(ctx context.Context) {
 	n.st.wakeAt = time.Time{}
-	obs := n.observe(ctx)
-	var d Decision
+	view := n.prepare(ctx)
+	obs := n.observe(ctx, view)
+	var p plan.Plan
 	for round := 0; round < maxRounds; round++ {
-		d = Decide(obs)
-		n.record(ctx, d)
-		n.st.pollAfter = shortPolls[d.Reason]
-		n.st.reason = d.Reason
-		if !n.apply(ctx, d, &obs) {
+		p = plan.Make(obs)
+		if p.Failsafe != plan.FailsafeStay {
+			n.applyFailsafe(ctx, p.Failsafe, p.FailsafeWhy, &obs)
+			continue
+		}
+		if !n.step(ctx, p, &obs) {
 			break
 		}
 	}
-	if d.Action == ActionUpdateLock && n.st.dcsFailing && !n.st.fs.engaged && n.st.dyn.FailsafeMode {
+	if p.Action == ActionUpdateLock && n.st.dcsFailing && !n.st.fs.engaged {
 		// The leader-key update of this cycle failed: ask the members now
 		// rather than a cycle later, when the hold may already be too short
 		// to keep the VIP and to pat the fence.
@@ -38,13 +44,34 @@ func (n *Node) cycle(ctx context.Context) {
 	if n.st.long == nil {
 		n.keepReplicaSlots(ctx, obs)
 	}
-	n.finishCycle(ctx, obs)
+	n.finishCycle(ctx)
 }
 
-// observe takes one consistent picture: DCS view and config, lease, postgres,
-// data directory, and what the loop remembers.
-func (n *Node) observe(ctx context.Context) Observation {
-	n.st.lockLost = false
+// step applies one plan: its intent is noted, its action applied, and its
+// outcome logged once known. It reports whether to plan again.
+func (n *Node) step(ctx context.Context, p plan.Plan, obs *Observation) (replan bool) {
+	d := p.Decision
+	n.st.action = d.Message // the published action: what the loop is doing now
+	attrs := []any{"action", d.Action.String(), "reason", d.Reason}
+	if d.Member != "" {
+		attrs = append(attrs, "target", d.Member)
+	}
+	n.log.Log(ctx, slog.LevelDebug, "planning to "+d.Action.String(), attrs...)
+	n.st.pollAfter = p.PollAfter
+	n.st.cycleOnRenewal = p.CycleOnRenewal
+	replan, done := n.apply(ctx, p.Decision, obs)
+	if done {
+		n.record(ctx, p.Decision)
+	}
+	return replan
+}
+
+// prepare readies the cycle's inputs before anything is observed: a pending
+// reload, the config key (timing pushed to the Store) and, when the lease has
+// run out, a keepalive (the Store renews it on its own every
+// KeepAliveInterval; this one renews a lease that ran out between them). It
+// returns the view the cycle observes.
+func (n *Node) prepare(ctx context.Context) cluster.View {
 	if r := n.takeReload(); r != nil {
 		if r.params != nil {
 			n.st.localParams = r.params
@@ -52,22 +79,27 @@ func (n *Node) observe(ctx context.Context) Observation {
 		n.st.reloadPG = true
 	}
 	view := n.deps.Store.View()
-	n.st.view = view
 	n.applyDynamicConfig(view)
-	now := n.now()
-	n.st.digest = viewDigest(view, n.cfg.Name, now, n.st.dyn.TTLDuration())
-	lease := n.deps.Store.LeaseValidUntil()
-	if !lease.After(now) {
+	if !n.deps.Store.LeaseValidUntil().After(n.now()) {
 		kctx, cancel := shortCtx(ctx, min(time.Second, n.st.dyn.RetryTimeoutDuration()))
-		if lu, err := n.deps.Store.KeepAlive(kctx); err == nil {
-			lease = lu
-		} else {
+		if _, err := n.deps.Store.KeepAlive(kctx); err != nil {
 			n.log.Debug("lease keepalive failed", "err", err)
 			n.st.dcsFailing = true
 		}
 		cancel()
-		now = n.now()
 	}
+	return view
+}
+
+// observe takes one consistent picture: the view, lease, postgres, the data
+// directory and what the loop remembers. It writes nothing outside the loop's
+// memory (the timestamps it keeps: first seen down, first seen without a leader, ...).
+func (n *Node) observe(ctx context.Context, view cluster.View) Observation {
+	n.st.lockLost = false
+	n.st.view = view
+	now := n.now()
+	n.st.digest = plan.ViewDigest(view, n.cfg.Name, now, n.st.dyn.TTLDuration())
+	lease := n.deps.Store.LeaseValidUntil()
 	pg := n.observePG(ctx)
 	n.observeDataDir(ctx, pg)
 	if !pg.Running {
@@ -101,6 +133,17 @@ func (n *Node) observe(ctx context.Context) Observation {
 	if !view.Valid(now, n.st.dyn.TTLDuration()) {
 		n.st.dcsFailing = true
 	}
+	if view.Leader == nil || view.Leader.Name != n.cfg.Name {
+		n.st.prePromote, n.st.prePromoteRace = PrePromoteNotRun, nil
+	}
+	return n.observation(now, view, lease)
+}
+
+// observation is the one constructor of an Observation: the loop's memory
+// with the view, the lease and the time given. The cycle builds it after
+// observe has refreshed that memory; an operation between cycles builds it
+// from the Store's current view and lease (opObservation).
+func (n *Node) observation(now time.Time, view cluster.View, lease time.Time) Observation {
 	usePgRewind := n.st.dyn.UsePgRewind
 	if n.cfg.UsePgRewind != nil {
 		usePgRewind = *n.cfg.UsePgRewind
@@ -110,22 +153,19 @@ func (n *Node) observe(ctx context.Context) Observation {
 		UsePgRewind: usePgRewind, RemoveDataDirOnRewindFailure: n.cfg.RemoveDataDirOnRewindFailure,
 		RemoveDataDirOnDivergedTimelines: n.cfg.RemoveDataDirOnDivergedTimelines, HasBootstrapConfig: n.cfg.HasBootstrap,
 		View: view, DCSOK: n.st.dcsOK, LeaseValidUntil: lease, FenceFailed: n.st.fenceFailed,
-		PG: pg, Data: n.st.data, PGDownSince: n.st.pgDownSince, LastStartFailed: n.st.lastStartFailed,
+		PG: n.st.pg, Data: n.st.data, PGDownSince: n.st.pgDownSince, LastStartFailed: n.st.lastStartFailed,
 		RewindFailed: n.st.rewindFailed, Upstream: n.st.upstream, ReleasedLockAt: n.st.releasedAt,
 		SwitchoverDemotedAt: n.st.switchoverDemotedAt, LeaderGoneAt: n.st.leaderGoneAt,
 		NotStreamingSince: n.st.notStreamingSince, FailsafeLeader: n.failsafeLeaderNow(now),
-		RefusedConfig: n.st.refused,
+		RefusedConfig: n.st.refused, Failsafe: n.failsafeFacts(),
+		Callbacks:     CallbackState{Called: n.st.cbCalled, Role: n.st.role},
+		HasPrePromote: n.deps.Hooks != nil && n.deps.Hooks.Configured(cluster.PrePromote),
+		PrePromote:    n.st.prePromote, PrePromoteFailedAt: n.st.prePromoteFailedAt,
 	}
-	if view.Leader == nil || view.Leader.Name != n.cfg.Name {
-		n.st.prePromote, n.st.prePromoteRace = PrePromoteNotRun, nil
+	if fs := n.st.fs; fs.engaged && fs.confirmed {
+		obs.FailsafeConfirmed, obs.FailsafeUntil = true, fs.confirmedAt.Add(n.st.dyn.TTLDuration())
 	}
-	obs.Callbacks = CallbackState{Called: n.st.cbCalled, Role: n.st.role}
-	obs.HasPrePromote = n.deps.Hooks != nil && n.deps.Hooks.Configured(cluster.PrePromote)
-	obs.PrePromote, obs.PrePromoteFailedAt = n.st.prePromote, n.st.prePromoteFailedAt
-	n.failsafeStep(ctx, &obs)
-	if l := n.st.long; l != nil {
-		obs.Long = &LongAction{Kind: l.kind, Since: l.since}
-	}
+	obs.Long = n.st.long.action()
 	return obs
 }
 
@@ -142,7 +182,7 @@ func (n *Node) observePG(ctx context.Context) cluster.PGObservation {
 	case pg.Running && n.st.roleKnown:
 		pg.InRecovery = n.st.inRecovery
 	case pg.Running && n.st.data.Control != nil:
-		pg.InRecovery = inRecoveryState(n.st.data.Control.ClusterState)
+		pg.InRecovery = plan.InRecoveryState(n.st.data.Control.ClusterState)
 	case !pg.Running:
 		if n.st.long == nil {
 			n.st.roleKnown = false
@@ -224,10 +264,10 @@ func (n *Node) applyDynamicConfig(view cluster.View) {
 	}
 }
 
-// record logs a decision: at Info when its message changed or it changes
-// something, at Debug when the same quiet message repeats.
+// record logs a decision once it was carried out, with Patroni's text for
+// the outcome: at Info when its message changed or it changes something, at
+// Debug when the same quiet message repeats.
 func (n *Node) record(ctx context.Context, d Decision) {
-	n.st.action = d.Message
 	quiet := d.Action == ActionNone || d.Action == ActionWait || d.Action == ActionUpdateLock || d.Action == ActionAskPeers
 	lvl := slog.LevelInfo
 	if quiet && d.Message == n.st.lastMsg {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // FailsafeRequest is a POST /failsafe body received from a failsafe primary.
@@ -39,48 +40,39 @@ type failsafeLeader struct {
 	slots map[string]int64 // its permanent slots' positions, as sent
 }
 
-// failsafeInterval is how often a failsafe primary asks again: loop_wait, at most ttl/3.
-func failsafeInterval(cfg cluster.DynamicConfig) time.Duration {
-	return max(min(cfg.LoopWaitDuration(), cfg.TTLDuration()/3), 200*time.Millisecond)
-}
-
 // failsafeTimeout bounds one POST /failsafe attempt: min(2s, retry_timeout/2).
 func failsafeTimeout(cfg cluster.DynamicConfig) time.Duration {
 	return max(min(PeerTimeout, cfg.RetryTimeoutDuration()/2), 100*time.Millisecond)
 }
 
-// failsafeStep runs in observe: while this node is a writable primary holding
-// the key, failsafe_mode is on and the DCS failed (a lease renewal, a read or
-// a leader-key update failed), it asks every member of the failsafe key every
-// failsafeInterval and records the outcome into o.
+// failsafeFacts are the loop's failsafe state as the rules read it (plan.NextFailsafe).
+func (n *Node) failsafeFacts() plan.FailsafeFacts {
+	fs := n.st.fs
+	return plan.FailsafeFacts{Engaged: fs.engaged, Confirmed: fs.confirmed, ConfirmedAt: fs.confirmedAt,
+		LastRound: fs.lastRound, DCSFailing: n.st.dcsFailing, LeaseOverdueAt: n.leaseOverdueAt()}
+}
+
+// failsafeStep plans the failsafe step for o now (plan.NextFailsafe) and applies it.
 func (n *Node) failsafeStep(ctx context.Context, o *Observation) {
+	o.Failsafe = n.failsafeFacts()
+	step, why := plan.NextFailsafe(*o)
+	n.applyFailsafe(ctx, step, why, o)
+}
+
+// applyFailsafe carries out a failsafe step: leave failsafe mode, or (enter it
+// and) ask every member of the failsafe key; the state goes into o.
+func (n *Node) applyFailsafe(ctx context.Context, step plan.FailsafeStep, why string, o *Observation) {
 	fs := &n.st.fs
-	why := ""
-	switch {
-	case !o.Config.FailsafeMode:
-		why = "failsafe_mode is off"
-	case o.paused():
-		why = "maintenance mode"
-	case !o.leaderIsMe():
-		why = "not the leader"
-	case !o.pgWritable():
-		why = "postgres is not a running primary"
-	case !n.st.dcsFailing && o.dcsUsable() && !o.Now.After(n.leaseOverdueAt()):
-		why = "DCS is accessible again"
-	}
-	if why != "" {
-		if fs.engaged {
-			n.log.Info("failsafe mode exit", "reason", why, "was_confirmed", fs.confirmed)
-		}
+	switch step {
+	case plan.FailsafeExit:
+		n.log.Info("failsafe mode exit", "reason", why, "was_confirmed", fs.confirmed)
 		*fs = failsafeState{}
-		return
-	}
-	if !fs.engaged {
-		fs.engaged = true
-		n.log.Warn("failsafe mode entry: DCS is not accessible (lease renewal failed or overdue), asking every member to confirm this primary",
-			"members", len(o.View.Failsafe), "dcs_failed", n.st.dcsFailing, "lease_valid_until", o.LeaseValidUntil)
-	}
-	if fs.lastRound.IsZero() || !o.Now.Before(fs.lastRound.Add(failsafeInterval(o.Config))) {
+	case plan.FailsafeRound:
+		if !fs.engaged {
+			fs.engaged = true
+			n.log.Warn("failsafe mode entry: DCS is not accessible (lease renewal failed or overdue), asking every member to confirm this primary",
+				"members", len(o.View.Failsafe), "dcs_failed", n.st.dcsFailing, "lease_valid_until", o.LeaseValidUntil)
+		}
 		start := n.now()
 		ok, missing := n.failsafeRound(ctx, o.View.Failsafe)
 		fs.lastRound = start
@@ -101,7 +93,8 @@ func (n *Node) failsafeStep(ctx context.Context, o *Observation) {
 		}
 		o.Now = n.now()
 	}
-	o.FailsafeConfirmed = fs.confirmed
+	o.Failsafe = n.failsafeFacts()
+	o.FailsafeConfirmed, o.FailsafeUntil = fs.confirmed, time.Time{}
 	if fs.confirmed {
 		o.FailsafeUntil = fs.confirmedAt.Add(o.Config.TTLDuration())
 	}
@@ -143,16 +136,9 @@ func (n *Node) failsafeRound(ctx context.Context, key map[string]string) (bool, 
 	return len(missing) == 0, missing
 }
 
-// leaseOverdueAt is when the next lease renewal is overdue: the Store renews
-// every ttl/4, so a renewal missing ttl/4 + min(1s, ttl/8) after the last one
-// means the DCS is failing even before the hanging call times out.
+// leaseOverdueAt is when the next lease renewal is overdue (plan.LeaseOverdueAt).
 func (n *Node) leaseOverdueAt() time.Time {
-	lu := n.deps.Store.LeaseValidUntil()
-	if lu.IsZero() {
-		return time.Time{}
-	}
-	ttl := n.st.dyn.TTLDuration()
-	return lu.Add(-ttl + ttl/4 + max(min(time.Second, ttl/8), 100*time.Millisecond))
+	return plan.LeaseOverdueAt(n.deps.Store.LeaseValidUntil(), n.st.dyn)
 }
 
 // holdUntil is the loop's hold on leadership: the lease, extended by a fresh

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 func TestConnInfo(t *testing.T) {
@@ -47,16 +48,16 @@ func TestTags(t *testing.T) {
 
 func TestViewDigestIgnoresTheLeadersOwnStatus(t *testing.T) {
 	v := cluster.View{Leader: &cluster.LeaderKey{Name: "pg1"}, Status: &cluster.StatusKey{Optime: 1}, ReadAt: t0}
-	a := viewDigest(v, "pg1", t0, 30e9)
+	a := plan.ViewDigest(v, "pg1", t0, 30e9)
 	v.Status = &cluster.StatusKey{Optime: 2}
-	if viewDigest(v, "pg1", t0, 30e9) != a {
+	if plan.ViewDigest(v, "pg1", t0, 30e9) != a {
 		t.Error("the leader's digest changed with status")
 	}
-	if viewDigest(v, "pg2", t0, 30e9) == viewDigest(cluster.View{Leader: v.Leader, Status: &cluster.StatusKey{Optime: 1}, ReadAt: t0}, "pg2", t0, 30e9) {
+	if plan.ViewDigest(v, "pg2", t0, 30e9) == plan.ViewDigest(cluster.View{Leader: v.Leader, Status: &cluster.StatusKey{Optime: 1}, ReadAt: t0}, "pg2", t0, 30e9) {
 		t.Error("a replica's digest must change with status")
 	}
 	v.Leader = &cluster.LeaderKey{Name: "pg2"}
-	if viewDigest(v, "pg1", t0, 30e9) == a {
+	if plan.ViewDigest(v, "pg1", t0, 30e9) == a {
 		t.Error("the digest must change with the leader")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // historyTimeFormat is how Patroni writes history timestamps (Python isoformat with offset).
@@ -24,7 +25,7 @@ func (n *Node) leaderDuties(ctx context.Context, o Observation) {
 	if sysid == "" {
 		sysid = n.st.sysid
 	}
-	if sysid != "" && (o.View.Initialize == nil || !validSysID(*o.View.Initialize)) {
+	if sysid != "" && (o.View.Initialize == nil || !plan.ValidSysID(*o.View.Initialize)) {
 		if err := store.SetInitialize(octx, sysid); err != nil {
 			n.log.Warn("cannot write the initialize key", "err", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // Long actions (bootstrap, clone, start, rewind, reinitialize) run in one
@@ -327,7 +328,7 @@ func (n *Node) launchReinit(ctx context.Context, o Observation, leader string) {
 // sourceConnInfo is how to reach member src with cred; false (logged as
 // "cannot <action>") when its conn_url is unusable.
 func (n *Node) sourceConnInfo(o Observation, src string, cred Credential, action string) (cluster.ConnInfo, bool) {
-	m, _ := o.member(src)
+	m, _ := o.Member(src)
 	ci, err := connInfo(m.ConnURL, cred)
 	if err != nil {
 		n.log.Warn("cannot "+action, "source", src, "err", err)
@@ -385,7 +386,7 @@ func (n *Node) primaryOpts(cfg cluster.DynamicConfig) cluster.StartOptions {
 // clone, rewind or reinitialize; without a usable target, a standalone replica
 // (replicaOpts with no target). The parameters are noted as the ones in effect.
 func (n *Node) followOpts(o Observation) (cluster.StartOptions, Upstream) {
-	opts, up, err := n.replicaOpts(o.View, o.Config, followTarget(o))
+	opts, up, err := n.replicaOpts(o.View, o.Config, plan.FollowTarget(o))
 	if err != nil {
 		opts, up, _ = n.replicaOpts(o.View, o.Config, "")
 	}

@@ -6,16 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
-)
 
-// shortPolls are the waits no event announces, by decision reason, and how
-// soon the cycle runs again to look (docs/ha-waits.md): every other wait ends
-// on an event (a key change, the lease, the postmaster, a long action, a timer).
-var shortPolls = map[string]time.Duration{
-	reasonAwaitingWAL: 100 * time.Millisecond, // the candidate waiting for the old leader's last WAL
-	"pg_not_ready":    250 * time.Millisecond, // postgres running but not accepting connections yet
-	"lagging":         time.Second,            // a replica replaying towards maximum_lag_on_failover
-}
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
+)
 
 // maxBurst bounds the cycles run back to back without waiting for an event.
 const maxBurst = 4
@@ -96,7 +89,7 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return n.exitErr(ctx)
 		case <-n.deps.Store.Changed():
-			cycle = viewDigest(n.deps.Store.View(), n.cfg.Name, n.now(), n.st.dyn.TTLDuration()) != n.st.digest
+			cycle = plan.ViewDigest(n.deps.Store.View(), n.cfg.Name, n.now(), n.st.dyn.TTLDuration()) != n.st.digest
 		case <-n.deps.Store.LeaseLost():
 			n.st.counters.LeaseRenewFails++
 			n.st.dcsFailing = true
@@ -187,58 +180,11 @@ func (n *Node) refusedAtStartup() error {
 	return fmt.Errorf("%w:\n%s", ErrConfigRefused, strings.Join(lines, "\n"))
 }
 
-// nextWake is the latest time the next cycle must run: loop_wait after the last
-// one, or earlier when the demote deadline or primary_start_timeout comes first.
+// nextWake is the latest time the next cycle must run (plan.NextWake of the
+// loop's current state): loop_wait after the last cycle, or earlier when a
+// deadline, a timer or a short poll comes first.
 func (n *Node) nextWake() time.Time {
-	now := n.now()
-	next := n.st.lastLoop.Add(max(n.st.dyn.LoopWaitDuration(), 100*time.Millisecond))
-	earlier := func(t time.Time) {
-		if !t.IsZero() && t.Before(next) {
-			next = t
-		}
-	}
-	if n.st.fs.engaged {
-		earlier(n.st.fs.lastRound.Add(failsafeInterval(n.st.dyn)))
-	} else if n.st.fenceWant && n.st.dyn.FailsafeMode && !n.st.dyn.Pause {
-		earlier(n.leaseOverdueAt()) // a missed renewal starts failsafe rounds before the lease runs short
-	}
-	if n.st.fenceWant && !n.st.dyn.Pause {
-		hold := n.holdUntil()
-		start, deadline := DemoteStart(hold, n.st.dyn), DemoteDeadline(hold, n.st.dyn)
-		switch {
-		case start.After(now):
-			earlier(start)
-		case deadline.After(now):
-			earlier(deadline)
-		default: // demotion due but not done yet: retry soon
-			earlier(now.Add(250 * time.Millisecond))
-		}
-	}
-	if n.st.pollAfter > 0 {
-		earlier(now.Add(n.st.pollAfter))
-	}
-	if r := n.st.releasedAt; !r.IsZero() && n.st.view.Leader == nil {
-		if at := r.Add(n.st.dyn.TTLDuration()); at.After(now) {
-			earlier(at) // the end of released_recently: this node may race again
-		}
-	}
-	earlier(n.st.wakeAt)
-	if s := n.st.scheduled; s != nil && !n.st.dyn.Pause {
-		earlier(s.req.Schedule)
-	}
-	if f := n.st.view.Failover; n.holdsKey() && !f.Empty() && f.ScheduledAt != "" {
-		if at, err := time.Parse(time.RFC3339Nano, f.ScheduledAt); err == nil {
-			earlier(at.Add(-n.st.dyn.LoopWaitDuration()))
-		}
-	}
-	pst := time.Duration(n.st.dyn.PrimaryStartTimeout) * time.Second
-	if l := n.st.long; l != nil && l.kind == LongStartPrimary {
-		earlier(l.since.Add(pst))
-	}
-	if !n.st.pgDownSince.IsZero() && n.st.view.Leader != nil && n.st.view.Leader.Name == n.cfg.Name {
-		earlier(n.st.pgDownSince.Add(pst))
-	}
-	return next
+	return plan.NextWake(n.settleState(), n.st.fenceWant)
 }
 
 // onRenewal runs after every lease renewal: extend the fence and republish
@@ -257,8 +203,9 @@ func (n *Node) onRenewal() bool {
 		n.st.ttlPending = false
 		return true
 	}
-	// A leader waiting for a longer hold before restarting postgres as primary: the renewal is its event.
-	return n.st.reason == "lease_deadline"
+	// A wait the plan said a renewal ends (a leader waiting for a longer hold
+	// before restarting postgres as primary).
+	return n.st.cycleOnRenewal
 }
 
 func (n *Node) onPostmasterExit() {

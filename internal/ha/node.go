@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // RenewalNotifier is an optional extension of Store: Renewed fires (never
@@ -151,7 +152,7 @@ func (n *Node) opCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 		}
 		if n.st.fs.engaged {
 			// DCS lost: calls must not delay the next failsafe round.
-			d = min(d, max(failsafeInterval(n.st.dyn)/2, 200*time.Millisecond))
+			d = min(d, max(plan.FailsafeInterval(n.st.dyn)/2, 200*time.Millisecond))
 		}
 	}
 	return context.WithTimeout(ctx, d)

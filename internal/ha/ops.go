@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // Operator requests (patroni-contract.md §1.6). The REST API calls the exported
@@ -171,15 +172,7 @@ func (n *Node) handleOp(ctx context.Context, req *opRequest) {
 
 // opObservation is the loop's current picture for acting on a request between cycles.
 func (n *Node) opObservation() Observation {
-	usePgRewind := n.st.dyn.UsePgRewind
-	if n.cfg.UsePgRewind != nil {
-		usePgRewind = *n.cfg.UsePgRewind
-	}
-	return Observation{
-		Now: n.now(), Name: n.cfg.Name, Tags: ParseTags(n.configTags()), Config: n.st.dyn, UsePgRewind: usePgRewind,
-		View: n.deps.Store.View(), DCSOK: n.st.dcsOK, LeaseValidUntil: n.deps.Store.LeaseValidUntil(),
-		PG: n.st.pg, Data: n.st.data, Upstream: n.st.upstream,
-	}
+	return n.observation(n.now(), n.deps.Store.View(), n.deps.Store.LeaseValidUntil())
 }
 
 // reinitialize is Patroni's ha.reinitialize: replicas only, while a leader exists.
@@ -202,13 +195,13 @@ func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (clust
 		}
 		o = n.opObservation()
 	}
-	src := o.leaderName()
+	src := o.LeaderName()
 	if !req.FromLeader {
-		if s := cloneSource(o, true); s != "" {
+		if s := plan.CloneSource(o, true); s != "" {
 			src = s
 		}
 	}
-	if m, ok := o.member(src); !ok || m.ConnURL == "" {
+	if m, ok := o.Member(src); !ok || m.ConnURL == "" {
 		return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable,
 			"reinitialize is not possible: %s has no member key with a conn_url", src)
 	}
@@ -217,7 +210,7 @@ func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (clust
 	n.log.Info("reinitialize requested", "source", src, "force", req.Force)
 	// The callbacks of a reinitialize Decide would plan (planCallbacks): on_stop, then the start's.
 	d := Decision{Action: ActionReinitialize, Member: src}
-	d.Callbacks = planCallbacks(o, d)
+	d.Callbacks = plan.PlanCallbacks(o, d)
 	n.st.deciding = &d
 	n.launchReinit(ctx, o, src)
 	n.st.deciding = nil

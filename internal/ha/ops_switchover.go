@@ -74,7 +74,7 @@ func (n *Node) failoverPossible(ctx context.Context, v cluster.View, cfg cluster
 		return "leader name does not match"
 	}
 	sync := cfg.SynchronousMode
-	inSync := func(name string) bool { return (Observation{View: v}).inSyncStandby(name) }
+	inSync := func(name string) bool { return (Observation{View: v}).InSyncStandby(name) }
 	var members []cluster.Member
 	switch {
 	case req.Candidate != "":

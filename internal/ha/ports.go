@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // Postgres is what the HA loop needs from the local postgres owner
@@ -125,17 +126,8 @@ type VIP interface {
 	Ensure(ctx context.Context, bound bool) error
 }
 
-// PeerStatus is what a peer's GET /patroni told us during a leader race.
-type PeerStatus struct {
-	Name             string
-	Reachable        bool
-	Role             string // "master"/"primary" means "primary still alive"
-	WALPosition      cluster.LSN
-	Timeline         int
-	NoFailover       bool
-	FailoverPriority int
-	WatchdogFailed   bool
-}
+// PeerStatus is what the leader race reads from one member's /patroni document (plan.PeerStatus).
+type PeerStatus = plan.PeerStatus
 
 // Peers asks other members for their status document (GET api_url, 2 s timeout, in parallel;
 // implemented by internal/peers, which also parses the document).

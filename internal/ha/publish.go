@@ -5,19 +5,19 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
-// finishCycle runs after every cycle: role bookkeeping, member key, fence,
-// VIP and the published snapshot, all from the loop's latest state (which the
-// actions of this cycle may have changed).
-func (n *Node) finishCycle(ctx context.Context, o Observation) {
+// finishCycle runs after every cycle: role bookkeeping, then the effects that
+// follow the state the action left (plan.Settle: member key, fence, VIP) and
+// the published snapshot.
+func (n *Node) finishCycle(ctx context.Context) {
 	n.recheckKey()
 	n.updateRole()
-	if n.st.dcsOK {
-		n.touchMember(ctx, o)
-	}
-	n.reconcileFence()
-	n.reconcileVIP(ctx)
+	n.writeMember(ctx, plan.Settle(n.settleState()).Member)
+	// The member write may have waited on the DCS: the fence and the VIP
+	// follow the state, and the time, after it.
+	n.applyEffects(ctx, plan.Settle(n.settleState()))
 	n.st.lastLoop = n.now()
 	n.publish()
 }
@@ -59,98 +59,83 @@ func (n *Node) updateRole() {
 	}
 }
 
-// pgState is the state string published for postgres, showing long actions.
-func (n *Node) pgState() cluster.PGState {
-	pg := n.st.pg
-	if l := n.st.long; l != nil && !(pg.Running && pg.Ready) {
-		switch l.kind {
-		case LongBootstrap:
-			return cluster.StateInitializing
-		case LongClone, LongReinitialize:
-			return cluster.StateCreatingReplica
-		case LongRewind:
-			return cluster.StateRewinding
-		default:
-			return cluster.StateStarting
-		}
-	}
-	if pg.State != "" {
-		return pg.State
-	}
-	if pg.Running {
-		return cluster.StateUnknown
-	}
-	return cluster.StateStopped
-}
-
-// touchMember writes members/<name> (the Store skips unchanged values).
-func (n *Node) touchMember(ctx context.Context, o Observation) {
-	pg := n.st.pg
-	m := cluster.Member{
-		Name: n.cfg.Name, ConnURL: n.cfg.ConnURL, APIURL: n.cfg.APIURL,
-		State: string(n.pgState()), Role: n.cfg.Compat.RoleName(n.st.role), Version: n.cfg.Compat.Version(),
-		Timeline: pg.Timeline, Tags: EffectiveTags(n.configTags()), Pause: o.Config.Pause,
-		PendingRestart: pg.PendingRestart, PendingRestartReason: pg.PendingRestartWhy,
-		ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
-	}
-	if pg.Running && pg.Ready {
-		pos := int64(pg.WALPosition())
-		m.XLogLocation = &pos
-		if pg.InRecovery {
-			m.ReplicationState = "in archive recovery"
-			if pg.Streaming {
-				m.ReplicationState = "streaming"
-			}
-		} else if n.st.checkpointPending {
-			f := false
-			m.CheckpointAfterPromote = &f
-		}
+// writeMember writes members/<name> as Settle planned it (the Store skips unchanged values).
+func (n *Node) writeMember(ctx context.Context, m *cluster.Member) {
+	if m == nil {
+		return
 	}
 	octx, cancel := n.opCtx(ctx)
 	defer cancel()
-	if err := n.deps.Store.TouchMember(octx, m); err != nil {
+	if err := n.deps.Store.TouchMember(octx, *m); err != nil {
 		n.log.Debug("cannot write the member key", "err", err)
 	}
 }
 
-// reconcileFence keeps the fence guard in step with reality:
-//   - we hold the key and postgres is (or is about to become) a writable primary:
-//     arm it with DemoteDeadline(LeaseValidUntil), re-armed on every renewal;
-//   - postgres is not a primary, or the cluster is paused: disarm;
-//   - a writable primary without the key (about to be demoted): leave it armed
-//     with its last deadline, never extended.
-func (n *Node) reconcileFence() {
-	if n.cfg.NoFence || n.deps.Fence == nil {
-		n.st.fenceWant = n.holdsKey() && n.pgPrimaryish()
-		return
-	}
-	writable := n.st.pg.Running && !n.st.pg.InRecovery
-	becoming := n.becomingPrimary()
-	n.st.fenceWant = n.holdsKey() && !n.st.dyn.Pause && (writable || becoming)
-	switch {
-	case n.st.fenceWant:
-		n.armFence()
-	case n.st.dyn.Pause || !writable && !becoming:
+// applyEffects carries out the fence and VIP steps Settle planned (VIPLeave
+// does nothing); the member key is written by writeMember.
+func (n *Node) applyEffects(ctx context.Context, e plan.Effects) {
+	n.st.fenceWant = e.FenceWant
+	switch e.Fence {
+	case plan.FenceArm:
+		n.armFenceAt(e.FenceDeadline)
+	case plan.FenceDisarm:
 		n.disarmFence()
 	}
+	switch e.VIP {
+	case plan.VIPBind:
+		n.ensureVIP(ctx, true)
+	case plan.VIPUnbind:
+		n.ensureVIP(ctx, false)
+	}
 }
 
-func (n *Node) pgPrimaryish() bool {
-	return n.st.pg.Running && !n.st.pg.InRecovery || n.becomingPrimary()
+// settleState is the loop's state as the effect rules read it (plan.State):
+// taken after the cycle's action, or between cycles (a renewal, the timer).
+func (n *Node) settleState() plan.State {
+	s := plan.State{
+		Now: n.now(), Config: n.st.dyn, HoldsKey: n.holdsKey(), HoldUntil: n.holdUntil(),
+		LeaderAbsent:   n.st.view.Leader == nil,
+		ViewLeaderIsMe: n.st.view.Leader != nil && n.st.view.Leader.Name == n.cfg.Name,
+		PG:             n.st.pg, Promoting: n.st.promoting,
+		FenceConfigured: !n.cfg.NoFence && n.deps.Fence != nil, VIPBound: n.st.vipBound,
+		Failsafe: n.failsafeFacts(), LastLoop: n.st.lastLoop, PollAfter: n.st.pollAfter,
+		ReleasedAt: n.st.releasedAt, WakeAt: n.st.wakeAt, PGDownSince: n.st.pgDownSince,
+		Member: plan.MemberFacts{Write: n.st.dcsOK, Name: n.cfg.Name, ConnURL: n.cfg.ConnURL, APIURL: n.cfg.APIURL,
+			Compat: n.cfg.Compat, Role: n.st.role, Tags: n.configTags(),
+			ScheduledRestart: scheduledRestartDoc(n.st.scheduled), CheckpointAfterPromote: n.st.checkpointPending},
+	}
+	s.Long = n.st.long.action()
+	if r := n.st.scheduled; r != nil {
+		s.RestartAt = r.req.Schedule
+	}
+	if f := n.st.view.Failover; !f.Empty() && f.ScheduledAt != "" {
+		if at, err := time.Parse(time.RFC3339Nano, f.ScheduledAt); err == nil {
+			s.FailoverAt = at
+		}
+	}
+	return s
 }
 
-func (n *Node) becomingPrimary() bool {
-	l := n.st.long
-	return n.st.promoting || l != nil && (l.kind == LongBootstrap || l.kind == LongStartPrimary)
+// reconcileFence applies the fence rule (plan.Fence) alone to the loop's
+// current state (after a renewal, a failsafe confirmation): arm to the hold's
+// demote deadline, disarm, or leave it as it is.
+func (n *Node) reconcileFence() {
+	var e plan.Effects // VIPLeave
+	e.FenceWant, e.Fence, e.FenceDeadline = plan.Fence(n.settleState())
+	n.applyEffects(context.Background(), e)
 }
 
 // armFence arms (or extends) the guard to DemoteDeadline of the current hold:
 // the lease, or while failsafe keeps leadership the last confirmation + ttl.
 func (n *Node) armFence() {
+	n.armFenceAt(DemoteDeadline(n.holdUntil(), n.st.dyn))
+}
+
+// armFenceAt arms (or extends) the guard to dl (a zero dl changes nothing).
+func (n *Node) armFenceAt(dl time.Time) {
 	if n.cfg.NoFence || n.deps.Fence == nil {
 		return
 	}
-	dl := DemoteDeadline(n.holdUntil(), n.st.dyn)
 	if dl.IsZero() || n.st.fenceKnown && n.st.fenceArmed && dl.Equal(n.st.fenceUntil) {
 		return
 	}
@@ -185,22 +170,6 @@ func (n *Node) disarmFence() {
 	n.st.fenceKnown, n.st.fenceArmed, n.st.fenceUntil = true, false, time.Time{}
 }
 
-// reconcileVIP binds the VIP only while we hold the key, the hold is not about
-// to end, and postgres is a running primary. During a restart in place a bound
-// VIP stays (no ARP churn for a postmaster that comes back in a second).
-func (n *Node) reconcileVIP(ctx context.Context) {
-	if n.deps.VIP == nil {
-		return
-	}
-	pg := n.st.pg
-	holdOK := n.now().Before(DemoteStart(n.holdUntil(), n.st.dyn))
-	want := n.holdsKey() && holdOK && pg.Running && pg.Ready && !pg.InRecovery
-	if !want && n.st.vipBound && n.holdsKey() && holdOK && n.st.long != nil && n.st.long.kind == LongStartPrimary {
-		return
-	}
-	n.ensureVIP(ctx, want)
-}
-
 // ensureVIP asks for the VIP state; errors are logged and never block anything.
 func (n *Node) ensureVIP(ctx context.Context, bound bool) {
 	if n.deps.VIP == nil {
@@ -233,7 +202,7 @@ func (n *Node) leaderUntil() time.Time {
 func (n *Node) publish() {
 	cfg := n.st.dyn
 	pg := n.st.pg
-	pg.State = n.pgState()
+	pg.State = plan.PGState(pg, n.st.long.action())
 	n.snapMu.Lock()
 	defer n.snapMu.Unlock()
 	s := &cluster.Snapshot{
@@ -241,7 +210,7 @@ func (n *Node) publish() {
 		PG: pg, Role: n.st.role, View: n.st.view, LeaderUntil: n.leaderUntil(),
 		TTL: cfg.TTLDuration(), LoopWait: cfg.LoopWaitDuration(), RetryTimeout: cfg.RetryTimeoutDuration(), Config: cfg,
 		Tags: EffectiveTags(n.configTags()), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
-		SyncStandby:    cfg.SynchronousMode && n.st.view.Sync != nil && (Observation{View: n.st.view}).inSync(n.cfg.Name),
+		SyncStandby:    cfg.SynchronousMode && n.st.view.Sync != nil && (Observation{View: n.st.view}).InSync(n.cfg.Name),
 		WatchdogFailed: n.st.fenceFailed, LastLoop: n.st.lastLoop, NextLoopAt: n.nextWake(), Action: n.st.action,
 		FailsafeActive: n.failsafeActive(), VIPBound: n.st.vipBound, Counters: n.counters(), ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
 		ConfigRefused: n.st.refused,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // Restarts requested through the API (patroni-contract.md §1.6.2): now, with
@@ -104,7 +105,7 @@ func (n *Node) restartNow(ctx context.Context, req RestartRequest, reply chan op
 		}
 	}
 	o := n.opObservation()
-	target := followTarget(o)
+	target := plan.FollowTarget(o)
 	if n.st.upstream.Known {
 		target = n.st.upstream.Name
 	}

@@ -68,7 +68,7 @@ func (n *Node) leaderSlotPositions(o Observation) map[string]int64 {
 // physical slots it lacks and advances each to the primary's position, capped
 // at its own replay point (pg_replication_slot_advance cannot go further).
 func (n *Node) keepReplicaSlots(ctx context.Context, o Observation) {
-	if !o.Config.UseSlots || o.leaderIsMe() || !o.pgReady() || !o.PG.InRecovery || o.paused() {
+	if !o.Config.UseSlots || o.LeaderIsMe() || !o.PGReady() || !o.PG.InRecovery || o.Paused() {
 		return
 	}
 	names := permanentPhysical(o.Config, o.Name)

@@ -55,7 +55,7 @@ func (n *Node) syncSlots(ctx context.Context, o Observation) {
 	for _, sl := range slots {
 		have[sl.Name] = true
 		name, typ, active := sl.Name, sl.Type, sl.Active
-		if typ != "physical" || want[name] || active || o.paused() || ignoredSlot(o.Config.Raw, name, typ) {
+		if typ != "physical" || want[name] || active || o.Paused() || ignoredSlot(o.Config.Raw, name, typ) {
 			continue
 		}
 		if _, ok := permanent[name]; ok {

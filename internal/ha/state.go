@@ -65,8 +65,8 @@ type loopState struct {
 	localParams         map[string]any    // postgresql.parameters of the config file (replaced by a reload)
 	paramsKey           string            // the effective parameters postgres was last started or reloaded with
 	reloadPG            bool              // a reload was requested: rewrite the config files and SIGHUP postgres
-	pollAfter           time.Duration     // re-run the cycle this soon (a wait no event announces: shortPolls); 0: no poll
-	reason              string            // the reason of the last decision
+	pollAfter           time.Duration     // re-run the cycle this soon (the last plan's PollAfter); 0: no poll
+	cycleOnRenewal      bool              // the last plan's wait ends at the next lease renewal
 	notStreamingSince   time.Time         // running replica without a streaming WAL receiver since
 	wakeAt              time.Time         // run a cycle at this time (a postponed scheduled action)
 
@@ -93,6 +93,14 @@ type longRun struct {
 	done      chan struct{}
 	waiter    chan opReply      // an API restart waiting for this start to end (capacity 1), or nil
 	callbacks []PlannedCallback // fired when the action ends well (AfterStart)
+}
+
+// action is the running long action as the rules see it (nil: none).
+func (l *longRun) action() *LongAction {
+	if l == nil {
+		return nil
+	}
+	return &LongAction{Kind: l.kind, Since: l.since}
 }
 
 // longResult is what a long action reports back to the loop.

@@ -126,8 +126,8 @@ func streamingCandidates(o Observation, candidate string) []string {
 		if r.State != "streaming" || (candidate != "" && name != candidate) {
 			continue
 		}
-		m, ok := o.member(name)
-		if !ok || !o.candidateOK(o.withStreamedPosition(m)) || o.syncActive() && !o.inSync(name) {
+		m, ok := o.Member(name)
+		if !ok || !o.CandidateOK(o.WithStreamedPosition(m)) || o.SyncActive() && !o.InSync(name) {
 			continue
 		}
 		list = append(list, cand{name: name, flush: r.FlushLSN, priority: ParseTags(m.Tags).FailoverPriority})
@@ -155,7 +155,7 @@ func (n *Node) waitForCandidate(ctx context.Context, o Observation, candidate st
 	var ask []cluster.Member
 	for name, m := range o.View.Members {
 		m.Name = name
-		if (candidate == "" || name == candidate) && o.candidateOK(o.withStreamedPosition(m)) {
+		if (candidate == "" || name == candidate) && o.CandidateOK(o.WithStreamedPosition(m)) {
 			ask = append(ask, m)
 		}
 	}

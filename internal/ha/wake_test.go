@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // A member's role or state changing changes the digest (the waiting node runs a
@@ -16,11 +17,11 @@ func TestViewDigestFollowsMemberWakeFields(t *testing.T) {
 			"pg1": {Name: "pg1", Role: "master", State: state, ConnURL: "postgres://pg1", XLogLocation: xlog},
 		}}
 	}
-	base := viewDigest(v("starting", &x1), "pg2", t0, 30e9)
-	if viewDigest(v("starting", &x2), "pg2", t0, 30e9) != base {
+	base := plan.ViewDigest(v("starting", &x1), "pg2", t0, 30e9)
+	if plan.ViewDigest(v("starting", &x2), "pg2", t0, 30e9) != base {
 		t.Error("an xlog_location change changed the digest")
 	}
-	if viewDigest(v("running", &x1), "pg2", t0, 30e9) == base {
+	if plan.ViewDigest(v("running", &x1), "pg2", t0, 30e9) == base {
 		t.Error("the leader's state turning running did not change the digest")
 	}
 }
@@ -28,14 +29,14 @@ func TestViewDigestFollowsMemberWakeFields(t *testing.T) {
 // nextWake: a short poll for the waits no event announces, and the end of
 // released_recently as a timer; neither waits for loop_wait.
 func TestNextWakeShortPollsAndReleaseTimer(t *testing.T) {
-	n := New(Config{Name: "pg1", Scope: "s", Now: func() time.Time { return t0 }}, Deps{})
+	n := New(Config{Name: "pg1", Scope: "s", Now: func() time.Time { return t0 }}, Deps{Store: &leaseOnly{}})
 	n.st.dyn = cluster.DynamicConfig{TTL: 30, LoopWait: 10, RetryTimeout: 10}
 	n.st.lastLoop = t0
 	if got := n.nextWake(); !got.Equal(t0.Add(10 * time.Second)) {
 		t.Fatalf("idle nextWake = %v, want loop_wait", got.Sub(t0))
 	}
-	for reason, d := range shortPolls {
-		n.st.pollAfter = shortPolls[reason]
+	for reason, d := range plan.ShortPolls {
+		n.st.pollAfter = plan.ShortPolls[reason]
 		if got := n.nextWake(); !got.Equal(t0.Add(d)) {
 			t.Errorf("%s: nextWake = %v, want %v", reason, got.Sub(t0), d)
 		}
@@ -57,7 +58,7 @@ func TestRenewalWakesLeaseDeadlineWait(t *testing.T) {
 	if n.onRenewal() {
 		t.Error("a renewal with nothing waiting on it ran a cycle")
 	}
-	n.st.reason = "lease_deadline"
+	n.st.cycleOnRenewal = true
 	if !n.onRenewal() {
 		t.Error("a renewal did not wake the lease_deadline wait")
 	}
@@ -71,13 +72,13 @@ func TestWithStreamedPosition(t *testing.T) {
 		{ApplicationName: "pg2", State: "streaming", ReplayLSN: 5000},
 		{ApplicationName: "pg3", State: "catchup", ReplayLSN: 9000},
 	}}}
-	if m := o.withStreamedPosition(cluster.Member{Name: "pg2", XLogLocation: &old}); m.XLogLocation == nil || *m.XLogLocation != 5000 {
+	if m := o.WithStreamedPosition(cluster.Member{Name: "pg2", XLogLocation: &old}); m.XLogLocation == nil || *m.XLogLocation != 5000 {
 		t.Errorf("pg2 position = %v, want 5000", m.XLogLocation)
 	}
 	if old != 100 {
 		t.Error("the member key's value was modified")
 	}
-	if m := o.withStreamedPosition(cluster.Member{Name: "pg3", XLogLocation: &old}); *m.XLogLocation != 100 {
+	if m := o.WithStreamedPosition(cluster.Member{Name: "pg3", XLogLocation: &old}); *m.XLogLocation != 100 {
 		t.Errorf("a member not streaming took its replication row's position: %d", *m.XLogLocation)
 	}
 }

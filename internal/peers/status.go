@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
-	"github.com/pgnoded/pgnoded/internal/ha"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // statusDoc is the part of Patroni's /patroni document the leader race reads.
@@ -27,16 +27,16 @@ type statusDoc struct {
 // document without xlog (postgres not answering) tells nothing about the
 // node's data: like Patroni, the race counts it as unreachable, so an old
 // primary whose postgres is down never holds a failover back by its role.
-func ParseStatus(name string, body []byte) (ha.PeerStatus, error) {
+func ParseStatus(name string, body []byte) (plan.PeerStatus, error) {
 	var d statusDoc
 	if err := json.Unmarshal(body, &d); err != nil {
-		return ha.PeerStatus{Name: name}, fmt.Errorf("peer %s: bad status document: %w", name, err)
+		return plan.PeerStatus{Name: name}, fmt.Errorf("peer %s: bad status document: %w", name, err)
 	}
 	if d.XLog == nil {
-		return ha.PeerStatus{Name: name, Role: d.Role}, nil
+		return plan.PeerStatus{Name: name, Role: d.Role}, nil
 	}
-	tags := ha.ParseTags(d.Tags)
-	st := ha.PeerStatus{Name: name, Reachable: true, Role: d.Role, Timeline: d.Timeline,
+	tags := plan.ParseTags(d.Tags)
+	st := plan.PeerStatus{Name: name, Reachable: true, Role: d.Role, Timeline: d.Timeline,
 		NoFailover: !tags.CanFailover(), FailoverPriority: tags.FailoverPriority, WatchdogFailed: d.WatchdogFailed}
 	pos := func(p *int64) cluster.LSN {
 		if p == nil || *p < 0 {
@@ -48,12 +48,9 @@ func ParseStatus(name string, body []byte) (ha.PeerStatus, error) {
 		st.WALPosition = max(pos(d.XLog.Received), pos(d.XLog.Replayed))
 	} else {
 		st.WALPosition = pos(d.XLog.Location)
-		if st.WALPosition > 0 && !isPrimaryRole(st.Role) {
+		if st.WALPosition > 0 && !plan.IsPrimaryRole(st.Role) {
 			st.Role = "primary"
 		}
 	}
 	return st, nil
 }
-
-// isPrimaryRole reports whether a /patroni role names a primary (3.0.2 "master", 4.x "primary").
-func isPrimaryRole(role string) bool { return role == "master" || role == "primary" }

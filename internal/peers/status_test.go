@@ -1,6 +1,7 @@
 package peers
 
 import (
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"testing"
 )
 
@@ -33,7 +34,7 @@ func TestParseStatus(t *testing.T) {
 		t.Errorf("replica parsed as %+v", r)
 	}
 	x, _ := ParseStatus("pg3", []byte(`{"xlog":{"location":5}}`))
-	if !isPrimaryRole(x.Role) {
+	if !plan.IsPrimaryRole(x.Role) {
 		t.Errorf("a document with only xlog.location must count as a primary, got role %q", x.Role)
 	}
 	if s, err := ParseStatus("pg5", []byte(`{"state":"stopped","role":"master","timeline":3}`)); err != nil || s.Reachable {

@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 )
 
 // divergence says whether our data went past the point where the leader's
-// timeline forked from ours (§4.10), judged from the history key:
+// timeline forked from ours (Patroni's postgresql/rewind.py), judged from the history key:
 // an entry [tl, lsn] means timeline tl ended at lsn. certain is false when the
 // end of our WAL is unknown (a crashed primary) or the entry is missing; callers
 // treat that as "diverged, maybe" (pg_rewind is a no-op when it was not).
@@ -49,7 +49,7 @@ func (o Observation) aheadOfLeader() bool {
 // old one; pg_control then names the new one as the minimum recovery end's
 // timeline (crash recovery follows it), so the larger of the two counts.
 func (o Observation) dataTimeline() int {
-	if o.pgReady() && o.PG.Timeline > 0 {
+	if o.PGReady() && o.PG.Timeline > 0 {
 		return o.PG.Timeline
 	}
 	if c := o.Data.Control; c != nil {
@@ -62,7 +62,7 @@ func (o Observation) dataTimeline() int {
 // the cluster's from the history key (either may lag right after a promotion).
 func (o Observation) leaderTimeline() int {
 	tl := o.View.Timeline()
-	if m, ok := o.member(o.leaderName()); ok {
+	if m, ok := o.Member(o.LeaderName()); ok {
 		tl = max(tl, m.Timeline)
 	}
 	return tl
@@ -72,7 +72,7 @@ func (o Observation) leaderTimeline() int {
 // a running postgres reports it; a clean shutdown ends at its checkpoint; a
 // stopped replica has replayed at least to its minimum recovery point.
 func (o Observation) walEnd() (cluster.LSN, bool) {
-	if o.pgReady() {
+	if o.PGReady() {
 		return o.PG.WALPosition(), true
 	}
 	c := o.Data.Control
@@ -103,8 +103,8 @@ func (o Observation) canRewind() bool {
 // decideDiverged chooses what a node whose timeline forked from the leader's does
 // before following it: rewind; re-clone when the config allows; else start anyway, loudly.
 func decideDiverged(o Observation, certain bool) (Decision, bool) {
-	leader := o.leaderName()
-	lm, ok := o.member(leader)
+	leader := o.LeaderName()
+	lm, ok := o.Member(leader)
 	if !ok || lm.ConnURL == "" {
 		return Decision{}, false
 	}

@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// decideNotRunning is §4.9 (recover): postgres is down, the data directory is
+// decideNotRunning is Patroni's Ha.recover: postgres is down, the data directory is
 // there and the DCS is usable.
 //
 // In maintenance mode nothing is started: a leader keeps its key (so that
@@ -17,9 +17,9 @@ import (
 // Right after stepping down for a switchover a node waits for the new leader
 // instead of starting standalone: it then follows it without a second restart.
 func decideNotRunning(o Observation) Decision {
-	if o.paused() {
+	if o.Paused() {
 		switch {
-		case o.leaderIsMe():
+		case o.LeaderIsMe():
 			if p := o.otherPrimary(); p != "" {
 				return Decision{Action: ActionReleaseLock, Reason: "paused_pg_down", Message: fmt.Sprintf(
 					"PAUSE: postgres is not running and %s runs as primary; releasing the leader key", p)}
@@ -32,7 +32,7 @@ func decideNotRunning(o Observation) Decision {
 		return none("PAUSE: postgres is not running", "paused")
 	}
 	switch {
-	case o.leaderIsMe():
+	case o.LeaderIsMe():
 		return decideLeaderDown(o)
 	case o.View.Leader == nil && o.switchoverDemoted():
 		return wait("stepped down for a switchover; waiting for the new leader", "switchover_demoted")
@@ -69,14 +69,15 @@ func decideLeaderDown(o Observation) Decision {
 				o.Config.PrimaryStartTimeout), "primary_start_timeout")
 		}
 	}
-	if c := o.Data.Control; c != nil && inRecoveryState(c.ClusterState) {
+	if c := o.Data.Control; c != nil && InRecoveryState(c.ClusterState) {
 		return Decision{Action: ActionStartReplica, Reason: "leader_was_replica",
 			Message: "starting as readonly because i had the session lock"}
 	}
 	return Decision{Action: ActionRestartInPlace, Message: "starting primary after failure", Reason: "postmaster_down"}
 }
 
-func inRecoveryState(state string) bool {
+// InRecoveryState reports whether pg_controldata's cluster state is a replica's.
+func InRecoveryState(state string) bool {
 	return state == "shut down in recovery" || state == "in archive recovery"
 }
 
@@ -87,7 +88,7 @@ func decideReplicaStart(o Observation) Decision {
 	if diverged && !certain && o.switchoverDemoted() {
 		// After a clean step-down our end of WAL is known: only the new leader's
 		// history entry is missing, and it writes it right after promotion.
-		return wait(fmt.Sprintf("waiting for the new leader's (%s) timeline history before following it", o.leaderName()),
+		return wait(fmt.Sprintf("waiting for the new leader's (%s) timeline history before following it", o.LeaderName()),
 			"await_history")
 	}
 	if diverged {
@@ -95,7 +96,7 @@ func decideReplicaStart(o Observation) Decision {
 			return d
 		}
 	}
-	d := Decision{Action: ActionStartReplica, Member: followTarget(o), Message: "starting as a secondary",
+	d := Decision{Action: ActionStartReplica, Member: FollowTarget(o), Message: "starting as a secondary",
 		Reason: "follow_leader"}
 	if diverged {
 		d.Reason = "timeline_diverged"
@@ -109,18 +110,18 @@ func decideReplicaStart(o Observation) Decision {
 	return d
 }
 
-// followTarget is the member to stream from (§4.4): none with nostream; the
+// FollowTarget is the member to stream from (Patroni's Ha._get_node_to_follow): none with nostream; the
 // replicatefrom member when it runs; else the leader (when its member key has a conn_url).
-func followTarget(o Observation) string {
+func FollowTarget(o Observation) string {
 	if o.Tags.NoStream {
 		return ""
 	}
 	if rf := o.Tags.ReplicateFrom; rf != "" && rf != o.Name {
-		if m, ok := o.member(rf); ok && m.ConnURL != "" && m.State == string(cluster.StateRunning) {
+		if m, ok := o.Member(rf); ok && m.ConnURL != "" && m.State == string(cluster.StateRunning) {
 			return rf
 		}
 	}
-	if m, ok := o.member(o.leaderName()); ok && m.ConnURL != "" {
+	if m, ok := o.Member(o.LeaderName()); ok && m.ConnURL != "" {
 		return m.Name
 	}
 	return ""
@@ -136,21 +137,21 @@ var longMessages = map[LongKind]string{
 	LongPrePromote:   "running pre_promote before promoting",
 }
 
-// decideLongAction is §4.1 step 5/6: while a long action runs we only keep the
+// decideLongAction is Patroni's Ha.handle_long_action_in_progress: while a long action runs we only keep the
 // lock, and cancel it when it can no longer end well.
 func decideLongAction(o Observation) Decision {
 	msg := o.msgPrefix() + longMessages[o.Long.Kind]
 	cancelAnd := func(d Decision) Decision { d.CancelLong = true; return d }
 	switch o.Long.Kind {
 	case LongStartPrimary, LongBootstrap:
-		if o.paused() {
+		if o.Paused() {
 			return none(msg, "long_action")
 		}
-		if o.leaderIsMe() && !o.holdValid() {
+		if o.LeaderIsMe() && !o.holdValid() {
 			return cancelAnd(Decision{Action: ActionDemote, Demote: DemoteOffline, Stop: cluster.StopImmediate,
 				Message: "stopping the primary start: the leader lease is about to expire", Reason: "lease_deadline"})
 		}
-		if o.dcsUsable() && !o.leaderIsMe() {
+		if o.DCSUsable() && !o.LeaderIsMe() {
 			return cancelAnd(Decision{Action: ActionDemote, Demote: DemoteImmediateNoLock, Stop: cluster.StopImmediate,
 				Message: "lost leader lock during " + o.Long.Kind.String(), Reason: "lock_lost"})
 		}
@@ -159,19 +160,19 @@ func decideLongAction(o Observation) Decision {
 				Message: "postgres did not start within primary_start_timeout; releasing the leader key",
 				Reason:  "primary_start_timeout"})
 		}
-		if !o.dcsUsable() {
+		if !o.DCSUsable() {
 			return wait(msg, "long_action")
 		}
 		return Decision{Action: ActionUpdateLock, Message: msg, Reason: "long_action"}
 	}
-	if o.Long.Kind == LongPrePromote && o.dcsUsable() && !o.leaderIsMe() {
+	if o.Long.Kind == LongPrePromote && o.DCSUsable() && !o.LeaderIsMe() {
 		return cancelAnd(wait("lost the leader key while pre_promote ran; not promoting", "lock_lost"))
 	}
-	if !o.paused() && o.pgReady() && !o.PG.InRecovery && !o.leaderIsMe() {
+	if !o.Paused() && o.PGReady() && !o.PG.InRecovery && !o.LeaderIsMe() {
 		return cancelAnd(Decision{Action: ActionDemote, Demote: DemoteImmediateNoLock, Stop: cluster.StopImmediate,
 			Message: "demoting self because I do not have the lock and I was a leader", Reason: "no_lock"})
 	}
-	if o.leaderIsMe() && o.dcsUsable() {
+	if o.LeaderIsMe() && o.DCSUsable() {
 		return Decision{Action: ActionUpdateLock, Message: msg, Reason: "long_action"}
 	}
 	return wait(msg, "long_action")

@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"sort"
@@ -10,22 +10,23 @@ import (
 
 // Read-only helpers on Observation used by the rules. None of them mutate.
 
-func (o Observation) paused() bool { return o.Config.Pause }
+// Paused reports maintenance mode (the config key's pause).
+func (o Observation) Paused() bool { return o.Config.Pause }
 
-// pgWritable is the conservative "may accept writes" test used for fencing:
+// PGWritable is the conservative "may accept writes" test used for fencing:
 // a live postmaster not known to be in recovery.
-func (o Observation) pgWritable() bool { return o.PG.Running && !o.PG.InRecovery }
+func (o Observation) PGWritable() bool { return o.PG.Running && !o.PG.InRecovery }
 
-// pgReady reports a postmaster that answered the observation query.
-func (o Observation) pgReady() bool { return o.PG.Running && o.PG.Ready }
+// PGReady reports a postmaster that answered the observation query.
+func (o Observation) PGReady() bool { return o.PG.Running && o.PG.Ready }
 
-// leaderIsMe reports that the DCS view names us as leader and UpdateLeader did not contradict it.
-func (o Observation) leaderIsMe() bool {
+// LeaderIsMe reports that the DCS view names us as leader and UpdateLeader did not contradict it.
+func (o Observation) LeaderIsMe() bool {
 	return o.View.Leader != nil && o.View.Leader.Name == o.Name && !o.LockLost
 }
 
-// holdUntil is how long our hold on the leader key is known to last.
-func (o Observation) holdUntil() time.Time {
+// HoldUntil is how long our hold on the leader key is known to last.
+func (o Observation) HoldUntil() time.Time {
 	h := o.LeaseValidUntil
 	if o.FailsafeConfirmed && o.FailsafeUntil.After(h) {
 		h = o.FailsafeUntil
@@ -36,17 +37,18 @@ func (o Observation) holdUntil() time.Time {
 // holdValid reports that we may still act as leader (start or promote a primary):
 // the hold ends after DemoteStart.
 func (o Observation) holdValid() bool {
-	h := o.holdUntil()
+	h := o.HoldUntil()
 	return !h.IsZero() && o.Now.Before(DemoteStart(h, o.Config))
 }
 
-// dcsUsable reports a fresh view and a live lease: the precondition for any
+// DCSUsable reports a fresh view and a live lease: the precondition for any
 // decision that relies on the cluster's keys.
-func (o Observation) dcsUsable() bool {
+func (o Observation) DCSUsable() bool {
 	return o.DCSOK && o.LeaseValidUntil.After(o.Now)
 }
 
-func (o Observation) member(name string) (cluster.Member, bool) {
+// Member returns the member key of name, with its Name filled in.
+func (o Observation) Member(name string) (cluster.Member, bool) {
 	m, ok := o.View.Members[name]
 	if ok && m.Name == "" {
 		m.Name = name
@@ -54,7 +56,8 @@ func (o Observation) member(name string) (cluster.Member, bool) {
 	return m, ok
 }
 
-func (o Observation) leaderName() string {
+// LeaderName is the leader key's holder, or "".
+func (o Observation) LeaderName() string {
 	if o.View.Leader == nil {
 		return ""
 	}
@@ -63,7 +66,7 @@ func (o Observation) leaderName() string {
 
 // ownWAL is the position compared in the race: primary current/flush, replica max(received, replayed).
 func (o Observation) ownWAL() cluster.LSN {
-	if o.pgReady() {
+	if o.PGReady() {
 		return o.PG.WALPosition()
 	}
 	if c := o.Data.Control; c != nil {
@@ -84,13 +87,13 @@ func (o Observation) tooFarBehind(pos cluster.LSN) bool {
 	return o.Config.MaximumLagOnFailover >= 0 && o.lagBytes(pos) > o.Config.MaximumLagOnFailover
 }
 
-// syncActive reports synchronous mode with a populated sync key.
-func (o Observation) syncActive() bool {
+// SyncActive reports synchronous mode with a populated sync key.
+func (o Observation) SyncActive() bool {
 	return o.Config.SynchronousMode && o.View.Sync != nil && o.View.Sync.Leader != ""
 }
 
-// inSync reports whether name is the sync key's leader or one of its standbys.
-func (o Observation) inSync(name string) bool {
+// InSync reports whether name is the sync key's leader or one of its standbys.
+func (o Observation) InSync(name string) bool {
 	s := o.View.Sync
 	if s == nil {
 		return false
@@ -98,11 +101,11 @@ func (o Observation) inSync(name string) bool {
 	if strings.EqualFold(s.Leader, name) {
 		return true
 	}
-	return o.inSyncStandby(name)
+	return o.InSyncStandby(name)
 }
 
-// inSyncStandby reports whether name is listed as a synchronous standby (Patroni's sync.matches).
-func (o Observation) inSyncStandby(name string) bool {
+// InSyncStandby reports whether name is listed as a synchronous standby (Patroni's sync.matches).
+func (o Observation) InSyncStandby(name string) bool {
 	s := o.View.Sync
 	if s == nil || s.SyncStandby == nil {
 		return false
@@ -115,10 +118,10 @@ func (o Observation) inSyncStandby(name string) bool {
 	return false
 }
 
-// candidateOK reports whether member m could take over from us now, judged from
+// CandidateOK reports whether member m could take over from us now, judged from
 // its member key: may fail over, has an API, runs as a replica, is not too far
 // behind, and (check_timeline) is on the cluster timeline.
-func (o Observation) candidateOK(m cluster.Member) bool {
+func (o Observation) CandidateOK(m cluster.Member) bool {
 	if m.Name == o.Name || m.APIURL == "" || !ParseTags(m.Tags).CanFailover() {
 		return false
 	}
@@ -139,7 +142,7 @@ func (o Observation) candidateOK(m cluster.Member) bool {
 func (o Observation) viableReplica() bool {
 	for name, m := range o.View.Members {
 		m.Name = name
-		if o.candidateOK(m) {
+		if o.CandidateOK(m) {
 			return true
 		}
 	}
@@ -166,12 +169,12 @@ func (o Observation) streamsFromMe(name string) bool {
 	return false
 }
 
-// withStreamedPosition returns m with its xlog_location raised to what our
+// WithStreamedPosition returns m with its xlog_location raised to what our
 // pg_stat_replication shows it replayed now: a member key is written once a
 // loop, so right after a replica caught up (a clone's WAL switch, a burst of
 // writes) it can show a lag the replica no longer has. Patroni asks the
 // members' APIs for their current position for the same reason.
-func (o Observation) withStreamedPosition(m cluster.Member) cluster.Member {
+func (o Observation) WithStreamedPosition(m cluster.Member) cluster.Member {
 	for _, r := range o.PG.Replication {
 		if r.ApplicationName == m.Name && r.State == "streaming" {
 			if pos := int64(r.ReplayLSN); m.XLogLocation == nil || pos > *m.XLogLocation {
@@ -220,7 +223,7 @@ func (o Observation) otherPrimary() string {
 	sort.Strings(names)
 	for _, name := range names {
 		m := o.View.Members[name]
-		if name != o.Name && isPrimaryRole(m.Role) && m.State == string(cluster.StateRunning) {
+		if name != o.Name && IsPrimaryRole(m.Role) && m.State == string(cluster.StateRunning) {
 			return name
 		}
 	}
@@ -228,7 +231,7 @@ func (o Observation) otherPrimary() string {
 }
 
 func (o Observation) msgPrefix() string {
-	if o.paused() {
+	if o.Paused() {
 		return "PAUSE: "
 	}
 	return ""

@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"fmt"
@@ -7,14 +7,14 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// decideEmptyDataDir covers §4.2/§4.3: a node without data bootstraps a new
+// decideEmptyDataDir is Patroni's Ha.bootstrap and Ha.clone: a node without data bootstraps a new
 // cluster (it wins the initialize race) or clones from a clonefrom member or the leader.
 func decideEmptyDataDir(o Observation) Decision {
-	if o.leaderIsMe() {
+	if o.LeaderIsMe() {
 		return Decision{Action: ActionReleaseLock, Message: "data directory is empty; releasing the leader key",
 			Reason: "empty_data_dir"}
 	}
-	if o.paused() {
+	if o.Paused() {
 		return none("PAUSE: data directory is empty; not bootstrapping", "paused")
 	}
 	init := o.View.Initialize
@@ -32,31 +32,31 @@ func decideEmptyDataDir(o Observation) Decision {
 			return Decision{Action: ActionBootstrap, Message: "trying to bootstrap a new cluster", Reason: "bootstrap"}
 		}
 		// The cluster exists but has no leader: only a clonefrom member can serve as source.
-		if src := cloneSource(o, false); src != "" {
+		if src := CloneSource(o, false); src != "" {
 			return Decision{Action: ActionClone, Member: src, Reason: "clone",
 				Message: fmt.Sprintf("trying to bootstrap from replica '%s'", src)}
 		}
 		return wait("waiting for leader to bootstrap", "no_clone_source")
 	}
-	src := cloneSource(o, true)
+	src := CloneSource(o, true)
 	if src == "" {
-		return wait(fmt.Sprintf("waiting for leader (%s) to be running before cloning", o.leaderName()),
+		return wait(fmt.Sprintf("waiting for leader (%s) to be running before cloning", o.LeaderName()),
 			"no_clone_source")
 	}
 	kind := "replica"
-	if src == o.leaderName() {
+	if src == o.LeaderName() {
 		kind = "leader"
 	}
 	return Decision{Action: ActionClone, Member: src, Reason: "clone",
 		Message: fmt.Sprintf("trying to bootstrap from %s '%s'", kind, src)}
 }
 
-// cloneSource picks a running member tagged clonefrom (not us, not the leader;
+// CloneSource picks a running member tagged clonefrom (not us, not the leader;
 // the first by name, so the choice is stable), else the leader when allowed and running.
-func cloneSource(o Observation, leaderAllowed bool) string {
+func CloneSource(o Observation, leaderAllowed bool) string {
 	var names []string
 	for name, m := range o.View.Members {
-		if name == o.Name || name == o.leaderName() || m.ConnURL == "" {
+		if name == o.Name || name == o.LeaderName() || m.ConnURL == "" {
 			continue
 		}
 		if m.State == string(cluster.StateRunning) && ParseTags(m.Tags).CloneFrom {
@@ -70,14 +70,14 @@ func cloneSource(o Observation, leaderAllowed bool) string {
 	if !leaderAllowed {
 		return ""
 	}
-	if lm, ok := o.member(o.leaderName()); ok && lm.ConnURL != "" && lm.State == string(cluster.StateRunning) {
+	if lm, ok := o.Member(o.LeaderName()); ok && lm.ConnURL != "" && lm.State == string(cluster.StateRunning) {
 		return lm.Name
 	}
 	return ""
 }
 
 // decideSystemID checks the data directory's system identifier against the
-// initialize key (§4.1 step 9). A mismatch is fatal: the data is never overwritten.
+// initialize key (as Patroni's Ha._run_cycle checks it). A mismatch is fatal: the data is never overwritten.
 func decideSystemID(o Observation) (Decision, bool) {
 	sysid := o.PG.SystemID
 	if sysid == "" && o.Data.Control != nil {
@@ -91,23 +91,23 @@ func decideSystemID(o Observation) (Decision, bool) {
 	}
 	init := o.View.Initialize
 	if init == nil {
-		if o.View.Leader != nil || o.paused() {
+		if o.View.Leader != nil || o.Paused() {
 			return Decision{}, false // the leader writes it (housekeeping)
 		}
-		if o.pgReady() && o.PG.InRecovery {
+		if o.PGReady() && o.PG.InRecovery {
 			return Decision{Action: ActionFatal, Reason: "no_initialize_replica",
 				Message: "the cluster has no initialize key and this node runs as a replica: start the primary first"}, true
 		}
 		return Decision{Action: ActionClaimInitialize, Reason: "adopt_data_dir",
 			Message: fmt.Sprintf("adopting the existing data directory: initialize = %s", sysid)}, true
 	}
-	if !validSysID(*init) || *init == sysid {
+	if !ValidSysID(*init) || *init == sysid {
 		return Decision{}, false
 	}
 	msg := fmt.Sprintf("system identifier of the data directory (%s) does not match the cluster's initialize key (%s); "+
 		"refusing to use or overwrite this data directory", sysid, *init)
-	if o.paused() {
-		if o.leaderIsMe() {
+	if o.Paused() {
+		if o.LeaderIsMe() {
 			return Decision{Action: ActionReleaseLock, Message: "PAUSE: " + msg, Reason: "sysid_mismatch"}, true
 		}
 		return none("PAUSE: "+msg, "sysid_mismatch"), true
@@ -115,8 +115,8 @@ func decideSystemID(o Observation) (Decision, bool) {
 	return Decision{Action: ActionFatal, Message: msg, Reason: "sysid_mismatch"}, true
 }
 
-// validSysID reports a plausible system identifier: at least 10 digits.
-func validSysID(s string) bool {
+// ValidSysID reports a plausible system identifier: at least 10 digits.
+func ValidSysID(s string) bool {
 	if len(s) < 10 {
 		return false
 	}

@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"fmt"
@@ -7,20 +7,20 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// decideRace is §4.5: the leader key is absent and postgres runs.
+// decideRace is Patroni's Ha.process_unhealthy_cluster and is_healthiest_node: the leader key is absent and postgres runs.
 func decideRace(o Observation) Decision {
-	if o.paused() {
+	if o.Paused() {
 		// In maintenance mode only a running primary takes the free key, and only
 		// the candidate of a manual switchover or failover is promoted.
-		if f := o.View.Failover; !f.Empty() && f.Member == o.Name && o.pgReady() && o.PG.InRecovery && f.ScheduledAt == "" {
+		if f := o.View.Failover; !f.Empty() && f.Member == o.Name && o.PGReady() && o.PG.InRecovery && f.ScheduledAt == "" {
 			return decideCandidate(o)
 		}
-		if o.pgReady() && !o.PG.InRecovery && (o.View.Initialize == nil || *o.View.Initialize == o.PG.SystemID) {
+		if o.PGReady() && !o.PG.InRecovery && (o.View.Initialize == nil || *o.View.Initialize == o.PG.SystemID) {
 			return Decision{Action: ActionAcquire, Message: "PAUSE: acquired session lock as a leader", Reason: "paused_primary"}
 		}
 		return none("PAUSE: no leader; not racing in maintenance mode", "paused")
 	}
-	if !o.pgReady() {
+	if !o.PGReady() {
 		return wait("postgres is not ready; not racing for the leader key", "pg_not_ready")
 	}
 	if !o.PG.InRecovery {
@@ -68,7 +68,7 @@ func decideReplicaRace(o Observation) Decision {
 			return notHealthiest("not listed in the failsafe key", "failsafe_absent")
 		}
 	}
-	if o.syncActive() && !o.inSync(o.Name) {
+	if o.SyncActive() && !o.InSync(o.Name) {
 		return notHealthiest("not a synchronous standby", "not_sync")
 	}
 	if pos := o.ownWAL(); o.tooFarBehind(pos) {
@@ -93,7 +93,7 @@ func decideManualRace(o Observation) Decision {
 		return decideCandidate(o)
 	}
 	if f.Member != "" {
-		if o.syncActive() && !o.inSync(o.Name) {
+		if o.SyncActive() && !o.InSync(o.Name) {
 			return notHealthiest("not a synchronous standby", "not_sync")
 		}
 		if o.Peers == nil {
@@ -119,9 +119,9 @@ func decideManualRace(o Observation) Decision {
 	return racePeers(o, f.Leader, won)
 }
 
-// reasonAwaitingWAL marks the candidate's wait for the old leader's last WAL;
+// ReasonAwaitingWAL marks the candidate's wait for the old leader's last WAL;
 // the loop re-runs the cycle shortly while it lasts (no event announces WAL).
-const reasonAwaitingWAL = "awaiting_wal"
+const ReasonAwaitingWAL = "awaiting_wal"
 
 // decideCandidate: I am the named candidate and the leader key is free. The
 // old leader published its last position (the shutdown checkpoint after a
@@ -132,7 +132,7 @@ func decideCandidate(o Observation) Decision {
 	if lag := o.lagBytes(o.ownWAL()); lag > 0 && !o.LeaderGoneAt.IsZero() &&
 		o.Now.Sub(o.LeaderGoneAt) < o.Config.LoopWaitDuration() {
 		return wait(fmt.Sprintf("manual failover: waiting for the old leader's last WAL (%d bytes missing)", lag),
-			reasonAwaitingWAL)
+			ReasonAwaitingWAL)
 	}
 	return Decision{Action: ActionAcquire, Message: o.msgPrefix() + won, Reason: "failover_candidate"}
 }
@@ -152,10 +152,10 @@ func racePeers(o Observation, exclude, wonMsg string) Decision {
 		if p.Name == o.Name || p.Name == exclude || !p.Reachable {
 			continue
 		}
-		if isPrimaryRole(p.Role) {
+		if IsPrimaryRole(p.Role) {
 			return notHealthiest(fmt.Sprintf("Primary (%s) is still alive", p.Name), "primary_alive")
 		}
-		if p.NoFailover || p.WatchdogFailed || o.syncActive() && !o.inSync(p.Name) {
+		if p.NoFailover || p.WatchdogFailed || o.SyncActive() && !o.InSync(p.Name) {
 			continue
 		}
 		if p.WALPosition > own {
@@ -195,4 +195,5 @@ func peersToAsk(o Observation, exclude string) []cluster.Member {
 	return out
 }
 
-func isPrimaryRole(role string) bool { return role == "master" || role == "primary" }
+// IsPrimaryRole reports whether a member key's role names a primary (Patroni writes "master" or "primary").
+func IsPrimaryRole(role string) bool { return role == "master" || role == "primary" }

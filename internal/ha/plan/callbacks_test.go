@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"fmt"
@@ -173,7 +173,7 @@ func TestPlanCallbacksStopAndStartActions(t *testing.T) {
 			newObs(), Decision{Action: ActionFatal}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := fmtPlan(planCallbacks(tc.obs, tc.d)); got != tc.plan {
+			if got := fmtPlan(PlanCallbacks(tc.obs, tc.d)); got != tc.plan {
 				t.Errorf("callbacks %q, want %q", got, tc.plan)
 			}
 		})

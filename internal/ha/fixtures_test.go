@@ -1,15 +1,13 @@
 package ha
 
 import (
-	"encoding/json"
-	"strings"
-	"testing"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// Fixtures for the Decide table tests. The default observation is a healthy
+// Fixtures for the tests of the loop that need an Observation: a copy of the
+// Decide table tests' fixtures (internal/ha/plan/decide_fixtures_test.go). The default observation is a healthy
 // 3-node cluster seen from pg1, a streaming replica of the leader pg2 (pg3 is
 // another replica); every case changes only what its rule is about.
 
@@ -108,111 +106,7 @@ func memberTags(name string, t map[string]any) fx {
 	return setMember(name, func(m *cluster.Member) { m.Tags = t })
 }
 
-func peers(ps ...PeerStatus) fx { return func(o *Observation) { o.Peers = ps } }
-
+func cfg(f func(*cluster.DynamicConfig)) fx { return func(o *Observation) { f(&o.Config) } }
 func peer(name string, wal cluster.LSN) PeerStatus {
 	return PeerStatus{Name: name, Reachable: true, Role: "replica", WALPosition: wal, Timeline: 1, FailoverPriority: 1}
-}
-
-func at(d time.Duration) fx { return func(o *Observation) { o.Now = t0.Add(d) } }
-
-func paused(o *Observation) { o.Config.Pause = true }
-
-func cfg(f func(*cluster.DynamicConfig)) fx { return func(o *Observation) { f(&o.Config) } }
-
-func long(kind LongKind, since time.Duration) fx {
-	return func(o *Observation) { o.Long = &LongAction{Kind: kind, Since: t0.Add(since)} }
-}
-
-func history(entries ...cluster.HistoryEntry) fx {
-	return func(o *Observation) { o.View.History = entries }
-}
-
-func failover(leader, member, at string) fx {
-	return func(o *Observation) {
-		o.View.Failover = &cluster.Failover{Leader: leader, Member: member, ScheduledAt: at, ModRevision: 7}
-	}
-}
-
-// want lists what a case checks; zero fields other than Action, Member, CancelLong
-// and ClearFailover are not checked.
-type want struct {
-	action Action
-	demote DemoteMode
-	stop   cluster.StopMode
-	member string
-	cancel bool
-	clear  bool
-	msg    string // substring of the message
-	reason string
-	ask    []string // names in AskPeers
-}
-
-type decideCase struct {
-	name string
-	obs  Observation
-	want want
-}
-
-func runDecideCases(t *testing.T, cases []decideCase) {
-	t.Helper()
-	seen := map[string]bool{}
-	for _, tc := range cases {
-		if seen[tc.name] {
-			t.Fatalf("duplicate case name %q", tc.name)
-		}
-		seen[tc.name] = true
-		t.Run(tc.name, func(t *testing.T) {
-			before, err := json.Marshal(tc.obs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := Decide(tc.obs)
-			after, _ := json.Marshal(tc.obs)
-			if string(before) != string(after) {
-				t.Fatalf("Decide mutated its observation")
-			}
-			checkDecision(t, d, tc.want)
-		})
-	}
-}
-
-func checkDecision(t *testing.T, d Decision, w want) {
-	t.Helper()
-	if d.Action != w.action {
-		t.Fatalf("action = %v, want %v (message %q, reason %q)", d.Action, w.action, d.Message, d.Reason)
-	}
-	if w.demote != 0 && d.Demote != w.demote {
-		t.Errorf("demote mode = %v, want %v", d.Demote, w.demote)
-	}
-	if w.stop != "" && d.Stop != w.stop {
-		t.Errorf("stop mode = %q, want %q", d.Stop, w.stop)
-	}
-	if d.Member != w.member {
-		t.Errorf("member = %q, want %q", d.Member, w.member)
-	}
-	if d.CancelLong != w.cancel {
-		t.Errorf("cancel long action = %v, want %v", d.CancelLong, w.cancel)
-	}
-	if d.ClearFailover != w.clear {
-		t.Errorf("clear failover = %v, want %v", d.ClearFailover, w.clear)
-	}
-	if w.msg != "" && !strings.Contains(d.Message, w.msg) {
-		t.Errorf("message = %q, want it to contain %q", d.Message, w.msg)
-	}
-	if w.reason != "" && d.Reason != w.reason {
-		t.Errorf("reason = %q, want %q", d.Reason, w.reason)
-	}
-	if w.ask != nil {
-		var got []string
-		for _, m := range d.AskPeers {
-			got = append(got, m.Name)
-		}
-		if strings.Join(got, ",") != strings.Join(w.ask, ",") {
-			t.Errorf("asked peers %v, want %v", got, w.ask)
-		}
-	}
-	if d.Message == "" {
-		t.Errorf("empty message")
-	}
 }

@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"fmt"
@@ -7,17 +7,17 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// decideLeader is §4.6: we hold the key and postgres runs.
+// decideLeader is Patroni's Ha.process_healthy_cluster: we hold the key and postgres runs.
 func decideLeader(o Observation) Decision {
 	lock := func(msg, reason string) Decision {
 		return Decision{Action: ActionUpdateLock, Message: msg, Reason: reason}
 	}
-	if o.paused() {
-		if o.pgReady() && o.PG.InRecovery && (o.View.Failover.Empty() || o.View.Failover.Member != o.Name) {
+	if o.Paused() {
+		if o.PGReady() && o.PG.InRecovery && (o.View.Failover.Empty() || o.View.Failover.Member != o.Name) {
 			return Decision{Action: ActionReleaseLock, Reason: "paused_not_primary",
 				Message: "PAUSE: the leader is no longer a primary; releasing the leader key"}
 		}
-		if o.pgReady() && !o.PG.InRecovery {
+		if o.PGReady() && !o.PG.InRecovery {
 			// A switchover or failover to a named candidate is the one demotion allowed while paused.
 			if d, ok := decideSwitchover(o); ok {
 				return d
@@ -25,7 +25,7 @@ func decideLeader(o Observation) Decision {
 		}
 		return lock(fmt.Sprintf("PAUSE: no action. I am (%s), the leader with the lock", o.Name), "paused")
 	}
-	if !o.pgReady() {
+	if !o.PGReady() {
 		return lock(fmt.Sprintf("no action. I am (%s), the leader with the lock; postgres is not answering", o.Name),
 			"pg_not_ready")
 	}
@@ -66,12 +66,12 @@ func decideSwitchover(o Observation) (Decision, bool) {
 	if f.Member == o.Name {
 		return keep("manual failover: I am already the leader; clearing the failover key", "failover_stale", true)
 	}
-	if o.paused() && f.Member == "" {
+	if o.Paused() && f.Member == "" {
 		return keep("Switchover is possible only to a specific candidate in a paused state; clearing the failover key",
 			"failover_impossible", true)
 	}
 	if f.ScheduledAt != "" {
-		if o.paused() {
+		if o.Paused() {
 			return keep("PAUSE: a scheduled switchover does not run in maintenance mode", "failover_scheduled", false)
 		}
 		at, err := time.Parse(time.RFC3339Nano, f.ScheduledAt)
@@ -89,14 +89,14 @@ func decideSwitchover(o Observation) (Decision, bool) {
 		}
 	}
 	eligible := func(m cluster.Member) bool {
-		return o.candidateOK(o.withStreamedPosition(m)) && (!o.syncActive() || o.inSync(m.Name))
+		return o.CandidateOK(o.WithStreamedPosition(m)) && (!o.SyncActive() || o.InSync(m.Name))
 	}
 	// A candidate that receives no WAL now would miss the end of ours: only one
 	// streaming from us (or cascading from a member that does) can take over
 	// without losing acknowledged commits.
 	receiving := func(m cluster.Member) bool { return o.streamsFromMe(m.Name) || o.cascades(m) }
 	if f.Member != "" {
-		m, ok := o.member(f.Member)
+		m, ok := o.Member(f.Member)
 		switch {
 		case !ok || !eligible(m):
 			return keep(fmt.Sprintf("manual failover: member %s is not healthy; failover is not possible", f.Member),
@@ -122,34 +122,34 @@ func decideSwitchover(o Observation) (Decision, bool) {
 // decideFollower: another node holds the key and postgres runs. A primary
 // steps down at once; a replica follows the leader (or its replicatefrom member).
 func decideFollower(o Observation) Decision {
-	leader := o.leaderName()
-	if o.pgWritable() {
-		if o.paused() {
+	leader := o.LeaderName()
+	if o.PGWritable() {
+		if o.Paused() {
 			return none("PAUSE: continue to run as primary without lock", "paused")
 		}
 		return Decision{Action: ActionDemote, Demote: DemoteImmediateNoLock, Stop: cluster.StopImmediate,
 			Message: "demoting self because I do not have the lock and I was a leader", Reason: "no_lock"}
 	}
-	if !o.pgReady() {
+	if !o.PGReady() {
 		return wait("postgres is not ready yet", "pg_not_ready")
 	}
-	if !o.PG.Streaming && !o.paused() && o.notStreamingLong() {
+	if !o.PG.Streaming && !o.Paused() && o.notStreamingLong() {
 		if diverged, certain := divergence(o); diverged && certain {
 			if d, ok := decideDiverged(o, certain); ok {
 				return d
 			}
 		}
 	}
-	target := followTarget(o)
+	target := FollowTarget(o)
 	following := fmt.Sprintf("no action. I am (%s), a secondary, and following a leader (%s)", o.Name, leader)
-	if o.paused() {
+	if o.Paused() {
 		return none("PAUSE: "+following, "paused")
 	}
 	if target == "" && !o.Tags.NoStream {
 		return none(fmt.Sprintf("no action. I am (%s), a secondary; waiting for the leader's (%s) member key",
 			o.Name, leader), "no_leader_member")
 	}
-	m, _ := o.member(target)
+	m, _ := o.Member(target)
 	if !o.Upstream.Known || o.Upstream.Name != target || o.Upstream.ConnURL != m.ConnURL {
 		msg := fmt.Sprintf("following a new leader (%s)", target)
 		if target == "" {

@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// Tags are a member's tags as the HA rules read them (patroni-contract.md §5.3).
+// Tags are a member's tags as the HA rules read them (Patroni's tags: nofailover, failover_priority, ...).
 type Tags struct {
 	NoFailover       bool
 	NoFailoverSet    bool // nofailover was given explicitly (then failover_priority does not exclude)

@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"strings"
@@ -28,10 +28,12 @@ type Observation struct {
 	LeaseValidUntil time.Time
 	// LockLost is set when UpdateLeader reported this cycle that another node holds the key.
 	LockLost bool
-	// FailsafeConfirmed and FailsafeUntil are the failsafe-mode hook (issue 11):
+	// FailsafeConfirmed and FailsafeUntil are what failsafe_mode brings in:
 	// while confirmed, leadership is held until FailsafeUntil even without DCS.
 	FailsafeConfirmed bool
 	FailsafeUntil     time.Time
+	// Failsafe is the primary side of failsafe mode (NextFailsafe reads it).
+	Failsafe FailsafeFacts
 	// FailsafeLeader is the member that asked us with POST /failsafe less than
 	// ttl ago ("" if none): it is a live primary, so no leader race.
 	FailsafeLeader string
@@ -174,7 +176,7 @@ var actionNames = map[Action]string{
 // String is the action's stable name for logs and metrics.
 func (a Action) String() string { return actionNames[a] }
 
-// DemoteMode is how a primary stops being one (patroni-contract.md §4.7).
+// DemoteMode is how a primary stops being one (the modes of Patroni's Ha.demote in ha.py).
 type DemoteMode int
 
 // Demote modes.
@@ -218,7 +220,7 @@ type Decision struct {
 	Reason  string
 }
 
-// Decide is the HA rule book (patroni-contract.md §4): a pure function of the
+// Decide is the HA rule book (Patroni's Ha._run_cycle in ha.py): a pure function of the
 // observation. The order of the checks is the order of precedence:
 //
 //  1. fencing: a writable primary whose hold on the leader key is about to end is demoted;
@@ -236,10 +238,10 @@ func Decide(o Observation) Decision {
 	if len(o.RefusedConfig) > 0 {
 		d = holdRefused(o, d)
 	}
-	if d.Action == ActionPromote || d.Action == ActionAcquire && o.pgReady() && o.PG.InRecovery {
+	if d.Action == ActionPromote || d.Action == ActionAcquire && o.PGReady() && o.PG.InRecovery {
 		d.PrePromote = o.HasPrePromote && o.PrePromote != PrePromotePassed
 	}
-	d.Callbacks = planCallbacks(o, d)
+	d.Callbacks = PlanCallbacks(o, d)
 	return d
 }
 
@@ -268,7 +270,7 @@ func decide(o Observation) Decision {
 	if o.Long != nil {
 		return decideLongAction(o)
 	}
-	if !o.dcsUsable() {
+	if !o.DCSUsable() {
 		return decideDCSError(o)
 	}
 	if o.Data.Err != "" && !o.PG.Running {
@@ -300,10 +302,10 @@ func decide(o Observation) Decision {
 // stop (bounded by the deadline); past the deadline with an immediate one.
 // Paused clusters are exempt (nothing is stopped in maintenance mode).
 func decideFencing(o Observation) (Decision, bool) {
-	if o.paused() || !o.pgWritable() || !o.leaderIsMe() {
+	if o.Paused() || !o.PGWritable() || !o.LeaderIsMe() {
 		return Decision{}, false
 	}
-	hold := o.holdUntil()
+	hold := o.HoldUntil()
 	if o.Now.Before(DemoteStart(hold, o.Config)) {
 		return Decision{}, false
 	}
@@ -323,16 +325,16 @@ func decideFencing(o Observation) (Decision, bool) {
 // read-only unless failsafe mode vouches for it; replicas keep replicating and
 // nobody starts, promotes or bootstraps anything.
 func decideDCSError(o Observation) Decision {
-	if o.paused() {
+	if o.Paused() {
 		return none("PAUSE: DCS is not accessible", "dcs_error")
 	}
-	if o.pgWritable() {
+	if o.PGWritable() {
 		if o.FailsafeConfirmed {
 			return none("continue to run as primary because failsafe mode is enabled and all members are accessible",
 				"failsafe")
 		}
 		stop := cluster.StopFast
-		if hold := o.holdUntil(); !o.Now.Before(DemoteDeadline(hold, o.Config)) {
+		if hold := o.HoldUntil(); !o.Now.Before(DemoteDeadline(hold, o.Config)) {
 			stop = cluster.StopImmediate
 		}
 		return Decision{Action: ActionDemote, Demote: DemoteOffline, Stop: stop,
@@ -341,12 +343,12 @@ func decideDCSError(o Observation) Decision {
 	return none("DCS is not accessible", "dcs_error")
 }
 
-// decideLockLost: UpdateLeader found the key owned by someone else (§4.6).
+// decideLockLost: UpdateLeader found the key owned by someone else (Patroni's Ha.process_healthy_cluster).
 func decideLockLost(o Observation) Decision {
-	if o.paused() {
+	if o.Paused() {
 		return none("PAUSE: failed to update leader lock in DCS; continue to run", "lock_lost")
 	}
-	if o.pgWritable() {
+	if o.PGWritable() {
 		return Decision{Action: ActionDemote, Demote: DemoteImmediateNoLock, Stop: cluster.StopImmediate,
 			Message: "demoted self because failed to update leader lock in DCS", Reason: "lock_lost"}
 	}

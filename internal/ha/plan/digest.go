@@ -1,4 +1,4 @@
-package ha
+package plan
 
 import (
 	"fmt"
@@ -9,11 +9,11 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// viewDigest summarises what in the view can change a decision. A Changed
+// ViewDigest summarises what in the view can change a decision. A Changed
 // event whose view has the same digest as the last cycle's does not run a
 // cycle: the leader's own status writes would otherwise wake it after every
 // cycle (a busy loop under write load). Non-leaders still wake on status changes.
-func viewDigest(v cluster.View, me string, now time.Time, ttl time.Duration) string {
+func ViewDigest(v cluster.View, me string, now time.Time, ttl time.Duration) string {
 	var b strings.Builder
 	leader := ""
 	if v.Leader != nil {

@@ -1,0 +1,218 @@
+package plan
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// Fixtures for the Decide table tests. The default observation is a healthy
+// 3-node cluster seen from pg1, a streaming replica of the leader pg2 (pg3 is
+// another replica); every case changes only what its rule is about.
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+const testSysID = "7301234567890123456"
+
+func i64(v int64) *int64   { return &v }
+func str(s string) *string { return &s }
+
+func defaultMembers() map[string]cluster.Member {
+	return map[string]cluster.Member{
+		"pg1": {ConnURL: "postgres://10.0.0.1:5432/postgres", APIURL: "http://10.0.0.1:8008/patroni",
+			State: "running", Role: "replica", XLogLocation: i64(1000), Timeline: 1},
+		"pg2": {ConnURL: "postgres://10.0.0.2:5432/postgres", APIURL: "http://10.0.0.2:8008/patroni",
+			State: "running", Role: "master", XLogLocation: i64(1000), Timeline: 1},
+		"pg3": {ConnURL: "postgres://10.0.0.3:5432/postgres", APIURL: "http://10.0.0.3:8008/patroni",
+			State: "running", Role: "replica", XLogLocation: i64(1000), Timeline: 1},
+	}
+}
+
+type fx func(*Observation)
+
+func newObs(mods ...fx) Observation {
+	cfg := cluster.DefaultDynamicConfig()
+	o := Observation{
+		Now: t0, Name: "pg1", Tags: ParseTags(nil), Config: cfg, HasBootstrapConfig: true,
+		View: cluster.View{
+			Leader: &cluster.LeaderKey{Name: "pg2"}, Members: defaultMembers(), Initialize: str(testSysID),
+			Status: &cluster.StatusKey{Optime: 1000}, ReadAt: t0,
+		},
+		DCSOK: true, LeaseValidUntil: t0.Add(30 * time.Second),
+		PG: cluster.PGObservation{State: cluster.StateRunning, Running: true, Ready: true, InRecovery: true,
+			Timeline: 1, ReceivedLSN: 1000, ReplayedLSN: 1000, Streaming: true, SystemID: testSysID},
+		Data: DataDir{Control: &cluster.ControlData{SystemID: testSysID, ClusterState: "in archive recovery",
+			TimelineID: 1, CheckpointLSN: 900, WALLogHints: true}},
+		Upstream: Upstream{Known: true, Name: "pg2", ConnURL: "postgres://10.0.0.2:5432/postgres"},
+	}
+	for _, m := range mods {
+		m(&o)
+	}
+	return o
+}
+
+func leader(name string) fx {
+	return func(o *Observation) {
+		if name == "" {
+			o.View.Leader = nil
+			return
+		}
+		o.View.Leader = &cluster.LeaderKey{Name: name}
+	}
+}
+
+// iLead makes pg1 the leader running as a primary, pg2 and pg3 replicas streaming from it.
+func iLead(o *Observation) {
+	o.View.Leader = &cluster.LeaderKey{Name: "pg1"}
+	primary(o)
+	o.PG.Replication = []cluster.ReplicationRow{
+		{ApplicationName: "pg2", State: "streaming", FlushLSN: 1000},
+		{ApplicationName: "pg3", State: "streaming", FlushLSN: 1000},
+	}
+	setMember("pg1", func(m *cluster.Member) { m.Role = "master" })(o)
+	setMember("pg2", func(m *cluster.Member) { m.Role = "replica" })(o)
+}
+
+func primary(o *Observation) {
+	o.PG.InRecovery, o.PG.Streaming = false, false
+	o.PG.CurrentLSN, o.PG.ReceivedLSN, o.PG.ReplayedLSN = 1000, 0, 0
+	o.Data.Control.ClusterState = "in production"
+}
+
+func pgDown(state string) fx {
+	return func(o *Observation) {
+		o.PG = cluster.PGObservation{State: cluster.StateStopped}
+		o.Data.Control.ClusterState = state
+		o.PGDownSince = o.Now
+	}
+}
+
+func setMember(name string, mods ...func(*cluster.Member)) fx {
+	return func(o *Observation) {
+		m := o.View.Members[name]
+		for _, f := range mods {
+			f(&m)
+		}
+		o.View.Members[name] = m
+	}
+}
+
+func dropMember(name string) fx { return func(o *Observation) { delete(o.View.Members, name) } }
+
+func tags(m map[string]any) fx { return func(o *Observation) { o.Tags = ParseTags(m) } }
+
+func memberTags(name string, t map[string]any) fx {
+	return setMember(name, func(m *cluster.Member) { m.Tags = t })
+}
+
+func peers(ps ...PeerStatus) fx { return func(o *Observation) { o.Peers = ps } }
+
+func peer(name string, wal cluster.LSN) PeerStatus {
+	return PeerStatus{Name: name, Reachable: true, Role: "replica", WALPosition: wal, Timeline: 1, FailoverPriority: 1}
+}
+
+func at(d time.Duration) fx { return func(o *Observation) { o.Now = t0.Add(d) } }
+
+func paused(o *Observation) { o.Config.Pause = true }
+
+func cfg(f func(*cluster.DynamicConfig)) fx { return func(o *Observation) { f(&o.Config) } }
+
+func long(kind LongKind, since time.Duration) fx {
+	return func(o *Observation) { o.Long = &LongAction{Kind: kind, Since: t0.Add(since)} }
+}
+
+func history(entries ...cluster.HistoryEntry) fx {
+	return func(o *Observation) { o.View.History = entries }
+}
+
+func failover(leader, member, at string) fx {
+	return func(o *Observation) {
+		o.View.Failover = &cluster.Failover{Leader: leader, Member: member, ScheduledAt: at, ModRevision: 7}
+	}
+}
+
+// want lists what a case checks; zero fields other than Action, Member, CancelLong
+// and ClearFailover are not checked.
+type want struct {
+	action Action
+	demote DemoteMode
+	stop   cluster.StopMode
+	member string
+	cancel bool
+	clear  bool
+	msg    string // substring of the message
+	reason string
+	ask    []string // names in AskPeers
+}
+
+type decideCase struct {
+	name string
+	obs  Observation
+	want want
+}
+
+func runDecideCases(t *testing.T, cases []decideCase) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, tc := range cases {
+		if seen[tc.name] {
+			t.Fatalf("duplicate case name %q", tc.name)
+		}
+		seen[tc.name] = true
+		t.Run(tc.name, func(t *testing.T) {
+			before, err := json.Marshal(tc.obs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := Decide(tc.obs)
+			after, _ := json.Marshal(tc.obs)
+			if string(before) != string(after) {
+				t.Fatalf("Decide mutated its observation")
+			}
+			checkDecision(t, d, tc.want)
+		})
+	}
+}
+
+func checkDecision(t *testing.T, d Decision, w want) {
+	t.Helper()
+	if d.Action != w.action {
+		t.Fatalf("action = %v, want %v (message %q, reason %q)", d.Action, w.action, d.Message, d.Reason)
+	}
+	if w.demote != 0 && d.Demote != w.demote {
+		t.Errorf("demote mode = %v, want %v", d.Demote, w.demote)
+	}
+	if w.stop != "" && d.Stop != w.stop {
+		t.Errorf("stop mode = %q, want %q", d.Stop, w.stop)
+	}
+	if d.Member != w.member {
+		t.Errorf("member = %q, want %q", d.Member, w.member)
+	}
+	if d.CancelLong != w.cancel {
+		t.Errorf("cancel long action = %v, want %v", d.CancelLong, w.cancel)
+	}
+	if d.ClearFailover != w.clear {
+		t.Errorf("clear failover = %v, want %v", d.ClearFailover, w.clear)
+	}
+	if w.msg != "" && !strings.Contains(d.Message, w.msg) {
+		t.Errorf("message = %q, want it to contain %q", d.Message, w.msg)
+	}
+	if w.reason != "" && d.Reason != w.reason {
+		t.Errorf("reason = %q, want %q", d.Reason, w.reason)
+	}
+	if w.ask != nil {
+		var got []string
+		for _, m := range d.AskPeers {
+			got = append(got, m.Name)
+		}
+		if strings.Join(got, ",") != strings.Join(w.ask, ",") {
+			t.Errorf("asked peers %v, want %v", got, w.ask)
+		}
+	}
+	if d.Message == "" {
+		t.Errorf("empty message")
+	}
+}
