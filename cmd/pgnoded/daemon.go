@@ -72,6 +72,13 @@ func runDaemon(path string, stderr io.Writer) int {
 	return d.run(ctx, cancel)
 }
 
+// The etcd store is the HA loop's Store. The assertion lives here, where both
+// are known: dcs does not import ha, so pgnodectl links dcs without the loop.
+var (
+	_ ha.Store           = (*dcs.Store)(nil)
+	_ ha.RenewalNotifier = (*dcs.Store)(nil)
+)
+
 // supervisor holds the wired components of one node.
 type supervisor struct {
 	path     string
