@@ -21,7 +21,8 @@ const EnvDir = "PGNODED_PG_BIN_DIR"
 const debianGlob = "/usr/lib/postgresql/*/bin"
 
 // Find returns the first directory that holds an executable postgres: each of
-// first that is not empty, then the one of postgres on PATH, then
+// first that is not empty, then the one of postgres on PATH (links
+// followed), then
 // pg_config --bindir, then the newest /usr/lib/postgresql/<major>/bin; "" when
 // there is none.
 func Find(first ...string) string {
@@ -31,6 +32,11 @@ func Find(first ...string) string {
 		}
 	}
 	if p, err := exec.LookPath("postgres"); err == nil {
+		// A postgres linked into a PATH directory (/usr/local/bin) stands
+		// there without its siblings (pg_basebackup, pg_rewind): follow the link.
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
 		if d, err := filepath.Abs(filepath.Dir(p)); err == nil && Has(d) {
 			return d
 		}

@@ -45,3 +45,15 @@ func TestHas(t *testing.T) {
 		t.Error("an executable postgres is found")
 	}
 }
+
+func TestFindFollowsALinkOnPATH(t *testing.T) {
+	real := fakeBinDir(t, 0o755)
+	onPath := t.TempDir()
+	if err := os.Symlink(filepath.Join(real, "postgres"), filepath.Join(onPath, "postgres")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", onPath)
+	if got := Find(); got != real {
+		t.Errorf("Find = %q, want the link's target directory %q", got, real)
+	}
+}
