@@ -92,15 +92,16 @@ func Float(f float64) string {
 // JSONFloat is a float as Python's json.dumps writes it: repr(), except
 // Infinity, -Infinity and NaN.
 func JSONFloat(f float64) string {
-	switch {
-	case math.IsInf(f, 1):
+	switch s := Float(f); s {
+	case "inf":
 		return "Infinity"
-	case math.IsInf(f, -1):
+	case "-inf":
 		return "-Infinity"
-	case math.IsNaN(f):
+	case "nan":
 		return "NaN"
+	default:
+		return s
 	}
-	return Float(f)
 }
 
 // IntegralFloat reports whether f is taken as an integer of the document
