@@ -172,33 +172,33 @@ func writeRepr(b *strings.Builder, v any) {
 	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
 		fmt.Fprintf(b, "%d", t)
 	case []any:
-		b.WriteByte('[')
-		for i, e := range t {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeRepr(b, e)
-		}
-		b.WriteByte(']')
+		writeItems(b, "[]", len(t), func(i int) { writeRepr(b, t[i]) })
 	case map[string]any:
 		keys := make([]string, 0, len(t))
 		for k := range t {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		b.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeStrRepr(b, k)
+		writeItems(b, "{}", len(keys), func(i int) {
+			writeStrRepr(b, keys[i])
 			b.WriteString(": ")
-			writeRepr(b, t[k])
-		}
-		b.WriteByte('}')
+			writeRepr(b, t[keys[i]])
+		})
 	default:
 		fmt.Fprint(b, v)
 	}
+}
+
+// writeItems writes n items between brackets[0] and brackets[1], separated by ", ".
+func writeItems(b *strings.Builder, brackets string, n int, item func(i int)) {
+	b.WriteByte(brackets[0])
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		item(i)
+	}
+	b.WriteByte(brackets[1])
 }
 
 // writeStrRepr writes Python's repr() of a str: single quotes unless the text
