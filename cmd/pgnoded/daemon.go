@@ -119,7 +119,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 	dcsCfg := dcs.Config{
 		Endpoints: cfg.EtcdEndpoints(), Username: cfg.Etcd3.Username, Password: cfg.Etcd3.Password,
 		TLS:      dcs.TLSFiles{CACert: cfg.Etcd3.CACert, Cert: cfg.Etcd3.Cert, Key: cfg.Etcd3.Key},
-		BasePath: cfg.BasePath(), Name: cfg.Name,
+		BasePath: dcs.BasePath(cfg.Namespace, cfg.Scope), Name: cfg.Name,
 		TTL:          cfg.Bootstrap.Dynamic.TTLDuration(),
 		RetryTimeout: cfg.Bootstrap.Dynamic.RetryTimeoutDuration(),
 		Logger:       log.With("component", "dcs"),

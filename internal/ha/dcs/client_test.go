@@ -11,7 +11,8 @@ import (
 func TestBasePath(t *testing.T) {
 	for _, c := range []struct{ ns, scope, want string }{
 		{"/service", "pg-test", "/service/pg-test"}, {"service/", "pg-test", "/service/pg-test"},
-		{"/service//", "pg-test", "/service/pg-test"}, {"", "pg-test", "/pg-test"},
+		{"/service//", "pg-test", "/service/pg-test"}, {"", "pg-test", "/pg-test"}, {"/", "pg-test", "/pg-test"},
+		{"/a//b/", "pg-test", "/a/b/pg-test"},
 	} {
 		if got := BasePath(c.ns, c.scope); got != c.want {
 			t.Errorf("BasePath(%q, %q) = %q, want %q", c.ns, c.scope, got, c.want)
