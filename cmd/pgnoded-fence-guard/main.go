@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"os"
 	"runtime/debug"
 
@@ -24,10 +23,5 @@ func main() {
 
 // releaseVIP is the guard's OnFence: take the VIP off this node.
 func releaseVIP(ctx context.Context, r fence.Release) error {
-	m, err := vip.New(vip.Config{Address: r.Address, Interface: r.Interface, LocalIP: net.ParseIP(r.LocalIP)})
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	return m.Ensure(ctx, false)
+	return vip.Release(ctx, r.Address, r.Interface, r.LocalIP)
 }

@@ -121,10 +121,5 @@ func fenceRelease(vc *vip.Config) fence.Release {
 
 // releaseVIP is the guard's OnFence: take the VIP off this node.
 func releaseVIP(ctx context.Context, r fence.Release) error {
-	m, err := vip.New(vip.Config{Address: r.Address, Interface: r.Interface, LocalIP: net.ParseIP(r.LocalIP)})
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	return m.Ensure(ctx, false)
+	return vip.Release(ctx, r.Address, r.Interface, r.LocalIP)
 }

@@ -72,6 +72,13 @@ func runDaemon(path string, stderr io.Writer) int {
 	return d.run(ctx, cancel)
 }
 
+// The etcd store is the HA loop's Store. The assertion lives here, where both
+// are known: dcs does not import ha, so pgnodectl links dcs without the loop.
+var (
+	_ ha.Store           = (*dcs.Store)(nil)
+	_ ha.RenewalNotifier = (*dcs.Store)(nil)
+)
+
 // supervisor holds the wired components of one node.
 type supervisor struct {
 	path     string
@@ -112,7 +119,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 	dcsCfg := dcs.Config{
 		Endpoints: cfg.EtcdEndpoints(), Username: cfg.Etcd3.Username, Password: cfg.Etcd3.Password,
 		TLS:      dcs.TLSFiles{CACert: cfg.Etcd3.CACert, Cert: cfg.Etcd3.Cert, Key: cfg.Etcd3.Key},
-		BasePath: cfg.BasePath(), Name: cfg.Name,
+		BasePath: dcs.BasePath(cfg.Namespace, cfg.Scope), Name: cfg.Name,
 		TTL:          cfg.Bootstrap.Dynamic.TTLDuration(),
 		RetryTimeout: cfg.Bootstrap.Dynamic.RetryTimeoutDuration(),
 		Logger:       log.With("component", "dcs"),

@@ -2,11 +2,12 @@ package cluster
 
 import (
 	"cmp"
-	"encoding/json"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
 // Doc is Patroni's cluster_as_json: the body of GET /cluster and the data behind patronictl list.
@@ -132,37 +133,11 @@ func IsStandbyCluster(c *DynamicConfig) bool {
 		return false
 	}
 	for _, k := range []string{"host", "port", "restore_command"} {
-		if Truthy(sc[k]) {
+		if pyfmt.Truthy(sc[k]) {
 			return true
 		}
 	}
 	return false
-}
-
-// Truthy is Python's truth value of a decoded JSON or YAML value.
-func Truthy(v any) bool {
-	switch t := v.(type) {
-	case nil:
-		return false
-	case bool:
-		return t
-	case string:
-		return t != ""
-	case json.Number:
-		f, err := t.Float64()
-		return err != nil || f != 0
-	case float64:
-		return t != 0
-	case int:
-		return t != 0
-	case int64:
-		return t != 0
-	case []any:
-		return len(t) > 0
-	case map[string]any:
-		return len(t) > 0
-	}
-	return true
 }
 
 // connHostPort is conn_kwargs' host (lower-cased) and port (default 5432) of a postgres:// conn_url.

@@ -102,16 +102,3 @@ func TestIsStandbyCluster(t *testing.T) {
 		t.Errorf("no config key is not a standby cluster")
 	}
 }
-
-func TestTruthy(t *testing.T) {
-	for _, v := range []any{nil, false, "", float64(0), 0, int64(0), json.Number("0"), []any{}, map[string]any{}} {
-		if Truthy(v) {
-			t.Errorf("%#v is falsy in Python", v)
-		}
-	}
-	for _, v := range []any{true, "x", float64(0.5), 1, int64(-1), json.Number("2"), []any{nil}, map[string]any{"a": nil}, struct{}{}} {
-		if !Truthy(v) {
-			t.Errorf("%#v is truthy in Python", v)
-		}
-	}
-}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -134,4 +135,24 @@ func (v *View) Timeline() int {
 		return 0
 	}
 	return v.History[len(v.History)-1].Timeline + 1
+}
+
+// WakeFields is the part of a member key a waiting decision looks at:
+// role, state, whether it can be cloned from (conn_url), timeline and tags.
+// A member key change that keeps these (an xlog_location update on a busy
+// cluster) wakes no one; one that changes them (the leader's postgres turned
+// running, an old primary rejoined as a replica) wakes every waiting node at
+// once instead of at its next loop_wait. The Store's watch uses it to decide
+// which member changes fire Changed, and the HA loop to decide whether they
+// run a cycle.
+func (m Member) WakeFields() string {
+	conn := "-"
+	if m.ConnURL != "" {
+		conn = "c"
+	}
+	tags := ""
+	if len(m.Tags) > 0 {
+		tags = fmt.Sprint(m.Tags) // fmt prints maps sorted by key
+	}
+	return fmt.Sprintf("%s/%s/%s/%d/%s", m.Role, m.State, conn, m.Timeline, tags)
 }

@@ -150,8 +150,17 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 	return c, nil
 }
 
-// ParseBool parses Patroni's lenient booleans.
+// ParseBool reads a boolean setting (config keys, tags, boolean GUCs) given
+// as a YAML/JSON boolean, a number (non-zero is true) or a string: on, true,
+// yes, 1, y, t / off, false, no, 0, n, f, "" in any case, spaces trimmed; a
+// json.Number is read as its text. It is deliberately more lenient than
+// Patroni's parse_bool (pyfmt.ParseBool), which takes only str(value) in
+// on/true/yes/1/off/false/no/0: postgres's one-letter forms, "" and YAML
+// numbers are not refused here. Anything else is an error naming the value.
 func ParseBool(v any) (bool, error) {
+	if n, ok := v.(json.Number); ok {
+		v = n.String()
+	}
 	switch t := v.(type) {
 	case bool:
 		return t, nil

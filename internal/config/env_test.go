@@ -65,7 +65,7 @@ exporter:
 	}{
 		{"name", cfg.Name, "from-env"},
 		{"scope", cfg.Scope, "scope-env"},
-		{"base path", cfg.BasePath(), "/env/scope-env"},
+		{"namespace", cfg.Namespace, "/env"},
 		{"rest listen", cfg.RESTListen(), "0.0.0.0:18008"},
 		{"api url", cfg.APIURL(), "https://10.1.1.1:18008/patroni"},
 		{"rest auth", cfg.RESTAPI.Authentication, Auth{Username: "api", Password: "secret"}},

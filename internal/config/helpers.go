@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path"
 	"strconv"
 	"strings"
 )
@@ -15,11 +14,6 @@ func (c *Config) Position(key string) Position { return c.where(key) }
 
 // IsSet reports whether key (a dotted path) was written in the file or the environment.
 func (c *Config) IsSet(key string) bool { return c.has(key) }
-
-// BasePath is the DCS prefix of this cluster: "/<namespace>/<scope>" with duplicate slashes collapsed.
-func (c *Config) BasePath() string {
-	return path.Clean("/" + c.Namespace + "/" + c.Scope)
-}
 
 // PGListenAddresses is postgresql.listen's host part as postgres's listen_addresses value.
 func (c *Config) PGListenAddresses() string {

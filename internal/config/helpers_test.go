@@ -16,20 +16,13 @@ func loadDoc(t *testing.T, extra string) *Config {
 	return cfg
 }
 
-func TestNamespaceAndBasePath(t *testing.T) {
+func TestNamespace(t *testing.T) {
 	for _, tc := range []struct{ ns, want string }{
 		{"/pg/", "/pg"}, {"pg", "/pg"}, {"//pg//", "/pg"}, {"/a//b/", "/a/b"}, {"/", "/"}, {"/service", "/service"},
 	} {
 		cfg := loadDoc(t, "namespace: '"+tc.ns+"'\n")
 		if cfg.Namespace != tc.want {
 			t.Errorf("namespace %q -> %q, want %q", tc.ns, cfg.Namespace, tc.want)
-		}
-		want := tc.want + "/pg-test"
-		if tc.want == "/" {
-			want = "/pg-test"
-		}
-		if cfg.BasePath() != want {
-			t.Errorf("namespace %q: base path %q, want %q", tc.ns, cfg.BasePath(), want)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package config
 //go:generate go run ../../tools/keysdoc -o ../../docs/config-keys.md
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -111,11 +110,8 @@ func refusal(what, todo string) string {
 // refusalPrefix starts every refusal message.
 const refusalPrefix = "pgnoded does not support "
 
-// truthy reads a Patroni boolean that may arrive as JSON, YAML or a string.
-func truthy(v any) (bool, bool) {
-	if n, ok := v.(json.Number); ok {
-		v = n.String()
-	}
+// truthy reads a boolean setting as cluster.ParseBool does; ok is false when it is not one.
+func truthy(v any) (b, ok bool) {
 	b, err := cluster.ParseBool(v)
 	return b, err == nil
 }

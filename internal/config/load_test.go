@@ -57,7 +57,6 @@ func TestLoadPigsty(t *testing.T) {
 		{"scope", cfg.Scope, "pg-test"},
 		{"name", cfg.Name, "pg-test-1"},
 		{"namespace", cfg.Namespace, "/pg"},
-		{"base path", cfg.BasePath(), "/pg/pg-test"},
 		{"etcd hosts", []string(cfg.Etcd3.Hosts), []string{"10.10.10.10:2379", "10.10.10.11:2379", "10.10.10.12:2379"}},
 		{"etcd endpoints", cfg.EtcdEndpoints(), []string{"https://10.10.10.10:2379", "https://10.10.10.11:2379", "https://10.10.10.12:2379"}},
 		{"etcd user", cfg.Etcd3.Username, "pg-test"},
@@ -186,8 +185,8 @@ func TestLoadDefaults(t *testing.T) {
 	if d.TTL != 30 || d.LoopWait != 10 || d.RetryTimeout != 10 || d.MaximumLagOnFailover != 1048576 {
 		t.Errorf("dynamic defaults = %+v", d)
 	}
-	if cfg.Namespace != "/service" || cfg.BasePath() != "/service/pg-test" {
-		t.Errorf("namespace = %q, base path %q", cfg.Namespace, cfg.BasePath())
+	if cfg.Namespace != "/service" {
+		t.Errorf("namespace = %q", cfg.Namespace)
 	}
 	if cfg.PostgreSQL.ConfigDir != cfg.PostgreSQL.DataDir || cfg.PostgreSQL.Database != "postgres" {
 		t.Errorf("postgresql defaults = %+v", cfg.PostgreSQL)
@@ -301,7 +300,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if !cfg.VIP.Enabled || cfg.VIP.Prefix.String() != "10.10.10.3/24" || cfg.VIP.Interface != "" {
 		t.Errorf("vip = %+v", cfg.VIP)
 	}
-	if cfg.BasePath() != "/pg/pg-test" || cfg.PGNoded.Compat != cluster.Compat302 {
-		t.Errorf("base path %q compat %q", cfg.BasePath(), cfg.PGNoded.Compat)
+	if cfg.Namespace != "/pg" || cfg.Scope != "pg-test" || cfg.PGNoded.Compat != cluster.Compat302 {
+		t.Errorf("namespace %q scope %q compat %q", cfg.Namespace, cfg.Scope, cfg.PGNoded.Compat)
 	}
 }

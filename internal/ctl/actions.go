@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
 func restartCommand() command {
@@ -94,7 +95,7 @@ func (a *app) restart(ctx context.Context, pos []string, o restartOpts) error {
 		if isPaused(&v) {
 			return errors.New("Can't schedule restart in the paused state")
 		}
-		body["schedule"] = isoformat(at)
+		body["schedule"] = pyfmt.Isoformat(at, 'T')
 	}
 	if o.timeout != "" {
 		body["timeout"] = o.timeout

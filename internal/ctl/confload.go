@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/config"
@@ -128,11 +127,6 @@ type etcdTarget struct {
 	username  string
 	password  string
 	tls       dcs.TLSFiles
-}
-
-// basePath is "/<namespace>/<cluster>", as Patroni builds it.
-func (t etcdTarget) basePath(clusterName string) string {
-	return path.Clean("/" + t.namespace + "/" + clusterName)
 }
 
 // target combines the configuration with a --dcs-url override.

@@ -1,9 +1,7 @@
 package ctl
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pgnoded/pgnoded/internal/config"
+	"github.com/pgnoded/pgnoded/internal/ha/dcs"
 )
 
 func editConfigCommand() command {
@@ -117,9 +116,9 @@ func (a *app) editConfig(ctx context.Context, pos []string, o editOpts) error {
 			return err
 		}
 	}
-	raw, err := compactJSON(changed)
+	raw, err := dcs.EncodeValue(changed)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode configuration: %w", err)
 	}
 	st, err := a.store()
 	if err != nil {
@@ -298,17 +297,6 @@ func (a *app) invokeEditor(ctx context.Context, before, clusterName string) (str
 		return "", nil, err
 	}
 	return string(b), m, nil
-}
-
-// compactJSON encodes the configuration as the config key stores it.
-func compactJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("encode configuration: %w", err)
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
 // refusedEdit names the settings the edit brings that pgnoded refuses

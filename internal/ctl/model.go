@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
 // leaderName is the leader key's value, or "".
@@ -48,7 +49,7 @@ func clusterAsJSON(v *cluster.View) cluster.Doc {
 		IsSync: func(name string) bool { return sync[strings.ToLower(name)] },
 		ScheduledAt: func(at string) string {
 			if t, err := parseISO(at); err == nil {
-				return isoformat(t)
+				return pyfmt.Isoformat(t, 'T')
 			}
 			return at
 		},

@@ -12,6 +12,8 @@ import (
 	"unicode/utf16"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
 // kv is one entry of an orderedMap.
@@ -44,7 +46,11 @@ func writePyJSON(b *strings.Builder, v any) {
 	case int64:
 		b.WriteString(strconv.FormatInt(t, 10))
 	case float64:
-		b.WriteString(pyFloat(t))
+		if pyfmt.IntegralFloat(t) { // an integer of the JSON document
+			b.WriteString(strconv.FormatInt(int64(t), 10))
+		} else {
+			b.WriteString(pyfmt.JSONFloat(t))
+		}
 	case json.Number:
 		b.WriteString(t.String())
 	case orderedMap:
@@ -91,23 +97,6 @@ func writePyJSON(b *strings.Builder, v any) {
 		}
 		b.Write(raw)
 	}
-}
-
-// pyFloat is Python's repr of a float; integral values of JSON origin print as integers.
-func pyFloat(f float64) string {
-	switch {
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	case math.IsNaN(f):
-		return "NaN"
-	case f == math.Trunc(f) && math.Abs(f) < 1<<53:
-		return strconv.FormatInt(int64(f), 10)
-	case math.Abs(f) >= 1e-4 && math.Abs(f) < 1e16:
-		return strconv.FormatFloat(f, 'f', -1, 64)
-	}
-	return strconv.FormatFloat(f, 'e', -1, 64)
 }
 
 func writePyString(b *strings.Builder, s string) {
@@ -228,7 +217,7 @@ func normalize(v any) any {
 		}
 		return float64(t)
 	case float64:
-		if t == math.Trunc(t) && math.Abs(t) < 1<<53 {
+		if pyfmt.IntegralFloat(t) {
 			return int64(t)
 		}
 		return t

@@ -2,11 +2,8 @@ package ctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/ha/dcs"
@@ -27,16 +24,17 @@ type store interface {
 	Close() error
 }
 
-// etcdStore is the store over a clientv3 connection.
+// etcdStore is the store over dcs's session-less client; clusterName picks
+// the base path under the configured namespace.
 type etcdStore struct {
-	client *clientv3.Client
-	t      etcdTarget
+	client    *dcs.Client
+	namespace string
 }
 
 // openEtcd connects to etcd with the target's endpoints, TLS and credentials.
 // The endpoints are used as given (no member discovery): a CLI run is short.
 func openEtcd(t etcdTarget) (store, error) {
-	c, err := dcs.NewClient(dcs.Config{
+	c, err := dcs.OpenClient(dcs.Config{
 		Endpoints:    t.endpoints,
 		Username:     t.username,
 		Password:     t.password,
@@ -47,42 +45,19 @@ func openEtcd(t etcdTarget) (store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &etcdStore{client: c, t: t}, nil
+	return &etcdStore{client: c, namespace: t.namespace}, nil
 }
 
 func (s *etcdStore) ReadView(ctx context.Context, clusterName string) (cluster.View, error) {
-	ctx, cancel := context.WithTimeout(ctx, etcdTimeout)
-	defer cancel()
-	return dcs.ReadView(ctx, s.client, s.t.basePath(clusterName))
+	return s.client.ReadView(ctx, dcs.BasePath(s.namespace, clusterName))
 }
 
 func (s *etcdStore) SetConfig(ctx context.Context, clusterName string, raw []byte, rev int64) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, etcdTimeout)
-	defer cancel()
-	key := s.t.basePath(clusterName) + "/config"
-	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", rev)
-	if rev == 0 {
-		cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
-	}
-	resp, err := s.client.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(raw))).Commit()
-	if err != nil {
-		return false, fmt.Errorf("write %s: %w", key, err)
-	}
-	return resp.Succeeded, nil
+	return s.client.SetConfig(ctx, dcs.BasePath(s.namespace, clusterName), raw, rev)
 }
 
 func (s *etcdStore) SetFailover(ctx context.Context, clusterName string, f cluster.Failover) error {
-	ctx, cancel := context.WithTimeout(ctx, etcdTimeout)
-	defer cancel()
-	key := s.t.basePath(clusterName) + "/failover"
-	val, err := json.Marshal(f)
-	if err != nil {
-		return err
-	}
-	if _, err := s.client.Put(ctx, key, string(val)); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
-	}
-	return nil
+	return s.client.SetFailover(ctx, dcs.BasePath(s.namespace, clusterName), f)
 }
 
 func (s *etcdStore) Close() error { return s.client.Close() }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
 const (
@@ -172,7 +173,7 @@ func (a *app) resolveSwitch(v *cluster.View, name string, r switchRequest) (fail
 	}
 	body = failoverBody{Leader: leader, Candidate: candidate}
 	if !at.IsZero() {
-		body.ScheduledAt = isoformat(at)
+		body.ScheduledAt = pyfmt.Isoformat(at, 'T')
 	}
 	if !r.force {
 		demote := ""

@@ -60,14 +60,6 @@ func parseScheduled(s string, loc *time.Location) (time.Time, error) {
 	return t, nil
 }
 
-// isoformat is Python's datetime.isoformat for an aware timestamp.
-func isoformat(t time.Time) string {
-	if t.Nanosecond()/1000 != 0 {
-		return t.Format("2006-01-02T15:04:05.000000-07:00")
-	}
-	return t.Format("2006-01-02T15:04:05-07:00")
-}
-
 // stamp is patronictl's timestamp(): seconds with five fractional digits.
 func stamp(t time.Time) string {
 	return t.Format("2006-01-02 15:04:05.00000")

@@ -6,10 +6,8 @@ import (
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/ha/plan"
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
-
-// historyTimeFormat is how Patroni writes history timestamps (Python isoformat with offset).
-const historyTimeFormat = "2006-01-02T15:04:05.000000-07:00"
 
 // leaderDuties is the housekeeping of a healthy primary holding the key, each
 // cycle after a successful UpdateLeader: initialize, config, status, failsafe,
@@ -83,7 +81,7 @@ func (n *Node) updateHistory(ctx, pgCtx context.Context, o Observation) {
 	for _, h := range entries {
 		have[h.Timeline] = true
 	}
-	now := n.now().Format(historyTimeFormat)
+	now := pyfmt.Isoformat(n.now(), 'T')
 	lines, err := n.deps.Postgres.TimelineHistory(pgCtx, tl)
 	if err != nil || len(lines) == 0 {
 		n.log.Warn("cannot read the timeline history file; recording the switch without its LSN", "timeline", tl, "err", err)

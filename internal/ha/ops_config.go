@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
 // Editing the config key (patroni-contract.md §1.6 PATCH/PUT /config). The
@@ -159,36 +159,13 @@ func patchConfig(config, data map[string]any) bool {
 					config[name] = value
 					changed = true
 				}
-			} else if pyString(cur) != pyString(value) {
+			} else if pyfmt.Str(cur) != pyfmt.Str(value) {
 				config[name] = value
 				changed = true
 			}
 		}
 	}
 	return changed
-}
-
-// pyString approximates Python's str() of a decoded JSON value, which is what
-// Patroni compares: 30 and "30" are the same, true is "True".
-func pyString(v any) string {
-	switch t := v.(type) {
-	case nil:
-		return "None"
-	case bool:
-		if t {
-			return "True"
-		}
-		return "False"
-	case string:
-		return t
-	case json.Number:
-		return t.String()
-	case float64:
-		return strconv.FormatFloat(t, 'f', -1, 64)
-	default:
-		b, _ := json.Marshal(t)
-		return string(b)
-	}
 }
 
 // jsonEqual compares two decoded documents by value (numbers by their value).

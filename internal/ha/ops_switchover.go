@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
 // switchoverPoll is how often an immediate switchover looks at the cached view
@@ -43,7 +44,7 @@ func (n *Node) manualFailover(ctx context.Context, req SwitchoverRequest, action
 	}
 	f := cluster.Failover{Leader: req.Leader, Member: req.Candidate}
 	if !req.ScheduledAt.IsZero() {
-		f.ScheduledAt = isoformat(req.ScheduledAt)
+		f.ScheduledAt = pyfmt.Isoformat(req.ScheduledAt, 'T')
 	}
 	wctx, cancel := context.WithTimeout(ctx, max(cfg.RetryTimeoutDuration(), time.Second))
 	ok, err := n.deps.Store.SetFailover(wctx, f, 0)

@@ -245,18 +245,6 @@ func TestDeleteSwitchover(t *testing.T) {
 	}
 }
 
-func TestIsoformat(t *testing.T) {
-	z := time.FixedZone("", -5*3600)
-	for in, want := range map[time.Time]string{
-		time.Date(2024, 5, 1, 14, 0, 0, 0, z):        "2024-05-01T14:00:00-05:00",
-		time.Date(2024, 5, 1, 14, 0, 0, 1500, z):     "2024-05-01T14:00:00.000001-05:00",
-		time.Date(2024, 5, 1, 14, 0, 0, 0, time.UTC): "2024-05-01T14:00:00+00:00",
-	} {
-		if got := isoformat(in); got != want {
-			t.Errorf("isoformat(%v) = %q, want %q", in, got, want)
-		}
-	}
-}
 
 // A request the loop never takes: OpUnavailable when the caller gives up,
 // OpShuttingDown once the loop has ended.

@@ -86,7 +86,6 @@ var (
 	Decide            = plan.Decide
 	ParseTags         = plan.ParseTags
 	EffectiveTags     = plan.EffectiveTags
-	MemberWakeFields  = plan.MemberWakeFields
 	FenceMargin       = plan.FenceMargin
 	DemoteDeadline    = plan.DemoteDeadline
 	DemoteStart       = plan.DemoteStart

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/ha/plan"
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
 // Restarts requested through the API (patroni-contract.md §1.6.2): now, with
@@ -161,9 +162,9 @@ func scheduledRestartDoc(s *scheduledRestart) map[string]any {
 	if s == nil {
 		return nil
 	}
-	m := map[string]any{"schedule": isoformat(s.req.Schedule)}
+	m := map[string]any{"schedule": pyfmt.Isoformat(s.req.Schedule, 'T')}
 	if !s.pmStart.IsZero() {
-		m["postmaster_start_time"] = s.pmStart.Format(historyTimeFormat)
+		m["postmaster_start_time"] = pyfmt.Isoformat(s.pmStart, ' ')
 	}
 	if s.req.Role != "" {
 		m["role"] = s.req.Role
@@ -178,12 +179,4 @@ func scheduledRestartDoc(s *scheduledRestart) map[string]any {
 		m["restart_pending"] = true
 	}
 	return m
-}
-
-// isoformat writes t as Python's isoformat does (microseconds only when non-zero).
-func isoformat(t time.Time) string {
-	if t.Nanosecond()/1000 != 0 {
-		return t.Format("2006-01-02T15:04:05.000000-07:00")
-	}
-	return t.Format("2006-01-02T15:04:05-07:00")
 }

@@ -141,7 +141,7 @@ func (s *fakeStore) TouchMember(_ context.Context, m cluster.Member) error {
 	m.LeaseID = s.lease
 	old, had := s.w.members[s.name]
 	s.w.members[s.name] = m
-	if !had || MemberWakeFields(old) != MemberWakeFields(m) {
+	if !had || old.WakeFields() != m.WakeFields() {
 		s.w.changedLocked() // as the etcd Store: a join or a role/state change wakes the others
 	}
 	return nil

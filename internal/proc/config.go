@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/pgbin"
 )
 
 // Defaults for Config fields left empty.
@@ -116,7 +116,7 @@ func (c Config) WithDefaults() Config {
 		c.OSUser = DefaultOSUser
 	}
 	if c.BinDir == "" {
-		c.BinDir = findBinDir()
+		c.BinDir = pgbin.Find()
 	}
 	if c.LogFile == "" && c.DataDir != "" {
 		c.LogFile = filepath.Join(c.DataDir, "log", "postgres.log")
@@ -215,33 +215,6 @@ func lookupOSUser(name string) (osUser, error) {
 		}
 	}
 	return out, nil
-}
-
-// findBinDir looks for the postgres binary: PATH, pg_config --bindir, newest /usr/lib/postgresql/*/bin.
-func findBinDir() string {
-	has := func(d string) bool {
-		st, err := os.Stat(filepath.Join(d, "postgres"))
-		return err == nil && !st.IsDir()
-	}
-	if p, err := exec.LookPath("postgres"); err == nil {
-		if d, err := filepath.Abs(filepath.Dir(p)); err == nil && has(d) {
-			return d
-		}
-	}
-	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-		if d := strings.TrimSpace(string(out)); has(d) {
-			return d
-		}
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	version := func(d string) int { n, _ := strconv.Atoi(filepath.Base(filepath.Dir(d))); return n }
-	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
-	for _, d := range dirs {
-		if has(d) {
-			return d
-		}
-	}
-	return ""
 }
 
 func defaultSocketDir(c Config, u osUser) string {

@@ -233,6 +233,8 @@ func normWALLevel(s string) (string, bool) {
 	return "", false
 }
 
+// normBool renders a boolean GUC as on/off, read as every boolean setting is
+// (cluster.ParseBool, which also takes postgres's y/t/n/f, unlike Patroni's parse_bool).
 func normBool(s string) (string, bool) {
 	b, err := cluster.ParseBool(s)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
 // buildClusterDoc is GET /cluster (patroni-contract.md §1.4), built from the cached view.
@@ -29,7 +30,7 @@ func buildClusterDoc(s *cluster.Snapshot) cluster.Doc {
 		IsSync:  func(name string) bool { return syncMembers[name] },
 		ScheduledAt: func(at string) string {
 			if t, ok := parseISOTime(at); ok {
-				return pyDatetime(t, 'T')
+				return pyfmt.Isoformat(t, 'T')
 			}
 			return at
 		},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
 // statusDoc is the node status document of patroni-contract.md §1.2 (GET /patroni
@@ -105,7 +106,7 @@ func buildStatus(s *cluster.Snapshot, dcs bool) (statusDoc, facts) {
 	if queryOK(pg) {
 		d.State = string(pg.State)
 		if !pg.PostmasterStartTime.IsZero() {
-			d.PostmasterStartTime = pyDatetime(pg.PostmasterStartTime, ' ')
+			d.PostmasterStartTime = pyfmt.Isoformat(pg.PostmasterStartTime, ' ')
 		}
 		d.ServerVersion = pg.ServerVersion
 		if !pg.InRecovery {
@@ -127,7 +128,7 @@ func buildStatus(s *cluster.Snapshot, dcs bool) (statusDoc, facts) {
 				x.ReceivedLocation = lsnInt(pg.ReceivedLSN)
 			}
 			if pg.ReplayedAt != nil {
-				ts := pyDatetime(*pg.ReplayedAt, ' ')
+				ts := pyfmt.Isoformat(*pg.ReplayedAt, ' ')
 				x.ReplayedTimestamp = &ts
 			}
 			d.XLog = x
@@ -239,10 +240,10 @@ func scheduledRestartDoc(sr map[string]any) map[string]any {
 	delete(out, "postmaster_start_time")
 	switch t := out["schedule"].(type) {
 	case time.Time:
-		out["schedule"] = pyDatetime(t, 'T')
+		out["schedule"] = pyfmt.Isoformat(t, 'T')
 	case *time.Time:
 		if t != nil {
-			out["schedule"] = pyDatetime(*t, 'T')
+			out["schedule"] = pyfmt.Isoformat(*t, 'T')
 		}
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
 // Validation that Patroni performs in its REST layer before handing a request
@@ -106,7 +107,7 @@ func nameOf(v any) string {
 	if v == nil {
 		return ""
 	}
-	return pyStr(v)
+	return pyfmt.Str(v)
 }
 
 // validateSwitchover applies §1.6.1 steps 1–5 for action "switchover" or
@@ -115,11 +116,11 @@ func nameOf(v any) string {
 func validateSwitchover(action string, body object, paused bool, compat cluster.Compat, now time.Time) (SwitchoverRequest, string, int, string) {
 	leaderV, _ := body.get("leader")
 	candV, _ := body.get("candidate")
-	if !pyTruthy(candV) {
+	if !pyfmt.Truthy(candV) {
 		candV, _ = body.get("member")
 	}
 	schedV, _ := body.get("scheduled_at")
-	hasLeader, hasCand, scheduled := pyTruthy(leaderV), pyTruthy(candV), pyTruthy(schedV)
+	hasLeader, hasCand, scheduled := pyfmt.Truthy(leaderV), pyfmt.Truthy(candV), pyfmt.Truthy(schedV)
 	req := SwitchoverRequest{Leader: nameOf(leaderV), Candidate: nameOf(candV)}
 	bad := func(text string) (SwitchoverRequest, string, int, string) {
 		return req, action, http.StatusBadRequest, text
@@ -203,15 +204,15 @@ func validateRestart(body object, paused bool, compat cluster.Compat, now time.T
 			if err := checkPostgresVersion(f.val); err != "" {
 				return req, http.StatusBadRequest, err
 			}
-			req.PostgresVersion = pyStr(f.val)
+			req.PostgresVersion = pyfmt.Str(f.val)
 		case "timeout":
-			n, ok := parseUnitInt(pyStr(f.val), "s")
+			n, ok := parseUnitInt(pyfmt.Str(f.val), "s")
 			if !ok || n <= 0 {
 				return req, http.StatusBadRequest, "Timeout should be a positive number of seconds"
 			}
 			req.Timeout = time.Duration(min(n, int64(1<<62)/int64(time.Second))) * time.Second
 		case "restart_pending":
-			req.RestartPending = pyTruthy(f.val)
+			req.RestartPending = pyfmt.Truthy(f.val)
 		default:
 			return req, http.StatusBadRequest, "Unknown filter for the scheduled restart: " + f.key
 		}
@@ -230,7 +231,7 @@ func validRestartRole(role string, compat cluster.Compat) bool {
 func checkPostgresVersion(v any) string {
 	s, ok := v.(string)
 	if !ok {
-		return "Invalid PostgreSQL version: " + pyStr(v)
+		return "Invalid PostgreSQL version: " + pyfmt.Str(v)
 	}
 	parts := strings.Split(s, ".")
 	nums := make([]int, len(parts))

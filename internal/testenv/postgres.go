@@ -3,14 +3,12 @@ package testenv
 import (
 	"net"
 	"os"
-	"os/exec"
 	"os/user"
-	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/pgnoded/pgnoded/internal/pgbin"
 )
 
 // PGUser is the OS user tests run postgres as when they run as root.
@@ -25,44 +23,15 @@ func RequireRoot(t testing.TB) {
 	}
 }
 
-// PGBinDir finds the PostgreSQL server binaries: $PGNODED_PG_BIN_DIR, pg_config --bindir,
-// then the newest /usr/lib/postgresql/*/bin. The test is skipped if none is found.
+// PGBinDir finds the PostgreSQL server binaries: $PGNODED_PG_BIN_DIR, then
+// pgbin.Find's search. The test is skipped if none is found.
 func PGBinDir(t testing.TB) string {
 	t.Helper()
-	if d := FindPGBinDir(); d != "" {
+	if d := pgbin.Find(os.Getenv(pgbin.EnvDir)); d != "" {
 		return d
 	}
 	t.Skip("skipping: PostgreSQL server binaries not found (apt-get install -y postgresql-15)")
 	return ""
-}
-
-// FindPGBinDir returns the PostgreSQL bin directory or "".
-func FindPGBinDir() string {
-	has := func(d string) bool {
-		_, err := os.Stat(filepath.Join(d, "postgres"))
-		return err == nil
-	}
-	if d := os.Getenv("PGNODED_PG_BIN_DIR"); d != "" && has(d) {
-		return d
-	}
-	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-		if d := strings.TrimSpace(string(out)); has(d) {
-			return d
-		}
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
-	for _, d := range dirs {
-		if has(d) {
-			return d
-		}
-	}
-	return ""
-}
-
-func versionOf(binDir string) int {
-	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
-	return n
 }
 
 // PGUserIDs returns the uid and gid of the postgres OS user.

@@ -73,6 +73,18 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
+// Release takes address (a CIDR) off this node: off iface, or off the link
+// holding localIP when iface is "". The fence guard's OnFence, in both
+// binaries that run the guard, is this call.
+func Release(ctx context.Context, address, iface, localIP string) error {
+	m, err := New(Config{Address: address, Interface: iface, LocalIP: net.ParseIP(localIP)})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Ensure(ctx, false)
+}
+
 // Address returns the VIP with its prefix length.
 func (m *Manager) Address() netip.Prefix { return m.prefix }
 

@@ -11,55 +11,22 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pgnoded/pgnoded/tools/internal/benchraw"
 )
 
 func main() {
-	var in io.Reader = os.Stdin
-	if len(os.Args) > 1 {
-		f, err := os.Open(os.Args[1])
+	benchraw.Main("benchtable", func(in io.Reader, out io.Writer) error {
+		res, err := parse(in)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "benchtable:", err)
-			os.Exit(2)
+			return err
 		}
-		defer f.Close()
-		in = f
-	}
-	res, err := parse(in)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchtable:", err)
-		os.Exit(2)
-	}
-	writeTable(os.Stdout, res, machine())
-}
-
-// machine describes where the benchmarks ran.
-func machine() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kib int64
-		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kib); err == nil {
-			mem = fmt.Sprintf(", %.0f GiB RAM", float64(kib)/(1<<20))
-		}
-	}
-	kernel := ""
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = ", Linux " + strings.TrimSpace(string(b))
-	}
-	return fmt.Sprintf("nproc %d, model name %q%s%s, %s", runtime.NumCPU(), model, mem, kernel, runtime.Version())
+		writeTable(out, res, benchraw.Machine())
+		return nil
+	})
 }
 
 // row is one line of the table.
@@ -72,7 +39,7 @@ func writeTable(w io.Writer, res *results, host string) {
 	fmt.Fprintf(w, "pgnoded benchmarks, %s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(w, "machine: %s\n", host)
 	fmt.Fprintf(w, "command: make bench, which ran:\n")
-	for _, c := range res.commands {
+	for _, c := range res.Commands {
 		fmt.Fprintf(w, "  %s\n", c)
 	}
 	fmt.Fprintln(w)
@@ -81,10 +48,10 @@ func writeTable(w io.Writer, res *results, host string) {
 	for _, r := range rows(res) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", r.what, r.min, r.med, r.max, r.runs, r.settings)
 	}
-	for _, f := range res.failed {
+	for _, f := range res.Failed {
 		fmt.Fprintf(w, "\n%s", f)
 	}
-	if len(res.failed) > 0 {
+	if len(res.Failed) > 0 {
 		fmt.Fprintln(w)
 	}
 }
@@ -155,12 +122,12 @@ func rows(res *results) []row {
 		"BenchmarkHandler", "BenchmarkScrapeDefaultSet", "BenchmarkFootprint"} {
 		markPrefix(res, used, prefix)
 	}
-	for _, name := range res.order {
+	for _, name := range res.Order {
 		if used[name] {
 			continue
 		}
-		units := make([]string, 0, len(res.metrics[name]))
-		for u := range res.metrics[name] {
+		units := make([]string, 0, len(res.Metrics[name]))
+		for u := range res.Metrics[name] {
 			if u != "ns/op" && u != "B/op" && u != "allocs/op" {
 				units = append(units, u)
 			}
@@ -182,7 +149,7 @@ func rows(res *results) []row {
 // switchoverRow summarises BenchmarkSwitchoverUnderLoad: the outage's
 // min/median/max over every switchover of every result line.
 func switchoverRow(res *results) row {
-	m := res.metrics["BenchmarkSwitchoverUnderLoad"]
+	m := res.Metrics["BenchmarkSwitchoverUnderLoad"]
 	if len(m["outage-med-ms"]) == 0 {
 		return row{what: "planned switchover under load: write outage", min: "—", med: "—", max: "—", runs: "—",
 			settings: "BenchmarkSwitchoverUnderLoad did not report"}
@@ -215,7 +182,7 @@ func secRow(what string, s spread, settings string) row {
 
 // metricRow summarises one metric of one benchmark over its result lines ("" what when absent).
 func metricRow(res *results, used map[string]bool, name, unit, what string, scale float64, format, settings string) row {
-	vals := res.metrics[name][unit]
+	vals := res.Metrics[name][unit]
 	if len(vals) == 0 {
 		return row{}
 	}
@@ -227,14 +194,14 @@ func metricRow(res *results, used map[string]bool, name, unit, what string, scal
 }
 
 func seriesNote(res *results, name string) string {
-	if v := res.metrics[name]["series"]; len(v) > 0 {
+	if v := res.Metrics[name]["series"]; len(v) > 0 {
 		return fmt.Sprintf(", %.0f series", v[0])
 	}
 	return ""
 }
 
 func markPrefix(res *results, used map[string]bool, prefix string) {
-	for _, n := range res.order {
+	for _, n := range res.Order {
 		if strings.HasPrefix(n, prefix) {
 			used[n] = true
 		}

@@ -1,25 +1,20 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
 	"io"
 	"regexp"
 	"strconv"
-	"strings"
+
+	"github.com/pgnoded/pgnoded/tools/internal/benchraw"
 )
 
 // results is everything read from the raw output of `make bench`.
 type results struct {
-	// metrics: benchmark name (without the -GOMAXPROCS suffix) -> unit -> one value per result line.
-	metrics map[string]map[string][]float64
-	order   []string // benchmark names in first-seen order
+	*benchraw.Raw
 	// lines printed to stderr by the integration benchmarks, by kind.
 	bootstrap []bootstrapLine
 	failover  []failoverLine
 	pgcrash   []pgcrashLine
-	commands  []string
-	failed    []string
 }
 
 // bootstrapLine is one BOOTSTRAP summary: its timing set (ttl/loop_wait/retry_timeout) and times.
@@ -49,29 +44,17 @@ type pgcrashLine struct {
 }
 
 var (
-	reBench     = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.+)$`)
-	reSpread    = regexp.MustCompile(`min (-?[\d.]+)s med (-?[\d.]+)s max (-?[\d.]+)s`)
 	reBootstrap = regexp.MustCompile(`^BOOTSTRAP 3 nodes (?:ttl=(\S+) )?runs=(\d+) to healthy: (.*)$`)
 	reFailover  = regexp.MustCompile(`^FAILOVER ttl=(\S+) runs=(\d+) kill->lease-end (.*) \| lease-end->write (.*) \| kill->write (.*)$`)
 	rePGCrash   = regexp.MustCompile(`^PGCRASH ttl=(\S+) runs=(\d+) kill->write (.*) \| in place (\S+)$`)
 )
 
-// parse reads the raw output: "### CMD: ..." and "### FAILED ...: ..." markers
-// written by the Makefile, `go test -bench` result lines, and the summary
-// lines the integration benchmarks print.
+// parse reads the raw output: the Makefile's markers, `go test -bench`
+// result lines (benchraw), and the summary lines the integration benchmarks print.
 func parse(r io.Reader) (*results, error) {
-	res := &results{metrics: map[string]map[string][]float64{}}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	res := &results{}
+	raw, err := benchraw.Read(r, func(line string) {
 		switch {
-		case strings.HasPrefix(line, "### CMD: "):
-			res.commands = append(res.commands, strings.TrimPrefix(line, "### CMD: "))
-		case strings.HasPrefix(line, "### FAILED"):
-			res.failed = append(res.failed, strings.TrimPrefix(line, "### "))
-		case reBench.MatchString(line):
-			res.addBench(reBench.FindStringSubmatch(line))
 		case reBootstrap.MatchString(line):
 			m := reBootstrap.FindStringSubmatch(line)
 			if s, ok := parseSpread(m[3], m[2]); ok {
@@ -89,41 +72,20 @@ func parse(r io.Reader) (*results, error) {
 			s, _ := parseSpread(m[3], m[2])
 			res.pgcrash = append(res.pgcrash, pgcrashLine{Timing: m[1], KillToWrite: s, InPlace: m[4]})
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read bench output: %w", err)
-	}
+	res.Raw = raw
 	return res, nil
 }
 
-// addBench records the "value unit" pairs of one result line.
-func (res *results) addBench(m []string) {
-	name := m[1]
-	fields := strings.Fields(m[3])
-	if _, seen := res.metrics[name]; !seen {
-		res.metrics[name] = map[string][]float64{}
-		res.order = append(res.order, name)
-	}
-	for i := 0; i+1 < len(fields); i += 2 {
-		v, err := strconv.ParseFloat(fields[i], 64)
-		if err != nil {
-			continue
-		}
-		unit := fields[i+1]
-		res.metrics[name][unit] = append(res.metrics[name][unit], v)
-	}
-}
-
-// parseSpread reads "min Xs med Ys max Zs".
+// parseSpread reads "min Xs med Ys max Zs" of a line with runs runs.
 func parseSpread(s, runs string) (spread, bool) {
-	m := reSpread.FindStringSubmatch(s)
-	if m == nil {
+	lo, med, hi, ok := benchraw.ParseSpread(s)
+	if !ok {
 		return spread{}, false
 	}
-	var out spread
-	out.Min, _ = strconv.ParseFloat(m[1], 64)
-	out.Med, _ = strconv.ParseFloat(m[2], 64)
-	out.Max, _ = strconv.ParseFloat(m[3], 64)
-	out.Runs, _ = strconv.Atoi(runs)
-	return out, true
+	n, _ := strconv.Atoi(runs)
+	return spread{Min: lo, Med: med, Max: hi, Runs: n}, true
 }

@@ -7,9 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/pgnoded/pgnoded/internal/pgbin"
 )
 
 // pgPackage is the Debian package with the PostgreSQL server binaries.
@@ -50,27 +50,8 @@ func isExec(path string) bool {
 }
 
 // findPGBin returns the PostgreSQL server bin directory: $PGNODED_PG_BIN_DIR,
-// pg_config --bindir, then the newest /usr/lib/postgresql/*/bin; "" when absent.
-func findPGBin() string {
-	has := func(d string) bool { return isExec(filepath.Join(d, "postgres")) && isExec(filepath.Join(d, "initdb")) }
-	if d := os.Getenv("PGNODED_PG_BIN_DIR"); d != "" && has(d) {
-		return d
-	}
-	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-		if d := strings.TrimSpace(string(out)); has(d) {
-			return d
-		}
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	ver := func(d string) int { v, _ := strconv.Atoi(filepath.Base(filepath.Dir(d))); return v }
-	sort.Slice(dirs, func(i, j int) bool { return ver(dirs[i]) > ver(dirs[j]) })
-	for _, d := range dirs {
-		if has(d) {
-			return d
-		}
-	}
-	return ""
-}
+// then pgbin.Find's search; "" when absent.
+func findPGBin() string { return pgbin.Find(os.Getenv(pgbin.EnvDir)) }
 
 // ensurePG finds the PostgreSQL server binaries, installing them with apt when root.
 func ensurePG(ctx context.Context, out io.Writer) (string, error) {

@@ -10,59 +10,20 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"runtime"
-	"strings"
 	"time"
+
+	"github.com/pgnoded/pgnoded/tools/internal/benchraw"
 )
 
 func main() {
-	var in io.Reader = os.Stdin
-	if len(os.Args) > 1 {
-		f, err := os.Open(os.Args[1])
+	benchraw.Main("sidebyside", func(in io.Reader, out io.Writer) error {
+		res, err := parse(in)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "sidebyside:", err)
-			os.Exit(2)
+			return err
 		}
-		defer f.Close()
-		in = f
-	}
-	res, err := parse(in)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sidebyside:", err)
-		os.Exit(2)
-	}
-	writeTable(os.Stdout, res, machine())
-}
-
-// machine describes where the benchmarks ran, with the load average at the end.
-func machine() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kib int64
-		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kib); err == nil {
-			mem = fmt.Sprintf(", %.0f GiB RAM", float64(kib)/(1<<20))
-		}
-	}
-	kernel, load := "", ""
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = ", Linux " + strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 3 {
-			load = fmt.Sprintf("; load average at the end %s %s %s", f[0], f[1], f[2])
-		}
-	}
-	return fmt.Sprintf("nproc %d, model name %q%s%s, %s%s", runtime.NumCPU(), model, mem, kernel, runtime.Version(), load)
+		writeTable(out, res, benchraw.Machine()+benchraw.LoadAverage())
+		return nil
+	})
 }
 
 // row is one line of the table.
@@ -77,7 +38,7 @@ func writeTable(w io.Writer, res *results, host string) {
 	fmt.Fprintf(w, "pgnoded vs %s, side by side, %s\n", version, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(w, "machine: %s\n", host)
 	fmt.Fprintf(w, "command: make bench-patroni, which ran:\n")
-	for _, c := range res.commands {
+	for _, c := range res.Commands {
 		fmt.Fprintf(w, "  %s\n", c)
 	}
 	fmt.Fprintln(w)
@@ -91,10 +52,10 @@ func writeTable(w io.Writer, res *results, host string) {
 			fmt.Fprintf(w, "\nPatroni at ttl %s, runs without a failover: %s\n", t, f.Why)
 		}
 	}
-	for _, f := range res.failed {
+	for _, f := range res.Failed {
 		fmt.Fprintf(w, "\n%s", f)
 	}
-	if len(res.failed) > 0 {
+	if len(res.Failed) > 0 {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprint(w, notes)

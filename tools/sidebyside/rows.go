@@ -20,7 +20,7 @@ const (
 // metricCell is "median (min–max, n=k)" of one metric over its result lines,
 // scaled, formatted with format, the unit suffix after the median; "—" when absent.
 func metricCell(res *results, bench, unit string, scale float64, format, suffix string) string {
-	vals := res.metrics[bench][unit]
+	vals := res.Metrics[bench][unit]
 	if len(vals) == 0 {
 		return notMeasured
 	}
@@ -36,7 +36,7 @@ func metricCell(res *results, bench, unit string, scale float64, format, suffix 
 // switchoverCells summarises one side's switchover benchmark: the outage over
 // every switchover, rows lost of acknowledged, and the API's answer time.
 func switchoverCells(res *results, bench string) (outage, lost, answer string) {
-	m := res.metrics[bench]
+	m := res.Metrics[bench]
 	if len(m["outage-med-ms"]) == 0 {
 		return notMeasured, notMeasured, notMeasured
 	}

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"strings"
 	"time"
-
-	"github.com/pgnoded/pgnoded/internal/ha"
 )
 
 // entry is one key as etcd holds it.
@@ -124,20 +122,20 @@ func (c *cache) prune(watchRev int64) {
 // significantChange decides whether a change of rel wakes the HA loop: the
 // leader key (value or lease), the cluster-wide keys on any value change,
 // members when they join or leave or change a field a waiting decision looks
-// at (ha.MemberWakeFields: role, state, ...), not on a mere xlog_location update.
+// at (cluster.Member.WakeFields: role, state, ...), not on a mere xlog_location update.
 func significantChange(rel string, old entry, had bool, cur entry, has bool) bool {
 	switch {
-	case rel == keyLeader:
+	case rel == KeyLeader:
 		return had != has || !bytes.Equal(old.value, cur.value) || old.lease != cur.lease
-	case rel == keyConfig, rel == keyFailover, rel == keySync, rel == keyStatus, rel == keyInitialize,
-		rel == keyFailsafe, rel == keyHistory, rel == keyOptimeLeader:
+	case rel == KeyConfig, rel == KeyFailover, rel == KeySync, rel == KeyStatus, rel == KeyInitialize,
+		rel == KeyFailsafe, rel == KeyHistory, rel == KeyOptimeLeader:
 		return had != has || !bytes.Equal(old.value, cur.value)
-	case strings.HasPrefix(rel, keyMembers):
+	case strings.HasPrefix(rel, KeyMembers):
 		if memberName(rel) == "" {
 			return false
 		}
 		return had != has || !bytes.Equal(old.value, cur.value) &&
-			ha.MemberWakeFields(parseMember(old.value)) != ha.MemberWakeFields(parseMember(cur.value))
+			parseMember(old.value).WakeFields() != parseMember(cur.value).WakeFields()
 	}
 	return false
 }

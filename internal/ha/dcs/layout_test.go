@@ -135,7 +135,7 @@ func TestKeyLayoutIsPatronis(t *testing.T) {
 	}
 
 	// ReadView (patronictl style) sees the same cluster.
-	rv, err := ReadView(ctx, e.Client(), base)
+	rv, err := readView(ctx, e.Client(), base)
 	if err != nil {
 		t.Fatal(err)
 	}

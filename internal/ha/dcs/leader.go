@@ -16,8 +16,8 @@ func (s *Store) AcquireLeader(ctx context.Context) (bool, error) {
 	if _, err := s.KeepAlive(ctx); err != nil {
 		return false, fmt.Errorf("dcs: acquire leader: %w", err)
 	}
-	return s.do(ctx, write{op: "acquire leader", rel: keyLeader, value: []byte(s.cfg.Name), lease: true,
-		cmps: []clientv3.Cmp{s.absent(keyLeader)}})
+	return s.do(ctx, write{op: "acquire leader", rel: KeyLeader, value: []byte(s.cfg.Name), lease: true,
+		cmps: []clientv3.Cmp{s.absent(KeyLeader)}})
 }
 
 // UpdateLeader renews the lease and makes sure the leader key holds our name
@@ -42,7 +42,7 @@ func (s *Store) UpdateLeader(ctx context.Context) (bool, error) {
 	s.mu.Lock()
 	lease := s.lease.id
 	s.mu.Unlock()
-	key := s.key(keyLeader)
+	key := s.key(KeyLeader)
 	resp, err := s.client.Txn(ctx).
 		If(s.leaderIsUs(), clientv3.Compare(clientv3.LeaseValue(key), "=", clientv3.LeaseID(lease))).
 		Else(clientv3.OpGet(key)).Commit()
@@ -57,11 +57,11 @@ func (s *Store) UpdateLeader(ctx context.Context) (bool, error) {
 	switch {
 	case len(kvs) == 0:
 		s.log.Info("leader key vanished, re-creating it")
-		return s.do(ctx, write{op: "re-create leader", rel: keyLeader, value: []byte(s.cfg.Name), lease: true,
-			cmps: []clientv3.Cmp{s.absent(keyLeader)}})
+		return s.do(ctx, write{op: "re-create leader", rel: KeyLeader, value: []byte(s.cfg.Name), lease: true,
+			cmps: []clientv3.Cmp{s.absent(KeyLeader)}})
 	case string(kvs[0].Value) == s.cfg.Name:
 		s.log.Info("moving the leader key to our current lease", "lease_id", fmt.Sprintf("%x", lease))
-		return s.do(ctx, write{op: "re-attach leader", rel: keyLeader, value: []byte(s.cfg.Name), lease: true,
+		return s.do(ctx, write{op: "re-attach leader", rel: KeyLeader, value: []byte(s.cfg.Name), lease: true,
 			cmps: []clientv3.Cmp{s.leaderIsUs()}})
 	default:
 		return false, nil
@@ -78,7 +78,7 @@ func (s *Store) heldFromCache() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.lease
-	e, ok := s.cache.entries[keyLeader]
+	e, ok := s.cache.entries[KeyLeader]
 	every := keepaliveEvery(l.ttl)
 	return ok && l.id != 0 && !l.replace && !l.failing && e.lease == l.id && string(e.value) == s.cfg.Name &&
 		now.Sub(s.cache.readAt) < every+time.Second &&
@@ -87,6 +87,6 @@ func (s *Store) heldFromCache() bool {
 
 // ReleaseLeader deletes the leader key if it still holds our name.
 func (s *Store) ReleaseLeader(ctx context.Context) error {
-	_, err := s.do(ctx, write{op: "release leader", rel: keyLeader, del: true, cmps: []clientv3.Cmp{s.leaderIsUs()}})
+	_, err := s.do(ctx, write{op: "release leader", rel: KeyLeader, del: true, cmps: []clientv3.Cmp{s.leaderIsUs()}})
 	return err
 }

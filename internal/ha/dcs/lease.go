@@ -127,7 +127,7 @@ func (s *Store) grant(ctx context.Context, ttl time.Duration) (time.Time, error)
 
 // adopt looks for a leader key holding our name on a still-alive lease and takes that lease.
 func (s *Store) adopt(ctx context.Context) error {
-	resp, err := s.client.Get(ctx, s.key(keyLeader))
+	resp, err := s.client.Get(ctx, s.key(KeyLeader))
 	if err != nil {
 		return err
 	}

@@ -12,22 +12,22 @@ import (
 
 // Keys relative to the base path, as Patroni names them (patroni-contract.md §2.1).
 const (
-	keyLeader       = "leader"
-	keyMembers      = "members/"
-	keyInitialize   = "initialize"
-	keyConfig       = "config"
-	keyStatus       = "status"
-	keyOptimeLeader = "optime/leader" // legacy, read only when status is absent
-	keyHistory      = "history"
-	keyFailover     = "failover"
-	keySync         = "sync"
-	keyFailsafe     = "failsafe"
+	KeyLeader       = "leader"
+	KeyMembers      = "members/"
+	KeyInitialize   = "initialize"
+	KeyConfig       = "config"
+	KeyStatus       = "status"
+	KeyOptimeLeader = "optime/leader" // legacy, read only when status is absent
+	KeyHistory      = "history"
+	KeyFailover     = "failover"
+	KeySync         = "sync"
+	KeyFailsafe     = "failsafe"
 )
 
 // memberName returns the member name of a members/<name> key, or "" for
 // anything else, including deeper paths, which Patroni ignores.
 func memberName(rel string) string {
-	name, ok := strings.CutPrefix(rel, keyMembers)
+	name, ok := strings.CutPrefix(rel, KeyMembers)
 	if !ok || name == "" || strings.Contains(name, "/") {
 		return ""
 	}
@@ -40,29 +40,29 @@ func buildView(entries map[string]entry) cluster.View {
 	v := cluster.View{Members: map[string]cluster.Member{}}
 	for rel, e := range entries {
 		switch rel {
-		case keyLeader:
+		case KeyLeader:
 			v.Leader = &cluster.LeaderKey{Name: string(e.value), LeaseID: e.lease, ModRevision: e.modRev}
-		case keyInitialize:
+		case KeyInitialize:
 			s := string(e.value)
 			v.Initialize = &s
-		case keyConfig:
+		case KeyConfig:
 			v.ConfigRaw = append(json.RawMessage(nil), e.value...)
 			v.ConfigRev = e.modRev
 			v.Config = parseConfig(e.value)
-		case keyFailover:
+		case KeyFailover:
 			f := parseFailover(e.value)
 			f.ModRevision = e.modRev
 			v.Failover = &f
-		case keySync:
+		case KeySync:
 			s := parseSync(e.value)
 			s.ModRevision = e.modRev
 			v.Sync = &s
-		case keyHistory:
+		case KeyHistory:
 			v.History = parseHistory(e.value)
-		case keyStatus:
+		case KeyStatus:
 			s := parseStatus(e.value)
 			v.Status = &s
-		case keyFailsafe:
+		case KeyFailsafe:
 			v.Failsafe = parseFailsafe(e.value)
 		default:
 			if name := memberName(rel); name != "" {
@@ -72,7 +72,7 @@ func buildView(entries map[string]entry) cluster.View {
 			}
 		}
 	}
-	if e, ok := entries[keyOptimeLeader]; ok && v.Status == nil {
+	if e, ok := entries[KeyOptimeLeader]; ok && v.Status == nil {
 		if n, err := cluster.ParseInt(strings.TrimSpace(string(e.value))); err == nil {
 			v.Status = &cluster.StatusKey{Optime: n}
 		}

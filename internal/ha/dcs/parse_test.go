@@ -101,7 +101,7 @@ func TestParseHistoryRoundTrip(t *testing.T) {
 		{Timeline: 1, LSN: 25165984, Reason: "no recovery target specified", Timestamp: "2024-05-01T10:00:00.123456+00:00", NewLeader: "pg2"},
 		{Timeline: 2, LSN: 50331808, Reason: "no recovery target specified", Timestamp: "2024-05-02T10:00:00+00:00", NewLeader: "pg1"},
 	}
-	raw, err := compactJSON(h)
+	raw, err := EncodeValue(h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
-	"github.com/pgnoded/pgnoded/internal/ha"
-)
-
-var (
-	_ ha.Store           = (*Store)(nil)
-	_ ha.RenewalNotifier = (*Store)(nil)
 )
 
 // ErrNotLeader is returned (wrapped) by leader-guarded writes whose compare on

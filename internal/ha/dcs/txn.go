@@ -128,7 +128,7 @@ func (s *Store) observe(keys []string, responses []*etcdserverpb.ResponseOp, rev
 
 // leaderIsUs is the compare that guards every write made as leader.
 func (s *Store) leaderIsUs() clientv3.Cmp {
-	return clientv3.Compare(clientv3.Value(s.key(keyLeader)), "=", s.cfg.Name)
+	return clientv3.Compare(clientv3.Value(s.key(KeyLeader)), "=", s.cfg.Name)
 }
 
 // absent is the create-only compare.

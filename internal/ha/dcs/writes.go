@@ -14,11 +14,11 @@ import (
 // TouchMember writes members/<name> on our lease when its value or our lease
 // changed since the key was last seen; m.Name is ignored (the key uses ours).
 func (s *Store) TouchMember(ctx context.Context, m cluster.Member) error {
-	val, err := compactJSON(m)
+	val, err := EncodeValue(m)
 	if err != nil {
 		return fmt.Errorf("dcs: encode member: %w", err)
 	}
-	rel := keyMembers + s.cfg.Name
+	rel := KeyMembers + s.cfg.Name
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	lease, err := s.ensureLease(ctx)
@@ -34,20 +34,20 @@ func (s *Store) TouchMember(ctx context.Context, m cluster.Member) error {
 
 // AttemptInitialize creates the initialize key with "" (create-only); false when it exists.
 func (s *Store) AttemptInitialize(ctx context.Context) (bool, error) {
-	return s.do(ctx, write{op: "attempt initialize", rel: keyInitialize, value: []byte{},
-		cmps: []clientv3.Cmp{s.absent(keyInitialize)}})
+	return s.do(ctx, write{op: "attempt initialize", rel: KeyInitialize, value: []byte{},
+		cmps: []clientv3.Cmp{s.absent(KeyInitialize)}})
 }
 
 // SetInitialize writes the system identifier into initialize. It is not
 // leader-guarded: the bootstrap winner calls it before it holds the leader key.
 func (s *Store) SetInitialize(ctx context.Context, sysid string) error {
-	_, err := s.do(ctx, write{op: "set initialize", rel: keyInitialize, value: []byte(sysid)})
+	_, err := s.do(ctx, write{op: "set initialize", rel: KeyInitialize, value: []byte(sysid)})
 	return err
 }
 
 // CancelInitialize deletes initialize (a failed bootstrap).
 func (s *Store) CancelInitialize(ctx context.Context) error {
-	_, err := s.do(ctx, write{op: "cancel initialize", rel: keyInitialize, del: true})
+	_, err := s.do(ctx, write{op: "cancel initialize", rel: KeyInitialize, del: true})
 	return err
 }
 
@@ -58,11 +58,11 @@ func (s *Store) SetConfig(ctx context.Context, raw []byte, rev int64) (bool, err
 	if err := json.Compact(&buf, raw); err != nil {
 		return false, fmt.Errorf("dcs: set config: not JSON: %w", err)
 	}
-	cmp := s.absent(keyConfig)
+	cmp := s.absent(KeyConfig)
 	if rev > 0 {
-		cmp = clientv3.Compare(clientv3.ModRevision(s.key(keyConfig)), "=", rev)
+		cmp = clientv3.Compare(clientv3.ModRevision(s.key(KeyConfig)), "=", rev)
 	}
-	return s.do(ctx, write{op: "set config", rel: keyConfig, value: buf.Bytes(), cmps: []clientv3.Cmp{cmp}})
+	return s.do(ctx, write{op: "set config", rel: KeyConfig, value: buf.Bytes(), cmps: []clientv3.Cmp{cmp}})
 }
 
 // SetHistory writes the history key (leader-guarded); nil is written as [].
@@ -70,47 +70,47 @@ func (s *Store) SetHistory(ctx context.Context, h []cluster.HistoryEntry) error 
 	if h == nil {
 		h = []cluster.HistoryEntry{}
 	}
-	val, err := compactJSON(h)
+	val, err := EncodeValue(h)
 	if err != nil {
 		return fmt.Errorf("dcs: encode history: %w", err)
 	}
-	return s.guardedPut(ctx, "set history", keyHistory, val, false)
+	return s.guardedPut(ctx, "set history", KeyHistory, val, false)
 }
 
 // SetStatus writes the status key when it changed (leader-guarded).
 func (s *Store) SetStatus(ctx context.Context, st cluster.StatusKey) error {
-	val, err := compactJSON(st)
+	val, err := EncodeValue(st)
 	if err != nil {
 		return fmt.Errorf("dcs: encode status: %w", err)
 	}
-	return s.guardedPut(ctx, "set status", keyStatus, val, true)
+	return s.guardedPut(ctx, "set status", KeyStatus, val, true)
 }
 
 // SetFailsafe writes the failsafe key when it changed (leader-guarded); nil
 // deletes it (failsafe_mode turned off), an empty map writes {}.
 func (s *Store) SetFailsafe(ctx context.Context, members map[string]string) error {
 	if members == nil {
-		return s.guardedDelete(ctx, "delete failsafe", keyFailsafe)
+		return s.guardedDelete(ctx, "delete failsafe", KeyFailsafe)
 	}
-	val, err := compactJSON(members)
+	val, err := EncodeValue(members)
 	if err != nil {
 		return fmt.Errorf("dcs: encode failsafe: %w", err)
 	}
-	return s.guardedPut(ctx, "set failsafe", keyFailsafe, val, true)
+	return s.guardedPut(ctx, "set failsafe", KeyFailsafe, val, true)
 }
 
 // SetFailover writes the failover key; with rev > 0 only if its mod_revision
 // is still rev (false on conflict). An empty Failover is written as {}.
 func (s *Store) SetFailover(ctx context.Context, f cluster.Failover, rev int64) (bool, error) {
-	val, err := compactJSON(f)
+	val, err := EncodeValue(f)
 	if err != nil {
 		return false, fmt.Errorf("dcs: encode failover: %w", err)
 	}
 	var cmps []clientv3.Cmp
 	if rev > 0 {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.key(keyFailover)), "=", rev))
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.key(KeyFailover)), "=", rev))
 	}
-	return s.do(ctx, write{op: "set failover", rel: keyFailover, value: val, cmps: cmps})
+	return s.do(ctx, write{op: "set failover", rel: KeyFailover, value: val, cmps: cmps})
 }
 
 // guardedPut writes rel only while the leader key holds our name; a failed
@@ -156,8 +156,9 @@ func (s *Store) holds(rel string, val []byte, lease int64) bool {
 	return ok && e.lease == lease && bytes.Equal(e.value, val)
 }
 
-// compactJSON encodes v as Patroni does: no spaces, and without Go's HTML escaping.
-func compactJSON(v any) ([]byte, error) {
+// EncodeValue encodes a key's JSON value as Patroni does: no spaces, and
+// without Go's HTML escaping. Every write of this package uses it.
+func EncodeValue(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

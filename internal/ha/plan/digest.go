@@ -46,29 +46,9 @@ func ViewDigest(v cluster.View, me string, now time.Time, ttl time.Duration) str
 	for _, name := range names {
 		b.WriteString(name)
 		b.WriteByte('=')
-		b.WriteString(MemberWakeFields(v.Members[name]))
+		b.WriteString(v.Members[name].WakeFields())
 		b.WriteByte(',')
 	}
 	fmt.Fprintf(&b, "|FS%d|V%v", len(v.Failsafe), v.Valid(now, ttl))
 	return b.String()
-}
-
-// MemberWakeFields is the part of a member key a waiting decision looks at:
-// role, state, whether it can be cloned from (conn_url), timeline and tags.
-// A member key change that keeps these (an xlog_location update on a busy
-// cluster) wakes no one; one that changes them (the leader's postgres turned
-// running, an old primary rejoined as a replica) wakes every waiting node at
-// once instead of at its next loop_wait. The Store's watch uses it to decide
-// which member changes fire Changed, and viewDigest to decide whether they
-// run a cycle.
-func MemberWakeFields(m cluster.Member) string {
-	conn := "-"
-	if m.ConnURL != "" {
-		conn = "c"
-	}
-	tags := ""
-	if len(m.Tags) > 0 {
-		tags = fmt.Sprint(m.Tags) // fmt prints maps sorted by key
-	}
-	return fmt.Sprintf("%s/%s/%s/%d/%s", m.Role, m.State, conn, m.Timeline, tags)
 }
