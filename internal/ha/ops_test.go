@@ -245,7 +245,6 @@ func TestDeleteSwitchover(t *testing.T) {
 	}
 }
 
-
 // A request the loop never takes: OpUnavailable when the caller gives up,
 // OpShuttingDown once the loop has ended.
 func TestSubmitWithoutTheLoop(t *testing.T) {
