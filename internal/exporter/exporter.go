@@ -98,7 +98,11 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	// pg_exporter's constant labels go on its metrics and pgnoded's, not on the Go runtime's.
-	prometheus.WrapRegistererWith(cfg.ConstLabels, e.reg).MustRegister(
+	var labeled prometheus.Registerer = e.reg
+	if len(cfg.ConstLabels) > 0 { // a wrapper rebuilds every metric's descriptor per scrape
+		labeled = prometheus.WrapRegistererWith(cfg.ConstLabels, e.reg)
+	}
+	labeled.MustRegister(
 		e.pg,
 		&haCollector{snap: snap, now: cfg.Now},
 		statusCollector{e.st},

@@ -138,6 +138,9 @@ func (r *runner) refresh(ctx context.Context, t *target, cc *compiled, st *colle
 	st.failing, st.success = false, true
 	st.metricCount = len(metrics)
 	if cc.spec.TTL > 0 {
+		if metrics == nil {
+			metrics = []prometheus.Metric{} // an empty result is cached too (nil means none)
+		}
 		st.cached, st.expires = metrics, start.Add(cc.spec.TTL)
 	} else {
 		st.cached = nil
