@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -115,21 +116,103 @@ func (p *connPool) close() {
 	}
 }
 
-// query runs one statement (extended protocol, text-format results) on a
-// pooled connection and hands its result to read; an error of the statement
-// wins over one of read.
+// query runs one statement on a pooled connection with text-format results
+// and hands its result to read; an error of the statement wins over one of
+// read. The statement is prepared on the connection's first use of sql and
+// reused afterwards, so postgres parses and plans each collector query once per
+// connection rather than at every scrape.
 func (p *connPool) query(ctx context.Context, sql string, read func(*pgconn.ResultReader) error) error {
 	conn, err := p.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer p.release(conn)
-	rr := conn.ExecParams(ctx, sql, nil, nil, nil, nil)
-	rerr := read(rr)
-	if _, err := rr.Close(); err != nil {
-		return err
+	stmts := statementsOf(conn)
+	for attempt := 0; ; attempt++ {
+		name, err := stmts.prepare(ctx, conn, sql)
+		if err != nil {
+			return err
+		}
+		var rr *pgconn.ResultReader
+		if name == "" {
+			rr = conn.ExecParams(ctx, sql, nil, nil, nil, nil)
+		} else {
+			rr = conn.ExecPrepared(ctx, name, nil, nil, nil)
+		}
+		rerr := read(rr)
+		_, err = rr.Close()
+		if err != nil && name != "" && stalePlan(err) {
+			// Raised at Bind, before any row: prepare again and rerun once.
+			stmts.forget(ctx, conn, sql)
+			if attempt == 0 {
+				continue
+			}
+		}
+		if err != nil {
+			return err
+		}
+		return rerr
 	}
-	return rerr
+}
+
+// maxStatements bounds the statements prepared on one connection (a collector
+// file has a few hundred queries at most; reloads add new ones).
+const maxStatements = 512
+
+// statements are the statements prepared on one connection, by SQL text.
+type statements struct {
+	names map[string]string
+	next  int
+}
+
+const statementsKey = "pgnoded.exporter.statements" // in PgConn.CustomData
+
+func statementsOf(conn *pgconn.PgConn) *statements {
+	s, _ := conn.CustomData()[statementsKey].(*statements)
+	if s == nil {
+		s = &statements{names: map[string]string{}}
+		conn.CustomData()[statementsKey] = s
+	}
+	return s
+}
+
+// prepare returns the name sql is prepared under on conn, preparing it first
+// if need be; "" when the connection holds maxStatements already (sql then
+// runs unprepared).
+func (s *statements) prepare(ctx context.Context, conn *pgconn.PgConn, sql string) (string, error) {
+	if name, ok := s.names[sql]; ok {
+		return name, nil
+	}
+	if len(s.names) >= maxStatements {
+		return "", nil
+	}
+	s.next++
+	name := "pgnoded_exporter_" + strconv.Itoa(s.next)
+	if _, err := conn.Prepare(ctx, name, sql, nil); err != nil {
+		return "", err
+	}
+	s.names[sql] = name
+	return name, nil
+}
+
+// forget deallocates sql's statement, best effort.
+func (s *statements) forget(ctx context.Context, conn *pgconn.PgConn, sql string) {
+	name, ok := s.names[sql]
+	if !ok {
+		return
+	}
+	delete(s.names, sql)
+	if !conn.IsClosed() && ctx.Err() == nil {
+		_ = conn.Deallocate(ctx, name)
+	}
+}
+
+// stalePlan reports an error that a prepared statement gives after DDL changed
+// what it returns ("cached plan must not change result type") or after it was
+// lost: preparing it again fixes it.
+func stalePlan(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "0A000" || pgErr.Code == "26000")
 }
 
 // ping checks that the database answers, opening a connection if none is idle.
