@@ -3,15 +3,11 @@ package exporter
 import (
 	"fmt"
 	"math"
-	"net/netip"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -127,19 +123,16 @@ type histAcc struct {
 
 // collectRows turns a result set into const metrics. A row whose label values repeat
 // an earlier row adds to histograms but its plain samples are dropped (a duplicate
-// series would fail the whole scrape).
-func (cc *compiled) collectRows(rows pgx.Rows, dbname string) ([]prometheus.Metric, error) {
-	fields := rows.FieldDescriptions()
-	index := make(map[string]int, len(fields))
-	for i, f := range fields {
-		index[f.Name] = i
-	}
+// series would fail the whole scrape). The caller closes rr.
+func (cc *compiled) collectRows(rr *pgconn.ResultReader, dbname string) ([]prometheus.Metric, error) {
+	fields := rr.FieldDescriptions()
 	pos := func(col *Column) (int, error) {
-		i, ok := index[col.Name]
-		if !ok {
-			return 0, fmt.Errorf("column %q is configured but not returned by the query", col.Name)
+		for i := len(fields) - 1; i >= 0; i-- { // the last of equal names wins
+			if fields[i].Name == col.Name {
+				return i, nil
+			}
 		}
-		return i, nil
+		return 0, fmt.Errorf("column %q is configured but not returned by the query", col.Name)
 	}
 	labelPos := make([]int, len(cc.labels))
 	for i, col := range cc.labels {
@@ -165,15 +158,14 @@ func (cc *compiled) collectRows(rows pgx.Rows, dbname string) ([]prometheus.Metr
 	seen := map[string]bool{}
 	var hists map[int]map[string]*histAcc // value index -> label key -> accumulator
 	var keyBuf strings.Builder
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			return nil, fmt.Errorf("decode row: %w", err)
-		}
+	for rr.NextRow() {
+		vals := rr.Values()
 		labels := make([]string, nLabels)
 		keyBuf.Reset()
 		for i, p := range labelPos {
-			labels[i] = labelValue(vals[p])
+			if vals[p] != nil {
+				labels[i] = textLabel(fields[p].DataTypeOID, vals[p])
+			}
 			keyBuf.WriteString(labels[i])
 			keyBuf.WriteByte(0xff)
 		}
@@ -195,7 +187,8 @@ func (cc *compiled) collectRows(rows pgx.Rows, dbname string) ([]prometheus.Metr
 			if dup && v.col.Usage != UsageHistogram {
 				continue
 			}
-			f, ok := numericValue(vals[valuePos[i]], v.col)
+			p := valuePos[i]
+			f, ok := numericValue(fields[p].DataTypeOID, vals[p], v.col)
 			if !ok {
 				continue
 			}
@@ -211,9 +204,6 @@ func (cc *compiled) collectRows(rows pgx.Rows, dbname string) ([]prometheus.Metr
 			sm.gauge.Value, sm.count.Value = &sm.value, &sm.value
 			out = append(out, sm)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	for i, byKey := range hists {
 		for _, h := range byKey {
@@ -253,106 +243,23 @@ func observe(hists map[int]map[string]*histAcc, i int, key string, labels []stri
 	}
 }
 
-// numericValue converts a column value to a sample value: numbers as they are,
-// booleans 1/0, timestamps as Unix seconds, intervals as seconds, NULL as the
-// column default or NaN; then times the column scale. ok=false drops the sample
-// (a value that cannot be read as a number).
-func numericValue(v any, col *Column) (float64, bool) {
-	var f float64
-	switch t := v.(type) {
-	case nil:
+// numericValue converts a column value (text format, nil for NULL) to a
+// sample value with textNumber; NULL is the column default or NaN; then times
+// the column scale. ok=false drops the sample (a value that cannot be read as
+// a number).
+func numericValue(oid uint32, v []byte, col *Column) (float64, bool) {
+	if v == nil {
 		if col.Default != nil {
 			return *col.Default, true // the default is already in the metric's unit
 		}
 		return math.NaN(), true
-	case float64:
-		f = t
-	case float32:
-		f = float64(t)
-	case int64:
-		f = float64(t)
-	case int32:
-		f = float64(t)
-	case int16:
-		f = float64(t)
-	case int8:
-		f = float64(t)
-	case int:
-		f = float64(t)
-	case uint32:
-		f = float64(t)
-	case uint64:
-		f = float64(t)
-	case bool:
-		if t {
-			f = 1
-		}
-	case pgtype.Numeric:
-		fv, err := t.Float64Value()
-		if err != nil || !fv.Valid {
-			return numericValue(nil, col)
-		}
-		f = fv.Float64
-	case time.Time:
-		f = float64(t.UnixNano()) / 1e9
-	case pgtype.Interval:
-		f = float64(t.Microseconds)/1e6 + float64(t.Days)*86400 + float64(t.Months)*30*86400
-	case time.Duration:
-		f = t.Seconds()
-	case string:
-		p, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
-		if err != nil {
-			return 0, false
-		}
-		f = p
-	case []byte:
-		p, err := strconv.ParseFloat(strings.TrimSpace(string(t)), 64)
-		if err != nil {
-			return 0, false
-		}
-		f = p
-	default:
+	}
+	f, ok := textNumber(oid, v)
+	if !ok {
 		return 0, false
 	}
 	if col.Scale != 0 {
 		f *= col.Scale
 	}
 	return f, true
-}
-
-// labelValue renders a column value as a label value; NULL is "".
-func labelValue(v any) string {
-	switch t := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return strings.ToValidUTF8(t, "\uFFFD")
-	case []byte:
-		return strings.ToValidUTF8(string(t), "\uFFFD")
-	case int64:
-		return strconv.FormatInt(t, 10)
-	case int32:
-		return strconv.FormatInt(int64(t), 10)
-	case int16:
-		return strconv.FormatInt(int64(t), 10)
-	case uint32:
-		return strconv.FormatUint(uint64(t), 10)
-	case float64:
-		return strconv.FormatFloat(t, 'g', -1, 64)
-	case bool:
-		return strconv.FormatBool(t)
-	case time.Time:
-		return t.UTC().Format(time.RFC3339Nano)
-	case netip.Prefix:
-		if t.IsSingleIP() {
-			return t.Addr().String()
-		}
-		return t.String()
-	case pgtype.Numeric:
-		if fv, err := t.Float64Value(); err == nil && fv.Valid {
-			return strconv.FormatFloat(fv.Float64, 'g', -1, 64)
-		}
-		return ""
-	}
-	return strings.ToValidUTF8(fmt.Sprint(v), "\uFFFD")
 }

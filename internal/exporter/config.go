@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/common/model"
 )
 
@@ -134,7 +134,7 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.DSN == "" {
 		errs = append(errs, errors.New("exporter: dsn is required"))
-	} else if _, err := pgxpool.ParseConfig(c.DSN); err != nil {
+	} else if _, err := pgconn.ParseConfig(c.DSN); err != nil {
 		errs = append(errs, fmt.Errorf("exporter: dsn: %w", err))
 	}
 	if c.PoolSize < 1 {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -34,7 +33,7 @@ const (
 type Exporter struct {
 	cfg     Config
 	log     *slog.Logger
-	pool    *pgxpool.Pool // main database, shared by scrapes and /up pings
+	pool    *connPool // main database, shared by scrapes and /up pings
 	pg      *pgCollector
 	reg     *prometheus.Registry
 	handler http.Handler
@@ -61,26 +60,18 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	poolCfg, err := poolConfig(cfg)
+	connCfg, err := connConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	newPool := func(dbname string, maxConns int32) (*pgxpool.Pool, error) {
-		pc := poolCfg.Copy()
+	newPool := func(dbname string, maxConns int) *connPool {
+		cc := connCfg.Copy()
 		if dbname != "" {
-			pc.ConnConfig.Database = dbname
+			cc.Database = dbname
 		}
-		pc.MaxConns = maxConns
-		p, err := pgxpool.NewWithConfig(context.Background(), pc) // lazy: connects on first use
-		if err != nil {
-			return nil, fmt.Errorf("exporter: pool for %q: %w", dbname, err)
-		}
-		return p, nil
+		return newConnPool(cc, maxConns) // lazy: connects on first use
 	}
-	mainPool, err := newPool("", int32(cfg.PoolSize))
-	if err != nil {
-		return nil, err
-	}
+	mainPool := newPool("", cfg.PoolSize)
 	base, cancel := context.WithCancel(context.Background())
 	e := &Exporter{cfg: cfg, log: log, pool: mainPool, cancel: cancel, health: &healthState{},
 		st: cfg.Status, running: set.source}
@@ -90,14 +81,14 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 		base:      base,
 		log:       log,
 		run:       runner{now: cfg.Now, defaultTimeout: cfg.DefaultTimeout, log: log},
-		newPool: func(db string) (*pgxpool.Pool, error) {
+		newPool: func(db string) *connPool {
 			return newPool(db, 1)
 		},
 		started: cfg.Now(),
 		health:  e.health,
 		sem:     make(chan struct{}, cfg.Concurrency),
 		// one main connection stays free for /up pings
-		main:   newTarget(poolCfg.ConnConfig.Database, mainPool, true, cfg.PoolSize-1),
+		main:   newTarget(connCfg.Database, mainPool, true, cfg.PoolSize-1),
 		others: map[string]*target{},
 	}
 	e.pg.collectors, e.pg.perDB = set.collectors, set.perDB
@@ -107,7 +98,11 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	// pg_exporter's constant labels go on its metrics and pgnoded's, not on the Go runtime's.
-	prometheus.WrapRegistererWith(cfg.ConstLabels, e.reg).MustRegister(
+	var labeled prometheus.Registerer = e.reg
+	if len(cfg.ConstLabels) > 0 { // a wrapper rebuilds every metric's descriptor per scrape
+		labeled = prometheus.WrapRegistererWith(cfg.ConstLabels, e.reg)
+	}
+	labeled.MustRegister(
 		e.pg,
 		&haCollector{snap: snap, now: cfg.Now},
 		statusCollector{e.st},
@@ -126,27 +121,41 @@ func loadSpecs(file string) ([]*Collector, error) {
 	return LoadCollectors(file)
 }
 
-// poolConfig builds the main pool's configuration from the DSN. A query that
+// pgxOnlyParams are connection-string keys pgx's pool and connection read
+// themselves (pgxpool.ParseConfig, pgx.ParseConfig); pgconn would send them to
+// the server as settings, so they are dropped. The exporter sizes its own pools.
+var pgxOnlyParams = []string{
+	"pool_max_conns", "pool_min_conns", "pool_min_idle_conns", "pool_max_conn_lifetime",
+	"pool_max_conn_idle_time", "pool_health_check_period", "pool_max_conn_lifetime_jitter",
+	"pool_ping_timeout", "statement_cache_capacity", "description_cache_capacity",
+	"default_query_exec_mode",
+}
+
+// connConfig builds the connection settings from the DSN. A query that
 // exceeds its timeout is cancelled server-side and the connection kept, rather
 // than the connection being closed.
-func poolConfig(cfg Config) (*pgxpool.Config, error) {
-	pc, err := pgxpool.ParseConfig(cfg.DSN)
+func connConfig(cfg Config) (*pgconn.Config, error) {
+	cc, err := pgconn.ParseConfig(cfg.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("exporter: dsn: %w", err)
 	}
-	pc.MinConns = 0
-	pc.MaxConnIdleTime = 5 * time.Minute
-	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
-	if pc.ConnConfig.RuntimeParams == nil {
-		pc.ConnConfig.RuntimeParams = map[string]string{}
+	for _, k := range pgxOnlyParams {
+		delete(cc.RuntimeParams, k)
 	}
-	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
-		pc.ConnConfig.RuntimeParams["application_name"] = applicationName
+	cc.ConnectTimeout = cfg.ConnectTimeout
+	if cc.RuntimeParams == nil {
+		cc.RuntimeParams = map[string]string{}
 	}
-	pc.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+	if _, ok := cc.RuntimeParams["application_name"]; !ok {
+		cc.RuntimeParams["application_name"] = applicationName
+	}
+	for k, v := range textSessionParams {
+		cc.RuntimeParams[k] = v
+	}
+	cc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Second}
 	}
-	return pc, nil
+	return cc, nil
 }
 
 // Registry is the exporter's own registry (for tests and embedding).
@@ -229,7 +238,7 @@ func (e *Exporter) serve(ctx context.Context, ln net.Listener) error {
 		defer close(warmed)
 		wctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 		defer cancel()
-		if err := e.pool.Ping(wctx); err != nil {
+		if err := e.pool.ping(wctx); err != nil {
 			e.log.Debug("postgres not reachable yet; the first scrape will connect", "err", err)
 		}
 	}()
@@ -260,7 +269,7 @@ func (e *Exporter) Close() {
 	e.close.Do(func() {
 		e.cancel()
 		e.pg.close()
-		e.pool.Close()
+		e.pool.close()
 	})
 }
 

@@ -50,8 +50,8 @@ func (e *Exporter) status(ctx context.Context) (up, inRecovery bool) {
 func (e *Exporter) ping(parent context.Context) {
 	ctx, cancel := context.WithTimeout(parent, e.cfg.DefaultTimeout)
 	defer cancel()
-	var rec bool
-	err := e.pool.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec)
+	row, err := e.pg.run.queryRow(ctx, e.pool, "SELECT pg_is_in_recovery()")
+	rec := err == nil && string(row[0]) == "t"
 	if err != nil {
 		if parent.Err() != nil {
 			return // the client went away: no verdict on postgres

@@ -2,15 +2,17 @@ package exporter
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -27,7 +29,7 @@ type pgCollector struct {
 	run        runner
 	collectors []*compiled
 	perDB      bool // some collector runs per database
-	newPool    func(dbname string) (*pgxpool.Pool, error)
+	newPool    func(dbname string) *connPool
 	started    time.Time
 	health     *healthState
 	sem        chan struct{} // one slot per query in flight
@@ -46,12 +48,30 @@ type pgCollector struct {
 }
 
 // precheckSQL reads what planning needs, and the databases to discover, in one round trip.
+// Lists of names come as JSON arrays, which any name can be read back from.
 const precheckSQL = `SELECT current_setting('server_version_num')::int, pg_is_in_recovery(),
 	current_user::text, current_database()::text,
-	ARRAY(SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname)`
+	to_json(ARRAY(SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname))`
 
-const catalogFactsSQL = `SELECT ARRAY(SELECT extname::text FROM pg_extension),
-	ARRAY(SELECT nspname::text FROM pg_namespace)`
+const catalogFactsSQL = `SELECT to_json(ARRAY(SELECT extname::text FROM pg_extension)),
+	to_json(ARRAY(SELECT nspname::text FROM pg_namespace))`
+
+// readPrecheck reads precheckSQL's row.
+func readPrecheck(row [][]byte) (f serverFacts, dbs []string, err error) {
+	if len(row) != 5 || row[0] == nil || row[1] == nil {
+		return f, nil, errors.New("precheck: unexpected row")
+	}
+	f.version, err = strconv.Atoi(string(row[0]))
+	if err != nil {
+		return f, nil, fmt.Errorf("precheck: server_version_num: %w", err)
+	}
+	f.inRecovery = string(row[1]) == "t"
+	f.user, f.dbname = string(row[2]), string(row[3])
+	if err := json.Unmarshal(row[4], &dbs); err != nil {
+		return f, nil, fmt.Errorf("precheck: databases: %w", err)
+	}
+	return f, dbs, nil
+}
 
 // Describe sends nothing: the metric set depends on the collector file and the server.
 func (c *pgCollector) Describe(chan<- *prometheus.Desc) {}
@@ -76,11 +96,14 @@ func (c *pgCollector) Collect(ch chan<- prometheus.Metric) {
 
 // scrape returns whether postgres answered and no fatal collector failed on the main database.
 func (c *pgCollector) scrape(ctx context.Context, ch chan<- prometheus.Metric) bool {
+	row, err := c.run.queryRow(ctx, c.main.pool, precheckSQL)
 	var (
 		f   serverFacts
 		dbs []string
 	)
-	err := c.run.queryRow(ctx, c.main.pool, precheckSQL, &f.version, &f.inRecovery, &f.user, &f.dbname, &dbs)
+	if err == nil {
+		f, dbs, err = readPrecheck(row)
+	}
 	if err != nil {
 		if c.up || !c.known {
 			c.log.Warn("postgres scrape precheck failed", "err", err)
@@ -209,7 +232,11 @@ func (c *pgCollector) catalogFacts(ctx context.Context, t *target, f *serverFact
 	now := c.cfg.Now()
 	if t.catalog.extensions == nil || !now.Before(t.catalog.expires) {
 		var exts, nsps []string
-		if err := c.run.queryRow(ctx, t.pool, catalogFactsSQL, &exts, &nsps); err != nil {
+		row, err := c.run.queryRow(ctx, t.pool, catalogFactsSQL)
+		if err == nil {
+			err = errors.Join(json.Unmarshal(row[0], &exts), json.Unmarshal(row[1], &nsps))
+		}
+		if err != nil {
 			return fmt.Errorf("catalog facts: %w", err)
 		}
 		t.catalog.extensions = make(map[string]bool, len(exts))
@@ -244,7 +271,7 @@ func (c *pgCollector) syncTargets(dbs []string, mainDB string) {
 	for name, t := range c.others {
 		if !want[name] {
 			c.log.Info("database no longer scraped", "datname", name)
-			t.pool.Close()
+			t.pool.close()
 			delete(c.others, name)
 		}
 	}
@@ -252,13 +279,8 @@ func (c *pgCollector) syncTargets(dbs []string, mainDB string) {
 		if _, ok := c.others[name]; ok {
 			continue
 		}
-		pool, err := c.newPool(name)
-		if err != nil {
-			c.log.Warn("cannot configure pool for discovered database", "datname", name, "err", err)
-			continue
-		}
 		c.log.Info("database discovered", "datname", name)
-		c.others[name] = newTarget(name, pool, false, 1)
+		c.others[name] = newTarget(name, c.newPool(name), false, 1)
 	}
 }
 
@@ -267,7 +289,7 @@ func (c *pgCollector) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, t := range c.others {
-		t.pool.Close()
+		t.pool.close()
 		delete(c.others, name)
 	}
 }

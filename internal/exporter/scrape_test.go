@@ -177,6 +177,12 @@ func TestCacheSharedAcrossScrapes(t *testing.T) {
 	if total != 3 || hits != 2 {
 		t.Errorf("pg_db: total %v hits %v, want 3 and 2 (one query for three scrapes)", total, hits)
 	}
+	// pg_repl returns no rows on a server without replicas: an empty result is cached too.
+	sel = map[string]string{"datname": "postgres", "query": "pg_repl"}
+	if hits, _ := fams["pg_exporter_query_scrape_hit_count"].value(sel); hits != 2 {
+		t.Errorf("pg_repl (no rows): hits %v, want 2", hits)
+	}
+	sel = map[string]string{"datname": "postgres", "query": "pg_db"}
 
 	clock.Advance(11 * time.Second) // past pg_db's ttl
 	fams = gather(t, e.Registry())

@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Intro and self metrics under pg_exporter's names and TYPEs (the contract for
@@ -99,18 +100,30 @@ func emitTarget(ch chan<- prometheus.Metric, t *target) {
 		if st == nil {
 			continue
 		}
-		ch <- gauge(descQueryTTL, cc.spec.TTL.Seconds(), db, name)
-		ch <- gauge(descQueryTotal, st.total, db, name)
-		ch <- gauge(descQueryErrors, st.errors, db, name)
-		ch <- gauge(descQueryPredSkips, st.predSkips, db, name)
-		ch <- gauge(descQueryDuration, st.lastDuration.Seconds(), db, name)
-		ch <- gauge(descQueryMetricCount, float64(st.metricCount), db, name)
-		ch <- gauge(descQueryHits, st.hits, db, name)
 		ok := 0.0
 		if st.success {
 			ok = 1
 		}
-		ch <- gauge(descCollectorSuccess, ok, db, name)
+		// The eight gauges of one collector share their label pairs (datname < query).
+		names, values := [2]string{datnameLabel, "query"}, [2]string{db, name}
+		store := [2]dto.LabelPair{{Name: &names[0], Value: &values[0]}, {Name: &names[1], Value: &values[1]}}
+		pairs := []*dto.LabelPair{&store[0], &store[1]}
+		samples := [8]sample{
+			{desc: descQueryTTL, value: cc.spec.TTL.Seconds()},
+			{desc: descQueryTotal, value: st.total},
+			{desc: descQueryErrors, value: st.errors},
+			{desc: descQueryPredSkips, value: st.predSkips},
+			{desc: descQueryDuration, value: st.lastDuration.Seconds()},
+			{desc: descQueryMetricCount, value: float64(st.metricCount)},
+			{desc: descQueryHits, value: st.hits},
+			{desc: descCollectorSuccess, value: ok},
+		}
+		for i := range samples {
+			sm := &samples[i]
+			sm.labels = pairs
+			sm.gauge.Value = &sm.value
+			ch <- sm
+		}
 	}
 }
 

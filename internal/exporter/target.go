@@ -7,8 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,7 +15,7 @@ import (
 // per-database collectors) or a discovered one (per-database collectors only).
 type target struct {
 	dbname  string
-	pool    *pgxpool.Pool
+	pool    *connPool
 	main    bool
 	workers int                        // collectors of this database run at most this many at once
 	state   map[string]*collectorState // by branch
@@ -34,7 +33,7 @@ type target struct {
 	errorCount   float64 // scrapes of this database ended by a fatal collector
 }
 
-func newTarget(dbname string, pool *pgxpool.Pool, main bool, workers int) *target {
+func newTarget(dbname string, pool *connPool, main bool, workers int) *target {
 	return &target{dbname: dbname, pool: pool, main: main, workers: max(workers, 1), state: map[string]*collectorState{}}
 }
 
@@ -139,6 +138,9 @@ func (r *runner) refresh(ctx context.Context, t *target, cc *compiled, st *colle
 	st.failing, st.success = false, true
 	st.metricCount = len(metrics)
 	if cc.spec.TTL > 0 {
+		if metrics == nil {
+			metrics = []prometheus.Metric{} // an empty result is cached too (nil means none)
+		}
 		st.cached, st.expires = metrics, start.Add(cc.spec.TTL)
 	} else {
 		st.cached = nil
@@ -172,12 +174,11 @@ func (r *runner) execute(ctx context.Context, t *target, cc *compiled, st *colle
 	}
 	qctx, cancel := r.timeout(ctx, cc.spec.Timeout)
 	defer cancel()
-	rows, err := t.pool.Query(qctx, cc.spec.Query)
-	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
-	}
-	defer rows.Close()
-	metrics, err := cc.collectRows(rows, t.dbname)
+	var metrics []prometheus.Metric
+	err := t.pool.query(qctx, cc.spec.Query, func(rr *pgconn.ResultReader) (err error) {
+		metrics, err = cc.collectRows(rr, t.dbname)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
 	}
@@ -192,34 +193,30 @@ func (r *runner) predicate(ctx context.Context, t *target, c *Collector, i int, 
 	}
 	qctx, cancel := r.timeout(ctx, c.Timeout)
 	defer cancel()
-	rows, err := t.pool.Query(qctx, p.Query)
-	if err != nil {
-		return false, fmt.Errorf("predicate %q: %w", p.Name, err)
-	}
 	var (
 		n      int
 		result bool
 	)
-	for rows.Next() {
-		n++
-		vals, err := rows.Values()
-		if err != nil {
-			rows.Close()
-			return false, fmt.Errorf("predicate %q: %w", p.Name, err)
+	err := t.pool.query(qctx, p.Query, func(rr *pgconn.ResultReader) error {
+		fields := rr.FieldDescriptions()
+		for rr.NextRow() {
+			n++
+			vals := rr.Values()
+			if len(vals) != 1 {
+				return fmt.Errorf("want one column, got %d", len(vals))
+			}
+			if vals[0] == nil {
+				result = false
+				continue
+			}
+			if fields[0].DataTypeOID != oidBool {
+				return fmt.Errorf("want a boolean, got type OID %d", fields[0].DataTypeOID)
+			}
+			result = len(vals[0]) > 0 && vals[0][0] == 't'
 		}
-		if len(vals) != 1 {
-			rows.Close()
-			return false, fmt.Errorf("predicate %q: want one column, got %d", p.Name, len(vals))
-		}
-		b, isBool := vals[0].(bool)
-		if !isBool && vals[0] != nil {
-			rows.Close()
-			return false, fmt.Errorf("predicate %q: want a boolean, got %T", p.Name, vals[0])
-		}
-		result = b
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return false, fmt.Errorf("predicate %q: %w", p.Name, err)
 	}
 	if n > 1 {
@@ -232,13 +229,31 @@ func (r *runner) predicate(ctx context.Context, t *target, c *Collector, i int, 
 	return ok, nil
 }
 
-// queryRow runs a single-row query with a timeout (prechecks and facts).
-func (r *runner) queryRow(ctx context.Context, pool *pgxpool.Pool, sql string, dest ...any) error {
+// queryRow runs a query that returns one row with a timeout (prechecks and
+// facts) and returns its values in text format.
+func (r *runner) queryRow(ctx context.Context, pool *connPool, sql string) ([][]byte, error) {
 	qctx, cancel := r.timeout(ctx, 0)
 	defer cancel()
-	err := pool.QueryRow(qctx, sql).Scan(dest...)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("no rows: %w", err)
+	var row [][]byte
+	err := pool.query(qctx, sql, func(rr *pgconn.ResultReader) error {
+		for rr.NextRow() {
+			if row != nil {
+				return errors.New("more than one row")
+			}
+			row = make([][]byte, len(rr.Values()))
+			for i, v := range rr.Values() {
+				if v != nil {
+					row[i] = append([]byte{}, v...)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return err
+	if row == nil {
+		return nil, errors.New("no rows")
+	}
+	return row, nil
 }
