@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"fmt"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -13,11 +14,11 @@ import (
 // false when the action did not happen as planned (the key was not won, the
 // promotion failed, ...): the failure is logged where it happened, and the
 // decision's message, which tells the outcome, is not (record).
-func (n *Node) apply(ctx context.Context, d Decision, o *Observation) (replan, done bool) {
+func (n *Node) apply(ctx context.Context, d plan.Decision, o *plan.Observation) (replan, done bool) {
 	if d.CancelLong {
 		n.cancelLong()
 	}
-	n.fire(d.Callbacks, AfterNow)
+	n.fire(d.Callbacks, plan.AfterNow)
 	if d.Callbacks != nil {
 		o.Callbacks.Called = n.st.cbCalled
 	}
@@ -27,27 +28,27 @@ func (n *Node) apply(ctx context.Context, d Decision, o *Observation) (replan, d
 		n.st.deciding = nil
 		// A long action launched by this decision fires its start callbacks when it ends well.
 		if l := n.st.long; l != nil && l != prev {
-			l.callbacks = hooksFor(d.Callbacks, AfterStart)
+			l.callbacks = hooksFor(d.Callbacks, plan.AfterStart)
 		}
 	}()
 	switch d.Action {
-	case ActionNone, ActionWait:
-	case ActionFatal:
+	case plan.ActionNone, plan.ActionWait:
+	case plan.ActionFatal:
 		n.st.fatal = fmt.Errorf("%w: %s", ErrFatal, d.Message)
-	case ActionAskPeers:
+	case plan.ActionAskPeers:
 		o.Peers = n.askPeers(ctx, d.AskPeers)
 		return true, true
-	case ActionUpdateLock:
+	case plan.ActionUpdateLock:
 		return n.updateLock(ctx, d, o)
-	case ActionReleaseLock:
-		if o.PrePromote == PrePromoteFailed {
+	case plan.ActionReleaseLock:
+		if o.PrePromote == plan.PrePromoteFailed {
 			n.log.Warn("releasing the leader key voluntarily because the pre-promote script failed")
 			n.st.prePromoteFailedAt = n.now()
 		}
 		n.releaseLock(ctx)
-	case ActionAcquire:
+	case plan.ActionAcquire:
 		return false, n.acquire(ctx, *o, d)
-	case ActionPromote:
+	case plan.ActionPromote:
 		held, err := n.updateLeader(ctx, o)
 		if !held {
 			return err == nil, false // lost: plan again (demote); DCS error: wait for the next cycle
@@ -62,31 +63,31 @@ func (n *Node) apply(ctx context.Context, d Decision, o *Observation) (replan, d
 		}
 		n.st.prePromoteRace = nil
 		return false, n.promote(ctx, *o, raceWon, manual, d.Callbacks)
-	case ActionDemote:
+	case plan.ActionDemote:
 		return false, n.demote(ctx, d, *o)
-	case ActionStop:
+	case plan.ActionStop:
 		if n.stopPG(ctx, cluster.StopFast, time.Time{}) != nil {
 			return false, false
 		}
-		n.fire(d.Callbacks, AfterStop)
-	case ActionFollow:
+		n.fire(d.Callbacks, plan.AfterStop)
+	case plan.ActionFollow:
 		if !n.follow(ctx, *o, d.Member) {
 			return false, false
 		}
-		n.fire(d.Callbacks, AfterReload)
-	case ActionClaimInitialize:
+		n.fire(d.Callbacks, plan.AfterReload)
+	case plan.ActionClaimInitialize:
 		n.claimInitialize(ctx)
-	case ActionBootstrap:
+	case plan.ActionBootstrap:
 		n.bootstrap(ctx, *o)
-	case ActionClone:
+	case plan.ActionClone:
 		n.launchClone(ctx, *o, d.Member)
-	case ActionStartPrimary, ActionRestartInPlace:
+	case plan.ActionStartPrimary, plan.ActionRestartInPlace:
 		n.launchStart(ctx, *o, false, "")
-	case ActionStartReplica:
+	case plan.ActionStartReplica:
 		n.launchStart(ctx, *o, true, d.Member)
-	case ActionRewind:
+	case plan.ActionRewind:
 		n.launchRewind(ctx, *o, d.Member)
-	case ActionReinitialize:
+	case plan.ActionReinitialize:
 		n.launchReinit(ctx, *o, d.Member)
 	}
 	return false, true
@@ -108,7 +109,7 @@ func (n *Node) askPeers(ctx context.Context, members []cluster.Member) []PeerSta
 
 // updateLeader refreshes our leader key; on "someone else holds it" it marks
 // the observation so Decide demotes. held is true only when the Store confirmed it.
-func (n *Node) updateLeader(ctx context.Context, o *Observation) (held bool, err error) {
+func (n *Node) updateLeader(ctx context.Context, o *plan.Observation) (held bool, err error) {
 	octx, cancel := n.dcsCtx(ctx)
 	ok, err := n.deps.Store.UpdateLeader(octx)
 	cancel()
@@ -125,7 +126,7 @@ func (n *Node) updateLeader(ctx context.Context, o *Observation) (held bool, err
 
 // updateLock keeps the key. A DCS error is not a lost lock: the demote deadline
 // decides when a leader that cannot renew must step down.
-func (n *Node) updateLock(ctx context.Context, d Decision, o *Observation) (replan, done bool) {
+func (n *Node) updateLock(ctx context.Context, d plan.Decision, o *plan.Observation) (replan, done bool) {
 	held, err := n.updateLeader(ctx, o)
 	if !held {
 		return err == nil, false
@@ -153,7 +154,7 @@ func (n *Node) clearFailover(ctx context.Context, v cluster.View) {
 // acquire takes the free leader key and promotes when postgres is a replica
 // (after pre_promote passed, when the decision asks for it). It reports
 // whether the key was won and the promotion done or under way.
-func (n *Node) acquire(ctx context.Context, o Observation, d Decision) bool {
+func (n *Node) acquire(ctx context.Context, o plan.Observation, d plan.Decision) bool {
 	octx, cancel := n.opCtx(ctx)
 	ok, err := n.deps.Store.AcquireLeader(octx)
 	cancel()
@@ -196,7 +197,7 @@ func (n *Node) acquire(ctx context.Context, o Observation, d Decision) bool {
 // postgres can accept a single write; the VIP follows right after; the
 // callbacks planned after the promotion fire once postgres is writable. It
 // reports whether postgres was promoted.
-func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool, cbs []PlannedCallback) bool {
+func (n *Node) promote(ctx context.Context, o plan.Observation, raceWon, manual bool, cbs []plan.PlannedCallback) bool {
 	n.st.promoting = true
 	defer func() { n.st.promoting = false }()
 	n.st.fenceWant = true
@@ -210,7 +211,7 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool,
 		}
 	}
 	// The lease may have moved since the observation: decide on the fresh value.
-	until := DemoteStart(n.deps.Store.LeaseValidUntil(), o.Config).Sub(n.now())
+	until := plan.DemoteStart(n.deps.Store.LeaseValidUntil(), o.Config).Sub(n.now())
 	if until <= 0 {
 		n.st.action = "not promoting: the leader lease is about to expire"
 		n.log.Warn(n.st.action)
@@ -227,8 +228,8 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool,
 		return false
 	}
 	writable := n.now()
-	n.st.prePromote = PrePromoteNotRun
-	n.fire(cbs, AfterPromote)
+	n.st.prePromote = plan.PrePromoteNotRun
+	n.fire(cbs, plan.AfterPromote)
 	n.st.roleKnown, n.st.inRecovery = true, false
 	n.st.pg.InRecovery = false
 	n.st.checkpointPending = true
@@ -258,8 +259,8 @@ func (n *Node) promote(ctx context.Context, o Observation, raceWon, manual bool,
 // demote stops being a primary in the given mode (Patroni's Ha.demote).
 // The VIP is dropped before postgres is touched. It reports whether postgres
 // was stopped (a graceful demote reports its progress itself).
-func (n *Node) demote(ctx context.Context, d Decision, o Observation) bool {
-	if d.Demote == DemoteGraceful {
+func (n *Node) demote(ctx context.Context, d plan.Decision, o plan.Observation) bool {
+	if d.Demote == plan.DemoteGraceful {
 		n.gracefulDemote(ctx, o, d)
 		return true
 	}
@@ -267,21 +268,21 @@ func (n *Node) demote(ctx context.Context, d Decision, o Observation) bool {
 	n.demoted()
 	var err error
 	switch d.Demote {
-	case DemoteOffline:
+	case plan.DemoteOffline:
 		// Read-only before the deadline: a fast stop bounded by it (then immediate), and
 		// a restart without upstream. The key stays: we cannot reach the DCS to release it.
-		if err = n.stopPG(ctx, d.Stop, DemoteDeadline(o.HoldUntil(), o.Config)); err == nil {
-			n.fire(d.Callbacks, AfterStop)
+		if err = n.stopPG(ctx, d.Stop, plan.DemoteDeadline(o.HoldUntil(), o.Config)); err == nil {
+			n.fire(d.Callbacks, plan.AfterStop)
 			n.launchStart(ctx, o, true, "")
 		}
-	case DemoteImmediateNoLock:
+	case plan.DemoteImmediateNoLock:
 		if err = n.stopPG(ctx, cluster.StopImmediate, time.Time{}); err == nil {
-			n.fire(d.Callbacks, AfterStop)
+			n.fire(d.Callbacks, plan.AfterStop)
 		}
-	case DemoteImmediate:
+	case plan.DemoteImmediate:
 		// Hand over now instead of letting the key expire, but only once postgres is down.
 		if err = n.stopPG(ctx, cluster.StopImmediate, time.Time{}); err == nil {
-			n.fire(d.Callbacks, AfterStop)
+			n.fire(d.Callbacks, plan.AfterStop)
 			n.releaseLock(ctx)
 		}
 	}
@@ -292,7 +293,7 @@ func (n *Node) demote(ctx context.Context, d Decision, o Observation) bool {
 func (n *Node) demoted() {
 	n.st.counters.Demotions++
 	n.st.role = cluster.RoleDemoted
-	n.st.upstream = Upstream{}
+	n.st.upstream = plan.Upstream{}
 	n.st.recycle = true
 }
 
@@ -335,13 +336,13 @@ func (n *Node) releaseLock(ctx context.Context) {
 		n.log.Warn("cannot release the leader key", "err", err)
 	}
 	n.st.releasedAt = n.now()
-	n.st.prePromote, n.st.prePromoteRace = PrePromoteNotRun, nil
+	n.st.prePromote, n.st.prePromoteRace = plan.PrePromoteNotRun, nil
 	n.st.view.Leader = nil
 	n.st.recycle = true
 }
 
 // follow points the running replica at target and reloads; true when it did.
-func (n *Node) follow(ctx context.Context, o Observation, target string) bool {
+func (n *Node) follow(ctx context.Context, o plan.Observation, target string) bool {
 	opts, up, err := n.replicaOpts(o.View, o.Config, target)
 	if err != nil {
 		n.log.Warn("cannot follow", "target", target, "err", err)

@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"log/slog"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 
 // fire runs the planned callbacks of phase (a nil Hooks runs nothing) and
 // notes that a start/stop/role callback was fired (Patroni's cb_called).
-func (n *Node) fire(cbs []PlannedCallback, phase Phase) {
+func (n *Node) fire(cbs []plan.PlannedCallback, phase plan.Phase) {
 	for _, c := range cbs {
 		if c.After != phase {
 			continue
@@ -26,7 +27,7 @@ func (n *Node) fire(cbs []PlannedCallback, phase Phase) {
 }
 
 // fireFrom runs callbacks from a long action's worker (the loop notes cb_called when it ends).
-func fireFrom(h Hooks, cbs []PlannedCallback) {
+func fireFrom(h Hooks, cbs []plan.PlannedCallback) {
 	if h == nil {
 		return
 	}
@@ -36,8 +37,8 @@ func fireFrom(h Hooks, cbs []PlannedCallback) {
 }
 
 // hooksFor returns the planned callbacks of phase (for a long action to fire when it ends).
-func hooksFor(cbs []PlannedCallback, phase Phase) []PlannedCallback {
-	var out []PlannedCallback
+func hooksFor(cbs []plan.PlannedCallback, phase plan.Phase) []plan.PlannedCallback {
+	var out []plan.PlannedCallback
 	for _, c := range cbs {
 		if c.After == phase {
 			out = append(out, c)

@@ -32,7 +32,7 @@ func (n *Node) cycle(ctx context.Context) {
 			break
 		}
 	}
-	if p.Action == ActionUpdateLock && n.st.dcsFailing && !n.st.fs.engaged {
+	if p.Action == plan.ActionUpdateLock && n.st.dcsFailing && !n.st.fs.engaged {
 		// The leader-key update of this cycle failed: ask the members now
 		// rather than a cycle later, when the hold may already be too short
 		// to keep the VIP and to pat the fence.
@@ -49,7 +49,7 @@ func (n *Node) cycle(ctx context.Context) {
 
 // step applies one plan: its intent is noted, its action applied, and its
 // outcome logged once known. It reports whether to plan again.
-func (n *Node) step(ctx context.Context, p plan.Plan, obs *Observation) (replan bool) {
+func (n *Node) step(ctx context.Context, p plan.Plan, obs *plan.Observation) (replan bool) {
 	d := p.Decision
 	n.st.action = d.Message // the published action: what the loop is doing now
 	attrs := []any{"action", d.Action.String(), "reason", d.Reason}
@@ -94,7 +94,7 @@ func (n *Node) prepare(ctx context.Context) cluster.View {
 // observe takes one consistent picture: the view, lease, postgres, the data
 // directory and what the loop remembers. It writes nothing outside the loop's
 // memory (the timestamps it keeps: first seen down, first seen without a leader, ...).
-func (n *Node) observe(ctx context.Context, view cluster.View) Observation {
+func (n *Node) observe(ctx context.Context, view cluster.View) plan.Observation {
 	n.st.lockLost = false
 	n.st.view = view
 	now := n.now()
@@ -134,7 +134,7 @@ func (n *Node) observe(ctx context.Context, view cluster.View) Observation {
 		n.st.dcsFailing = true
 	}
 	if view.Leader == nil || view.Leader.Name != n.cfg.Name {
-		n.st.prePromote, n.st.prePromoteRace = PrePromoteNotRun, nil
+		n.st.prePromote, n.st.prePromoteRace = plan.PrePromoteNotRun, nil
 	}
 	return n.observation(now, view, lease)
 }
@@ -143,13 +143,13 @@ func (n *Node) observe(ctx context.Context, view cluster.View) Observation {
 // with the view, the lease and the time given. The cycle builds it after
 // observe has refreshed that memory; an operation between cycles builds it
 // from the Store's current view and lease (opObservation).
-func (n *Node) observation(now time.Time, view cluster.View, lease time.Time) Observation {
+func (n *Node) observation(now time.Time, view cluster.View, lease time.Time) plan.Observation {
 	usePgRewind := n.st.dyn.UsePgRewind
 	if n.cfg.UsePgRewind != nil {
 		usePgRewind = *n.cfg.UsePgRewind
 	}
-	obs := Observation{
-		Now: now, Name: n.cfg.Name, Tags: ParseTags(n.configTags()), Config: n.st.dyn,
+	obs := plan.Observation{
+		Now: now, Name: n.cfg.Name, Tags: plan.ParseTags(n.configTags()), Config: n.st.dyn,
 		UsePgRewind: usePgRewind, RemoveDataDirOnRewindFailure: n.cfg.RemoveDataDirOnRewindFailure,
 		RemoveDataDirOnDivergedTimelines: n.cfg.RemoveDataDirOnDivergedTimelines, HasBootstrapConfig: n.cfg.HasBootstrap,
 		View: view, DCSOK: n.st.dcsOK, LeaseValidUntil: lease, FenceFailed: n.st.fenceFailed,
@@ -158,7 +158,7 @@ func (n *Node) observation(now time.Time, view cluster.View, lease time.Time) Ob
 		SwitchoverDemotedAt: n.st.switchoverDemotedAt, LeaderGoneAt: n.st.leaderGoneAt,
 		NotStreamingSince: n.st.notStreamingSince, FailsafeLeader: n.failsafeLeaderNow(now),
 		RefusedConfig: n.st.refused, Failsafe: n.failsafeFacts(),
-		Callbacks:     CallbackState{Called: n.st.cbCalled, Role: n.st.role},
+		Callbacks:     plan.CallbackState{Called: n.st.cbCalled, Role: n.st.role},
 		HasPrePromote: n.deps.Hooks != nil && n.deps.Hooks.Configured(cluster.PrePromote),
 		PrePromote:    n.st.prePromote, PrePromoteFailedAt: n.st.prePromoteFailedAt,
 	}
@@ -198,7 +198,7 @@ func (n *Node) observeDataDir(ctx context.Context, pg cluster.PGObservation) {
 		return
 	}
 	empty, err := n.deps.Postgres.DataDirEmpty()
-	data := DataDir{Empty: empty}
+	data := plan.DataDir{Empty: empty}
 	if err != nil {
 		data.Err = err.Error()
 	}
@@ -249,7 +249,7 @@ func (n *Node) applyDynamicConfig(view cluster.View) {
 	}
 	if old.TTL != cfg.TTL || old.LoopWait != cfg.LoopWait || old.RetryTimeout != cfg.RetryTimeout {
 		n.log.Info("timing settings", "ttl", cfg.TTL, "loop_wait", cfg.LoopWait, "retry_timeout", cfg.RetryTimeout,
-			"fence_margin", FenceMargin(cfg))
+			"fence_margin", plan.FenceMargin(cfg))
 		if cfg.LoopWait+2*cfg.RetryTimeout > cfg.TTL {
 			n.log.Warn("loop_wait + 2*retry_timeout > ttl; the demote deadline still holds but DCS hiccups may demote the primary",
 				"ttl", cfg.TTL, "loop_wait", cfg.LoopWait, "retry_timeout", cfg.RetryTimeout)
@@ -267,13 +267,13 @@ func (n *Node) applyDynamicConfig(view cluster.View) {
 // record logs a decision once it was carried out, with Patroni's text for
 // the outcome: at Info when its message changed or it changes something, at
 // Debug when the same quiet message repeats.
-func (n *Node) record(ctx context.Context, d Decision) {
-	quiet := d.Action == ActionNone || d.Action == ActionWait || d.Action == ActionUpdateLock || d.Action == ActionAskPeers
+func (n *Node) record(ctx context.Context, d plan.Decision) {
+	quiet := d.Action == plan.ActionNone || d.Action == plan.ActionWait || d.Action == plan.ActionUpdateLock || d.Action == plan.ActionAskPeers
 	lvl := slog.LevelInfo
 	if quiet && d.Message == n.st.lastMsg {
 		lvl = slog.LevelDebug
 	}
-	if d.Action == ActionFatal {
+	if d.Action == plan.ActionFatal {
 		lvl = slog.LevelError
 	}
 	n.st.lastMsg = d.Message
@@ -281,7 +281,7 @@ func (n *Node) record(ctx context.Context, d Decision) {
 	if d.Member != "" {
 		attrs = append(attrs, "target", d.Member)
 	}
-	if d.Action == ActionDemote {
+	if d.Action == plan.ActionDemote {
 		attrs = append(attrs, "mode", d.Demote.String(), "stop", string(d.Stop))
 	}
 	n.log.Log(ctx, lvl, d.Message, attrs...)

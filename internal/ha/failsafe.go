@@ -53,7 +53,7 @@ func (n *Node) failsafeFacts() plan.FailsafeFacts {
 }
 
 // failsafeStep plans the failsafe step for o now (plan.NextFailsafe) and applies it.
-func (n *Node) failsafeStep(ctx context.Context, o *Observation) {
+func (n *Node) failsafeStep(ctx context.Context, o *plan.Observation) {
 	o.Failsafe = n.failsafeFacts()
 	step, why := plan.NextFailsafe(*o)
 	n.applyFailsafe(ctx, step, why, o)
@@ -61,7 +61,7 @@ func (n *Node) failsafeStep(ctx context.Context, o *Observation) {
 
 // applyFailsafe carries out a failsafe step: leave failsafe mode, or (enter it
 // and) ask every member of the failsafe key; the state goes into o.
-func (n *Node) applyFailsafe(ctx context.Context, step plan.FailsafeStep, why string, o *Observation) {
+func (n *Node) applyFailsafe(ctx context.Context, step plan.FailsafeStep, why string, o *plan.Observation) {
 	fs := &n.st.fs
 	switch step {
 	case plan.FailsafeExit:

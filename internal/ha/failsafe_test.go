@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 
 // dcsDown is pg1 as primary after the DCS went away: the lease ran out (t0+30s)
 // and the view is stale.
-func dcsDown(o *Observation) {
+func dcsDown(o *plan.Observation) {
 	o.Now = t0.Add(40 * time.Second)
 	o.DCSOK = false
 	o.Config.FailsafeMode = true
@@ -67,8 +68,8 @@ func (l *leaseOnly) LeaseValidUntil() time.Time { return l.until }
 func TestFailsafeStep(t *testing.T) {
 	asker := &fakeAsker{accept: map[string]bool{"pg2": true, "pg3": true}}
 	n, clk := failsafeNode(t, asker)
-	obs := func(mods ...fx) Observation {
-		o := newObs(append([]fx{iLead, func(o *Observation) {
+	obs := func(mods ...fx) plan.Observation {
+		o := newObs(append([]fx{iLead, func(o *plan.Observation) {
 			o.Now = clk.t
 			o.Config = n.st.dyn
 			o.View.Failsafe = map[string]string{"pg1": "u1", "pg2": "u2", "pg3": "u3"}

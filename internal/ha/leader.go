@@ -13,7 +13,7 @@ import (
 // cycle after a successful UpdateLeader: initialize, config, status, failsafe,
 // history, the post-promote CHECKPOINT and member slots. Every write is
 // leader-guarded or create-only in the Store; failures are logged and retried next cycle.
-func (n *Node) leaderDuties(ctx context.Context, o Observation) {
+func (n *Node) leaderDuties(ctx context.Context, o plan.Observation) {
 	octx, cancel := n.dcsCtx(ctx) // the DCS writes
 	defer cancel()
 	pctx, pcancel := n.opCtx(ctx) // the local postgres
@@ -71,7 +71,7 @@ func (n *Node) leaderDuties(ctx context.Context, o Observation) {
 
 // updateHistory appends the timeline switch that made us primary to the
 // history key, from the new timeline's history file (Patroni's layout).
-func (n *Node) updateHistory(ctx, pgCtx context.Context, o Observation) {
+func (n *Node) updateHistory(ctx, pgCtx context.Context, o plan.Observation) {
 	tl := o.PG.Timeline
 	if tl <= 1 || o.View.Timeline() >= tl {
 		return

@@ -17,7 +17,7 @@ import (
 // Observation.Long, and can cancel them. Workers only call the deps with
 // values captured at launch; they report back through longRun.result.
 
-func (n *Node) launch(ctx context.Context, kind LongKind, asReplica *bool, fn func(context.Context) longResult) {
+func (n *Node) launch(ctx context.Context, kind plan.LongKind, asReplica *bool, fn func(context.Context) longResult) {
 	if at, ok := n.st.longFailedAt[kind]; ok && n.now().Sub(at) < n.st.dyn.LoopWaitDuration() {
 		n.st.action = fmt.Sprintf("backing off: the last %s failed less than loop_wait ago", kind)
 		n.log.Debug(n.st.action)
@@ -60,12 +60,12 @@ func (n *Node) finishLong(res longResult) {
 	if res.sysid != "" {
 		n.st.sysid = res.sysid
 	}
-	if res.kind == LongPrePromote {
+	if res.kind == plan.LongPrePromote {
 		n.st.prePromote = res.prePromote
 		n.st.recycle = true
 	}
 	if lr != nil && res.err == nil {
-		n.fire(lr.callbacks, AfterStart)
+		n.fire(lr.callbacks, plan.AfterStart)
 	}
 	if lr != nil && lr.waiter != nil {
 		if res.err == nil {
@@ -80,19 +80,19 @@ func (n *Node) finishLong(res longResult) {
 		return
 	}
 	if n.st.longFailedAt == nil {
-		n.st.longFailedAt = map[LongKind]time.Time{}
+		n.st.longFailedAt = map[plan.LongKind]time.Time{}
 	}
 	n.st.longFailedAt[res.kind] = n.now()
 	cancelled := lr != nil && lr.cancelled && errors.Is(res.err, context.Canceled)
 	n.log.Error("long action failed", "kind", res.kind.String(), "cancelled", cancelled, "err", res.err)
 	switch res.kind {
-	case LongBootstrap:
+	case plan.LongBootstrap:
 		if !cancelled {
 			n.st.fatal = fmt.Errorf("%w: bootstrap failed (initialize key removed, data directory wiped): %v", ErrFatal, res.err)
 		}
-	case LongStartPrimary, LongStartReplica:
+	case plan.LongStartPrimary, plan.LongStartReplica:
 		n.st.lastStartFailed = true
-	case LongRewind:
+	case plan.LongRewind:
 		if res.rewindFailed {
 			n.st.rewindFailed, n.st.rewindLeader = true, res.leader
 		}
@@ -131,7 +131,7 @@ func (n *Node) stopLong() {
 
 // bootstrap wins the initialize race, takes the leader key, then initdb and
 // start as primary in the background; the fence is armed before postgres exists.
-func (n *Node) bootstrap(ctx context.Context, o Observation) {
+func (n *Node) bootstrap(ctx context.Context, o plan.Observation) {
 	octx, cancel := n.opCtx(ctx)
 	defer cancel()
 	won, err := n.deps.Store.AttemptInitialize(octx)
@@ -156,7 +156,7 @@ func (n *Node) bootstrap(ctx context.Context, o Observation) {
 	creds := n.cfg.Credentials
 	pg, store := n.deps.Postgres, n.deps.Store
 	primary := false
-	n.launch(ctx, LongBootstrap, &primary, func(ctx context.Context) longResult {
+	n.launch(ctx, plan.LongBootstrap, &primary, func(ctx context.Context) longResult {
 		fail := func(step string, err error) longResult {
 			// Undo everything so that another node (or this one, restarted) can bootstrap cleanly.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -209,22 +209,22 @@ func (n *Node) bootstrapConfigJSON() []byte {
 }
 
 // launchStart starts postgres as primary (we hold the key) or as a replica of target ("" = standalone).
-func (n *Node) launchStart(ctx context.Context, o Observation, asReplica bool, target string) {
+func (n *Node) launchStart(ctx context.Context, o plan.Observation, asReplica bool, target string) {
 	n.launchStartTimeout(ctx, o, asReplica, target, 0)
 }
 
 // launchStartTimeout is launchStart with the start budget set (0: the configured one).
-func (n *Node) launchStartTimeout(ctx context.Context, o Observation, asReplica bool, target string, timeout time.Duration) {
+func (n *Node) launchStartTimeout(ctx context.Context, o plan.Observation, asReplica bool, target string, timeout time.Duration) {
 	var opts cluster.StartOptions
-	var up Upstream
-	kind := LongStartPrimary
+	var up plan.Upstream
+	kind := plan.LongStartPrimary
 	if asReplica {
 		var err error
 		if opts, up, err = n.replicaOpts(o.View, o.Config, target); err != nil {
 			n.log.Warn("cannot build the recovery configuration; starting standalone", "target", target, "err", err)
 			opts, up, _ = n.replicaOpts(o.View, o.Config, "")
 		}
-		kind = LongStartReplica
+		kind = plan.LongStartReplica
 	} else {
 		opts = n.primaryOpts(o.Config)
 		n.st.fenceWant = true
@@ -253,19 +253,19 @@ func (n *Node) launchStartTimeout(ctx context.Context, o Observation, asReplica 
 func (n *Node) launchPrePromote(ctx context.Context) {
 	h := n.deps.Hooks
 	replica := true
-	n.launch(ctx, LongPrePromote, &replica, func(ctx context.Context) longResult {
+	n.launch(ctx, plan.LongPrePromote, &replica, func(ctx context.Context) longResult {
 		if h == nil {
-			return longResult{prePromote: PrePromotePassed}
+			return longResult{prePromote: plan.PrePromotePassed}
 		}
 		if _, exit, err := h.Run(ctx, cluster.PrePromote); err != nil || exit != 0 {
-			return longResult{prePromote: PrePromoteFailed}
+			return longResult{prePromote: plan.PrePromoteFailed}
 		}
-		return longResult{prePromote: PrePromotePassed}
+		return longResult{prePromote: plan.PrePromotePassed}
 	})
 }
 
 // launchClone runs pg_basebackup from src and starts as a replica of the follow target.
-func (n *Node) launchClone(ctx context.Context, o Observation, src string) {
+func (n *Node) launchClone(ctx context.Context, o plan.Observation, src string) {
 	ci, ok := n.sourceConnInfo(o, src, n.cfg.Credentials.Replication, "clone")
 	if !ok {
 		return
@@ -273,7 +273,7 @@ func (n *Node) launchClone(ctx context.Context, o Observation, src string) {
 	opts, up := n.followOpts(o)
 	pg := n.deps.Postgres
 	replica := true
-	n.launch(ctx, LongClone, &replica, func(ctx context.Context) longResult {
+	n.launch(ctx, plan.LongClone, &replica, func(ctx context.Context) longResult {
 		if err := pg.Clone(ctx, ci); err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
@@ -288,7 +288,7 @@ func (n *Node) launchClone(ctx context.Context, o Observation, src string) {
 }
 
 // launchRewind stops postgres if needed, rewinds it from the leader and starts it as a replica.
-func (n *Node) launchRewind(ctx context.Context, o Observation, leader string) {
+func (n *Node) launchRewind(ctx context.Context, o plan.Observation, leader string) {
 	cred := n.cfg.Credentials.Rewind
 	if cred.Username == "" {
 		cred = n.cfg.Credentials.Superuser
@@ -298,7 +298,7 @@ func (n *Node) launchRewind(ctx context.Context, o Observation, leader string) {
 		return
 	}
 	pg := n.deps.Postgres
-	n.launchOverStopped(ctx, o, LongRewind, cluster.StopFast, "pg_rewind", func(ctx context.Context) *longResult {
+	n.launchOverStopped(ctx, o, plan.LongRewind, cluster.StopFast, "pg_rewind", func(ctx context.Context) *longResult {
 		if err := pg.Rewind(ctx, ci); err != nil {
 			return &longResult{err: fmt.Errorf("pg_rewind from %s: %w", leader, err), rewindFailed: true, leader: leader}
 		}
@@ -307,13 +307,13 @@ func (n *Node) launchRewind(ctx context.Context, o Observation, leader string) {
 }
 
 // launchReinit wipes the data directory and clones again from leader (config allowed it).
-func (n *Node) launchReinit(ctx context.Context, o Observation, leader string) {
+func (n *Node) launchReinit(ctx context.Context, o plan.Observation, leader string) {
 	ci, ok := n.sourceConnInfo(o, leader, n.cfg.Credentials.Replication, "reinitialize")
 	if !ok {
 		return
 	}
 	pg := n.deps.Postgres
-	n.launchOverStopped(ctx, o, LongReinitialize, cluster.StopImmediate, "reinitialize", func(ctx context.Context) *longResult {
+	n.launchOverStopped(ctx, o, plan.LongReinitialize, cluster.StopImmediate, "reinitialize", func(ctx context.Context) *longResult {
 		if err := pg.RemoveDataDir(ctx); err != nil {
 			return &longResult{err: fmt.Errorf("remove data directory: %w", err)}
 		}
@@ -327,7 +327,7 @@ func (n *Node) launchReinit(ctx context.Context, o Observation, leader string) {
 
 // sourceConnInfo is how to reach member src with cred; false (logged as
 // "cannot <action>") when its conn_url is unusable.
-func (n *Node) sourceConnInfo(o Observation, src string, cred Credential, action string) (cluster.ConnInfo, bool) {
+func (n *Node) sourceConnInfo(o plan.Observation, src string, cred Credential, action string) (cluster.ConnInfo, bool) {
 	m, _ := o.Member(src)
 	ci, err := connInfo(m.ConnURL, cred)
 	if err != nil {
@@ -341,7 +341,7 @@ func (n *Node) sourceConnInfo(o Observation, src string, cred Credential, action
 // it is running, runs step on the data directory, and starts postgres as a
 // replica of the follow target; a non-nil result from step ends it there.
 // verb names the step in the stop and start errors.
-func (n *Node) launchOverStopped(ctx context.Context, o Observation, kind LongKind, mode cluster.StopMode, verb string,
+func (n *Node) launchOverStopped(ctx context.Context, o plan.Observation, kind plan.LongKind, mode cluster.StopMode, verb string,
 	step func(ctx context.Context) *longResult) {
 	opts, up := n.followOpts(o)
 	running := o.PG.Running
@@ -350,9 +350,9 @@ func (n *Node) launchOverStopped(ctx context.Context, o Observation, kind LongKi
 	}
 	pg := n.deps.Postgres
 	hooks, log := n.deps.Hooks, n.log
-	var stopped []PlannedCallback
+	var stopped []plan.PlannedCallback
 	if d := n.st.deciding; d != nil {
-		stopped = hooksFor(d.Callbacks, AfterStop)
+		stopped = hooksFor(d.Callbacks, plan.AfterStop)
 	}
 	replica := true
 	n.launch(ctx, kind, &replica, func(ctx context.Context) longResult {
@@ -385,7 +385,7 @@ func (n *Node) primaryOpts(cfg cluster.DynamicConfig) cluster.StartOptions {
 // followOpts are the options to start as a replica of the follow target after a
 // clone, rewind or reinitialize; without a usable target, a standalone replica
 // (replicaOpts with no target). The parameters are noted as the ones in effect.
-func (n *Node) followOpts(o Observation) (cluster.StartOptions, Upstream) {
+func (n *Node) followOpts(o plan.Observation) (cluster.StartOptions, plan.Upstream) {
 	opts, up, err := n.replicaOpts(o.View, o.Config, plan.FollowTarget(o))
 	if err != nil {
 		opts, up, _ = n.replicaOpts(o.View, o.Config, "")
@@ -396,20 +396,20 @@ func (n *Node) followOpts(o Observation) (cluster.StartOptions, Upstream) {
 
 // replicaOpts are the start/reload options of a replica following target ("" = standalone).
 // The slot is ours on the leader (the leader creates one per member); none when cascading.
-func (n *Node) replicaOpts(v cluster.View, cfg cluster.DynamicConfig, target string) (cluster.StartOptions, Upstream, error) {
+func (n *Node) replicaOpts(v cluster.View, cfg cluster.DynamicConfig, target string) (cluster.StartOptions, plan.Upstream, error) {
 	opts := cluster.StartOptions{AsReplica: true, Timeout: n.cfg.StartTimeout, Params: n.params(cfg)}
 	opts.Recovery.ApplicationName = n.cfg.Name
-	up := Upstream{Known: true, Name: target}
+	up := plan.Upstream{Known: true, Name: target}
 	if target == "" {
 		return opts, up, nil
 	}
 	m, ok := v.Members[target]
 	if !ok {
-		return opts, Upstream{Known: true}, fmt.Errorf("member %s has no member key", target)
+		return opts, plan.Upstream{Known: true}, fmt.Errorf("member %s has no member key", target)
 	}
 	ci, err := connInfo(m.ConnURL, n.cfg.Credentials.Replication)
 	if err != nil {
-		return opts, Upstream{Known: true}, err
+		return opts, plan.Upstream{Known: true}, err
 	}
 	opts.Recovery.Upstream = ci
 	up.ConnURL = m.ConnURL

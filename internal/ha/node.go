@@ -102,7 +102,7 @@ func New(cfg Config, deps Deps) *Node {
 	n.st.role = cluster.RoleUninitialized
 	n.st.localParams = cfg.Parameters
 	n.snap.Store(&cluster.Snapshot{Name: cfg.Name, Scope: cfg.Scope, Compat: cfg.Compat, APIURL: cfg.APIURL,
-		ConnURL: cfg.ConnURL, Role: cluster.RoleUninitialized, Config: n.boot, Tags: EffectiveTags(cfg.Tags),
+		ConnURL: cfg.ConnURL, Role: cluster.RoleUninitialized, Config: n.boot, Tags: plan.EffectiveTags(cfg.Tags),
 		TTL: n.boot.TTLDuration(), LoopWait: n.boot.LoopWaitDuration(), RetryTimeout: n.boot.RetryTimeoutDuration()})
 	return n
 }
@@ -118,7 +118,7 @@ func (n *Node) SetTags(tags map[string]any) {
 	n.tags.Store(&tags)
 	n.snapMu.Lock()
 	s := *n.snap.Load()
-	s.Tags = EffectiveTags(tags)
+	s.Tags = plan.EffectiveTags(tags)
 	n.snap.Store(&s)
 	n.snapMu.Unlock()
 	n.Wake()
@@ -147,7 +147,7 @@ func (n *Node) opCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 		d = time.Second
 	}
 	if n.st.fenceWant {
-		if until := DemoteStart(n.holdUntil(), n.st.dyn).Sub(n.now()); until < d {
+		if until := plan.DemoteStart(n.holdUntil(), n.st.dyn).Sub(n.now()); until < d {
 			d = max(until, 200*time.Millisecond)
 		}
 		if n.st.fs.engaged {

@@ -171,7 +171,7 @@ func (n *Node) handleOp(ctx context.Context, req *opRequest) {
 }
 
 // opObservation is the loop's current picture for acting on a request between cycles.
-func (n *Node) opObservation() Observation {
+func (n *Node) opObservation() plan.Observation {
 	return n.observation(n.now(), n.deps.Store.View(), n.deps.Store.LeaseValidUntil())
 }
 
@@ -205,20 +205,20 @@ func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (clust
 		return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable,
 			"reinitialize is not possible: %s has no member key with a conn_url", src)
 	}
-	delete(n.st.longFailedAt, LongReinitialize)
+	delete(n.st.longFailedAt, plan.LongReinitialize)
 	n.st.rewindFailed = false
 	n.log.Info("reinitialize requested", "source", src, "force", req.Force)
 	// The callbacks of a reinitialize Decide would plan (planCallbacks): on_stop, then the start's.
-	d := Decision{Action: ActionReinitialize, Member: src}
+	d := plan.Decision{Action: plan.ActionReinitialize, Member: src}
 	d.Callbacks = plan.PlanCallbacks(o, d)
 	n.st.deciding = &d
 	n.launchReinit(ctx, o, src)
 	n.st.deciding = nil
 	l := n.st.long
-	if l == nil || l.kind != LongReinitialize {
+	if l == nil || l.kind != plan.LongReinitialize {
 		return cluster.OpResult{}, cluster.Refuse(cluster.OpFailed, "reinitialize failed to start (see the pgnoded log)")
 	}
-	l.callbacks = hooksFor(d.Callbacks, AfterStart)
+	l.callbacks = hooksFor(d.Callbacks, plan.AfterStart)
 	n.st.recycle = true
 	return cluster.Done("reinitialize started"), nil
 }

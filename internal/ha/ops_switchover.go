@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"fmt"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"strings"
 	"time"
 
@@ -75,7 +76,7 @@ func (n *Node) failoverPossible(ctx context.Context, v cluster.View, cfg cluster
 		return "leader name does not match"
 	}
 	sync := cfg.SynchronousMode
-	inSync := func(name string) bool { return (Observation{View: v}).InSyncStandby(name) }
+	inSync := func(name string) bool { return (plan.Observation{View: v}).InSyncStandby(name) }
 	var members []cluster.Member
 	switch {
 	case req.Candidate != "":

@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"encoding/json"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -67,6 +68,6 @@ func (n *Node) reconcileParams(ctx context.Context) {
 	if pg.InRecovery {
 		role = cluster.RoleReplica
 	}
-	n.fire([]PlannedCallback{{Callback: cluster.OnReload, Role: role, After: AfterReload}}, AfterReload)
+	n.fire([]plan.PlannedCallback{{Callback: cluster.OnReload, Role: role, After: plan.AfterReload}}, plan.AfterReload)
 	n.st.paramsKey, n.st.reloadPG = want, false
 }

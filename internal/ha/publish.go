@@ -47,8 +47,8 @@ func (n *Node) updateRole() {
 		r = cluster.RoleReplica
 	case pg.Running && pg.Ready:
 		r = cluster.RolePrimary
-	case n.st.long != nil && (n.st.long.kind == LongBootstrap || n.st.long.kind == LongClone ||
-		n.st.long.kind == LongReinitialize):
+	case n.st.long != nil && (n.st.long.kind == plan.LongBootstrap || n.st.long.kind == plan.LongClone ||
+		n.st.long.kind == plan.LongReinitialize):
 		r = cluster.RoleUninitialized
 	case !pg.Running && n.st.data.Empty:
 		r = cluster.RoleUninitialized
@@ -128,7 +128,7 @@ func (n *Node) reconcileFence() {
 // armFence arms (or extends) the guard to DemoteDeadline of the current hold:
 // the lease, or while failsafe keeps leadership the last confirmation + ttl.
 func (n *Node) armFence() {
-	n.armFenceAt(DemoteDeadline(n.holdUntil(), n.st.dyn))
+	n.armFenceAt(plan.DemoteDeadline(n.holdUntil(), n.st.dyn))
 }
 
 // armFenceAt arms (or extends) the guard to dl (a zero dl changes nothing).
@@ -209,8 +209,8 @@ func (n *Node) publish() {
 		Name: n.cfg.Name, Scope: n.cfg.Scope, Compat: n.cfg.Compat, APIURL: n.cfg.APIURL, ConnURL: n.cfg.ConnURL,
 		PG: pg, Role: n.st.role, View: n.st.view, LeaderUntil: n.leaderUntil(),
 		TTL: cfg.TTLDuration(), LoopWait: cfg.LoopWaitDuration(), RetryTimeout: cfg.RetryTimeoutDuration(), Config: cfg,
-		Tags: EffectiveTags(n.configTags()), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
-		SyncStandby:    cfg.SynchronousMode && n.st.view.Sync != nil && (Observation{View: n.st.view}).InSync(n.cfg.Name),
+		Tags: plan.EffectiveTags(n.configTags()), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
+		SyncStandby:    cfg.SynchronousMode && n.st.view.Sync != nil && (plan.Observation{View: n.st.view}).InSync(n.cfg.Name),
 		WatchdogFailed: n.st.fenceFailed, LastLoop: n.st.lastLoop, NextLoopAt: n.nextWake(), Action: n.st.action,
 		FailsafeActive: n.failsafeActive(), VIPBound: n.st.vipBound, Counters: n.counters(), ScheduledRestart: scheduledRestartDoc(n.st.scheduled),
 		ConfigRefused: n.st.refused,

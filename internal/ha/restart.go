@@ -110,8 +110,8 @@ func (n *Node) restartNow(ctx context.Context, req RestartRequest, reply chan op
 	if n.st.upstream.Known {
 		target = n.st.upstream.Name
 	}
-	delete(n.st.longFailedAt, LongStartPrimary)
-	delete(n.st.longFailedAt, LongStartReplica)
+	delete(n.st.longFailedAt, plan.LongStartPrimary)
+	delete(n.st.longFailedAt, plan.LongStartReplica)
 	role := n.st.role
 	n.launchStartTimeout(ctx, o, asReplica, target, req.Timeout)
 	l := n.st.long
@@ -120,7 +120,7 @@ func (n *Node) restartNow(ctx context.Context, req RestartRequest, reply chan op
 	}
 	l.waiter = reply
 	// Patroni's restart fires on_restart only (no on_stop, no on_start), with the role it had.
-	l.callbacks = []PlannedCallback{{Callback: cluster.OnRestart, Role: role, After: AfterStart}}
+	l.callbacks = []plan.PlannedCallback{{Callback: cluster.OnRestart, Role: role, After: plan.AfterStart}}
 	n.st.recycle = true
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -55,7 +56,7 @@ func (n *Node) Shutdown(ctx context.Context, stopPostgres bool) error {
 	n.st.stopping = true
 	if leader && n.deps.Fence != nil && !n.cfg.NoFence {
 		// The loop no longer pats the guard: give the shutdown checkpoint the whole current lease.
-		if dl := DemoteDeadline(n.deps.Store.LeaseValidUntil(), n.st.dyn); !dl.IsZero() {
+		if dl := plan.DemoteDeadline(n.deps.Store.LeaseValidUntil(), n.st.dyn); !dl.IsZero() {
 			_ = n.deps.Fence.Arm(dl)
 		}
 	}

@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"maps"
 	"slices"
 
@@ -51,7 +52,7 @@ func (n *Node) permanentSlotPositions(ctx context.Context, cfg cluster.DynamicCo
 // leaderSlotPositions is where the primary last said its permanent slots
 // are: the body of a failsafe primary's POST /failsafe while it is fresh,
 // else the status key.
-func (n *Node) leaderSlotPositions(o Observation) map[string]int64 {
+func (n *Node) leaderSlotPositions(o plan.Observation) map[string]int64 {
 	n.fsMu.Lock()
 	fs := n.fsLeader
 	n.fsMu.Unlock()
@@ -67,7 +68,7 @@ func (n *Node) leaderSlotPositions(o Observation) map[string]int64 {
 // keepReplicaSlots runs on a replica each cycle: it creates the permanent
 // physical slots it lacks and advances each to the primary's position, capped
 // at its own replay point (pg_replication_slot_advance cannot go further).
-func (n *Node) keepReplicaSlots(ctx context.Context, o Observation) {
+func (n *Node) keepReplicaSlots(ctx context.Context, o plan.Observation) {
 	if !o.Config.UseSlots || o.LeaderIsMe() || !o.PGReady() || !o.PG.InRecovery || o.Paused() {
 		return
 	}

@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"fmt"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"slices"
 	"strings"
 	"testing"
@@ -74,7 +75,7 @@ func TestKeepReplicaSlots(t *testing.T) {
 		return n, pg, clk
 	}
 	// pg_1 (this node's own member slot) and logical slots are never kept on a replica.
-	o := newObs(withPermanentSlots("perm_a", "pg1", "logical:perm_l"), func(o *Observation) {
+	o := newObs(withPermanentSlots("perm_a", "pg1", "logical:perm_l"), func(o *plan.Observation) {
 		o.View.Status = &cluster.StatusKey{Optime: 2000, Slots: map[string]int64{"perm_a": 0x1000}}
 	})
 	n, pg, clk := newNode()

@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -25,7 +26,7 @@ type loopState struct {
 	pg          cluster.PGObservation // last observation (InRecovery hinted when not Ready)
 	roleKnown   bool                  // pgInRecovery is trustworthy for the running postmaster
 	inRecovery  bool
-	data        DataDir
+	data        plan.DataDir
 	sysid       string
 	pgDownSince time.Time
 	stopping    bool // we stopped postgres ourselves: its exit is not a crash
@@ -33,12 +34,12 @@ type loopState struct {
 	lastStartFailed bool
 	rewindFailed    bool
 	rewindLeader    string // leader the failed rewind ran against; a new leader resets the failure
-	upstream        Upstream
+	upstream        plan.Upstream
 	releasedAt      time.Time
 
 	long         *longRun
 	promoting    bool
-	longFailedAt map[LongKind]time.Time // back-off: a failed long action is not retried within loop_wait
+	longFailedAt map[plan.LongKind]time.Time // back-off: a failed long action is not retried within loop_wait
 
 	role     cluster.Role
 	action   string // last decision message
@@ -70,11 +71,11 @@ type loopState struct {
 	notStreamingSince   time.Time         // running replica without a streaming WAL receiver since
 	wakeAt              time.Time         // run a cycle at this time (a postponed scheduled action)
 
-	deciding           *Decision        // the decision apply is carrying out (nil outside apply)
-	cbCalled           bool             // a start/stop/restart/role callback fired since we started (Patroni's cb_called)
-	prePromote         PrePromoteResult // pre_promote's outcome for this hold of the key
-	prePromoteFailedAt time.Time        // pre_promote failed and the key was given up then
-	prePromoteRace     *bool            // the promotion waiting for pre_promote won a race (manual?): for the counters
+	deciding           *plan.Decision        // the decision apply is carrying out (nil outside apply)
+	cbCalled           bool                  // a start/stop/restart/role callback fired since we started (Patroni's cb_called)
+	prePromote         plan.PrePromoteResult // pre_promote's outcome for this hold of the key
+	prePromoteFailedAt time.Time             // pre_promote failed and the key was given up then
+	prePromoteRace     *bool                 // the promotion waiting for pre_promote won a race (manual?): for the counters
 }
 
 // scheduledRestart is a restart requested for later (POST /restart with schedule).
@@ -85,32 +86,32 @@ type scheduledRestart struct {
 
 // longRun is a long action running in its own goroutine.
 type longRun struct {
-	kind      LongKind
+	kind      plan.LongKind
 	since     time.Time
 	cancel    context.CancelFunc
 	cancelled bool
 	result    chan longResult // capacity 1: the worker never blocks
 	done      chan struct{}
-	waiter    chan opReply      // an API restart waiting for this start to end (capacity 1), or nil
-	callbacks []PlannedCallback // fired when the action ends well (AfterStart)
+	waiter    chan opReply           // an API restart waiting for this start to end (capacity 1), or nil
+	callbacks []plan.PlannedCallback // fired when the action ends well (AfterStart)
 }
 
 // action is the running long action as the rules see it (nil: none).
-func (l *longRun) action() *LongAction {
+func (l *longRun) action() *plan.LongAction {
 	if l == nil {
 		return nil
 	}
-	return &LongAction{Kind: l.kind, Since: l.since}
+	return &plan.LongAction{Kind: l.kind, Since: l.since}
 }
 
 // longResult is what a long action reports back to the loop.
 type longResult struct {
-	kind         LongKind
+	kind         plan.LongKind
 	err          error
-	sysid        string    // bootstrap
-	upstream     *Upstream // set when postgres was started as a replica
-	startedAs    *bool     // in recovery? set when postgres was started
+	sysid        string         // bootstrap
+	upstream     *plan.Upstream // set when postgres was started as a replica
+	startedAs    *bool          // in recovery? set when postgres was started
 	rewindFailed bool
 	leader       string // leader a rewind ran against
-	prePromote   PrePromoteResult
+	prePromote   plan.PrePromoteResult
 }

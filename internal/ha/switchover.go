@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"sort"
 	"time"
 
@@ -29,7 +30,7 @@ import (
 //
 // If postgres does not stop, nothing else happens: we stay the leader.
 // Decide only asks for it when a candidate streams (or cascades) from us.
-func (n *Node) gracefulDemote(ctx context.Context, o Observation, d Decision) {
+func (n *Node) gracefulDemote(ctx context.Context, o plan.Observation, d plan.Decision) {
 	candidate := d.Member
 	if n.postponeScheduledSwitchover(o) {
 		return
@@ -47,7 +48,7 @@ func (n *Node) gracefulDemote(ctx context.Context, o Observation, d Decision) {
 	if err := n.stopPG(ctx, cluster.StopFast, time.Time{}); err != nil {
 		return
 	}
-	n.fire(d.Callbacks, AfterStop)
+	n.fire(d.Callbacks, plan.AfterStop)
 	stopped := n.now()
 	n.publishNow()
 	cctx, cancel := n.opCtx(ctx)
@@ -96,7 +97,7 @@ func (n *Node) gracefulDemote(ctx context.Context, o Observation, d Decision) {
 // postponeScheduledSwitchover keeps a scheduled switchover for its exact
 // time: Decide starts it up to loop_wait early (as Patroni, which then
 // sleeps); the loop instead runs a cycle at that time and does it then.
-func (n *Node) postponeScheduledSwitchover(o Observation) bool {
+func (n *Node) postponeScheduledSwitchover(o plan.Observation) bool {
 	f := o.View.Failover
 	if f.Empty() || f.ScheduledAt == "" {
 		return false
@@ -114,7 +115,7 @@ func (n *Node) postponeScheduledSwitchover(o Observation) bool {
 // streamingCandidates lists the members that may take over (candidate, or
 // any when ""), are eligible by their member key and stream from us now, best
 // first: furthest flushed, then higher failover_priority, then by name.
-func streamingCandidates(o Observation, candidate string) []string {
+func streamingCandidates(o plan.Observation, candidate string) []string {
 	type cand struct {
 		name     string
 		flush    cluster.LSN
@@ -130,7 +131,7 @@ func streamingCandidates(o Observation, candidate string) []string {
 		if !ok || !o.CandidateOK(o.WithStreamedPosition(m)) || o.SyncActive() && !o.InSync(name) {
 			continue
 		}
-		list = append(list, cand{name: name, flush: r.FlushLSN, priority: ParseTags(m.Tags).FailoverPriority})
+		list = append(list, cand{name: name, flush: r.FlushLSN, priority: plan.ParseTags(m.Tags).FailoverPriority})
 	}
 	sort.Slice(list, func(i, j int) bool {
 		a, b := list[i], list[j]
@@ -151,7 +152,7 @@ func streamingCandidates(o Observation, candidate string) []string {
 
 // waitForCandidate polls the candidates' /patroni until one has received lsn,
 // for at most max(retry_timeout, 5s); it returns that candidate, or "".
-func (n *Node) waitForCandidate(ctx context.Context, o Observation, candidate string, lsn cluster.LSN) string {
+func (n *Node) waitForCandidate(ctx context.Context, o plan.Observation, candidate string, lsn cluster.LSN) string {
 	var ask []cluster.Member
 	for name, m := range o.View.Members {
 		m.Name = name

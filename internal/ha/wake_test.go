@@ -68,7 +68,7 @@ func TestRenewalWakesLeaseDeadlineWait(t *testing.T) {
 // pg_stat_replication shows now, not only on its last member-key write.
 func TestWithStreamedPosition(t *testing.T) {
 	old := int64(100)
-	o := Observation{PG: cluster.PGObservation{Replication: []cluster.ReplicationRow{
+	o := plan.Observation{PG: cluster.PGObservation{Replication: []cluster.ReplicationRow{
 		{ApplicationName: "pg2", State: "streaming", ReplayLSN: 5000},
 		{ApplicationName: "pg3", State: "catchup", ReplayLSN: 9000},
 	}}}
