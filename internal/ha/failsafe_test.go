@@ -43,10 +43,10 @@ func (f *fakeAsker) AskFailsafe(_ context.Context, req FailsafeRequest, targets 
 	return out
 }
 
-func failsafeNode(t *testing.T, peers Peers) (*Node, *fakeClockNow) {
+func failsafeNode(t *testing.T, peers Peers) (*loop, *fakeClockNow) {
 	t.Helper()
 	clk := &fakeClockNow{t: t0}
-	n := New(Config{Name: "pg1", APIURL: "http://pg1:8008/patroni", ConnURL: "postgres://pg1:5432/postgres",
+	n := newLoop(Config{Name: "pg1", APIURL: "http://pg1:8008/patroni", ConnURL: "postgres://pg1:5432/postgres",
 		Now: clk.now}, Deps{Peers: peers, Store: &leaseOnly{until: t0.Add(30 * time.Second)}})
 	n.st.dyn = cluster.DefaultDynamicConfig()
 	n.st.dyn.FailsafeMode = true
@@ -157,11 +157,11 @@ func TestFailsafeRoundKeys(t *testing.T) {
 
 func TestFailsafeReplicaSide(t *testing.T) {
 	n, clk := failsafeNode(t, fakePeersNone{})
-	s := *n.Snapshot()
+	s := *faceOf(n).Snapshot()
 	s.TTL = 30 * time.Second
 	s.Role, s.PG = cluster.RoleReplica, cluster.PGObservation{Running: true, Ready: true, InRecovery: true}
 	n.snap.Store(&s)
-	if kind, text := opOutcome(n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2"})); kind != "done" || text != "Accepted" {
+	if kind, text := opOutcome(faceOf(n).Failsafe(context.Background(), FailsafeRequest{Name: "pg2"})); kind != "done" || text != "Accepted" {
 		t.Fatalf("replica answered %s %q", kind, text)
 	}
 	if got := n.failsafeLeaderNow(clk.t.Add(29 * time.Second)); got != "pg2" {
@@ -173,7 +173,7 @@ func TestFailsafeReplicaSide(t *testing.T) {
 	p := s
 	p.Role, p.PG.InRecovery = cluster.RolePrimary, false
 	n.snap.Store(&p)
-	if kind, text := opOutcome(n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2"})); kind != "conflict" ||
+	if kind, text := opOutcome(faceOf(n).Failsafe(context.Background(), FailsafeRequest{Name: "pg2"})); kind != "conflict" ||
 		text != "Running as a leader" {
 		t.Fatalf("primary answered %s %q", kind, text)
 	}

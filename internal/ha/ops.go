@@ -135,35 +135,35 @@ func (n *Node) Reload(params map[string]any) {
 type reloadRequest struct{ params map[string]any }
 
 // takeReload returns the pending reload request, if any (loop side).
-func (n *Node) takeReload() *reloadRequest {
-	n.reloadMu.Lock()
-	defer n.reloadMu.Unlock()
-	r := n.reloadReq
-	n.reloadReq = nil
+func (l *loop) takeReload() *reloadRequest {
+	l.reloadMu.Lock()
+	defer l.reloadMu.Unlock()
+	r := l.reloadReq
+	l.reloadReq = nil
 	return r
 }
 
 // handleOp runs an operator request in the loop.
-func (n *Node) handleOp(ctx context.Context, req *opRequest) {
+func (l *loop) handleOp(ctx context.Context, req *opRequest) {
 	switch req.kind {
 	case opRestart:
 		if !req.restart.Schedule.IsZero() {
-			n.scheduleRestart(req)
+			l.scheduleRestart(req)
 			return
 		}
-		if err := n.restartNow(ctx, req.restart, req.reply); err != nil {
+		if err := l.restartNow(ctx, req.restart, req.reply); err != nil {
 			replyTo(req.reply, cluster.OpResult{}, err)
 		}
 	case opDeleteRestart:
-		if n.st.scheduled == nil {
+		if l.st.scheduled == nil {
 			replyTo(req.reply, cluster.OpResult{}, cluster.Refuse(cluster.OpNotFound, "no restarts are scheduled"))
 			return
 		}
-		n.st.scheduled = nil
-		n.log.Info("scheduled restart deleted")
+		l.st.scheduled = nil
+		l.log.Info("scheduled restart deleted")
 		replyTo(req.reply, cluster.Done("scheduled restart deleted"), nil)
 	case opReinitialize:
-		res, err := n.reinitialize(ctx, req.reinit)
+		res, err := l.reinitialize(ctx, req.reinit)
 		replyTo(req.reply, res, err)
 	default:
 		replyTo(req.reply, cluster.OpResult{}, cluster.Refusef(cluster.OpInternal, "unknown request %d", req.kind))
@@ -171,29 +171,29 @@ func (n *Node) handleOp(ctx context.Context, req *opRequest) {
 }
 
 // opObservation is the loop's current picture for acting on a request between cycles.
-func (n *Node) opObservation() plan.Observation {
-	return n.observation(n.now(), n.deps.Store.View(), n.deps.Store.LeaseValidUntil())
+func (l *loop) opObservation() plan.Observation {
+	return l.observation(l.now(), l.deps.Store.View(), l.deps.Store.LeaseValidUntil())
 }
 
 // reinitialize is Patroni's ha.reinitialize: replicas only, while a leader exists.
 // It is the one path that removes a data directory on request.
-func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (cluster.OpResult, error) {
-	o := n.opObservation()
+func (l *loop) reinitialize(ctx context.Context, req ReinitializeRequest) (cluster.OpResult, error) {
+	o := l.opObservation()
 	switch {
 	case o.View.Leader == nil:
 		return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "Cluster has no leader, can not reinitialize")
-	case o.View.Leader.Name == n.cfg.Name:
+	case o.View.Leader.Name == l.cfg.Name:
 		return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "I am the leader, can not reinitialize")
 	}
-	if l := n.st.long; l != nil {
+	if lx := l.st.long; lx != nil {
 		if !req.Force {
-			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", l.kind)
+			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", lx.kind)
 		}
-		n.cancelLong()
-		if l := n.st.long; l != nil {
-			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", l.kind)
+		l.cancelLong()
+		if lx := l.st.long; lx != nil {
+			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", lx.kind)
 		}
-		o = n.opObservation()
+		o = l.opObservation()
 	}
 	src := o.LeaderName()
 	if !req.FromLeader {
@@ -205,20 +205,20 @@ func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (clust
 		return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable,
 			"reinitialize is not possible: %s has no member key with a conn_url", src)
 	}
-	delete(n.st.longFailedAt, plan.LongReinitialize)
-	n.st.rewindFailed = false
-	n.log.Info("reinitialize requested", "source", src, "force", req.Force)
+	delete(l.st.longFailedAt, plan.LongReinitialize)
+	l.st.rewindFailed = false
+	l.log.Info("reinitialize requested", "source", src, "force", req.Force)
 	// The callbacks of a reinitialize Decide would plan (planCallbacks): on_stop, then the start's.
 	d := plan.Decision{Action: plan.ActionReinitialize, Member: src}
 	d.Callbacks = plan.PlanCallbacks(o, d)
-	n.st.deciding = &d
-	n.launchReinit(ctx, o, src)
-	n.st.deciding = nil
-	l := n.st.long
-	if l == nil || l.kind != plan.LongReinitialize {
+	l.st.deciding = &d
+	l.launchReinit(ctx, o, src)
+	l.st.deciding = nil
+	lx := l.st.long
+	if lx == nil || lx.kind != plan.LongReinitialize {
 		return cluster.OpResult{}, cluster.Refuse(cluster.OpFailed, "reinitialize failed to start (see the pgnoded log)")
 	}
-	l.callbacks = hooksFor(d.Callbacks, plan.AfterStart)
-	n.st.recycle = true
+	lx.callbacks = hooksFor(d.Callbacks, plan.AfterStart)
+	l.st.recycle = true
 	return cluster.Done("reinitialize started"), nil
 }

@@ -23,7 +23,7 @@ func (s acquireStore) AcquireLeader(context.Context) (bool, error) { return s.wo
 func TestLosingRacerLogsOnlyTheOutcome(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	n := New(Config{Name: "pg1", Logger: log}, Deps{Store: acquireStore{won: false}})
+	n := newLoop(Config{Name: "pg1", Logger: log}, Deps{Store: acquireStore{won: false}})
 	o := newObs(leader(""))
 	p := plan.Plan{Decision: plan.Decision{Action: plan.ActionAcquire, Reason: "healthiest",
 		Message: "promoted self to leader by acquiring session lock"}}

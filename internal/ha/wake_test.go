@@ -29,7 +29,7 @@ func TestViewDigestFollowsMemberWakeFields(t *testing.T) {
 // nextWake: a short poll for the waits no event announces, and the end of
 // released_recently as a timer; neither waits for loop_wait.
 func TestNextWakeShortPollsAndReleaseTimer(t *testing.T) {
-	n := New(Config{Name: "pg1", Scope: "s", Now: func() time.Time { return t0 }}, Deps{Store: &leaseOnly{}})
+	n := newLoop(Config{Name: "pg1", Scope: "s", Now: func() time.Time { return t0 }}, Deps{Store: &leaseOnly{}})
 	n.st.dyn = cluster.DynamicConfig{TTL: 30, LoopWait: 10, RetryTimeout: 10}
 	n.st.lastLoop = t0
 	if got := n.nextWake(); !got.Equal(t0.Add(10 * time.Second)) {
@@ -54,7 +54,7 @@ func TestRenewalWakesLeaseDeadlineWait(t *testing.T) {
 	w := newWorld(t, "pg1")
 	sn := w.nodes["pg1"]
 	sn.store = newFakeStore(w, "pg1")
-	n := New(Config{Name: "pg1", Scope: "s", Now: w.clock.Now}, Deps{Postgres: sn.pg, Store: sn.store, Fence: sn.fence})
+	n := newLoop(Config{Name: "pg1", Scope: "s", Now: w.clock.Now}, Deps{Postgres: sn.pg, Store: sn.store, Fence: sn.fence})
 	if n.onRenewal() {
 		t.Error("a renewal with nothing waiting on it ran a cycle")
 	}
