@@ -22,12 +22,12 @@ func (l *loop) apply(ctx context.Context, d plan.Decision, o *plan.Observation) 
 	if d.Callbacks != nil {
 		o.Callbacks.Called = l.st.cbCalled
 	}
-	prev := l.st.long
+	prev := l.st.long.run
 	l.st.deciding = &d
 	defer func() {
 		l.st.deciding = nil
 		// A long action launched by this decision fires its start callbacks when it ends well.
-		if lx := l.st.long; lx != nil && lx != prev {
+		if lx := l.st.long.run; lx != nil && lx != prev {
 			lx.callbacks = hooksFor(d.Callbacks, plan.AfterStart)
 		}
 	}()
@@ -43,7 +43,7 @@ func (l *loop) apply(ctx context.Context, d plan.Decision, o *plan.Observation) 
 	case plan.ActionReleaseLock:
 		if o.PrePromote == plan.PrePromoteFailed {
 			l.log.Warn("releasing the leader key voluntarily because the pre-promote script failed")
-			l.st.prePromoteFailedAt = l.now()
+			l.st.long.prePromoteFailedAt = l.now()
 		}
 		l.releaseLock(ctx)
 	case plan.ActionAcquire:
@@ -55,13 +55,13 @@ func (l *loop) apply(ctx context.Context, d plan.Decision, o *plan.Observation) 
 		}
 		if d.PrePromote {
 			l.launchPrePromote(ctx)
-			return false, l.st.long != nil
+			return false, l.st.long.run != nil
 		}
 		raceWon, manual := false, false
-		if r := l.st.prePromoteRace; r != nil {
+		if r := l.st.long.prePromoteRace; r != nil {
 			raceWon, manual = true, *r
 		}
-		l.st.prePromoteRace = nil
+		l.st.long.prePromoteRace = nil
 		return false, l.promote(ctx, *o, raceWon, manual, d.Callbacks)
 	case plan.ActionDemote:
 		return false, l.demote(ctx, d, *o)
@@ -115,11 +115,11 @@ func (l *loop) updateLeader(ctx context.Context, o *plan.Observation) (held bool
 	cancel()
 	if err != nil {
 		l.log.Warn("failed to update the leader key", "err", err)
-		l.st.dcsFailing = true
+		l.st.lease.dcsFailing = true
 		return false, err
 	}
 	if !ok {
-		o.LockLost, l.st.lockLost = true, true
+		o.LockLost, l.st.lease.lockLost = true, true
 	}
 	return ok, nil
 }
@@ -168,9 +168,9 @@ func (l *loop) acquire(ctx context.Context, o plan.Observation, d plan.Decision)
 		l.log.Info(l.st.action)
 		return false
 	}
-	l.st.acquiredAt = l.now()
-	l.st.view.Leader = &cluster.LeaderKey{Name: l.cfg.Name}
-	l.st.recycle = true
+	l.st.lease.acquiredAt = l.now()
+	l.st.lease.view.Leader = &cluster.LeaderKey{Name: l.cfg.Name}
+	l.st.sched.recycle = true
 	manual := !o.View.Failover.Empty()
 	done := true
 	if o.PGReady() && o.PG.InRecovery {
@@ -178,9 +178,9 @@ func (l *loop) acquire(ctx context.Context, o plan.Observation, d plan.Decision)
 		l.createMemberSlots(sctx, o)
 		cancel()
 		if d.PrePromote {
-			l.st.prePromoteRace = &manual
+			l.st.long.prePromoteRace = &manual
 			l.launchPrePromote(ctx)
-			done = l.st.long != nil
+			done = l.st.long.run != nil
 		} else {
 			done = l.promote(ctx, o, true, manual, d.Callbacks)
 		}
@@ -198,12 +198,12 @@ func (l *loop) acquire(ctx context.Context, o plan.Observation, d plan.Decision)
 // callbacks planned after the promotion fire once postgres is writable. It
 // reports whether postgres was promoted.
 func (l *loop) promote(ctx context.Context, o plan.Observation, raceWon, manual bool, cbs []plan.PlannedCallback) bool {
-	l.st.promoting = true
-	defer func() { l.st.promoting = false }()
-	l.st.fenceWant = true
+	l.st.long.promoting = true
+	defer func() { l.st.long.promoting = false }()
+	l.st.fence.want = true
 	if !l.cfg.NoFence && l.deps.Fence != nil {
 		l.armFence()
-		if l.st.fenceFailed {
+		if l.st.fence.failed {
 			l.st.action = "not promoting self because the fence guard could not be armed; releasing the leader key"
 			l.log.Error(l.st.action)
 			l.releaseLock(ctx)
@@ -217,22 +217,22 @@ func (l *loop) promote(ctx context.Context, o plan.Observation, raceWon, manual 
 		l.log.Warn(l.st.action)
 		return false
 	}
-	d := min(max(l.st.dyn.RetryTimeoutDuration(), 5*time.Second), max(until, 200*time.Millisecond))
+	d := min(max(l.st.conf.dyn.RetryTimeoutDuration(), 5*time.Second), max(until, 200*time.Millisecond))
 	pctx, cancel := context.WithTimeout(ctx, d)
 	err := l.deps.Postgres.Promote(pctx)
 	cancel()
-	l.st.recycle = true
+	l.st.sched.recycle = true
 	if err != nil {
 		l.st.action = "promotion failed: " + err.Error()
 		l.log.Error("promotion failed", "err", err)
 		return false
 	}
 	writable := l.now()
-	l.st.prePromote = plan.PrePromoteNotRun
+	l.st.long.prePromote = plan.PrePromoteNotRun
 	l.fire(cbs, plan.AfterPromote)
-	l.st.roleKnown, l.st.inRecovery = true, false
-	l.st.pg.InRecovery = false
-	l.st.checkpointPending = true
+	l.st.pg.roleKnown, l.st.pg.inRecovery = true, false
+	l.st.pg.obs.InRecovery = false
+	l.st.pg.checkpointPending = true
 	l.st.counters.Promotions++
 	l.publishNow() // /primary answers 200 from now on, before the VIP and the bookkeeping
 	l.ensureVIP(ctx, true)
@@ -243,9 +243,9 @@ func (l *loop) promote(ctx context.Context, o plan.Observation, raceWon, manual 
 		} else {
 			l.st.counters.Failovers++
 		}
-		t := cluster.FailoverTiming{Promotion: writable.Sub(l.st.acquiredAt), VIPMove: vipAt.Sub(writable)}
-		if !l.st.leaderGoneAt.IsZero() {
-			t.Detection = l.st.acquiredAt.Sub(l.st.leaderGoneAt)
+		t := cluster.FailoverTiming{Promotion: writable.Sub(l.st.lease.acquiredAt), VIPMove: vipAt.Sub(writable)}
+		if !l.st.lease.leaderGoneAt.IsZero() {
+			t.Detection = l.st.lease.acquiredAt.Sub(l.st.lease.leaderGoneAt)
 		}
 		l.st.counters.LastFailover = t
 		l.log.Info("promoted to primary", "manual", manual, "detection", t.Detection,
@@ -293,18 +293,18 @@ func (l *loop) demote(ctx context.Context, d plan.Decision, o plan.Observation) 
 func (l *loop) demoted() {
 	l.st.counters.Demotions++
 	l.st.role = cluster.RoleDemoted
-	l.st.upstream = plan.Upstream{}
-	l.st.recycle = true
+	l.st.pg.upstream = plan.Upstream{}
+	l.st.sched.recycle = true
 }
 
 // stopPG stops postgres; a fast stop that fails or outlives deadline becomes
 // immediate. postgresql.before_stop runs first when postgres runs.
 func (l *loop) stopPG(ctx context.Context, mode cluster.StopMode, deadline time.Time) error {
-	l.st.stopping = true
-	if l.st.pg.Running {
+	l.st.pg.stopping = true
+	if l.st.pg.obs.Running {
 		l.runBeforeStop(ctx, mode, deadline)
 	}
-	d := max(l.st.dyn.RetryTimeoutDuration(), 10*time.Second)
+	d := max(l.st.conf.dyn.RetryTimeoutDuration(), 10*time.Second)
 	if !deadline.IsZero() && mode != cluster.StopImmediate {
 		d = max(deadline.Sub(l.now()), 0)
 	}
@@ -313,7 +313,7 @@ func (l *loop) stopPG(ctx context.Context, mode cluster.StopMode, deadline time.
 	cancel()
 	if err != nil && mode != cluster.StopImmediate {
 		l.log.Warn("stop failed or too slow; stopping immediately", "mode", string(mode), "err", err)
-		ictx, cancel := context.WithTimeout(ctx, max(l.st.dyn.RetryTimeoutDuration(), 5*time.Second))
+		ictx, cancel := context.WithTimeout(ctx, max(l.st.conf.dyn.RetryTimeoutDuration(), 5*time.Second))
 		err = l.deps.Postgres.Stop(ictx, cluster.StopImmediate)
 		cancel()
 	}
@@ -321,8 +321,8 @@ func (l *loop) stopPG(ctx context.Context, mode cluster.StopMode, deadline time.
 		l.log.Error("cannot stop postgres", "err", err)
 		return err
 	}
-	l.st.pg.Running, l.st.pg.Ready = false, false
-	l.st.roleKnown = false
+	l.st.pg.obs.Running, l.st.pg.obs.Ready = false, false
+	l.st.pg.roleKnown = false
 	return nil
 }
 
@@ -335,10 +335,10 @@ func (l *loop) releaseLock(ctx context.Context) {
 	if err != nil {
 		l.log.Warn("cannot release the leader key", "err", err)
 	}
-	l.st.releasedAt = l.now()
-	l.st.prePromote, l.st.prePromoteRace = plan.PrePromoteNotRun, nil
-	l.st.view.Leader = nil
-	l.st.recycle = true
+	l.st.lease.releasedAt = l.now()
+	l.st.long.prePromote, l.st.long.prePromoteRace = plan.PrePromoteNotRun, nil
+	l.st.lease.view.Leader = nil
+	l.st.sched.recycle = true
 }
 
 // follow points the running replica at target and reloads; true when it did.
@@ -355,7 +355,7 @@ func (l *loop) follow(ctx context.Context, o plan.Observation, target string) bo
 		l.log.Warn("reload with the new upstream failed", "target", target, "err", err)
 		return false
 	}
-	l.st.upstream = up
+	l.st.pg.upstream = up
 	l.noteParams(opts)
 	return true
 }
@@ -369,10 +369,10 @@ func (l *loop) claimInitialize(ctx context.Context) {
 		l.log.Info("cannot claim the initialize key", "won", won, "err", err)
 		return
 	}
-	if err := l.deps.Store.SetInitialize(octx, l.st.sysid); err != nil {
+	if err := l.deps.Store.SetInitialize(octx, l.st.pg.sysid); err != nil {
 		l.log.Warn("cannot write the initialize key", "err", err)
 	}
-	l.st.recycle = true
+	l.st.sched.recycle = true
 }
 
 // logPeers logs what the leader race learnt from each peer: its WAL position

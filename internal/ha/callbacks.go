@@ -59,7 +59,7 @@ func (l *loop) runBeforeStop(ctx context.Context, mode cluster.StopMode, deadlin
 	case !deadline.IsZero():
 		limit = max(deadline.Sub(l.now())/2, 0)
 	case mode == cluster.StopImmediate:
-		limit = l.st.dyn.RetryTimeoutDuration()
+		limit = l.st.conf.dyn.RetryTimeoutDuration()
 	}
 	runBeforeStop(ctx, l.deps.Hooks, limit, l.log)
 }

@@ -18,7 +18,7 @@ const maxRounds = 5
 // such as the peers' answers; then the effects that follow the state the
 // action left (finishCycle).
 func (l *loop) cycle(ctx context.Context) {
-	l.st.wakeAt = time.Time{}
+	l.st.sched.wakeAt = time.Time{}
 	view := l.prepare(ctx)
 	obs := l.observe(ctx, view)
 	var p plan.Plan
@@ -32,7 +32,7 @@ func (l *loop) cycle(ctx context.Context) {
 			break
 		}
 	}
-	if p.Action == plan.ActionUpdateLock && l.st.dcsFailing && !l.st.fs.engaged {
+	if p.Action == plan.ActionUpdateLock && l.st.lease.dcsFailing && !l.st.lease.fs.engaged {
 		// The leader-key update of this cycle failed: ask the members now
 		// rather than a cycle later, when the hold may already be too short
 		// to keep the VIP and to pat the fence.
@@ -41,7 +41,7 @@ func (l *loop) cycle(ctx context.Context) {
 	}
 	l.evaluateScheduledRestart(ctx)
 	l.reconcileParams(ctx)
-	if l.st.long == nil {
+	if l.st.long.run == nil {
 		l.keepReplicaSlots(ctx, obs)
 	}
 	l.finishCycle(ctx)
@@ -57,8 +57,8 @@ func (l *loop) step(ctx context.Context, p plan.Plan, obs *plan.Observation) (re
 		attrs = append(attrs, "target", d.Member)
 	}
 	l.log.Log(ctx, slog.LevelDebug, "planning to "+d.Action.String(), attrs...)
-	l.st.pollAfter = p.PollAfter
-	l.st.cycleOnRenewal = p.CycleOnRenewal
+	l.st.sched.pollAfter = p.PollAfter
+	l.st.sched.cycleOnRenewal = p.CycleOnRenewal
 	replan, done := l.apply(ctx, p.Decision, obs)
 	if done {
 		l.record(ctx, p.Decision)
@@ -74,17 +74,17 @@ func (l *loop) step(ctx context.Context, p plan.Plan, obs *plan.Observation) (re
 func (l *loop) prepare(ctx context.Context) cluster.View {
 	if r := l.takeReload(); r != nil {
 		if r.params != nil {
-			l.st.localParams = r.params
+			l.st.conf.localParams = r.params
 		}
-		l.st.reloadPG = true
+		l.st.conf.reloadPG = true
 	}
 	view := l.deps.Store.View()
 	l.applyDynamicConfig(view)
 	if !l.deps.Store.LeaseValidUntil().After(l.now()) {
-		kctx, cancel := shortCtx(ctx, min(time.Second, l.st.dyn.RetryTimeoutDuration()))
+		kctx, cancel := shortCtx(ctx, min(time.Second, l.st.conf.dyn.RetryTimeoutDuration()))
 		if _, err := l.deps.Store.KeepAlive(kctx); err != nil {
 			l.log.Debug("lease keepalive failed", "err", err)
-			l.st.dcsFailing = true
+			l.st.lease.dcsFailing = true
 		}
 		cancel()
 	}
@@ -95,46 +95,46 @@ func (l *loop) prepare(ctx context.Context) cluster.View {
 // directory and what the loop remembers. It writes nothing outside the loop's
 // memory (the timestamps it keeps: first seen down, first seen without a leader, ...).
 func (l *loop) observe(ctx context.Context, view cluster.View) plan.Observation {
-	l.st.lockLost = false
-	l.st.view = view
+	l.st.lease.lockLost = false
+	l.st.lease.view = view
 	now := l.now()
-	l.st.digest = plan.ViewDigest(view, l.cfg.Name, now, l.st.dyn.TTLDuration())
+	l.st.lease.digest = plan.ViewDigest(view, l.cfg.Name, now, l.st.conf.dyn.TTLDuration())
 	lease := l.deps.Store.LeaseValidUntil()
 	pg := l.observePG(ctx)
 	l.observeDataDir(ctx, pg)
 	if !pg.Running {
-		if l.st.pgDownSince.IsZero() {
-			l.st.pgDownSince = now
+		if l.st.pg.downSince.IsZero() {
+			l.st.pg.downSince = now
 		}
 	} else {
-		l.st.pgDownSince = time.Time{}
-		l.st.lastStartFailed = false
-		l.st.stopping = false
-		l.st.switchoverDemotedAt = time.Time{}
+		l.st.pg.downSince = time.Time{}
+		l.st.pg.lastStartFailed = false
+		l.st.pg.stopping = false
+		l.st.pg.switchoverDemotedAt = time.Time{}
 	}
 	if pg.Running && pg.Ready && pg.InRecovery && !pg.Streaming {
-		if l.st.notStreamingSince.IsZero() {
-			l.st.notStreamingSince = now
+		if l.st.pg.notStreamingSince.IsZero() {
+			l.st.pg.notStreamingSince = now
 		}
 	} else {
-		l.st.notStreamingSince = time.Time{}
+		l.st.pg.notStreamingSince = time.Time{}
 	}
 	if view.Leader == nil {
-		if l.st.leaderGoneAt.IsZero() {
-			l.st.leaderGoneAt = now
+		if l.st.lease.leaderGoneAt.IsZero() {
+			l.st.lease.leaderGoneAt = now
 		}
 	} else {
-		l.st.leaderGoneAt = time.Time{}
-		if l.st.rewindFailed && view.Leader.Name != l.st.rewindLeader {
-			l.st.rewindFailed = false
+		l.st.lease.leaderGoneAt = time.Time{}
+		if l.st.pg.rewindFailed && view.Leader.Name != l.st.pg.rewindLeader {
+			l.st.pg.rewindFailed = false
 		}
 	}
-	l.st.dcsOK = view.Valid(now, l.st.dyn.TTLDuration()) || (!view.ReadAt.IsZero() && lease.After(now))
-	if !view.Valid(now, l.st.dyn.TTLDuration()) {
-		l.st.dcsFailing = true
+	l.st.lease.dcsOK = view.Valid(now, l.st.conf.dyn.TTLDuration()) || (!view.ReadAt.IsZero() && lease.After(now))
+	if !view.Valid(now, l.st.conf.dyn.TTLDuration()) {
+		l.st.lease.dcsFailing = true
 	}
 	if view.Leader == nil || view.Leader.Name != l.cfg.Name {
-		l.st.prePromote, l.st.prePromoteRace = plan.PrePromoteNotRun, nil
+		l.st.long.prePromote, l.st.long.prePromoteRace = plan.PrePromoteNotRun, nil
 	}
 	return l.observation(now, view, lease)
 }
@@ -144,28 +144,28 @@ func (l *loop) observe(ctx context.Context, view cluster.View) plan.Observation 
 // observe has refreshed that memory; an operation between cycles builds it
 // from the Store's current view and lease (opObservation).
 func (l *loop) observation(now time.Time, view cluster.View, lease time.Time) plan.Observation {
-	usePgRewind := l.st.dyn.UsePgRewind
+	usePgRewind := l.st.conf.dyn.UsePgRewind
 	if l.cfg.UsePgRewind != nil {
 		usePgRewind = *l.cfg.UsePgRewind
 	}
 	obs := plan.Observation{
-		Now: now, Name: l.cfg.Name, Tags: plan.ParseTags(l.configTags()), Config: l.st.dyn,
+		Now: now, Name: l.cfg.Name, Tags: plan.ParseTags(l.configTags()), Config: l.st.conf.dyn,
 		UsePgRewind: usePgRewind, RemoveDataDirOnRewindFailure: l.cfg.RemoveDataDirOnRewindFailure,
 		RemoveDataDirOnDivergedTimelines: l.cfg.RemoveDataDirOnDivergedTimelines, HasBootstrapConfig: l.cfg.HasBootstrap,
-		View: view, DCSOK: l.st.dcsOK, LeaseValidUntil: lease, FenceFailed: l.st.fenceFailed,
-		PG: l.st.pg, Data: l.st.data, PGDownSince: l.st.pgDownSince, LastStartFailed: l.st.lastStartFailed,
-		RewindFailed: l.st.rewindFailed, Upstream: l.st.upstream, ReleasedLockAt: l.st.releasedAt,
-		SwitchoverDemotedAt: l.st.switchoverDemotedAt, LeaderGoneAt: l.st.leaderGoneAt,
-		NotStreamingSince: l.st.notStreamingSince, FailsafeLeader: l.failsafeLeaderNow(now),
-		RefusedConfig: l.st.refused, Failsafe: l.failsafeFacts(),
+		View: view, DCSOK: l.st.lease.dcsOK, LeaseValidUntil: lease, FenceFailed: l.st.fence.failed,
+		PG: l.st.pg.obs, Data: l.st.pg.data, PGDownSince: l.st.pg.downSince, LastStartFailed: l.st.pg.lastStartFailed,
+		RewindFailed: l.st.pg.rewindFailed, Upstream: l.st.pg.upstream, ReleasedLockAt: l.st.lease.releasedAt,
+		SwitchoverDemotedAt: l.st.pg.switchoverDemotedAt, LeaderGoneAt: l.st.lease.leaderGoneAt,
+		NotStreamingSince: l.st.pg.notStreamingSince, FailsafeLeader: l.failsafeLeaderNow(now),
+		RefusedConfig: l.st.conf.refused, Failsafe: l.failsafeFacts(),
 		Callbacks:     plan.CallbackState{Called: l.st.cbCalled, Role: l.st.role},
 		HasPrePromote: l.deps.Hooks != nil && l.deps.Hooks.Configured(cluster.PrePromote),
-		PrePromote:    l.st.prePromote, PrePromoteFailedAt: l.st.prePromoteFailedAt,
+		PrePromote:    l.st.long.prePromote, PrePromoteFailedAt: l.st.long.prePromoteFailedAt,
 	}
-	if fs := l.st.fs; fs.engaged && fs.confirmed {
-		obs.FailsafeConfirmed, obs.FailsafeUntil = true, fs.confirmedAt.Add(l.st.dyn.TTLDuration())
+	if fs := l.st.lease.fs; fs.engaged && fs.confirmed {
+		obs.FailsafeConfirmed, obs.FailsafeUntil = true, fs.confirmedAt.Add(l.st.conf.dyn.TTLDuration())
 	}
-	obs.Long = l.st.long.action()
+	obs.Long = l.st.long.run.action()
 	return obs
 }
 
@@ -173,28 +173,28 @@ func (l *loop) observation(now time.Time, view cluster.View, lease time.Time) pl
 // what we know when the query failed (a primary that does not answer is still
 // treated as writable).
 func (l *loop) observePG(ctx context.Context) cluster.PGObservation {
-	octx, cancel := shortCtx(ctx, min(2*time.Second, max(l.st.dyn.RetryTimeoutDuration(), time.Second)))
+	octx, cancel := shortCtx(ctx, min(2*time.Second, max(l.st.conf.dyn.RetryTimeoutDuration(), time.Second)))
 	pg := l.deps.Postgres.Observe(octx)
 	cancel()
 	switch {
 	case pg.Running && pg.Ready:
-		l.st.roleKnown, l.st.inRecovery = true, pg.InRecovery
-	case pg.Running && l.st.roleKnown:
-		pg.InRecovery = l.st.inRecovery
-	case pg.Running && l.st.data.Control != nil:
-		pg.InRecovery = plan.InRecoveryState(l.st.data.Control.ClusterState)
+		l.st.pg.roleKnown, l.st.pg.inRecovery = true, pg.InRecovery
+	case pg.Running && l.st.pg.roleKnown:
+		pg.InRecovery = l.st.pg.inRecovery
+	case pg.Running && l.st.pg.data.Control != nil:
+		pg.InRecovery = plan.InRecoveryState(l.st.pg.data.Control.ClusterState)
 	case !pg.Running:
-		if l.st.long == nil {
-			l.st.roleKnown = false
+		if l.st.long.run == nil {
+			l.st.pg.roleKnown = false
 		}
 	}
-	l.st.pg = pg
+	l.st.pg.obs = pg
 	return pg
 }
 
 // observeDataDir refreshes the data directory facts (not while a long action rewrites it).
 func (l *loop) observeDataDir(ctx context.Context, pg cluster.PGObservation) {
-	if l.st.long != nil {
+	if l.st.long.run != nil {
 		return
 	}
 	empty, err := l.deps.Postgres.DataDirEmpty()
@@ -204,28 +204,28 @@ func (l *loop) observeDataDir(ctx context.Context, pg cluster.PGObservation) {
 	}
 	switch {
 	case empty || err != nil:
-		l.st.sysid = ""
-	case !pg.Running || !pg.Ready || l.st.sysid == "":
-		cctx, cancel := shortCtx(ctx, max(l.st.dyn.RetryTimeoutDuration(), time.Second))
+		l.st.pg.sysid = ""
+	case !pg.Running || !pg.Ready || l.st.pg.sysid == "":
+		cctx, cancel := shortCtx(ctx, max(l.st.conf.dyn.RetryTimeoutDuration(), time.Second))
 		cd, cerr := l.deps.Postgres.ControlData(cctx)
 		cancel()
 		if cerr == nil {
 			data.Control = &cd
-			l.st.sysid = cd.SystemID
+			l.st.pg.sysid = cd.SystemID
 		} else {
 			l.log.Debug("pg_controldata failed", "err", cerr)
-			data.Control = l.st.data.Control
+			data.Control = l.st.pg.data.Control
 		}
 	default:
-		data.Control = l.st.data.Control
+		data.Control = l.st.pg.data.Control
 	}
-	l.st.data = data
+	l.st.pg.data = data
 }
 
 // applyDynamicConfig takes the config key (or keeps the last good one) and
 // pushes a changed ttl to the Store.
 func (l *loop) applyDynamicConfig(view cluster.View) {
-	cfg := l.st.dyn
+	cfg := l.st.conf.dyn
 	if view.Config != nil {
 		cfg = *view.Config
 	}
@@ -234,15 +234,15 @@ func (l *loop) applyDynamicConfig(view cluster.View) {
 	}
 	cfg.LoopWait = max(cfg.LoopWait, 1)
 	cfg.RetryTimeout = max(cfg.RetryTimeout, 1)
-	old := l.st.dyn
-	l.st.dyn = cfg
+	old := l.st.conf.dyn
+	l.st.conf.dyn = cfg
 	l.checkRefused(view)
-	if cfg.TTL != l.st.appliedTTL {
+	if cfg.TTL != l.st.conf.appliedTTL {
 		l.deps.Store.SetTTL(cfg.TTLDuration())
 		// The Store swaps the lease at its next renewal; the cycle that follows
 		// re-attaches the leader key (UpdateLeader) to the new lease at once.
-		l.st.ttlPending = l.st.appliedTTL != 0
-		l.st.appliedTTL = cfg.TTL
+		l.st.conf.ttlPending = l.st.conf.appliedTTL != 0
+		l.st.conf.appliedTTL = cfg.TTL
 	}
 	if rt, ok := l.deps.Store.(interface{ SetRetryTimeout(time.Duration) }); ok && cfg.RetryTimeout != old.RetryTimeout {
 		rt.SetRetryTimeout(cfg.RetryTimeoutDuration())
@@ -257,9 +257,9 @@ func (l *loop) applyDynamicConfig(view cluster.View) {
 	}
 	if old.Pause != cfg.Pause {
 		l.log.Info("maintenance mode changed", "paused", cfg.Pause)
-		if !cfg.Pause && !l.st.pgDownSince.IsZero() {
+		if !cfg.Pause && !l.st.pg.downSince.IsZero() {
 			// primary_start_timeout counts from the end of the pause, not from a crash during it.
-			l.st.pgDownSince = l.now()
+			l.st.pg.downSince = l.now()
 		}
 	}
 }
@@ -298,13 +298,13 @@ func (sh *shared) refusedIn(doc map[string]any) []cluster.KeyIssue {
 // checkRefused re-checks the config key whenever it changes; every change
 // that leaves a refused setting in place is logged as an error again.
 func (l *loop) checkRefused(view cluster.View) {
-	if view.Config == nil || string(view.ConfigRaw) == l.st.configSeen {
+	if view.Config == nil || string(view.ConfigRaw) == l.st.conf.configSeen {
 		return
 	}
-	l.st.configSeen = string(view.ConfigRaw)
-	was := len(l.st.refused) > 0
-	l.st.refused = l.refusedIn(view.Config.Raw)
-	for _, k := range l.st.refused {
+	l.st.conf.configSeen = string(view.ConfigRaw)
+	was := len(l.st.conf.refused) > 0
+	l.st.conf.refused = l.refusedIn(view.Config.Raw)
+	for _, k := range l.st.conf.refused {
 		l.log.Error("/config: "+k.String(), "key", k.Key,
 			"consequence", "this node takes no leadership and promotes nothing until the setting is removed")
 	}
@@ -313,7 +313,7 @@ func (l *loop) checkRefused(view cluster.View) {
 			l.log.Warn("/config: "+k.String(), "key", k.Key)
 		}
 	}
-	if was && len(l.st.refused) == 0 {
+	if was && len(l.st.conf.refused) == 0 {
 		l.log.Info("/config: no refused settings any more; leader elections resume")
 	}
 }

@@ -47,9 +47,9 @@ func failsafeTimeout(cfg cluster.DynamicConfig) time.Duration {
 
 // failsafeFacts are the loop's failsafe state as the rules read it (plan.NextFailsafe).
 func (l *loop) failsafeFacts() plan.FailsafeFacts {
-	fs := l.st.fs
+	fs := l.st.lease.fs
 	return plan.FailsafeFacts{Engaged: fs.engaged, Confirmed: fs.confirmed, ConfirmedAt: fs.confirmedAt,
-		LastRound: fs.lastRound, DCSFailing: l.st.dcsFailing, LeaseOverdueAt: l.leaseOverdueAt()}
+		LastRound: fs.lastRound, DCSFailing: l.st.lease.dcsFailing, LeaseOverdueAt: l.leaseOverdueAt()}
 }
 
 // failsafeStep plans the failsafe step for o now (plan.NextFailsafe) and applies it.
@@ -62,7 +62,7 @@ func (l *loop) failsafeStep(ctx context.Context, o *plan.Observation) {
 // applyFailsafe carries out a failsafe step: leave failsafe mode, or (enter it
 // and) ask every member of the failsafe key; the state goes into o.
 func (l *loop) applyFailsafe(ctx context.Context, step plan.FailsafeStep, why string, o *plan.Observation) {
-	fs := &l.st.fs
+	fs := &l.st.lease.fs
 	switch step {
 	case plan.FailsafeExit:
 		l.log.Info("failsafe mode exit", "reason", why, "was_confirmed", fs.confirmed)
@@ -71,7 +71,7 @@ func (l *loop) applyFailsafe(ctx context.Context, step plan.FailsafeStep, why st
 		if !fs.engaged {
 			fs.engaged = true
 			l.log.Warn("failsafe mode entry: DCS is not accessible (lease renewal failed or overdue), asking every member to confirm this primary",
-				"members", len(o.View.Failsafe), "dcs_failed", l.st.dcsFailing, "lease_valid_until", o.LeaseValidUntil)
+				"members", len(o.View.Failsafe), "dcs_failed", l.st.lease.dcsFailing, "lease_valid_until", o.LeaseValidUntil)
 		}
 		start := l.now()
 		ok, missing := l.failsafeRound(ctx, o.View.Failsafe)
@@ -119,13 +119,13 @@ func (l *loop) failsafeRound(ctx context.Context, key map[string]string) (bool, 
 	if !ok {
 		return false, []string{"(peers cannot be asked)"}
 	}
-	rctx, cancel := shortCtx(ctx, 2*failsafeTimeout(l.st.dyn)+time.Second)
+	rctx, cancel := shortCtx(ctx, 2*failsafeTimeout(l.st.conf.dyn)+time.Second)
 	defer cancel()
 	qctx, qcancel := shortCtx(rctx, 500*time.Millisecond) // the round must not wait on postgres
 	req := FailsafeRequest{Name: l.cfg.Name, ConnURL: l.cfg.ConnURL, APIURL: l.cfg.APIURL,
-		Slots: l.permanentSlotPositions(qctx, l.st.dyn)}
+		Slots: l.permanentSlotPositions(qctx, l.st.conf.dyn)}
 	qcancel()
-	got := asker.AskFailsafe(rctx, req, targets, failsafeTimeout(l.st.dyn))
+	got := asker.AskFailsafe(rctx, req, targets, failsafeTimeout(l.st.conf.dyn))
 	var missing []string
 	for name := range targets {
 		if !got[name] {
@@ -138,7 +138,7 @@ func (l *loop) failsafeRound(ctx context.Context, key map[string]string) (bool, 
 
 // leaseOverdueAt is when the next lease renewal is overdue (plan.LeaseOverdueAt).
 func (l *loop) leaseOverdueAt() time.Time {
-	return plan.LeaseOverdueAt(l.deps.Store.LeaseValidUntil(), l.st.dyn)
+	return plan.LeaseOverdueAt(l.deps.Store.LeaseValidUntil(), l.st.conf.dyn)
 }
 
 // holdUntil is the loop's hold on leadership: the lease, extended by a fresh
@@ -148,8 +148,8 @@ func (l *loop) holdUntil() time.Time {
 	if l.keyLeaseGone() {
 		h = time.Time{} // whatever lease the Store holds now, the key went with the old one
 	}
-	if fs := l.st.fs; fs.engaged && fs.confirmed {
-		if u := fs.confirmedAt.Add(l.st.dyn.TTLDuration()); u.After(h) {
+	if fs := l.st.lease.fs; fs.engaged && fs.confirmed {
+		if u := fs.confirmedAt.Add(l.st.conf.dyn.TTLDuration()); u.After(h) {
 			h = u
 		}
 	}
@@ -161,7 +161,7 @@ func (l *loop) holdUntil() time.Time {
 // hold a fresh lease and a cycle-old view, and must not bind the VIP or pat
 // the fence on them.
 func (l *loop) keyLeaseGone() bool {
-	lx := l.st.view.Leader
+	lx := l.st.lease.view.Leader
 	if lx == nil || lx.Name != l.cfg.Name || lx.LeaseID == 0 {
 		return false
 	}
@@ -197,7 +197,7 @@ func (sh *shared) failsafeLeaderNow(now time.Time) string {
 // failsafeActive is Snapshot.FailsafeActive: a primary kept by failsafe, or a
 // replica that a failsafe primary asked less than ttl ago.
 func (l *loop) failsafeActive() bool {
-	if fs := l.st.fs; fs.engaged && fs.confirmed {
+	if fs := l.st.lease.fs; fs.engaged && fs.confirmed {
 		return true
 	}
 	return l.failsafeLeaderNow(l.now()) != ""

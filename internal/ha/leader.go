@@ -21,7 +21,7 @@ func (l *loop) leaderDuties(ctx context.Context, o plan.Observation) {
 	store := l.deps.Store
 	sysid := o.PG.SystemID
 	if sysid == "" {
-		sysid = l.st.sysid
+		sysid = l.st.pg.sysid
 	}
 	if sysid != "" && (o.View.Initialize == nil || !plan.ValidSysID(*o.View.Initialize)) {
 		if err := store.SetInitialize(octx, sysid); err != nil {
@@ -57,11 +57,11 @@ func (l *loop) leaderDuties(ctx context.Context, o plan.Observation) {
 		}
 	}
 	l.updateHistory(octx, pctx, o)
-	if l.st.checkpointPending {
+	if l.st.pg.checkpointPending {
 		if err := l.deps.Postgres.Checkpoint(pctx); err != nil {
 			l.log.Warn("CHECKPOINT after promote failed; retrying next cycle", "err", err)
 		} else {
-			l.st.checkpointPending = false
+			l.st.pg.checkpointPending = false
 		}
 	}
 	if o.Config.UseSlots {

@@ -18,16 +18,16 @@ import (
 // values captured at launch; they report back through longRun.result.
 
 func (l *loop) launch(ctx context.Context, kind plan.LongKind, asReplica *bool, fn func(context.Context) longResult) {
-	if at, ok := l.st.longFailedAt[kind]; ok && l.now().Sub(at) < l.st.dyn.LoopWaitDuration() {
+	if at, ok := l.st.long.failedAt[kind]; ok && l.now().Sub(at) < l.st.conf.dyn.LoopWaitDuration() {
 		l.st.action = fmt.Sprintf("backing off: the last %s failed less than loop_wait ago", kind)
 		l.log.Debug(l.st.action)
 		return
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	lr := &longRun{kind: kind, since: l.now(), cancel: cancel, result: make(chan longResult, 1), done: make(chan struct{})}
-	l.st.long = lr
+	l.st.long.run = lr
 	if asReplica != nil {
-		l.st.roleKnown, l.st.inRecovery = true, *asReplica
+		l.st.pg.roleKnown, l.st.pg.inRecovery = true, *asReplica
 	}
 	if l.hooks.longStarted != nil {
 		l.hooks.longStarted()
@@ -43,8 +43,8 @@ func (l *loop) launch(ctx context.Context, kind plan.LongKind, asReplica *bool, 
 
 // finishLong takes a long action's result into the loop state.
 func (l *loop) finishLong(res longResult) {
-	lr := l.st.long
-	l.st.long = nil
+	lr := l.st.long.run
+	l.st.long.run = nil
 	if l.hooks.longFinished != nil {
 		l.hooks.longFinished()
 	}
@@ -52,17 +52,17 @@ func (l *loop) finishLong(res longResult) {
 		lr.cancel()
 	}
 	if res.upstream != nil {
-		l.st.upstream = *res.upstream
+		l.st.pg.upstream = *res.upstream
 	}
 	if res.startedAs != nil {
-		l.st.roleKnown, l.st.inRecovery = true, *res.startedAs
+		l.st.pg.roleKnown, l.st.pg.inRecovery = true, *res.startedAs
 	}
 	if res.sysid != "" {
-		l.st.sysid = res.sysid
+		l.st.pg.sysid = res.sysid
 	}
 	if res.kind == plan.LongPrePromote {
-		l.st.prePromote = res.prePromote
-		l.st.recycle = true
+		l.st.long.prePromote = res.prePromote
+		l.st.sched.recycle = true
 	}
 	if lr != nil && res.err == nil {
 		l.fire(lr.callbacks, plan.AfterStart)
@@ -75,14 +75,14 @@ func (l *loop) finishLong(res longResult) {
 		}
 	}
 	if res.err == nil {
-		delete(l.st.longFailedAt, res.kind)
+		delete(l.st.long.failedAt, res.kind)
 		l.log.Info("long action finished", "kind", res.kind.String())
 		return
 	}
-	if l.st.longFailedAt == nil {
-		l.st.longFailedAt = map[plan.LongKind]time.Time{}
+	if l.st.long.failedAt == nil {
+		l.st.long.failedAt = map[plan.LongKind]time.Time{}
 	}
-	l.st.longFailedAt[res.kind] = l.now()
+	l.st.long.failedAt[res.kind] = l.now()
 	cancelled := lr != nil && lr.cancelled && errors.Is(res.err, context.Canceled)
 	l.log.Error("long action failed", "kind", res.kind.String(), "cancelled", cancelled, "err", res.err)
 	switch res.kind {
@@ -91,23 +91,23 @@ func (l *loop) finishLong(res longResult) {
 			l.st.fatal = fmt.Errorf("%w: bootstrap failed (initialize key removed, data directory wiped): %v", ErrFatal, res.err)
 		}
 	case plan.LongStartPrimary, plan.LongStartReplica:
-		l.st.lastStartFailed = true
+		l.st.pg.lastStartFailed = true
 	case plan.LongRewind:
 		if res.rewindFailed {
-			l.st.rewindFailed, l.st.rewindLeader = true, res.leader
+			l.st.pg.rewindFailed, l.st.pg.rewindLeader = true, res.leader
 		}
 	}
 }
 
 // cancelLong cancels the running long action and waits (bounded) for it to report.
 func (l *loop) cancelLong() {
-	lr := l.st.long
+	lr := l.st.long.run
 	if lr == nil {
 		return
 	}
 	lr.cancel()
 	lr.cancelled = true
-	t := time.NewTimer(max(l.st.dyn.RetryTimeoutDuration(), time.Second))
+	t := time.NewTimer(max(l.st.conf.dyn.RetryTimeoutDuration(), time.Second))
 	defer t.Stop()
 	select {
 	case res := <-lr.result:
@@ -119,7 +119,7 @@ func (l *loop) cancelLong() {
 
 // stopLong ends the running long action when Run returns (it owns the goroutine).
 func (l *loop) stopLong() {
-	lr := l.st.long
+	lr := l.st.long.run
 	if lr == nil {
 		return
 	}
@@ -147,8 +147,8 @@ func (l *loop) bootstrap(ctx context.Context, o plan.Observation) {
 		}
 		return
 	}
-	l.st.view.Leader = &cluster.LeaderKey{Name: l.cfg.Name}
-	l.st.fenceWant = true
+	l.st.lease.view.Leader = &cluster.LeaderKey{Name: l.cfg.Name}
+	l.st.fence.want = true
 	l.armFence()
 	opts := l.primaryOpts(o.Config)
 	l.noteParams(opts)
@@ -227,7 +227,7 @@ func (l *loop) launchStartTimeout(ctx context.Context, o plan.Observation, asRep
 		kind = plan.LongStartReplica
 	} else {
 		opts = l.primaryOpts(o.Config)
-		l.st.fenceWant = true
+		l.st.fence.want = true
 		l.armFence() // before postgres can accept writes
 	}
 	if timeout > 0 {
@@ -346,7 +346,7 @@ func (l *loop) launchOverStopped(ctx context.Context, o plan.Observation, kind p
 	opts, up := l.followOpts(o)
 	running := o.PG.Running
 	if running {
-		l.st.stopping = true
+		l.st.pg.stopping = true
 	}
 	pg := l.deps.Postgres
 	hooks, log := l.deps.Hooks, l.log
@@ -421,11 +421,11 @@ func (l *loop) replicaOpts(v cluster.View, cfg cluster.DynamicConfig, target str
 
 // params merges postgresql.parameters: dynamic first, local values win.
 func (l *loop) params(cfg cluster.DynamicConfig) map[string]any {
-	out := make(map[string]any, len(cfg.Parameters)+len(l.st.localParams))
+	out := make(map[string]any, len(cfg.Parameters)+len(l.st.conf.localParams))
 	for k, v := range cfg.Parameters {
 		out[k] = v
 	}
-	for k, v := range l.st.localParams {
+	for k, v := range l.st.conf.localParams {
 		out[k] = v
 	}
 	return out

@@ -61,9 +61,9 @@ func (l *loop) run(ctx context.Context) error {
 
 	runCycles := func() {
 		for burst := 0; burst < maxBurst; burst++ {
-			l.st.recycle = false
+			l.st.sched.recycle = false
 			l.cycle(ctx)
-			if !l.st.recycle || l.st.fatal != nil || ctx.Err() != nil {
+			if !l.st.sched.recycle || l.st.fatal != nil || ctx.Err() != nil {
 				return
 			}
 		}
@@ -84,8 +84,8 @@ func (l *loop) run(ctx context.Context) error {
 			pollC = poll.C()
 		}
 		var longC <-chan longResult
-		if l.st.long != nil {
-			longC = l.st.long.result
+		if l.st.long.run != nil {
+			longC = l.st.long.run.result
 		}
 		var renewed <-chan struct{}
 		if notifies {
@@ -96,10 +96,10 @@ func (l *loop) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return l.exitErr(ctx)
 		case <-l.deps.Store.Changed():
-			cycle = plan.ViewDigest(l.deps.Store.View(), l.cfg.Name, l.now(), l.st.dyn.TTLDuration()) != l.st.digest
+			cycle = plan.ViewDigest(l.deps.Store.View(), l.cfg.Name, l.now(), l.st.conf.dyn.TTLDuration()) != l.st.lease.digest
 		case <-l.deps.Store.LeaseLost():
 			l.st.counters.LeaseRenewFails++
-			l.st.dcsFailing = true
+			l.st.lease.dcsFailing = true
 			l.log.Warn("lease keepalive failed or lease lost")
 		case <-l.deps.Postgres.Exited():
 			l.onPostmasterExit()
@@ -148,7 +148,7 @@ func (l *loop) exitErr(ctx context.Context) error {
 // the first decision: without them a running primary would be demoted as if
 // the DCS were down. Both waits are bounded by retry_timeout.
 func (l *loop) startup(ctx context.Context) {
-	octx, cancel := context.WithTimeout(ctx, l.st.dyn.RetryTimeoutDuration())
+	octx, cancel := context.WithTimeout(ctx, l.st.conf.dyn.RetryTimeoutDuration())
 	defer cancel()
 	if _, err := l.deps.Store.KeepAlive(octx); err != nil {
 		l.log.Warn("cannot get a lease from the DCS at startup", "err", err)
@@ -191,7 +191,7 @@ func (l *loop) refusedAtStartup() error {
 // loop's current state): loop_wait after the last cycle, or earlier when a
 // deadline, a timer or a short poll comes first.
 func (l *loop) nextWake() time.Time {
-	return plan.NextWake(l.settleState(), l.st.fenceWant)
+	return plan.NextWake(l.settleState(), l.st.fence.want)
 }
 
 // onRenewal runs after every lease renewal: extend the fence and republish
@@ -199,24 +199,24 @@ func (l *loop) nextWake() time.Time {
 // change (the renewal may have brought a new lease to move the leader key to)
 // and when it ends failsafe mode (the DCS is back).
 func (l *loop) onRenewal() bool {
-	l.st.dcsFailing = false
+	l.st.lease.dcsFailing = false
 	l.reconcileFence()
 	l.republish()
-	if l.st.fs.engaged {
+	if l.st.lease.fs.engaged {
 		// Leave failsafe mode through a full cycle (it re-takes the key and rewrites the keys).
 		return true
 	}
-	if l.st.ttlPending {
-		l.st.ttlPending = false
+	if l.st.conf.ttlPending {
+		l.st.conf.ttlPending = false
 		return true
 	}
 	// A wait the plan said a renewal ends (a leader waiting for a longer hold
 	// before restarting postgres as primary).
-	return l.st.cycleOnRenewal
+	return l.st.sched.cycleOnRenewal
 }
 
 func (l *loop) onPostmasterExit() {
-	if l.st.stopping {
+	if l.st.pg.stopping {
 		l.log.Debug("postmaster exited (stopped by pgnoded)")
 		return
 	}

@@ -119,9 +119,9 @@ func New(cfg Config, deps Deps) *Node {
 		}
 	}
 	l := &loop{shared: n}
-	l.st.dyn = n.boot
+	l.st.conf.dyn = n.boot
 	l.st.role = cluster.RoleUninitialized
-	l.st.localParams = cfg.Parameters
+	l.st.conf.localParams = cfg.Parameters
 	n.snap.Store(&cluster.Snapshot{Name: cfg.Name, Scope: cfg.Scope, Compat: cfg.Compat, APIURL: cfg.APIURL,
 		ConnURL: cfg.ConnURL, Role: cluster.RoleUninitialized, Config: n.boot, Tags: plan.EffectiveTags(cfg.Tags),
 		TTL: n.boot.TTLDuration(), LoopWait: n.boot.LoopWaitDuration(), RetryTimeout: n.boot.RetryTimeoutDuration()})
@@ -165,17 +165,17 @@ func (sh *shared) now() time.Time { return sh.clock.Now() }
 // opCtx bounds one DCS or postgres call: retry_timeout, and never past the
 // moment a primary we hold must start demoting (so the demotion is not late).
 func (l *loop) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := l.st.dyn.RetryTimeoutDuration()
+	d := l.st.conf.dyn.RetryTimeoutDuration()
 	if d <= 0 {
 		d = time.Second
 	}
-	if l.st.fenceWant {
-		if until := plan.DemoteStart(l.holdUntil(), l.st.dyn).Sub(l.now()); until < d {
+	if l.st.fence.want {
+		if until := plan.DemoteStart(l.holdUntil(), l.st.conf.dyn).Sub(l.now()); until < d {
 			d = max(until, 200*time.Millisecond)
 		}
-		if l.st.fs.engaged {
+		if l.st.lease.fs.engaged {
 			// DCS lost: calls must not delay the next failsafe round.
-			d = min(d, max(plan.FailsafeInterval(l.st.dyn)/2, 200*time.Millisecond))
+			d = min(d, max(plan.FailsafeInterval(l.st.conf.dyn)/2, 200*time.Millisecond))
 		}
 	}
 	return context.WithTimeout(ctx, d)
@@ -188,7 +188,7 @@ func (l *loop) opCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 // every member would have confirmed).
 func (l *loop) dcsCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	octx, cancel := l.opCtx(ctx)
-	if !l.st.fenceWant || !l.st.dyn.FailsafeMode || l.st.fs.engaged {
+	if !l.st.fence.want || !l.st.conf.dyn.FailsafeMode || l.st.lease.fs.engaged {
 		return octx, cancel
 	}
 	ov := l.leaseOverdueAt()

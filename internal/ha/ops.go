@@ -155,11 +155,11 @@ func (l *loop) handleOp(ctx context.Context, req *opRequest) {
 			replyTo(req.reply, cluster.OpResult{}, err)
 		}
 	case opDeleteRestart:
-		if l.st.scheduled == nil {
+		if l.st.sched.restart == nil {
 			replyTo(req.reply, cluster.OpResult{}, cluster.Refuse(cluster.OpNotFound, "no restarts are scheduled"))
 			return
 		}
-		l.st.scheduled = nil
+		l.st.sched.restart = nil
 		l.log.Info("scheduled restart deleted")
 		replyTo(req.reply, cluster.Done("scheduled restart deleted"), nil)
 	case opReinitialize:
@@ -185,12 +185,12 @@ func (l *loop) reinitialize(ctx context.Context, req ReinitializeRequest) (clust
 	case o.View.Leader.Name == l.cfg.Name:
 		return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "I am the leader, can not reinitialize")
 	}
-	if lx := l.st.long; lx != nil {
+	if lx := l.st.long.run; lx != nil {
 		if !req.Force {
 			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", lx.kind)
 		}
 		l.cancelLong()
-		if lx := l.st.long; lx != nil {
+		if lx := l.st.long.run; lx != nil {
 			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", lx.kind)
 		}
 		o = l.opObservation()
@@ -205,8 +205,8 @@ func (l *loop) reinitialize(ctx context.Context, req ReinitializeRequest) (clust
 		return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable,
 			"reinitialize is not possible: %s has no member key with a conn_url", src)
 	}
-	delete(l.st.longFailedAt, plan.LongReinitialize)
-	l.st.rewindFailed = false
+	delete(l.st.long.failedAt, plan.LongReinitialize)
+	l.st.pg.rewindFailed = false
 	l.log.Info("reinitialize requested", "source", src, "force", req.Force)
 	// The callbacks of a reinitialize Decide would plan (planCallbacks): on_stop, then the start's.
 	d := plan.Decision{Action: plan.ActionReinitialize, Member: src}
@@ -214,11 +214,11 @@ func (l *loop) reinitialize(ctx context.Context, req ReinitializeRequest) (clust
 	l.st.deciding = &d
 	l.launchReinit(ctx, o, src)
 	l.st.deciding = nil
-	lx := l.st.long
+	lx := l.st.long.run
 	if lx == nil || lx.kind != plan.LongReinitialize {
 		return cluster.OpResult{}, cluster.Refuse(cluster.OpFailed, "reinitialize failed to start (see the pgnoded log)")
 	}
 	lx.callbacks = hooksFor(d.Callbacks, plan.AfterStart)
-	l.st.recycle = true
+	l.st.sched.recycle = true
 	return cluster.Done("reinitialize started"), nil
 }

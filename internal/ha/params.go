@@ -25,36 +25,36 @@ func paramsKey(p map[string]any) string {
 
 // noteParams records the parameters postgres is being started with.
 func (l *loop) noteParams(opts cluster.StartOptions) {
-	l.st.paramsKey = paramsKey(opts.Params)
+	l.st.conf.paramsKey = paramsKey(opts.Params)
 }
 
 // reconcileParams reloads a running postgres whose effective parameters
 // changed since it was started or last reloaded, or on an explicit reload.
 // A stopped postgres gets the new values when it starts.
 func (l *loop) reconcileParams(ctx context.Context) {
-	want := paramsKey(l.params(l.st.dyn))
-	if l.st.paramsKey == "" {
-		l.st.paramsKey = want // adopted a running postgres: assume it runs with the current values
+	want := paramsKey(l.params(l.st.conf.dyn))
+	if l.st.conf.paramsKey == "" {
+		l.st.conf.paramsKey = want // adopted a running postgres: assume it runs with the current values
 	}
-	if want == l.st.paramsKey && !l.st.reloadPG {
+	if want == l.st.conf.paramsKey && !l.st.conf.reloadPG {
 		return
 	}
-	pg := l.st.pg
-	if !pg.Running || !pg.Ready || l.st.long != nil || l.st.stopping {
+	pg := l.st.pg.obs
+	if !pg.Running || !pg.Ready || l.st.long.run != nil || l.st.pg.stopping {
 		return
 	}
 	var opts cluster.StartOptions
 	if pg.InRecovery {
-		if !l.st.upstream.Known {
+		if !l.st.pg.upstream.Known {
 			return // the follow decision rewrites the configuration with the new values
 		}
 		var err error
-		if opts, _, err = l.replicaOpts(l.st.view, l.st.dyn, l.st.upstream.Name); err != nil {
+		if opts, _, err = l.replicaOpts(l.st.lease.view, l.st.conf.dyn, l.st.pg.upstream.Name); err != nil {
 			l.log.Warn("cannot reload postgres with the new parameters", "err", err)
 			return
 		}
 	} else {
-		opts = l.primaryOpts(l.st.dyn)
+		opts = l.primaryOpts(l.st.conf.dyn)
 	}
 	octx, cancel := l.opCtx(ctx)
 	err := l.deps.Postgres.Reload(octx, opts)
@@ -63,11 +63,11 @@ func (l *loop) reconcileParams(ctx context.Context) {
 		l.log.Warn("reloading postgres failed", "err", err)
 		return
 	}
-	l.log.Info("postgres configuration reloaded", "parameters_changed", want != l.st.paramsKey, "requested", l.st.reloadPG)
+	l.log.Info("postgres configuration reloaded", "parameters_changed", want != l.st.conf.paramsKey, "requested", l.st.conf.reloadPG)
 	role := cluster.RolePrimary
 	if pg.InRecovery {
 		role = cluster.RoleReplica
 	}
 	l.fire([]plan.PlannedCallback{{Callback: cluster.OnReload, Role: role, After: plan.AfterReload}}, plan.AfterReload)
-	l.st.paramsKey, l.st.reloadPG = want, false
+	l.st.conf.paramsKey, l.st.conf.reloadPG = want, false
 }

@@ -18,7 +18,7 @@ func (l *loop) finishCycle(ctx context.Context) {
 	// The member write may have waited on the DCS: the fence and the VIP
 	// follow the state, and the time, after it.
 	l.applyEffects(ctx, plan.Settle(l.settleState()))
-	l.st.lastLoop = l.now()
+	l.st.sched.lastLoop = l.now()
 	l.publish()
 }
 
@@ -30,27 +30,27 @@ func (l *loop) finishCycle(ctx context.Context) {
 func (l *loop) recheckKey() {
 	if l.holdsKey() && l.keyLeaseGone() {
 		l.log.Warn("the leader key is no longer ours (its lease ended while this cycle ran)")
-		l.st.lockLost = true
+		l.st.lease.lockLost = true
 	}
 }
 
 // holdsKey is the loop's belief that the leader key is ours.
 func (l *loop) holdsKey() bool {
-	return l.st.view.Leader != nil && l.st.view.Leader.Name == l.cfg.Name && !l.st.lockLost
+	return l.st.lease.view.Leader != nil && l.st.lease.view.Leader.Name == l.cfg.Name && !l.st.lease.lockLost
 }
 
 func (l *loop) updateRole() {
-	pg := l.st.pg
+	pg := l.st.pg.obs
 	r := l.st.role
 	switch {
 	case pg.Running && pg.Ready && pg.InRecovery:
 		r = cluster.RoleReplica
 	case pg.Running && pg.Ready:
 		r = cluster.RolePrimary
-	case l.st.long != nil && (l.st.long.kind == plan.LongBootstrap || l.st.long.kind == plan.LongClone ||
-		l.st.long.kind == plan.LongReinitialize):
+	case l.st.long.run != nil && (l.st.long.run.kind == plan.LongBootstrap || l.st.long.run.kind == plan.LongClone ||
+		l.st.long.run.kind == plan.LongReinitialize):
 		r = cluster.RoleUninitialized
-	case !pg.Running && l.st.data.Empty:
+	case !pg.Running && l.st.pg.data.Empty:
 		r = cluster.RoleUninitialized
 	}
 	if r != l.st.role {
@@ -74,7 +74,7 @@ func (l *loop) writeMember(ctx context.Context, m *cluster.Member) {
 // applyEffects carries out the fence and VIP steps Settle planned (VIPLeave
 // does nothing); the member key is written by writeMember.
 func (l *loop) applyEffects(ctx context.Context, e plan.Effects) {
-	l.st.fenceWant = e.FenceWant
+	l.st.fence.want = e.FenceWant
 	switch e.Fence {
 	case plan.FenceArm:
 		l.armFenceAt(e.FenceDeadline)
@@ -93,22 +93,22 @@ func (l *loop) applyEffects(ctx context.Context, e plan.Effects) {
 // taken after the cycle's action, or between cycles (a renewal, the timer).
 func (l *loop) settleState() plan.State {
 	s := plan.State{
-		Now: l.now(), Config: l.st.dyn, HoldsKey: l.holdsKey(), HoldUntil: l.holdUntil(),
-		LeaderAbsent:   l.st.view.Leader == nil,
-		ViewLeaderIsMe: l.st.view.Leader != nil && l.st.view.Leader.Name == l.cfg.Name,
-		PG:             l.st.pg, Promoting: l.st.promoting,
-		FenceConfigured: !l.cfg.NoFence && l.deps.Fence != nil, VIPBound: l.st.vipBound,
-		Failsafe: l.failsafeFacts(), LastLoop: l.st.lastLoop, PollAfter: l.st.pollAfter,
-		ReleasedAt: l.st.releasedAt, WakeAt: l.st.wakeAt, PGDownSince: l.st.pgDownSince,
-		Member: plan.MemberFacts{Write: l.st.dcsOK, Name: l.cfg.Name, ConnURL: l.cfg.ConnURL, APIURL: l.cfg.APIURL,
+		Now: l.now(), Config: l.st.conf.dyn, HoldsKey: l.holdsKey(), HoldUntil: l.holdUntil(),
+		LeaderAbsent:   l.st.lease.view.Leader == nil,
+		ViewLeaderIsMe: l.st.lease.view.Leader != nil && l.st.lease.view.Leader.Name == l.cfg.Name,
+		PG:             l.st.pg.obs, Promoting: l.st.long.promoting,
+		FenceConfigured: !l.cfg.NoFence && l.deps.Fence != nil, VIPBound: l.st.fence.vipBound,
+		Failsafe: l.failsafeFacts(), LastLoop: l.st.sched.lastLoop, PollAfter: l.st.sched.pollAfter,
+		ReleasedAt: l.st.lease.releasedAt, WakeAt: l.st.sched.wakeAt, PGDownSince: l.st.pg.downSince,
+		Member: plan.MemberFacts{Write: l.st.lease.dcsOK, Name: l.cfg.Name, ConnURL: l.cfg.ConnURL, APIURL: l.cfg.APIURL,
 			Compat: l.cfg.Compat, Role: l.st.role, Tags: l.configTags(),
-			ScheduledRestart: scheduledRestartDoc(l.st.scheduled), CheckpointAfterPromote: l.st.checkpointPending},
+			ScheduledRestart: scheduledRestartDoc(l.st.sched.restart), CheckpointAfterPromote: l.st.pg.checkpointPending},
 	}
-	s.Long = l.st.long.action()
-	if r := l.st.scheduled; r != nil {
+	s.Long = l.st.long.run.action()
+	if r := l.st.sched.restart; r != nil {
 		s.RestartAt = r.req.Schedule
 	}
-	if f := l.st.view.Failover; !f.Empty() && f.ScheduledAt != "" {
+	if f := l.st.lease.view.Failover; !f.Empty() && f.ScheduledAt != "" {
 		if at, err := time.Parse(time.RFC3339Nano, f.ScheduledAt); err == nil {
 			s.FailoverAt = at
 		}
@@ -128,7 +128,7 @@ func (l *loop) reconcileFence() {
 // armFence arms (or extends) the guard to DemoteDeadline of the current hold:
 // the lease, or while failsafe keeps leadership the last confirmation + ttl.
 func (l *loop) armFence() {
-	l.armFenceAt(plan.DemoteDeadline(l.holdUntil(), l.st.dyn))
+	l.armFenceAt(plan.DemoteDeadline(l.holdUntil(), l.st.conf.dyn))
 }
 
 // armFenceAt arms (or extends) the guard to dl (a zero dl changes nothing).
@@ -136,38 +136,38 @@ func (l *loop) armFenceAt(dl time.Time) {
 	if l.cfg.NoFence || l.deps.Fence == nil {
 		return
 	}
-	if dl.IsZero() || l.st.fenceKnown && l.st.fenceArmed && dl.Equal(l.st.fenceUntil) {
+	if dl.IsZero() || l.st.fence.known && l.st.fence.armed && dl.Equal(l.st.fence.until) {
 		return
 	}
 	if err := l.deps.Fence.Arm(dl); err != nil {
-		if !l.st.fenceFailed {
+		if !l.st.fence.failed {
 			l.log.Error("cannot arm the fence guard", "err", err)
 		}
-		l.st.fenceFailed = true
+		l.st.fence.failed = true
 		return
 	}
-	if l.st.fenceFailed {
+	if l.st.fence.failed {
 		l.log.Info("fence guard armed again")
 	}
-	l.st.fenceFailed = false
-	l.st.fenceKnown, l.st.fenceArmed, l.st.fenceUntil = true, true, dl
+	l.st.fence.failed = false
+	l.st.fence.known, l.st.fence.armed, l.st.fence.until = true, true, dl
 }
 
 // disarmFence tells the guard we are not a primary. While the guard is marked
 // failed, every cycle retries it: a success proves the guard works again.
 func (l *loop) disarmFence() {
-	if l.cfg.NoFence || l.deps.Fence == nil || l.st.fenceKnown && !l.st.fenceArmed && !l.st.fenceFailed {
+	if l.cfg.NoFence || l.deps.Fence == nil || l.st.fence.known && !l.st.fence.armed && !l.st.fence.failed {
 		return
 	}
 	if err := l.deps.Fence.Disarm(); err != nil {
 		l.log.Warn("cannot disarm the fence guard", "err", err)
 		return
 	}
-	if l.st.fenceFailed {
+	if l.st.fence.failed {
 		l.log.Info("fence guard answers again")
 	}
-	l.st.fenceFailed = false
-	l.st.fenceKnown, l.st.fenceArmed, l.st.fenceUntil = true, false, time.Time{}
+	l.st.fence.failed = false
+	l.st.fence.known, l.st.fence.armed, l.st.fence.until = true, false, time.Time{}
 }
 
 // ensureVIP asks for the VIP state; errors are logged and never block anything.
@@ -175,23 +175,23 @@ func (l *loop) ensureVIP(ctx context.Context, bound bool) {
 	if l.deps.VIP == nil {
 		return
 	}
-	vctx, cancel := shortCtx(ctx, min(l.st.dyn.RetryTimeoutDuration(), 2*time.Second))
+	vctx, cancel := shortCtx(ctx, min(l.st.conf.dyn.RetryTimeoutDuration(), 2*time.Second))
 	defer cancel()
 	if err := l.deps.VIP.Ensure(vctx, bound); err != nil {
 		l.st.counters.VIPFailures++
 		l.log.Warn("VIP change failed", "bound", bound, "err", err)
 		return
 	}
-	if bound != l.st.vipBound {
+	if bound != l.st.fence.vipBound {
 		l.log.Info("VIP changed", "bound", bound)
 	}
-	l.st.vipBound = bound
+	l.st.fence.vipBound = bound
 }
 
 // leaderUntil is what /primary trusts: the hold (lease or failsafe) while we hold the key
 // and postgres is a running primary, else zero.
 func (l *loop) leaderUntil() time.Time {
-	pg := l.st.pg
+	pg := l.st.pg.obs
 	if l.holdsKey() && pg.Running && pg.Ready && !pg.InRecovery {
 		return l.holdUntil()
 	}
@@ -200,20 +200,20 @@ func (l *loop) leaderUntil() time.Time {
 
 // publish stores a new immutable snapshot.
 func (l *loop) publish() {
-	cfg := l.st.dyn
-	pg := l.st.pg
-	pg.State = plan.PGState(pg, l.st.long.action())
+	cfg := l.st.conf.dyn
+	pg := l.st.pg.obs
+	pg.State = plan.PGState(pg, l.st.long.run.action())
 	l.snapMu.Lock()
 	defer l.snapMu.Unlock()
 	s := &cluster.Snapshot{
 		Name: l.cfg.Name, Scope: l.cfg.Scope, Compat: l.cfg.Compat, APIURL: l.cfg.APIURL, ConnURL: l.cfg.ConnURL,
-		PG: pg, Role: l.st.role, View: l.st.view, LeaderUntil: l.leaderUntil(),
+		PG: pg, Role: l.st.role, View: l.st.lease.view, LeaderUntil: l.leaderUntil(),
 		TTL: cfg.TTLDuration(), LoopWait: cfg.LoopWaitDuration(), RetryTimeout: cfg.RetryTimeoutDuration(), Config: cfg,
 		Tags: plan.EffectiveTags(l.configTags()), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
-		SyncStandby:    cfg.SynchronousMode && l.st.view.Sync != nil && (plan.Observation{View: l.st.view}).InSync(l.cfg.Name),
-		WatchdogFailed: l.st.fenceFailed, LastLoop: l.st.lastLoop, NextLoopAt: l.nextWake(), Action: l.st.action,
-		FailsafeActive: l.failsafeActive(), VIPBound: l.st.vipBound, Counters: l.counters(), ScheduledRestart: scheduledRestartDoc(l.st.scheduled),
-		ConfigRefused: l.st.refused,
+		SyncStandby:    cfg.SynchronousMode && l.st.lease.view.Sync != nil && (plan.Observation{View: l.st.lease.view}).InSync(l.cfg.Name),
+		WatchdogFailed: l.st.fence.failed, LastLoop: l.st.sched.lastLoop, NextLoopAt: l.nextWake(), Action: l.st.action,
+		FailsafeActive: l.failsafeActive(), VIPBound: l.st.fence.vipBound, Counters: l.counters(), ScheduledRestart: scheduledRestartDoc(l.st.sched.restart),
+		ConfigRefused: l.st.conf.refused,
 	}
 	l.snap.Store(s)
 }

@@ -76,11 +76,11 @@ func postgresVersionToInt(v string) (int, error) {
 
 // scheduleRestart stores a future restart (one at a time).
 func (l *loop) scheduleRestart(req *opRequest) {
-	if l.st.scheduled != nil {
+	if l.st.sched.restart != nil {
 		replyTo(req.reply, cluster.OpResult{}, cluster.Refuse(cluster.OpConflict, "Another restart is already scheduled"))
 		return
 	}
-	l.st.scheduled = &scheduledRestart{req: req.restart, pmStart: l.st.pg.PostmasterStartTime}
+	l.st.sched.restart = &scheduledRestart{req: req.restart, pmStart: l.st.pg.obs.PostmasterStartTime}
 	l.log.Info("restart scheduled", "at", req.restart.Schedule)
 	replyTo(req.reply, cluster.Scheduled("Restart scheduled"), nil)
 	l.publish()
@@ -89,15 +89,15 @@ func (l *loop) scheduleRestart(req *opRequest) {
 // restartNow stops postgres fast and starts it again in its role. It returns
 // nil when the restart was launched: reply is answered when the start ends.
 func (l *loop) restartNow(ctx context.Context, req RestartRequest, reply chan opReply) error {
-	facts := restartFacts{role: l.st.role, serverVersion: l.st.pg.ServerVersion, pendingRestart: l.st.pg.PendingRestart}
+	facts := restartFacts{role: l.st.role, serverVersion: l.st.pg.obs.ServerVersion, pendingRestart: l.st.pg.obs.PendingRestart}
 	if why := restartMatches(facts, req); why != "" {
 		l.log.Info("not proceeding with the restart", "reason", why)
 		return cluster.Refuse(cluster.OpUnavailable, "restart conditions are not satisfied")
 	}
-	if lx := l.st.long; lx != nil {
+	if lx := l.st.long.run; lx != nil {
 		return cluster.Refusef(cluster.OpUnavailable, "%s already in progress", lx.kind)
 	}
-	pg := l.st.pg
+	pg := l.st.pg.obs
 	asReplica := !l.holdsKey() || pg.Running && pg.Ready && pg.InRecovery
 	l.log.Info("restarting postgres on request", "as_replica", asReplica, "timeout", req.Timeout)
 	if pg.Running {
@@ -107,21 +107,21 @@ func (l *loop) restartNow(ctx context.Context, req RestartRequest, reply chan op
 	}
 	o := l.opObservation()
 	target := plan.FollowTarget(o)
-	if l.st.upstream.Known {
-		target = l.st.upstream.Name
+	if l.st.pg.upstream.Known {
+		target = l.st.pg.upstream.Name
 	}
-	delete(l.st.longFailedAt, plan.LongStartPrimary)
-	delete(l.st.longFailedAt, plan.LongStartReplica)
+	delete(l.st.long.failedAt, plan.LongStartPrimary)
+	delete(l.st.long.failedAt, plan.LongStartReplica)
 	role := l.st.role
 	l.launchStartTimeout(ctx, o, asReplica, target, req.Timeout)
-	lx := l.st.long
+	lx := l.st.long.run
 	if lx == nil {
 		return errRestartFailed
 	}
 	lx.waiter = reply
 	// Patroni's restart fires on_restart only (no on_stop, no on_start), with the role it had.
 	lx.callbacks = []plan.PlannedCallback{{Callback: cluster.OnRestart, Role: role, After: plan.AfterStart}}
-	l.st.recycle = true
+	l.st.sched.recycle = true
 	return nil
 }
 
@@ -132,21 +132,21 @@ var errRestartFailed = cluster.Refuse(cluster.OpFailed, "restart failed")
 // if postgres was restarted meanwhile, dropped when more than 1.5×loop_wait
 // late, held while paused or while a long action runs.
 func (l *loop) evaluateScheduledRestart(ctx context.Context) {
-	s := l.st.scheduled
-	if s == nil || l.st.long != nil || l.st.dyn.Pause {
+	s := l.st.sched.restart
+	if s == nil || l.st.long.run != nil || l.st.conf.dyn.Pause {
 		return
 	}
-	if pm := l.st.pg.PostmasterStartTime; !pm.IsZero() && !s.pmStart.IsZero() && !pm.Equal(s.pmStart) {
+	if pm := l.st.pg.obs.PostmasterStartTime; !pm.IsZero() && !s.pmStart.IsZero() && !pm.Equal(s.pmStart) {
 		l.log.Info("cancelling scheduled restart: postgres restarted meanwhile", "postmaster_start_time", pm)
-		l.st.scheduled = nil
+		l.st.sched.restart = nil
 		return
 	}
 	delta := s.req.Schedule.Sub(l.now())
 	if delta > 0 {
 		return // the loop wakes up at the scheduled time (nextWake)
 	}
-	l.st.scheduled = nil
-	if lw := l.st.dyn.LoopWaitDuration(); delta < -lw*3/2 {
+	l.st.sched.restart = nil
+	if lw := l.st.conf.dyn.LoopWaitDuration(); delta < -lw*3/2 {
 		l.log.Warn("found a stale scheduled restart, cleaning up", "at", s.req.Schedule)
 		return
 	}

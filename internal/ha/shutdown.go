@@ -54,7 +54,7 @@ func (l *loop) shutdown(ctx context.Context, stopPostgres bool) error {
 	}
 	view := l.deps.Store.View()
 	leader := view.Leader != nil && view.Leader.Name == l.cfg.Name
-	paused := l.st.dyn.Pause
+	paused := l.st.conf.dyn.Pause
 	if view.Config != nil {
 		paused = view.Config.Pause
 	}
@@ -63,14 +63,14 @@ func (l *loop) shutdown(ctx context.Context, stopPostgres bool) error {
 		return l.deps.Store.Close(ctx, false)
 	}
 	l.log.Info("shutting down; stopping postgres", "leader", leader)
-	l.st.stopping = true
+	l.st.pg.stopping = true
 	if leader && l.deps.Fence != nil && !l.cfg.NoFence {
 		// The loop no longer pats the guard: give the shutdown checkpoint the whole current lease.
-		if dl := plan.DemoteDeadline(l.deps.Store.LeaseValidUntil(), l.st.dyn); !dl.IsZero() {
+		if dl := plan.DemoteDeadline(l.deps.Store.LeaseValidUntil(), l.st.conf.dyn); !dl.IsZero() {
 			_ = l.deps.Fence.Arm(dl)
 		}
 	}
-	running := l.st.pg.Running
+	running := l.st.pg.obs.Running
 	if running {
 		runBeforeStop(ctx, l.deps.Hooks, beforeStopLimit, l.log)
 	}

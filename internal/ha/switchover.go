@@ -88,7 +88,7 @@ func (l *loop) gracefulDemote(ctx context.Context, o plan.Observation, d plan.De
 		cancel()
 	}
 	l.releaseLock(ctx)
-	l.st.switchoverDemotedAt = l.now()
+	l.st.pg.switchoverDemotedAt = l.now()
 	l.log.Info("stepped down for a switchover", "candidate", chosen, "streaming", streaming,
 		"standbys", len(o.PG.Replication), "checkpoint_lsn", uint64(cd.CheckpointLSN),
 		"checkpoint", checkpointed.Sub(begin), "stop", stopped.Sub(checkpointed), "handover", l.now().Sub(stopped))
@@ -106,7 +106,7 @@ func (l *loop) postponeScheduledSwitchover(o plan.Observation) bool {
 	if err != nil || !at.After(l.now()) {
 		return false
 	}
-	l.st.wakeAt = at
+	l.st.sched.wakeAt = at
 	l.st.action = "manual failover: awaiting the scheduled time " + f.ScheduledAt
 	l.log.Debug(l.st.action)
 	return true
@@ -163,7 +163,7 @@ func (l *loop) waitForCandidate(ctx context.Context, o plan.Observation, candida
 	if len(ask) == 0 {
 		return ""
 	}
-	wctx, cancel := context.WithTimeout(ctx, max(l.st.dyn.RetryTimeoutDuration(), 5*time.Second))
+	wctx, cancel := context.WithTimeout(ctx, max(l.st.conf.dyn.RetryTimeoutDuration(), 5*time.Second))
 	defer cancel()
 	for {
 		for _, p := range l.deps.Peers.Status(wctx, ask) {

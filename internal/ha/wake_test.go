@@ -30,19 +30,19 @@ func TestViewDigestFollowsMemberWakeFields(t *testing.T) {
 // released_recently as a timer; neither waits for loop_wait.
 func TestNextWakeShortPollsAndReleaseTimer(t *testing.T) {
 	n := newLoop(Config{Name: "pg1", Scope: "s", Now: func() time.Time { return t0 }}, Deps{Store: &leaseOnly{}})
-	n.st.dyn = cluster.DynamicConfig{TTL: 30, LoopWait: 10, RetryTimeout: 10}
-	n.st.lastLoop = t0
+	n.st.conf.dyn = cluster.DynamicConfig{TTL: 30, LoopWait: 10, RetryTimeout: 10}
+	n.st.sched.lastLoop = t0
 	if got := n.nextWake(); !got.Equal(t0.Add(10 * time.Second)) {
 		t.Fatalf("idle nextWake = %v, want loop_wait", got.Sub(t0))
 	}
 	for reason, d := range plan.ShortPolls {
-		n.st.pollAfter = plan.ShortPolls[reason]
+		n.st.sched.pollAfter = plan.ShortPolls[reason]
 		if got := n.nextWake(); !got.Equal(t0.Add(d)) {
 			t.Errorf("%s: nextWake = %v, want %v", reason, got.Sub(t0), d)
 		}
 	}
-	n.st.pollAfter = 0
-	n.st.releasedAt = t0.Add(-25 * time.Second)
+	n.st.sched.pollAfter = 0
+	n.st.lease.releasedAt = t0.Add(-25 * time.Second)
 	if got := n.nextWake(); !got.Equal(t0.Add(5 * time.Second)) {
 		t.Errorf("released 25s ago at ttl 30: nextWake = %v, want 5s", got.Sub(t0))
 	}
@@ -58,7 +58,7 @@ func TestRenewalWakesLeaseDeadlineWait(t *testing.T) {
 	if n.onRenewal() {
 		t.Error("a renewal with nothing waiting on it ran a cycle")
 	}
-	n.st.cycleOnRenewal = true
+	n.st.sched.cycleOnRenewal = true
 	if !n.onRenewal() {
 		t.Error("a renewal did not wake the lease_deadline wait")
 	}
