@@ -33,7 +33,7 @@ type failsafeState struct {
 	denied      bool      // a round lacked a confirmation (logged once)
 }
 
-// failsafeLeader is the replica side: the primary that last asked us (guarded by Node.fsMu).
+// failsafeLeader is the replica side: the primary that last asked us (guarded by shared.fsMu).
 type failsafeLeader struct {
 	name  string
 	until time.Time

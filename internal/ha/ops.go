@@ -8,11 +8,13 @@ import (
 	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
-// Operator requests (patroni-contract.md §1.6). The REST API calls the exported
-// methods from its own goroutines. Requests that touch postgres (restart,
-// reinitialize) are handed to the HA loop, which alone owns postgres; those
-// that only write the DCS (switchover, config) run in the caller's goroutine
-// against the Store and wake the loop. Every method returns a cluster.OpResult
+// Operator requests (Patroni's api.py do_POST_restart, do_DELETE_restart,
+// do_POST_reinitialize, do_POST_reload). The REST API calls the exported
+// methods of Node from its own goroutines. Requests that touch postgres
+// (restart, reinitialize) are handed to the HA loop, which alone owns postgres
+// and answers them (loop.handleOp); those that only write the DCS (switchover,
+// config) run in the caller's goroutine against the Store and wake the loop
+// (docs/architecture.md, "Goroutines and who owns what"). Every method returns a cluster.OpResult
 // or a *cluster.OpError carrying Patroni's reply text; the REST API maps them
 // to HTTP statuses.
 

@@ -15,8 +15,9 @@ import (
 // for its outcome (Patroni: every second; the cache costs nothing to read).
 const switchoverPoll = 20 * time.Millisecond
 
-// Switchover schedules or performs a switchover (patroni-contract.md §1.6.1
-// steps 6–8): OpInfeasible when it is not feasible, OpStoreFailed when the
+// Switchover schedules or performs a switchover (Patroni's api.py
+// do_POST_failover: is_failover_possible, the failover key, then
+// poll_failover_result): OpInfeasible when it is not feasible, OpStoreFailed when the
 // failover key cannot be written, Scheduled when scheduled, else the outcome
 // seen within 2×max(10, loop_wait) s.
 func (n *Node) Switchover(ctx context.Context, req SwitchoverRequest) (cluster.OpResult, error) {

@@ -8,9 +8,9 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// Dynamic postgres parameters (patroni-contract.md §5.4): a change of
-// postgresql.parameters in the config key (or in the config file, after a
-// reload) rewrites postgres' configuration and reloads it on every node.
+// Dynamic postgres parameters (Patroni's postgresql/config.py reload_config):
+// a change of postgresql.parameters in the config key (or in the config file,
+// after a reload) rewrites postgres' configuration and reloads it on every node.
 // Parameters postgres cannot change without a restart show up as
 // pending_restart in the next observation (pg_settings), as in Patroni.
 

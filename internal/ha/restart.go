@@ -12,7 +12,8 @@ import (
 	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
-// Restarts requested through the API (patroni-contract.md §1.6.2): now, with
+// Restarts requested through the API (Patroni's api.py do_POST_restart, ha.py
+// restart and schedule_future_restart): now, with
 // the caller waiting for postgres to come back, or scheduled, executed by the
 // loop when due and published in the member key as scheduled_restart.
 
