@@ -23,7 +23,7 @@ import (
 // cluster is healthy again once the calls stop.
 func TestNodeOpsConcurrentWithCycles(t *testing.T) {
 	if testing.Short() {
-		t.Skip("plays 15 s of simulated time with concurrent callers")
+		t.Skip("plays at least 15 s of simulated time with concurrent callers")
 	}
 	w := bootstrapped(t)
 	names := slices.Clone(w.names)
@@ -108,9 +108,10 @@ func TestNodeOpsConcurrentWithCycles(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	outcomes := map[string]map[string]int{} // op → outcome kind → count
+	texts := map[string]map[string]string{} // op → outcome kind → the last text
 	var calls atomic.Int64
 	for name := range ops {
-		outcomes[name] = map[string]int{}
+		outcomes[name], texts[name] = map[string]int{}, map[string]string{}
 	}
 	for name, call := range ops {
 		wg.Add(1)
@@ -122,7 +123,7 @@ func TestNodeOpsConcurrentWithCycles(t *testing.T) {
 				cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 				res, err := call(cctx, n, target, i)
 				cancel()
-				kind, _ := opOutcome(res, err)
+				kind, text := opOutcome(res, err)
 				if err != nil && !isOpError(err) {
 					kind = "error"
 					if ctx.Err() == nil && !strings.Contains(err.Error(), "context") {
@@ -131,13 +132,32 @@ func TestNodeOpsConcurrentWithCycles(t *testing.T) {
 				}
 				mu.Lock()
 				outcomes[name][kind]++
+				texts[name][kind] = text
 				mu.Unlock()
 				calls.Add(1)
 				time.Sleep(2 * time.Millisecond) // leave the simulation room to settle between calls
 			}
 		}()
 	}
-	for range 300 { // 15 s of simulated time, HA cycles on every node
+	fewest := func() int { // calls of the least-called operation so far
+		mu.Lock()
+		defer mu.Unlock()
+		least := -1
+		for _, byKind := range outcomes {
+			sum := 0
+			for _, c := range byKind {
+				sum += c
+			}
+			if least < 0 || sum < least {
+				least = sum
+			}
+		}
+		return least
+	}
+	// At least 15 s of simulated time (HA cycles on every node, switchovers,
+	// restarts), and on until every operation has been called 20 times.
+	steps := 0
+	for ; steps < 300 || (fewest() < 20 && steps < 3000); steps++ {
 		w.step(simStep)
 	}
 	stop()
@@ -163,9 +183,9 @@ func TestNodeOpsConcurrentWithCycles(t *testing.T) {
 		if len(outcomes[k]) == 0 {
 			t.Errorf("%s was never called", k)
 		}
-		t.Logf("%-16s %v", k, outcomes[k])
+		t.Logf("%-16s %v %q", k, outcomes[k], texts[k])
 	}
-	t.Logf("%d calls during 15 s of simulated time", calls.Load())
+	t.Logf("%d calls during %v of simulated time", calls.Load(), time.Duration(steps)*simStep)
 }
 
 // isOpError reports whether err is a refusal with Patroni's text (a *cluster.OpError).
