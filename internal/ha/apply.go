@@ -27,8 +27,8 @@ func (l *loop) apply(ctx context.Context, d plan.Decision, o *plan.Observation) 
 	defer func() {
 		l.st.deciding = nil
 		// A long action launched by this decision fires its start callbacks when it ends well.
-		if lx := l.st.long.run; lx != nil && lx != prev {
-			lx.callbacks = hooksFor(d.Callbacks, plan.AfterStart)
+		if run := l.st.long.run; run != nil && run != prev {
+			run.callbacks = hooksFor(d.Callbacks, plan.AfterStart)
 		}
 	}()
 	switch d.Action {

@@ -161,12 +161,12 @@ func (l *loop) holdUntil() time.Time {
 // hold a fresh lease and a cycle-old view, and must not bind the VIP or pat
 // the fence on them.
 func (l *loop) keyLeaseGone() bool {
-	lx := l.st.lease.view.Leader
-	if lx == nil || lx.Name != l.cfg.Name || lx.LeaseID == 0 {
+	key := l.st.lease.view.Leader
+	if key == nil || key.Name != l.cfg.Name || key.LeaseID == 0 {
 		return false
 	}
 	g, ok := l.deps.Store.(interface{ LeaseGone(int64) bool })
-	return ok && g.LeaseGone(lx.LeaseID)
+	return ok && g.LeaseGone(key.LeaseID)
 }
 
 // Failsafe answers a failsafe primary's POST /failsafe (the REST layer has

@@ -87,14 +87,14 @@ func (l *loop) updateHistory(ctx, pgCtx context.Context, o plan.Observation) {
 		l.log.Warn("cannot read the timeline history file; recording the switch without its LSN", "timeline", tl, "err", err)
 		lines = []cluster.HistoryEntry{{Timeline: tl - 1, Reason: "no recovery target specified"}}
 	}
-	for i, lx := range lines {
-		if have[lx.Timeline] {
+	for i, e := range lines {
+		if have[e.Timeline] {
 			continue
 		}
 		if i == len(lines)-1 {
-			lx.Timestamp, lx.NewLeader = now, l.cfg.Name
+			e.Timestamp, e.NewLeader = now, l.cfg.Name
 		}
-		entries = append(entries, lx)
+		entries = append(entries, e)
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Timeline < entries[j].Timeline })
 	if k := o.Config.MaxTimelinesHistory; k > 0 && len(entries) > k {

@@ -187,13 +187,13 @@ func (l *loop) reinitialize(ctx context.Context, req ReinitializeRequest) (clust
 	case o.View.Leader.Name == l.cfg.Name:
 		return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "I am the leader, can not reinitialize")
 	}
-	if lx := l.st.long.run; lx != nil {
+	if run := l.st.long.run; run != nil {
 		if !req.Force {
-			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", lx.kind)
+			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", run.kind)
 		}
 		l.cancelLong()
-		if lx := l.st.long.run; lx != nil {
-			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", lx.kind)
+		if run := l.st.long.run; run != nil {
+			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", run.kind)
 		}
 		o = l.opObservation()
 	}
@@ -216,11 +216,11 @@ func (l *loop) reinitialize(ctx context.Context, req ReinitializeRequest) (clust
 	l.st.deciding = &d
 	l.launchReinit(ctx, o, src)
 	l.st.deciding = nil
-	lx := l.st.long.run
-	if lx == nil || lx.kind != plan.LongReinitialize {
+	run := l.st.long.run
+	if run == nil || run.kind != plan.LongReinitialize {
 		return cluster.OpResult{}, cluster.Refuse(cluster.OpFailed, "reinitialize failed to start (see the pgnoded log)")
 	}
-	lx.callbacks = hooksFor(d.Callbacks, plan.AfterStart)
+	run.callbacks = hooksFor(d.Callbacks, plan.AfterStart)
 	l.st.sched.recycle = true
 	return cluster.Done("reinitialize started"), nil
 }

@@ -95,8 +95,8 @@ func (l *loop) restartNow(ctx context.Context, req RestartRequest, reply chan op
 		l.log.Info("not proceeding with the restart", "reason", why)
 		return cluster.Refuse(cluster.OpUnavailable, "restart conditions are not satisfied")
 	}
-	if lx := l.st.long.run; lx != nil {
-		return cluster.Refusef(cluster.OpUnavailable, "%s already in progress", lx.kind)
+	if run := l.st.long.run; run != nil {
+		return cluster.Refusef(cluster.OpUnavailable, "%s already in progress", run.kind)
 	}
 	pg := l.st.pg.obs
 	asReplica := !l.holdsKey() || pg.Running && pg.Ready && pg.InRecovery
@@ -115,13 +115,13 @@ func (l *loop) restartNow(ctx context.Context, req RestartRequest, reply chan op
 	delete(l.st.long.failedAt, plan.LongStartReplica)
 	role := l.st.role
 	l.launchStartTimeout(ctx, o, asReplica, target, req.Timeout)
-	lx := l.st.long.run
-	if lx == nil {
+	run := l.st.long.run
+	if run == nil {
 		return errRestartFailed
 	}
-	lx.waiter = reply
+	run.waiter = reply
 	// Patroni's restart fires on_restart only (no on_stop, no on_start), with the role it had.
-	lx.callbacks = []plan.PlannedCallback{{Callback: cluster.OnRestart, Role: role, After: plan.AfterStart}}
+	run.callbacks = []plan.PlannedCallback{{Callback: cluster.OnRestart, Role: role, After: plan.AfterStart}}
 	l.st.sched.recycle = true
 	return nil
 }
