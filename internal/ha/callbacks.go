@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"log/slog"
 	"time"
 
@@ -10,23 +11,23 @@ import (
 
 // fire runs the planned callbacks of phase (a nil Hooks runs nothing) and
 // notes that a start/stop/role callback was fired (Patroni's cb_called).
-func (n *Node) fire(cbs []PlannedCallback, phase Phase) {
+func (l *loop) fire(cbs []plan.PlannedCallback, phase plan.Phase) {
 	for _, c := range cbs {
 		if c.After != phase {
 			continue
 		}
 		if c.Callback != cluster.OnReload {
-			n.st.cbCalled = true
+			l.st.cbCalled = true
 		}
-		n.log.Debug("callback", "callback", string(c.Callback), "role", string(c.Role), "after", phase.String())
-		if n.deps.Hooks != nil {
-			n.deps.Hooks.Callback(c.Callback, c.Role)
+		l.log.Debug("callback", "callback", string(c.Callback), "role", string(c.Role), "after", phase.String())
+		if l.deps.Hooks != nil {
+			l.deps.Hooks.Callback(c.Callback, c.Role)
 		}
 	}
 }
 
 // fireFrom runs callbacks from a long action's worker (the loop notes cb_called when it ends).
-func fireFrom(h Hooks, cbs []PlannedCallback) {
+func fireFrom(h Hooks, cbs []plan.PlannedCallback) {
 	if h == nil {
 		return
 	}
@@ -36,8 +37,8 @@ func fireFrom(h Hooks, cbs []PlannedCallback) {
 }
 
 // hooksFor returns the planned callbacks of phase (for a long action to fire when it ends).
-func hooksFor(cbs []PlannedCallback, phase Phase) []PlannedCallback {
-	var out []PlannedCallback
+func hooksFor(cbs []plan.PlannedCallback, phase plan.Phase) []plan.PlannedCallback {
+	var out []plan.PlannedCallback
 	for _, c := range cbs {
 		if c.After == phase {
 			out = append(out, c)
@@ -52,15 +53,15 @@ func hooksFor(cbs []PlannedCallback, phase Phase) []PlannedCallback {
 // stop's deadline (the stop needs the rest); by retry_timeout before an
 // immediate stop (a primary that must stop now: another node holds the key,
 // or it is unfit); else by beforeStopLimit.
-func (n *Node) runBeforeStop(ctx context.Context, mode cluster.StopMode, deadline time.Time) {
+func (l *loop) runBeforeStop(ctx context.Context, mode cluster.StopMode, deadline time.Time) {
 	limit := beforeStopLimit
 	switch {
 	case !deadline.IsZero():
-		limit = max(deadline.Sub(n.now())/2, 0)
+		limit = max(deadline.Sub(l.now())/2, 0)
 	case mode == cluster.StopImmediate:
-		limit = n.st.dyn.RetryTimeoutDuration()
+		limit = l.st.conf.dyn.RetryTimeoutDuration()
 	}
-	runBeforeStop(ctx, n.deps.Hooks, limit, n.log)
+	runBeforeStop(ctx, l.deps.Hooks, limit, l.log)
 }
 
 // beforeStopLimit bounds before_stop when the stop has no deadline of its own

@@ -32,12 +32,12 @@ func (t realTimer) Reset(d time.Duration) { t.t.Reset(d) }
 
 // sleep waits d on the loop's clock, or until done closes; it reports whether
 // d elapsed. A fired timer counts as a handled event for the simulation.
-func (n *Node) sleep(d time.Duration, done <-chan struct{}) bool {
-	t := n.clock.NewTimer(d)
+func (l *loop) sleep(d time.Duration, done <-chan struct{}) bool {
+	t := l.clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C():
-		n.eventDone()
+		l.eventDone()
 		return true
 	case <-done:
 		return false

@@ -33,7 +33,7 @@ type failsafeState struct {
 	denied      bool      // a round lacked a confirmation (logged once)
 }
 
-// failsafeLeader is the replica side: the primary that last asked us (guarded by Node.fsMu).
+// failsafeLeader is the replica side: the primary that last asked us (guarded by shared.fsMu).
 type failsafeLeader struct {
 	name  string
 	until time.Time
@@ -46,54 +46,54 @@ func failsafeTimeout(cfg cluster.DynamicConfig) time.Duration {
 }
 
 // failsafeFacts are the loop's failsafe state as the rules read it (plan.NextFailsafe).
-func (n *Node) failsafeFacts() plan.FailsafeFacts {
-	fs := n.st.fs
+func (l *loop) failsafeFacts() plan.FailsafeFacts {
+	fs := l.st.lease.fs
 	return plan.FailsafeFacts{Engaged: fs.engaged, Confirmed: fs.confirmed, ConfirmedAt: fs.confirmedAt,
-		LastRound: fs.lastRound, DCSFailing: n.st.dcsFailing, LeaseOverdueAt: n.leaseOverdueAt()}
+		LastRound: fs.lastRound, DCSFailing: l.st.lease.dcsFailing, LeaseOverdueAt: l.leaseOverdueAt()}
 }
 
 // failsafeStep plans the failsafe step for o now (plan.NextFailsafe) and applies it.
-func (n *Node) failsafeStep(ctx context.Context, o *Observation) {
-	o.Failsafe = n.failsafeFacts()
+func (l *loop) failsafeStep(ctx context.Context, o *plan.Observation) {
+	o.Failsafe = l.failsafeFacts()
 	step, why := plan.NextFailsafe(*o)
-	n.applyFailsafe(ctx, step, why, o)
+	l.applyFailsafe(ctx, step, why, o)
 }
 
 // applyFailsafe carries out a failsafe step: leave failsafe mode, or (enter it
 // and) ask every member of the failsafe key; the state goes into o.
-func (n *Node) applyFailsafe(ctx context.Context, step plan.FailsafeStep, why string, o *Observation) {
-	fs := &n.st.fs
+func (l *loop) applyFailsafe(ctx context.Context, step plan.FailsafeStep, why string, o *plan.Observation) {
+	fs := &l.st.lease.fs
 	switch step {
 	case plan.FailsafeExit:
-		n.log.Info("failsafe mode exit", "reason", why, "was_confirmed", fs.confirmed)
+		l.log.Info("failsafe mode exit", "reason", why, "was_confirmed", fs.confirmed)
 		*fs = failsafeState{}
 	case plan.FailsafeRound:
 		if !fs.engaged {
 			fs.engaged = true
-			n.log.Warn("failsafe mode entry: DCS is not accessible (lease renewal failed or overdue), asking every member to confirm this primary",
-				"members", len(o.View.Failsafe), "dcs_failed", n.st.dcsFailing, "lease_valid_until", o.LeaseValidUntil)
+			l.log.Warn("failsafe mode entry: DCS is not accessible (lease renewal failed or overdue), asking every member to confirm this primary",
+				"members", len(o.View.Failsafe), "dcs_failed", l.st.lease.dcsFailing, "lease_valid_until", o.LeaseValidUntil)
 		}
-		start := n.now()
-		ok, missing := n.failsafeRound(ctx, o.View.Failsafe)
+		start := l.now()
+		ok, missing := l.failsafeRound(ctx, o.View.Failsafe)
 		fs.lastRound = start
 		switch {
 		case ok:
 			if !fs.confirmed {
-				n.log.Info("failsafe mode active: every member confirmed this primary")
+				l.log.Info("failsafe mode active: every member confirmed this primary")
 			}
 			fs.confirmed, fs.confirmedAt = true, start
 			// Pat the fence now: the DCS calls of this cycle may block past the lease's deadline.
-			n.reconcileFence()
+			l.reconcileFence()
 		default:
 			if fs.confirmed || !fs.denied {
-				n.log.Warn("failsafe mode: not every member confirmed this primary; it may not stay primary without the DCS",
+				l.log.Warn("failsafe mode: not every member confirmed this primary; it may not stay primary without the DCS",
 					"missing", missing)
 			}
 			fs.confirmed, fs.denied = false, true
 		}
-		o.Now = n.now()
+		o.Now = l.now()
 	}
-	o.Failsafe = n.failsafeFacts()
+	o.Failsafe = l.failsafeFacts()
 	o.FailsafeConfirmed, o.FailsafeUntil = fs.confirmed, time.Time{}
 	if fs.confirmed {
 		o.FailsafeUntil = fs.confirmedAt.Add(o.Config.TTLDuration())
@@ -102,30 +102,30 @@ func (n *Node) applyFailsafe(ctx context.Context, step plan.FailsafeStep, why st
 
 // failsafeRound asks every other member of the failsafe key; true when all accept.
 // An absent key confirms nothing; a key naming only us confirms (single-node cluster).
-func (n *Node) failsafeRound(ctx context.Context, key map[string]string) (bool, []string) {
+func (l *loop) failsafeRound(ctx context.Context, key map[string]string) (bool, []string) {
 	if len(key) == 0 {
 		return false, []string{"(failsafe key unknown)"}
 	}
 	targets := make(map[string]string, len(key))
 	for name, url := range key {
-		if name != n.cfg.Name {
+		if name != l.cfg.Name {
 			targets[name] = url
 		}
 	}
 	if len(targets) == 0 {
 		return true, nil
 	}
-	asker, ok := n.deps.Peers.(FailsafeAsker)
+	asker, ok := l.deps.Peers.(FailsafeAsker)
 	if !ok {
 		return false, []string{"(peers cannot be asked)"}
 	}
-	rctx, cancel := shortCtx(ctx, 2*failsafeTimeout(n.st.dyn)+time.Second)
+	rctx, cancel := shortCtx(ctx, 2*failsafeTimeout(l.st.conf.dyn)+time.Second)
 	defer cancel()
 	qctx, qcancel := shortCtx(rctx, 500*time.Millisecond) // the round must not wait on postgres
-	req := FailsafeRequest{Name: n.cfg.Name, ConnURL: n.cfg.ConnURL, APIURL: n.cfg.APIURL,
-		Slots: n.permanentSlotPositions(qctx, n.st.dyn)}
+	req := FailsafeRequest{Name: l.cfg.Name, ConnURL: l.cfg.ConnURL, APIURL: l.cfg.APIURL,
+		Slots: l.permanentSlotPositions(qctx, l.st.conf.dyn)}
 	qcancel()
-	got := asker.AskFailsafe(rctx, req, targets, failsafeTimeout(n.st.dyn))
+	got := asker.AskFailsafe(rctx, req, targets, failsafeTimeout(l.st.conf.dyn))
 	var missing []string
 	for name := range targets {
 		if !got[name] {
@@ -137,19 +137,19 @@ func (n *Node) failsafeRound(ctx context.Context, key map[string]string) (bool, 
 }
 
 // leaseOverdueAt is when the next lease renewal is overdue (plan.LeaseOverdueAt).
-func (n *Node) leaseOverdueAt() time.Time {
-	return plan.LeaseOverdueAt(n.deps.Store.LeaseValidUntil(), n.st.dyn)
+func (l *loop) leaseOverdueAt() time.Time {
+	return plan.LeaseOverdueAt(l.deps.Store.LeaseValidUntil(), l.st.conf.dyn)
 }
 
 // holdUntil is the loop's hold on leadership: the lease, extended by a fresh
 // failsafe confirmation (confirmed_at + ttl) while the DCS is lost.
-func (n *Node) holdUntil() time.Time {
-	h := n.deps.Store.LeaseValidUntil()
-	if n.keyLeaseGone() {
+func (l *loop) holdUntil() time.Time {
+	h := l.deps.Store.LeaseValidUntil()
+	if l.keyLeaseGone() {
 		h = time.Time{} // whatever lease the Store holds now, the key went with the old one
 	}
-	if fs := n.st.fs; fs.engaged && fs.confirmed {
-		if u := fs.confirmedAt.Add(n.st.dyn.TTLDuration()); u.After(h) {
+	if fs := l.st.lease.fs; fs.engaged && fs.confirmed {
+		if u := fs.confirmedAt.Add(l.st.conf.dyn.TTLDuration()); u.After(h) {
 			h = u
 		}
 	}
@@ -160,13 +160,13 @@ func (n *Node) holdUntil() time.Time {
 // lease etcd has since reported expired: a pgnoded waking from a freeze may
 // hold a fresh lease and a cycle-old view, and must not bind the VIP or pat
 // the fence on them.
-func (n *Node) keyLeaseGone() bool {
-	l := n.st.view.Leader
-	if l == nil || l.Name != n.cfg.Name || l.LeaseID == 0 {
+func (l *loop) keyLeaseGone() bool {
+	key := l.st.lease.view.Leader
+	if key == nil || key.Name != l.cfg.Name || key.LeaseID == 0 {
 		return false
 	}
-	g, ok := n.deps.Store.(interface{ LeaseGone(int64) bool })
-	return ok && g.LeaseGone(l.LeaseID)
+	g, ok := l.deps.Store.(interface{ LeaseGone(int64) bool })
+	return ok && g.LeaseGone(key.LeaseID)
 }
 
 // Failsafe answers a failsafe primary's POST /failsafe (the REST layer has
@@ -185,20 +185,20 @@ func (n *Node) Failsafe(_ context.Context, req FailsafeRequest) (cluster.OpResul
 }
 
 // failsafeLeaderNow is the member that asked us with POST /failsafe less than ttl ago, or "".
-func (n *Node) failsafeLeaderNow(now time.Time) string {
-	n.fsMu.Lock()
-	defer n.fsMu.Unlock()
-	if n.fsLeader.name != "" && now.Before(n.fsLeader.until) {
-		return n.fsLeader.name
+func (sh *shared) failsafeLeaderNow(now time.Time) string {
+	sh.fsMu.Lock()
+	defer sh.fsMu.Unlock()
+	if sh.fsLeader.name != "" && now.Before(sh.fsLeader.until) {
+		return sh.fsLeader.name
 	}
 	return ""
 }
 
 // failsafeActive is Snapshot.FailsafeActive: a primary kept by failsafe, or a
 // replica that a failsafe primary asked less than ttl ago.
-func (n *Node) failsafeActive() bool {
-	if fs := n.st.fs; fs.engaged && fs.confirmed {
+func (l *loop) failsafeActive() bool {
+	if fs := l.st.lease.fs; fs.engaged && fs.confirmed {
 		return true
 	}
-	return n.failsafeLeaderNow(n.now()) != ""
+	return l.failsafeLeaderNow(l.now()) != ""
 }

@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 
 // dcsDown is pg1 as primary after the DCS went away: the lease ran out (t0+30s)
 // and the view is stale.
-func dcsDown(o *Observation) {
+func dcsDown(o *plan.Observation) {
 	o.Now = t0.Add(40 * time.Second)
 	o.DCSOK = false
 	o.Config.FailsafeMode = true
@@ -42,13 +43,13 @@ func (f *fakeAsker) AskFailsafe(_ context.Context, req FailsafeRequest, targets 
 	return out
 }
 
-func failsafeNode(t *testing.T, peers Peers) (*Node, *fakeClockNow) {
+func failsafeNode(t *testing.T, peers Peers) (*loop, *fakeClockNow) {
 	t.Helper()
 	clk := &fakeClockNow{t: t0}
-	n := New(Config{Name: "pg1", APIURL: "http://pg1:8008/patroni", ConnURL: "postgres://pg1:5432/postgres",
+	n := newLoop(Config{Name: "pg1", APIURL: "http://pg1:8008/patroni", ConnURL: "postgres://pg1:5432/postgres",
 		Now: clk.now}, Deps{Peers: peers, Store: &leaseOnly{until: t0.Add(30 * time.Second)}})
-	n.st.dyn = cluster.DefaultDynamicConfig()
-	n.st.dyn.FailsafeMode = true
+	n.st.conf.dyn = cluster.DefaultDynamicConfig()
+	n.st.conf.dyn.FailsafeMode = true
 	return n, clk
 }
 
@@ -67,10 +68,10 @@ func (l *leaseOnly) LeaseValidUntil() time.Time { return l.until }
 func TestFailsafeStep(t *testing.T) {
 	asker := &fakeAsker{accept: map[string]bool{"pg2": true, "pg3": true}}
 	n, clk := failsafeNode(t, asker)
-	obs := func(mods ...fx) Observation {
-		o := newObs(append([]fx{iLead, func(o *Observation) {
+	obs := func(mods ...fx) plan.Observation {
+		o := newObs(append([]fx{iLead, func(o *plan.Observation) {
 			o.Now = clk.t
-			o.Config = n.st.dyn
+			o.Config = n.st.conf.dyn
 			o.View.Failsafe = map[string]string{"pg1": "u1", "pg2": "u2", "pg3": "u3"}
 		}}, mods...)...)
 		return o
@@ -78,11 +79,11 @@ func TestFailsafeStep(t *testing.T) {
 	// DCS fine: nothing asked.
 	o := obs()
 	n.failsafeStep(context.Background(), &o)
-	if asker.calls.Load() != 0 || o.FailsafeConfirmed || n.st.fs.engaged {
+	if asker.calls.Load() != 0 || o.FailsafeConfirmed || n.st.lease.fs.engaged {
 		t.Fatalf("failsafe engaged with a healthy DCS")
 	}
 	// A failed renewal: the first round confirms; until = round start + ttl.
-	n.st.dcsFailing = true
+	n.st.lease.dcsFailing = true
 	clk.t = t0.Add(5 * time.Second)
 	o = obs()
 	n.failsafeStep(context.Background(), &o)
@@ -111,27 +112,27 @@ func TestFailsafeStep(t *testing.T) {
 		t.Fatalf("round without pg3 still confirmed")
 	}
 	// A renewal overdue (ttl/4 + 1s after the last one) engages failsafe even before the call fails.
-	n.st.dcsFailing = false
-	n.st.fs = failsafeState{}
+	n.st.lease.dcsFailing = false
+	n.st.lease.fs = failsafeState{}
 	asker.accept["pg3"] = true
 	clk.t = t0.Add(8*time.Second + 600*time.Millisecond)
 	o = obs()
 	n.failsafeStep(context.Background(), &o)
-	if !n.st.fs.engaged || !o.FailsafeConfirmed {
+	if !n.st.lease.fs.engaged || !o.FailsafeConfirmed {
 		t.Fatalf("overdue renewal did not engage failsafe")
 	}
 	// DCS back (renewed): exit.
 	n.deps.Store.(*leaseOnly).until = clk.t.Add(30 * time.Second)
 	o = obs()
 	n.failsafeStep(context.Background(), &o)
-	if n.st.fs.engaged {
+	if n.st.lease.fs.engaged {
 		t.Fatalf("still engaged with the DCS back")
 	}
 	// failsafe_mode off: never engaged.
-	n.st.dcsFailing = true
+	n.st.lease.dcsFailing = true
 	o = obs(cfg(func(c *cluster.DynamicConfig) { c.FailsafeMode = false }))
 	n.failsafeStep(context.Background(), &o)
-	if n.st.fs.engaged {
+	if n.st.lease.fs.engaged {
 		t.Fatalf("engaged with failsafe_mode off")
 	}
 }
@@ -156,11 +157,11 @@ func TestFailsafeRoundKeys(t *testing.T) {
 
 func TestFailsafeReplicaSide(t *testing.T) {
 	n, clk := failsafeNode(t, fakePeersNone{})
-	s := *n.Snapshot()
+	s := *faceOf(n).Snapshot()
 	s.TTL = 30 * time.Second
 	s.Role, s.PG = cluster.RoleReplica, cluster.PGObservation{Running: true, Ready: true, InRecovery: true}
 	n.snap.Store(&s)
-	if kind, text := opOutcome(n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2"})); kind != "done" || text != "Accepted" {
+	if kind, text := opOutcome(faceOf(n).Failsafe(context.Background(), FailsafeRequest{Name: "pg2"})); kind != "done" || text != "Accepted" {
 		t.Fatalf("replica answered %s %q", kind, text)
 	}
 	if got := n.failsafeLeaderNow(clk.t.Add(29 * time.Second)); got != "pg2" {
@@ -172,7 +173,7 @@ func TestFailsafeReplicaSide(t *testing.T) {
 	p := s
 	p.Role, p.PG.InRecovery = cluster.RolePrimary, false
 	n.snap.Store(&p)
-	if kind, text := opOutcome(n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2"})); kind != "conflict" ||
+	if kind, text := opOutcome(faceOf(n).Failsafe(context.Background(), FailsafeRequest{Name: "pg2"})); kind != "conflict" ||
 		text != "Running as a leader" {
 		t.Fatalf("primary answered %s %q", kind, text)
 	}
@@ -190,7 +191,7 @@ func TestHoldUntilIsZeroOnceTheKeysLeaseIsGone(t *testing.T) {
 	n, _ := failsafeNode(t, fakePeersNone{})
 	st := &goneStore{leaseOnly: leaseOnly{until: t0.Add(30 * time.Second)}}
 	n.deps.Store = st
-	n.st.view.Leader = &cluster.LeaderKey{Name: "pg1", LeaseID: 7}
+	n.st.lease.view.Leader = &cluster.LeaderKey{Name: "pg1", LeaseID: 7}
 	if !n.holdUntil().Equal(t0.Add(30 * time.Second)) {
 		t.Fatalf("hold with the key's lease alive = %v", n.holdUntil())
 	}
@@ -199,14 +200,14 @@ func TestHoldUntilIsZeroOnceTheKeysLeaseIsGone(t *testing.T) {
 	if h := n.holdUntil(); !h.IsZero() {
 		t.Errorf("hold after the key's lease was reported gone = %v, want zero", h)
 	}
-	if n.recheckKey(); !n.st.lockLost || n.holdsKey() {
-		t.Errorf("recheckKey kept the key whose lease is gone (lockLost %v)", n.st.lockLost)
+	if n.recheckKey(); !n.st.lease.lockLost || n.holdsKey() {
+		t.Errorf("recheckKey kept the key whose lease is gone (lockLost %v)", n.st.lease.lockLost)
 	}
-	n.st.lockLost = false
+	n.st.lease.lockLost = false
 	// A fresh failsafe confirmation still holds (etcd back, the key about to
 	// be taken again); the loop's clock decides whether it is fresh.
-	n.st.fs = failsafeState{engaged: true, confirmed: true, confirmedAt: t0}
-	if h := n.holdUntil(); !h.Equal(t0.Add(n.st.dyn.TTLDuration())) {
+	n.st.lease.fs = failsafeState{engaged: true, confirmed: true, confirmedAt: t0}
+	if h := n.holdUntil(); !h.Equal(t0.Add(n.st.conf.dyn.TTLDuration())) {
 		t.Errorf("hold with a failsafe confirmation at t0 = %v, want t0+ttl", h)
 	}
 }

@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -29,12 +30,12 @@ func defaultMembers() map[string]cluster.Member {
 	}
 }
 
-type fx func(*Observation)
+type fx func(*plan.Observation)
 
-func newObs(mods ...fx) Observation {
+func newObs(mods ...fx) plan.Observation {
 	cfg := cluster.DefaultDynamicConfig()
-	o := Observation{
-		Now: t0, Name: "pg1", Tags: ParseTags(nil), Config: cfg, HasBootstrapConfig: true,
+	o := plan.Observation{
+		Now: t0, Name: "pg1", Tags: plan.ParseTags(nil), Config: cfg, HasBootstrapConfig: true,
 		View: cluster.View{
 			Leader: &cluster.LeaderKey{Name: "pg2"}, Members: defaultMembers(), Initialize: str(testSysID),
 			Status: &cluster.StatusKey{Optime: 1000}, ReadAt: t0,
@@ -42,9 +43,9 @@ func newObs(mods ...fx) Observation {
 		DCSOK: true, LeaseValidUntil: t0.Add(30 * time.Second),
 		PG: cluster.PGObservation{State: cluster.StateRunning, Running: true, Ready: true, InRecovery: true,
 			Timeline: 1, ReceivedLSN: 1000, ReplayedLSN: 1000, Streaming: true, SystemID: testSysID},
-		Data: DataDir{Control: &cluster.ControlData{SystemID: testSysID, ClusterState: "in archive recovery",
+		Data: plan.DataDir{Control: &cluster.ControlData{SystemID: testSysID, ClusterState: "in archive recovery",
 			TimelineID: 1, CheckpointLSN: 900, WALLogHints: true}},
-		Upstream: Upstream{Known: true, Name: "pg2", ConnURL: "postgres://10.0.0.2:5432/postgres"},
+		Upstream: plan.Upstream{Known: true, Name: "pg2", ConnURL: "postgres://10.0.0.2:5432/postgres"},
 	}
 	for _, m := range mods {
 		m(&o)
@@ -53,7 +54,7 @@ func newObs(mods ...fx) Observation {
 }
 
 func leader(name string) fx {
-	return func(o *Observation) {
+	return func(o *plan.Observation) {
 		if name == "" {
 			o.View.Leader = nil
 			return
@@ -63,7 +64,7 @@ func leader(name string) fx {
 }
 
 // iLead makes pg1 the leader running as a primary, pg2 and pg3 replicas streaming from it.
-func iLead(o *Observation) {
+func iLead(o *plan.Observation) {
 	o.View.Leader = &cluster.LeaderKey{Name: "pg1"}
 	primary(o)
 	o.PG.Replication = []cluster.ReplicationRow{
@@ -74,14 +75,14 @@ func iLead(o *Observation) {
 	setMember("pg2", func(m *cluster.Member) { m.Role = "replica" })(o)
 }
 
-func primary(o *Observation) {
+func primary(o *plan.Observation) {
 	o.PG.InRecovery, o.PG.Streaming = false, false
 	o.PG.CurrentLSN, o.PG.ReceivedLSN, o.PG.ReplayedLSN = 1000, 0, 0
 	o.Data.Control.ClusterState = "in production"
 }
 
 func pgDown(state string) fx {
-	return func(o *Observation) {
+	return func(o *plan.Observation) {
 		o.PG = cluster.PGObservation{State: cluster.StateStopped}
 		o.Data.Control.ClusterState = state
 		o.PGDownSince = o.Now
@@ -89,7 +90,7 @@ func pgDown(state string) fx {
 }
 
 func setMember(name string, mods ...func(*cluster.Member)) fx {
-	return func(o *Observation) {
+	return func(o *plan.Observation) {
 		m := o.View.Members[name]
 		for _, f := range mods {
 			f(&m)
@@ -98,15 +99,15 @@ func setMember(name string, mods ...func(*cluster.Member)) fx {
 	}
 }
 
-func dropMember(name string) fx { return func(o *Observation) { delete(o.View.Members, name) } }
+func dropMember(name string) fx { return func(o *plan.Observation) { delete(o.View.Members, name) } }
 
-func tags(m map[string]any) fx { return func(o *Observation) { o.Tags = ParseTags(m) } }
+func tags(m map[string]any) fx { return func(o *plan.Observation) { o.Tags = plan.ParseTags(m) } }
 
 func memberTags(name string, t map[string]any) fx {
 	return setMember(name, func(m *cluster.Member) { m.Tags = t })
 }
 
-func cfg(f func(*cluster.DynamicConfig)) fx { return func(o *Observation) { f(&o.Config) } }
+func cfg(f func(*cluster.DynamicConfig)) fx { return func(o *plan.Observation) { f(&o.Config) } }
 func peer(name string, wal cluster.LSN) PeerStatus {
 	return PeerStatus{Name: name, Reachable: true, Role: "replica", WALPosition: wal, Timeline: 1, FailoverPriority: 1}
 }

@@ -33,15 +33,15 @@ func TestConnInfo(t *testing.T) {
 }
 
 func TestTags(t *testing.T) {
-	tg := ParseTags(map[string]any{"nofailover": "off", "failover_priority": "2", "clonefrom": "yes", "replicatefrom": "pg2"})
+	tg := plan.ParseTags(map[string]any{"nofailover": "off", "failover_priority": "2", "clonefrom": "yes", "replicatefrom": "pg2"})
 	if tg.NoFailover || !tg.NoFailoverSet || tg.FailoverPriority != 2 || !tg.CloneFrom || tg.ReplicateFrom != "pg2" {
 		t.Errorf("parsed %+v", tg)
 	}
-	eff := EffectiveTags(map[string]any{"nofailover": false, "clonefrom": true, "noloadbalance": "off", "dc": "a"})
+	eff := plan.EffectiveTags(map[string]any{"nofailover": false, "clonefrom": true, "noloadbalance": "off", "dc": "a"})
 	if !reflect.DeepEqual(eff, map[string]any{"clonefrom": true, "dc": "a"}) {
 		t.Errorf("effective tags %v", eff)
 	}
-	if EffectiveTags(map[string]any{"nosync": false}) != nil {
+	if plan.EffectiveTags(map[string]any{"nosync": false}) != nil {
 		t.Error("all-falsy tags should publish nothing")
 	}
 }
@@ -88,7 +88,7 @@ func TestNewAndRunValidation(t *testing.T) {
 }
 
 func TestBootstrapConfigJSONFillsPatroniDefaults(t *testing.T) {
-	n := New(Config{Name: "pg1", Scope: "s", BootstrapDCS: map[string]any{"ttl": 20, "failsafe_mode": true}}, Deps{})
+	n := newLoop(Config{Name: "pg1", Scope: "s", BootstrapDCS: map[string]any{"ttl": 20, "failsafe_mode": true}}, Deps{})
 	c, err := cluster.ParseDynamicConfig(n.bootstrapConfigJSON())
 	if err != nil {
 		t.Fatal(err)
@@ -121,3 +121,17 @@ func cfgOutcome(doc []byte, err error) (kind string, body []byte) {
 	kind, text := opOutcome(cluster.OpResult{}, err)
 	return kind, []byte(text)
 }
+
+// loopOf is the loop of a Node that is not running (tests drive its methods directly).
+func loopOf(n *Node) *loop {
+	l := <-n.idle
+	n.idle <- l
+	return l
+}
+
+// newLoop is New's loop, for tests that drive the loop's methods directly.
+func newLoop(cfg Config, deps Deps) *loop { return loopOf(New(cfg, deps)) }
+
+// faceOf is a public face over l's shared parts, for tests that mix the
+// loop's methods with Node's (it has no loop of its own: never Run it).
+func faceOf(l *loop) *Node { return &Node{shared: l.shared, idle: make(chan *loop, 1)} }

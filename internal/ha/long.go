@@ -17,22 +17,22 @@ import (
 // Observation.Long, and can cancel them. Workers only call the deps with
 // values captured at launch; they report back through longRun.result.
 
-func (n *Node) launch(ctx context.Context, kind LongKind, asReplica *bool, fn func(context.Context) longResult) {
-	if at, ok := n.st.longFailedAt[kind]; ok && n.now().Sub(at) < n.st.dyn.LoopWaitDuration() {
-		n.st.action = fmt.Sprintf("backing off: the last %s failed less than loop_wait ago", kind)
-		n.log.Debug(n.st.action)
+func (l *loop) launch(ctx context.Context, kind plan.LongKind, asReplica *bool, fn func(context.Context) longResult) {
+	if at, ok := l.st.long.failedAt[kind]; ok && l.now().Sub(at) < l.st.conf.dyn.LoopWaitDuration() {
+		l.st.action = fmt.Sprintf("backing off: the last %s failed less than loop_wait ago", kind)
+		l.log.Debug(l.st.action)
 		return
 	}
 	lctx, cancel := context.WithCancel(ctx)
-	lr := &longRun{kind: kind, since: n.now(), cancel: cancel, result: make(chan longResult, 1), done: make(chan struct{})}
-	n.st.long = lr
+	lr := &longRun{kind: kind, since: l.now(), cancel: cancel, result: make(chan longResult, 1), done: make(chan struct{})}
+	l.st.long.run = lr
 	if asReplica != nil {
-		n.st.roleKnown, n.st.inRecovery = true, *asReplica
+		l.st.pg.roleKnown, l.st.pg.inRecovery = true, *asReplica
 	}
-	if n.hooks.longStarted != nil {
-		n.hooks.longStarted()
+	if l.hooks.longStarted != nil {
+		l.hooks.longStarted()
 	}
-	n.log.Info("long action started", "kind", kind.String())
+	l.log.Info("long action started", "kind", kind.String())
 	go func() {
 		defer close(lr.done)
 		res := fn(lctx)
@@ -42,30 +42,30 @@ func (n *Node) launch(ctx context.Context, kind LongKind, asReplica *bool, fn fu
 }
 
 // finishLong takes a long action's result into the loop state.
-func (n *Node) finishLong(res longResult) {
-	lr := n.st.long
-	n.st.long = nil
-	if n.hooks.longFinished != nil {
-		n.hooks.longFinished()
+func (l *loop) finishLong(res longResult) {
+	lr := l.st.long.run
+	l.st.long.run = nil
+	if l.hooks.longFinished != nil {
+		l.hooks.longFinished()
 	}
 	if lr != nil {
 		lr.cancel()
 	}
 	if res.upstream != nil {
-		n.st.upstream = *res.upstream
+		l.st.pg.upstream = *res.upstream
 	}
 	if res.startedAs != nil {
-		n.st.roleKnown, n.st.inRecovery = true, *res.startedAs
+		l.st.pg.roleKnown, l.st.pg.inRecovery = true, *res.startedAs
 	}
 	if res.sysid != "" {
-		n.st.sysid = res.sysid
+		l.st.pg.sysid = res.sysid
 	}
-	if res.kind == LongPrePromote {
-		n.st.prePromote = res.prePromote
-		n.st.recycle = true
+	if res.kind == plan.LongPrePromote {
+		l.st.long.prePromote = res.prePromote
+		l.st.sched.recycle = true
 	}
 	if lr != nil && res.err == nil {
-		n.fire(lr.callbacks, AfterStart)
+		l.fire(lr.callbacks, plan.AfterStart)
 	}
 	if lr != nil && lr.waiter != nil {
 		if res.err == nil {
@@ -75,88 +75,88 @@ func (n *Node) finishLong(res longResult) {
 		}
 	}
 	if res.err == nil {
-		delete(n.st.longFailedAt, res.kind)
-		n.log.Info("long action finished", "kind", res.kind.String())
+		delete(l.st.long.failedAt, res.kind)
+		l.log.Info("long action finished", "kind", res.kind.String())
 		return
 	}
-	if n.st.longFailedAt == nil {
-		n.st.longFailedAt = map[LongKind]time.Time{}
+	if l.st.long.failedAt == nil {
+		l.st.long.failedAt = map[plan.LongKind]time.Time{}
 	}
-	n.st.longFailedAt[res.kind] = n.now()
+	l.st.long.failedAt[res.kind] = l.now()
 	cancelled := lr != nil && lr.cancelled && errors.Is(res.err, context.Canceled)
-	n.log.Error("long action failed", "kind", res.kind.String(), "cancelled", cancelled, "err", res.err)
+	l.log.Error("long action failed", "kind", res.kind.String(), "cancelled", cancelled, "err", res.err)
 	switch res.kind {
-	case LongBootstrap:
+	case plan.LongBootstrap:
 		if !cancelled {
-			n.st.fatal = fmt.Errorf("%w: bootstrap failed (initialize key removed, data directory wiped): %v", ErrFatal, res.err)
+			l.st.fatal = fmt.Errorf("%w: bootstrap failed (initialize key removed, data directory wiped): %v", ErrFatal, res.err)
 		}
-	case LongStartPrimary, LongStartReplica:
-		n.st.lastStartFailed = true
-	case LongRewind:
+	case plan.LongStartPrimary, plan.LongStartReplica:
+		l.st.pg.lastStartFailed = true
+	case plan.LongRewind:
 		if res.rewindFailed {
-			n.st.rewindFailed, n.st.rewindLeader = true, res.leader
+			l.st.pg.rewindFailed, l.st.pg.rewindLeader = true, res.leader
 		}
 	}
 }
 
 // cancelLong cancels the running long action and waits (bounded) for it to report.
-func (n *Node) cancelLong() {
-	lr := n.st.long
+func (l *loop) cancelLong() {
+	lr := l.st.long.run
 	if lr == nil {
 		return
 	}
 	lr.cancel()
 	lr.cancelled = true
-	t := time.NewTimer(max(n.st.dyn.RetryTimeoutDuration(), time.Second))
+	t := time.NewTimer(max(l.st.conf.dyn.RetryTimeoutDuration(), time.Second))
 	defer t.Stop()
 	select {
 	case res := <-lr.result:
-		n.finishLong(res)
+		l.finishLong(res)
 	case <-t.C:
-		n.log.Warn("long action did not stop in time after cancel", "kind", lr.kind.String())
+		l.log.Warn("long action did not stop in time after cancel", "kind", lr.kind.String())
 	}
 }
 
 // stopLong ends the running long action when Run returns (it owns the goroutine).
-func (n *Node) stopLong() {
-	lr := n.st.long
+func (l *loop) stopLong() {
+	lr := l.st.long.run
 	if lr == nil {
 		return
 	}
 	lr.cancel()
 	lr.cancelled = true
 	<-lr.done
-	n.finishLong(<-lr.result)
+	l.finishLong(<-lr.result)
 }
 
 // bootstrap wins the initialize race, takes the leader key, then initdb and
 // start as primary in the background; the fence is armed before postgres exists.
-func (n *Node) bootstrap(ctx context.Context, o Observation) {
-	octx, cancel := n.opCtx(ctx)
+func (l *loop) bootstrap(ctx context.Context, o plan.Observation) {
+	octx, cancel := l.opCtx(ctx)
 	defer cancel()
-	won, err := n.deps.Store.AttemptInitialize(octx)
+	won, err := l.deps.Store.AttemptInitialize(octx)
 	if err != nil || !won {
-		n.st.action = "failed to acquire initialize lock"
-		n.log.Info(n.st.action, "err", err)
+		l.st.action = "failed to acquire initialize lock"
+		l.log.Info(l.st.action, "err", err)
 		return
 	}
-	if ok, err := n.deps.Store.AcquireLeader(octx); err != nil || !ok {
-		n.log.Warn("won the initialize race but not the leader key; giving up the bootstrap", "err", err)
-		if err := n.deps.Store.CancelInitialize(octx); err != nil {
-			n.log.Warn("cannot cancel the initialize key", "err", err)
+	if ok, err := l.deps.Store.AcquireLeader(octx); err != nil || !ok {
+		l.log.Warn("won the initialize race but not the leader key; giving up the bootstrap", "err", err)
+		if err := l.deps.Store.CancelInitialize(octx); err != nil {
+			l.log.Warn("cannot cancel the initialize key", "err", err)
 		}
 		return
 	}
-	n.st.view.Leader = &cluster.LeaderKey{Name: n.cfg.Name}
-	n.st.fenceWant = true
-	n.armFence()
-	opts := n.primaryOpts(o.Config)
-	n.noteParams(opts)
-	rawCfg := n.bootstrapConfigJSON()
-	creds := n.cfg.Credentials
-	pg, store := n.deps.Postgres, n.deps.Store
+	l.st.lease.view.Leader = &cluster.LeaderKey{Name: l.cfg.Name}
+	l.st.fence.want = true
+	l.armFence()
+	opts := l.primaryOpts(o.Config)
+	l.noteParams(opts)
+	rawCfg := l.bootstrapConfigJSON()
+	creds := l.cfg.Credentials
+	pg, store := l.deps.Postgres, l.deps.Store
 	primary := false
-	n.launch(ctx, LongBootstrap, &primary, func(ctx context.Context) longResult {
+	l.launch(ctx, plan.LongBootstrap, &primary, func(ctx context.Context) longResult {
 		fail := func(step string, err error) longResult {
 			// Undo everything so that another node (or this one, restarted) can bootstrap cleanly.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -192,50 +192,50 @@ func (n *Node) bootstrap(ctx context.Context, o Observation) {
 }
 
 // bootstrapConfigJSON is bootstrap.dcs with Patroni's timing defaults filled in.
-func (n *Node) bootstrapConfigJSON() []byte {
+func (l *loop) bootstrapConfigJSON() []byte {
 	m := map[string]any{
 		"ttl": cluster.DefaultTTL, "loop_wait": cluster.DefaultLoopWait, "retry_timeout": cluster.DefaultRetryTimeout,
 		"maximum_lag_on_failover": cluster.DefaultMaximumLagOnFailover,
 	}
-	for k, v := range n.cfg.BootstrapDCS {
+	for k, v := range l.cfg.BootstrapDCS {
 		m[k] = v
 	}
 	b, err := json.Marshal(m)
 	if err != nil { // bootstrap.dcs came from YAML/JSON; this cannot fail for such values
-		n.log.Error("cannot encode bootstrap.dcs", "err", err)
+		l.log.Error("cannot encode bootstrap.dcs", "err", err)
 		return []byte("{}")
 	}
 	return b
 }
 
 // launchStart starts postgres as primary (we hold the key) or as a replica of target ("" = standalone).
-func (n *Node) launchStart(ctx context.Context, o Observation, asReplica bool, target string) {
-	n.launchStartTimeout(ctx, o, asReplica, target, 0)
+func (l *loop) launchStart(ctx context.Context, o plan.Observation, asReplica bool, target string) {
+	l.launchStartTimeout(ctx, o, asReplica, target, 0)
 }
 
 // launchStartTimeout is launchStart with the start budget set (0: the configured one).
-func (n *Node) launchStartTimeout(ctx context.Context, o Observation, asReplica bool, target string, timeout time.Duration) {
+func (l *loop) launchStartTimeout(ctx context.Context, o plan.Observation, asReplica bool, target string, timeout time.Duration) {
 	var opts cluster.StartOptions
-	var up Upstream
-	kind := LongStartPrimary
+	var up plan.Upstream
+	kind := plan.LongStartPrimary
 	if asReplica {
 		var err error
-		if opts, up, err = n.replicaOpts(o.View, o.Config, target); err != nil {
-			n.log.Warn("cannot build the recovery configuration; starting standalone", "target", target, "err", err)
-			opts, up, _ = n.replicaOpts(o.View, o.Config, "")
+		if opts, up, err = l.replicaOpts(o.View, o.Config, target); err != nil {
+			l.log.Warn("cannot build the recovery configuration; starting standalone", "target", target, "err", err)
+			opts, up, _ = l.replicaOpts(o.View, o.Config, "")
 		}
-		kind = LongStartReplica
+		kind = plan.LongStartReplica
 	} else {
-		opts = n.primaryOpts(o.Config)
-		n.st.fenceWant = true
-		n.armFence() // before postgres can accept writes
+		opts = l.primaryOpts(o.Config)
+		l.st.fence.want = true
+		l.armFence() // before postgres can accept writes
 	}
 	if timeout > 0 {
 		opts.Timeout = timeout
 	}
-	n.noteParams(opts)
-	pg := n.deps.Postgres
-	n.launch(ctx, kind, &asReplica, func(ctx context.Context) longResult {
+	l.noteParams(opts)
+	pg := l.deps.Postgres
+	l.launch(ctx, kind, &asReplica, func(ctx context.Context) longResult {
 		if err := pg.Start(ctx, opts); err != nil {
 			return longResult{err: fmt.Errorf("start: %w", err)}
 		}
@@ -250,30 +250,30 @@ func (n *Node) launchStartTimeout(ctx context.Context, o Observation, asReplica 
 // launchPrePromote runs postgresql.pre_promote in the background: the loop
 // keeps renewing the key meanwhile; a pass lets the next decision promote, a
 // failure makes it give the key up (Patroni's _pre_promote).
-func (n *Node) launchPrePromote(ctx context.Context) {
-	h := n.deps.Hooks
+func (l *loop) launchPrePromote(ctx context.Context) {
+	h := l.deps.Hooks
 	replica := true
-	n.launch(ctx, LongPrePromote, &replica, func(ctx context.Context) longResult {
+	l.launch(ctx, plan.LongPrePromote, &replica, func(ctx context.Context) longResult {
 		if h == nil {
-			return longResult{prePromote: PrePromotePassed}
+			return longResult{prePromote: plan.PrePromotePassed}
 		}
 		if _, exit, err := h.Run(ctx, cluster.PrePromote); err != nil || exit != 0 {
-			return longResult{prePromote: PrePromoteFailed}
+			return longResult{prePromote: plan.PrePromoteFailed}
 		}
-		return longResult{prePromote: PrePromotePassed}
+		return longResult{prePromote: plan.PrePromotePassed}
 	})
 }
 
 // launchClone runs pg_basebackup from src and starts as a replica of the follow target.
-func (n *Node) launchClone(ctx context.Context, o Observation, src string) {
-	ci, ok := n.sourceConnInfo(o, src, n.cfg.Credentials.Replication, "clone")
+func (l *loop) launchClone(ctx context.Context, o plan.Observation, src string) {
+	ci, ok := l.sourceConnInfo(o, src, l.cfg.Credentials.Replication, "clone")
 	if !ok {
 		return
 	}
-	opts, up := n.followOpts(o)
-	pg := n.deps.Postgres
+	opts, up := l.followOpts(o)
+	pg := l.deps.Postgres
 	replica := true
-	n.launch(ctx, LongClone, &replica, func(ctx context.Context) longResult {
+	l.launch(ctx, plan.LongClone, &replica, func(ctx context.Context) longResult {
 		if err := pg.Clone(ctx, ci); err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
@@ -288,17 +288,17 @@ func (n *Node) launchClone(ctx context.Context, o Observation, src string) {
 }
 
 // launchRewind stops postgres if needed, rewinds it from the leader and starts it as a replica.
-func (n *Node) launchRewind(ctx context.Context, o Observation, leader string) {
-	cred := n.cfg.Credentials.Rewind
+func (l *loop) launchRewind(ctx context.Context, o plan.Observation, leader string) {
+	cred := l.cfg.Credentials.Rewind
 	if cred.Username == "" {
-		cred = n.cfg.Credentials.Superuser
+		cred = l.cfg.Credentials.Superuser
 	}
-	ci, ok := n.sourceConnInfo(o, leader, cred, "rewind")
+	ci, ok := l.sourceConnInfo(o, leader, cred, "rewind")
 	if !ok {
 		return
 	}
-	pg := n.deps.Postgres
-	n.launchOverStopped(ctx, o, LongRewind, cluster.StopFast, "pg_rewind", func(ctx context.Context) *longResult {
+	pg := l.deps.Postgres
+	l.launchOverStopped(ctx, o, plan.LongRewind, cluster.StopFast, "pg_rewind", func(ctx context.Context) *longResult {
 		if err := pg.Rewind(ctx, ci); err != nil {
 			return &longResult{err: fmt.Errorf("pg_rewind from %s: %w", leader, err), rewindFailed: true, leader: leader}
 		}
@@ -307,13 +307,13 @@ func (n *Node) launchRewind(ctx context.Context, o Observation, leader string) {
 }
 
 // launchReinit wipes the data directory and clones again from leader (config allowed it).
-func (n *Node) launchReinit(ctx context.Context, o Observation, leader string) {
-	ci, ok := n.sourceConnInfo(o, leader, n.cfg.Credentials.Replication, "reinitialize")
+func (l *loop) launchReinit(ctx context.Context, o plan.Observation, leader string) {
+	ci, ok := l.sourceConnInfo(o, leader, l.cfg.Credentials.Replication, "reinitialize")
 	if !ok {
 		return
 	}
-	pg := n.deps.Postgres
-	n.launchOverStopped(ctx, o, LongReinitialize, cluster.StopImmediate, "reinitialize", func(ctx context.Context) *longResult {
+	pg := l.deps.Postgres
+	l.launchOverStopped(ctx, o, plan.LongReinitialize, cluster.StopImmediate, "reinitialize", func(ctx context.Context) *longResult {
 		if err := pg.RemoveDataDir(ctx); err != nil {
 			return &longResult{err: fmt.Errorf("remove data directory: %w", err)}
 		}
@@ -327,11 +327,11 @@ func (n *Node) launchReinit(ctx context.Context, o Observation, leader string) {
 
 // sourceConnInfo is how to reach member src with cred; false (logged as
 // "cannot <action>") when its conn_url is unusable.
-func (n *Node) sourceConnInfo(o Observation, src string, cred Credential, action string) (cluster.ConnInfo, bool) {
+func (l *loop) sourceConnInfo(o plan.Observation, src string, cred Credential, action string) (cluster.ConnInfo, bool) {
 	m, _ := o.Member(src)
 	ci, err := connInfo(m.ConnURL, cred)
 	if err != nil {
-		n.log.Warn("cannot "+action, "source", src, "err", err)
+		l.log.Warn("cannot "+action, "source", src, "err", err)
 		return ci, false
 	}
 	return ci, true
@@ -341,21 +341,21 @@ func (n *Node) sourceConnInfo(o Observation, src string, cred Credential, action
 // it is running, runs step on the data directory, and starts postgres as a
 // replica of the follow target; a non-nil result from step ends it there.
 // verb names the step in the stop and start errors.
-func (n *Node) launchOverStopped(ctx context.Context, o Observation, kind LongKind, mode cluster.StopMode, verb string,
+func (l *loop) launchOverStopped(ctx context.Context, o plan.Observation, kind plan.LongKind, mode cluster.StopMode, verb string,
 	step func(ctx context.Context) *longResult) {
-	opts, up := n.followOpts(o)
+	opts, up := l.followOpts(o)
 	running := o.PG.Running
 	if running {
-		n.st.stopping = true
+		l.st.pg.stopping = true
 	}
-	pg := n.deps.Postgres
-	hooks, log := n.deps.Hooks, n.log
-	var stopped []PlannedCallback
-	if d := n.st.deciding; d != nil {
-		stopped = hooksFor(d.Callbacks, AfterStop)
+	pg := l.deps.Postgres
+	hooks, log := l.deps.Hooks, l.log
+	var stopped []plan.PlannedCallback
+	if d := l.st.deciding; d != nil {
+		stopped = hooksFor(d.Callbacks, plan.AfterStop)
 	}
 	replica := true
-	n.launch(ctx, kind, &replica, func(ctx context.Context) longResult {
+	l.launch(ctx, kind, &replica, func(ctx context.Context) longResult {
 		if running {
 			runBeforeStop(ctx, hooks, beforeStopLimit, log)
 			if err := pg.Stop(ctx, mode); err != nil {
@@ -374,58 +374,58 @@ func (n *Node) launchOverStopped(ctx context.Context, o Observation, kind LongKi
 }
 
 // primaryOpts are the start options of a primary: budget primary_start_timeout when set.
-func (n *Node) primaryOpts(cfg cluster.DynamicConfig) cluster.StartOptions {
-	timeout := n.cfg.StartTimeout
+func (l *loop) primaryOpts(cfg cluster.DynamicConfig) cluster.StartOptions {
+	timeout := l.cfg.StartTimeout
 	if cfg.PrimaryStartTimeout > 0 {
 		timeout = time.Duration(cfg.PrimaryStartTimeout) * time.Second
 	}
-	return cluster.StartOptions{Timeout: timeout, Params: n.params(cfg)}
+	return cluster.StartOptions{Timeout: timeout, Params: l.params(cfg)}
 }
 
 // followOpts are the options to start as a replica of the follow target after a
 // clone, rewind or reinitialize; without a usable target, a standalone replica
 // (replicaOpts with no target). The parameters are noted as the ones in effect.
-func (n *Node) followOpts(o Observation) (cluster.StartOptions, Upstream) {
-	opts, up, err := n.replicaOpts(o.View, o.Config, plan.FollowTarget(o))
+func (l *loop) followOpts(o plan.Observation) (cluster.StartOptions, plan.Upstream) {
+	opts, up, err := l.replicaOpts(o.View, o.Config, plan.FollowTarget(o))
 	if err != nil {
-		opts, up, _ = n.replicaOpts(o.View, o.Config, "")
+		opts, up, _ = l.replicaOpts(o.View, o.Config, "")
 	}
-	n.noteParams(opts)
+	l.noteParams(opts)
 	return opts, up
 }
 
 // replicaOpts are the start/reload options of a replica following target ("" = standalone).
 // The slot is ours on the leader (the leader creates one per member); none when cascading.
-func (n *Node) replicaOpts(v cluster.View, cfg cluster.DynamicConfig, target string) (cluster.StartOptions, Upstream, error) {
-	opts := cluster.StartOptions{AsReplica: true, Timeout: n.cfg.StartTimeout, Params: n.params(cfg)}
-	opts.Recovery.ApplicationName = n.cfg.Name
-	up := Upstream{Known: true, Name: target}
+func (l *loop) replicaOpts(v cluster.View, cfg cluster.DynamicConfig, target string) (cluster.StartOptions, plan.Upstream, error) {
+	opts := cluster.StartOptions{AsReplica: true, Timeout: l.cfg.StartTimeout, Params: l.params(cfg)}
+	opts.Recovery.ApplicationName = l.cfg.Name
+	up := plan.Upstream{Known: true, Name: target}
 	if target == "" {
 		return opts, up, nil
 	}
 	m, ok := v.Members[target]
 	if !ok {
-		return opts, Upstream{Known: true}, fmt.Errorf("member %s has no member key", target)
+		return opts, plan.Upstream{Known: true}, fmt.Errorf("member %s has no member key", target)
 	}
-	ci, err := connInfo(m.ConnURL, n.cfg.Credentials.Replication)
+	ci, err := connInfo(m.ConnURL, l.cfg.Credentials.Replication)
 	if err != nil {
-		return opts, Upstream{Known: true}, err
+		return opts, plan.Upstream{Known: true}, err
 	}
 	opts.Recovery.Upstream = ci
 	up.ConnURL = m.ConnURL
 	if cfg.UseSlots && v.Leader != nil && v.Leader.Name == target {
-		opts.Recovery.SlotName = cluster.SlotName(n.cfg.Name)
+		opts.Recovery.SlotName = cluster.SlotName(l.cfg.Name)
 	}
 	return opts, up, nil
 }
 
 // params merges postgresql.parameters: dynamic first, local values win.
-func (n *Node) params(cfg cluster.DynamicConfig) map[string]any {
-	out := make(map[string]any, len(cfg.Parameters)+len(n.st.localParams))
+func (l *loop) params(cfg cluster.DynamicConfig) map[string]any {
+	out := make(map[string]any, len(cfg.Parameters)+len(l.st.conf.localParams))
 	for k, v := range cfg.Parameters {
 		out[k] = v
 	}
-	for k, v := range n.st.localParams {
+	for k, v := range l.st.conf.localParams {
 		out[k] = v
 	}
 	return out

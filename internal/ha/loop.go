@@ -26,59 +26,66 @@ func (n *Node) Run(ctx context.Context) error {
 	if !n.started.CompareAndSwap(false, true) {
 		return errors.New("ha: Run called twice, or after Shutdown")
 	}
+	l := <-n.idle // New put it there; Shutdown takes it only once runDone is closed
 	defer close(n.runDone)
+	defer func() { n.idle <- l }() // before runDone closes: Shutdown finds it there
+	return l.run(ctx)
+}
+
+// run is Run on the loop goroutine.
+func (l *loop) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() { // owned by Run: ends when Run's ctx is cancelled on return
+	go func() { // owned by run: ends when run's ctx is cancelled on return
 		select {
-		case <-n.quit:
+		case <-l.quit:
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	defer n.stopLong()
+	defer l.stopLong()
 
-	n.startup(ctx)
-	if err := n.refusedAtStartup(); err != nil {
+	l.startup(ctx)
+	if err := l.refusedAtStartup(); err != nil {
 		return err
 	}
-	wake := n.clock.NewTimer(time.Hour)
+	wake := l.clock.NewTimer(time.Hour)
 	defer wake.Stop()
-	rn, notifies := n.deps.Store.(RenewalNotifier)
+	rn, notifies := l.deps.Store.(RenewalNotifier)
 	var poll timer
 	if !notifies {
-		poll = n.clock.NewTimer(renewalPoll)
+		poll = l.clock.NewTimer(renewalPoll)
 		defer poll.Stop()
 	}
-	lastLease := n.deps.Store.LeaseValidUntil()
+	lastLease := l.deps.Store.LeaseValidUntil()
 
 	runCycles := func() {
 		for burst := 0; burst < maxBurst; burst++ {
-			n.st.recycle = false
-			n.cycle(ctx)
-			if !n.st.recycle || n.st.fatal != nil || ctx.Err() != nil {
+			l.st.sched.recycle = false
+			l.cycle(ctx)
+			if !l.st.sched.recycle || l.st.fatal != nil || ctx.Err() != nil {
 				return
 			}
 		}
 	}
 	runCycles()
-	n.eventDone()
+	l.eventDone()
 	for {
-		if n.st.fatal != nil {
-			return n.st.fatal
+		if l.st.fatal != nil {
+			return l.st.fatal
 		}
 		if ctx.Err() != nil {
-			return n.exitErr(ctx)
+			return l.exitErr(ctx)
 		}
 		wake.Stop()
-		wake.Reset(max(n.nextWake().Sub(n.now()), 0))
+		wake.Reset(max(l.nextWake().Sub(l.now()), 0))
 		var pollC <-chan time.Time
 		if poll != nil {
 			pollC = poll.C()
 		}
 		var longC <-chan longResult
-		if n.st.long != nil {
-			longC = n.st.long.result
+		if l.st.long.run != nil {
+			longC = l.st.long.run.result
 		}
 		var renewed <-chan struct{}
 		if notifies {
@@ -87,50 +94,50 @@ func (n *Node) Run(ctx context.Context) error {
 		cycle, counted := true, true
 		select {
 		case <-ctx.Done():
-			return n.exitErr(ctx)
-		case <-n.deps.Store.Changed():
-			cycle = plan.ViewDigest(n.deps.Store.View(), n.cfg.Name, n.now(), n.st.dyn.TTLDuration()) != n.st.digest
-		case <-n.deps.Store.LeaseLost():
-			n.st.counters.LeaseRenewFails++
-			n.st.dcsFailing = true
-			n.log.Warn("lease keepalive failed or lease lost")
-		case <-n.deps.Postgres.Exited():
-			n.onPostmasterExit()
-		case <-n.wakeCh:
-		case req := <-n.opCh:
-			n.handleOp(ctx, req)
+			return l.exitErr(ctx)
+		case <-l.deps.Store.Changed():
+			cycle = plan.ViewDigest(l.deps.Store.View(), l.cfg.Name, l.now(), l.st.conf.dyn.TTLDuration()) != l.st.lease.digest
+		case <-l.deps.Store.LeaseLost():
+			l.st.counters.LeaseRenewFails++
+			l.st.lease.dcsFailing = true
+			l.log.Warn("lease keepalive failed or lease lost")
+		case <-l.deps.Postgres.Exited():
+			l.onPostmasterExit()
+		case <-l.wakeCh:
+		case req := <-l.opCh:
+			l.handleOp(ctx, req)
 		case res := <-longC:
-			n.finishLong(res) // counted by the longStarted/longFinished hooks
+			l.finishLong(res) // counted by the longStarted/longFinished hooks
 			counted = false
 		case <-wake.C():
 		case <-renewed:
-			cycle = n.onRenewal()
+			cycle = l.onRenewal()
 		case <-pollC:
 			poll.Reset(renewalPoll)
 			cycle = false
-			if lu := n.deps.Store.LeaseValidUntil(); !lu.Equal(lastLease) {
+			if lu := l.deps.Store.LeaseValidUntil(); !lu.Equal(lastLease) {
 				lastLease = lu
-				cycle = n.onRenewal()
+				cycle = l.onRenewal()
 			}
 		}
 		if cycle {
 			runCycles()
 		}
 		if counted {
-			n.eventDone()
+			l.eventDone()
 		}
 	}
 }
 
-func (n *Node) eventDone() {
-	if n.hooks.eventDone != nil {
-		n.hooks.eventDone()
+func (l *loop) eventDone() {
+	if l.hooks.eventDone != nil {
+		l.hooks.eventDone()
 	}
 }
 
-func (n *Node) exitErr(ctx context.Context) error {
+func (l *loop) exitErr(ctx context.Context) error {
 	select {
-	case <-n.quit:
+	case <-l.quit:
 		return nil
 	default:
 		return ctx.Err()
@@ -140,42 +147,42 @@ func (n *Node) exitErr(ctx context.Context) error {
 // startup makes sure we have a lease and a first view of the cluster before
 // the first decision: without them a running primary would be demoted as if
 // the DCS were down. Both waits are bounded by retry_timeout.
-func (n *Node) startup(ctx context.Context) {
-	octx, cancel := context.WithTimeout(ctx, n.st.dyn.RetryTimeoutDuration())
+func (l *loop) startup(ctx context.Context) {
+	octx, cancel := context.WithTimeout(ctx, l.st.conf.dyn.RetryTimeoutDuration())
 	defer cancel()
-	if _, err := n.deps.Store.KeepAlive(octx); err != nil {
-		n.log.Warn("cannot get a lease from the DCS at startup", "err", err)
+	if _, err := l.deps.Store.KeepAlive(octx); err != nil {
+		l.log.Warn("cannot get a lease from the DCS at startup", "err", err)
 	}
-	for n.deps.Store.View().ReadAt.IsZero() {
+	for l.deps.Store.View().ReadAt.IsZero() {
 		select {
-		case <-n.deps.Store.Changed():
+		case <-l.deps.Store.Changed():
 		case <-octx.Done():
-			n.log.Warn("no view of the DCS at startup; continuing as if it were unreachable")
-			n.ensureVIP(ctx, false)
+			l.log.Warn("no view of the DCS at startup; continuing as if it were unreachable")
+			l.ensureVIP(ctx, false)
 			return
 		}
 	}
 	// A VIP left bound by a previous pgnoded that no longer leads goes first.
-	if v := n.deps.Store.View(); v.Leader == nil || v.Leader.Name != n.cfg.Name {
-		n.ensureVIP(ctx, false)
+	if v := l.deps.Store.View(); v.Leader == nil || v.Leader.Name != l.cfg.Name {
+		l.ensureVIP(ctx, false)
 	}
 }
 
 // refusedAtStartup refuses to run on a config key that holds settings pgnoded
 // refuses: the operator is told at once, before this node takes any part.
-func (n *Node) refusedAtStartup() error {
-	v := n.deps.Store.View()
+func (l *loop) refusedAtStartup() error {
+	v := l.deps.Store.View()
 	if v.Config == nil {
 		return nil
 	}
-	refused := n.refusedIn(v.Config.Raw)
+	refused := l.refusedIn(v.Config.Raw)
 	if len(refused) == 0 {
 		return nil
 	}
 	lines := make([]string, len(refused))
 	for i, k := range refused {
 		lines[i] = "/config: " + k.String()
-		n.log.Error(lines[i])
+		l.log.Error(lines[i])
 	}
 	return fmt.Errorf("%w:\n%s", ErrConfigRefused, strings.Join(lines, "\n"))
 }
@@ -183,35 +190,35 @@ func (n *Node) refusedAtStartup() error {
 // nextWake is the latest time the next cycle must run (plan.NextWake of the
 // loop's current state): loop_wait after the last cycle, or earlier when a
 // deadline, a timer or a short poll comes first.
-func (n *Node) nextWake() time.Time {
-	return plan.NextWake(n.settleState(), n.st.fenceWant)
+func (l *loop) nextWake() time.Time {
+	return plan.NextWake(l.settleState(), l.st.fence.want)
 }
 
 // onRenewal runs after every lease renewal: extend the fence and republish
 // LeaderUntil without a full cycle. It asks for a full cycle after a ttl
 // change (the renewal may have brought a new lease to move the leader key to)
 // and when it ends failsafe mode (the DCS is back).
-func (n *Node) onRenewal() bool {
-	n.st.dcsFailing = false
-	n.reconcileFence()
-	n.republish()
-	if n.st.fs.engaged {
+func (l *loop) onRenewal() bool {
+	l.st.lease.dcsFailing = false
+	l.reconcileFence()
+	l.republish()
+	if l.st.lease.fs.engaged {
 		// Leave failsafe mode through a full cycle (it re-takes the key and rewrites the keys).
 		return true
 	}
-	if n.st.ttlPending {
-		n.st.ttlPending = false
+	if l.st.conf.ttlPending {
+		l.st.conf.ttlPending = false
 		return true
 	}
 	// A wait the plan said a renewal ends (a leader waiting for a longer hold
 	// before restarting postgres as primary).
-	return n.st.cycleOnRenewal
+	return l.st.sched.cycleOnRenewal
 }
 
-func (n *Node) onPostmasterExit() {
-	if n.st.stopping {
-		n.log.Debug("postmaster exited (stopped by pgnoded)")
+func (l *loop) onPostmasterExit() {
+	if l.st.pg.stopping {
+		l.log.Debug("postmaster exited (stopped by pgnoded)")
 		return
 	}
-	n.log.Warn("postmaster exited unexpectedly")
+	l.log.Warn("postmaster exited unexpectedly")
 }

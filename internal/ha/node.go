@@ -22,8 +22,22 @@ type RenewalNotifier interface {
 // renewalPoll is how often LeaseValidUntil is polled when the Store is not a RenewalNotifier.
 const renewalPoll = 200 * time.Millisecond
 
-// Node is one pgnoded HA loop. Create it with New, run it with Run, stop it with Shutdown.
+// Node is the public face of one pgnoded HA loop: the published snapshot,
+// Wake, and the operator requests, which either submit a request to the loop
+// (restart, reinitialize) or read and write the Store (switchover, config).
+// Its methods run on the callers' goroutines (the REST handlers); none of
+// them can reach the loop's state, which only the unexported loop holds.
+// Create it with New, run it with Run, stop it with Shutdown.
 type Node struct {
+	*shared
+	// idle holds the loop while no goroutine runs it: New puts it there, Run
+	// takes it for as long as it runs, Shutdown takes it for the clean stop.
+	idle chan *loop
+}
+
+// shared is what the public Node and the loop both use; every field is safe
+// for concurrent use (immutable after New, atomic, a channel, or under its mutex).
+type shared struct {
 	cfg   Config
 	deps  Deps
 	log   *slog.Logger
@@ -47,7 +61,13 @@ type Node struct {
 	fsLeader failsafeLeader // replica side of failsafe mode (POST /failsafe)
 
 	hooks testHooks
-	st    loopState // owned by the Run goroutine (and by Shutdown once Run has returned)
+}
+
+// loop is the HA loop: it alone owns loopState. Its methods run on the Run
+// goroutine (and, once Run has returned, on Shutdown's).
+type loop struct {
+	*shared
+	st loopState
 }
 
 // testHooks let the in-memory simulation know when the loop is idle.
@@ -59,15 +79,15 @@ type testHooks struct {
 	eventUnsent  func() // ... and was not sent after all
 }
 
-func (n *Node) sending() {
-	if n.hooks.eventSent != nil {
-		n.hooks.eventSent()
+func (sh *shared) sending() {
+	if sh.hooks.eventSent != nil {
+		sh.hooks.eventSent()
 	}
 }
 
-func (n *Node) unsent() {
-	if n.hooks.eventUnsent != nil {
-		n.hooks.eventUnsent()
+func (sh *shared) unsent() {
+	if sh.hooks.eventUnsent != nil {
+		sh.hooks.eventUnsent()
 	}
 }
 
@@ -77,7 +97,7 @@ func New(cfg Config, deps Deps) *Node {
 	if deps.Peers == nil {
 		deps.Peers = noPeers{}
 	}
-	n := &Node{
+	n := &shared{
 		cfg:     cfg,
 		deps:    deps,
 		log:     cfg.Logger.With("component", "ha", "member", cfg.Name),
@@ -98,17 +118,20 @@ func New(cfg Config, deps Deps) *Node {
 			n.boot = c
 		}
 	}
-	n.st.dyn = n.boot
-	n.st.role = cluster.RoleUninitialized
-	n.st.localParams = cfg.Parameters
+	l := &loop{shared: n}
+	l.st.conf.dyn = n.boot
+	l.st.role = cluster.RoleUninitialized
+	l.st.conf.localParams = cfg.Parameters
 	n.snap.Store(&cluster.Snapshot{Name: cfg.Name, Scope: cfg.Scope, Compat: cfg.Compat, APIURL: cfg.APIURL,
-		ConnURL: cfg.ConnURL, Role: cluster.RoleUninitialized, Config: n.boot, Tags: EffectiveTags(cfg.Tags),
+		ConnURL: cfg.ConnURL, Role: cluster.RoleUninitialized, Config: n.boot, Tags: plan.EffectiveTags(cfg.Tags),
 		TTL: n.boot.TTLDuration(), LoopWait: n.boot.LoopWaitDuration(), RetryTimeout: n.boot.RetryTimeoutDuration()})
-	return n
+	node := &Node{shared: n, idle: make(chan *loop, 1)}
+	node.idle <- l
+	return node
 }
 
 // configTags returns the configured tags in force.
-func (n *Node) configTags() map[string]any { return *n.tags.Load() }
+func (sh *shared) configTags() map[string]any { return *sh.tags.Load() }
 
 // SetTags replaces the configured tags (the config file was re-read). The
 // published snapshot changes at once, so /replica and the other health
@@ -118,7 +141,7 @@ func (n *Node) SetTags(tags map[string]any) {
 	n.tags.Store(&tags)
 	n.snapMu.Lock()
 	s := *n.snap.Load()
-	s.Tags = EffectiveTags(tags)
+	s.Tags = plan.EffectiveTags(tags)
 	n.snap.Store(&s)
 	n.snapMu.Unlock()
 	n.Wake()
@@ -137,22 +160,22 @@ func (n *Node) Wake() {
 	}
 }
 
-func (n *Node) now() time.Time { return n.clock.Now() }
+func (sh *shared) now() time.Time { return sh.clock.Now() }
 
 // opCtx bounds one DCS or postgres call: retry_timeout, and never past the
 // moment a primary we hold must start demoting (so the demotion is not late).
-func (n *Node) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := n.st.dyn.RetryTimeoutDuration()
+func (l *loop) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := l.st.conf.dyn.RetryTimeoutDuration()
 	if d <= 0 {
 		d = time.Second
 	}
-	if n.st.fenceWant {
-		if until := DemoteStart(n.holdUntil(), n.st.dyn).Sub(n.now()); until < d {
+	if l.st.fence.want {
+		if until := plan.DemoteStart(l.holdUntil(), l.st.conf.dyn).Sub(l.now()); until < d {
 			d = max(until, 200*time.Millisecond)
 		}
-		if n.st.fs.engaged {
+		if l.st.lease.fs.engaged {
 			// DCS lost: calls must not delay the next failsafe round.
-			d = min(d, max(plan.FailsafeInterval(n.st.dyn)/2, 200*time.Millisecond))
+			d = min(d, max(plan.FailsafeInterval(l.st.conf.dyn)/2, 200*time.Millisecond))
 		}
 	}
 	return context.WithTimeout(ctx, d)
@@ -163,16 +186,16 @@ func (n *Node) opCtx(ctx context.Context) (context.Context, context.CancelFunc) 
 // write hanging on a frozen etcd must leave the loop free to ask the members
 // before the hold runs short (else the fence guard demotes a primary that
 // every member would have confirmed).
-func (n *Node) dcsCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	octx, cancel := n.opCtx(ctx)
-	if !n.st.fenceWant || !n.st.dyn.FailsafeMode || n.st.fs.engaged {
+func (l *loop) dcsCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	octx, cancel := l.opCtx(ctx)
+	if !l.st.fence.want || !l.st.conf.dyn.FailsafeMode || l.st.lease.fs.engaged {
 		return octx, cancel
 	}
-	ov := n.leaseOverdueAt()
+	ov := l.leaseOverdueAt()
 	if ov.IsZero() {
 		return octx, cancel
 	}
-	dctx, dcancel := context.WithTimeout(octx, max(ov.Sub(n.now()), 300*time.Millisecond))
+	dctx, dcancel := context.WithTimeout(octx, max(ov.Sub(l.now()), 300*time.Millisecond))
 	return dctx, func() { dcancel(); cancel() }
 }
 

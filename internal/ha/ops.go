@@ -8,11 +8,13 @@ import (
 	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
-// Operator requests (patroni-contract.md §1.6). The REST API calls the exported
-// methods from its own goroutines. Requests that touch postgres (restart,
-// reinitialize) are handed to the HA loop, which alone owns postgres; those
-// that only write the DCS (switchover, config) run in the caller's goroutine
-// against the Store and wake the loop. Every method returns a cluster.OpResult
+// Operator requests (Patroni's api.py do_POST_restart, do_DELETE_restart,
+// do_POST_reinitialize, do_POST_reload). The REST API calls the exported
+// methods of Node from its own goroutines. Requests that touch postgres
+// (restart, reinitialize) are handed to the HA loop, which alone owns postgres
+// and answers them (loop.handleOp); those that only write the DCS (switchover,
+// config) run in the caller's goroutine against the Store and wake the loop
+// (docs/architecture.md, "Goroutines and who owns what"). Every method returns a cluster.OpResult
 // or a *cluster.OpError carrying Patroni's reply text; the REST API maps them
 // to HTTP statuses.
 
@@ -135,35 +137,35 @@ func (n *Node) Reload(params map[string]any) {
 type reloadRequest struct{ params map[string]any }
 
 // takeReload returns the pending reload request, if any (loop side).
-func (n *Node) takeReload() *reloadRequest {
-	n.reloadMu.Lock()
-	defer n.reloadMu.Unlock()
-	r := n.reloadReq
-	n.reloadReq = nil
+func (l *loop) takeReload() *reloadRequest {
+	l.reloadMu.Lock()
+	defer l.reloadMu.Unlock()
+	r := l.reloadReq
+	l.reloadReq = nil
 	return r
 }
 
 // handleOp runs an operator request in the loop.
-func (n *Node) handleOp(ctx context.Context, req *opRequest) {
+func (l *loop) handleOp(ctx context.Context, req *opRequest) {
 	switch req.kind {
 	case opRestart:
 		if !req.restart.Schedule.IsZero() {
-			n.scheduleRestart(req)
+			l.scheduleRestart(req)
 			return
 		}
-		if err := n.restartNow(ctx, req.restart, req.reply); err != nil {
+		if err := l.restartNow(ctx, req.restart, req.reply); err != nil {
 			replyTo(req.reply, cluster.OpResult{}, err)
 		}
 	case opDeleteRestart:
-		if n.st.scheduled == nil {
+		if l.st.sched.restart == nil {
 			replyTo(req.reply, cluster.OpResult{}, cluster.Refuse(cluster.OpNotFound, "no restarts are scheduled"))
 			return
 		}
-		n.st.scheduled = nil
-		n.log.Info("scheduled restart deleted")
+		l.st.sched.restart = nil
+		l.log.Info("scheduled restart deleted")
 		replyTo(req.reply, cluster.Done("scheduled restart deleted"), nil)
 	case opReinitialize:
-		res, err := n.reinitialize(ctx, req.reinit)
+		res, err := l.reinitialize(ctx, req.reinit)
 		replyTo(req.reply, res, err)
 	default:
 		replyTo(req.reply, cluster.OpResult{}, cluster.Refusef(cluster.OpInternal, "unknown request %d", req.kind))
@@ -171,29 +173,29 @@ func (n *Node) handleOp(ctx context.Context, req *opRequest) {
 }
 
 // opObservation is the loop's current picture for acting on a request between cycles.
-func (n *Node) opObservation() Observation {
-	return n.observation(n.now(), n.deps.Store.View(), n.deps.Store.LeaseValidUntil())
+func (l *loop) opObservation() plan.Observation {
+	return l.observation(l.now(), l.deps.Store.View(), l.deps.Store.LeaseValidUntil())
 }
 
 // reinitialize is Patroni's ha.reinitialize: replicas only, while a leader exists.
 // It is the one path that removes a data directory on request.
-func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (cluster.OpResult, error) {
-	o := n.opObservation()
+func (l *loop) reinitialize(ctx context.Context, req ReinitializeRequest) (cluster.OpResult, error) {
+	o := l.opObservation()
 	switch {
 	case o.View.Leader == nil:
 		return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "Cluster has no leader, can not reinitialize")
-	case o.View.Leader.Name == n.cfg.Name:
+	case o.View.Leader.Name == l.cfg.Name:
 		return cluster.OpResult{}, cluster.Refuse(cluster.OpUnavailable, "I am the leader, can not reinitialize")
 	}
-	if l := n.st.long; l != nil {
+	if run := l.st.long.run; run != nil {
 		if !req.Force {
-			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", l.kind)
+			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", run.kind)
 		}
-		n.cancelLong()
-		if l := n.st.long; l != nil {
-			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", l.kind)
+		l.cancelLong()
+		if run := l.st.long.run; run != nil {
+			return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable, "%s already in progress", run.kind)
 		}
-		o = n.opObservation()
+		o = l.opObservation()
 	}
 	src := o.LeaderName()
 	if !req.FromLeader {
@@ -205,20 +207,20 @@ func (n *Node) reinitialize(ctx context.Context, req ReinitializeRequest) (clust
 		return cluster.OpResult{}, cluster.Refusef(cluster.OpUnavailable,
 			"reinitialize is not possible: %s has no member key with a conn_url", src)
 	}
-	delete(n.st.longFailedAt, LongReinitialize)
-	n.st.rewindFailed = false
-	n.log.Info("reinitialize requested", "source", src, "force", req.Force)
+	delete(l.st.long.failedAt, plan.LongReinitialize)
+	l.st.pg.rewindFailed = false
+	l.log.Info("reinitialize requested", "source", src, "force", req.Force)
 	// The callbacks of a reinitialize Decide would plan (planCallbacks): on_stop, then the start's.
-	d := Decision{Action: ActionReinitialize, Member: src}
+	d := plan.Decision{Action: plan.ActionReinitialize, Member: src}
 	d.Callbacks = plan.PlanCallbacks(o, d)
-	n.st.deciding = &d
-	n.launchReinit(ctx, o, src)
-	n.st.deciding = nil
-	l := n.st.long
-	if l == nil || l.kind != LongReinitialize {
+	l.st.deciding = &d
+	l.launchReinit(ctx, o, src)
+	l.st.deciding = nil
+	run := l.st.long.run
+	if run == nil || run.kind != plan.LongReinitialize {
 		return cluster.OpResult{}, cluster.Refuse(cluster.OpFailed, "reinitialize failed to start (see the pgnoded log)")
 	}
-	l.callbacks = hooksFor(d.Callbacks, AfterStart)
-	n.st.recycle = true
+	run.callbacks = hooksFor(d.Callbacks, plan.AfterStart)
+	l.st.sched.recycle = true
 	return cluster.Done("reinitialize started"), nil
 }

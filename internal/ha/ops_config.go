@@ -13,7 +13,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
-// Editing the config key (patroni-contract.md §1.6 PATCH/PUT /config). The
+// Editing the config key (Patroni's api.py do_PATCH_config, do_PUT_config). The
 // write goes to the DCS; every node (this one through Wake, the others through
 // their watch) applies the new dynamic configuration in its next cycle.
 

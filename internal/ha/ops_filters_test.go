@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"testing"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -50,7 +51,7 @@ func TestPostgresVersionToInt(t *testing.T) {
 }
 
 func TestStreamingCandidates(t *testing.T) {
-	rows := func(o *Observation) {
+	rows := func(o *plan.Observation) {
 		o.PG.Replication = []cluster.ReplicationRow{
 			{ApplicationName: "pg2", State: "streaming", FlushLSN: 900},
 			{ApplicationName: "pg3", State: "streaming", FlushLSN: 1000},
@@ -59,18 +60,18 @@ func TestStreamingCandidates(t *testing.T) {
 	}
 	cases := []struct {
 		name      string
-		obs       Observation
+		obs       plan.Observation
 		candidate string
 		want      []string
 	}{
 		{"best flushed first", newObs(iLead, rows), "", []string{"pg3", "pg2"}},
 		{"only the named candidate", newObs(iLead, rows), "pg2", []string{"pg2"}},
 		{"a catching-up standby is not a streaming candidate",
-			newObs(iLead, rows, func(o *Observation) { o.PG.Replication[1].State = "catchup" }), "", []string{"pg2"}},
+			newObs(iLead, rows, func(o *plan.Observation) { o.PG.Replication[1].State = "catchup" }), "", []string{"pg2"}},
 		{"a nofailover member is skipped",
 			newObs(iLead, rows, memberTags("pg3", map[string]any{"nofailover": true})), "", []string{"pg2"}},
 		{"equal positions: higher failover_priority first",
-			newObs(iLead, rows, func(o *Observation) { o.PG.Replication[0].FlushLSN = 1000 },
+			newObs(iLead, rows, func(o *plan.Observation) { o.PG.Replication[0].FlushLSN = 1000 },
 				memberTags("pg2", map[string]any{"failover_priority": 5})), "", []string{"pg2", "pg3"}},
 	}
 	for _, tc := range cases {

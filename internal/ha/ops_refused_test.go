@@ -80,12 +80,12 @@ func TestConfigEditsRefused(t *testing.T) {
 
 func TestRefusedConfigAtStartup(t *testing.T) {
 	n := refusingNode(&stubStore{view: configView(`{"ttl":30,"standby_cluster":{"host":"10.0.0.9"}}`, 3)})
-	err := n.refusedAtStartup()
+	err := loopOf(n).refusedAtStartup()
 	if !errors.Is(err, ErrConfigRefused) || !strings.Contains(err.Error(), "/config: standby_cluster: pgnoded does not support standby clusters") {
 		t.Fatalf("err = %v", err)
 	}
 	n = refusingNode(&stubStore{view: configView(`{"ttl":30,"synchronous_mode":"off"}`, 3)})
-	if err := n.refusedAtStartup(); err != nil {
+	if err := loopOf(n).refusedAtStartup(); err != nil {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"fmt"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"strings"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 // for its outcome (Patroni: every second; the cache costs nothing to read).
 const switchoverPoll = 20 * time.Millisecond
 
-// Switchover schedules or performs a switchover (patroni-contract.md §1.6.1
-// steps 6–8): OpInfeasible when it is not feasible, OpStoreFailed when the
+// Switchover schedules or performs a switchover (Patroni's api.py
+// do_POST_failover: is_failover_possible, the failover key, then
+// poll_failover_result): OpInfeasible when it is not feasible, OpStoreFailed when the
 // failover key cannot be written, Scheduled when scheduled, else the outcome
 // seen within 2×max(10, loop_wait) s.
 func (n *Node) Switchover(ctx context.Context, req SwitchoverRequest) (cluster.OpResult, error) {
@@ -75,7 +77,7 @@ func (n *Node) failoverPossible(ctx context.Context, v cluster.View, cfg cluster
 		return "leader name does not match"
 	}
 	sync := cfg.SynchronousMode
-	inSync := func(name string) bool { return (Observation{View: v}).InSyncStandby(name) }
+	inSync := func(name string) bool { return (plan.Observation{View: v}).InSyncStandby(name) }
 	var members []cluster.Member
 	switch {
 	case req.Candidate != "":

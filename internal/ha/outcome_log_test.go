@@ -23,9 +23,9 @@ func (s acquireStore) AcquireLeader(context.Context) (bool, error) { return s.wo
 func TestLosingRacerLogsOnlyTheOutcome(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	n := New(Config{Name: "pg1", Logger: log}, Deps{Store: acquireStore{won: false}})
+	n := newLoop(Config{Name: "pg1", Logger: log}, Deps{Store: acquireStore{won: false}})
 	o := newObs(leader(""))
-	p := plan.Plan{Decision: Decision{Action: ActionAcquire, Reason: "healthiest",
+	p := plan.Plan{Decision: plan.Decision{Action: plan.ActionAcquire, Reason: "healthiest",
 		Message: "promoted self to leader by acquiring session lock"}}
 	if n.step(context.Background(), p, &o) {
 		t.Fatal("a lost race asked to plan again")
@@ -43,7 +43,7 @@ func TestLosingRacerLogsOnlyTheOutcome(t *testing.T) {
 
 	// A decision that needs no outcome (a wait) is logged as before, after apply.
 	buf.Reset()
-	p = plan.Plan{Decision: Decision{Action: ActionWait, Reason: "lock_lost", Message: "lost the leader lock; waiting for the new leader"}}
+	p = plan.Plan{Decision: plan.Decision{Action: plan.ActionWait, Reason: "lock_lost", Message: "lost the leader lock; waiting for the new leader"}}
 	n.step(context.Background(), p, &o)
 	if !strings.Contains(buf.String(), "level=INFO msg=\"lost the leader lock; waiting for the new leader\"") {
 		t.Errorf("the wait's message was not logged:\n%s", buf.String())

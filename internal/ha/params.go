@@ -3,13 +3,14 @@ package ha
 import (
 	"context"
 	"encoding/json"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// Dynamic postgres parameters (patroni-contract.md §5.4): a change of
-// postgresql.parameters in the config key (or in the config file, after a
-// reload) rewrites postgres' configuration and reloads it on every node.
+// Dynamic postgres parameters (Patroni's postgresql/config.py reload_config):
+// a change of postgresql.parameters in the config key (or in the config file,
+// after a reload) rewrites postgres' configuration and reloads it on every node.
 // Parameters postgres cannot change without a restart show up as
 // pending_restart in the next observation (pg_settings), as in Patroni.
 
@@ -23,50 +24,50 @@ func paramsKey(p map[string]any) string {
 }
 
 // noteParams records the parameters postgres is being started with.
-func (n *Node) noteParams(opts cluster.StartOptions) {
-	n.st.paramsKey = paramsKey(opts.Params)
+func (l *loop) noteParams(opts cluster.StartOptions) {
+	l.st.conf.paramsKey = paramsKey(opts.Params)
 }
 
 // reconcileParams reloads a running postgres whose effective parameters
 // changed since it was started or last reloaded, or on an explicit reload.
 // A stopped postgres gets the new values when it starts.
-func (n *Node) reconcileParams(ctx context.Context) {
-	want := paramsKey(n.params(n.st.dyn))
-	if n.st.paramsKey == "" {
-		n.st.paramsKey = want // adopted a running postgres: assume it runs with the current values
+func (l *loop) reconcileParams(ctx context.Context) {
+	want := paramsKey(l.params(l.st.conf.dyn))
+	if l.st.conf.paramsKey == "" {
+		l.st.conf.paramsKey = want // adopted a running postgres: assume it runs with the current values
 	}
-	if want == n.st.paramsKey && !n.st.reloadPG {
+	if want == l.st.conf.paramsKey && !l.st.conf.reloadPG {
 		return
 	}
-	pg := n.st.pg
-	if !pg.Running || !pg.Ready || n.st.long != nil || n.st.stopping {
+	pg := l.st.pg.obs
+	if !pg.Running || !pg.Ready || l.st.long.run != nil || l.st.pg.stopping {
 		return
 	}
 	var opts cluster.StartOptions
 	if pg.InRecovery {
-		if !n.st.upstream.Known {
+		if !l.st.pg.upstream.Known {
 			return // the follow decision rewrites the configuration with the new values
 		}
 		var err error
-		if opts, _, err = n.replicaOpts(n.st.view, n.st.dyn, n.st.upstream.Name); err != nil {
-			n.log.Warn("cannot reload postgres with the new parameters", "err", err)
+		if opts, _, err = l.replicaOpts(l.st.lease.view, l.st.conf.dyn, l.st.pg.upstream.Name); err != nil {
+			l.log.Warn("cannot reload postgres with the new parameters", "err", err)
 			return
 		}
 	} else {
-		opts = n.primaryOpts(n.st.dyn)
+		opts = l.primaryOpts(l.st.conf.dyn)
 	}
-	octx, cancel := n.opCtx(ctx)
-	err := n.deps.Postgres.Reload(octx, opts)
+	octx, cancel := l.opCtx(ctx)
+	err := l.deps.Postgres.Reload(octx, opts)
 	cancel()
 	if err != nil {
-		n.log.Warn("reloading postgres failed", "err", err)
+		l.log.Warn("reloading postgres failed", "err", err)
 		return
 	}
-	n.log.Info("postgres configuration reloaded", "parameters_changed", want != n.st.paramsKey, "requested", n.st.reloadPG)
+	l.log.Info("postgres configuration reloaded", "parameters_changed", want != l.st.conf.paramsKey, "requested", l.st.conf.reloadPG)
 	role := cluster.RolePrimary
 	if pg.InRecovery {
 		role = cluster.RoleReplica
 	}
-	n.fire([]PlannedCallback{{Callback: cluster.OnReload, Role: role, After: AfterReload}}, AfterReload)
-	n.st.paramsKey, n.st.reloadPG = want, false
+	l.fire([]plan.PlannedCallback{{Callback: cluster.OnReload, Role: role, After: plan.AfterReload}}, plan.AfterReload)
+	l.st.conf.paramsKey, l.st.conf.reloadPG = want, false
 }

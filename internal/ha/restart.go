@@ -12,7 +12,8 @@ import (
 	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
-// Restarts requested through the API (patroni-contract.md §1.6.2): now, with
+// Restarts requested through the API (Patroni's api.py do_POST_restart, ha.py
+// restart and schedule_future_restart): now, with
 // the caller waiting for postgres to come back, or scheduled, executed by the
 // loop when due and published in the member key as scheduled_restart.
 
@@ -75,53 +76,53 @@ func postgresVersionToInt(v string) (int, error) {
 }
 
 // scheduleRestart stores a future restart (one at a time).
-func (n *Node) scheduleRestart(req *opRequest) {
-	if n.st.scheduled != nil {
+func (l *loop) scheduleRestart(req *opRequest) {
+	if l.st.sched.restart != nil {
 		replyTo(req.reply, cluster.OpResult{}, cluster.Refuse(cluster.OpConflict, "Another restart is already scheduled"))
 		return
 	}
-	n.st.scheduled = &scheduledRestart{req: req.restart, pmStart: n.st.pg.PostmasterStartTime}
-	n.log.Info("restart scheduled", "at", req.restart.Schedule)
+	l.st.sched.restart = &scheduledRestart{req: req.restart, pmStart: l.st.pg.obs.PostmasterStartTime}
+	l.log.Info("restart scheduled", "at", req.restart.Schedule)
 	replyTo(req.reply, cluster.Scheduled("Restart scheduled"), nil)
-	n.publish()
+	l.publish()
 }
 
 // restartNow stops postgres fast and starts it again in its role. It returns
 // nil when the restart was launched: reply is answered when the start ends.
-func (n *Node) restartNow(ctx context.Context, req RestartRequest, reply chan opReply) error {
-	facts := restartFacts{role: n.st.role, serverVersion: n.st.pg.ServerVersion, pendingRestart: n.st.pg.PendingRestart}
+func (l *loop) restartNow(ctx context.Context, req RestartRequest, reply chan opReply) error {
+	facts := restartFacts{role: l.st.role, serverVersion: l.st.pg.obs.ServerVersion, pendingRestart: l.st.pg.obs.PendingRestart}
 	if why := restartMatches(facts, req); why != "" {
-		n.log.Info("not proceeding with the restart", "reason", why)
+		l.log.Info("not proceeding with the restart", "reason", why)
 		return cluster.Refuse(cluster.OpUnavailable, "restart conditions are not satisfied")
 	}
-	if l := n.st.long; l != nil {
-		return cluster.Refusef(cluster.OpUnavailable, "%s already in progress", l.kind)
+	if run := l.st.long.run; run != nil {
+		return cluster.Refusef(cluster.OpUnavailable, "%s already in progress", run.kind)
 	}
-	pg := n.st.pg
-	asReplica := !n.holdsKey() || pg.Running && pg.Ready && pg.InRecovery
-	n.log.Info("restarting postgres on request", "as_replica", asReplica, "timeout", req.Timeout)
+	pg := l.st.pg.obs
+	asReplica := !l.holdsKey() || pg.Running && pg.Ready && pg.InRecovery
+	l.log.Info("restarting postgres on request", "as_replica", asReplica, "timeout", req.Timeout)
 	if pg.Running {
-		if err := n.stopPG(ctx, cluster.StopFast, time.Time{}); err != nil {
+		if err := l.stopPG(ctx, cluster.StopFast, time.Time{}); err != nil {
 			return errRestartFailed
 		}
 	}
-	o := n.opObservation()
+	o := l.opObservation()
 	target := plan.FollowTarget(o)
-	if n.st.upstream.Known {
-		target = n.st.upstream.Name
+	if l.st.pg.upstream.Known {
+		target = l.st.pg.upstream.Name
 	}
-	delete(n.st.longFailedAt, LongStartPrimary)
-	delete(n.st.longFailedAt, LongStartReplica)
-	role := n.st.role
-	n.launchStartTimeout(ctx, o, asReplica, target, req.Timeout)
-	l := n.st.long
-	if l == nil {
+	delete(l.st.long.failedAt, plan.LongStartPrimary)
+	delete(l.st.long.failedAt, plan.LongStartReplica)
+	role := l.st.role
+	l.launchStartTimeout(ctx, o, asReplica, target, req.Timeout)
+	run := l.st.long.run
+	if run == nil {
 		return errRestartFailed
 	}
-	l.waiter = reply
+	run.waiter = reply
 	// Patroni's restart fires on_restart only (no on_stop, no on_start), with the role it had.
-	l.callbacks = []PlannedCallback{{Callback: cluster.OnRestart, Role: role, After: AfterStart}}
-	n.st.recycle = true
+	run.callbacks = []plan.PlannedCallback{{Callback: cluster.OnRestart, Role: role, After: plan.AfterStart}}
+	l.st.sched.recycle = true
 	return nil
 }
 
@@ -131,28 +132,28 @@ var errRestartFailed = cluster.Refuse(cluster.OpFailed, "restart failed")
 // evaluateScheduledRestart runs a scheduled restart when it is due: cancelled
 // if postgres was restarted meanwhile, dropped when more than 1.5×loop_wait
 // late, held while paused or while a long action runs.
-func (n *Node) evaluateScheduledRestart(ctx context.Context) {
-	s := n.st.scheduled
-	if s == nil || n.st.long != nil || n.st.dyn.Pause {
+func (l *loop) evaluateScheduledRestart(ctx context.Context) {
+	s := l.st.sched.restart
+	if s == nil || l.st.long.run != nil || l.st.conf.dyn.Pause {
 		return
 	}
-	if pm := n.st.pg.PostmasterStartTime; !pm.IsZero() && !s.pmStart.IsZero() && !pm.Equal(s.pmStart) {
-		n.log.Info("cancelling scheduled restart: postgres restarted meanwhile", "postmaster_start_time", pm)
-		n.st.scheduled = nil
+	if pm := l.st.pg.obs.PostmasterStartTime; !pm.IsZero() && !s.pmStart.IsZero() && !pm.Equal(s.pmStart) {
+		l.log.Info("cancelling scheduled restart: postgres restarted meanwhile", "postmaster_start_time", pm)
+		l.st.sched.restart = nil
 		return
 	}
-	delta := s.req.Schedule.Sub(n.now())
+	delta := s.req.Schedule.Sub(l.now())
 	if delta > 0 {
 		return // the loop wakes up at the scheduled time (nextWake)
 	}
-	n.st.scheduled = nil
-	if lw := n.st.dyn.LoopWaitDuration(); delta < -lw*3/2 {
-		n.log.Warn("found a stale scheduled restart, cleaning up", "at", s.req.Schedule)
+	l.st.sched.restart = nil
+	if lw := l.st.conf.dyn.LoopWaitDuration(); delta < -lw*3/2 {
+		l.log.Warn("found a stale scheduled restart, cleaning up", "at", s.req.Schedule)
 		return
 	}
-	n.log.Info("running the scheduled restart", "at", s.req.Schedule)
-	if err := n.restartNow(ctx, s.req, nil); err != nil {
-		n.log.Warn("scheduled restart not done", "reason", err.Error())
+	l.log.Info("running the scheduled restart", "at", s.req.Schedule)
+	if err := l.restartNow(ctx, s.req, nil); err != nil {
+		l.log.Warn("scheduled restart not done", "reason", err.Error())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -38,67 +39,77 @@ func (n *Node) Shutdown(ctx context.Context, stopPostgres bool) error {
 			return fmt.Errorf("ha shutdown: waiting for the loop: %w", ctx.Err())
 		}
 	}
-	if n.deps.Store == nil || n.deps.Postgres == nil {
+	select { // Run has handed the loop back (or never ran)
+	case l := <-n.idle:
+		return l.shutdown(ctx, stopPostgres)
+	default:
+		return errors.New("ha shutdown: called twice")
+	}
+}
+
+// shutdown is Shutdown's clean-stop order, run with the loop's state after Run returned.
+func (l *loop) shutdown(ctx context.Context, stopPostgres bool) error {
+	if l.deps.Store == nil || l.deps.Postgres == nil {
 		return nil
 	}
-	view := n.deps.Store.View()
-	leader := view.Leader != nil && view.Leader.Name == n.cfg.Name
-	paused := n.st.dyn.Pause
+	view := l.deps.Store.View()
+	leader := view.Leader != nil && view.Leader.Name == l.cfg.Name
+	paused := l.st.conf.dyn.Pause
 	if view.Config != nil {
 		paused = view.Config.Pause
 	}
 	if !stopPostgres || paused {
-		n.log.Info("shutting down; postgres keeps running and the lease is kept", "leader", leader, "paused", paused)
-		return n.deps.Store.Close(ctx, false)
+		l.log.Info("shutting down; postgres keeps running and the lease is kept", "leader", leader, "paused", paused)
+		return l.deps.Store.Close(ctx, false)
 	}
-	n.log.Info("shutting down; stopping postgres", "leader", leader)
-	n.st.stopping = true
-	if leader && n.deps.Fence != nil && !n.cfg.NoFence {
+	l.log.Info("shutting down; stopping postgres", "leader", leader)
+	l.st.pg.stopping = true
+	if leader && l.deps.Fence != nil && !l.cfg.NoFence {
 		// The loop no longer pats the guard: give the shutdown checkpoint the whole current lease.
-		if dl := DemoteDeadline(n.deps.Store.LeaseValidUntil(), n.st.dyn); !dl.IsZero() {
-			_ = n.deps.Fence.Arm(dl)
+		if dl := plan.DemoteDeadline(l.deps.Store.LeaseValidUntil(), l.st.conf.dyn); !dl.IsZero() {
+			_ = l.deps.Fence.Arm(dl)
 		}
 	}
-	running := n.st.pg.Running
+	running := l.st.pg.obs.Running
 	if running {
-		runBeforeStop(ctx, n.deps.Hooks, beforeStopLimit, n.log)
+		runBeforeStop(ctx, l.deps.Hooks, beforeStopLimit, l.log)
 	}
-	if err := n.deps.Postgres.Stop(ctx, cluster.StopFast); err != nil {
-		n.log.Error("postgres did not stop fast; stopping immediately", "err", err)
+	if err := l.deps.Postgres.Stop(ctx, cluster.StopFast); err != nil {
+		l.log.Error("postgres did not stop fast; stopping immediately", "err", err)
 		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		err = n.deps.Postgres.Stop(ictx, cluster.StopImmediate)
+		err = l.deps.Postgres.Stop(ictx, cluster.StopImmediate)
 		cancel()
 		if err != nil {
 			err = fmt.Errorf("ha shutdown: postgres would not stop; keeping the leader key and the fence: %w", err)
-			return errors.Join(err, n.deps.Store.Close(ctx, false))
+			return errors.Join(err, l.deps.Store.Close(ctx, false))
 		}
 	}
-	n.publishStopped()
-	if running && n.deps.Hooks != nil {
-		n.deps.Hooks.Callback(cluster.OnStop, n.st.role)
+	l.publishStopped()
+	if running && l.deps.Hooks != nil {
+		l.deps.Hooks.Callback(cluster.OnStop, l.st.role)
 	}
 	var errs []error
-	if n.deps.VIP != nil {
-		if err := n.deps.VIP.Ensure(ctx, false); err != nil {
+	if l.deps.VIP != nil {
+		if err := l.deps.VIP.Ensure(ctx, false); err != nil {
 			errs = append(errs, fmt.Errorf("drop VIP: %w", err))
 		}
 	}
 	if leader {
-		if cd, err := n.deps.Postgres.ControlData(ctx); err == nil && cd.CheckpointLSN > 0 {
-			if err := n.deps.Store.SetStatus(ctx, cluster.StatusKey{Optime: int64(cd.CheckpointLSN)}); err != nil {
+		if cd, err := l.deps.Postgres.ControlData(ctx); err == nil && cd.CheckpointLSN > 0 {
+			if err := l.deps.Store.SetStatus(ctx, cluster.StatusKey{Optime: int64(cd.CheckpointLSN)}); err != nil {
 				errs = append(errs, fmt.Errorf("write status: %w", err))
 			}
 		}
-		if err := n.deps.Store.ReleaseLeader(ctx); err != nil {
+		if err := l.deps.Store.ReleaseLeader(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("release leader key: %w", err))
 		}
 	}
-	if n.deps.Fence != nil && !n.cfg.NoFence {
-		if err := n.deps.Fence.Disarm(); err != nil {
+	if l.deps.Fence != nil && !l.cfg.NoFence {
+		if err := l.deps.Fence.Disarm(); err != nil {
 			errs = append(errs, fmt.Errorf("disarm fence: %w", err))
 		}
 	}
-	if err := n.deps.Store.Close(ctx, true); err != nil {
+	if err := l.deps.Store.Close(ctx, true); err != nil {
 		errs = append(errs, fmt.Errorf("revoke lease: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -109,12 +120,12 @@ func (n *Node) Shutdown(ctx context.Context, stopPostgres bool) error {
 
 // publishStopped tells the REST API (and so the peers racing for the key we
 // are about to release) that postgres is down and we no longer lead.
-func (n *Node) publishStopped() {
-	n.snapMu.Lock()
-	defer n.snapMu.Unlock()
-	s := *n.snap.Load()
+func (l *loop) publishStopped() {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
+	s := *l.snap.Load()
 	s.PG.Running, s.PG.Ready, s.PG.State = false, false, cluster.StateStopped
 	s.Role, s.LeaderUntil, s.VIPBound = cluster.RoleDemoted, time.Time{}, false
 	s.Action = "pgnoded is shutting down; postgres stopped"
-	n.snap.Store(&s)
+	l.snap.Store(&s)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"log/slog"
 	"maps"
 	"os"
@@ -429,7 +430,7 @@ func (p *fakePeers) Status(_ context.Context, members []cluster.Member) []PeerSt
 			continue
 		}
 		s := sn.node.Snapshot()
-		tags := ParseTags(s.Tags)
+		tags := plan.ParseTags(s.Tags)
 		st := PeerStatus{Name: m.Name, Reachable: true, Timeline: s.PG.Timeline, WALPosition: s.PG.WALPosition(),
 			NoFailover: !tags.CanFailover(), FailoverPriority: tags.FailoverPriority}
 		if s.PG.Running && s.PG.Ready {

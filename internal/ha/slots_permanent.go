@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"maps"
 	"slices"
 
@@ -32,7 +33,7 @@ func permanentPhysical(cfg cluster.DynamicConfig, self string) []string {
 // exist on this (primary) node: restart_lsn for physical slots,
 // confirmed_flush_lsn for logical ones, as WAL byte offsets. nil when
 // slots are off, none are configured or postgres cannot be asked.
-func (n *Node) permanentSlotPositions(ctx context.Context, cfg cluster.DynamicConfig) map[string]int64 {
+func (l *loop) permanentSlotPositions(ctx context.Context, cfg cluster.DynamicConfig) map[string]int64 {
 	if !cfg.UseSlots {
 		return nil
 	}
@@ -40,9 +41,9 @@ func (n *Node) permanentSlotPositions(ctx context.Context, cfg cluster.DynamicCo
 	if len(names) == 0 {
 		return nil
 	}
-	pos, err := n.deps.Postgres.SlotPositions(ctx, names)
+	pos, err := l.deps.Postgres.SlotPositions(ctx, names)
 	if err != nil {
-		n.log.Warn("cannot read the permanent slots' positions", "err", err)
+		l.log.Warn("cannot read the permanent slots' positions", "err", err)
 		return nil
 	}
 	return pos
@@ -51,10 +52,10 @@ func (n *Node) permanentSlotPositions(ctx context.Context, cfg cluster.DynamicCo
 // leaderSlotPositions is where the primary last said its permanent slots
 // are: the body of a failsafe primary's POST /failsafe while it is fresh,
 // else the status key.
-func (n *Node) leaderSlotPositions(o Observation) map[string]int64 {
-	n.fsMu.Lock()
-	fs := n.fsLeader
-	n.fsMu.Unlock()
+func (l *loop) leaderSlotPositions(o plan.Observation) map[string]int64 {
+	l.fsMu.Lock()
+	fs := l.fsLeader
+	l.fsMu.Unlock()
 	if fs.name != "" && o.Now.Before(fs.until) && fs.slots != nil {
 		return fs.slots
 	}
@@ -67,7 +68,7 @@ func (n *Node) leaderSlotPositions(o Observation) map[string]int64 {
 // keepReplicaSlots runs on a replica each cycle: it creates the permanent
 // physical slots it lacks and advances each to the primary's position, capped
 // at its own replay point (pg_replication_slot_advance cannot go further).
-func (n *Node) keepReplicaSlots(ctx context.Context, o Observation) {
+func (l *loop) keepReplicaSlots(ctx context.Context, o plan.Observation) {
 	if !o.Config.UseSlots || o.LeaderIsMe() || !o.PGReady() || !o.PG.InRecovery || o.Paused() {
 		return
 	}
@@ -77,19 +78,19 @@ func (n *Node) keepReplicaSlots(ctx context.Context, o Observation) {
 	}
 	sctx, cancel := shortCtx(ctx, PeerTimeout)
 	defer cancel()
-	if err := n.deps.Postgres.CreatePhysicalSlots(sctx, names); err != nil {
-		n.log.Warn("cannot create the permanent slots on this replica", "slots", names, "err", err)
+	if err := l.deps.Postgres.CreatePhysicalSlots(sctx, names); err != nil {
+		l.log.Warn("cannot create the permanent slots on this replica", "slots", names, "err", err)
 		return
 	}
-	want := n.leaderSlotPositions(o)
+	want := l.leaderSlotPositions(o)
 	for _, name := range names {
 		pos, ok := want[name]
 		if !ok || pos <= 0 {
 			continue
 		}
 		// Advance only forward, and never past what this replica has replayed.
-		if err := n.deps.Postgres.AdvancePhysicalSlot(sctx, name, pos); err != nil {
-			n.log.Warn("cannot advance a permanent slot on this replica", "slot", name, "to", pos, "err", err)
+		if err := l.deps.Postgres.AdvancePhysicalSlot(sctx, name, pos); err != nil {
+			l.log.Warn("cannot advance a permanent slot on this replica", "slot", name, "to", pos, "err", err)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"fmt"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"slices"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ func withPermanentSlots(names ...string) fx {
 
 func TestPermanentSlotPositions(t *testing.T) {
 	pg := &slotPG{positions: map[string]int64{"perm_a": 50331744}}
-	n := New(Config{Name: "pg1"}, Deps{Postgres: pg})
+	n := newLoop(Config{Name: "pg1"}, Deps{Postgres: pg})
 	if got := n.permanentSlotPositions(context.Background(), newObs().Config); got != nil || len(pg.asked) != 0 {
 		t.Fatalf("slots off: %v after %d queries, want nil and none", got, len(pg.asked))
 	}
@@ -67,14 +68,14 @@ func TestPermanentSlotPositions(t *testing.T) {
 }
 
 func TestKeepReplicaSlots(t *testing.T) {
-	newNode := func() (*Node, *slotPG, *fakeClockNow) {
+	newNode := func() (*loop, *slotPG, *fakeClockNow) {
 		pg := &slotPG{}
 		clk := &fakeClockNow{t: t0}
-		n := New(Config{Name: "pg1", Now: clk.now}, Deps{Postgres: pg})
+		n := newLoop(Config{Name: "pg1", Now: clk.now}, Deps{Postgres: pg})
 		return n, pg, clk
 	}
 	// pg_1 (this node's own member slot) and logical slots are never kept on a replica.
-	o := newObs(withPermanentSlots("perm_a", "pg1", "logical:perm_l"), func(o *Observation) {
+	o := newObs(withPermanentSlots("perm_a", "pg1", "logical:perm_l"), func(o *plan.Observation) {
 		o.View.Status = &cluster.StatusKey{Optime: 2000, Slots: map[string]int64{"perm_a": 0x1000}}
 	})
 	n, pg, clk := newNode()
@@ -84,11 +85,11 @@ func TestKeepReplicaSlots(t *testing.T) {
 	}
 
 	// A failsafe primary's POST /failsafe overrides the status key for ttl.
-	s := *n.Snapshot()
+	s := *faceOf(n).Snapshot()
 	s.TTL = 10 * time.Second
 	s.Role, s.PG = cluster.RoleReplica, cluster.PGObservation{Running: true, Ready: true, InRecovery: true}
 	n.snap.Store(&s)
-	if kind, _ := opOutcome(n.Failsafe(context.Background(), FailsafeRequest{Name: "pg2", Slots: map[string]int64{"perm_a": 0x2000}})); kind != "done" {
+	if kind, _ := opOutcome(faceOf(n).Failsafe(context.Background(), FailsafeRequest{Name: "pg2", Slots: map[string]int64{"perm_a": 0x2000}})); kind != "done" {
 		t.Fatalf("replica refused POST /failsafe: %s", kind)
 	}
 	pg.calls = nil

@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"fmt"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"sort"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -38,10 +39,10 @@ func createRoles(ctx context.Context, pg Postgres, c Credentials) error {
 // drops inactive physical slots nobody claims (not while paused). Permanent
 // slots (config "slots") are created when physical and never dropped;
 // ignore_slots matchers are honoured by name and type.
-func (n *Node) syncSlots(ctx context.Context, o Observation) {
-	slots, err := n.deps.Postgres.ReplicationSlots(ctx)
+func (l *loop) syncSlots(ctx context.Context, o plan.Observation) {
+	slots, err := l.deps.Postgres.ReplicationSlots(ctx)
 	if err != nil {
-		n.log.Warn("cannot list replication slots", "err", err)
+		l.log.Warn("cannot list replication slots", "err", err)
 		return
 	}
 	want := memberSlots(o)
@@ -61,32 +62,32 @@ func (n *Node) syncSlots(ctx context.Context, o Observation) {
 		if _, ok := permanent[name]; ok {
 			continue
 		}
-		if err := n.deps.Postgres.DropSlot(ctx, name); err != nil {
-			n.log.Warn("cannot drop replication slot", "slot", name, "err", err)
+		if err := l.deps.Postgres.DropSlot(ctx, name); err != nil {
+			l.log.Warn("cannot drop replication slot", "slot", name, "err", err)
 		} else {
-			n.log.Info("dropped unknown replication slot", "slot", name)
+			l.log.Info("dropped unknown replication slot", "slot", name)
 		}
 	}
 	for name := range want {
 		if have[name] {
 			continue
 		}
-		if err := n.deps.Postgres.CreatePhysicalSlots(ctx, []string{name}); err != nil {
-			n.log.Warn("cannot create replication slot", "slot", name, "err", err)
+		if err := l.deps.Postgres.CreatePhysicalSlots(ctx, []string{name}); err != nil {
+			l.log.Warn("cannot create replication slot", "slot", name, "err", err)
 		} else {
-			n.log.Info("created replication slot", "slot", name)
+			l.log.Info("created replication slot", "slot", name)
 		}
 	}
 }
 
 // memberSlots are the physical slots the primary keeps for its streaming members.
-func memberSlots(o Observation) map[string]bool {
+func memberSlots(o plan.Observation) map[string]bool {
 	want := map[string]bool{}
 	for name, m := range o.View.Members {
 		if name == o.Name {
 			continue
 		}
-		t := ParseTags(m.Tags)
+		t := plan.ParseTags(m.Tags)
 		if t.NoStream {
 			continue
 		}
@@ -104,7 +105,7 @@ func memberSlots(o Observation) map[string]bool {
 // leader key, before it is promoted: the other members point their recovery
 // at it the moment the key changes, and a slot missing then would hold their
 // walreceiver off for wal_retrieve_retry_interval (5 s).
-func (n *Node) createMemberSlots(ctx context.Context, o Observation) {
+func (l *loop) createMemberSlots(ctx context.Context, o plan.Observation) {
 	if !o.Config.UseSlots {
 		return
 	}
@@ -116,8 +117,8 @@ func (n *Node) createMemberSlots(ctx context.Context, o Observation) {
 		return
 	}
 	sort.Strings(names)
-	if err := n.deps.Postgres.CreatePhysicalSlots(ctx, names); err != nil {
-		n.log.Warn("cannot create the members' replication slots before promotion", "err", err)
+	if err := l.deps.Postgres.CreatePhysicalSlots(ctx, names); err != nil {
+		l.log.Warn("cannot create the members' replication slots before promotion", "err", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"sort"
 	"time"
 
@@ -29,92 +30,92 @@ import (
 //
 // If postgres does not stop, nothing else happens: we stay the leader.
 // Decide only asks for it when a candidate streams (or cascades) from us.
-func (n *Node) gracefulDemote(ctx context.Context, o Observation, d Decision) {
+func (l *loop) gracefulDemote(ctx context.Context, o plan.Observation, d plan.Decision) {
 	candidate := d.Member
-	if n.postponeScheduledSwitchover(o) {
+	if l.postponeScheduledSwitchover(o) {
 		return
 	}
-	begin := n.now()
-	octx, cancel := n.opCtx(ctx)
-	if err := n.deps.Postgres.Checkpoint(octx); err != nil {
-		n.log.Warn("CHECKPOINT before switchover failed", "err", err)
+	begin := l.now()
+	octx, cancel := l.opCtx(ctx)
+	if err := l.deps.Postgres.Checkpoint(octx); err != nil {
+		l.log.Warn("CHECKPOINT before switchover failed", "err", err)
 	}
 	cancel()
 	streaming := streamingCandidates(o, candidate)
-	checkpointed := n.now()
-	n.ensureVIP(ctx, false)
-	n.demoted()
-	if err := n.stopPG(ctx, cluster.StopFast, time.Time{}); err != nil {
+	checkpointed := l.now()
+	l.ensureVIP(ctx, false)
+	l.demoted()
+	if err := l.stopPG(ctx, cluster.StopFast, time.Time{}); err != nil {
 		return
 	}
-	n.fire(d.Callbacks, AfterStop)
-	stopped := n.now()
-	n.publishNow()
-	cctx, cancel := n.opCtx(ctx)
-	cd, err := n.deps.Postgres.ControlData(cctx)
+	l.fire(d.Callbacks, plan.AfterStop)
+	stopped := l.now()
+	l.publishNow()
+	cctx, cancel := l.opCtx(ctx)
+	cd, err := l.deps.Postgres.ControlData(cctx)
 	cancel()
 	chosen := ""
 	switch {
 	case err != nil:
-		n.log.Error("pg_controldata after the switchover stop failed", "err", err)
+		l.log.Error("pg_controldata after the switchover stop failed", "err", err)
 	case cd.ClusterState != "shut down":
-		n.log.Error("postgres did not shut down cleanly; the end of its WAL is unknown", "state", cd.ClusterState)
+		l.log.Error("postgres did not shut down cleanly; the end of its WAL is unknown", "state", cd.ClusterState)
 	case len(streaming) > 0:
 		chosen = streaming[0] // its walsender confirmed the shutdown checkpoint before postgres exited
 	default:
-		chosen = n.waitForCandidate(ctx, o, candidate, cd.CheckpointLSN)
+		chosen = l.waitForCandidate(ctx, o, candidate, cd.CheckpointLSN)
 	}
 	if chosen == "" {
 		// Handing over now could lose acknowledged commits: keep the key, let the
 		// next cycle start postgres again as primary, and fail the request.
-		n.log.Error("switchover aborted: no candidate is known to have the shutdown checkpoint; restarting as primary")
-		n.st.action = "switchover aborted: no candidate has the shutdown checkpoint"
-		n.clearFailover(ctx, o.View)
+		l.log.Error("switchover aborted: no candidate is known to have the shutdown checkpoint; restarting as primary")
+		l.st.action = "switchover aborted: no candidate has the shutdown checkpoint"
+		l.clearFailover(ctx, o.View)
 		return
 	}
-	sctx, cancel := n.opCtx(ctx)
-	if err := n.deps.Store.SetStatus(sctx, cluster.StatusKey{Optime: int64(cd.CheckpointLSN)}); err != nil {
-		n.log.Warn("cannot write the status key", "err", err)
+	sctx, cancel := l.opCtx(ctx)
+	if err := l.deps.Store.SetStatus(sctx, cluster.StatusKey{Optime: int64(cd.CheckpointLSN)}); err != nil {
+		l.log.Warn("cannot write the status key", "err", err)
 	}
 	cancel()
 	if f := o.View.Failover; candidate == "" && chosen != "" && !f.Empty() {
 		// Name the candidate: it then takes over at once instead of racing its peers.
-		fctx, cancel := n.opCtx(ctx)
-		if _, err := n.deps.Store.SetFailover(fctx, cluster.Failover{Leader: n.cfg.Name, Member: chosen},
+		fctx, cancel := l.opCtx(ctx)
+		if _, err := l.deps.Store.SetFailover(fctx, cluster.Failover{Leader: l.cfg.Name, Member: chosen},
 			f.ModRevision); err != nil {
-			n.log.Warn("cannot name the switchover candidate in the failover key", "err", err)
+			l.log.Warn("cannot name the switchover candidate in the failover key", "err", err)
 		}
 		cancel()
 	}
-	n.releaseLock(ctx)
-	n.st.switchoverDemotedAt = n.now()
-	n.log.Info("stepped down for a switchover", "candidate", chosen, "streaming", streaming,
+	l.releaseLock(ctx)
+	l.st.pg.switchoverDemotedAt = l.now()
+	l.log.Info("stepped down for a switchover", "candidate", chosen, "streaming", streaming,
 		"standbys", len(o.PG.Replication), "checkpoint_lsn", uint64(cd.CheckpointLSN),
-		"checkpoint", checkpointed.Sub(begin), "stop", stopped.Sub(checkpointed), "handover", n.now().Sub(stopped))
+		"checkpoint", checkpointed.Sub(begin), "stop", stopped.Sub(checkpointed), "handover", l.now().Sub(stopped))
 }
 
 // postponeScheduledSwitchover keeps a scheduled switchover for its exact
 // time: Decide starts it up to loop_wait early (as Patroni, which then
 // sleeps); the loop instead runs a cycle at that time and does it then.
-func (n *Node) postponeScheduledSwitchover(o Observation) bool {
+func (l *loop) postponeScheduledSwitchover(o plan.Observation) bool {
 	f := o.View.Failover
 	if f.Empty() || f.ScheduledAt == "" {
 		return false
 	}
 	at, err := time.Parse(time.RFC3339Nano, f.ScheduledAt)
-	if err != nil || !at.After(n.now()) {
+	if err != nil || !at.After(l.now()) {
 		return false
 	}
-	n.st.wakeAt = at
-	n.st.action = "manual failover: awaiting the scheduled time " + f.ScheduledAt
-	n.log.Debug(n.st.action)
+	l.st.sched.wakeAt = at
+	l.st.action = "manual failover: awaiting the scheduled time " + f.ScheduledAt
+	l.log.Debug(l.st.action)
 	return true
 }
 
 // streamingCandidates lists the members that may take over (candidate, or
 // any when ""), are eligible by their member key and stream from us now, best
 // first: furthest flushed, then higher failover_priority, then by name.
-func streamingCandidates(o Observation, candidate string) []string {
+func streamingCandidates(o plan.Observation, candidate string) []string {
 	type cand struct {
 		name     string
 		flush    cluster.LSN
@@ -130,7 +131,7 @@ func streamingCandidates(o Observation, candidate string) []string {
 		if !ok || !o.CandidateOK(o.WithStreamedPosition(m)) || o.SyncActive() && !o.InSync(name) {
 			continue
 		}
-		list = append(list, cand{name: name, flush: r.FlushLSN, priority: ParseTags(m.Tags).FailoverPriority})
+		list = append(list, cand{name: name, flush: r.FlushLSN, priority: plan.ParseTags(m.Tags).FailoverPriority})
 	}
 	sort.Slice(list, func(i, j int) bool {
 		a, b := list[i], list[j]
@@ -151,7 +152,7 @@ func streamingCandidates(o Observation, candidate string) []string {
 
 // waitForCandidate polls the candidates' /patroni until one has received lsn,
 // for at most max(retry_timeout, 5s); it returns that candidate, or "".
-func (n *Node) waitForCandidate(ctx context.Context, o Observation, candidate string, lsn cluster.LSN) string {
+func (l *loop) waitForCandidate(ctx context.Context, o plan.Observation, candidate string, lsn cluster.LSN) string {
 	var ask []cluster.Member
 	for name, m := range o.View.Members {
 		m.Name = name
@@ -162,17 +163,17 @@ func (n *Node) waitForCandidate(ctx context.Context, o Observation, candidate st
 	if len(ask) == 0 {
 		return ""
 	}
-	wctx, cancel := context.WithTimeout(ctx, max(n.st.dyn.RetryTimeoutDuration(), 5*time.Second))
+	wctx, cancel := context.WithTimeout(ctx, max(l.st.conf.dyn.RetryTimeoutDuration(), 5*time.Second))
 	defer cancel()
 	for {
-		for _, p := range n.deps.Peers.Status(wctx, ask) {
+		for _, p := range l.deps.Peers.Status(wctx, ask) {
 			if p.Reachable && p.WALPosition >= lsn {
-				n.log.Info("switchover candidate has the shutdown checkpoint", "candidate", p.Name, "lsn", uint64(lsn))
+				l.log.Info("switchover candidate has the shutdown checkpoint", "candidate", p.Name, "lsn", uint64(lsn))
 				return p.Name
 			}
 		}
-		if !n.sleep(100*time.Millisecond, wctx.Done()) {
-			n.log.Warn("no candidate confirmed the shutdown checkpoint in time; releasing the key anyway")
+		if !l.sleep(100*time.Millisecond, wctx.Done()) {
+			l.log.Warn("no candidate confirmed the shutdown checkpoint in time; releasing the key anyway")
 			return ""
 		}
 	}

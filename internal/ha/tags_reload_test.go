@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"testing"
 )
 
@@ -14,7 +15,7 @@ func TestSetTagsChangesTheSnapshotAtOnce(t *testing.T) {
 	if tags["noloadbalance"] != true || tags["dc"] != nil {
 		t.Errorf("snapshot tags after SetTags = %v", tags)
 	}
-	if pt := ParseTags(n.configTags()); !pt.NoLoadBalance || pt.CanFailover() {
+	if pt := plan.ParseTags(n.configTags()); !pt.NoLoadBalance || pt.CanFailover() {
 		t.Errorf("decision tags after SetTags = %+v", pt)
 	}
 }

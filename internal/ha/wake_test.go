@@ -29,20 +29,20 @@ func TestViewDigestFollowsMemberWakeFields(t *testing.T) {
 // nextWake: a short poll for the waits no event announces, and the end of
 // released_recently as a timer; neither waits for loop_wait.
 func TestNextWakeShortPollsAndReleaseTimer(t *testing.T) {
-	n := New(Config{Name: "pg1", Scope: "s", Now: func() time.Time { return t0 }}, Deps{Store: &leaseOnly{}})
-	n.st.dyn = cluster.DynamicConfig{TTL: 30, LoopWait: 10, RetryTimeout: 10}
-	n.st.lastLoop = t0
+	n := newLoop(Config{Name: "pg1", Scope: "s", Now: func() time.Time { return t0 }}, Deps{Store: &leaseOnly{}})
+	n.st.conf.dyn = cluster.DynamicConfig{TTL: 30, LoopWait: 10, RetryTimeout: 10}
+	n.st.sched.lastLoop = t0
 	if got := n.nextWake(); !got.Equal(t0.Add(10 * time.Second)) {
 		t.Fatalf("idle nextWake = %v, want loop_wait", got.Sub(t0))
 	}
 	for reason, d := range plan.ShortPolls {
-		n.st.pollAfter = plan.ShortPolls[reason]
+		n.st.sched.pollAfter = plan.ShortPolls[reason]
 		if got := n.nextWake(); !got.Equal(t0.Add(d)) {
 			t.Errorf("%s: nextWake = %v, want %v", reason, got.Sub(t0), d)
 		}
 	}
-	n.st.pollAfter = 0
-	n.st.releasedAt = t0.Add(-25 * time.Second)
+	n.st.sched.pollAfter = 0
+	n.st.lease.releasedAt = t0.Add(-25 * time.Second)
 	if got := n.nextWake(); !got.Equal(t0.Add(5 * time.Second)) {
 		t.Errorf("released 25s ago at ttl 30: nextWake = %v, want 5s", got.Sub(t0))
 	}
@@ -54,11 +54,11 @@ func TestRenewalWakesLeaseDeadlineWait(t *testing.T) {
 	w := newWorld(t, "pg1")
 	sn := w.nodes["pg1"]
 	sn.store = newFakeStore(w, "pg1")
-	n := New(Config{Name: "pg1", Scope: "s", Now: w.clock.Now}, Deps{Postgres: sn.pg, Store: sn.store, Fence: sn.fence})
+	n := newLoop(Config{Name: "pg1", Scope: "s", Now: w.clock.Now}, Deps{Postgres: sn.pg, Store: sn.store, Fence: sn.fence})
 	if n.onRenewal() {
 		t.Error("a renewal with nothing waiting on it ran a cycle")
 	}
-	n.st.cycleOnRenewal = true
+	n.st.sched.cycleOnRenewal = true
 	if !n.onRenewal() {
 		t.Error("a renewal did not wake the lease_deadline wait")
 	}
@@ -68,7 +68,7 @@ func TestRenewalWakesLeaseDeadlineWait(t *testing.T) {
 // pg_stat_replication shows now, not only on its last member-key write.
 func TestWithStreamedPosition(t *testing.T) {
 	old := int64(100)
-	o := Observation{PG: cluster.PGObservation{Replication: []cluster.ReplicationRow{
+	o := plan.Observation{PG: cluster.PGObservation{Replication: []cluster.ReplicationRow{
 		{ApplicationName: "pg2", State: "streaming", ReplayLSN: 5000},
 		{ApplicationName: "pg3", State: "catchup", ReplayLSN: 9000},
 	}}}
