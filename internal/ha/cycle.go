@@ -26,6 +26,7 @@ func (l *loop) cycle(ctx context.Context) {
 		p = plan.Make(obs)
 		if p.Failsafe != plan.FailsafeStay {
 			l.applyFailsafe(ctx, p.Failsafe, p.FailsafeWhy, &obs)
+			obs.Failsafe.RoundThisCycle = obs.Failsafe.RoundThisCycle || p.Failsafe == plan.FailsafeRound
 			continue
 		}
 		if !l.step(ctx, p, &obs) {

@@ -99,8 +99,15 @@ func (l *loop) run(ctx context.Context) error {
 			cycle = plan.ViewDigest(l.deps.Store.View(), l.cfg.Name, l.now(), l.st.conf.dyn.TTLDuration()) != l.st.lease.digest
 		case <-l.deps.Store.LeaseLost():
 			l.st.counters.LeaseRenewFails++
-			l.st.lease.dcsFailing = true
-			l.log.Warn("lease keepalive failed or lease lost")
+			// Only the first loss is news: while the DCS is failing, every
+			// keepalive the cycle tries fails again and would wake the loop at
+			// once, a busy loop for as long as etcd is away. The deadlines
+			// that matter then (demotion, failsafe rounds) are on the timer.
+			cycle = !l.st.lease.dcsFailing
+			if cycle {
+				l.st.lease.dcsFailing = true
+				l.log.Warn("lease keepalive failed or lease lost")
+			}
 		case <-l.deps.Postgres.Exited():
 			l.onPostmasterExit()
 		case <-l.wakeCh:

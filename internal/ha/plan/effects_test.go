@@ -239,6 +239,11 @@ func TestFailsafeRule(t *testing.T) {
 		{"engaged, the last round within the interval: nothing", newObs(iLead, down, engaged(-5*time.Second)),
 			FailsafeStay, ""},
 		{"engaged, the interval passed: ask again", newObs(iLead, down, engaged(-10*time.Second)), FailsafeRound, ""},
+		{"engaged, the interval passed, but a round already ran this cycle (it timed out): decide now", newObs(iLead,
+			down, engaged(-10*time.Second), func(o *Observation) { o.Failsafe.RoundThisCycle = true }), FailsafeStay, ""},
+		{"a round ran this cycle and postgres is gone: exit still comes first", newObs(iLead, down, engaged(-10*time.Second),
+			func(o *Observation) { o.Failsafe.RoundThisCycle, o.PG.Running = true, false }), FailsafeExit,
+			"postgres is not a running primary"},
 		{"engaged, DCS back: exit", newObs(iLead, engaged(-time.Second), func(o *Observation) {
 			o.Config.FailsafeMode = true
 			o.Failsafe.LeaseOverdueAt = t0.Add(9 * time.Second)

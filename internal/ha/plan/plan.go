@@ -63,6 +63,11 @@ type FailsafeFacts struct {
 	DCSFailing bool
 	// LeaseOverdueAt is when the next lease renewal is overdue (zero: no lease).
 	LeaseOverdueAt time.Time
+	// RoundThisCycle: a round already ran in this cycle. The plan after it
+	// must decide on its outcome, not ask again: a round that timed out takes
+	// longer than the interval, and asking again would hold the decision (and
+	// a demotion it calls for) for several rounds.
+	RoundThisCycle bool
 }
 
 // FailsafeStep is what failsafe mode does next.
@@ -99,6 +104,9 @@ func NextFailsafe(o Observation) (FailsafeStep, string) {
 		if fs.Engaged {
 			return FailsafeExit, why
 		}
+		return FailsafeStay, ""
+	}
+	if fs.RoundThisCycle {
 		return FailsafeStay, ""
 	}
 	if !fs.Engaged || fs.LastRound.IsZero() || !o.Now.Before(fs.LastRound.Add(FailsafeInterval(o.Config))) {
