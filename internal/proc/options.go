@@ -6,7 +6,9 @@ import (
 	"strings"
 )
 
-// Options Patroni refuses in bootstrap.initdb and postgresql.basebackup (patroni-contract.md §4.2, §4.3).
+// Options Patroni refuses in bootstrap.initdb and postgresql.basebackup (the
+// not_allowed_options of Bootstrap._initdb and Bootstrap.basebackup in Patroni's
+// postgresql/bootstrap.py).
 var (
 	initdbForbidden     = []string{"pgdata", "nosync", "pwfile", "sync-only", "version"}
 	basebackupForbidden = []string{"pgdata", "format", "wal-method", "xlog-method", "gzip", "version",
