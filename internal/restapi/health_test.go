@@ -14,7 +14,7 @@ const (
 	down = http.StatusServiceUnavailable
 )
 
-// healthPaths are the health-check paths of patroni-contract.md §1.3, in the
+// healthPaths are Patroni's health-check paths (api.py do_GET), in the
 // column order of the expectation rows below.
 var healthPaths = []string{
 	"/", "/primary", "/master", "/read-write", "/leader", "/standby-leader", "/standby_leader",
@@ -22,7 +22,7 @@ var healthPaths = []string{
 	"/read-only-sync", "/read-only-synchronous", "/foo",
 }
 
-// Expected codes per node state, written from §1.3 as written (one column per healthPaths entry).
+// Expected codes per node state, written from Patroni's api.py do_GET (one column per healthPaths entry).
 var healthTable = []struct {
 	name string
 	snap func() *cluster.Snapshot

@@ -10,8 +10,8 @@ import (
 	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
-// statusDoc is the node status document of patroni-contract.md §1.2 (GET /patroni
-// and the body of every GET health check). Field order follows Patroni's.
+// statusDoc is the node status document (GET /patroni and the body of every GET
+// health check; Patroni's api.py get_postgresql_status). Field order follows Patroni's.
 type statusDoc struct {
 	State               string                           `json:"state"`
 	PostmasterStartTime string                           `json:"postmaster_start_time,omitempty"`
