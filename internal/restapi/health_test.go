@@ -133,9 +133,14 @@ func TestHealthQueryParameters(t *testing.T) {
 		{"tags ignored for standby leader", standbyLeader, "/standby-leader?tag_rack=r1", ok},
 		{"tags checked on read-only primary", primaryLeader, "/read-only?tag_rack=r1", down},
 		{"tags only when otherwise 200", replicaNoLoadBalance, "/replica?tag_zone=eu-1", down},
-		{"noloadbalance false tag string", func() *cluster.Snapshot {
+		{"noloadbalance tag string false is on, as bool(\"false\") in Patroni", func() *cluster.Snapshot {
 			s := replicaStreaming()
 			s.Tags = map[string]any{"noloadbalance": "false"}
+			return s
+		}, "/replica", down},
+		{"noloadbalance tag false", func() *cluster.Snapshot {
+			s := replicaStreaming()
+			s.Tags = map[string]any{"noloadbalance": false}
 			return s
 		}, "/replica", ok},
 		{"substring path classification", replicaStreaming, "/replica/anything", ok},

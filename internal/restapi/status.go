@@ -100,7 +100,7 @@ func buildStatus(s *cluster.Snapshot, dcs bool) (statusDoc, facts) {
 	d := statusDoc{DCSLastSeen: unixOrZero(s.View.ReadAt)}
 	f := facts{
 		dcs: dcs, paused: s.Paused, standbyCluster: s.StandbyCluster, failsafeActive: s.FailsafeActive,
-		compat4: s.Compat == cluster.Compat4, tags: s.Tags, noLoadBalance: tagEnabled(s.Tags, "noloadbalance"),
+		compat4: s.Compat == cluster.Compat4, tags: s.Tags, noLoadBalance: cluster.TagOn(s.Tags, cluster.TagNoLoadBalance),
 		maxLagOnFailover: s.Config.MaximumLagOnFailover,
 	}
 	if queryOK(pg) {
