@@ -2,7 +2,6 @@ package proc
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -62,14 +61,4 @@ func userOptions(section string, opts []any, forbidden []string) ([]string, erro
 		}
 	}
 	return out, nil
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

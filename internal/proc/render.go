@@ -3,6 +3,8 @@ package proc
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,7 +30,7 @@ func renderPostgresqlConf(f confFile) []byte {
 	var b bytes.Buffer
 	b.WriteString(confHeader)
 	fmt.Fprintf(&b, "include '%s'\n\n", escapeConf(f.Include))
-	for _, k := range sortedKeys(f.Params) {
+	for _, k := range slices.Sorted(maps.Keys(f.Params)) {
 		writeParam(&b, k, f.Params[k])
 	}
 	if _, ok := f.Params["hba_file"]; !ok && f.HBAFile != "" {
@@ -39,7 +41,7 @@ func renderPostgresqlConf(f confFile) []byte {
 	}
 	if f.Recovery != nil {
 		b.WriteString("\n# recovery.conf\n")
-		for _, k := range sortedKeys(f.Recovery) {
+		for _, k := range slices.Sorted(maps.Keys(f.Recovery)) {
 			writeParam(&b, k, f.Recovery[k])
 		}
 	}
