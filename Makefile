@@ -82,7 +82,7 @@ bench: build
 	run $(GO) test -count=$(BENCH_RUNS) -run '^$$' -bench ScrapeDefaultSet -benchtime 10x ./internal/exporter/; \
 	$(GO) run ./tools/benchtable $$out | tee $(BIN)/bench.md
 
-## bench-patroni: issue 9 §4 -- the same scenarios against a real Patroni 3.0.2 cluster (Debian
+## bench-patroni: the same scenarios against a real Patroni 3.0.2 cluster (Debian
 ## package patroni) with the same settings, and pgnoded's matching benchmarks: node-loss failover
 ## at ttl 3/1/1, 10/2/4, 30/10/10, switchover under load, REST OPTIONS /primary (50 clients),
 ## footprint; PGNODED_BENCH_RUNS (default BENCH_RUNS) runs each. Root only. Raw output in
@@ -100,7 +100,7 @@ bench-patroni: build
 	run $(GO) test -count=$$runs -run '^$$' -bench '^BenchmarkOptionsPrimary$$/^closed-loop$$' ./internal/restapi/; \
 	$(GO) run ./tools/sidebyside $$out | tee $(BIN)/bench-patroni.md
 
-## bench-failsafe: issue 11's measurement -- etcd frozen 40 s, failsafe_mode on and off, at
+## bench-failsafe: etcd frozen 40 s, failsafe_mode on and off, at
 ## ttl 30/10/10 and 10/2/4, BENCH_RUNS runs each on fresh namespace topologies; prints the
 ## longest write outage per run (also in $(BIN)/bench-failsafe.out). Root only, ~20 minutes.
 bench-failsafe: build
@@ -108,7 +108,7 @@ bench-failsafe: build
 	  $(GO) test -tags integration -count=1 -timeout 90m -run '^$$' -benchtime 1x \
 	  -bench '^BenchmarkFailsafeEtcdFrozen$$' ./test/ 2>&1 | tee $(BIN)/bench-failsafe.out
 
-## chaos: the full failure suite (issue 9), root only: every scenario in network namespaces
+## chaos: the full failure suite, root only: every scenario in network namespaces
 ## (3 etcd + 3 nodes, ttl 10/2/4), then the table (also in $(BIN)/chaos.out). CHAOS_MINUTES
 ## sets the random-faults scenario (default 2); CHAOS_SEED=N repeats a run's random choices.
 CHAOS_MINUTES ?= 2
@@ -122,7 +122,7 @@ clean:
 	rm -rf $(BIN)
 
 # ---------------------------------------------------------------------------
-# Packaging and installation (issue 8). nfpm is a Go tool pinned in go.mod.
+# Packaging and installation. nfpm is a Go tool pinned in go.mod.
 DIST        ?= dist
 PKG_VERSION  = $(shell sh deploy/pkg/version.sh)
 PKG_ARCH     = $(shell $(GO) env GOARCH)

@@ -8,7 +8,9 @@
 # capabilities, /primary, the VIP inside the container, reload, a restart that
 # keeps postgres, a watchdog restart of a frozen pgnoded, a clean stop, and
 # dpkg -r / -P. Everything it starts is torn down on exit, failure included.
-# Recipe and pitfalls: shared/reference/systemd-container.md.
+# Recipe: systemd-nspawn -b boots the container's systemd; systemctl and journalctl
+# run inside through nsenter, because machinectl and systemctl -M need a systemd
+# on the host (see systemd-nspawn(1), machinectl(1)).
 #
 # Usage (root): scripts/test-systemd.sh [PKG.deb]   (normally via `make test-systemd`)
 # Env: PGNODED_NSPAWN_CACHE (default /var/tmp/pgnoded-nspawn-cache) holds the

@@ -13,7 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Benchmarks of a real Patroni 3.0.2 cluster (issue 9 §4), each mirroring a
+// Benchmarks of a real Patroni 3.0.2 cluster (`make bench-patroni`), each mirroring a
 // pgnoded benchmark with the same settings, the same measurement code where
 // it takes a *Cluster/*Node, and the same metric names, so that
 // `make bench-patroni` can print them side by side (tools/sidebyside).

@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// The DCS failsafe scenarios (issue 11), in the same namespace topology as
-// the failure suite: three real etcd processes, so an outage can be a freeze
-// (SIGSTOP: connections stay open and hang) as well as a kill.
+// The DCS failsafe scenarios (failsafe_mode; Patroni's docs, dcs_failsafe_mode.rst),
+// in the same namespace topology as the failure suite: three real etcd processes,
+// so an outage can be a freeze (SIGSTOP: connections stay open and hang) as well
+// as a kill.
 
 // fsPermanentSlot is the permanent physical slot of the failsafe clusters:
 // replicas keep a copy and follow the primary's position, from the status

@@ -14,11 +14,11 @@ type chaosScenario struct {
 	Name     string
 	Short    bool // in the short selection `make test` runs
 	Clean    bool // nothing acknowledged may be lost
-	Failsafe bool // bootstrap.dcs.failsafe_mode on (issue 11)
+	Failsafe bool // bootstrap.dcs.failsafe_mode on
 	Run      func(e *chaosEnv)
 }
 
-// TestChaos is the failure suite (issues 9 and 11). Each scenario boots three etcd
+// TestChaos is the failure suite. Each scenario boots three etcd
 // members and three pgnoded nodes in network namespaces (ttl 10, loop_wait 2,
 // retry_timeout 4, failsafe_mode as the scenario says, the VIP on), runs the ChaosWorkload,
 // injects its fault, heals, waits until the cluster is whole, and judges:
@@ -28,8 +28,8 @@ type chaosScenario struct {
 //   - the longest write outage and the recovery times (reported).
 //
 // By default (`make test`) the short selection runs: node crash, etcd leader
-// killed, zombie leader and the failsafe scenarios of issue 11 (about ten
-// minutes on this machine). PGNODED_CHAOS=full (`make chaos`) runs every
+// killed, zombie leader and the failsafe scenarios of chaos_failsafe_test.go
+// (about ten minutes on this machine). PGNODED_CHAOS=full (`make chaos`) runs every
 // scenario; PGNODED_CHAOS=off skips the suite. Both print the table.
 // PGNODED_CHAOS_MINUTES sets the random-faults scenario's length (default 2),
 // PGNODED_CHAOS_ETCD_DOWN the seconds etcd is down in etcd-down (default 60),

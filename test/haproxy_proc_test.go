@@ -24,7 +24,8 @@ import (
 )
 
 // HAProxy is a real haproxy process in front of a test cluster, configured the way
-// Pigsty renders its default services (pigsty-integration.md §2).
+// Pigsty renders its default services (Pigsty's docs: PGSQL services; the
+// haproxy service template of its pgsql role: OPTIONS checks on :8008).
 type HAProxy struct {
 	t       testing.TB
 	Dir     string

@@ -16,8 +16,9 @@ import (
 	"time"
 )
 
-// Operator workflows over the REST API (issue 7) on 3-node clusters: each
-// request gets Patroni's status code and text, and the cluster ends up as asked.
+// Operator workflows over the REST API (Patroni's docs, rest_api.rst) on 3-node
+// clusters: each request gets Patroni's status code and text, and the cluster
+// ends up as asked.
 
 func want(t *testing.T, what string, code int, text string, wantCode int, wantText string) {
 	t.Helper()

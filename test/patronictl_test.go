@@ -21,7 +21,7 @@ import (
 
 // Compatibility with the real Patroni 3.0.2 patronictl (Debian package `patroni`):
 // it reads our etcd keys through etcd's gRPC gateway and must see what Patroni
-// itself would have written (issue 3 §1, patroni-contract.md §2, §6).
+// itself would have written (Patroni's dcs/etcd3.py key layout, read by its ctl.py).
 
 // ctlRow is one member row of `patronictl list -f json` (3.0.2 column names).
 type ctlRow struct {

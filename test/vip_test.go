@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// TestVIPFailover is issue 5's proof in network namespaces: three pgnoded
-// nodes, one etcd and a client on a bridge, with the VIP enabled.
+// TestVIPFailover proves that the VIP follows the leader, in network namespaces:
+// three pgnoded nodes, one etcd and a client on a bridge, with the VIP enabled.
 //
 //  1. The VIP sits on the leader's interface only, and the client reaches the
 //     primary through it.

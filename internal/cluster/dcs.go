@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Member is the JSON value of members/<name> (patroni-contract.md §2.2).
+// Member is the JSON value of members/<name> (what Patroni's Ha.touch_member writes, ha.py).
 type Member struct {
 	Name string `json:"-"` // from the key, not the value
 

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Patroni 3.0.2 defaults for the dynamic configuration (patroni-contract.md §5.4).
+// Patroni 3.0.2 defaults for the dynamic configuration (Config.__DEFAULT_CONFIG in
+// Patroni's config.py).
 const (
 	DefaultTTL                  = 30
 	DefaultLoopWait             = 10

@@ -5,7 +5,7 @@ import "time"
 // PGState is Patroni's postgres state string ("running", "starting", ...).
 type PGState string
 
-// Patroni's postgres states (patroni-contract.md §1.2).
+// Patroni's postgres states (the set_state calls in Patroni's postgresql/__init__.py).
 const (
 	StateRunning          PGState = "running"
 	StateStarting         PGState = "starting"

@@ -6,9 +6,10 @@ import (
 )
 
 // SlotName turns a member name into its physical replication slot name the way
-// Patroni does (patroni-contract.md §4.13): lowercase; '-' and '.' become '_';
-// any other character outside [a-z0-9_] becomes 'u' plus its code point as at
-// least four decimal digits; the result is cut to 63 bytes.
+// Patroni does (slot_name_from_member_name in Patroni's dcs/__init__.py):
+// lowercase; '-' and '.' become '_'; any other character outside [a-z0-9_]
+// becomes 'u' plus its code point as at least four decimal digits; the result
+// is cut to 63 bytes.
 func SlotName(member string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(member) {

@@ -28,7 +28,8 @@ type envRule struct {
 }
 
 // patroniSections are the PATRONI_<SECTION>_<KEY> prefixes, mapped key by key
-// to <section>.<key in lower case>, as Patroni does (patroni-contract.md §7).
+// to <section>.<key in lower case>, as Patroni does (Patroni's config.py
+// Config._build_environment_configuration; its docs, ENVIRONMENT.rst).
 // DCS sections other than etcd3 are mapped too so that the root check can
 // reject them with a clear message.
 var patroniSections = []string{

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // Position returns where key (a dotted path such as "postgresql.listen") was
@@ -101,56 +103,47 @@ func (c *Config) EtcdEndpoints() []string {
 }
 
 // EffectiveTags are the tags published in the member key and the REST API,
-// by Patroni's rule: built-in boolean tags only when true (nofailover also
-// when false if failover_priority is set), failover_priority, sync_priority
-// and replicatefrom when set, and every custom tag as written.
+// by Patroni's rule (cluster.PublishedTags): built-in boolean tags only when
+// true (nofailover also when false if failover_priority is set, nosync if
+// sync_priority is), failover_priority, sync_priority and replicatefrom when
+// set, and every custom tag as written.
 func (c *Config) EffectiveTags() map[string]any {
 	t := c.Tags
-	out := make(map[string]any, len(t.Custom)+4)
+	m := make(map[string]any, len(t.Custom)+8)
 	for k, v := range t.Custom {
-		out[k] = v
-	}
-	if t.NoFailover || (c.has("tags.nofailover") && t.FailoverPriority != nil) {
-		out["nofailover"] = t.NoFailover
+		m[k] = v
 	}
 	for name, on := range map[string]bool{
-		"noloadbalance": t.NoLoadBalance, "clonefrom": t.CloneFrom, "nosync": t.NoSync, "nostream": t.NoStream,
+		cluster.TagNoFailover: t.NoFailover, cluster.TagNoLoadBalance: t.NoLoadBalance, cluster.TagCloneFrom: t.CloneFrom,
+		cluster.TagNoSync: t.NoSync, cluster.TagNoStream: t.NoStream,
 	} {
-		if on {
-			out[name] = true
+		if on || c.has("tags."+name) {
+			m[name] = on
 		}
 	}
 	if t.ReplicateFrom != "" {
-		out["replicatefrom"] = t.ReplicateFrom
+		m[cluster.TagReplicateFrom] = t.ReplicateFrom
 	}
 	if t.FailoverPriority != nil {
-		out["failover_priority"] = *t.FailoverPriority
+		m[cluster.TagFailoverPriority] = *t.FailoverPriority
 	}
 	if t.SyncPriority != nil {
-		out["sync_priority"] = *t.SyncPriority
+		m[cluster.TagSyncPriority] = *t.SyncPriority
 	}
-	return out
+	if out := cluster.PublishedTags(m); out != nil {
+		return out
+	}
+	return map[string]any{}
 }
 
-// NoFailover reports whether this node must never become primary: tags.nofailover
-// when written, else failover_priority <= 0 when that is written.
-func (c *Config) NoFailover() bool {
-	if c.has("tags.nofailover") {
-		return c.Tags.NoFailover
-	}
-	return c.Tags.FailoverPriority != nil && *c.Tags.FailoverPriority <= 0
-}
+// NoFailover reports whether this node must never become primary
+// (cluster.NoFailover): tags.nofailover when written, else failover_priority
+// <= 0 when that is written.
+func (c *Config) NoFailover() bool { return cluster.NoFailover(c.EffectiveTags()) }
 
-// FailoverPriority is the node's priority in the leader race (default 1; 0 when nofailover).
-func (c *Config) FailoverPriority() int {
-	if c.has("tags.nofailover") && c.Tags.NoFailover {
-		return 0
-	}
-	if c.Tags.FailoverPriority == nil {
-		return 1
-	}
-	return *c.Tags.FailoverPriority
-}
+// FailoverPriority is the node's priority in the leader race
+// (cluster.FailoverPriority: default 1; 0 when nofailover).
+func (c *Config) FailoverPriority() int { return cluster.FailoverPriority(c.EffectiveTags()) }
 
 // CtlAuth is the credentials for calls to peers' REST APIs: ctl.authentication,
 // or restapi.authentication when ctl has none (as patronictl does).

@@ -69,6 +69,10 @@ func TestEffectiveTags(t *testing.T) {
 		{"replicatefrom", "tags: {replicatefrom: pg-test-2, sync_priority: 3}",
 			map[string]any{"replicatefrom": "pg-test-2", "sync_priority": 3}, false, 1},
 		{"priority", "tags: {failover_priority: 5}", map[string]any{"failover_priority": 5}, false, 5},
+		{"nosync false kept beside sync_priority", "tags: {nosync: false, sync_priority: 2}",
+			map[string]any{"nosync": false, "sync_priority": 2}, false, 1},
+		{"nofailover true wins over priority", "tags: {nofailover: true, failover_priority: 5}",
+			map[string]any{"nofailover": true, "failover_priority": 5}, true, 0},
 	}
 	for _, tc := range cases {
 		cfg := loadDoc(t, tc.tags+"\n")

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/config"
 	"github.com/pgnoded/pgnoded/internal/ha/dcs"
 )
@@ -304,15 +305,5 @@ func (a *app) invokeEditor(ctx context.Context, before, clusterName string) (str
 // by "; ", or "" when it brings none. One already in the config key does not
 // block other edits.
 func refusedEdit(before, after map[string]any) string {
-	had := map[string]bool{}
-	for _, k := range config.RefusedDynamic(before) {
-		had[k.String()] = true
-	}
-	var out []string
-	for _, k := range config.RefusedDynamic(after) {
-		if !had[k.String()] {
-			out = append(out, k.String())
-		}
-	}
-	return strings.Join(out, "; ")
+	return strings.Join(cluster.NewIssues(config.RefusedDynamic(before), config.RefusedDynamic(after)), "; ")
 }

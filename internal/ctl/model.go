@@ -56,20 +56,6 @@ func clusterAsJSON(v *cluster.View) cluster.Doc {
 	})
 }
 
-// noFailover reports a member that must never be promoted: tags.nofailover,
-// or failover_priority <= 0 when nofailover is not set.
-func noFailover(m cluster.Member) bool {
-	if v, ok := m.Tags["nofailover"]; ok && v != nil {
-		b, err := cluster.ParseBool(v)
-		return err == nil && b
-	}
-	if v, ok := m.Tags["failover_priority"]; ok && v != nil {
-		n, err := cluster.ParseInt(v)
-		return err == nil && n <= 0
-	}
-	return false
-}
-
 // isPaused reports maintenance mode (pause: true in the config key).
 func isPaused(v *cluster.View) bool { return v.Config != nil && v.Config.Pause }
 

@@ -141,7 +141,7 @@ func (a *app) resolveSwitch(v *cluster.View, name string, r switchRequest) (fail
 	}
 	var candidates []string
 	for _, m := range sortedMembers(v) {
-		if m.Name != leader && !noFailover(m) {
+		if m.Name != leader && !cluster.NoFailover(m.Tags) {
 			candidates = append(candidates, m.Name)
 		}
 	}

@@ -12,11 +12,11 @@ import (
 	"github.com/pgnoded/pgnoded/internal/testenv"
 )
 
-// promtool's advice that amendments.md accepts for pg_exporter-compatible names
-// (pg_*): counters keep pg_exporter's names without _total, and pg_exporter's
-// *_count names (pg_activity_count, pg_downstream_count, pg_exporter_*_count, ...)
-// keep their suffix because rules and dashboards query them. pgnoded_* metrics,
-// and everything else, must be clean.
+// promtool's advice accepted for pg_exporter-compatible names (pg_*; the rule is
+// in docs/exporter-collectors.md, "Metric names"): counters keep pg_exporter's
+// names without _total, and pg_exporter's *_count names (pg_activity_count,
+// pg_downstream_count, pg_exporter_*_count, ...) keep their suffix because rules
+// and dashboards query them. pgnoded_* metrics, and everything else, must be clean.
 var acceptedCompatAdvice = []string{
 	`counter metrics should have "_total" suffix`,
 	`non-histogram and non-summary metrics should not have "_count" suffix`,
@@ -47,7 +47,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 }
 
 // checkPromtool lints a scrape with promtool check metrics: only the advice
-// amendments.md accepts for pg_exporter's names may remain.
+// accepted for pg_exporter's names (acceptedCompatAdvice) may remain.
 func checkPromtool(t *testing.T, promtool, text string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

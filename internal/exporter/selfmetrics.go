@@ -8,8 +8,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// Intro and self metrics under pg_exporter's names and TYPEs (the contract for
-// Pigsty's pgsql-exporter dashboard), plus one pgnoded_ metric of our own.
+// Intro and self metrics under pg_exporter's names and TYPEs (what Pigsty's
+// pgsql-exporter dashboard queries), plus one pgnoded_ metric of our own.
 var (
 	descUp         = prometheus.NewDesc("pg_up", "last scrape was able to connect to the server: 1 for yes, 0 for no", nil, nil)
 	descVersion    = prometheus.NewDesc("pg_version", "server version number", nil, nil)

@@ -3,7 +3,6 @@ package ha
 import (
 	"context"
 	"errors"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -29,20 +28,6 @@ func TestConnInfo(t *testing.T) {
 		if _, err := connInfo(bad, cred); err == nil {
 			t.Errorf("connInfo(%q) accepted", bad)
 		}
-	}
-}
-
-func TestTags(t *testing.T) {
-	tg := plan.ParseTags(map[string]any{"nofailover": "off", "failover_priority": "2", "clonefrom": "yes", "replicatefrom": "pg2"})
-	if tg.NoFailover || !tg.NoFailoverSet || tg.FailoverPriority != 2 || !tg.CloneFrom || tg.ReplicateFrom != "pg2" {
-		t.Errorf("parsed %+v", tg)
-	}
-	eff := plan.EffectiveTags(map[string]any{"nofailover": false, "clonefrom": true, "noloadbalance": "off", "dc": "a"})
-	if !reflect.DeepEqual(eff, map[string]any{"clonefrom": true, "dc": "a"}) {
-		t.Errorf("effective tags %v", eff)
-	}
-	if plan.EffectiveTags(map[string]any{"nosync": false}) != nil {
-		t.Error("all-falsy tags should publish nothing")
 	}
 }
 

@@ -30,7 +30,7 @@ func TestParseStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Role != "replica" || r.WALPosition != 67419800 || !r.NoFailover || !r.WatchdogFailed || r.FailoverPriority != 1 {
+	if r.Role != "replica" || r.WALPosition != 67419800 || !r.NoFailover || !r.WatchdogFailed || r.FailoverPriority != 0 {
 		t.Errorf("replica parsed as %+v", r)
 	}
 	x, _ := ParseStatus("pg3", []byte(`{"xlog":{"location":5}}`))

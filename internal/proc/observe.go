@@ -43,17 +43,13 @@ const observeSQL = `SELECT r.rec,
      FROM pg_catalog.pg_stat_replication)
 FROM (SELECT pg_catalog.pg_is_in_recovery() AS rec) r LEFT JOIN pg_catalog.pg_stat_wal_receiver w ON true`
 
-// replicationJSON is one element of the pg_stat_replication aggregate.
+// replicationJSON is one element of the pg_stat_replication aggregate: the
+// row as Patroni publishes it, plus the positions it leaves out.
 type replicationJSON struct {
-	UseName         string `json:"usename"`
-	ApplicationName string `json:"application_name"`
-	ClientAddr      string `json:"client_addr"`
-	State           string `json:"state"`
-	SyncState       string `json:"sync_state"`
-	SyncPriority    int    `json:"sync_priority"`
-	Sent            int64  `json:"sent"`
-	Flush           int64  `json:"flush"`
-	Replay          int64  `json:"replay"`
+	cluster.ReplicationRow
+	Sent   int64 `json:"sent"`
+	Flush  int64 `json:"flush"`
+	Replay int64 `json:"replay"`
 }
 
 // Observe queries the local postgres once (one round trip bounded by ctx). When
@@ -164,11 +160,9 @@ func scanObservation(ctx context.Context, c *pgconn.PgConn, o *cluster.PGObserva
 			return fmt.Errorf("observe: pg_stat_replication: %w", err)
 		}
 		for _, r := range rows {
-			o.Replication = append(o.Replication, cluster.ReplicationRow{
-				UseName: r.UseName, ApplicationName: r.ApplicationName, ClientAddr: r.ClientAddr,
-				State: r.State, SyncState: r.SyncState, SyncPriority: r.SyncPriority,
-				SentLSN: cluster.LSN(r.Sent), FlushLSN: cluster.LSN(r.Flush), ReplayLSN: cluster.LSN(r.Replay),
-			})
+			row := r.ReplicationRow
+			row.SentLSN, row.FlushLSN, row.ReplayLSN = cluster.LSN(r.Sent), cluster.LSN(r.Flush), cluster.LSN(r.Replay)
+			o.Replication = append(o.Replication, row)
 		}
 	}
 	return nil

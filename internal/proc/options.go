@@ -2,11 +2,12 @@ package proc
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
-// Options Patroni refuses in bootstrap.initdb and postgresql.basebackup (patroni-contract.md §4.2, §4.3).
+// Options Patroni refuses in bootstrap.initdb and postgresql.basebackup (the
+// not_allowed_options of Bootstrap._initdb and Bootstrap.basebackup in Patroni's
+// postgresql/bootstrap.py).
 var (
 	initdbForbidden     = []string{"pgdata", "nosync", "pwfile", "sync-only", "version"}
 	basebackupForbidden = []string{"pgdata", "format", "wal-method", "xlog-method", "gzip", "version",
@@ -60,14 +61,4 @@ func userOptions(section string, opts []any, forbidden []string) ([]string, erro
 		}
 	}
 	return out, nil
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

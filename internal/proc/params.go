@@ -9,9 +9,10 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// managedParam is one GUC Patroni controls (patroni-contract.md §5.5): it must
-// be equal on every member, so only the dynamic configuration may set it, and a
-// value that breaks its constraint is replaced by the default.
+// managedParam is one GUC Patroni controls (ConfigHandler.CMDLINE_OPTIONS in
+// Patroni's postgresql/config.py): it must be equal on every member, so only
+// the dynamic configuration may set it, and a value that breaks its constraint
+// is replaced by the default.
 type managedParam struct {
 	name    string
 	def     string

@@ -3,6 +3,8 @@ package proc
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,13 +23,14 @@ type confFile struct {
 	Recovery  map[string]string // recovery parameters; nil for a primary
 }
 
-// renderPostgresqlConf writes postgresql.conf the way Patroni does (patroni-contract.md §5.6):
-// header, include, every parameter sorted as name = 'value', hba_file/ident_file, recovery block.
+// renderPostgresqlConf writes postgresql.conf the way Patroni does
+// (ConfigHandler.write_postgresql_conf in Patroni's postgresql/config.py): header,
+// include, every parameter sorted as name = 'value', hba_file/ident_file, recovery block.
 func renderPostgresqlConf(f confFile) []byte {
 	var b bytes.Buffer
 	b.WriteString(confHeader)
 	fmt.Fprintf(&b, "include '%s'\n\n", escapeConf(f.Include))
-	for _, k := range sortedKeys(f.Params) {
+	for _, k := range slices.Sorted(maps.Keys(f.Params)) {
 		writeParam(&b, k, f.Params[k])
 	}
 	if _, ok := f.Params["hba_file"]; !ok && f.HBAFile != "" {
@@ -38,7 +41,7 @@ func renderPostgresqlConf(f confFile) []byte {
 	}
 	if f.Recovery != nil {
 		b.WriteString("\n# recovery.conf\n")
-		for _, k := range sortedKeys(f.Recovery) {
+		for _, k := range slices.Sorted(maps.Keys(f.Recovery)) {
 			writeParam(&b, k, f.Recovery[k])
 		}
 	}
@@ -66,9 +69,9 @@ func renderLines(lines []string) []byte {
 }
 
 // recoveryParams are the PG >= 12 recovery settings of a replica following rc
-// (patroni-contract.md §5.6). An empty upstream host means a read-only
-// standalone standby: primary_conninfo and primary_slot_name are set empty so
-// that nothing in an included file makes it stream.
+// (Patroni's ConfigHandler.build_recovery_params). An empty upstream host means
+// a read-only standalone standby: primary_conninfo and primary_slot_name are set
+// empty so that nothing in an included file makes it stream.
 func recoveryParams(c Config, rc cluster.RecoveryConfig, major int) map[string]string {
 	m := map[string]string{
 		"recovery_target_timeline": "latest",
@@ -96,7 +99,8 @@ func replicationCreds(c Config, up cluster.ConnInfo) Credentials {
 	return c.Replication
 }
 
-// primaryConninfo is Patroni's libpq keyword string for a replica (patroni-contract.md §5.6).
+// primaryConninfo is Patroni's libpq keyword string for a replica
+// (ConfigHandler.primary_conninfo_params and format_dsn in Patroni's postgresql/config.py).
 func primaryConninfo(c Config, rc cluster.RecoveryConfig, major int) string {
 	app := rc.ApplicationName
 	if app == "" {

@@ -14,8 +14,9 @@ import (
 	"time"
 )
 
-// access implements patroni-contract.md §1.7 for the unsafe endpoints:
-// source-address allowlist (403) → client certificate (403) → Basic auth (401).
+// access is Patroni's access check for the unsafe endpoints (api.py
+// RestApiServer.check_access): source-address allowlist (403) → client
+// certificate (403) → Basic auth (401).
 type access struct {
 	log            *slog.Logger
 	restricted     bool           // an allowlist is configured: everything else is rejected

@@ -167,7 +167,8 @@ func TestUnsupportedAndMalformed(t *testing.T) {
 }
 
 // TestPromtool runs promtool check metrics when it is installed: the only
-// accepted finding is the _total advice for Patroni's counters (amendments.md).
+// accepted finding is the _total advice for Patroni's counters, whose names are
+// kept as Patroni writes them (docs/exporter-collectors.md, "Metric names").
 func TestPromtool(t *testing.T) {
 	path, err := exec.LookPath("promtool")
 	if err != nil {

@@ -8,14 +8,14 @@ import (
 )
 
 // SwitchoverRequest is a POST /switchover or /failover body that passed the
-// REST-layer validation of patroni-contract.md §1.6.1 steps 1–5.
+// REST-layer validation of Patroni's do_POST_failover (validateSwitchover).
 type SwitchoverRequest struct {
 	Leader      string    // "leader": the current leader named by the caller ("" only for a failover)
 	Candidate   string    // "candidate" (alias "member"); "" means any healthy member
 	ScheduledAt time.Time // zero: immediate; otherwise in the future, with a time zone
 }
 
-// RestartRequest is a POST /restart body that passed the validation of §1.6.2.
+// RestartRequest is a POST /restart body that passed validateRestart.
 type RestartRequest struct {
 	Schedule        time.Time     // zero: restart now; otherwise schedule it (202 / 409)
 	Role            string        // "" or one of master|primary|replica (3.0.2) / primary|standby_leader|replica (4.x), as sent

@@ -61,7 +61,8 @@ type Config struct {
 	MaxBodyBytes            int64    // request body limit (413 above it); default 64 KiB
 
 	// StrictPrimary additionally requires a running, non-recovering postgres for
-	// 200 on /primary (issue 4's wording); false keeps Patroni's rule (lock only).
+	// 200 on /primary (README.md, "Stricter where it is safer"); false keeps
+	// Patroni's rule (lock only).
 	StrictPrimary bool
 
 	ReadHeaderTimeout time.Duration

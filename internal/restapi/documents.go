@@ -11,7 +11,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
-// buildClusterDoc is GET /cluster (patroni-contract.md §1.4), built from the cached view.
+// buildClusterDoc is GET /cluster (Patroni's utils.py cluster_as_json), built from the cached view.
 func buildClusterDoc(s *cluster.Snapshot) cluster.Doc {
 	v := &s.View
 	compat4 := s.Compat == cluster.Compat4

@@ -9,7 +9,8 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// healthCode decides a health-check status (patroni-contract.md §1.3) for
+// healthCode decides a health-check status (Patroni's api.py do_GET; the
+// health-check endpoints of its docs, rest_api.rst) for
 // path (the request path, "/" meaning "/primary") and the raw query string,
 // given the snapshot facts and whether this node holds a fresh leader key.
 func healthCode(path, rawQuery string, f *facts, isLeader, strictPrimary bool) int {

@@ -14,7 +14,7 @@ const (
 	down = http.StatusServiceUnavailable
 )
 
-// healthPaths are the health-check paths of patroni-contract.md §1.3, in the
+// healthPaths are Patroni's health-check paths (api.py do_GET), in the
 // column order of the expectation rows below.
 var healthPaths = []string{
 	"/", "/primary", "/master", "/read-write", "/leader", "/standby-leader", "/standby_leader",
@@ -22,7 +22,7 @@ var healthPaths = []string{
 	"/read-only-sync", "/read-only-synchronous", "/foo",
 }
 
-// Expected codes per node state, written from §1.3 as written (one column per healthPaths entry).
+// Expected codes per node state, written from Patroni's api.py do_GET (one column per healthPaths entry).
 var healthTable = []struct {
 	name string
 	snap func() *cluster.Snapshot
@@ -133,9 +133,14 @@ func TestHealthQueryParameters(t *testing.T) {
 		{"tags ignored for standby leader", standbyLeader, "/standby-leader?tag_rack=r1", ok},
 		{"tags checked on read-only primary", primaryLeader, "/read-only?tag_rack=r1", down},
 		{"tags only when otherwise 200", replicaNoLoadBalance, "/replica?tag_zone=eu-1", down},
-		{"noloadbalance false tag string", func() *cluster.Snapshot {
+		{"noloadbalance tag string false is on, as bool(\"false\") in Patroni", func() *cluster.Snapshot {
 			s := replicaStreaming()
 			s.Tags = map[string]any{"noloadbalance": "false"}
+			return s
+		}, "/replica", down},
+		{"noloadbalance tag false", func() *cluster.Snapshot {
+			s := replicaStreaming()
+			s.Tags = map[string]any{"noloadbalance": false}
 			return s
 		}, "/replica", ok},
 		{"substring path classification", replicaStreaming, "/replica/anything", ok},

@@ -7,7 +7,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// renderMetrics writes Patroni's /metrics (patroni-contract.md §1.5) in the
+// renderMetrics writes Patroni's /metrics (api.py do_GET_metrics) in the
 // Prometheus text format for the snapshot's compat level: 3.0.2 labels {scope}
 // and includes patroni_master; 4.1.4 labels {scope,name} and adds the quorum,
 // streaming, archive-recovery and postgres_state series. Names and TYPEs are

@@ -37,7 +37,7 @@ func metricValue(t *testing.T, fams map[string]*dto.MetricFamily, name string) f
 	return m.GetCounter().GetValue()
 }
 
-// Patroni 3.0.2's metric set and TYPEs (patroni-contract.md §1.5).
+// Patroni 3.0.2's metric set and TYPEs (api.py do_GET_metrics).
 var metrics302 = map[string]dto.MetricType{
 	"patroni_version": dto.MetricType_GAUGE, "patroni_postgres_running": dto.MetricType_GAUGE,
 	"patroni_postmaster_start_time": dto.MetricType_GAUGE, "patroni_master": dto.MetricType_GAUGE,

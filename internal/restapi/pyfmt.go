@@ -4,7 +4,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
@@ -29,19 +28,4 @@ func pyTagString(v any) string {
 func pyParseBool(v any) bool {
 	b, _ := pyfmt.ParseBool(v)
 	return b
-}
-
-// tagEnabled reads a built-in boolean tag (noloadbalance, nofailover, ...) as
-// Patroni's bool(value), except that boolean-looking strings are parsed.
-func tagEnabled(tags map[string]any, name string) bool {
-	v, ok := tags[name]
-	if !ok {
-		return false
-	}
-	if s, isStr := v.(string); isStr {
-		if b, err := cluster.ParseBool(s); err == nil {
-			return b
-		}
-	}
-	return pyfmt.Truthy(v)
 }

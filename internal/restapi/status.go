@@ -10,8 +10,8 @@ import (
 	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
-// statusDoc is the node status document of patroni-contract.md §1.2 (GET /patroni
-// and the body of every GET health check). Field order follows Patroni's.
+// statusDoc is the node status document (GET /patroni and the body of every GET
+// health check; Patroni's api.py get_postgresql_status). Field order follows Patroni's.
 type statusDoc struct {
 	State               string                           `json:"state"`
 	PostmasterStartTime string                           `json:"postmaster_start_time,omitempty"`
@@ -100,7 +100,7 @@ func buildStatus(s *cluster.Snapshot, dcs bool) (statusDoc, facts) {
 	d := statusDoc{DCSLastSeen: unixOrZero(s.View.ReadAt)}
 	f := facts{
 		dcs: dcs, paused: s.Paused, standbyCluster: s.StandbyCluster, failsafeActive: s.FailsafeActive,
-		compat4: s.Compat == cluster.Compat4, tags: s.Tags, noLoadBalance: tagEnabled(s.Tags, "noloadbalance"),
+		compat4: s.Compat == cluster.Compat4, tags: s.Tags, noLoadBalance: cluster.TagOn(s.Tags, cluster.TagNoLoadBalance),
 		maxLagOnFailover: s.Config.MaximumLagOnFailover,
 	}
 	if queryOK(pg) {

@@ -11,7 +11,8 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// Handlers of the state-changing endpoints (patroni-contract.md §1.6). Access
+// Handlers of the state-changing endpoints (Patroni's api.py do_POST_*,
+// do_PATCH_config, do_PUT_config, do_DELETE_*). Access
 // has been checked by guard; each handler reads and validates the body as
 // Patroni's REST layer does, then hands over to Actions.
 

@@ -13,7 +13,8 @@ import (
 )
 
 // Validation that Patroni performs in its REST layer before handing a request
-// to the HA loop (patroni-contract.md §1.6.1 steps 1–5 and §1.6.2).
+// to the HA loop (api.py do_POST_failover up to is_failover_possible, and
+// do_POST_restart with parse_schedule).
 
 // parseTimestamp parses ISO 8601-like timestamps as patronictl and operators send
 // them: date, 'T' or ' ', time with optional seconds and fraction, optional zone
@@ -110,8 +111,10 @@ func nameOf(v any) string {
 	return pyfmt.Str(v)
 }
 
-// validateSwitchover applies §1.6.1 steps 1–5 for action "switchover" or
-// "failover". It returns the action to perform (4.x turns a failover naming a
+// validateSwitchover applies the checks of Patroni's do_POST_failover that
+// precede is_failover_possible for action "switchover" or "failover", in
+// Patroni's order: candidate, leader, scheduled_at, paused, then (4.x) leader ==
+// candidate. It returns the action to perform (4.x turns a failover naming a
 // leader into a switchover) or a non-zero code with Patroni's text.
 func validateSwitchover(action string, body object, paused bool, compat cluster.Compat, now time.Time) (SwitchoverRequest, string, int, string) {
 	leaderV, _ := body.get("leader")
@@ -177,7 +180,8 @@ func validateSwitchover(action string, body object, paused bool, compat cluster.
 	return req, action, 0, ""
 }
 
-// validateRestart applies §1.6.2: the paused check, then each key in the order sent.
+// validateRestart applies Patroni's do_POST_restart checks: the paused check,
+// then each key in the order sent.
 func validateRestart(body object, paused bool, compat cluster.Compat, now time.Time) (RestartRequest, int, string) {
 	var req RestartRequest
 	if _, ok := body.get("schedule"); ok && paused {

@@ -55,6 +55,9 @@ func TestLayout(t *testing.T) {
 	if len(s.Namespace) != 6 {
 		t.Errorf("namespaces: %v", s.Namespace)
 	}
+	if k := s.LeaderKey(); k != "/service/pgdemo/leader" {
+		t.Errorf("leader key %q, want Patroni's /service/pgdemo/leader", k)
+	}
 	l := testState(t, ModeLoopback)
 	ports := map[int]bool{}
 	for _, n := range l.Nodes {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/pgnoded/pgnoded/internal/ha/dcs"
 )
 
 // Names every run uses; a demo owns everything that carries them.
@@ -94,7 +96,7 @@ type Bins struct {
 func (s *State) EtcdDir() string { return filepath.Join(s.WorkDir, "etcd") }
 
 // LeaderKey is the etcd key holding the leader's name.
-func (s *State) LeaderKey() string { return dcsRoot + scope + "/leader" }
+func (s *State) LeaderKey() string { return dcs.BasePath(dcsRoot, scope) + "/" + dcs.KeyLeader }
 
 // Node returns the node called name.
 func (s *State) Node(name string) (NodeInfo, bool) {

@@ -1,5 +1,5 @@
 // Command sidebyside prints `make bench-patroni`'s table: pgnoded and Patroni
-// measured by mirrored benchmarks with the same settings (issue 9 §4). It reads
+// measured by mirrored benchmarks with the same settings (test/bench_patroni_test.go). It reads
 // the raw output (go test -bench result lines, the FAILOVER / PATRONI FAILOVER
 // summary lines, the Makefile's "### CMD:" markers) and writes one markdown
 // table with a column per side. It measures nothing itself.

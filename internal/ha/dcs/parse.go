@@ -10,7 +10,8 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// Keys relative to the base path, as Patroni names them (patroni-contract.md §2.1).
+// Keys relative to the base path, as Patroni names them (AbstractDCS's _LEADER,
+// _MEMBERS, ... in Patroni's dcs/__init__.py).
 const (
 	KeyLeader       = "leader"
 	KeyMembers      = "members/"

@@ -1,8 +1,6 @@
 package plan
 
 import (
-	"fmt"
-
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
@@ -10,7 +8,7 @@ import (
 type Tags struct {
 	NoFailover       bool
 	NoFailoverSet    bool // nofailover was given explicitly (then failover_priority does not exclude)
-	FailoverPriority int  // default 1
+	FailoverPriority int  // default 1; 0 when nofailover is on
 	CloneFrom        bool
 	NoLoadBalance    bool
 	NoSync           bool
@@ -18,34 +16,19 @@ type Tags struct {
 	ReplicateFrom    string
 }
 
-// builtinBoolTags are dropped from published tags when false, as Patroni does.
-var builtinBoolTags = []string{"nofailover", "noloadbalance", "clonefrom", "nosync", "nostream"}
-
-// ParseTags reads a tags object leniently (booleans and integers may be strings).
+// ParseTags reads a member's tags by Patroni's rules (cluster.TagOn and the
+// other readers in internal/cluster/tags.go).
 func ParseTags(m map[string]any) Tags {
-	t := Tags{FailoverPriority: 1}
-	b := func(key string) (bool, bool) {
-		v, ok := m[key]
-		if !ok || v == nil {
-			return false, false
-		}
-		x, err := cluster.ParseBool(v)
-		return x && err == nil, true
+	return Tags{
+		NoFailover:       cluster.TagOn(m, cluster.TagNoFailover),
+		NoFailoverSet:    cluster.NoFailoverSet(m),
+		FailoverPriority: cluster.FailoverPriority(m),
+		CloneFrom:        cluster.TagOn(m, cluster.TagCloneFrom),
+		NoLoadBalance:    cluster.TagOn(m, cluster.TagNoLoadBalance),
+		NoSync:           cluster.TagOn(m, cluster.TagNoSync),
+		NoStream:         cluster.TagOn(m, cluster.TagNoStream),
+		ReplicateFrom:    cluster.ReplicateFrom(m),
 	}
-	t.NoFailover, t.NoFailoverSet = b("nofailover")
-	t.CloneFrom, _ = b("clonefrom")
-	t.NoLoadBalance, _ = b("noloadbalance")
-	t.NoSync, _ = b("nosync")
-	t.NoStream, _ = b("nostream")
-	if v, ok := m["failover_priority"]; ok && v != nil {
-		if n, err := cluster.ParseInt(v); err == nil {
-			t.FailoverPriority = int(n)
-		}
-	}
-	if v, ok := m["replicatefrom"]; ok && v != nil {
-		t.ReplicateFrom = fmt.Sprint(v)
-	}
-	return t
 }
 
 // CanFailover reports whether the member may ever become leader automatically:
@@ -57,24 +40,6 @@ func (t Tags) CanFailover() bool {
 	return t.FailoverPriority > 0
 }
 
-// EffectiveTags returns the tags to publish: the configured ones minus falsy built-in booleans.
-func EffectiveTags(m map[string]any) map[string]any {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	for _, k := range builtinBoolTags {
-		if v, ok := out[k]; ok {
-			if b, err := cluster.ParseBool(v); err != nil || !b {
-				delete(out, k)
-			}
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
-}
+// EffectiveTags returns the tags to publish (cluster.PublishedTags, Patroni's
+// _filter_tags): the configured ones minus falsy built-in booleans.
+func EffectiveTags(m map[string]any) map[string]any { return cluster.PublishedTags(m) }
