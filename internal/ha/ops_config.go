@@ -104,17 +104,7 @@ func (n *Node) PutConfig(ctx context.Context, doc map[string]any) ([]byte, error
 // per line); "" when it brings none. A refused setting already in the config
 // key does not block other edits, and removing it is always accepted.
 func (n *Node) refusedChange(cur, doc map[string]any) string {
-	before := map[string]bool{}
-	for _, k := range n.refusedIn(cur) {
-		before[k.String()] = true
-	}
-	var lines []string
-	for _, k := range n.refusedIn(doc) {
-		if !before[k.String()] {
-			lines = append(lines, k.String())
-		}
-	}
-	return strings.Join(lines, "\n")
+	return strings.Join(cluster.NewIssues(n.refusedIn(cur), n.refusedIn(doc)), "\n")
 }
 
 func (n *Node) writeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
