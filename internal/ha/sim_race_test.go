@@ -171,6 +171,11 @@ func TestNodeOpsConcurrentWithCycles(t *testing.T) {
 	})
 	if !healthy {
 		t.Errorf("cluster not healthy after the calls stopped: leader %q, writable %v", w.leaderName(), w.writable())
+		for _, name := range names {
+			s := w.nodes[name].node.Snapshot()
+			t.Logf("%s: role %s, pg running %v recovery %v, paused %v, action %q, failover key %+v", name, s.Role,
+				s.PG.Running, s.PG.InRecovery, s.Paused, s.Action, s.View.Failover)
+		}
 	}
 	w.noViolations(t)
 

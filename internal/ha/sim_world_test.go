@@ -430,14 +430,17 @@ func (p *fakePeers) Status(_ context.Context, members []cluster.Member) []PeerSt
 			continue
 		}
 		s := sn.node.Snapshot()
+		if !s.PG.Running || !s.PG.Ready {
+			// The REST API leaves xlog out while postgres does not answer, and
+			// peers.ParseStatus counts such a document as unreachable.
+			continue
+		}
 		tags := plan.ParseTags(s.Tags)
 		st := PeerStatus{Name: m.Name, Reachable: true, Timeline: s.PG.Timeline, WALPosition: s.PG.WALPosition(),
 			NoFailover: !tags.CanFailover(), FailoverPriority: tags.FailoverPriority}
-		if s.PG.Running && s.PG.Ready {
-			st.Role = "replica"
-			if !s.PG.InRecovery {
-				st.Role = "master"
-			}
+		st.Role = "replica"
+		if !s.PG.InRecovery {
+			st.Role = "master"
 		}
 		out[i] = st
 	}
