@@ -79,9 +79,10 @@ type soakResult struct {
 	Notes         []string // settings that could not be applied here
 	LoadAvg       float64  // mean 1-minute load average during the run
 	LoadMax       float64
-	LeaderChanges int // the leader key's holder changed (or the key went) while nothing was killed
-	Demotions     int // a node stopped being writable while running
-	NoPrimary     int // periods over 1 s with no writable node
+	LeaderChanges int   // the leader key's holder changed (or the key went) while nothing was killed
+	MinLeaseLeft  int64 // the least lease time left on the leader key seen by etcd (whole seconds, sampled every 250 ms)
+	Demotions     int   // a node stopped being writable while running
+	NoPrimary     int   // periods over 1 s with no writable node
 	NoPrimaryMax  time.Duration
 	LongestOutage time.Duration // longest gap between two acknowledged writes
 	Acked, Lost   int
@@ -157,6 +158,18 @@ func runSoak(b *testing.B, daemon Daemon, tm Timing, unit bool, d time.Duration)
 		defer wg.Done()
 		runPgbench(ctx, b, c, start.Add(d))
 	}()
+	leaseLeft := make(chan int64, 1)
+	wg.Add(1)
+	go func() { // owned by the run: ends with ctx
+		defer wg.Done()
+		least := int64(tm.TTL)
+		everyTick(ctx, 250*time.Millisecond, func() {
+			if _, left := c.LeaderLease(ctx); left >= 0 {
+				least = min(least, left)
+			}
+		})
+		leaseLeft <- least
+	}()
 	var loads []float64
 	everyTickUntil(start.Add(d), 10*time.Second, func() {
 		loads = append(loads, loadAvg1())
@@ -168,6 +181,7 @@ func runSoak(b *testing.B, daemon Daemon, tm Timing, unit bool, d time.Duration)
 	end := time.Now()
 	cancel()
 	wg.Wait()
+	r.MinLeaseLeft = <-leaseLeft
 	stopLoad()
 	after, err := scrapeProm(metricsURL)
 	if err != nil {
@@ -404,13 +418,13 @@ func printSoakTable(rows []soakResult) {
 	}
 	var sb strings.Builder
 	sb.WriteString("\nSOAK TABLE (nothing killed: every leader change is spurious)\n")
-	sb.WriteString("| daemon | ttl/loop/retry | minutes | load avg (max) | leader changes | per hour | demotions | no writable primary >1 s (longest) | longest write outage | acked rows | lost rows | split brain | etcd wal fsync p99 (>100 ms) | etcd leader changes |\n")
-	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	sb.WriteString("| daemon | ttl/loop/retry | minutes | load avg (max) | leader changes | per hour | least lease left | demotions | no writable primary >1 s (longest) | longest write outage | acked rows | lost rows | split brain | etcd wal fsync p99 (>100 ms) | etcd leader changes |\n")
+	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		name := r.name()
-		fmt.Fprintf(&sb, "| %s | %d/%d/%d | %.1f | %.1f (%.1f) | %d | %.1f | %d | %d (%s) | %s | %d | %d | %d | %s (%.0f) | %.0f |\n",
+		fmt.Fprintf(&sb, "| %s | %d/%d/%d | %.1f | %.1f (%.1f) | %d | %.1f | %d s | %d | %d (%s) | %s | %d | %d | %d | %s (%.0f) | %.0f |\n",
 			name, r.Timing.TTL, r.Timing.LoopWait, r.Timing.RetryTimeout, r.Duration.Minutes(), r.LoadAvg, r.LoadMax,
-			r.LeaderChanges, r.perHour(), r.Demotions, r.NoPrimary, r.NoPrimaryMax.Round(10*time.Millisecond),
+			r.LeaderChanges, r.perHour(), r.MinLeaseLeft, r.Demotions, r.NoPrimary, r.NoPrimaryMax.Round(10*time.Millisecond),
 			r.LongestOutage.Round(10*time.Millisecond), r.Acked, r.Lost, r.SplitBrain,
 			fmtSeconds(r.Etcd.WALFsync.Quantile), r.Etcd.WALFsync.Over, r.Etcd.LeaderChanges)
 	}
