@@ -175,3 +175,32 @@ func systemdIsPID1() bool {
 
 // rlimInfinity is RLIM_INFINITY as getrlimit(2) reports it.
 const rlimInfinity = ^uint64(0)
+
+// TestUnitSchedulingSettings: the unit's scheduling settings are those the
+// soak measures (a negative nice, the normal CPU policy, best-effort I/O),
+// the Patroni drop-in carries the same ones, and execPrefix turns them into
+// the wrapper chain.
+func TestUnitSchedulingSettings(t *testing.T) {
+	unit := readUnitSched(t, "../deploy/systemd/pgnoded.service")
+	if !unit.hasNice || unit.Nice >= 0 {
+		t.Errorf("unit: Nice=%d, want a negative value (the keepalive must not queue behind nice-0 load)", unit.Nice)
+	}
+	if unit.CPUPolicy != "other" {
+		t.Errorf("unit: CPUSchedulingPolicy=%s, want other (a real-time policy is inherited by postgres)", unit.CPUPolicy)
+	}
+	if unit.IOClass != "best-effort" {
+		t.Errorf("unit: IOSchedulingClass=%s, want best-effort", unit.IOClass)
+	}
+	dropIn := readUnitSched(t, "../deploy/systemd/patroni.service.d/pgnoded.conf")
+	if dropIn.Nice != unit.Nice || dropIn.CPUPolicy != unit.CPUPolicy || dropIn.CPUPriority != unit.CPUPriority ||
+		dropIn.IOClass != unit.IOClass || dropIn.IOPriority != unit.IOPriority {
+		t.Errorf("patroni drop-in scheduling %s differs from the unit's %s", dropIn, unit)
+	}
+	prefix, _ := unit.execPrefix()
+	got := strings.Join(prefix, " ")
+	for _, want := range []string{"chrt --other 0", fmt.Sprintf("nice -n %d", unit.Nice), "ionice -c 2 -n 4"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("exec prefix %q lacks %q", got, want)
+		}
+	}
+}
