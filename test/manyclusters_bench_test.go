@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -72,8 +73,9 @@ func BenchmarkManyClusters(b *testing.B) {
 	}
 	a = etcd.scrape(b)
 	load := loadAvg1()
-	time.Sleep(idle)
+	writes := countWrites(etcd, idle)
 	row(fmt.Sprintf("idle, %d clusters", nClusters), nClusters, a, etcd.scrape(b), nil)
+	fmt.Fprintf(os.Stderr, "MANY idle writes by key over %v (all clusters): %s\n", idle, writes)
 	many, fromM, toM := manyFailovers(b, etcd, first, runs, "with all")
 	row(fmt.Sprintf("failover, %d clusters", nClusters), nClusters, fromM, toM, many)
 
@@ -84,6 +86,35 @@ func BenchmarkManyClusters(b *testing.B) {
 		b.ReportMetric(median(many), "s_failover_with_all")
 	}
 	printManyTable(rows, nClusters, runs, tm, idle, load)
+}
+
+// countWrites watches every key for d and returns the puts and deletes by
+// the key's last path element (member keys as "members/*"): what the idle
+// raft proposals are.
+func countWrites(etcd *etcdTrio, d time.Duration) string {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	counts := map[string]int{}
+	for resp := range etcd.client.Watch(ctx, "/", clientv3.WithPrefix()) {
+		for _, ev := range resp.Events {
+			k := string(ev.Kv.Key)
+			if i := strings.Index(k, "/members/"); i >= 0 {
+				k = "members/*"
+			} else if i := strings.LastIndexByte(k, '/'); i >= 0 {
+				k = k[i+1:]
+			}
+			counts[ev.Type.String()+" "+k]++
+		}
+	}
+	var parts []string
+	for k, n := range counts {
+		parts = append(parts, fmt.Sprintf("%s x%d", k, n))
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // etcdTrio is a 3-member etcd of real etcd processes on loopback ports.
