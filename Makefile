@@ -133,7 +133,7 @@ soak: build
 ## etcd's unary requests, stream messages, raft proposals and bytes per member per minute (idle
 ## with one cluster, idle with all, during a failover), and one cluster's failover time alone
 ## and with all the others running (median of MANY_RUNS). Kept out of `make bench` (30 postgres
-## on 2 cores): ~20 minutes at 10 x 3 and 5 runs. A quick run: MANY_CLUSTERS=3 MANY_RUNS=2
+## on 2 cores): ~6 minutes at 10 x 3 and 5 runs (4 at 3 runs). A quick run: MANY_CLUSTERS=3 MANY_RUNS=2
 ## MANY_IDLE_SECONDS=20 (~3 min). Raw output in $(BIN)/bench-many.out, the table in $(BIN)/bench-many.md.
 MANY_CLUSTERS ?= 10
 MANY_RUNS ?= 5
