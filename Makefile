@@ -108,6 +108,44 @@ bench-failsafe: build
 	  $(GO) test -tags integration -count=1 -timeout 90m -run '^$$' -benchtime 1x \
 	  -bench '^BenchmarkFailsafeEtcdFrozen$$' ./test/ 2>&1 | tee $(BIN)/bench-failsafe.out
 
+## soak: root only, never in `make test`. A 3-node cluster at its lowest working ttl
+## (pgnoded 3/1/1 under deploy/systemd/pgnoded.service's scheduling settings, Patroni 3.0.2 at
+## 5/1/2) for SOAK_MINUTES each while stress-ng loads every core, pgbench the primary and an
+## fsync storm the postgres and etcd disks; nothing is killed. Prints per daemon and ttl: leader
+## changes (per hour), demotions, moments with no writable primary, the longest write outage,
+## lost rows, etcd's fsync latency and leader changes. SOAK_DAEMONS picks the runs
+## (pgnoded, pgnoded-plain = without the unit's settings, patroni). Installs stress-ng with apt
+## when missing. Raw output in $(BIN)/soak.out, the table in $(BIN)/soak.md.
+SOAK_MINUTES ?= 30
+SOAK_DAEMONS ?= pgnoded,patroni
+.PHONY: soak
+soak: build
+	@command -v stress-ng >/dev/null 2>&1 || { echo "soak: stress-ng is not installed; installing the Debian package (apt-get install -y stress-ng)"; \
+	  apt-get install -y stress-ng >/dev/null || { echo "soak: could not install stress-ng; install it and run make soak again"; exit 1; }; }
+	@mkdir -p $(BIN); to=$$(awk 'BEGIN { print int($(SOAK_MINUTES) * 3 + 60) }'); \
+	{ PGNODED_BIN=$(CURDIR)/$(BIN)/pgnoded PGNODED_SOAK_MINUTES=$(SOAK_MINUTES) PGNODED_SOAK_DAEMONS=$(SOAK_DAEMONS) \
+	  $(GO) test -tags integration -count=1 -timeout $${to}m -run '^$$' -bench '^BenchmarkSoak$$' -benchtime 1x ./test/ 2>&1; \
+	  echo $$? > $(BIN)/soak.rc; } | tee $(BIN)/soak.out; \
+	sed -n '/^SOAK TABLE/,/^\(PASS\|FAIL\|ok\|goos\)/p' $(BIN)/soak.out | grep -v '^\(PASS\|FAIL\|ok\|goos\)' > $(BIN)/soak.md; \
+	exit $$(cat $(BIN)/soak.rc)
+
+## bench-many: MANY_CLUSTERS clusters x 3 pgnoded on one 3-member etcd (root only):
+## etcd's unary requests, stream messages, raft proposals and bytes per member per minute (idle
+## with one cluster, idle with all, during a failover), and one cluster's failover time alone
+## and with all the others running (median of MANY_RUNS). Kept out of `make bench` (30 postgres
+## on 2 cores): ~6 minutes at 10 x 3 and 5 runs (4 at 3 runs). A quick run: MANY_CLUSTERS=3 MANY_RUNS=2
+## MANY_IDLE_SECONDS=20 (~3 min). Raw output in $(BIN)/bench-many.out, the table in $(BIN)/bench-many.md.
+MANY_CLUSTERS ?= 10
+MANY_RUNS ?= 5
+MANY_IDLE_SECONDS ?= 60
+.PHONY: bench-many
+bench-many: build
+	@mkdir -p $(BIN); { PGNODED_BIN=$(CURDIR)/$(BIN)/pgnoded PGNODED_MANY_CLUSTERS=$(MANY_CLUSTERS) PGNODED_MANY_RUNS=$(MANY_RUNS) \
+	  PGNODED_MANY_IDLE_SECONDS=$(MANY_IDLE_SECONDS) $(GO) test -tags integration -count=1 -timeout 90m -run '^$$' \
+	  -bench '^BenchmarkManyClusters$$' -benchtime 1x ./test/ 2>&1; echo $$? > $(BIN)/bench-many.rc; } | tee $(BIN)/bench-many.out; \
+	sed -n '/^MANY CLUSTERS TABLE/,/^\(PASS\|FAIL\|ok\|goos\)/p' $(BIN)/bench-many.out | grep -v '^\(PASS\|FAIL\|ok\|goos\)' > $(BIN)/bench-many.md; \
+	exit $$(cat $(BIN)/bench-many.rc)
+
 ## chaos: the full failure suite, root only: every scenario in network namespaces
 ## (3 etcd + 3 nodes, ttl 10/2/4), then the table (also in $(BIN)/chaos.out). CHAOS_MINUTES
 ## sets the random-faults scenario (default 2); CHAOS_SEED=N repeats a run's random choices.
