@@ -5,8 +5,6 @@ package test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pgnoded/pgnoded/internal/testenv"
-	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
 // BenchmarkManyClusters (`make bench-many`): Pigsty runs every cluster
@@ -198,29 +195,11 @@ func (tr *etcdTrio) scrape(b *testing.B) []promSample {
 
 // sharedEtcdNet places nodes on loopback ports like loopbackNet, against a shared etcdTrio.
 type sharedEtcdNet struct {
-	t    testing.TB
+	loopbackHosts
 	etcd *etcdTrio
 }
 
 func (s *sharedEtcdNet) attach(*Cluster) {}
-
-func (s *sharedEtcdNet) place(n *Node, _ int) {
-	n.Dir, n.Host = testenv.PGDir(s.t), "127.0.0.1"
-	n.PGPort, n.APIPort, n.MetricPort = testenv.FreePort(s.t), testenv.FreePort(s.t), testenv.FreePort(s.t)
-}
-
-func (s *sharedEtcdNet) configure(_ *Node, o *nodeconf.Options) { o.Listen = "127.0.0.1" }
-
-func (s *sharedEtcdNet) adopt(n *Node) { s.t.Cleanup(n.destroy) }
-
-func (s *sharedEtcdNet) HTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout}
-}
-
-func (s *sharedEtcdNet) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
-}
 
 func (s *sharedEtcdNet) EtcdHosts() string { return s.etcd.hosts() }
 
@@ -230,7 +209,7 @@ func (s *sharedEtcdNet) EtcdClient() *clientv3.Client { return s.etcd.client }
 func startSharedCluster(b *testing.B, etcd *etcdTrio, i int, tm Timing) *Cluster {
 	b.Helper()
 	scope := fmt.Sprintf("many%d-%d-c%d", os.Getpid(), time.Now().UnixNano()%100000, i+1)
-	c := newCluster(b, &sharedEtcdNet{t: b, etcd: etcd}, scope, DaemonPgnoded, 3, ClusterOptions{Timing: tm}, nil)
+	c := newCluster(b, &sharedEtcdNet{loopbackHosts: loopbackHosts{t: b}, etcd: etcd}, scope, DaemonPgnoded, 3, ClusterOptions{Timing: tm}, nil)
 	c.StartAll()
 	return c
 }

@@ -40,36 +40,40 @@ type Network interface {
 	EtcdClient() *clientv3.Client
 }
 
-// loopbackNet puts every node on its own free ports of 127.0.0.1, with one embedded etcd.
+// loopbackHosts puts every node on its own free ports of 127.0.0.1 and reaches
+// them directly; the loopback networks embed it and add their etcd.
+type loopbackHosts struct{ t testing.TB }
+
+func (l loopbackHosts) place(n *Node, _ int) {
+	n.Dir, n.Host = testenv.PGDir(l.t), "127.0.0.1"
+	n.PGPort, n.APIPort, n.MetricPort = testenv.FreePort(l.t), testenv.FreePort(l.t), testenv.FreePort(l.t)
+}
+
+func (l loopbackHosts) configure(_ *Node, o *nodeconf.Options) { o.Listen = "127.0.0.1" }
+
+func (l loopbackHosts) adopt(n *Node) { l.t.Cleanup(n.destroy) }
+
+func (l loopbackHosts) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout}
+}
+
+func (l loopbackHosts) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+// loopbackNet is loopbackHosts with one embedded etcd of its own.
 type loopbackNet struct {
-	t    testing.TB
+	loopbackHosts
 	etcd *testenv.Etcd
 }
 
 // newLoopback starts the embedded etcd of a loopback cluster.
 func newLoopback(t testing.TB) *loopbackNet {
-	return &loopbackNet{t: t, etcd: testenv.StartEtcd(t)}
+	return &loopbackNet{loopbackHosts: loopbackHosts{t: t}, etcd: testenv.StartEtcd(t)}
 }
 
 func (l *loopbackNet) attach(c *Cluster) { c.Etcd = l.etcd }
-
-func (l *loopbackNet) place(n *Node, _ int) {
-	n.Dir, n.Host = testenv.PGDir(l.t), "127.0.0.1"
-	n.PGPort, n.APIPort, n.MetricPort = testenv.FreePort(l.t), testenv.FreePort(l.t), testenv.FreePort(l.t)
-}
-
-func (l *loopbackNet) configure(_ *Node, o *nodeconf.Options) { o.Listen = "127.0.0.1" }
-
-func (l *loopbackNet) adopt(n *Node) { l.t.Cleanup(n.destroy) }
-
-func (l *loopbackNet) HTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout}
-}
-
-func (l *loopbackNet) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
-}
 
 func (l *loopbackNet) EtcdHosts() string { return l.etcd.HostPort() }
 

@@ -237,7 +237,11 @@ func TestRunRetriesBusyPort(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the busy port is logged", func() bool {
 		return strings.Contains(logs.String(), "address already in use")
 	})
-	time.Sleep(350 * time.Millisecond) // a few more attempts
+	// Twenty failed attempts bring the one warn-level reminder: the retry runs
+	// on, and the error line must still be there only once.
+	waitUntil(t, 20*time.Second, "the retries go on (the reminder after 20 attempts)", func() bool {
+		return strings.Contains(logs.String(), "exporter port still unavailable")
+	})
 	if e.Status().Up() {
 		t.Fatal("Status().Up() is true while the port is held")
 	}

@@ -99,10 +99,6 @@ func setMember(name string, mods ...func(*cluster.Member)) fx {
 	}
 }
 
-func dropMember(name string) fx { return func(o *plan.Observation) { delete(o.View.Members, name) } }
-
-func tags(m map[string]any) fx { return func(o *plan.Observation) { o.Tags = plan.ParseTags(m) } }
-
 func memberTags(name string, t map[string]any) fx {
 	return setMember(name, func(m *cluster.Member) { m.Tags = t })
 }
