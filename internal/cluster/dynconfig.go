@@ -140,7 +140,9 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 		}
 	}
 	boolKey(raw, "check_timeline", &c.CheckTimeline)
-	boolKey(raw, "synchronous_mode", &c.SynchronousMode)
+	if v, ok := raw["synchronous_mode"].(string); !ok || !strings.EqualFold(strings.TrimSpace(v), "quorum") {
+		boolKey(raw, "synchronous_mode", &c.SynchronousMode) // quorum (4.x) is refused by the key table, not a type error
+	}
 	boolKey(raw, "synchronous_mode_strict", &c.SynchronousModeStrict)
 	boolKey(raw, "failsafe_mode", &c.FailsafeMode)
 	boolKey(raw, "pause", &c.Pause)
