@@ -99,6 +99,7 @@ func TestSimSyncAddsToTheGUCFirstAndPublishesOnConfirmation(t *testing.T) {
 	for _, n := range others {
 		w.hold(n, true) // nobody replays: nobody can confirm
 	}
+	w.run(300*time.Millisecond, func() bool { return false }) // the primary writes on: the replicas fall behind
 	patch(t, w, l, map[string]any{"synchronous_mode": true})
 	w.mu.Lock()
 	w.syncMode = true
