@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/ha/plan"
@@ -79,7 +80,14 @@ func (l *loop) applySync(ctx context.Context, o plan.Observation, st plan.SyncSt
 		return
 	}
 	if st.RecordLSN {
-		l.st.sync.facts = plan.SyncFacts{ConfirmSet: true, ConfirmFor: o.PG.SyncStandbyNames, ConfirmLSN: o.PG.FlushLSN}
+		l.st.sync.facts = plan.SyncFacts{ConfirmSet: true, ConfirmFor: o.PG.SyncStandbyNames, ConfirmLSN: o.PG.FlushLSN,
+			WaitingSince: l.st.sync.facts.WaitingSince}
+	}
+	switch {
+	case !st.Unconfirmed:
+		l.st.sync.facts.WaitingSince = time.Time{}
+	case l.st.sync.facts.WaitingSince.IsZero():
+		l.st.sync.facts.WaitingSince = o.Now
 	}
 	if st.WriteSync {
 		ok, err := l.deps.Store.WriteSync(ctx, st.Sync, rev)
