@@ -221,3 +221,29 @@ func TestSimSyncStrictAndModeOffRestoresTheOperatorsValue(t *testing.T) {
 	}
 	w.noViolations(t)
 }
+
+func TestSimSyncSwitchoverOnlyToTheSyncStandby(t *testing.T) {
+	w := bootstrapped(t)
+	l, s := syncOn(t, w, nil)
+	other := w.otherThan(l, s)
+	refused := func(ctx context.Context) (cluster.OpResult, error) {
+		return w.nodes[l].node.Switchover(ctx, SwitchoverRequest{Leader: l, Candidate: other})
+	}
+	if kind, text := opOutcome(refused(context.Background())); kind == "done" || !strings.Contains(text, "candidate name does not match with sync_standby") {
+		t.Fatalf("switchover to the async replica %s: %s %q", other, kind, text)
+	}
+	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+		return w.nodes[l].node.Switchover(ctx, SwitchoverRequest{Leader: l})
+	})
+	if !w.run(5*time.Second, func() bool { return w.leaderName() == s && slices.Equal(w.writable(), []string{s}) }) {
+		t.Fatalf("no switchover to the sync standby %s: leader %q, writable %v", s, w.leaderName(), w.writable())
+	}
+	if r := answer(); r.kind != "done" {
+		t.Errorf("answer %s %q", r.kind, r.text)
+	}
+	if !w.run(5*time.Second, func() bool { ll, st := w.syncKeyNow(); return ll == s && st != "" }) {
+		ll, st := w.syncKeyNow()
+		t.Fatalf("sync key %q/%q after the switchover to %s", ll, st, s)
+	}
+	w.noViolations(t)
+}
