@@ -137,7 +137,7 @@ func (l *loop) syncBeforePromote(ctx context.Context, o plan.Observation) bool {
 		}
 	}
 	octx, cancel := l.dcsCtx(ctx)
-	ok, err := l.deps.Store.WriteSync(octx, cluster.SyncState{Leader: l.cfg.Name}, rev)
+	ok, err := l.deps.Store.WriteSync(octx, plan.SyncKey(l.cfg.Name, l.cfg.Compat == cluster.Compat4), rev)
 	cancel()
 	if err != nil || !ok {
 		l.st.action = "Postponing promotion because synchronous replication state was updated by somebody else"

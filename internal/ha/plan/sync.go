@@ -112,7 +112,7 @@ func NextSync(o Observation, f SyncFacts) SyncStep {
 	slices.SortFunc(want, func(a, b string) int { return strings.Compare(a, b) })
 	if !mine || !sameFold(want, current) {
 		st.WriteSync = true
-		st.Sync = cluster.SyncState{Leader: o.Name}
+		st.Sync = SyncKey(o.Name, f.Compat4)
 		if len(want) > 0 {
 			v := strings.Join(want, ",")
 			st.Sync.SyncStandby = &v
@@ -120,6 +120,16 @@ func NextSync(o Observation, f SyncFacts) SyncStep {
 	}
 	st.GUC = FormatSSN(picked, o.Config.SynchronousModeStrict, f.Compat4, current)
 	return st
+}
+
+// SyncKey is the sync key naming leader with no standby: 4.x writes "quorum": 0 too.
+func SyncKey(leader string, compat4 bool) cluster.SyncState {
+	s := cluster.SyncState{Leader: leader}
+	if compat4 {
+		zero := 0
+		s.Quorum = &zero
+	}
+	return s
 }
 
 // pickSync chooses up to synchronous_node_count standbys (Patroni's

@@ -239,6 +239,15 @@ func TestMakeSyncPolls(t *testing.T) {
 	if p := Make(o); !p.Sync.Waiting || p.PollAfter == 0 {
 		t.Errorf("a young wait does not poll: %+v", p)
 	}
+	// 4.x writes "quorum": 0 with the key.
+	o4 := newObs(leadPrimary, syncOn)
+	o4.Sync.Compat4 = true
+	if p := Make(o4); !p.Sync.WriteSync || p.Sync.Sync.Quorum == nil || *p.Sync.Sync.Quorum != 0 {
+		t.Errorf("4.x sync key %+v", p.Sync.Sync)
+	}
+	if p := Make(newObs(leadPrimary, syncOn)); p.Sync.Sync.Quorum != nil {
+		t.Errorf("3.0.2 sync key carries quorum: %+v", p.Sync.Sync)
+	}
 	replica := newObs(syncOn)
 	if p := Make(replica); !p.Sync.Empty() {
 		t.Errorf("a replica plans a sync step: %+v", p.Sync)
