@@ -141,7 +141,11 @@ func (l *loop) syncBeforePromote(ctx context.Context, o plan.Observation) bool {
 	cancel()
 	if err != nil || !ok {
 		l.st.action = "Postponing promotion because synchronous replication state was updated by somebody else"
-		l.log.Info(l.st.action, "err", err)
+		if err != nil {
+			l.log.Warn(l.st.action, "err", err)
+		} else {
+			l.log.Info(l.st.action)
+		}
 		return false
 	}
 	l.st.sync = syncState{guc: plan.FormatSSN(nil, o.Config.SynchronousModeStrict, l.cfg.Compat == cluster.Compat4, last), gucSet: true}
