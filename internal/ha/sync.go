@@ -79,9 +79,11 @@ func (l *loop) applySync(ctx context.Context, o plan.Observation, st plan.SyncSt
 	if !st.Manage {
 		return
 	}
-	if st.RecordLSN {
-		l.st.sync.facts = plan.SyncFacts{ConfirmSet: true, ConfirmFor: o.PG.SyncStandbyNames, ConfirmLSN: o.PG.FlushLSN,
-			WaitingSince: l.st.sync.facts.WaitingSince}
+	switch f := &l.st.sync.facts; {
+	case st.NoteGUC:
+		*f = plan.SyncFacts{SeenSet: true, SeenFor: o.PG.SyncStandbyNames, WaitingSince: f.WaitingSince}
+	case st.RecordLSN:
+		f.ConfirmSet, f.ConfirmFor, f.ConfirmLSN = true, o.PG.SyncStandbyNames, o.PG.FlushLSN
 	}
 	switch {
 	case !st.Unconfirmed:
