@@ -146,8 +146,8 @@ func SyncKey(leader string, compat4 bool) cluster.SyncState {
 }
 
 // pickSync chooses up to synchronous_node_count standbys (Patroni's
-// SyncHandler.current_state): members streaming from us, not nosync (4.x:
-// sync_priority > 0), not nostream, not cascading; preferring members that may
+// SyncHandler.current_state): members streaming from us, not nosync (4.x: nor
+// sync_priority <= 0), not nostream, not cascading; preferring members that may
 // fail over, then the current sync standbys, (4.x) higher sync_priority, state
 // "sync", the furthest flushed; a member lagging more than
 // maximum_lag_on_syncnode behind the best is skipped.
@@ -176,11 +176,7 @@ func pickSync(o Observation, current []string, compat4 bool) []string {
 		if t.NoStream || (t.ReplicateFrom != "" && !strings.EqualFold(t.ReplicateFrom, o.Name)) {
 			continue
 		}
-		if compat4 && hasPrio {
-			if prio <= 0 {
-				continue
-			}
-		} else if t.NoSync {
+		if t.NoSync || compat4 && hasPrio && prio <= 0 {
 			continue
 		}
 		cands = append(cands, cand{name: m.Name, row: r, noFail: !t.CanFailover(),
