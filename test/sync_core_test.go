@@ -278,3 +278,35 @@ func TestSyncCoreCommitLatency(t *testing.T) {
 	enableSync(t, c, p, map[string]any{"synchronous_mode": true})
 	measure("synchronous_mode on", 1000)
 }
+
+// In synchronous mode POST /switchover to the asynchronous replica is refused
+// with Patroni's text and changes nothing; to the sync standby it succeeds,
+// with every acknowledged write, and the new primary leads the sync key.
+func TestSyncCoreSwitchoverOnlyToTheSyncStandby(t *testing.T) {
+	c := StartCluster(t, 3, Fast)
+	p := c.WaitPrimary(90*time.Second, nil)
+	c.WaitHealthyReplicas(60*time.Second, p)
+	s := enableSync(t, c, p, map[string]any{"synchronous_mode": true})
+	other := c.Others(p, s)[0]
+	code, text := p.Call(t, "POST", "/switchover", map[string]any{"leader": p.Name, "candidate": other.Name})
+	if code != 412 || !strings.Contains(text, "candidate name does not match with sync_standby") {
+		t.Fatalf("switchover to the async replica %s: %d %q", other.Name, code, text)
+	}
+	w := StartWriter(t, c, p)
+	WaitFor(t, 10*time.Second, "some writes", func() bool { return w.Acked() > 50 })
+	code, text = p.Call(t, "POST", "/switchover", map[string]any{"leader": p.Name, "candidate": s.Name})
+	if code != 200 {
+		t.Fatalf("switchover to the sync standby %s: %d %q", s.Name, code, text)
+	}
+	if np := c.WaitPrimary(60*time.Second, p); np != s {
+		t.Fatalf("%s is primary after the switchover to %s", np.Name, s.Name)
+	}
+	WaitFor(t, 60*time.Second, "the new primary to lead the sync key with a standby", func() bool {
+		leader, standbys, _ := syncKey(c)
+		return leader == s.Name && len(standbys) == 1
+	})
+	acked := w.Acked()
+	if lost := w.Lost(t, s); len(lost) > 0 {
+		t.Errorf("%d of %d acknowledged writes lost: %v", len(lost), acked, lost[:min(len(lost), 20)])
+	}
+}
