@@ -30,11 +30,15 @@ type DynamicConfig struct {
 	PrimaryStopTimeout    int   `json:"primary_stop_timeout"`
 	CheckTimeline         bool  `json:"check_timeline"`
 	MaxTimelinesHistory   int   `json:"max_timelines_history"`
-	SynchronousMode       bool  `json:"synchronous_mode"`
+	SynchronousMode       bool  `json:"synchronous_mode"` // on, or quorum (SynchronousQuorum)
 	SynchronousModeStrict bool  `json:"synchronous_mode_strict"`
 	SynchronousNodeCount  int   `json:"synchronous_node_count"`
 	FailsafeMode          bool  `json:"failsafe_mode"`
 	Pause                 bool  `json:"pause"`
+	// SynchronousQuorum is Patroni 4.x's synchronous_mode: quorum (quorum
+	// commit); SynchronousMode is then true as well, as in 4.x's
+	// global_config.is_synchronous_mode.
+	SynchronousQuorum bool `json:"-"`
 
 	UsePgRewind bool           `json:"-"` // postgresql.use_pg_rewind
 	UseSlots    bool           `json:"-"` // postgresql.use_slots
@@ -129,7 +133,11 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 	intKey("max_timelines_history", &c.MaxTimelinesHistory)
 	intKey("synchronous_node_count", &c.SynchronousNodeCount)
 	boolKey(raw, "check_timeline", &c.CheckTimeline)
-	boolKey(raw, "synchronous_mode", &c.SynchronousMode)
+	if v, ok := raw["synchronous_mode"].(string); ok && strings.EqualFold(strings.TrimSpace(v), "quorum") {
+		c.SynchronousMode, c.SynchronousQuorum = true, true
+	} else {
+		boolKey(raw, "synchronous_mode", &c.SynchronousMode)
+	}
 	boolKey(raw, "synchronous_mode_strict", &c.SynchronousModeStrict)
 	boolKey(raw, "failsafe_mode", &c.FailsafeMode)
 	boolKey(raw, "pause", &c.Pause)

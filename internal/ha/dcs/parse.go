@@ -147,6 +147,9 @@ func parseSync(b []byte) cluster.SyncState {
 		sb := str(v)
 		s.SyncStandby = &sb
 	}
+	if q, err := cluster.ParseInt(obj["quorum"]); err == nil && s.Leader != "" {
+		s.Quorum = int(q) // 4.x quorum commit; 0 without a leader, as Patroni reads it
+	}
 	return s
 }
 
