@@ -210,7 +210,7 @@ func (l *loop) publish() {
 		PG: pg, Role: l.st.role, View: l.st.lease.view, LeaderUntil: l.leaderUntil(),
 		TTL: cfg.TTLDuration(), LoopWait: cfg.LoopWaitDuration(), RetryTimeout: cfg.RetryTimeoutDuration(), Config: cfg,
 		Tags: plan.EffectiveTags(l.configTags()), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
-		SyncStandby:    cfg.SynchronousMode && l.st.lease.view.Sync != nil && (plan.Observation{View: l.st.lease.view}).InSync(l.cfg.Name),
+		SyncStandby:    cfg.SynchronousMode && l.st.lease.view.Sync.Lists(l.cfg.Name, l.cfg.Compat),
 		WatchdogFailed: l.st.fence.failed, LastLoop: l.st.sched.lastLoop, NextLoopAt: l.nextWake(), Action: l.st.action,
 		FailsafeActive: l.failsafeActive(), VIPBound: l.st.fence.vipBound, Counters: l.counters(), ScheduledRestart: scheduledRestartDoc(l.st.sched.restart),
 		ConfigRefused: l.st.conf.refused,
