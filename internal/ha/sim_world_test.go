@@ -38,6 +38,7 @@ type world struct {
 	history    []cluster.HistoryEntry
 	status     *cluster.StatusKey
 	failsafe   map[string]string
+	sync       *cluster.SyncState // the sync key (written by the scenario as the primary would)
 	leases     map[int64]*fakeLease
 	nextLease  int64
 	nextSysID  int
@@ -361,6 +362,10 @@ func (w *world) viewLocked() cluster.View {
 		v.Status = &s
 	}
 	v.Failsafe = maps.Clone(w.failsafe)
+	if w.sync != nil {
+		sync := *w.sync
+		v.Sync = &sync
+	}
 	return v
 }
 
