@@ -279,3 +279,33 @@ func TestSimSyncStandbyStopGivesUpAfterTwoLoopWaits(t *testing.T) {
 	}
 	w.noViolations(t)
 }
+
+func TestSimScheduledRestartOfSyncStandbyWaitsForRelease(t *testing.T) {
+	w, _, standby := syncCluster(t)
+	n := w.nodes[standby].node
+	at := w.clock.Now().Add(2 * time.Second)
+	if got := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+		return n.Restart(ctx, RestartRequest{Schedule: at})
+	})(); got.kind != "scheduled" {
+		t.Fatalf("schedule: %s %q", got.kind, got.text)
+	}
+	before := w.starts(standby)
+	if !w.run(4*time.Second, func() bool { return w.memberNoSync(standby) }) {
+		t.Fatalf("%s did not ask for release when its scheduled restart came", standby)
+	}
+	if w.clock.Now().Before(at) {
+		t.Errorf("asked for release at %v, before the schedule %v", w.clock.Now(), at)
+	}
+	w.run(2*time.Second, func() bool { return false })
+	if w.starts(standby) != before {
+		t.Fatalf("the scheduled restart ran while %s was still listed", standby)
+	}
+	w.primaryDropsNoSync()
+	if !w.run(time.Second, func() bool { return w.starts(standby) > before }) {
+		t.Fatalf("the scheduled restart did not run after the release")
+	}
+	if !w.run(2*time.Second, func() bool { return !w.memberNoSync(standby) }) {
+		t.Errorf("%s kept nosync after its scheduled restart", standby)
+	}
+	w.noViolations(t)
+}
