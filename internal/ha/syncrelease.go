@@ -82,9 +82,12 @@ func (l *loop) beginSyncRelease(ctx context.Context, req RestartRequest, reply c
 	return true
 }
 
-// publishNoSync writes the member key with the nosync tag now and publishes
-// the snapshot; false (logged) when the key cannot be written.
+// publishNoSync publishes the snapshot (/patroni shows the tag from now on,
+// as Patroni's get_effective_tags does once _disable_sync is raised) and
+// writes the member key with the nosync tag; false (logged) when the key
+// cannot be written.
 func (l *loop) publishNoSync(ctx context.Context) bool {
+	l.publish()
 	m := plan.Settle(l.settleState()).Member
 	if m == nil {
 		l.log.Warn("Updating member state failed, skipping synchronous standby disable", "err", "the DCS is not usable")
@@ -96,7 +99,6 @@ func (l *loop) publishNoSync(ctx context.Context) bool {
 		l.log.Warn("Updating member state failed, skipping synchronous standby disable", "err", err)
 		return false
 	}
-	l.publish()
 	return true
 }
 
