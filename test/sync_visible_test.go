@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/ctl"
+	"github.com/pgnoded/pgnoded/internal/testenv"
 )
 
 // Synchronous replication made visible (the contract's health rows 7–11,
@@ -161,6 +162,89 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 		t.Errorf("%s postmaster pid %d after the restart (was %d)", syncN.Name, got, pid)
 	}
 	WaitFor(t, 30*time.Second, syncN.Name+" withdraws nosync", func() bool { return !svMemberNoSync(c, syncN.Name) })
+}
+
+// Under compat 4.1.4 with synchronous_mode: quorum and both replicas in the
+// sync key (quorum 1): /quorum and /read-only-quorum answer on the replicas,
+// /sync and /async do not, /patroni and /metrics say quorum_standby, /cluster
+// and pgnodectl list show Quorum Standby, the primary counts 2 standbys.
+func TestQuorumStandbyVisibleCompat4(t *testing.T) {
+	testenv.RequireRoot(t)
+	c := newCluster(t, newLoopback(t), fmt.Sprintf("itq%d-%d", os.Getpid(), time.Now().UnixNano()%100000),
+		DaemonPgnoded, 3, ClusterOptions{Timing: Fast}, nil)
+	for _, n := range c.Nodes {
+		f, err := os.OpenFile(n.ConfigPath, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.WriteString("\npgnoded:\n  compat: \"4.1.4\"\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.StartAll()
+	p := c.WaitPrimary(120*time.Second, nil)
+	c.WaitHealthyReplicas(90*time.Second, p)
+	reps := c.Others(p)
+	ctx := context.Background()
+	raw, _ := c.EtcdKey(ctx, "config")
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
+		t.Fatalf("config key %q: %v", raw, err)
+	}
+	doc["synchronous_mode"] = "quorum"
+	putConfig(t, c, doc)
+	v, _ := json.Marshal(map[string]any{"leader": p.Name, "sync_standby": reps[0].Name + "," + reps[1].Name, "quorum": 1})
+	if _, err := c.etcdClient().Put(ctx, "/itest/"+c.Scope+"/sync", string(v)); err != nil {
+		t.Fatalf("put sync: %v", err)
+	}
+
+	type check struct {
+		n    *Node
+		path string
+		code int
+	}
+	var want []check
+	for _, r := range reps {
+		want = append(want, check{r, "/quorum", 200}, check{r, "/read-only-quorum", 200},
+			check{r, "/sync", 503}, check{r, "/async", 503}, check{r, "/read-only-sync", 503})
+	}
+	want = append(want, check{p, "/read-only-quorum", 200}, check{p, "/quorum", 503})
+	WaitFor(t, 30*time.Second, "the health checks to follow the quorum sync key", func() bool {
+		for _, w := range want {
+			if w.n.Check(w.path) != w.code {
+				return false
+			}
+		}
+		return true
+	})
+	for _, r := range reps {
+		if st := r.Status(); st["quorum_standby"] != true || st["sync_standby"] != nil {
+			t.Errorf("%s /patroni quorum_standby %v sync_standby %v, want true and absent", r.Name, st["quorum_standby"], st["sync_standby"])
+		}
+		if _, b := r.Get("/metrics"); !regexp.MustCompile(`(?m)^patroni_quorum_standby\{[^}]*\} 1$`).Match(b) {
+			t.Errorf("%s /metrics: patroni_quorum_standby is not 1", r.Name)
+		}
+	}
+	roles := svClusterRoles(t, p)
+	for _, r := range reps {
+		if roles[r.Name] != "quorum_standby" {
+			t.Errorf("/cluster role of %s: %q, want quorum_standby (%v)", r.Name, roles[r.Name], roles)
+		}
+	}
+	WaitFor(t, 20*time.Second, p.Name+" exports pgnoded_sync_standbys 2", func() bool {
+		return strings.Contains(scrape(p), "\npgnoded_sync_standbys 2\n")
+	})
+	out := svPgnodectl(t, "-c", p.ConfigPath, "list")
+	for _, r := range reps {
+		if !regexp.MustCompile(`\| ` + r.Name + ` +\|[^|]+\| Quorum Standby +\|`).MatchString(out) {
+			t.Errorf("pgnodectl list does not show %s as Quorum Standby:\n%s", r.Name, out)
+		}
+	}
+	t.Logf("pgnodectl list:\n%s", out)
 }
 
 // svPutSync writes the sync key: {"leader": leader, "sync_standby": standbys or null}.
