@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,7 +27,8 @@ import (
 // 3.0.2 and pgnodectl list print it as "Sync Standby". Then the nosync dance:
 // POST /restart to the sync standby publishes nosync in its member key and
 // waits, postgres untouched, until the test (playing the primary) drops it
-// from the sync key; the restart then runs and the tag goes away.
+// from the sync key; the restart then runs and the tag goes away. SIGTERM
+// (a clean stop) does the same before it stops postgres.
 //
 // pgnoded refuses synchronous_mode in /config (docs/config-keys.md) until it
 // manages synchronous replication itself: the refusal keeps the nodes out of
@@ -162,6 +164,28 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 		t.Errorf("%s postmaster pid %d after the restart (was %d)", syncN.Name, got, pid)
 	}
 	WaitFor(t, 30*time.Second, syncN.Name+" withdraws nosync", func() bool { return !svMemberNoSync(c, syncN.Name) })
+
+	// The same dance before a clean stop (SIGTERM, systemctl stop).
+	svPutSync(t, c, p.Name, syncN.Name)
+	WaitFor(t, 30*time.Second, syncN.Name+" is the sync standby again", func() bool { return syncN.Check("/sync") == 200 })
+	syncN.Signal(syscall.SIGTERM)
+	WaitFor(t, 10*time.Second, syncN.Name+" publishes nosync before stopping", func() bool {
+		return svMemberNoSync(c, syncN.Name)
+	})
+	time.Sleep(2 * time.Second) // measuring that nothing happens: postgres stays up while listed
+	if syncN.PostmasterPID() <= 0 {
+		t.Fatalf("%s stopped postgres while still listed in the sync key", syncN.Name)
+	}
+	svPutSync(t, c, p.Name, "")
+	if !syncN.WaitExit(60 * time.Second) {
+		t.Fatalf("%s did not exit after the release", syncN.Name)
+	}
+	if syncN.LogCount("released from synchronous standby duty; stopping postgres") == 0 {
+		t.Errorf("%s did not stop on the sync key's change (its log lacks the release line)", syncN.Name)
+	}
+	if pid := syncN.PostmasterPID(); pid > 0 {
+		t.Errorf("%s: postmaster %d still running after pgnoded stopped", syncN.Name, pid)
+	}
 }
 
 // Under compat 4.1.4 with synchronous_mode: quorum and both replicas in the
