@@ -21,7 +21,7 @@ type Doc struct {
 // DocMember is one entry of Doc.Members.
 type DocMember struct {
 	Name                 string                   `json:"name"`
-	Role                 string                   `json:"role"` // leader, standby_leader, sync_standby, replica
+	Role                 string                   `json:"role"` // leader, standby_leader, sync_standby, quorum_standby, replica
 	State                string                   `json:"state"`
 	APIURL               *string                  `json:"api_url"`
 	Host                 string                   `json:"host,omitempty"`
@@ -46,6 +46,7 @@ type DocOptions struct {
 	Compat4     bool                   // 4.x: scope, pending_restart_reason, replication_state as the state
 	Scope       string                 // shown when Compat4 is set
 	IsSync      func(name string) bool // a member the sync key names (role sync_standby); nil: none
+	Quorum      bool                   // 4.x synchronous_mode: quorum: IsSync members are quorum_standby
 	ScheduledAt func(at string) string // renders failover.scheduled_at; nil keeps it as stored
 }
 
@@ -86,6 +87,8 @@ func BuildDoc(v *View, o DocOptions) Doc {
 			d.Role = "standby_leader"
 		case name == leader:
 			d.Role = "leader"
+		case o.IsSync != nil && o.IsSync(name) && o.Quorum:
+			d.Role = "quorum_standby"
 		case o.IsSync != nil && o.IsSync(name):
 			d.Role = "sync_standby"
 		default:

@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -50,6 +51,37 @@ type SyncState struct {
 	SyncStandby *string `json:"sync_standby"`
 
 	ModRevision int64 `json:"-"`
+}
+
+// Standbys is sync_standby as a list: split at commas, trimmed, empty names
+// dropped (Patroni's SyncState.members in 3.0.2, voters in 4.x).
+func (s *SyncState) Standbys() []string {
+	if s == nil || s.SyncStandby == nil {
+		return nil
+	}
+	var out []string
+	for n := range strings.SplitSeq(*s.SyncStandby, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Lists reports whether name is one of the key's standbys by c's rule:
+// 3.0.2 compares names exactly ("name in cluster.sync.members"); 4.x ignores
+// case, as postgres does for synchronous_standby_names, and counts nobody in
+// a key without a leader (Patroni 4.x's SyncState.matches).
+func (s *SyncState) Lists(name string, c Compat) bool {
+	if s == nil || c == Compat4 && s.Leader == "" {
+		return false
+	}
+	for _, n := range s.Standbys() {
+		if n == name || c == Compat4 && strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // StatusKey is the value of the status key (leader's last known WAL position).

@@ -30,7 +30,7 @@ type DynamicConfig struct {
 	PrimaryStopTimeout    int   `json:"primary_stop_timeout"`
 	CheckTimeline         bool  `json:"check_timeline"`
 	MaxTimelinesHistory   int   `json:"max_timelines_history"`
-	SynchronousMode       bool  `json:"synchronous_mode"`
+	SynchronousMode       bool  `json:"synchronous_mode"` // on, or quorum (SynchronousQuorum)
 	SynchronousModeStrict bool  `json:"synchronous_mode_strict"`
 	SynchronousNodeCount  int   `json:"synchronous_node_count"`
 	// MaximumLagOnSyncnode: a candidate further behind (bytes) is not picked as
@@ -38,6 +38,10 @@ type DynamicConfig struct {
 	MaximumLagOnSyncnode int64 `json:"maximum_lag_on_syncnode"`
 	FailsafeMode         bool  `json:"failsafe_mode"`
 	Pause                bool  `json:"pause"`
+	// SynchronousQuorum is Patroni 4.x's synchronous_mode: quorum (quorum
+	// commit); SynchronousMode is then true as well, as in 4.x's
+	// global_config.is_synchronous_mode.
+	SynchronousQuorum bool `json:"-"`
 
 	UsePgRewind bool           `json:"-"` // postgresql.use_pg_rewind
 	UseSlots    bool           `json:"-"` // postgresql.use_slots
@@ -140,8 +144,10 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 		}
 	}
 	boolKey(raw, "check_timeline", &c.CheckTimeline)
-	if v, ok := raw["synchronous_mode"].(string); !ok || !strings.EqualFold(strings.TrimSpace(v), "quorum") {
-		boolKey(raw, "synchronous_mode", &c.SynchronousMode) // quorum (4.x) is refused by the key table, not a type error
+	if v, ok := raw["synchronous_mode"].(string); ok && strings.EqualFold(strings.TrimSpace(v), "quorum") {
+		c.SynchronousMode, c.SynchronousQuorum = true, true // quorum is refused by the key table until pgnoded implements it
+	} else {
+		boolKey(raw, "synchronous_mode", &c.SynchronousMode)
 	}
 	boolKey(raw, "synchronous_mode_strict", &c.SynchronousModeStrict)
 	boolKey(raw, "failsafe_mode", &c.FailsafeMode)

@@ -68,7 +68,7 @@ type Snapshot struct {
 	Paused           bool
 	FailsafeActive   bool
 	StandbyCluster   bool
-	SyncStandby      bool // this node is listed in the sync key
+	SyncStandby      bool // synchronous mode is on and the sync key lists this node (SyncState.Lists)
 	PendingRestart   bool
 	ScheduledRestart map[string]any
 	WatchdogFailed   bool

@@ -3,7 +3,6 @@ package ctl
 import (
 	"cmp"
 	"slices"
-	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/pyfmt"
@@ -17,20 +16,6 @@ func leaderName(v *cluster.View) string {
 	return v.Leader.Name
 }
 
-// syncMembers are the names listed in the sync key (3.0.2 shows them whatever synchronous_mode says).
-func syncMembers(v *cluster.View) map[string]bool {
-	out := map[string]bool{}
-	if v.Sync == nil || v.Sync.Leader == "" || v.Sync.SyncStandby == nil {
-		return out
-	}
-	for n := range strings.SplitSeq(*v.Sync.SyncStandby, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			out[strings.ToLower(n)] = true
-		}
-	}
-	return out
-}
-
 // sortedMembers returns the members ordered by name.
 func sortedMembers(v *cluster.View) []cluster.Member {
 	out := make([]cluster.Member, 0, len(v.Members))
@@ -42,11 +27,20 @@ func sortedMembers(v *cluster.View) []cluster.Member {
 	return out
 }
 
-// clusterAsJSON is Patroni 3.0.2's cluster_as_json (GET /cluster), the data behind list.
+// clusterAsJSON is Patroni 3.0.2's cluster_as_json (GET /cluster), the data
+// behind list: every member the sync key lists is a sync_standby, whatever
+// synchronous_mode says. Under synchronous_mode: quorum, which 3.0.2 cannot
+// run, the listed members are quorum_standby by Patroni 4.x's rule (names
+// without case), as 4.x's patronictl shows them ("Quorum Standby").
 func clusterAsJSON(v *cluster.View) cluster.Doc {
-	sync := syncMembers(v)
+	quorum := v.Config != nil && v.Config.SynchronousQuorum && !cluster.IsStandbyCluster(v.Config)
+	listed := func(name string) bool { return v.Sync.Lists(name, cluster.Compat302) }
+	if quorum {
+		listed = func(name string) bool { return v.Sync.Lists(name, cluster.Compat4) }
+	}
 	return cluster.BuildDoc(v, cluster.DocOptions{
-		IsSync: func(name string) bool { return sync[strings.ToLower(name)] },
+		IsSync: listed,
+		Quorum: quorum,
 		ScheduledAt: func(at string) string {
 			if t, err := parseISO(at); err == nil {
 				return pyfmt.Isoformat(t, 'T')

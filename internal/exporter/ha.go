@@ -24,6 +24,7 @@ var (
 	descPeerErrors     = prometheus.NewDesc("pgnoded_peer_errors_total", "Failed requests to other members' REST APIs (leader race, failsafe), by reason.", []string{"reason"}, nil)
 	descCallbackRuns   = prometheus.NewDesc("pgnoded_callback_runs_total", "Runs of postgresql.callbacks, pre_promote and before_stop by callback and exit (an exit status, killed or error).", []string{"callback", "exit"}, nil)
 	descLastFailover   = prometheus.NewDesc("pgnoded_last_failover_seconds", "Duration of the phases of the last failover this node won.", []string{"phase"}, nil)
+	descSyncStandbys   = prometheus.NewDesc("pgnoded_sync_standbys", "Standbys the sync key lists while this node leads in synchronous mode (quorum standbys under synchronous_mode: quorum); 0 on the other members.", nil, nil)
 	descConfigRefused  = prometheus.NewDesc("pgnoded_config_refused", "1 for each setting of the config key pgnoded refuses (docs/config-keys.md); while any is 1 the node takes no leadership.", []string{"key"}, nil)
 )
 
@@ -48,7 +49,7 @@ type haCollector struct {
 func (h *haCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descLeader, descLeaseRemaining, descDCSLastSeen,
 		descVIPBound, descFailsafe, descFailovers, descSwitchovers, descPromotions, descDemotions,
-		descRenewFailures, descVIPFailures, descPeerErrors, descLastFailover, descCallbackRuns, descConfigRefused} {
+		descRenewFailures, descVIPFailures, descPeerErrors, descLastFailover, descCallbackRuns, descConfigRefused, descSyncStandbys} {
 		ch <- d
 	}
 }
@@ -80,6 +81,7 @@ func (h *haCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- gauge(descDCSLastSeen, seen)
 	ch <- gauge(descVIPBound, b2f(s.VIPBound))
 	ch <- gauge(descFailsafe, b2f(s.FailsafeActive))
+	ch <- gauge(descSyncStandbys, float64(syncStandbys(s, leader)))
 	for _, k := range s.ConfigRefused {
 		ch <- gauge(descConfigRefused, 1, k.Key)
 	}
@@ -102,6 +104,16 @@ func (h *haCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- gauge(descLastFailover, lf.Detection.Seconds(), "detection")
 	ch <- gauge(descLastFailover, lf.Promotion.Seconds(), "promotion")
 	ch <- gauge(descLastFailover, lf.VIPMove.Seconds(), "vip")
+}
+
+// syncStandbys is the number of standbys in the sync key when this node
+// leads in synchronous mode and the key names it as the leader; else 0.
+func syncStandbys(s *cluster.Snapshot, leader bool) int {
+	sync := s.View.Sync
+	if !leader || !s.Config.SynchronousMode || sync == nil || sync.Leader != s.Name {
+		return 0
+	}
+	return len(sync.Standbys())
 }
 
 func b2f(b bool) float64 {

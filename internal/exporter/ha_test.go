@@ -88,6 +88,9 @@ pgnoded_role{role="uninitialized"} 0
 # HELP pgnoded_switchovers_total Planned switchovers this node took part in.
 # TYPE pgnoded_switchovers_total counter
 pgnoded_switchovers_total 3
+# HELP pgnoded_sync_standbys Standbys the sync key lists while this node leads in synchronous mode (quorum standbys under synchronous_mode: quorum); 0 on the other members.
+# TYPE pgnoded_sync_standbys gauge
+pgnoded_sync_standbys 0
 # HELP pgnoded_vip_bound Whether the VIP is bound on this node (1) or not (0).
 # TYPE pgnoded_vip_bound gauge
 pgnoded_vip_bound 1

@@ -40,6 +40,7 @@ func (l *loop) cycle(ctx context.Context) {
 		obs.Now = l.now()
 		l.failsafeStep(ctx, &obs)
 	}
+	l.evaluateSyncRelease(ctx)
 	l.evaluateScheduledRestart(ctx)
 	l.reconcileParams(ctx)
 	if l.st.long.run == nil {

@@ -67,6 +67,9 @@ func (l *loop) finishLong(res longResult) {
 	if lr != nil && res.err == nil {
 		l.fire(lr.callbacks, plan.AfterStart)
 	}
+	if lr != nil && lr.endsSyncRelease {
+		l.endSyncRelease()
+	}
 	if lr != nil && lr.waiter != nil {
 		if res.err == nil {
 			replyTo(lr.waiter, cluster.Done("restarted successfully"), nil)

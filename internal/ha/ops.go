@@ -110,7 +110,11 @@ var errShuttingDown = cluster.Refuse(cluster.OpShuttingDown, "pgnoded is shuttin
 // OpUnavailable) or schedules the restart ("Restart scheduled" / OpConflict
 // when one is already scheduled).
 func (n *Node) Restart(ctx context.Context, req RestartRequest) (cluster.OpResult, error) {
-	return n.submit(ctx, &opRequest{kind: opRestart, restart: req}, req.Timeout)
+	wait := req.Timeout
+	if s := n.Snapshot(); wait > 0 && s != nil && s.SyncStandby {
+		wait += 2 * s.LoopWait // the timeout is the start's: a sync standby first waits for its release (syncrelease.go)
+	}
+	return n.submit(ctx, &opRequest{kind: opRestart, restart: req}, wait)
 }
 
 // DeleteRestart cancels a scheduled restart (OpNotFound when none is).

@@ -101,12 +101,15 @@ func (l *loop) settleState() plan.State {
 		Failsafe: l.failsafeFacts(), LastLoop: l.st.sched.lastLoop, PollAfter: l.st.sched.pollAfter,
 		ReleasedAt: l.st.lease.releasedAt, WakeAt: l.st.sched.wakeAt, PGDownSince: l.st.pg.downSince,
 		Member: plan.MemberFacts{Write: l.st.lease.dcsOK, Name: l.cfg.Name, ConnURL: l.cfg.ConnURL, APIURL: l.cfg.APIURL,
-			Compat: l.cfg.Compat, Role: l.st.role, Tags: l.configTags(),
+			Compat: l.cfg.Compat, Role: l.st.role, Tags: l.memberTags(),
 			ScheduledRestart: scheduledRestartDoc(l.st.sched.restart), CheckpointAfterPromote: l.st.pg.checkpointPending},
 	}
 	s.Long = l.st.long.run.action()
 	if r := l.st.sched.restart; r != nil {
 		s.RestartAt = r.req.Schedule
+	}
+	if r := l.st.sched.release; r != nil && !r.started && (s.WakeAt.IsZero() || r.until.Before(s.WakeAt)) {
+		s.WakeAt = r.until // the wait for our release from sync duty ends then at the latest
 	}
 	if f := l.st.lease.view.Failover; !f.Empty() && f.ScheduledAt != "" {
 		if at, err := time.Parse(time.RFC3339Nano, f.ScheduledAt); err == nil {
@@ -209,8 +212,8 @@ func (l *loop) publish() {
 		Name: l.cfg.Name, Scope: l.cfg.Scope, Compat: l.cfg.Compat, APIURL: l.cfg.APIURL, ConnURL: l.cfg.ConnURL,
 		PG: pg, Role: l.st.role, View: l.st.lease.view, LeaderUntil: l.leaderUntil(),
 		TTL: cfg.TTLDuration(), LoopWait: cfg.LoopWaitDuration(), RetryTimeout: cfg.RetryTimeoutDuration(), Config: cfg,
-		Tags: plan.EffectiveTags(l.configTags()), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
-		SyncStandby:    cfg.SynchronousMode && l.st.lease.view.Sync != nil && (plan.Observation{View: l.st.lease.view}).InSync(l.cfg.Name),
+		Tags: plan.EffectiveTags(l.memberTags()), Paused: cfg.Pause, PendingRestart: pg.PendingRestart,
+		SyncStandby:    cfg.SynchronousMode && l.st.lease.view.Sync.Lists(l.cfg.Name, l.cfg.Compat),
 		WatchdogFailed: l.st.fence.failed, LastLoop: l.st.sched.lastLoop, NextLoopAt: l.nextWake(), Action: l.st.action,
 		FailsafeActive: l.failsafeActive(), VIPBound: l.st.fence.vipBound, Counters: l.counters(), ScheduledRestart: scheduledRestartDoc(l.st.sched.restart),
 		ConfigRefused: l.st.conf.refused,

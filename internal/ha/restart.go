@@ -89,12 +89,37 @@ func (l *loop) scheduleRestart(req *opRequest) {
 
 // restartNow stops postgres fast and starts it again in its role. It returns
 // nil when the restart was launched: reply is answered when the start ends.
+// A synchronous standby first asks to be released from sync duty
+// (beginSyncRelease): the restart then waits for the primary to drop it from
+// the sync key, at most 2×loop_wait.
 func (l *loop) restartNow(ctx context.Context, req RestartRequest, reply chan opReply) error {
 	facts := restartFacts{role: l.st.role, serverVersion: l.st.pg.obs.ServerVersion, pendingRestart: l.st.pg.obs.PendingRestart}
 	if why := restartMatches(facts, req); why != "" {
 		l.log.Info("not proceeding with the restart", "reason", why)
 		return cluster.Refuse(cluster.OpUnavailable, "restart conditions are not satisfied")
 	}
+	if run := l.st.long.run; run != nil {
+		return cluster.Refusef(cluster.OpUnavailable, "%s already in progress", run.kind)
+	}
+	if l.st.sched.release != nil {
+		return cluster.Refuse(cluster.OpUnavailable, "restart already in progress")
+	}
+	if l.wantsSyncRelease() {
+		if l.beginSyncRelease(ctx, req, reply) {
+			return nil // evaluateSyncRelease restarts once released
+		}
+		l.st.sched.release.started = true
+		err := l.restartPG(ctx, req, reply)
+		if err != nil {
+			l.st.sched.release = nil
+		}
+		return err
+	}
+	return l.restartPG(ctx, req, reply)
+}
+
+// restartPG is the restart itself: stop fast, start again in the role the node has.
+func (l *loop) restartPG(ctx context.Context, req RestartRequest, reply chan opReply) error {
 	if run := l.st.long.run; run != nil {
 		return cluster.Refusef(cluster.OpUnavailable, "%s already in progress", run.kind)
 	}
@@ -120,6 +145,7 @@ func (l *loop) restartNow(ctx context.Context, req RestartRequest, reply chan op
 		return errRestartFailed
 	}
 	run.waiter = reply
+	run.endsSyncRelease = l.st.sched.release != nil
 	// Patroni's restart fires on_restart only (no on_stop, no on_start), with the role it had.
 	run.callbacks = []plan.PlannedCallback{{Callback: cluster.OnRestart, Role: role, After: plan.AfterStart}}
 	l.st.sched.recycle = true

@@ -71,6 +71,9 @@ func (l *loop) shutdown(ctx context.Context, stopPostgres bool) error {
 		}
 	}
 	running := l.st.pg.obs.Running
+	if running && !leader {
+		l.releaseSyncForStop(ctx)
+	}
 	if running {
 		runBeforeStop(ctx, l.deps.Hooks, beforeStopLimit, l.log)
 	}

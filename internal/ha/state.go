@@ -95,6 +95,7 @@ type longState struct {
 // schedState is when the next cycle runs, and the restart scheduled through the API.
 type schedState struct {
 	restart        *scheduledRestart // a restart scheduled through the API
+	release        *syncRelease      // a restart waiting for (or running after) our release from sync duty
 	pollAfter      time.Duration     // re-run the cycle this soon (the last plan's PollAfter); 0: no poll
 	cycleOnRenewal bool              // the last plan's wait ends at the next lease renewal
 	wakeAt         time.Time         // run a cycle at this time (a postponed scheduled action)
@@ -118,6 +119,10 @@ type longRun struct {
 	done      chan struct{}
 	waiter    chan opReply           // an API restart waiting for this start to end (capacity 1), or nil
 	callbacks []plan.PlannedCallback // fired when the action ends well (AfterStart)
+
+	// endsSyncRelease: this start ends a restart that asked for release from
+	// sync duty (syncrelease.go); the nosync tag is withdrawn when it ends.
+	endsSyncRelease bool
 }
 
 // action is the running long action as the rules see it (nil: none).

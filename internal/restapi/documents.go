@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -15,19 +14,16 @@ import (
 func buildClusterDoc(s *cluster.Snapshot) cluster.Doc {
 	v := &s.View
 	compat4 := s.Compat == cluster.Compat4
-	syncMembers := map[string]bool{}
-	syncMode := v.Config != nil && v.Config.SynchronousMode
-	if v.Sync != nil && v.Sync.SyncStandby != nil && (!compat4 || syncMode) {
-		for _, n := range strings.Split(*v.Sync.SyncStandby, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				syncMembers[n] = true
-			}
-		}
-	}
+	// 3.0.2 marks every member the sync key lists, whatever synchronous_mode
+	// says (utils.py cluster_as_json); 4.x only while the mode is on, and as
+	// quorum_standby under synchronous_mode: quorum.
+	syncMode := v.Config != nil && v.Config.SynchronousMode && !cluster.IsStandbyCluster(v.Config)
+	quorum := compat4 && syncMode && v.Config.SynchronousQuorum
 	return cluster.BuildDoc(v, cluster.DocOptions{
 		Compat4: compat4,
 		Scope:   s.Scope,
-		IsSync:  func(name string) bool { return syncMembers[name] },
+		IsSync:  func(name string) bool { return (!compat4 || syncMode) && v.Sync.Lists(name, s.Compat) },
+		Quorum:  quorum,
 		ScheduledAt: func(at string) string {
 			if t, ok := parseISOTime(at); ok {
 				return pyfmt.Isoformat(t, 'T')

@@ -68,16 +68,19 @@ func healthCode(path, rawQuery string, f *facts, isLeader, strictPrimary bool) i
 	case strings.Contains(path, "health"):
 		ok = f.running
 	case f.dcs:
-		// pgnoded has no quorum commit: quorum_standby is never set.
+		// 3.0.2 has no /quorum rows: /quorum answers 503 like any unknown
+		// path, /read-only-quorum went to the read-only row above.
 		switch path {
 		case "/sync", "/synchronous":
 			ok = f.syncStandby && replicaOK
+		case "/quorum":
+			ok = f.compat4 && f.quorumStandby && replicaOK
 		case "/async", "/asynchronous":
-			ok = !f.syncStandby && replicaOK
+			ok = !f.syncStandby && !f.quorumStandby && replicaOK
+		case "/read-only-quorum":
+			ok = f.compat4 && (primaryOK || standbyLeaderOK || (f.quorumStandby && replicaOK))
 		case "/read-only-sync", "/read-only-synchronous":
 			ok = primaryOK || standbyLeaderOK || (f.syncStandby && replicaOK)
-		case "/read-only-quorum":
-			ok = f.compat4 && (primaryOK || standbyLeaderOK)
 		}
 	}
 	if ok {

@@ -59,7 +59,7 @@ func renderMetrics(s *cluster.Snapshot, d *statusDoc) []byte {
 	m.add("patroni_replica", "gauge", "Value is 1 if this node is a replica, 0 otherwise.", b2s(d.Role == roleReplica))
 	if compat4 {
 		m.add("patroni_sync_standby", "gauge", "Value is 1 if this node is a sync standby, 0 otherwise.", b2s(d.SyncStandby))
-		m.add("patroni_quorum_standby", "gauge", "Value is 1 if this node is a quorum standby, 0 otherwise.", "0")
+		m.add("patroni_quorum_standby", "gauge", "Value is 1 if this node is a quorum standby, 0 otherwise.", b2s(d.QuorumStandby))
 	} else {
 		m.add("patroni_sync_standby", "gauge", "Value is 1 if this node is a sync standby replica, 0 otherwise.", b2s(d.SyncStandby))
 	}

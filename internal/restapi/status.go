@@ -19,6 +19,7 @@ type statusDoc struct {
 	ServerVersion       int                              `json:"server_version,omitempty"`
 	XLog                any                              `json:"xlog,omitempty"`
 	SyncStandby         bool                             `json:"sync_standby,omitempty"`
+	QuorumStandby       bool                             `json:"quorum_standby,omitempty"` // 4.x
 	Timeline            json.RawMessage                  `json:"timeline,omitempty"`
 	ReplicationState    string                           `json:"replication_state,omitempty"`
 	Replication         []cluster.ReplicationRow         `json:"replication,omitempty"`
@@ -71,6 +72,7 @@ type facts struct {
 	received         int64  // xlog.received_location
 	replState        string // replication_state
 	syncStandby      bool   // document's sync_standby
+	quorumStandby    bool   // document's quorum_standby (4.x)
 	noLoadBalance    bool
 	leaderLSN        int64 // max(status optime while the DCS view is valid, walreceiver latest_end_lsn)
 	dcs              bool  // the DCS view is valid (Patroni's dcs.cluster is not None)
@@ -137,7 +139,9 @@ func buildStatus(s *cluster.Snapshot, dcs bool) (statusDoc, facts) {
 			if pg.Streaming {
 				d.ReplicationState = "streaming"
 			}
-			d.SyncStandby = d.Role == roleReplica && dcs && s.Config.SynchronousMode && s.SyncStandby
+			if d.Role == roleReplica && dcs {
+				d.SyncStandby, d.QuorumStandby = syncRole(s)
+			}
 		}
 		d.Replication = pg.Replication
 	} else {
@@ -174,7 +178,7 @@ func buildStatus(s *cluster.Snapshot, dcs bool) (statusDoc, facts) {
 	f.role = d.Role
 	f.isPrimaryRole = d.Role == roleMaster || d.Role == rolePrimary
 	f.replState = d.ReplicationState
-	f.syncStandby = d.SyncStandby
+	f.syncStandby, f.quorumStandby = d.SyncStandby, d.QuorumStandby
 	if dcs && s.View.Status != nil {
 		f.leaderLSN = s.View.Status.Optime
 	}
@@ -182,6 +186,25 @@ func buildStatus(s *cluster.Snapshot, dcs bool) (statusDoc, facts) {
 		f.leaderLSN = latest // 4.1+: the WAL receiver's latest_end_lsn counts too
 	}
 	return d, f
+}
+
+// syncRole says whether this replica is a synchronous standby and whether a
+// quorum one: listed in the sync key (cluster.SyncState.Lists) while the mode
+// is on. 3.0.2 (api.py get_postgresql_status) knows only synchronous_mode on,
+// which parse_bool does not read "quorum" as; 4.x reports quorum_standby
+// instead under synchronous_mode: quorum and neither in a standby cluster.
+func syncRole(s *cluster.Snapshot) (syncStandby, quorumStandby bool) {
+	c := s.Config
+	if !c.SynchronousMode || !s.View.Sync.Lists(s.Name, s.Compat) {
+		return false, false
+	}
+	if s.Compat != cluster.Compat4 {
+		return !c.SynchronousQuorum, false
+	}
+	if s.StandbyCluster {
+		return false, false
+	}
+	return !c.SynchronousQuorum, c.SynchronousQuorum
 }
 
 // roleName is Patroni's cached postgresql.role in the compat spelling.

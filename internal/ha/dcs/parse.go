@@ -143,7 +143,7 @@ func parseSync(b []byte) cluster.SyncState {
 	var obj map[string]any
 	_ = json.Unmarshal(b, &obj)
 	s := cluster.SyncState{Leader: str(obj["leader"])}
-	if q, err := cluster.ParseInt(obj["quorum"]); err == nil {
+	if q, err := cluster.ParseInt(obj["quorum"]); err == nil && s.Leader != "" { // Patroni reads quorum only with a leader
 		n := int(q)
 		s.Quorum = &n
 	}

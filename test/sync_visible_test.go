@@ -1,0 +1,328 @@
+//go:build integration
+
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/ctl"
+	"github.com/pgnoded/pgnoded/internal/testenv"
+)
+
+// Synchronous replication made visible (the contract's health rows 7–11,
+// /patroni, /cluster, /metrics, patronictl list) on a running loopback
+// cluster whose sync key and synchronous_mode are written into etcd by the
+// test, as a synchronous primary would write them: pgnoded shows the listed
+// replica as the sync standby everywhere Patroni does, and Debian's patronictl
+// 3.0.2 and pgnodectl list print it as "Sync Standby". Then the nosync dance:
+// POST /restart to the sync standby publishes nosync in its member key and
+// waits, postgres untouched, until the test (playing the primary) drops it
+// from the sync key; the restart then runs and the tag goes away. SIGTERM
+// (a clean stop) does the same before it stops postgres.
+//
+// pgnoded refuses synchronous_mode in /config (docs/config-keys.md) until it
+// manages synchronous replication itself: the refusal keeps the nodes out of
+// leader elections, which this test does not need.
+func TestSyncStandbyVisibleAndReleased(t *testing.T) {
+	timing := Timing{TTL: 20, LoopWait: 5, RetryTimeout: 5} // 2×loop_wait = 10 s: an event wake is told apart from the limit
+	c := StartCluster(t, 3, timing)
+	p := c.WaitPrimary(120*time.Second, nil)
+	c.WaitHealthyReplicas(90*time.Second, p)
+	others := c.Others(p)
+	syncN, asyncN := others[0], others[1]
+	ctx := context.Background()
+
+	raw, _ := c.EtcdKey(ctx, "config")
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
+		t.Fatalf("config key %q: %v", raw, err)
+	}
+	doc["synchronous_mode"] = true
+	putConfig(t, c, doc)
+	svPutSync(t, c, p.Name, syncN.Name)
+
+	// Health checks, rows 7–11 (3.0.2: /quorum is unknown, 503).
+	want := []struct {
+		n    *Node
+		path string
+		code int
+	}{
+		{syncN, "/sync", 200}, {syncN, "/synchronous", 200}, {syncN, "/async", 503},
+		{syncN, "/read-only-sync", 200}, {syncN, "/quorum", 503},
+		{asyncN, "/sync", 503}, {asyncN, "/async", 200}, {asyncN, "/asynchronous", 200},
+		{asyncN, "/read-only-sync", 503},
+		{p, "/sync", 503}, {p, "/async", 503}, {p, "/read-only-sync", 200},
+	}
+	WaitFor(t, 30*time.Second, "the health checks to follow the sync key", func() bool {
+		for _, w := range want {
+			if w.n.Check(w.path) != w.code {
+				return false
+			}
+		}
+		return true
+	})
+	for _, w := range want {
+		if got := w.n.Check(w.path); got != w.code {
+			t.Errorf("%s OPTIONS %s: %d, want %d", w.n.Name, w.path, got, w.code)
+		}
+	}
+	if st := syncN.Status(); st["sync_standby"] != true {
+		t.Errorf("%s /patroni sync_standby = %v, want true", syncN.Name, st["sync_standby"])
+	}
+	if st := asyncN.Status(); st["sync_standby"] != nil {
+		t.Errorf("%s /patroni sync_standby = %v, want absent", asyncN.Name, st["sync_standby"])
+	}
+	roles := svClusterRoles(t, asyncN)
+	if roles[syncN.Name] != "sync_standby" || roles[asyncN.Name] != "replica" || roles[p.Name] != "leader" {
+		t.Errorf("/cluster roles %v, want %s sync_standby", roles, syncN.Name)
+	}
+	if _, b := syncN.Get("/metrics"); !regexp.MustCompile(`(?m)^patroni_sync_standby\{[^}]*\} 1$`).Match(b) {
+		t.Errorf("%s /metrics: patroni_sync_standby is not 1", syncN.Name)
+	}
+	WaitFor(t, 20*time.Second, p.Name+" exports pgnoded_sync_standbys 1", func() bool {
+		return strings.Contains(scrape(p), "\npgnoded_sync_standbys 1\n")
+	})
+	if !strings.Contains(scrape(syncN), "\npgnoded_sync_standbys 0\n") {
+		t.Errorf("%s (a replica) exports pgnoded_sync_standbys other than 0", syncN.Name)
+	}
+
+	// pgnodectl list and Debian's patronictl list.
+	out := svPgnodectl(t, "-c", p.ConfigPath, "list")
+	if !regexp.MustCompile(`\| ` + syncN.Name + ` +\|[^|]+\| Sync Standby +\|`).MatchString(out) {
+		t.Errorf("pgnodectl list does not show %s as Sync Standby:\n%s", syncN.Name, out)
+	}
+	if regexp.MustCompile(`\| ` + asyncN.Name + ` +\|[^|]+\| Sync Standby`).MatchString(out) {
+		t.Errorf("pgnodectl list shows %s as Sync Standby:\n%s", asyncN.Name, out)
+	}
+	t.Logf("pgnodectl list:\n%s", out)
+	if _, err := os.Stat("/usr/bin/patronictl"); err == nil {
+		pc := newPatronictl(t, c)
+		for _, r := range pc.list(c.Scope) {
+			wantRole := map[string]string{p.Name: "Leader", syncN.Name: "Sync Standby", asyncN.Name: "Replica"}[r.Member]
+			if r.Role != wantRole {
+				t.Errorf("patronictl list: %s role %q, want %q", r.Member, r.Role, wantRole)
+			}
+		}
+		t.Logf("patronictl list:\n%s", pc.must("list", c.Scope))
+	} else {
+		t.Log("patronictl not installed: its list is not compared")
+	}
+
+	// The nosync dance.
+	pid := syncN.PostmasterPID()
+	reply := make(chan string, 1)
+	asked := time.Now()
+	go func() {
+		code, text := syncN.Call(t, http.MethodPost, "/restart", map[string]any{})
+		reply <- fmt.Sprintf("%d %s", code, text)
+	}()
+	WaitFor(t, 10*time.Second, syncN.Name+" publishes nosync in its member key", func() bool {
+		return svMemberNoSync(c, syncN.Name)
+	})
+	if tags, _ := syncN.Status()["tags"].(map[string]any); tags["nosync"] != true {
+		t.Errorf("%s /patroni tags %v while asking for release, want nosync: true", syncN.Name, tags)
+	}
+	time.Sleep(2 * time.Second) // measuring that nothing happens: postgres stays up while listed
+	if got := syncN.PostmasterPID(); got != pid {
+		t.Fatalf("%s restarted postgres (pid %d -> %d) while still listed in the sync key", syncN.Name, pid, got)
+	}
+	select {
+	case r := <-reply:
+		t.Fatalf("restart answered %q while still listed in the sync key", r)
+	default:
+	}
+	svPutSync(t, c, p.Name, "") // the primary releases it
+	dropped := time.Now()
+	var r string
+	select {
+	case r = <-reply:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("no answer to the restart after the release")
+	}
+	if r != "200 restarted successfully" {
+		t.Fatalf("restart: %q", r)
+	}
+	t.Logf("restart answered %.1fs after the request, %.1fs after the release (2×loop_wait = %ds)",
+		time.Since(asked).Seconds(), time.Since(dropped).Seconds(), 2*timing.LoopWait)
+	if syncN.LogCount("released from synchronous standby duty; restarting") == 0 {
+		t.Errorf("%s did not restart on the sync key's change (its log lacks the release line)", syncN.Name)
+	}
+	if syncN.LogCount("did not release us from synchronous standby") != 0 {
+		t.Errorf("%s waited out 2×loop_wait although the primary released it", syncN.Name)
+	}
+	if got := syncN.PostmasterPID(); got == pid || got <= 0 {
+		t.Errorf("%s postmaster pid %d after the restart (was %d)", syncN.Name, got, pid)
+	}
+	WaitFor(t, 30*time.Second, syncN.Name+" withdraws nosync", func() bool { return !svMemberNoSync(c, syncN.Name) })
+
+	// The same dance before a clean stop (SIGTERM, systemctl stop).
+	svPutSync(t, c, p.Name, syncN.Name)
+	WaitFor(t, 30*time.Second, syncN.Name+" is the sync standby again", func() bool { return syncN.Check("/sync") == 200 })
+	syncN.Signal(syscall.SIGTERM)
+	WaitFor(t, 10*time.Second, syncN.Name+" publishes nosync before stopping", func() bool {
+		return svMemberNoSync(c, syncN.Name)
+	})
+	time.Sleep(2 * time.Second) // measuring that nothing happens: postgres stays up while listed
+	if syncN.PostmasterPID() <= 0 {
+		t.Fatalf("%s stopped postgres while still listed in the sync key", syncN.Name)
+	}
+	svPutSync(t, c, p.Name, "")
+	if !syncN.WaitExit(60 * time.Second) {
+		t.Fatalf("%s did not exit after the release", syncN.Name)
+	}
+	if syncN.LogCount("released from synchronous standby duty; stopping postgres") == 0 {
+		t.Errorf("%s did not stop on the sync key's change (its log lacks the release line)", syncN.Name)
+	}
+	if pid := syncN.PostmasterPID(); pid > 0 {
+		t.Errorf("%s: postmaster %d still running after pgnoded stopped", syncN.Name, pid)
+	}
+}
+
+// Under compat 4.1.4 with synchronous_mode: quorum and both replicas in the
+// sync key (quorum 1): /quorum and /read-only-quorum answer on the replicas,
+// /sync and /async do not, /patroni and /metrics say quorum_standby, /cluster
+// and pgnodectl list show Quorum Standby, the primary counts 2 standbys.
+func TestQuorumStandbyVisibleCompat4(t *testing.T) {
+	testenv.RequireRoot(t)
+	c := newCluster(t, newLoopback(t), fmt.Sprintf("itq%d-%d", os.Getpid(), time.Now().UnixNano()%100000),
+		DaemonPgnoded, 3, ClusterOptions{Timing: Fast}, nil)
+	for _, n := range c.Nodes {
+		f, err := os.OpenFile(n.ConfigPath, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.WriteString("\npgnoded:\n  compat: \"4.1.4\"\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.StartAll()
+	p := c.WaitPrimary(120*time.Second, nil)
+	c.WaitHealthyReplicas(90*time.Second, p)
+	reps := c.Others(p)
+	ctx := context.Background()
+	raw, _ := c.EtcdKey(ctx, "config")
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
+		t.Fatalf("config key %q: %v", raw, err)
+	}
+	doc["synchronous_mode"] = "quorum"
+	putConfig(t, c, doc)
+	v, _ := json.Marshal(map[string]any{"leader": p.Name, "sync_standby": reps[0].Name + "," + reps[1].Name, "quorum": 1})
+	if _, err := c.etcdClient().Put(ctx, "/itest/"+c.Scope+"/sync", string(v)); err != nil {
+		t.Fatalf("put sync: %v", err)
+	}
+
+	type check struct {
+		n    *Node
+		path string
+		code int
+	}
+	var want []check
+	for _, r := range reps {
+		want = append(want, check{r, "/quorum", 200}, check{r, "/read-only-quorum", 200},
+			check{r, "/sync", 503}, check{r, "/async", 503}, check{r, "/read-only-sync", 503})
+	}
+	want = append(want, check{p, "/read-only-quorum", 200}, check{p, "/quorum", 503})
+	WaitFor(t, 30*time.Second, "the health checks to follow the quorum sync key", func() bool {
+		for _, w := range want {
+			if w.n.Check(w.path) != w.code {
+				return false
+			}
+		}
+		return true
+	})
+	for _, r := range reps {
+		if st := r.Status(); st["quorum_standby"] != true || st["sync_standby"] != nil {
+			t.Errorf("%s /patroni quorum_standby %v sync_standby %v, want true and absent", r.Name, st["quorum_standby"], st["sync_standby"])
+		}
+		if _, b := r.Get("/metrics"); !regexp.MustCompile(`(?m)^patroni_quorum_standby\{[^}]*\} 1$`).Match(b) {
+			t.Errorf("%s /metrics: patroni_quorum_standby is not 1", r.Name)
+		}
+	}
+	roles := svClusterRoles(t, p)
+	for _, r := range reps {
+		if roles[r.Name] != "quorum_standby" {
+			t.Errorf("/cluster role of %s: %q, want quorum_standby (%v)", r.Name, roles[r.Name], roles)
+		}
+	}
+	WaitFor(t, 20*time.Second, p.Name+" exports pgnoded_sync_standbys 2", func() bool {
+		return strings.Contains(scrape(p), "\npgnoded_sync_standbys 2\n")
+	})
+	out := svPgnodectl(t, "-c", p.ConfigPath, "list")
+	for _, r := range reps {
+		if !regexp.MustCompile(`\| ` + r.Name + ` +\|[^|]+\| Quorum Standby +\|`).MatchString(out) {
+			t.Errorf("pgnodectl list does not show %s as Quorum Standby:\n%s", r.Name, out)
+		}
+	}
+	t.Logf("pgnodectl list:\n%s", out)
+}
+
+// svPutSync writes the sync key: {"leader": leader, "sync_standby": standbys or null}.
+func svPutSync(t *testing.T, c *Cluster, leader, standbys string) {
+	t.Helper()
+	v := map[string]any{"leader": leader, "sync_standby": nil}
+	if standbys != "" {
+		v["sync_standby"] = standbys
+	}
+	raw, _ := json.Marshal(v)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.etcdClient().Put(ctx, "/itest/"+c.Scope+"/sync", string(raw)); err != nil {
+		t.Fatalf("put sync: %v", err)
+	}
+}
+
+// svMemberNoSync reports whether name's member key carries the tag nosync: true.
+func svMemberNoSync(c *Cluster, name string) bool {
+	raw, ok := c.EtcdKey(context.Background(), "members/"+name)
+	if !ok {
+		return false
+	}
+	var m struct {
+		Tags map[string]any `json:"tags"`
+	}
+	return json.Unmarshal([]byte(raw), &m) == nil && m.Tags["nosync"] == true
+}
+
+// svClusterRoles is GET /cluster's role by member name.
+func svClusterRoles(t *testing.T, n *Node) map[string]string {
+	t.Helper()
+	code, b := n.Get("/cluster")
+	var doc struct {
+		Members []struct{ Name, Role string } `json:"members"`
+	}
+	if code != http.StatusOK || json.Unmarshal(b, &doc) != nil {
+		t.Fatalf("GET /cluster on %s: %d %s", n.Name, code, b)
+	}
+	out := map[string]string{}
+	for _, m := range doc.Members {
+		out[m.Name] = m.Role
+	}
+	return out
+}
+
+// svPgnodectl runs pgnodectl in this process and returns its output; a non-zero exit fails the test.
+func svPgnodectl(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if code := ctl.Run(ctx, args, ctl.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Environ: os.Environ()}); code != ctl.ExitOK {
+		t.Fatalf("pgnodectl %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	}
+	return out.String()
+}
