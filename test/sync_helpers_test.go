@@ -83,18 +83,26 @@ func forSyncDaemons(t *testing.T, fn func(t *testing.T, d Daemon)) {
 // pg_stat_replication reports synchronous. It returns the primary and that standby.
 func startSyncCluster(t testing.TB, d Daemon, n int, tm Timing, sync nodeconf.Sync) (c *Cluster, p, s *Node) {
 	t.Helper()
+	c = startDaemonCluster(t, d, n, tm, &sync)
+	p, s = c.WaitSync(bootTimeout)
+	t.Logf("%s cluster %s up: primary %s, synchronous standby %s (strict %v)", d, c.Scope, p.Name, s.Name, sync.Strict)
+	return c, p, s
+}
+
+// startDaemonCluster writes the configs of n loopback nodes of daemon d
+// (synchronous_mode as sync says; nil: asynchronous) and starts them all at once.
+func startDaemonCluster(t testing.TB, d Daemon, n int, tm Timing, sync *nodeconf.Sync) *Cluster {
+	t.Helper()
 	testenv.RequireRoot(t)
 	version := ""
 	if d == DaemonPatroni {
 		version = requirePatroni(t)
 	}
-	c = newCluster(t, newLoopback(t), fmt.Sprintf("sy%d-%d", os.Getpid(), time.Now().UnixNano()%100000), d, n,
-		ClusterOptions{Timing: tm, Sync: &sync}, nil)
+	c := newCluster(t, newLoopback(t), fmt.Sprintf("sy%d-%d", os.Getpid(), time.Now().UnixNano()%100000), d, n,
+		ClusterOptions{Timing: tm, Sync: sync}, nil)
 	c.Version = version
 	c.StartAll()
-	p, s = c.WaitSync(bootTimeout)
-	t.Logf("%s cluster %s up: primary %s, synchronous standby %s (strict %v)", d, c.Scope, p.Name, s.Name, sync.Strict)
-	return c, p, s
+	return c
 }
 
 // WaitSync waits until one node answers /primary, every other streams from

@@ -154,4 +154,3 @@ func (w *Writer) AckedSentAfter(at time.Time) int {
 	}
 	return n
 }
-
