@@ -74,7 +74,7 @@ bench: build
 	run() { echo "### CMD: $$(q "$$@")" | tee -a $$out; "$$@" >>$$out 2>&1 || echo "### FAILED (exit $$?): $$(q "$$@")" | tee -a $$out; }; \
 	run $(GO) test -tags integration -count=1 -timeout 90m -run '^$$' -benchtime 1x \
 	  -bench '^Benchmark(BootstrapThreeNodes|FailoverNodeLoss|FailoverPostgresCrash)$$' ./test/; \
-	sw=$$(sed -n 's/^func \(Benchmark[A-Za-z0-9_]*Switchover[A-Za-z0-9_]*\)(.*/\1/p' test/*.go | paste -sd'|' -); \
+	sw=$$(sed -n 's/^func \(Benchmark[A-Za-z0-9_]*Switchover[A-Za-z0-9_]*\)(.*/\1/p' test/*.go | grep -v Sync | paste -sd'|' -); \
 	if [ -n "$$sw" ]; then run $(GO) test -tags integration -count=1 -timeout 30m -run '^$$' -benchtime 1x -bench "^($$sw)$$" ./test/; fi; \
 	if grep -qs '^func BenchmarkFootprint(' test/*.go; then \
 	  run $(GO) test -tags integration -count=$(BENCH_RUNS) -timeout 30m -run '^$$' -benchtime 1x -bench '^BenchmarkFootprint$$' ./test/; fi; \

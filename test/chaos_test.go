@@ -68,11 +68,11 @@ func TestChaos(t *testing.T) {
 			continue
 		}
 		var res *chaosResult
+		opts := chaosOptions{VIP: vip, Failsafe: sc.Failsafe, Daemon: daemon, Timing: Fast}
+		if sc.Sync {
+			opts.Sync = &nodeconf.Sync{}
+		}
 		ok := t.Run(sc.Name, func(t *testing.T) {
-			opts := chaosOptions{VIP: vip, Failsafe: sc.Failsafe, Daemon: daemon}
-			if sc.Sync {
-				opts.Sync = &nodeconf.Sync{}
-			}
 			e := newChaosEnv(t, sc.Name, seed, opts)
 			sc.Run(e)
 			r := e.finish(sc.Clean)
@@ -82,7 +82,8 @@ func TestChaos(t *testing.T) {
 		case res == nil && ok:
 			continue // not selected by -run
 		case res == nil:
-			res = &chaosResult{Name: sc.Name, Seed: seed, Clean: sc.Clean || sc.Sync, Sync: sc.Sync, Err: "did not finish (see the subtest's log)"}
+			res = &chaosResult{Name: sc.Name, Settings: opts.String(), Seed: seed, Clean: sc.Clean || sc.Sync, Sync: sc.Sync,
+				Err: "did not finish (see the subtest's log)"}
 		case !ok:
 			res.Err = "a check failed (see the subtest's log)"
 		}
