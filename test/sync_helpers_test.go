@@ -18,17 +18,17 @@ import (
 // Helpers of the synchronous replication tests (sync_*_test.go) and the
 // failure suite's sync-* scenarios.
 
-// syncKey is the /sync key's value in Patroni's layout: the leader that wrote
+// syncState is the /sync key's value in Patroni's layout: the leader that wrote
 // it and its synchronous standbys (comma-separated when synchronous_node_count
 // is above 1; Patroni 4.x adds quorum).
-type syncKey struct {
+type syncState struct {
 	Leader      string `json:"leader"`
 	SyncStandby string `json:"sync_standby"`
 	Quorum      *int   `json:"quorum,omitempty"`
 }
 
 // Standbys lists the synchronous standbys the key names.
-func (s syncKey) Standbys() []string {
+func (s syncState) Standbys() []string {
 	var out []string
 	for _, n := range strings.Split(s.SyncStandby, ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -39,7 +39,7 @@ func (s syncKey) Standbys() []string {
 }
 
 // Names reports whether the key lists name among its standbys.
-func (s syncKey) Names(name string) bool {
+func (s syncState) Names(name string) bool {
 	for _, n := range s.Standbys() {
 		if n == name {
 			return true
@@ -49,14 +49,14 @@ func (s syncKey) Names(name string) bool {
 }
 
 // SyncKey reads and decodes the cluster's /sync key (false when absent or unreadable).
-func (c *Cluster) SyncKey(ctx context.Context) (syncKey, bool) {
+func (c *Cluster) SyncKey(ctx context.Context) (syncState, bool) {
 	v, ok := c.EtcdKey(ctx, "sync")
 	if !ok {
-		return syncKey{}, false
+		return syncState{}, false
 	}
-	var s syncKey
+	var s syncState
 	if json.Unmarshal([]byte(v), &s) != nil {
-		return syncKey{}, false
+		return syncState{}, false
 	}
 	return s, true
 }
