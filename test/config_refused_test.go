@@ -27,15 +27,15 @@ func TestConfigRefusedInEtcd(t *testing.T) {
 	ctx := context.Background()
 	before, _ := c.EtcdKey(ctx, "config")
 
-	// PATCH /config with synchronous_mode: true is refused, with the reason, and changes nothing.
-	code, text := p.Call(t, "PATCH", "/config", map[string]any{"synchronous_mode": true, "ttl": 12})
-	if code != 400 || !strings.Contains(text, "synchronous_mode: pgnoded does not support synchronous replication") {
-		t.Fatalf("PATCH synchronous_mode=true: %d %q, want 400 with the reason", code, text)
+	// PATCH /config with synchronous_node_count: 0 is refused, with the reason, and changes nothing.
+	code, text := p.Call(t, "PATCH", "/config", map[string]any{"synchronous_mode": true, "synchronous_node_count": 0, "ttl": 12})
+	if code != 400 || !strings.Contains(text, "synchronous_node_count: pgnoded does not support synchronous_node_count") {
+		t.Fatalf("PATCH synchronous_node_count=0: %d %q, want 400 with the reason", code, text)
 	}
 	if after, _ := c.EtcdKey(ctx, "config"); after != before {
 		t.Fatalf("config key changed by a refused PATCH:\nbefore %s\nafter  %s", before, after)
 	}
-	t.Logf("PATCH /config {synchronous_mode: true} -> %d %s", code, text)
+	t.Logf("PATCH /config {synchronous_node_count: 0} -> %d %s", code, text)
 
 	// standby_cluster written into /config through etcd directly.
 	var doc map[string]any

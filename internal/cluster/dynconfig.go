@@ -33,8 +33,11 @@ type DynamicConfig struct {
 	SynchronousMode       bool  `json:"synchronous_mode"`
 	SynchronousModeStrict bool  `json:"synchronous_mode_strict"`
 	SynchronousNodeCount  int   `json:"synchronous_node_count"`
-	FailsafeMode          bool  `json:"failsafe_mode"`
-	Pause                 bool  `json:"pause"`
+	// MaximumLagOnSyncnode: a candidate further behind (bytes) is not picked as
+	// synchronous standby; <= 0 is off (Patroni's default -1).
+	MaximumLagOnSyncnode int64 `json:"maximum_lag_on_syncnode"`
+	FailsafeMode         bool  `json:"failsafe_mode"`
+	Pause                bool  `json:"pause"`
 
 	UsePgRewind bool           `json:"-"` // postgresql.use_pg_rewind
 	UseSlots    bool           `json:"-"` // postgresql.use_slots
@@ -49,7 +52,7 @@ func DefaultDynamicConfig() DynamicConfig {
 	return DynamicConfig{
 		TTL: DefaultTTL, LoopWait: DefaultLoopWait, RetryTimeout: DefaultRetryTimeout,
 		MaximumLagOnFailover: DefaultMaximumLagOnFailover, PrimaryStartTimeout: DefaultPrimaryStartTimeout,
-		SynchronousNodeCount: 1, UseSlots: true, Raw: map[string]any{},
+		SynchronousNodeCount: 1, MaximumLagOnSyncnode: -1, UseSlots: true, Raw: map[string]any{},
 	}
 }
 
@@ -128,8 +131,18 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 	}
 	intKey("max_timelines_history", &c.MaxTimelinesHistory)
 	intKey("synchronous_node_count", &c.SynchronousNodeCount)
+	if v, ok := raw["maximum_lag_on_syncnode"]; ok && v != nil {
+		n, err := ParseInt(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("maximum_lag_on_syncnode: %v", err))
+		} else {
+			c.MaximumLagOnSyncnode = n
+		}
+	}
 	boolKey(raw, "check_timeline", &c.CheckTimeline)
-	boolKey(raw, "synchronous_mode", &c.SynchronousMode)
+	if v, ok := raw["synchronous_mode"].(string); !ok || !strings.EqualFold(strings.TrimSpace(v), "quorum") {
+		boolKey(raw, "synchronous_mode", &c.SynchronousMode) // quorum (4.x) is refused by the key table, not a type error
+	}
 	boolKey(raw, "synchronous_mode_strict", &c.SynchronousModeStrict)
 	boolKey(raw, "failsafe_mode", &c.FailsafeMode)
 	boolKey(raw, "pause", &c.Pause)

@@ -60,6 +60,9 @@ type PGObservation struct {
 	Streaming      bool // replica: a WAL receiver is streaming
 	ReceiverTLI    int
 	ReceiverLatest LSN // walreceiver latest_end_lsn
+	// SyncStandbyNames is synchronous_standby_names as the observing session
+	// sees it (the value in effect after the last reload it processed).
+	SyncStandbyNames string
 
 	Replication         []ReplicationRow
 	PostmasterStartTime time.Time

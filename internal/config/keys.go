@@ -3,6 +3,7 @@ package config
 //go:generate go run ../../tools/keysdoc -o ../../docs/config-keys.md
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -147,8 +148,8 @@ func whenNot(allowed ...string) func(any, keyContext) (string, bool) {
 	}
 }
 
-// whenSyncMode hits only together with synchronous_mode on (which is refused):
-// these keys have no effect in Patroni without it either.
+// whenSyncMode hits only together with synchronous_mode on: these keys have
+// no effect in Patroni without it either.
 func whenSyncMode(_ any, x keyContext) (string, bool) {
 	if x.dcs == nil {
 		return "", false
@@ -162,6 +163,37 @@ func syncModeOn(v any) bool {
 	}
 	b, ok := truthy(v)
 	return ok && b
+}
+
+// syncMode: on/off (any boolean spelling) is acted on; quorum (Patroni 4.x)
+// is refused with its reason; anything else is not a mode.
+func syncMode(v any, _ keyContext) (Class, string) {
+	if s, ok := v.(string); ok && strings.EqualFold(strings.TrimSpace(s), "quorum") {
+		return Refused, refusal("quorum commit (synchronous_mode: quorum, Patroni 4.x; 3.0.2's patronictl cannot show it)",
+			"set synchronous_mode: on, or keep this cluster on Patroni until pgnoded implements quorum")
+	}
+	if v == nil {
+		return 0, ""
+	}
+	if _, ok := truthy(v); !ok {
+		return Refused, refusal(fmt.Sprintf("synchronous_mode %q", fmt.Sprint(v)), "an unknown mode: set on, off or quorum")
+	}
+	return 0, ""
+}
+
+// syncNodeCount refuses a synchronous_node_count that is not an integer >= 1.
+func syncNodeCount(v any, _ keyContext) (Class, string) {
+	if v == nil {
+		return 0, ""
+	}
+	if num, ok := v.(json.Number); ok {
+		v = num.String()
+	}
+	n, err := strictInt(v)
+	if err != nil || n < 1 {
+		return Refused, refusal(fmt.Sprintf("synchronous_node_count %q", fmt.Sprint(v)), "set an integer of at least 1; the default is 1")
+	}
+	return 0, ""
 }
 
 // whenNotLocal hits when a dynamic postgresql key is not also in the local
@@ -179,13 +211,13 @@ func whenNotLocal(key string) func(any, keyContext) (string, bool) {
 
 // Messages shared by several rows.
 const (
-	noSync     = "pgnoded does not implement synchronous replication; Patroni uses this only with synchronous_mode on"
-	notDone    = "accepted and not acted on"
-	onlyLocal  = "pgnoded reads this from the local postgresql section only; set it there"
-	noWatchdog = "pgnoded drives no watchdog device; its fence guard stops postgres if pgnoded stalls"
-	logFormat  = "pgnoded writes Patroni's default plain format \"%(asctime)s %(levelname)s: %(message)s\" with \"%Y-%m-%d %H:%M:%S %z\" dates (Pigsty's); another format is not applied"
-	sslOpts    = "pgnoded connects with username and password only; this libpq option is not passed"
-	roleVar    = "role-specific variants are not applied; pgnoded uses the base setting for every role"
+	stopTimeout = "pgnoded does not cut a primary's stop short in synchronous mode; the stop runs to its end (fast, then immediate after retry_timeout)"
+	notDone     = "accepted and not acted on"
+	onlyLocal   = "pgnoded reads this from the local postgresql section only; set it there"
+	noWatchdog  = "pgnoded drives no watchdog device; its fence guard stops postgres if pgnoded stalls"
+	logFormat   = "pgnoded writes Patroni's default plain format \"%(asctime)s %(levelname)s: %(message)s\" with \"%Y-%m-%d %H:%M:%S %z\" dates (Pigsty's); another format is not applied"
+	sslOpts     = "pgnoded connects with username and password only; this libpq option is not passed"
+	roleVar     = "role-specific variants are not applied; pgnoded uses the base setting for every role"
 )
 
 // keyTable is every key of Patroni 4.x's configuration (docs/yaml_configuration.rst,
@@ -347,8 +379,8 @@ var keyTable = []KeyRule{
 	{Key: "tags.clonefrom", Where: Local, Class: Honoured, Note: "preferred clone source"},
 	{Key: "tags.replicatefrom", Where: Local, Class: Honoured, Note: "cascading replication"},
 	{Key: "tags.nostream", Where: Local, Class: Honoured, Note: "archive recovery only"},
-	{Key: "tags.nosync", Where: Local, Class: Warned, Note: "published; " + noSync, When: whenTrue},
-	{Key: "tags.sync_priority", Where: Local, Class: Warned, Note: "published; " + noSync, When: whenSet},
+	{Key: "tags.nosync", Where: Local, Class: Honoured, Note: "never picked as synchronous standby"},
+	{Key: "tags.sync_priority", Where: Local, Class: Honoured, Note: "4.x: synchronous standby preference, <= 0 never picked (pgnoded.compat 4.1.4; 3.0.2 reads nosync only)"},
 	{Key: "tags.*", Where: Local, Class: Honoured, Note: "custom tags are published in the member key"},
 
 	// --- dynamic (bootstrap.dcs and /config) -----------------------------------------------
@@ -363,16 +395,15 @@ var keyTable = []KeyRule{
 	{Key: "failsafe_mode", Where: Dynamic, Class: Honoured, Note: "DCS failsafe mode"},
 	{Key: "pause", Where: Dynamic, Class: Honoured, Note: "maintenance mode"},
 	{Key: "primary_race_backoff", Where: Dynamic, Class: Warned, Note: "replicas race at once; the back-off is not applied"},
-	{Key: "maximum_lag_on_syncnode", Where: Dynamic, Class: Warned, Note: noSync, When: whenSyncMode},
-	{Key: "primary_stop_timeout", Where: Dynamic, Class: Warned, Note: noSync, When: whenSyncMode},
-	{Key: "master_stop_timeout", Where: Dynamic, Class: Warned, Note: noSync, When: whenSyncMode},
-	{Key: "synchronous_node_count", Where: Dynamic, Class: Warned, Note: noSync, When: whenSyncMode},
+	{Key: "maximum_lag_on_syncnode", Where: Dynamic, Class: Honoured, Note: "a candidate lagging more is not picked as synchronous standby (<= 0: off)"},
+	{Key: "primary_stop_timeout", Where: Dynamic, Class: Warned, Note: stopTimeout, When: whenSyncMode},
+	{Key: "master_stop_timeout", Where: Dynamic, Class: Warned, Note: stopTimeout, When: whenSyncMode},
+	{Key: "synchronous_node_count", Where: Dynamic, Class: Refused,
+		Note: "an integer >= 1: how many synchronous standbys the primary lists; below 1 or not an integer: refused", Decide: syncNodeCount},
 	{Key: "synchronous_mode", Where: Dynamic, Class: Refused,
-		Note: refusal("synchronous replication (synchronous_mode on, quorum)", "set synchronous_mode: false, or keep this cluster on Patroni until pgnoded implements it"),
-		When: func(v any, _ keyContext) (string, bool) { return "", syncModeOn(v) }},
-	{Key: "synchronous_mode_strict", Where: Dynamic, Class: Refused,
-		Note: refusal("strict synchronous replication", "set synchronous_mode_strict: false, or keep this cluster on Patroni until pgnoded implements it"),
-		When: whenTrue},
+		Note:   "on/off: honoured (the primary keeps synchronous_standby_names and the sync key; only the sync key's members are promoted); quorum (Patroni 4.x) and unknown modes: refused",
+		Decide: syncMode},
+	{Key: "synchronous_mode_strict", Where: Dynamic, Class: Honoured, Note: "with no synchronous standby, commits wait rather than run unprotected"},
 	{Key: "standby_cluster", Where: Dynamic, Class: Refused, Subtree: true,
 		Note: refusal("standby clusters (standby_cluster, with its create_replica_methods)", "remove standby_cluster; keep standby clusters on Patroni until pgnoded implements them")},
 	{Key: "member_slots_ttl", Where: Dynamic, Class: Warned, Note: "slots of stopped members are kept until the member key goes (Patroni 3.x behaviour)"},

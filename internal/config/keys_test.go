@@ -54,10 +54,8 @@ func TestRefusedKeysInFile(t *testing.T) {
 	cases := []struct {
 		name, doc, key, msg string
 	}{
-		{"synchronous_mode true", "bootstrap:\n  dcs:\n    synchronous_mode: true #<\n", "bootstrap.dcs.synchronous_mode", "synchronous replication"},
-		{"synchronous_mode on", "bootstrap:\n  dcs:\n    synchronous_mode: on #<\n", "bootstrap.dcs.synchronous_mode", "synchronous replication"},
-		{"synchronous_mode quorum", "bootstrap:\n  dcs:\n    synchronous_mode: quorum #<\n", "bootstrap.dcs.synchronous_mode", "set synchronous_mode: false"},
-		{"synchronous_mode_strict", "bootstrap:\n  dcs:\n    synchronous_mode_strict: true #<\n", "bootstrap.dcs.synchronous_mode_strict", "strict synchronous"},
+		{"synchronous_mode quorum", "bootstrap:\n  dcs:\n    synchronous_mode: quorum #<\n", "bootstrap.dcs.synchronous_mode", "set synchronous_mode: on"},
+		{"synchronous_node_count 0", "bootstrap:\n  dcs:\n    synchronous_mode: true\n    synchronous_node_count: 0 #<\n", "bootstrap.dcs.synchronous_node_count", "at least 1"},
 		{"standby_cluster", "bootstrap:\n  dcs:\n    standby_cluster: #<\n      host: 10.0.0.1\n      port: 5432\n", "bootstrap.dcs.standby_cluster", "standby clusters"},
 		{"citus", "citus: #<\n  group: 0\n  database: citus\n", "citus", "Citus"},
 		{"bootstrap.method", "bootstrap:\n  method: pgbackrest #<\n  pgbackrest:\n    command: restore\n", "bootstrap.method", "custom bootstrap methods"},
@@ -157,10 +155,14 @@ func TestCheckDynamic(t *testing.T) {
 		warned  []string
 	}{
 		{`{"ttl": 30, "synchronous_mode": false, "pg_version": 16}`, nil, nil},
-		{`{"synchronous_mode": true, "synchronous_node_count": 2}`, []string{"synchronous_mode"}, []string{"synchronous_node_count"}},
+		{`{"synchronous_mode": true, "synchronous_node_count": 2, "maximum_lag_on_syncnode": 1048576}`, nil, nil},
 		{`{"synchronous_mode": "quorum"}`, []string{"synchronous_mode"}, nil},
-		{`{"synchronous_mode": 1}`, []string{"synchronous_mode"}, nil},
-		{`{"synchronous_mode_strict": "on"}`, []string{"synchronous_mode_strict"}, nil},
+		{`{"synchronous_mode": "sometimes"}`, []string{"synchronous_mode"}, nil},
+		{`{"synchronous_mode": true, "synchronous_node_count": 0}`, []string{"synchronous_node_count"}, nil},
+		{`{"synchronous_mode": true, "synchronous_node_count": "two"}`, []string{"synchronous_node_count"}, nil},
+		{`{"synchronous_mode": 1}`, nil, nil},
+		{`{"synchronous_mode_strict": "on"}`, nil, nil},
+		{`{"synchronous_mode": true, "primary_stop_timeout": 30}`, nil, []string{"primary_stop_timeout"}},
 		{`{"standby_cluster": {"host": "10.0.0.1", "create_replica_methods": ["pgbackrest"]}}`, []string{"standby_cluster"}, nil},
 		{`{"standby_cluster": null}`, []string{"standby_cluster"}, nil},
 		{`{"postgresql": {"use_slots": true, "pg_hba": ["local all all trust"]}}`, nil, []string{"postgresql.pg_hba"}},
@@ -203,7 +205,7 @@ func TestRecursiveAliasIsAnError(t *testing.T) {
 
 // pgnodectl reads a file with refused settings (it only needs to reach the cluster).
 func TestLoadForToolWarnsRefusals(t *testing.T) {
-	path := writeFile(t, t.TempDir(), "pgnoded.yml", minimal+"citus: {group: 0}\nbootstrap:\n  dcs:\n    synchronous_mode: true\n")
+	path := writeFile(t, t.TempDir(), "pgnoded.yml", minimal+"citus: {group: 0}\nbootstrap:\n  dcs:\n    synchronous_mode: quorum\n")
 	if _, _, err := Load(path, nil); err == nil {
 		t.Fatal("Load accepted refused settings")
 	}

@@ -135,7 +135,7 @@ func (l *loop) updateLock(ctx context.Context, d plan.Decision, o *plan.Observat
 		l.clearFailover(ctx, o.View)
 	}
 	if o.Long == nil && o.PGReady() && !o.PG.InRecovery {
-		l.leaderDuties(ctx, *o)
+		l.leaderDuties(ctx, *o, d.Sync)
 	}
 	return false, true
 }
@@ -198,6 +198,9 @@ func (l *loop) acquire(ctx context.Context, o plan.Observation, d plan.Decision)
 // callbacks planned after the promotion fire once postgres is writable. It
 // reports whether postgres was promoted.
 func (l *loop) promote(ctx context.Context, o plan.Observation, raceWon, manual bool, cbs []plan.PlannedCallback) bool {
+	if !l.syncBeforePromote(ctx, o) {
+		return false
+	}
 	l.st.long.promoting = true
 	defer func() { l.st.long.promoting = false }()
 	l.st.fence.want = true

@@ -162,6 +162,7 @@ func (l *loop) observation(now time.Time, view cluster.View, lease time.Time) pl
 		Callbacks:     plan.CallbackState{Called: l.st.cbCalled, Role: l.st.role},
 		HasPrePromote: l.deps.Hooks != nil && l.deps.Hooks.Configured(cluster.PrePromote),
 		PrePromote:    l.st.long.prePromote, PrePromoteFailedAt: l.st.long.prePromoteFailedAt,
+		Sync: l.syncFacts(),
 	}
 	if fs := l.st.lease.fs; fs.engaged && fs.confirmed {
 		obs.FailsafeConfirmed, obs.FailsafeUntil = true, fs.confirmedAt.Add(l.st.conf.dyn.TTLDuration())

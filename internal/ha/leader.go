@@ -11,9 +11,10 @@ import (
 
 // leaderDuties is the housekeeping of a healthy primary holding the key, each
 // cycle after a successful UpdateLeader: initialize, config, status, failsafe,
-// history, the post-promote CHECKPOINT and member slots. Every write is
+// history, synchronous replication (sync, the sync key and synchronous_standby_names),
+// the post-promote CHECKPOINT and member slots. Every write is
 // leader-guarded or create-only in the Store; failures are logged and retried next cycle.
-func (l *loop) leaderDuties(ctx context.Context, o plan.Observation) {
+func (l *loop) leaderDuties(ctx context.Context, o plan.Observation, sync plan.SyncStep) {
 	octx, cancel := l.dcsCtx(ctx) // the DCS writes
 	defer cancel()
 	pctx, pcancel := l.opCtx(ctx) // the local postgres
@@ -56,6 +57,7 @@ func (l *loop) leaderDuties(ctx context.Context, o plan.Observation) {
 			l.log.Info("failsafe key deleted: failsafe_mode is off")
 		}
 	}
+	l.applySync(octx, o, sync)
 	l.updateHistory(octx, pctx, o)
 	if l.st.pg.checkpointPending {
 		if err := l.deps.Postgres.Checkpoint(pctx); err != nil {

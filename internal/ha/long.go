@@ -428,5 +428,6 @@ func (l *loop) params(cfg cluster.DynamicConfig) map[string]any {
 	for k, v := range l.st.conf.localParams {
 		out[k] = v
 	}
+	l.overrideSyncParam(cfg, out)
 	return out
 }

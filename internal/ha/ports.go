@@ -112,6 +112,11 @@ type Store interface {
 	SetStatus(ctx context.Context, s cluster.StatusKey) error
 	// SetFailsafe writes the failsafe key when it changed (leader-guarded); nil deletes it.
 	SetFailsafe(ctx context.Context, members map[string]string) error
+	// WriteSync writes the sync key only if its mod_revision is still rev
+	// (rev == 0: only if it does not exist); false on conflict.
+	WriteSync(ctx context.Context, s cluster.SyncState, rev int64) (bool, error)
+	// DeleteSync deletes the sync key only if its mod_revision is still rev; false on conflict.
+	DeleteSync(ctx context.Context, rev int64) (bool, error)
 	// SetFailover writes the failover key; with rev > 0 only if unchanged since rev. Clearing writes {}.
 	SetFailover(ctx context.Context, f cluster.Failover, rev int64) (bool, error)
 

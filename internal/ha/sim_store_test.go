@@ -222,6 +222,36 @@ func (s *fakeStore) SetFailover(_ context.Context, f cluster.Failover, _ int64) 
 	})
 }
 
+func (s *fakeStore) WriteSync(_ context.Context, st cluster.SyncState, rev int64) (bool, error) {
+	return s.write(func(w *world) bool {
+		if w.leader == nil || w.leader.name != s.name || !syncRevIs(w, rev) {
+			return false
+		}
+		w.rev++
+		st.ModRevision = w.rev
+		w.sync = &st
+		return true
+	})
+}
+
+func (s *fakeStore) DeleteSync(_ context.Context, rev int64) (bool, error) {
+	return s.write(func(w *world) bool {
+		if w.leader == nil || w.leader.name != s.name || !syncRevIs(w, rev) {
+			return false
+		}
+		w.sync = nil
+		return true
+	})
+}
+
+// syncRevIs is the compare on the sync key's revision (0: absent).
+func syncRevIs(w *world, rev int64) bool {
+	if rev <= 0 {
+		return w.sync == nil
+	}
+	return w.sync != nil && w.sync.ModRevision == rev
+}
+
 func (s *fakeStore) write(f func(w *world) bool) (bool, error) {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()

@@ -35,6 +35,7 @@ type world struct {
 	configRaw  []byte
 	configRev  int64
 	failover   *cluster.Failover
+	sync       *cluster.SyncState // ModRevision set on every write
 	history    []cluster.HistoryEntry
 	status     *cluster.StatusKey
 	failsafe   map[string]string
@@ -354,6 +355,10 @@ func (w *world) viewLocked() cluster.View {
 	if w.failover != nil {
 		f := *w.failover
 		v.Failover = &f
+	}
+	if w.sync != nil {
+		sy := *w.sync
+		v.Sync = &sy
 	}
 	v.History = slices.Clone(w.history)
 	if w.status != nil {

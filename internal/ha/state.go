@@ -18,6 +18,7 @@ type loopState struct {
 	fence fenceState // the fence guard and the VIP as this node last set them
 	long  longState  // the long action running, its back-off, pre_promote
 	sched schedState // when the next cycle runs, the scheduled restart
+	sync  syncState  // synchronous replication: the GUC pgnoded set, the confirmation position
 
 	role     cluster.Role
 	action   string // last decision message

@@ -40,7 +40,8 @@ const observeSQL = `SELECT r.rec,
       'sent', COALESCE(pg_catalog.pg_wal_lsn_diff(sent_lsn, '0/0')::bigint, 0),
       'flush', COALESCE(pg_catalog.pg_wal_lsn_diff(flush_lsn, '0/0')::bigint, 0),
       'replay', COALESCE(pg_catalog.pg_wal_lsn_diff(replay_lsn, '0/0')::bigint, 0)))::text
-     FROM pg_catalog.pg_stat_replication)
+     FROM pg_catalog.pg_stat_replication),
+  pg_catalog.current_setting('synchronous_standby_names')
 FROM (SELECT pg_catalog.pg_is_in_recovery() AS rec) r LEFT JOIN pg_catalog.pg_stat_wal_receiver w ON true`
 
 // replicationJSON is one element of the pg_stat_replication aggregate: the
@@ -105,8 +106,8 @@ func scanObservation(ctx context.Context, c *pgconn.PgConn, o *cluster.PGObserva
 	if err != nil {
 		return fmt.Errorf("observe: %w", err)
 	}
-	if len(rows) != 1 || len(rows[0]) != 16 {
-		return fmt.Errorf("observe: %d rows, want one of 16 columns", len(rows))
+	if len(rows) != 1 || len(rows[0]) != 17 {
+		return fmt.Errorf("observe: %d rows, want one of 17 columns", len(rows))
 	}
 	var (
 		r                                = textRow(rows[0]).reader()
@@ -118,6 +119,7 @@ func scanObservation(ctx context.Context, c *pgconn.PgConn, o *cluster.PGObserva
 		sysid, pending, repl             = r.nullable(13), r.nullable(14), r.nullable(15)
 	)
 	o.InRecovery, o.ReplayPaused = r.bool(0), r.bool(6)
+	o.SyncStandbyNames = r.str(16)
 	if r.err != nil {
 		return fmt.Errorf("observe: %w", r.err)
 	}

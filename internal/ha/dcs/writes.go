@@ -113,6 +113,32 @@ func (s *Store) SetFailover(ctx context.Context, f cluster.Failover, rev int64) 
 	return s.do(ctx, write{op: "set failover", rel: KeyFailover, value: val, cmps: cmps})
 }
 
+// WriteSync writes the sync key ({"leader","sync_standby"}) only if its
+// mod_revision is still rev, or, with rev == 0, only if it does not exist
+// (Patroni's write_sync_state with the cluster's sync index), and only while
+// the leader key holds our name: a deposed primary cannot publish; false on conflict.
+func (s *Store) WriteSync(ctx context.Context, st cluster.SyncState, rev int64) (bool, error) {
+	val, err := EncodeValue(st)
+	if err != nil {
+		return false, fmt.Errorf("dcs: encode sync: %w", err)
+	}
+	return s.do(ctx, write{op: "write sync", rel: KeySync, value: val, cmps: []clientv3.Cmp{s.leaderIsUs(), s.revIs(KeySync, rev)}})
+}
+
+// DeleteSync deletes the sync key only if its mod_revision is still rev
+// (synchronous mode turned off), while the leader key holds our name; false on conflict.
+func (s *Store) DeleteSync(ctx context.Context, rev int64) (bool, error) {
+	return s.do(ctx, write{op: "delete sync", rel: KeySync, del: true, cmps: []clientv3.Cmp{s.leaderIsUs(), s.revIs(KeySync, rev)}})
+}
+
+// revIs compares rel's mod_revision with rev; rev == 0 means absent.
+func (s *Store) revIs(rel string, rev int64) clientv3.Cmp {
+	if rev <= 0 {
+		return s.absent(rel)
+	}
+	return clientv3.Compare(clientv3.ModRevision(s.key(rel)), "=", rev)
+}
+
 // guardedPut writes rel only while the leader key holds our name; a failed
 // compare is ErrNotLeader. With skipSame, a value the key already holds is not rewritten.
 func (s *Store) guardedPut(ctx context.Context, op, rel string, val []byte, skipSame bool) error {

@@ -69,6 +69,8 @@ type Observation struct {
 	Callbacks CallbackState
 	// HasPrePromote: postgresql.pre_promote is set, so every promotion runs it first.
 	HasPrePromote bool
+	// Sync is what the loop remembers of synchronous replication (NextSync).
+	Sync SyncFacts
 	// PrePromote is the outcome of pre_promote for the current hold of the leader key.
 	PrePromote PrePromoteResult
 	// PrePromoteFailedAt is when pre_promote last failed and the key was given up
@@ -215,6 +217,9 @@ type Decision struct {
 	// Callbacks are the postgresql.callbacks this decision fires, each after the
 	// step of the action it names has succeeded (planCallbacks).
 	Callbacks []PlannedCallback
+	// Sync is the synchronous replication step of a primary keeping its key
+	// (ActionUpdateLock; set by Make), applied once the key update succeeded.
+	Sync SyncStep
 	// Message is the human line, in Patroni's style; Reason is a stable token for logs and metrics.
 	Message string
 	Reason  string

@@ -37,6 +37,7 @@ var ShortPolls = map[string]time.Duration{
 	ReasonAwaitingWAL: 100 * time.Millisecond, // the candidate waiting for the old leader's last WAL
 	"pg_not_ready":    250 * time.Millisecond, // postgres running but not accepting connections yet
 	"lagging":         time.Second,            // a replica replaying towards maximum_lag_on_failover
+	ReasonSyncConfirm: 200 * time.Millisecond, // a new synchronous standby replaying up to the recorded flush position
 }
 
 // Make plans one step of the cycle from o: the failsafe step when one is due,
@@ -46,11 +47,18 @@ func Make(o Observation) Plan {
 		return Plan{Failsafe: step, FailsafeWhy: why, Decision: Decision{Action: ActionNone}, Replan: true}
 	}
 	d := Decide(o)
-	return Plan{
+	if d.Action == ActionUpdateLock && o.LeaderIsMe() && o.Long == nil && o.PGReady() && !o.PG.InRecovery {
+		d.Sync = NextSync(o, o.Sync)
+	}
+	p := Plan{
 		Decision:       d,
 		PollAfter:      ShortPolls[d.Reason],
 		CycleOnRenewal: d.Reason == "lease_deadline",
 	}
+	if d.Sync.Waiting && p.PollAfter == 0 {
+		p.PollAfter = ShortPolls[ReasonSyncConfirm]
+	}
+	return p
 }
 
 // FailsafeFacts are the primary side of failsafe mode as the loop keeps it.

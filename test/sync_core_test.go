@@ -1,0 +1,185 @@
+//go:build integration
+
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
+)
+
+// syncKey reads the sync key: its leader and listed standbys ("" key absent).
+func syncKey(c *Cluster) (leader string, standbys []string, raw string) {
+	v, ok := c.EtcdKey(context.Background(), "sync")
+	if !ok {
+		return "", nil, ""
+	}
+	var s struct {
+		Leader      string  `json:"leader"`
+		SyncStandby *string `json:"sync_standby"`
+	}
+	_ = json.Unmarshal([]byte(v), &s)
+	if s.SyncStandby != nil {
+		standbys = strings.Split(*s.SyncStandby, ",")
+	}
+	return s.Leader, standbys, v
+}
+
+// showSSN is synchronous_standby_names on n.
+func showSSN(t testing.TB, n *Node) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := n.Conn(ctx)
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	defer closeConn(conn)
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW synchronous_standby_names").Scan(&v); err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return v
+}
+
+// enableSync turns synchronous mode on through PATCH /config (no restart) and
+// waits until the sync key names p and a streaming standby, and p's
+// synchronous_standby_names lists exactly that standby.
+func enableSync(t *testing.T, c *Cluster, p *Node, patch map[string]any) *Node {
+	t.Helper()
+	if code, text := p.Call(t, "PATCH", "/config", patch); code != 200 {
+		t.Fatalf("PATCH /config %v: %d %s", patch, code, text)
+	}
+	var standby *Node
+	WaitFor(t, 60*time.Second, "the sync key to name the primary and a standby", func() bool {
+		leader, standbys, _ := syncKey(c)
+		if leader != p.Name || len(standbys) != 1 {
+			return false
+		}
+		for _, n := range c.Others(p) {
+			if n.Name == standbys[0] {
+				standby = n
+			}
+		}
+		return standby != nil
+	})
+	_, _, raw := syncKey(c)
+	want := plan.FormatSSN([]string{standby.Name}, false, false, nil)
+	WaitFor(t, 10*time.Second, "synchronous_standby_names on the primary = "+want, func() bool { return showSSN(t, p) == want })
+	t.Logf("sync key %s; synchronous_standby_names on %s = %q", raw, p.Name, want)
+	return standby
+}
+
+// Synchronous mode on a running cluster: the primary publishes a streaming
+// standby in the sync key and lists it in synchronous_standby_names; when the
+// primary's node dies (kill -9 of pgnoded and postgres), the sync standby is
+// promoted (the async replica may not) with every acknowledged write.
+func TestSyncCoreNodeLossPromotesSyncStandby(t *testing.T) {
+	c := StartCluster(t, 3, Fast)
+	p := c.WaitPrimary(90*time.Second, nil)
+	c.WaitHealthyReplicas(60*time.Second, p)
+	s := enableSync(t, c, p, map[string]any{"synchronous_mode": true})
+
+	w := StartWriter(t, c, p)
+	chk := StartSplitBrainChecker(t, c)
+	WaitFor(t, 10*time.Second, "some writes", func() bool { return w.Acked() > 50 })
+	killedAt := time.Now()
+	p.NodeLoss()
+	np := c.WaitPrimary(time.Duration(Fast.TTL)*time.Second+60*time.Second, p)
+	if np != s {
+		t.Errorf("%s was promoted; only the sync standby %s may be", np.Name, s.Name)
+	}
+	resumed := w.WaitWritesResume(t, 60*time.Second, killedAt)
+	t.Logf("node loss with synchronous_mode: %s promoted, writes resumed %.2fs after the kill", np.Name, resumed.Sub(killedAt).Seconds())
+	if overlaps := chk.Stop(); len(overlaps) > 0 {
+		t.Errorf("two writable primaries: %v", overlaps)
+	}
+	acked := w.Acked()
+	if lost := w.Lost(t, np); len(lost) > 0 {
+		t.Errorf("%d of %d acknowledged writes lost: %v", len(lost), acked, lost[:min(len(lost), 20)])
+	}
+	// The new primary keeps the key: it leads it and, once the other replica follows it, lists it.
+	WaitFor(t, 60*time.Second, "the new primary to lead the sync key with a standby", func() bool {
+		leader, standbys, _ := syncKey(c)
+		return leader == np.Name && len(standbys) == 1 && standbys[0] != p.Name
+	})
+
+	// Turned off: the key is deleted and synchronous_standby_names is empty again.
+	if code, text := np.Call(t, "PATCH", "/config", map[string]any{"synchronous_mode": false}); code != 200 {
+		t.Fatalf("PATCH synchronous_mode false: %d %s", code, text)
+	}
+	WaitFor(t, 30*time.Second, "the sync key deleted and the GUC cleared", func() bool {
+		_, _, raw := syncKey(c)
+		return raw == "" && showSSN(t, np) == ""
+	})
+}
+
+// Strict mode with every replica stopped: a commit on the primary waits
+// (synchronous_standby_names '*'), and a replica coming back releases it.
+func TestSyncCoreStrictCommitWaitsForAReplica(t *testing.T) {
+	c := StartCluster(t, 3, Fast)
+	p := c.WaitPrimary(90*time.Second, nil)
+	c.WaitHealthyReplicas(60*time.Second, p)
+	enableSync(t, c, p, map[string]any{"synchronous_mode": true, "synchronous_mode_strict": true})
+	ctx := context.Background()
+	if err := createWritesTable(ctx, p.Name, p.Conn, "strict_writes"); err != nil {
+		t.Fatal(err)
+	}
+	replicas := c.Others(p)
+	for _, n := range replicas {
+		n.NodeLoss()
+	}
+	WaitFor(t, 30*time.Second, "the sync key to keep only the leader and the GUC to be *", func() bool {
+		leader, standbys, _ := syncKey(c)
+		return leader == p.Name && len(standbys) == 0 && showSSN(t, p) == "*"
+	})
+
+	conn, err := p.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(conn)
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err = conn.Exec(wctx, "INSERT INTO strict_writes VALUES (1)")
+	cancel()
+	if err == nil {
+		t.Fatal("a commit returned with no standby in strict mode")
+	}
+	t.Logf("commit with no standby (strict): %v", err)
+
+	conn2, err := p.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(conn2)
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn2.Exec(ctx, "INSERT INTO strict_writes VALUES (2)")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("commit returned before a replica came back: %v", err)
+	case <-time.After(2 * time.Second):
+	}
+	back := replicas[0]
+	back.Start()
+	started := time.Now()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("commit after %s came back: %v", back.Name, err)
+		}
+		t.Logf("commit released %.2fs after %s was started", time.Since(started).Seconds(), back.Name)
+	case <-time.After(120 * time.Second):
+		t.Fatalf("commit still waits 120s after %s was started", back.Name)
+	}
+	WaitFor(t, 60*time.Second, back.Name+" published as sync standby", func() bool {
+		leader, standbys, _ := syncKey(c)
+		return leader == p.Name && len(standbys) == 1 && standbys[0] == back.Name
+	})
+}
