@@ -83,8 +83,8 @@ func oneSyncNodeLoss(b *testing.B, d Daemon, tm Timing) (r syncNodeLoss) {
 	c, p, s := startSyncCluster(b, d, 3, tm, nodeconf.Sync{})
 	defer c.Close() // before the next run starts; the logs stay until the benchmark ends
 	w := StartWriter(b, c, p)
-	if !pollFor(10*time.Second, func() bool { return w.Acked() > 20 }) {
-		return syncNodeLoss{miss: "no writes on the primary before the kill"}
+	if !pollFor(20*time.Second, func() bool { return w.Acked() > 200 }) {
+		return syncNodeLoss{miss: "fewer than 200 writes on the primary within 20 s before the kill"}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -68,9 +68,7 @@ func TestRenderVariants(t *testing.T) {
 					t.Errorf("unexpected %q in\n%s", s, b)
 				}
 			}
-			// The sync variants are checked against pgnoded's loader by the
-			// integration tests (test/sync_*_test.go) that boot them.
-			if tc.o.Flavour != Pgnoded || tc.o.Sync != nil {
+			if tc.o.Flavour != Pgnoded {
 				return
 			}
 			path := filepath.Join(t.TempDir(), "pgnoded.yml")
