@@ -81,10 +81,28 @@ func forSyncDaemons(t *testing.T, fn func(t *testing.T, d Daemon)) {
 // on (sync says strict and the node count), all at once, and waits until
 // one primary streams to every replica and /sync names it and a standby its
 // pg_stat_replication reports synchronous. It returns the primary and that standby.
+//
+// Strict clusters bootstrap in strict mode, as Pigsty's crit template renders
+// them. PGNODED_SYNC_STRICT_BY_PATCH=1 boots them non-strict and turns strict
+// on through PATCH /config once the synchronous standby is in /sync: the same
+// runtime checks without the bootstrap (to tell a bootstrap problem from one of
+// strict mode itself).
 func startSyncCluster(t testing.TB, d Daemon, n int, tm Timing, sync nodeconf.Sync) (c *Cluster, p, s *Node) {
 	t.Helper()
-	c = startDaemonCluster(t, d, n, tm, &sync)
+	boot := sync
+	byPatch := sync.Strict && os.Getenv("PGNODED_SYNC_STRICT_BY_PATCH") == "1"
+	if byPatch {
+		boot.Strict = false
+	}
+	c = startDaemonCluster(t, d, n, tm, &boot)
 	p, s = c.WaitSync(bootTimeout)
+	if byPatch {
+		if code, text := p.Call(t, "PATCH", "/config", map[string]any{"synchronous_mode_strict": true}); code != 200 {
+			t.Fatalf("PATCH strict: %d %s", code, text)
+		}
+		time.Sleep(time.Duration(2*tm.LoopWait) * time.Second) // two loops: every node has read the new config
+		t.Logf("synchronous_mode_strict turned on through PATCH /config (PGNODED_SYNC_STRICT_BY_PATCH=1)")
+	}
 	t.Logf("%s cluster %s up: primary %s, synchronous standby %s (strict %v)", d, c.Scope, p.Name, s.Name, sync.Strict)
 	return c, p, s
 }
