@@ -5,11 +5,14 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/ha/plan"
+	"github.com/pgnoded/pgnoded/internal/testenv"
 )
 
 // syncKey reads the sync key: its leader and listed standbys ("" key absent).
@@ -182,4 +185,62 @@ func TestSyncCoreStrictCommitWaitsForAReplica(t *testing.T) {
 		leader, standbys, _ := syncKey(c)
 		return leader == p.Name && len(standbys) == 1 && standbys[0] == back.Name
 	})
+}
+
+// A cluster bootstrapped with synchronous_mode and synchronous_mode_strict in
+// bootstrap.dcs: the first primary starts with synchronous_standby_names '*'
+// and still creates its roles (pgnoded's own commits are local), the replicas
+// clone and connect, one is published as sync standby, writes flow, and a
+// node loss promotes that standby with nothing lost.
+func TestSyncCoreStrictFromBootstrap(t *testing.T) {
+	testenv.RequireRoot(t)
+	c := newCluster(t, newLoopback(t), fmt.Sprintf("it%d-%d", os.Getpid(), time.Now().UnixNano()%100000),
+		DaemonPgnoded, 3, ClusterOptions{Timing: Fast}, nil)
+	for _, n := range c.Nodes {
+		b, err := os.ReadFile(n.ConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := strings.Replace(string(b), "    failsafe_mode: false\n",
+			"    failsafe_mode: false\n    synchronous_mode: true\n    synchronous_mode_strict: true\n", 1)
+		if doc == string(b) {
+			t.Fatalf("no failsafe_mode line to extend in %s", n.ConfigPath)
+		}
+		if err := os.WriteFile(n.ConfigPath, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.StartAll()
+	p := c.WaitPrimary(120*time.Second, nil)
+	c.WaitHealthyReplicas(90*time.Second, p)
+	var s *Node
+	WaitFor(t, 60*time.Second, "the sync key to name the primary and a standby", func() bool {
+		leader, standbys, _ := syncKey(c)
+		if leader != p.Name || len(standbys) != 1 {
+			return false
+		}
+		for _, n := range c.Others(p) {
+			if n.Name == standbys[0] {
+				s = n
+			}
+		}
+		return s != nil
+	})
+	if got := showSSN(t, p); got != s.Name {
+		t.Errorf("synchronous_standby_names on %s = %q, want %q", p.Name, got, s.Name)
+	}
+	w := StartWriter(t, c, p)
+	WaitFor(t, 20*time.Second, "some writes", func() bool { return w.Acked() > 50 })
+	killedAt := time.Now()
+	p.NodeLoss()
+	np := c.WaitPrimary(time.Duration(Fast.TTL)*time.Second+60*time.Second, p)
+	if np != s {
+		t.Errorf("%s was promoted; only the sync standby %s may be", np.Name, s.Name)
+	}
+	resumed := w.WaitWritesResume(t, 60*time.Second, killedAt)
+	t.Logf("strict from bootstrap: %s promoted, writes resumed %.2fs after the kill", np.Name, resumed.Sub(killedAt).Seconds())
+	acked := w.Acked()
+	if lost := w.Lost(t, np); len(lost) > 0 {
+		t.Errorf("%d of %d acknowledged writes lost: %v", len(lost), acked, lost[:min(len(lost), 20)])
+	}
 }

@@ -44,7 +44,9 @@ func (f *Failover) Empty() bool { return f == nil || (f.Leader == "" && f.Member
 
 // SyncState is the value of the sync key.
 type SyncState struct {
-	Leader      string  `json:"leader"`
+	Leader string `json:"leader"`
+	// Quorum is Patroni 4.x's "quorum" (0 outside quorum mode); nil: absent (3.0.2).
+	Quorum      *int    `json:"quorum,omitempty"`
 	SyncStandby *string `json:"sync_standby"`
 
 	ModRevision int64 `json:"-"`

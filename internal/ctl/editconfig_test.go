@@ -178,9 +178,9 @@ func TestEditConfigCommand(t *testing.T) {
 	})
 	t.Run("refused setting is not written", func(t *testing.T) {
 		st := &fakeStore{views: map[string]cluster.View{"pg-test": v}}
-		r := runCtl(t, st, "", nil, "-c", cfgPath, "edit-config", "-s", "synchronous_mode=true", "--force")
+		r := runCtl(t, st, "", nil, "-c", cfgPath, "edit-config", "-s", "synchronous_node_count=0", "--force")
 		if r.code != 1 || len(st.configs) != 0 ||
-			!strings.Contains(r.stderr, "not applied: synchronous_mode: pgnoded does not support synchronous replication") {
+			!strings.Contains(r.stderr, "not applied: synchronous_node_count: pgnoded does not support synchronous_node_count") {
 			t.Fatalf("exit %d, writes %v, stderr %q", r.code, st.configs, r.stderr)
 		}
 		r = runCtl(t, st, "", nil, "-c", cfgPath, "edit-config", "-s", "standby_cluster.host=10.0.0.9", "--force")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -32,6 +33,7 @@ type fakePG struct {
 	starts     int // successful starts (a restart shows as one more)
 	reloads    int
 	params     map[string]any // parameters of the last start or reload
+	hold       bool           // a replica that stops replaying (its WAL position stays)
 
 	exited chan struct{}
 }
@@ -74,10 +76,15 @@ func (p *fakePG) Observe(context.Context) cluster.PGObservation {
 		o.Streaming = p.streamingFromLocked() != nil
 	} else {
 		o.CurrentLSN, o.FlushLSN = cluster.LSN(p.lsn), cluster.LSN(p.lsn)
+		o.SyncStandbyNames = p.ssn()
 		for _, name := range p.w.names {
 			if q := p.w.nodes[name].pg; q != p && q.streamingFromLocked() == p {
+				state := "async"
+				if ssnLists(o.SyncStandbyNames, name) {
+					state = "sync"
+				}
 				o.Replication = append(o.Replication, cluster.ReplicationRow{ApplicationName: name, State: "streaming",
-					SyncState: "async", FlushLSN: cluster.LSN(q.lsn), ReplayLSN: cluster.LSN(q.lsn)})
+					SyncState: state, FlushLSN: cluster.LSN(q.lsn), ReplayLSN: cluster.LSN(q.lsn)})
 			}
 		}
 	}
@@ -193,6 +200,7 @@ func (p *fakePG) Promote(context.Context) error {
 	if p.switches == nil {
 		p.switches = map[int]uint64{}
 	}
+	p.w.checkPromoteSyncLocked(p.name)
 	p.switches[p.timeline] = p.lsn
 	p.timeline++
 	p.inRecovery, p.state = false, "in production"
@@ -207,7 +215,28 @@ func (p *fakePG) Reload(_ context.Context, opts cluster.StartOptions) error {
 	p.upstream = opts.Recovery.Upstream.Host
 	p.reloads++
 	p.params = opts.Params
+	p.w.checkSyncLocked(p.name + " reloaded")
 	return nil
+}
+
+// ssn is synchronous_standby_names as postgres runs with it.
+func (p *fakePG) ssn() string {
+	v, _ := p.params["synchronous_standby_names"].(string)
+	return v
+}
+
+// ssnLists reports whether a synchronous_standby_names value names name
+// (the simulation's names are plain identifiers: "a", "N (a,b)").
+func ssnLists(v, name string) bool {
+	if i := strings.Index(v, "("); i >= 0 {
+		v = strings.TrimSuffix(v[i+1:], ")")
+	}
+	for _, n := range strings.Split(v, ",") {
+		if strings.Trim(strings.TrimSpace(n), `"`) == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *fakePG) SetPassword(context.Context, string, string) error { return nil }

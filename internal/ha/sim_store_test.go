@@ -227,9 +227,14 @@ func (s *fakeStore) WriteSync(_ context.Context, st cluster.SyncState, rev int64
 		if w.leader == nil || w.leader.name != s.name || !syncRevIs(w, rev) {
 			return false
 		}
+		if w.failSync[s.name] > 0 {
+			w.failSync[s.name]--
+			return false
+		}
 		w.rev++
 		st.ModRevision = w.rev
 		w.sync = &st
+		w.checkSyncLocked(s.name + " wrote the sync key")
 		return true
 	})
 }

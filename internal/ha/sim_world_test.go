@@ -36,6 +36,8 @@ type world struct {
 	configRev  int64
 	failover   *cluster.Failover
 	sync       *cluster.SyncState // ModRevision set on every write
+	failSync   map[string]int     // the next n sync-key writes of a node fail their compare
+	syncMode   bool               // the scenario runs synchronous_mode: promotions must follow the sync key
 	history    []cluster.HistoryEntry
 	status     *cluster.StatusKey
 	failsafe   map[string]string
@@ -254,11 +256,12 @@ func (w *world) step(d time.Duration) {
 	}
 	for _, name := range w.names {
 		pg := w.nodes[name].pg
-		if up := pg.streamingFromLocked(); up != nil {
+		if up := pg.streamingFromLocked(); up != nil && !pg.hold {
 			pg.lsn, pg.timeline, pg.switches = up.lsn, up.timeline, maps.Clone(up.switches)
 		}
 	}
 	w.checkLocked("step")
+	w.checkSyncLocked("step")
 	w.mu.Unlock()
 	w.busy.settle(w.t)
 }

@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/ha/plan"
@@ -79,7 +80,14 @@ func (l *loop) applySync(ctx context.Context, o plan.Observation, st plan.SyncSt
 		return
 	}
 	if st.RecordLSN {
-		l.st.sync.facts = plan.SyncFacts{ConfirmSet: true, ConfirmFor: o.PG.SyncStandbyNames, ConfirmLSN: o.PG.FlushLSN}
+		l.st.sync.facts = plan.SyncFacts{ConfirmSet: true, ConfirmFor: o.PG.SyncStandbyNames, ConfirmLSN: o.PG.FlushLSN,
+			WaitingSince: l.st.sync.facts.WaitingSince}
+	}
+	switch {
+	case !st.Unconfirmed:
+		l.st.sync.facts.WaitingSince = time.Time{}
+	case l.st.sync.facts.WaitingSince.IsZero():
+		l.st.sync.facts.WaitingSince = o.Now
 	}
 	if st.WriteSync {
 		ok, err := l.deps.Store.WriteSync(ctx, st.Sync, rev)
@@ -129,7 +137,7 @@ func (l *loop) syncBeforePromote(ctx context.Context, o plan.Observation) bool {
 		}
 	}
 	octx, cancel := l.dcsCtx(ctx)
-	ok, err := l.deps.Store.WriteSync(octx, cluster.SyncState{Leader: l.cfg.Name}, rev)
+	ok, err := l.deps.Store.WriteSync(octx, plan.SyncKey(l.cfg.Name, l.cfg.Compat == cluster.Compat4), rev)
 	cancel()
 	if err != nil || !ok {
 		l.st.action = "Postponing promotion because synchronous replication state was updated by somebody else"

@@ -372,11 +372,15 @@ func (p *Postgres) withConn(ctx context.Context, fn func(context.Context, *pgcon
 	return err
 }
 
-// connConfig is the superuser's connection through the unix socket.
+// connConfig is the superuser's connection through the unix socket. Its
+// commits are local (synchronous_commit=local, as Patroni's bootstrap and
+// citus connections): pgnoded's own writes (roles, slots) must not wait for a
+// synchronous standby, least of all in strict mode before any replica can connect.
 func (p *Postgres) connConfig() (*pgconn.Config, error) {
 	dsn := formatDSN([][2]string{
 		{"host", p.cfg.SocketDir}, {"port", strconv.Itoa(p.cfg.Port)}, {"user", p.cfg.Superuser.Username},
 		{"dbname", p.cfg.Database}, {"sslmode", "disable"}, {"application_name", "pgnoded"}, {"connect_timeout", "5"},
+		{"options", "-c synchronous_commit=local"},
 	})
 	cc, err := pgconn.ParseConfig(dsn)
 	if err != nil {

@@ -58,11 +58,22 @@ func TestSynchronousStandbyNamesReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	// pgnoded's own connection commits locally (synchronous_commit=local);
+	// a client's session waits.
+	if _, err := conn.Exec(ctx, "SET synchronous_commit TO on").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() {
 		_, err := conn.Exec(ctx, "INSERT INTO t VALUES (2)").ReadAll()
 		done <- err
 	}()
+	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
+	err = a.p.execSQL(octx, "CREATE ROLE sync_probe LOGIN")
+	ocancel()
+	if err != nil {
+		t.Fatalf("pgnoded's own commit waited for the sync standby: %v", err)
+	}
 	select {
 	case err := <-done:
 		t.Fatalf("commit returned while the sync standby is down: %v", err)

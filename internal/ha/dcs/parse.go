@@ -143,6 +143,10 @@ func parseSync(b []byte) cluster.SyncState {
 	var obj map[string]any
 	_ = json.Unmarshal(b, &obj)
 	s := cluster.SyncState{Leader: str(obj["leader"])}
+	if q, err := cluster.ParseInt(obj["quorum"]); err == nil {
+		n := int(q)
+		s.Quorum = &n
+	}
 	if v, ok := obj["sync_standby"]; ok && v != nil {
 		sb := str(v)
 		s.SyncStandby = &sb

@@ -49,6 +49,19 @@ func TestWriteDeleteSyncCAS(t *testing.T) {
 		s := b.View().Sync
 		return s != nil && s.SyncStandby != nil && *s.SyncStandby == "pg2"
 	})
+	// Patroni 4.x's spelling carries "quorum" between leader and sync_standby, and reads back.
+	zero := 0
+	if ok, err := a.WriteSync(ctx, cluster.SyncState{Leader: "pg1", Quorum: &zero}, a.View().Sync.ModRevision); err != nil || !ok {
+		t.Fatalf("4.x write: %v %v", ok, err)
+	}
+	resp, err = e.Client().Get(ctx, base+"/sync")
+	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != `{"leader":"pg1","quorum":0,"sync_standby":null}` {
+		t.Fatalf("stored 4.x value: %v %v", resp, err)
+	}
+	if q := a.View().Sync.Quorum; q == nil || *q != 0 {
+		t.Fatalf("quorum read back as %v", q)
+	}
+	rev = a.View().Sync.ModRevision - 1
 	if ok, err := a.DeleteSync(ctx, rev); err != nil || ok {
 		t.Fatalf("delete with a stale revision: %v %v", ok, err)
 	}

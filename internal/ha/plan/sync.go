@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -36,6 +37,15 @@ type SyncFacts struct {
 	ConfirmFor string
 	ConfirmLSN cluster.LSN
 	ConfirmSet bool
+	// WaitingSince is when a picked standby started waiting for its confirmation (zero: none waits).
+	WaitingSince time.Time
+}
+
+// syncPollFor is how long a primary polls for a standby's confirmation before
+// it falls back to the loop_wait tick: a standby whose replay is stuck (paused,
+// a recovery conflict) must not keep the leader cycling every 200 ms.
+func syncPollFor(cfg cluster.DynamicConfig) time.Duration {
+	return max(2*cfg.LoopWaitDuration(), 10*time.Second)
 }
 
 // SyncStep is what the primary does about synchronous replication this cycle,
@@ -57,9 +67,11 @@ type SyncStep struct {
 	// Picked are the standbys chosen for the GUC; Confirmed those that may be published in the key.
 	Picked    []string
 	Confirmed []string
-	// Waiting: a picked standby streams but has not confirmed yet; nothing announces
-	// its progress, so the cycle polls (ShortPolls[ReasonSyncConfirm]).
-	Waiting bool
+	// Unconfirmed: a picked standby has not confirmed yet. Waiting: and the
+	// wait is young enough to poll for it (syncPollFor): nothing announces a
+	// standby's progress, so the cycle polls (ShortPolls[ReasonSyncConfirm]).
+	Unconfirmed bool
+	Waiting     bool
 }
 
 // Empty reports a step with nothing to do.
@@ -88,18 +100,19 @@ func NextSync(o Observation, f SyncFacts) SyncStep {
 		row, _ := replicationRow(o, name)
 		switch {
 		case !containsFold(effective, name) || row.SyncState != "sync":
-			st.Waiting = true
+			st.Unconfirmed = true
 		case containsFold(current, name) || !record && row.ReplayLSN >= f.ConfirmLSN:
 			st.Confirmed = append(st.Confirmed, name)
 		default:
-			st.Waiting = true
+			st.Unconfirmed = true
 		}
 	}
+	st.Waiting = st.Unconfirmed && (f.WaitingSince.IsZero() || o.Now.Sub(f.WaitingSince) < syncPollFor(o.Config))
 	want := slices.Clone(st.Confirmed)
 	slices.SortFunc(want, func(a, b string) int { return strings.Compare(a, b) })
 	if !mine || !sameFold(want, current) {
 		st.WriteSync = true
-		st.Sync = cluster.SyncState{Leader: o.Name}
+		st.Sync = SyncKey(o.Name, f.Compat4)
 		if len(want) > 0 {
 			v := strings.Join(want, ",")
 			st.Sync.SyncStandby = &v
@@ -107,6 +120,16 @@ func NextSync(o Observation, f SyncFacts) SyncStep {
 	}
 	st.GUC = FormatSSN(picked, o.Config.SynchronousModeStrict, f.Compat4, current)
 	return st
+}
+
+// SyncKey is the sync key naming leader with no standby: 4.x writes "quorum": 0 too.
+func SyncKey(leader string, compat4 bool) cluster.SyncState {
+	s := cluster.SyncState{Leader: leader}
+	if compat4 {
+		zero := 0
+		s.Quorum = &zero
+	}
+	return s
 }
 
 // pickSync chooses up to synchronous_node_count standbys (Patroni's

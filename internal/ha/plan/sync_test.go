@@ -3,6 +3,7 @@ package plan
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -227,6 +228,25 @@ func TestMakeSyncPolls(t *testing.T) {
 	p = Make(o)
 	if p.Sync.Waiting || p.PollAfter != 0 || !p.Sync.WriteSync {
 		t.Errorf("confirmed: plan %+v", p)
+	}
+	// A standby that does not confirm within syncPollFor is left to the loop_wait tick.
+	o.PG.Replication[0].ReplayLSN = 999
+	o.Sync.WaitingSince = o.Now.Add(-syncPollFor(o.Config) - time.Second)
+	if p := Make(o); !p.Sync.Unconfirmed || p.Sync.Waiting || p.PollAfter != 0 {
+		t.Errorf("a long wait still polls: %+v", p)
+	}
+	o.Sync.WaitingSince = o.Now.Add(-time.Second)
+	if p := Make(o); !p.Sync.Waiting || p.PollAfter == 0 {
+		t.Errorf("a young wait does not poll: %+v", p)
+	}
+	// 4.x writes "quorum": 0 with the key.
+	o4 := newObs(leadPrimary, syncOn)
+	o4.Sync.Compat4 = true
+	if p := Make(o4); !p.Sync.WriteSync || p.Sync.Sync.Quorum == nil || *p.Sync.Sync.Quorum != 0 {
+		t.Errorf("4.x sync key %+v", p.Sync.Sync)
+	}
+	if p := Make(newObs(leadPrimary, syncOn)); p.Sync.Sync.Quorum != nil {
+		t.Errorf("3.0.2 sync key carries quorum: %+v", p.Sync.Sync)
 	}
 	replica := newObs(syncOn)
 	if p := Make(replica); !p.Sync.Empty() {
