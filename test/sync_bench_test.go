@@ -167,43 +167,68 @@ func benchSyncSwitchover(b *testing.B, d Daemon) {
 }
 
 // BenchmarkCommitLatency: one client committing single-row inserts back to
-// back on the primary for PGNODED_BENCH_COMMIT_SECONDS (default 10) on a
-// 3-node cluster at ttl 10/2/4, asynchronous and with synchronous_mode on
-// (a fresh cluster each): the commit latency p50/p99 and commits per second.
-// The difference is what synchronous replication costs a commit.
+// back on the primary of a 3-node cluster at ttl 10/2/4, with synchronous_mode
+// on and off in turn on the same cluster (PATCH /config, no restart), for
+// PGNODED_BENCH_COMMIT_ROUNDS rounds (default 3) of PGNODED_BENCH_COMMIT_SECONDS
+// (default 5) per mode: the commit latency p50/p99 and commits per second of
+// each mode (sub-benchmarks async and sync). Interleaving the modes on one
+// cluster keeps the machine's drifting load out of the difference, which is
+// what synchronous replication costs a commit.
 func BenchmarkCommitLatency(b *testing.B) { benchCommitLatency(b, DaemonPgnoded) }
 
 // BenchmarkPatroniCommitLatency is BenchmarkCommitLatency on Patroni 3.0.2.
 func BenchmarkPatroniCommitLatency(b *testing.B) { benchCommitLatency(b, DaemonPatroni) }
 
 func benchCommitLatency(b *testing.B, d Daemon) {
-	secs := envInt("PGNODED_BENCH_COMMIT_SECONDS", 10)
+	secs := envInt("PGNODED_BENCH_COMMIT_SECONDS", 5)
+	rounds := envInt("PGNODED_BENCH_COMMIT_ROUNDS", 3)
+	c, p, _ := startSyncCluster(b, d, 3, Fast, nodeconf.Sync{})
+	defer c.Close()
+	lat := map[string][]time.Duration{}
+	next := int64(0)
+	for r := 0; r < rounds; r++ {
+		for _, mode := range []string{"sync", "async"} {
+			setSyncMode(b, c, p, mode == "sync")
+			l := commitLatencies(b, p, time.Duration(secs)*time.Second, &next)
+			lat[mode] = append(lat[mode], l...)
+			b.Logf("%s round %d %s: %d commits in %ds, p50 %v, p99 %v", d, r+1, mode, len(l), secs, percentile(l, 50), percentile(l, 99))
+		}
+	}
 	for _, mode := range []string{"async", "sync"} {
 		b.Run(mode, func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				var c *Cluster
-				var p *Node
-				if mode == "sync" {
-					c, p, _ = startSyncCluster(b, d, 3, Fast, nodeconf.Sync{})
-				} else {
-					c = startDaemonCluster(b, d, 3, Fast, nil)
-					if p = c.WaitUp(bootTimeout); p == nil {
-						b.Fatalf("%s cluster not up with 1 primary + 2 streaming replicas within %v", d, bootTimeout)
-					}
-				}
-				lat := commitLatencies(b, p, time.Duration(secs)*time.Second)
-				c.Close()
-				b.ReportMetric(float64(percentile(lat, 50).Microseconds()), "p50_us")
-				b.ReportMetric(float64(percentile(lat, 99).Microseconds()), "p99_us")
-				b.ReportMetric(float64(len(lat))/float64(secs), "commits/s")
-				b.Logf("%s %s: %d commits in %ds, p50 %v, p99 %v", d, mode, len(lat), secs, percentile(lat, 50), percentile(lat, 99))
-			}
+			l := lat[mode]
+			b.ReportMetric(float64(percentile(l, 50).Microseconds()), "p50_us")
+			b.ReportMetric(float64(percentile(l, 99).Microseconds()), "p99_us")
+			b.ReportMetric(float64(len(l))/float64(secs*rounds), "commits/s")
+			b.Logf("%s %s: %d commits in %d x %ds, p50 %v, p99 %v", d, mode, len(l), rounds, secs, percentile(l, 50), percentile(l, 99))
 		})
 	}
 }
 
-// commitLatencies commits single-row inserts on p back to back for d and returns each one's latency.
-func commitLatencies(b *testing.B, p *Node, d time.Duration) []time.Duration {
+// setSyncMode turns synchronous_mode on or off through PATCH /config on the
+// primary p and waits until it is in effect: /sync names p and a standby p
+// reports synchronous, or /sync is gone and p's synchronous_standby_names is empty.
+func setSyncMode(b *testing.B, c *Cluster, p *Node, on bool) {
+	b.Helper()
+	if code, text := p.Call(b, "PATCH", "/config", map[string]any{"synchronous_mode": on}); code != 200 {
+		b.Fatalf("PATCH /config synchronous_mode=%v on %s: %d %s", on, p.Name, code, text)
+	}
+	if on {
+		if np, _ := c.WaitSync(60 * time.Second); np != p {
+			b.Fatalf("primary %s after turning synchronous_mode on, expected %s", np.Name, p.Name)
+		}
+		return
+	}
+	WaitFor(b, 60*time.Second, "synchronous_mode off in effect on "+p.Name, func() bool {
+		_, has := c.SyncKey(context.Background())
+		ssn, err := p.QueryString("select current_setting('synchronous_standby_names')")
+		return !has && err == nil && ssn == ""
+	})
+}
+
+// commitLatencies commits single-row inserts on p back to back for d (ids
+// after *last, which it advances) and returns each one's latency.
+func commitLatencies(b *testing.B, p *Node, d time.Duration, last *int64) []time.Duration {
 	b.Helper()
 	ctx := context.Background()
 	conn, err := p.Conn(ctx)
@@ -211,12 +236,13 @@ func commitLatencies(b *testing.B, p *Node, d time.Duration) []time.Duration {
 		b.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "create table bench_commits(id bigint primary key)"); err != nil {
+	if _, err := conn.Exec(ctx, "create table if not exists bench_commits(id bigint primary key)"); err != nil {
 		b.Fatal(err)
 	}
 	var lat []time.Duration
 	end := time.Now().Add(d)
-	for id := int64(1); time.Now().Before(end); id++ {
+	for ; time.Now().Before(end); *last++ {
+		id := *last + 1
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		start := time.Now()
 		_, err := conn.Exec(qctx, "insert into bench_commits values ($1)", id)

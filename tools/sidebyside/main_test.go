@@ -60,8 +60,8 @@ func TestTable(t *testing.T) {
 		"| sync mode node loss: kill → first acknowledged write | synchronous_mode on; ttl 10/2/4; 3 nodes, 1 etcd, loopback; one writer | 8.60 s (8.30–9.10, n=3) | 9.50 s |",
 		"| sync mode node loss: acknowledged rows lost | synchronous_mode on; ttl 10/2/4; 3 nodes, 1 etcd, loopback; one writer | 0 of 0 | 0 of 2400 |",
 		"| sync mode switchover under load: write outage | synchronous_mode on; ttl 10/2/4; 3 nodes, 1 etcd, loopback; one writer, 2 ms between inserts; to the sync standby | — | — |",
-		"| commit latency p50, synchronous_mode on | one client, single-row insert commits back to back, 10 s; ttl 10/2/4; 3 nodes, 1 etcd, loopback | 1.90 ms | — |",
-		"| commit latency p50: synchronous overhead | one client, single-row insert commits back to back, 10 s; ttl 10/2/4; 3 nodes, 1 etcd, loopback | +0.80 ms | — |",
+		"| commit latency p50, synchronous_mode on | one client, single-row insert commits back to back; sync and async in turn on one cluster (PATCH /config), 3 rounds x 5 s each; ttl 10/2/4; 3 nodes, 1 etcd, loopback | 1.90 ms | — |",
+		"| commit latency p50: synchronous overhead | one client, single-row insert commits back to back; sync and async in turn on one cluster (PATCH /config), 3 rounds x 5 s each; ttl 10/2/4; 3 nodes, 1 etcd, loopback | +0.80 ms | — |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)

@@ -61,7 +61,7 @@ func overheadCell(res *results, bench, unit string) string {
 func syncRows(res *results) []row {
 	const fo = "synchronous_mode on; ttl 10/2/4; 3 nodes, 1 etcd, loopback; one writer"
 	const so = "synchronous_mode on; ttl 10/2/4; 3 nodes, 1 etcd, loopback; one writer, 2 ms between inserts; to the sync standby"
-	const cl = "one client, single-row insert commits back to back, 10 s; ttl 10/2/4; 3 nodes, 1 etcd, loopback"
+	const cl = "one client, single-row insert commits back to back; sync and async in turn on one cluster (PATCH /config), 3 rounds x 5 s each; ttl 10/2/4; 3 nodes, 1 etcd, loopback"
 	pgO, pgL, pgA := switchoverCells(res, pgSyncSwitchover)
 	ptO, ptL, ptA := switchoverCells(res, ptSyncSwitchover)
 	lat := func(what, mode, unit string) row {
