@@ -121,7 +121,7 @@ func (e *chaosEnv) report(r chaosResult) {
 	for _, d := range r.Dual {
 		t.Errorf("SPLIT BRAIN: %s", d)
 	}
-	if r.Clean && len(r.Lost) > 0 {
+	if (r.Clean || r.Sync) && len(r.Lost) > 0 {
 		why := "in a clean event"
 		if r.Sync {
 			why = "with synchronous_mode on"
