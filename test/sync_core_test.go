@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -243,4 +244,37 @@ func TestSyncCoreStrictFromBootstrap(t *testing.T) {
 	if lost := w.Lost(t, np); len(lost) > 0 {
 		t.Errorf("%d of %d acknowledged writes lost: %v", len(lost), acked, lost[:min(len(lost), 20)])
 	}
+}
+
+// Commit latency on the loopback cluster, asynchronous and then with
+// synchronous_mode on (measured, not asserted): 400 single-row inserts each,
+// one at a time on one connection.
+func TestSyncCoreCommitLatency(t *testing.T) {
+	c := StartCluster(t, 3, Fast)
+	p := c.WaitPrimary(90*time.Second, nil)
+	c.WaitHealthyReplicas(60*time.Second, p)
+	ctx := context.Background()
+	if err := createWritesTable(ctx, p.Name, p.Conn, "latency_writes"); err != nil {
+		t.Fatal(err)
+	}
+	measure := func(label string, first int) {
+		conn, err := p.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeConn(conn)
+		var d []time.Duration
+		for i := range 400 {
+			start := time.Now()
+			if _, err := conn.Exec(ctx, "INSERT INTO latency_writes VALUES ($1)", first+i); err != nil {
+				t.Fatalf("%s insert: %v", label, err)
+			}
+			d = append(d, time.Since(start))
+		}
+		slices.Sort(d)
+		t.Logf("%s: commit p50 %v p90 %v p99 %v (n=%d)", label, d[len(d)/2], d[len(d)*9/10], d[len(d)*99/100], len(d))
+	}
+	measure("asynchronous", 0)
+	enableSync(t, c, p, map[string]any{"synchronous_mode": true})
+	measure("synchronous_mode on", 1000)
 }

@@ -211,7 +211,7 @@ func whenNotLocal(key string) func(any, keyContext) (string, bool) {
 
 // Messages shared by several rows.
 const (
-	stopTimeout = "pgnoded does not cut a primary's stop short in synchronous mode; the stop runs to its end (fast, then immediate after retry_timeout)"
+	stopTimeout = "not applied: a primary is stopped fast, then immediately after max(retry_timeout, 10 s), in every mode"
 	notDone     = "accepted and not acted on"
 	onlyLocal   = "pgnoded reads this from the local postgresql section only; set it there"
 	noWatchdog  = "pgnoded drives no watchdog device; its fence guard stops postgres if pgnoded stalls"

@@ -247,3 +247,27 @@ func TestSimSyncSwitchoverOnlyToTheSyncStandby(t *testing.T) {
 	}
 	w.noViolations(t)
 }
+
+func TestSimSyncDoubleFailureWaitsForTheSyncStandby(t *testing.T) {
+	w := bootstrapped(t)
+	l, s := syncOn(t, w, map[string]any{"synchronous_mode_strict": true})
+	a := w.otherThan(l, s)
+	for _, n := range []string{l, s} {
+		w.stop(n)
+		w.mu.Lock()
+		w.nodes[n].pg.stopLocked(cluster.StopImmediate)
+		w.mu.Unlock()
+	}
+	if w.run(15*time.Second, func() bool { ln := w.leaderName(); return len(w.writable()) > 0 || ln != "" && ln != l }) {
+		t.Fatalf("the async replica %s took over: leader %q writable %v", a, w.leaderName(), w.writable())
+	}
+	w.start(s)
+	if !w.run(15*time.Second, func() bool { return w.leaderName() == s && slices.Equal(w.writable(), []string{s}) }) {
+		t.Fatalf("the sync standby %s did not take over when it came back: leader %q writable %v", s, w.leaderName(), w.writable())
+	}
+	if !w.run(5*time.Second, func() bool { ll, st := w.syncKeyNow(); return ll == s && st == a }) {
+		ll, st := w.syncKeyNow()
+		t.Fatalf("sync key %q/%q; want %s with %s", ll, st, s, a)
+	}
+	w.noViolations(t)
+}

@@ -79,9 +79,11 @@ func (l *loop) applySync(ctx context.Context, o plan.Observation, st plan.SyncSt
 	if !st.Manage {
 		return
 	}
-	if st.RecordLSN {
-		l.st.sync.facts = plan.SyncFacts{ConfirmSet: true, ConfirmFor: o.PG.SyncStandbyNames, ConfirmLSN: o.PG.FlushLSN,
-			WaitingSince: l.st.sync.facts.WaitingSince}
+	switch f := &l.st.sync.facts; {
+	case st.NoteGUC:
+		*f = plan.SyncFacts{SeenSet: true, SeenFor: o.PG.SyncStandbyNames, WaitingSince: f.WaitingSince}
+	case st.RecordLSN:
+		f.ConfirmSet, f.ConfirmFor, f.ConfirmLSN = true, o.PG.SyncStandbyNames, o.PG.FlushLSN
 	}
 	switch {
 	case !st.Unconfirmed:
@@ -141,7 +143,11 @@ func (l *loop) syncBeforePromote(ctx context.Context, o plan.Observation) bool {
 	cancel()
 	if err != nil || !ok {
 		l.st.action = "Postponing promotion because synchronous replication state was updated by somebody else"
-		l.log.Info(l.st.action, "err", err)
+		if err != nil {
+			l.log.Warn(l.st.action, "err", err)
+		} else {
+			l.log.Info(l.st.action)
+		}
 		return false
 	}
 	l.st.sync = syncState{guc: plan.FormatSSN(nil, o.Config.SynchronousModeStrict, l.cfg.Compat == cluster.Compat4, last), gucSet: true}

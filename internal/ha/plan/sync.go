@@ -32,6 +32,12 @@ const SyncPlaceholder = "__patroni_strict_sync_replica_placeholder__"
 // SyncFacts is what the loop remembers of synchronous replication between cycles.
 type SyncFacts struct {
 	Compat4 bool // Patroni 4.x spellings of synchronous_standby_names
+	// SeenFor is the synchronous_standby_names the last observation had in effect
+	// (SeenSet: noted). The flush position is recorded only once a value was seen
+	// in effect in an earlier cycle: the observing session reloads before the
+	// checkpointer tells committing backends to wait, and a cycle later it has.
+	SeenFor string
+	SeenSet bool
 	// ConfirmFor is the synchronous_standby_names in effect when ConfirmLSN was
 	// recorded, ConfirmLSN the primary's flush position then (ConfirmSet: recorded).
 	ConfirmFor string
@@ -56,8 +62,12 @@ type SyncStep struct {
 	Manage bool
 	// GUC is the synchronous_standby_names to run with ("" = none: asynchronous).
 	GUC string
-	// RecordLSN: the GUC in effect changed; remember PG.FlushLSN as the position
-	// a newly listed standby must replay before it counts as synchronous.
+	// NoteGUC: the GUC in effect changed since the last cycle; note it (SeenFor)
+	// and forget the recorded position.
+	NoteGUC bool
+	// RecordLSN: the GUC in effect was already seen a cycle ago and no position
+	// is recorded for it; remember PG.FlushLSN as the position a newly listed
+	// standby must replay before it counts as synchronous.
 	RecordLSN bool
 	// WriteSync: write Sync to the sync key, only if its revision is still View.Sync's (absent: create).
 	WriteSync bool
@@ -93,15 +103,18 @@ func NextSync(o Observation, f SyncFacts) SyncStep {
 		current = splitNames(*o.View.Sync.SyncStandby)
 	}
 	effective := parseSSNMembers(o.PG.SyncStandbyNames)
-	record := !f.ConfirmSet || f.ConfirmFor != o.PG.SyncStandbyNames
+	ssn := o.PG.SyncStandbyNames
+	note := !f.SeenSet || f.SeenFor != ssn
+	record := !note && (!f.ConfirmSet || f.ConfirmFor != ssn)
+	recorded := !note && !record // a position recorded in an earlier cycle for the GUC in effect
 	picked := pickSync(o, current, f.Compat4)
-	st := SyncStep{Manage: true, RecordLSN: record, Picked: picked}
+	st := SyncStep{Manage: true, NoteGUC: note, RecordLSN: record, Picked: picked}
 	for _, name := range picked {
 		row, _ := replicationRow(o, name)
 		switch {
 		case !containsFold(effective, name) || row.SyncState != "sync":
 			st.Unconfirmed = true
-		case containsFold(current, name) || !record && row.ReplayLSN >= f.ConfirmLSN:
+		case containsFold(current, name) || recorded && row.ReplayLSN >= f.ConfirmLSN:
 			st.Confirmed = append(st.Confirmed, name)
 		default:
 			st.Unconfirmed = true
@@ -133,8 +146,8 @@ func SyncKey(leader string, compat4 bool) cluster.SyncState {
 }
 
 // pickSync chooses up to synchronous_node_count standbys (Patroni's
-// SyncHandler.current_state): members streaming from us, not nosync (4.x:
-// sync_priority > 0), not nostream, not cascading; preferring members that may
+// SyncHandler.current_state): members streaming from us, not nosync (4.x: nor
+// sync_priority <= 0), not nostream, not cascading; preferring members that may
 // fail over, then the current sync standbys, (4.x) higher sync_priority, state
 // "sync", the furthest flushed; a member lagging more than
 // maximum_lag_on_syncnode behind the best is skipped.
@@ -163,11 +176,7 @@ func pickSync(o Observation, current []string, compat4 bool) []string {
 		if t.NoStream || (t.ReplicateFrom != "" && !strings.EqualFold(t.ReplicateFrom, o.Name)) {
 			continue
 		}
-		if compat4 && hasPrio {
-			if prio <= 0 {
-				continue
-			}
-		} else if t.NoSync {
+		if t.NoSync || compat4 && hasPrio && prio <= 0 {
 			continue
 		}
 		cands = append(cands, cand{name: m.Name, row: r, noFail: !t.CanFailover(),

@@ -55,7 +55,7 @@ func leadPrimary(o *Observation) {
 	}
 }
 
-var confirmed1000 = SyncFacts{ConfirmSet: true, ConfirmFor: "pg2", ConfirmLSN: 1000}
+var confirmed1000 = SyncFacts{SeenSet: true, SeenFor: "pg2", ConfirmSet: true, ConfirmFor: "pg2", ConfirmLSN: 1000}
 
 func TestNextSync(t *testing.T) {
 	null := (*string)(nil)
@@ -74,11 +74,15 @@ func TestNextSync(t *testing.T) {
 		{name: "mode on, empty key: publish leader, list the best standby, wait",
 			mods:   []fx{leadPrimary, syncOn},
 			manage: true, write: true, record: true, waiting: true, guc: "pg2", standby: null, picked: []string{"pg2"}},
-		{name: "GUC in effect, LSN not recorded yet: record first, no promise",
+		{name: "GUC newly in effect: note it, no promise",
 			mods:   []fx{leadPrimary, syncOn, syncKey("pg1"), ssn("pg2"), row("pg2", "streaming", "sync", 1000, 1000)},
 			manage: true, record: true, waiting: true, guc: "pg2", picked: []string{"pg2"}},
-		{name: "recorded for another value: record again",
-			facts:  SyncFacts{ConfirmSet: true, ConfirmFor: "pg3", ConfirmLSN: 500},
+		{name: "GUC seen a cycle ago, no position yet: record it, no promise",
+			facts:  SyncFacts{SeenSet: true, SeenFor: "pg2"},
+			mods:   []fx{leadPrimary, syncOn, syncKey("pg1"), ssn("pg2"), row("pg2", "streaming", "sync", 1000, 1000)},
+			manage: true, record: true, waiting: true, guc: "pg2", picked: []string{"pg2"}},
+		{name: "recorded for another value: note again",
+			facts:  SyncFacts{SeenSet: true, SeenFor: "pg3", ConfirmSet: true, ConfirmFor: "pg3", ConfirmLSN: 500},
 			mods:   []fx{leadPrimary, syncOn, syncKey("pg1"), ssn("pg2"), row("pg2", "streaming", "sync", 1000, 1000)},
 			manage: true, record: true, waiting: true, guc: "pg2", picked: []string{"pg2"}},
 		{name: "sync and replayed up to the recorded flush: published",
@@ -94,7 +98,7 @@ func TestNextSync(t *testing.T) {
 			mods:   []fx{leadPrimary, syncOn, syncKey("pg1"), ssn("pg2"), row("pg2", "streaming", "potential", 1000, 1000)},
 			manage: true, waiting: true, guc: "pg2", picked: []string{"pg2"}},
 		{name: "GUC not in effect yet (reload pending): wait",
-			facts:  SyncFacts{ConfirmSet: true, ConfirmFor: "", ConfirmLSN: 1000},
+			facts:  SyncFacts{SeenSet: true, ConfirmSet: true, ConfirmFor: "", ConfirmLSN: 1000},
 			mods:   []fx{leadPrimary, syncOn, syncKey("pg1"), ssn(""), row("pg2", "streaming", "sync", 1000, 1000)},
 			manage: true, waiting: true, guc: "pg2", picked: []string{"pg2"}},
 		{name: "steady state: nothing to write",
@@ -154,7 +158,7 @@ func TestNextSync(t *testing.T) {
 			mods:   []fx{leadPrimary, syncOn, syncKey("pg1"), cfg(func(c *cluster.DynamicConfig) { c.SynchronousNodeCount = 2 })},
 			manage: true, record: true, waiting: true, guc: "2 (pg2,pg3)", picked: []string{"pg2", "pg3"}},
 		{name: "synchronous_node_count 2, both confirmed: key lists both sorted",
-			facts: SyncFacts{ConfirmSet: true, ConfirmFor: "2 (pg3,pg2)", ConfirmLSN: 900},
+			facts: SyncFacts{SeenSet: true, SeenFor: "2 (pg3,pg2)", ConfirmSet: true, ConfirmFor: "2 (pg3,pg2)", ConfirmLSN: 900},
 			mods: []fx{leadPrimary, syncOn, syncKey("pg1"), ssn("2 (pg3,pg2)"), cfg(func(c *cluster.DynamicConfig) { c.SynchronousNodeCount = 2 }),
 				row("pg2", "streaming", "sync", 1000, 1000), row("pg3", "streaming", "sync", 900, 900)},
 			manage: true, write: true, guc: "2 (pg2,pg3)", standby: str("pg2,pg3"), picked: []string{"pg2", "pg3"}},
@@ -167,7 +171,7 @@ func TestNextSync(t *testing.T) {
 			mods:   []fx{leadPrimary, syncOn, syncKey("pg9", "pg2"), ssn("pg2"), row("pg2", "streaming", "sync", 1000, 1000)},
 			manage: true, write: true, guc: "pg2", standby: str("pg2"), picked: []string{"pg2"}},
 		{name: "application_name matches case-insensitively",
-			facts: SyncFacts{ConfirmSet: true, ConfirmFor: "pg2", ConfirmLSN: 1000},
+			facts: confirmed1000,
 			mods: []fx{leadPrimary, syncOn, syncKey("pg1"), ssn("pg2"), noRows,
 				row("PG2", "streaming", "sync", 1000, 1000)},
 			manage: true, write: true, guc: "pg2", standby: str("pg2"), picked: []string{"pg2"}},
@@ -178,7 +182,11 @@ func TestNextSync(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			o := newObs(c.mods...)
 			s := NextSync(o, c.facts)
-			if s.Manage != c.manage || s.WriteSync != c.write || s.DeleteSync != c.del || s.RecordLSN != c.record || s.Waiting != c.waiting {
+			if s.NoteGUC && s.RecordLSN {
+				t.Errorf("a GUC noted and recorded in the same cycle: %+v", s)
+			}
+			// record: the confirmation position is being (re)established (noted or recorded) this cycle.
+			if s.Manage != c.manage || s.WriteSync != c.write || s.DeleteSync != c.del || (s.NoteGUC || s.RecordLSN) != c.record || s.Waiting != c.waiting {
 				t.Fatalf("step %+v; want manage=%v write=%v delete=%v record=%v waiting=%v", s, c.manage, c.write, c.del, c.record, c.waiting)
 			}
 			if s.GUC != c.guc {
@@ -304,5 +312,33 @@ func TestParseSSNMembers(t *testing.T) {
 		if got := parseSSNMembers(FormatSSN(names, false, false, nil)); !slices.Equal(got, names) {
 			t.Errorf("round trip of %q: %q", names, got)
 		}
+	}
+}
+
+// The confirmation takes three cycles once the GUC is in effect: note it,
+// record the flush position a cycle later, publish when the standby replayed
+// up to it.
+func TestNextSyncNoteRecordConfirm(t *testing.T) {
+	o := newObs(leadPrimary, syncOn, syncKey("pg1"), ssn("pg2"), row("pg2", "streaming", "sync", 1000, 1000))
+	var f SyncFacts
+	s := NextSync(o, f)
+	if !s.NoteGUC || s.RecordLSN || len(s.Confirmed) != 0 || !s.Waiting {
+		t.Fatalf("cycle 1: %+v", s)
+	}
+	f = SyncFacts{SeenSet: true, SeenFor: o.PG.SyncStandbyNames}
+	o.PG.FlushLSN, o.PG.CurrentLSN = 1200, 1200 // commits went on
+	s = NextSync(o, f)
+	if s.NoteGUC || !s.RecordLSN || len(s.Confirmed) != 0 || !s.Waiting {
+		t.Fatalf("cycle 2: %+v", s)
+	}
+	f.ConfirmSet, f.ConfirmFor, f.ConfirmLSN = true, o.PG.SyncStandbyNames, o.PG.FlushLSN
+	s = NextSync(o, f)
+	if len(s.Confirmed) != 0 || s.WriteSync || !s.Waiting {
+		t.Fatalf("cycle 3, replay 1000 < recorded 1200: %+v", s)
+	}
+	o.PG.Replication[0].ReplayLSN = 1200
+	s = NextSync(o, f)
+	if !slices.Equal(s.Confirmed, []string{"pg2"}) || !s.WriteSync || s.Sync.SyncStandby == nil || *s.Sync.SyncStandby != "pg2" || s.Waiting {
+		t.Fatalf("cycle 4, replayed: %+v", s)
 	}
 }
