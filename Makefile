@@ -74,7 +74,7 @@ bench: build
 	run() { echo "### CMD: $$(q "$$@")" | tee -a $$out; "$$@" >>$$out 2>&1 || echo "### FAILED (exit $$?): $$(q "$$@")" | tee -a $$out; }; \
 	run $(GO) test -tags integration -count=1 -timeout 90m -run '^$$' -benchtime 1x \
 	  -bench '^Benchmark(BootstrapThreeNodes|FailoverNodeLoss|FailoverPostgresCrash)$$' ./test/; \
-	sw=$$(sed -n 's/^func \(Benchmark[A-Za-z0-9_]*Switchover[A-Za-z0-9_]*\)(.*/\1/p' test/*.go | paste -sd'|' -); \
+	sw=$$(sed -n 's/^func \(Benchmark[A-Za-z0-9_]*Switchover[A-Za-z0-9_]*\)(.*/\1/p' test/*.go | grep -v Sync | paste -sd'|' -); \
 	if [ -n "$$sw" ]; then run $(GO) test -tags integration -count=1 -timeout 30m -run '^$$' -benchtime 1x -bench "^($$sw)$$" ./test/; fi; \
 	if grep -qs '^func BenchmarkFootprint(' test/*.go; then \
 	  run $(GO) test -tags integration -count=$(BENCH_RUNS) -timeout 30m -run '^$$' -benchtime 1x -bench '^BenchmarkFootprint$$' ./test/; fi; \
@@ -85,8 +85,9 @@ bench: build
 ## bench-patroni: the same scenarios against a real Patroni 3.0.2 cluster (Debian
 ## package patroni) with the same settings, and pgnoded's matching benchmarks: node-loss failover
 ## at ttl 3/1/1, 10/2/4, 30/10/10, switchover under load, REST OPTIONS /primary (50 clients),
-## footprint; PGNODED_BENCH_RUNS (default BENCH_RUNS) runs each. Root only. Raw output in
-## $(BIN)/bench-patroni.out, the side-by-side table in $(BIN)/bench-patroni.md. ~45 minutes.
+## footprint, and with synchronous_mode on: node-loss failover, switchover under load, commit
+## latency sync vs async; PGNODED_BENCH_RUNS (default BENCH_RUNS) runs each. Root only. Raw output in
+## $(BIN)/bench-patroni.out, the side-by-side table in $(BIN)/bench-patroni.md. ~60 minutes.
 .PHONY: bench-patroni
 bench-patroni: build
 	@out=$(BIN)/bench-patroni.out; : > $$out; runs=$${PGNODED_BENCH_RUNS:-$(BENCH_RUNS)}; \
@@ -95,6 +96,8 @@ bench-patroni: build
 	run() { echo "### CMD: $$(q "$$@")" | tee -a $$out; "$$@" >>$$out 2>&1 || echo "### FAILED (exit $$?): $$(q "$$@")" | tee -a $$out; }; \
 	run $(GO) test -tags integration -count=1 -timeout 150m -run '^$$' -benchtime 1x \
 	  -bench '^Benchmark(Patroni)?(FailoverNodeLoss|SwitchoverUnderLoad)$$' ./test/; \
+	run $(GO) test -tags integration -count=1 -timeout 90m -run '^$$' -benchtime 1x \
+	  -bench '^Benchmark(Patroni)?(SyncFailoverNodeLoss|SyncSwitchoverUnderLoad|CommitLatency)$$' ./test/; \
 	run $(GO) test -tags integration -count=$$runs -timeout 60m -run '^$$' -benchtime 1x \
 	  -bench '^Benchmark(Patroni)?Footprint$$|^Benchmark(Patroni|Pgnoded)RESTPrimary$$' ./test/; \
 	run $(GO) test -count=$$runs -run '^$$' -bench '^BenchmarkOptionsPrimary$$/^closed-loop$$' ./internal/restapi/; \

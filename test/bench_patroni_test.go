@@ -147,8 +147,9 @@ func runPatroniSwitchovers(tb testing.TB, rounds int) switchoverRun {
 	if p == nil {
 		tb.Fatalf("patroni cluster not up within %v", bootTimeout)
 	}
-	return switchoverRounds(tb, c, p, rounds, func(p *Node) {
+	return switchoverRounds(tb, c, p, rounds, func(p *Node) *Node {
 		WaitFor(tb, 120*time.Second, "all replicas streaming", func() bool { return StreamingReplicas(p) == len(c.Nodes)-1 })
+		return nil
 	})
 }
 

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
 // chaosEnv is one scenario's world: a fresh topology (three etcd members,
@@ -60,6 +62,11 @@ type chaosOptions struct {
 	Failsafe bool   // bootstrap.dcs.failsafe_mode
 	Timing   Timing // zero: Fast
 	Secure   bool   // restapi.authentication and HTTPS with client certificates (ClusterOptions.Secure)
+	// Sync turns synchronous_mode on (nil: asynchronous). The cluster counts
+	// as healthy only once the primary has a synchronous standby in /sync.
+	Sync *nodeconf.Sync
+	// Daemon runs the nodes (zero: pgnoded; Patroni 3.0.2 checks a scenario, without the VIP).
+	Daemon Daemon
 }
 
 // String is the settings column of the table: "10/2/4 failsafe".
@@ -70,6 +77,15 @@ func (o chaosOptions) String() string {
 	}
 	if o.Secure {
 		s += " auth+tls"
+	}
+	if o.Sync != nil {
+		s += " sync"
+		if o.Sync.Strict {
+			s += " strict"
+		}
+	}
+	if o.Daemon == DaemonPatroni {
+		s += " (Patroni)"
 	}
 	return s
 }
@@ -84,13 +100,16 @@ func newChaosEnv(t testing.TB, name string, seed uint64, opts chaosOptions) *cha
 	if opts.Timing == (Timing{}) {
 		opts.Timing = Fast
 	}
+	if opts.Daemon == DaemonPatroni {
+		opts.VIP = false // Patroni has no VIP of its own
+	}
 	vip := opts.VIP
 	h := fnv.New64a()
 	h.Write([]byte(name))
 	e := &chaosEnv{t: t, name: name, seed: seed, opts: opts, rng: rand.New(rand.NewPCG(seed, h.Sum64()))}
 	e.tp = NewTopology(t, TopologyOptions{Nodes: 3, Etcd: 3})
 	e.etcd = e.tp.StartEtcd()
-	co := ClusterOptions{Timing: opts.Timing, VIP: vip, Failsafe: opts.Failsafe, Secure: opts.Secure}
+	co := ClusterOptions{Timing: opts.Timing, VIP: vip, Failsafe: opts.Failsafe, Secure: opts.Secure, Sync: opts.Sync, Daemon: opts.Daemon}
 	if opts.Failsafe {
 		co.PermanentSlot = fsPermanentSlot
 	}
@@ -105,9 +124,8 @@ func newChaosEnv(t testing.TB, name string, seed uint64, opts chaosOptions) *cha
 		e.vip = StartVIPChecker(t, e.c)
 	}
 	e.w.WaitWrites(t, 30*time.Second, time.Now().Add(time.Second))
-	t.Logf("%s: seed %d; topology %s (subnet %s, etcd %s), timing ttl=%d loop_wait=%d retry_timeout=%d, failsafe_mode %v, VIP %v; primary %s",
-		name, seed, e.tp.Prefix(), e.tp.Subnet, e.tp.EtcdHosts(), opts.Timing.TTL, opts.Timing.LoopWait, opts.Timing.RetryTimeout,
-		opts.Failsafe, vip, p.Name)
+	t.Logf("%s: seed %d; %s; topology %s (subnet %s, etcd %s), settings %s, VIP %v; primary %s",
+		name, seed, opts.Daemon, e.tp.Prefix(), e.tp.Subnet, e.tp.EtcdHosts(), opts, vip, p.Name)
 	return e
 }
 
@@ -195,7 +213,9 @@ func (e *chaosEnv) waitPrimary(timeout time.Duration, not *Node) *Node {
 }
 
 // healthy reports the primary when one node answers /primary and every other
-// /replica with 200, and the primary streams WAL to every replica.
+// /replica with 200, and the primary streams WAL to every replica; in
+// synchronous mode also when the /sync key names p and a standby that p's
+// pg_stat_replication reports synchronous (before that, nobody may take over).
 func (e *chaosEnv) healthy() *Node {
 	prim, repl := e.checkAll("/primary"), e.checkAll("/replica")
 	var p *Node
@@ -207,26 +227,40 @@ func (e *chaosEnv) healthy() *Node {
 			return nil
 		}
 	}
-	if p == nil || e.streaming(p) < len(e.c.Nodes)-1 {
+	if p == nil {
+		return nil
+	}
+	streaming, sync := e.streaming(p)
+	if streaming < len(e.c.Nodes)-1 {
+		return nil
+	}
+	if e.opts.Sync != nil && (sync == 0 || !e.syncKeyNames(p)) {
 		return nil
 	}
 	return p
 }
 
-// streaming is the number of replicas streaming from p (pg_stat_replication).
-func (e *chaosEnv) streaming(p *Node) int {
+// streaming is the number of replicas streaming from p, and of those p
+// counts as synchronous (pg_stat_replication).
+func (e *chaosEnv) streaming(p *Node) (streaming, sync int) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	conn, err := e.c.ConnTo(ctx, p.NS.IP.String(), time.Second)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	defer conn.Close(context.Background())
-	var n int
-	if conn.QueryRow(ctx, "select count(*) from pg_stat_replication where state = 'streaming'").Scan(&n) != nil {
-		return 0
+	if conn.QueryRow(ctx, `select count(*) filter (where state = 'streaming'),
+		count(*) filter (where state = 'streaming' and sync_state in ('sync', 'quorum')) from pg_stat_replication`).Scan(&streaming, &sync) != nil {
+		return 0, 0
 	}
-	return n
+	return streaming, sync
+}
+
+// syncKeyNames reports whether the /sync key names p as leader and at least one standby.
+func (e *chaosEnv) syncKeyNames(p *Node) bool {
+	s, ok := e.c.SyncKey(context.Background())
+	return ok && s.Leader == p.Name && len(s.Standbys()) > 0
 }
 
 // waitHealthy waits until the cluster is whole and returns its primary.

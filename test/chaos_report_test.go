@@ -22,7 +22,8 @@ type chaosResult struct {
 	Name     string
 	Settings string // ttl/loop_wait/retry_timeout and failsafe_mode
 	Seed     uint64
-	Clean    bool // no acknowledged row may be lost
+	Clean    bool // no acknowledged row may be lost (a clean event, or synchronous_mode on)
+	Sync     bool // synchronous_mode was on
 	Acked    int
 	Lost     []ack
 	WALRow   float64       // estimated WAL bytes per row
@@ -41,13 +42,16 @@ type chaosResult struct {
 }
 
 // finish stops the workload and judges the scenario: safety (no two writable
-// nodes at once) always, no lost acknowledged row when clean.
+// nodes at once) always, no lost acknowledged row when clean or when
+// synchronous_mode is on (whatever the event: that is the mode's promise;
+// asynchronous unclean events may lose up to maximum_lag_on_failover).
 func (e *chaosEnv) finish(clean bool) chaosResult {
 	e.t.Helper()
 	final := e.waitHealthy(bootTimeout)
 	e.w.WaitWrites(e.t, 30*time.Second, time.Now().Add(500*time.Millisecond))
 	end := time.Now()
-	r := chaosResult{Name: e.name, Settings: e.opts.String(), Seed: e.seed, Clean: clean, Faults: e.faults, Notes: e.notes}
+	sync := e.opts.Sync != nil
+	r := chaosResult{Name: e.name, Settings: e.opts.String(), Seed: e.seed, Clean: clean || sync, Sync: sync, Faults: e.faults, Notes: e.notes}
 	lost, acked, err := e.w.LostOn(context.Background(), final)
 	if err != nil {
 		e.t.Fatalf("reading the rows on the final primary %s: %v", final.Name, err)
@@ -90,8 +94,8 @@ func writesBackAfter(gaps []gap, at, next time.Time) time.Duration {
 // report logs the details and fails the test on a broken rule.
 func (e *chaosEnv) report(r chaosResult) {
 	t := e.t
-	t.Logf("%s: %d acknowledged rows, %d lost (clean event: %v; ~%.0f B of WAL per row, maximum_lag_on_failover %d B)",
-		r.Name, r.Acked, len(r.Lost), r.Clean, r.WALRow, maxLagOnFailover)
+	t.Logf("%s: %d acknowledged rows, %d lost (none may be lost: %v, synchronous_mode %v; ~%.0f B of WAL per row, maximum_lag_on_failover %d B)",
+		r.Name, r.Acked, len(r.Lost), r.Clean, r.Sync, r.WALRow, maxLagOnFailover)
 	for i, a := range r.Lost {
 		if i == 10 {
 			t.Logf("  ... %d more", len(r.Lost)-10)
@@ -117,9 +121,13 @@ func (e *chaosEnv) report(r chaosResult) {
 	for _, d := range r.Dual {
 		t.Errorf("SPLIT BRAIN: %s", d)
 	}
-	if r.Clean && len(r.Lost) > 0 {
-		t.Errorf("%d acknowledged rows lost in a clean event (first: id %d from %s on %s)",
-			len(r.Lost), r.Lost[0].ID, r.Lost[0].Source, r.Lost[0].Node)
+	if (r.Clean || r.Sync) && len(r.Lost) > 0 {
+		why := "in a clean event"
+		if r.Sync {
+			why = "with synchronous_mode on"
+		}
+		t.Errorf("%d acknowledged rows lost %s (first: id %d from %s on %s)",
+			len(r.Lost), why, r.Lost[0].ID, r.Lost[0].Source, r.Lost[0].Node)
 	}
 	for _, d := range r.RESTDup {
 		t.Errorf("two nodes answered 200 on /primary at once (HAProxy would send writes to both): %s", d)
@@ -165,7 +173,9 @@ func (r chaosResult) lostCell() string {
 		return "n/a"
 	}
 	s := fmt.Sprintf("%d/%d", len(r.Lost), r.Acked)
-	if len(r.Lost) > 0 {
+	if len(r.Lost) > 0 && r.Sync {
+		s += " (sync: none allowed)"
+	} else if len(r.Lost) > 0 {
 		if r.WALRow > 0 && float64(len(r.Lost))*r.WALRow <= maxLagOnFailover {
 			s += " (≤lag bound)"
 		} else if r.WALRow > 0 {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
 // chaosScenario is one fault (or series of faults) the suite injects.
@@ -15,6 +17,7 @@ type chaosScenario struct {
 	Short    bool // in the short selection `make test` runs
 	Clean    bool // nothing acknowledged may be lost
 	Failsafe bool // bootstrap.dcs.failsafe_mode on
+	Sync     bool // synchronous_mode on: nothing acknowledged may be lost, whatever the fault
 	Run      func(e *chaosEnv)
 }
 
@@ -27,10 +30,17 @@ type chaosScenario struct {
 //     the loss is reported against maximum_lag_on_failover;
 //   - the longest write outage and the recovery times (reported).
 //
-// By default (`make test`) the short selection runs: node crash, etcd leader
-// killed, zombie leader and the failsafe scenarios of chaos_failsafe_test.go
-// (about ten minutes on this machine). PGNODED_CHAOS=full (`make chaos`) runs every
-// scenario; PGNODED_CHAOS=off skips the suite. Both print the table.
+// The sync-* scenarios repeat node crash, primary isolated, primary cut from
+// etcd, zombie leader and random faults with synchronous_mode on: there no
+// acknowledged row may be lost, whatever the fault.
+//
+// By default (`make test`) the short selection runs: node crash (async and
+// sync), etcd leader killed, zombie leader and the failsafe scenarios of
+// chaos_failsafe_test.go (about eleven minutes on this machine). PGNODED_CHAOS=full
+// (`make chaos`) runs every scenario; PGNODED_CHAOS=off skips the suite. Both print the table.
+// PGNODED_CHAOS_DAEMON=patroni runs the selected scenarios against Patroni 3.0.2
+// instead (without the VIP; the checks are pgnoded's promises, which Patroni
+// need not keep: the fence guard's zombie checks for one), to check a scenario itself.
 // PGNODED_CHAOS_MINUTES sets the random-faults scenario's length (default 2),
 // PGNODED_CHAOS_ETCD_DOWN the seconds etcd is down in etcd-down (default 60),
 // PGNODED_CHAOS_FS_OUTAGE the seconds of the failsafe scenarios' etcd outage
@@ -47,15 +57,23 @@ func TestChaos(t *testing.T) {
 	}
 	seed := chaosSeed()
 	vip := os.Getenv("PGNODED_CHAOS_VIP") != "0"
-	t.Logf("chaos %s mode, seed %d (repeat with PGNODED_CHAOS_SEED=%d)", mode, seed, seed)
+	daemon := DaemonPgnoded
+	if os.Getenv("PGNODED_CHAOS_DAEMON") == "patroni" {
+		daemon = DaemonPatroni
+	}
+	t.Logf("chaos %s mode, %s, seed %d (repeat with PGNODED_CHAOS_SEED=%d)", mode, daemon, seed, seed)
 	var results []chaosResult
 	for _, sc := range chaosScenarios() {
 		if mode == "short" && !sc.Short {
 			continue
 		}
 		var res *chaosResult
+		opts := chaosOptions{VIP: vip, Failsafe: sc.Failsafe, Daemon: daemon, Timing: Fast}
+		if sc.Sync {
+			opts.Sync = &nodeconf.Sync{}
+		}
 		ok := t.Run(sc.Name, func(t *testing.T) {
-			e := newChaosEnv(t, sc.Name, seed, chaosOptions{VIP: vip, Failsafe: sc.Failsafe})
+			e := newChaosEnv(t, sc.Name, seed, opts)
 			sc.Run(e)
 			r := e.finish(sc.Clean)
 			res = &r
@@ -64,7 +82,8 @@ func TestChaos(t *testing.T) {
 		case res == nil && ok:
 			continue // not selected by -run
 		case res == nil:
-			res = &chaosResult{Name: sc.Name, Seed: seed, Clean: sc.Clean, Err: "did not finish (see the subtest's log)"}
+			res = &chaosResult{Name: sc.Name, Settings: opts.String(), Seed: seed, Clean: sc.Clean || sc.Sync, Sync: sc.Sync,
+				Err: "did not finish (see the subtest's log)"}
 		case !ok:
 			res.Err = "a check failed (see the subtest's log)"
 		}
@@ -110,6 +129,11 @@ func chaosScenarios() []chaosScenario {
 		{Name: "failsafe-replica-cut-from-etcd", Short: true, Clean: true, Failsafe: true, Run: scenarioFailsafeReplicaCutFromEtcd},
 		{Name: "failsafe-zombie", Short: true, Failsafe: true, Run: scenarioFailsafeZombie},
 		{Name: "random-faults", Run: scenarioRandomFaults},
+		{Name: "sync-node-crash", Short: true, Sync: true, Run: scenarioNodeCrash},
+		{Name: "sync-primary-cut-from-etcd", Sync: true, Run: scenarioPrimaryCutFromEtcd},
+		{Name: "sync-primary-isolated", Sync: true, Run: scenarioPrimaryIsolated},
+		{Name: "sync-zombie-leader", Sync: true, Run: scenarioZombieLeader},
+		{Name: "sync-random-faults", Sync: true, Run: scenarioRandomFaults},
 	}
 }
 

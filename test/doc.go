@@ -13,7 +13,11 @@
 //     (which tools/demo renders its nodes with too);
 //   - every long-running program is a Proc (proc_test.go);
 //   - one acknowledged-write workload, Writer (writer_test.go), and one
-//     poller, pollEvery / pollFor / WaitFor (poll_test.go).
+//     poller, pollEvery / pollFor / WaitFor (poll_test.go);
+//   - synchronous replication: ClusterOptions.Sync (nodeconf.Sync), the /sync
+//     key and Cluster.WaitSync (sync_helpers_test.go); the sync tests run on
+//     pgnoded, and on Patroni 3.0.2 with PGNODED_SYNC_PATRONI=1 to check the
+//     test itself.
 //
 // The scenarios (Test and Benchmark functions and the tables they range over)
 // sit on top of it.

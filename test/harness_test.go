@@ -110,6 +110,11 @@ type ClusterOptions struct {
 	// matching ctl section; the test's own REST clients use the CA and a
 	// client certificate (namespaces only).
 	Secure bool
+	// Sync, when set, turns synchronous_mode on in bootstrap.dcs (nodeconf.Sync).
+	Sync *nodeconf.Sync
+	// Daemon runs the nodes of a namespace cluster (Topology.StartPGCluster;
+	// the zero value is pgnoded). Patroni's nodes have no VIP and no REST security.
+	Daemon Daemon
 }
 
 // Node is one daemon (pgnoded or Patroni) and its postgres.
@@ -185,7 +190,7 @@ func newCluster(t testing.TB, net Network, scope string, daemon Daemon, n int, o
 			APIPort: nd.APIPort, PGPort: nd.PGPort, MetricPort: nd.MetricPort, Etcd: net.EtcdHosts(),
 			Dir: nd.Dir, BinDir: bin, Passwords: testPasswords,
 			TTL: opts.Timing.TTL, LoopWait: opts.Timing.LoopWait, RetryTimeout: opts.Timing.RetryTimeout,
-			Failsafe: opts.Failsafe, PermanentSlot: opts.PermanentSlot,
+			Failsafe: opts.Failsafe, PermanentSlot: opts.PermanentSlot, Sync: opts.Sync,
 		}
 		net.configure(nd, &o)
 		if daemon == DaemonPatroni {

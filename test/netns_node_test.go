@@ -30,14 +30,23 @@ type nsNet struct {
 	secure func(ns *NetNS) *nodeconf.Security
 }
 
-// StartPGCluster writes a config per node namespace and starts every pgnoded
-// at once (they race to bootstrap). The etcd members must be running.
+// StartPGCluster writes a config per node namespace and starts every node's
+// daemon (opts.Daemon: pgnoded, or Patroni 3.0.2 to check a scenario against
+// it) at once (they race to bootstrap). The etcd members must be running.
 func (tp *Topology) StartPGCluster(opts ClusterOptions) *Cluster {
 	tp.t.Helper()
 	if len(tp.etcdMembs) == 0 {
 		tp.t.Fatal("StartPGCluster: start etcd first (Topology.StartEtcd)")
 	}
-	c := newCluster(tp.t, &nsNet{Topology: tp}, "pgt"+tp.Tag, DaemonPgnoded, len(tp.Nodes), opts, nil)
+	if opts.Daemon == DaemonPatroni && (opts.VIP || opts.Secure) {
+		tp.t.Fatal("StartPGCluster: Patroni's nodes are written without the VIP and REST security")
+	}
+	version := ""
+	if opts.Daemon == DaemonPatroni {
+		version = requirePatroni(tp.t)
+	}
+	c := newCluster(tp.t, &nsNet{Topology: tp}, "pgt"+tp.Tag, opts.Daemon, len(tp.Nodes), opts, nil)
+	c.Version = version
 	c.StartAll()
 	return c
 }
@@ -66,6 +75,9 @@ func (n *nsNet) place(nd *Node, i int) {
 
 func (n *nsNet) configure(nd *Node, o *nodeconf.Options) {
 	o.Listen, o.Subnet = "0.0.0.0", n.Subnet.String()
+	if n.c.Daemon == DaemonPatroni {
+		return // Patroni has no vip section; StartPGCluster refuses Secure for it
+	}
 	o.VIP = &nodeconf.VIP{Enabled: n.c.Opts.VIP, Address: n.VIP().String(), Interface: nd.NS.Ifname, ARPInterval: "500ms"}
 	if n.secure != nil {
 		o.Secure = n.secure(nd.NS)

@@ -53,21 +53,24 @@ type switchoverRun struct {
 // runSwitchovers boots a cluster and runs switchoverRounds on it.
 func runSwitchovers(tb testing.TB, rounds int) switchoverRun {
 	c, p := bootCluster(tb, Fast)
-	return switchoverRounds(tb, c, p, rounds, func(p *Node) { c.WaitStreaming(120*time.Second, p) })
+	return switchoverRounds(tb, c, p, rounds, func(p *Node) *Node { c.WaitStreaming(120*time.Second, p); return nil })
 }
 
 // switchoverRounds starts the writer on a booted cluster (primary p) and
-// switches over `rounds` times, alternating candidates, after waitStreaming
-// says every replica streams from the primary; it fails tb if a switchover is
-// refused or lands elsewhere. Shared by pgnoded's and Patroni's benchmarks.
-func switchoverRounds(tb testing.TB, c *Cluster, p *Node, rounds int, waitStreaming func(p *Node)) switchoverRun {
+// switches over `rounds` times after ready says every replica streams from the
+// primary, to the candidate ready names (nil: the two others in turn); it
+// fails tb if a switchover is refused or lands elsewhere. Shared by pgnoded's
+// and Patroni's benchmarks, asynchronous and synchronous.
+func switchoverRounds(tb testing.TB, c *Cluster, p *Node, rounds int, ready func(p *Node) (candidate *Node)) switchoverRun {
 	w := startAckWriter(tb, c, p)
 	WaitFor(tb, 10*time.Second, "some writes", func() bool { return w.Acked() > 100 })
 	var r switchoverRun
 	for i := 0; i < rounds; i++ {
 		p = c.WaitPrimary(60*time.Second, nil)
-		waitStreaming(p)
-		cand := c.Others(p)[i%2]
+		cand := ready(p)
+		if cand == nil {
+			cand = c.Others(p)[i%2]
+		}
 		before := w.Acked()
 		WaitFor(tb, 10*time.Second, "writes before the switchover", func() bool { return w.Acked() > before+50 })
 

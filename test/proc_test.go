@@ -5,6 +5,7 @@ package test
 import (
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -99,14 +100,21 @@ func (p *Proc) start(t testing.TB) {
 	if err != nil {
 		t.Fatalf("start %s: %v", p.Name, err)
 	}
-	argv := p.spec.argv
+	argv, cred := p.spec.argv, p.spec.cred
+	if p.NS != nil && cred != nil {
+		// Entering a namespace needs root: ip netns exec runs as root and
+		// setpriv drops to the user just before argv.
+		argv = append([]string{"setpriv", "--reuid", strconv.Itoa(int(cred.Uid)), "--regid", strconv.Itoa(int(cred.Gid)),
+			"--clear-groups", "--"}, argv...)
+		cred = nil
+	}
 	if p.NS != nil {
 		argv = append([]string{"ip", "netns", "exec", p.NS.Name}, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir, cmd.Env = p.spec.dir, p.spec.env
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.spec.cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		where := "on the host"

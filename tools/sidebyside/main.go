@@ -70,6 +70,8 @@ shared_buffers 32MB) and the same measuring code (kill, writers, REST load, /pro
 Node loss kills the supervisor (pgnoded or patroni) first, then postmaster and backends.
 REST rows: 50 closed-loop clients, keep-alive when the server allows it; Patroni 3.0.2's API
 speaks HTTP/1.0 and closes every connection, so each of its requests includes a new TCP dial.
+Sync mode rows (test/sync_bench_test.go): one code path for both sides, only the daemon differs;
+the cluster counts as ready once /sync names a standby its primary reports synchronous.
 Footprint: pgnoded = the pgnoded process (its fence guard is listed apart); Patroni = the
 python process(es) running patroni; postgres excluded on both sides.
 `
@@ -99,6 +101,7 @@ func rows(res *results) []row {
 		}
 	}
 	out = append(out, switchoverRows(res)...)
+	out = append(out, syncRows(res)...)
 	out = append(out, restRows(res)...)
 	out = append(out, footprintRows(res)...)
 	return out

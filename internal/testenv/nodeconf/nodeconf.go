@@ -43,6 +43,15 @@ type VIP struct {
 	ARPInterval string // e.g. 500ms
 }
 
+// Sync is bootstrap.dcs's synchronous replication settings (Patroni's
+// synchronous_mode, synchronous_mode_strict, synchronous_node_count).
+type Sync struct {
+	// Strict is synchronous_mode_strict: commits wait when no standby can be synchronous.
+	Strict bool
+	// NodeCount is synchronous_node_count (0: not written, Patroni's default of 1).
+	NodeCount int
+}
+
 // Options is everything that differs between the nodes Render writes.
 type Options struct {
 	Flavour   Flavour
@@ -63,6 +72,8 @@ type Options struct {
 	// TTL, LoopWait and RetryTimeout are the bootstrap DCS timing in seconds.
 	TTL, LoopWait, RetryTimeout int
 	Failsafe                    bool
+	// Sync, when set, turns synchronous_mode on in bootstrap.dcs (nil: the key is not written, asynchronous).
+	Sync *Sync
 	// PermanentSlot, when set, is a permanent physical slot in bootstrap.dcs.slots.
 	PermanentSlot string
 	Passwords     Passwords
@@ -109,6 +120,13 @@ bootstrap:
     retry_timeout: {{.RetryTimeout}}
     maximum_lag_on_failover: 1048576
     failsafe_mode: {{.Failsafe}}
+{{- with .Sync}}
+    synchronous_mode: true
+    synchronous_mode_strict: {{.Strict}}
+{{- if .NodeCount}}
+    synchronous_node_count: {{.NodeCount}}
+{{- end}}
+{{- end}}
 {{- if .PermanentSlot}}
     slots:
       {{.PermanentSlot}}:

@@ -30,15 +30,23 @@ func TestRenderVariants(t *testing.T) {
 	extra := base(Pgnoded)
 	extra.PGExtra = "  remove_data_directory_on_rewind_failure: true"
 	extra.PGParams = "    track_functions: all"
+	syncPG := base(Pgnoded)
+	syncPG.Sync = &Sync{Strict: true, NodeCount: 2}
+	syncPT := base(Patroni)
+	syncPT.Sync = &Sync{}
 	cases := map[string]struct {
 		o        Options
 		has, not []string
 	}{
-		"loopback": {base(Pgnoded), []string{"\nexporter:\n  listen: 127.0.0.1:19630\n", "vip:\n  enabled: false\n", "  nofailover: false\n"}, []string{"log:", "ctl:"}},
-		"secure":   {secure, []string{"\nctl:\n  cacert: /ca\n", "verify_client: required"}, nil},
-		"netns":    {netns, []string{"address: 10.1.2.100/24", "- host all all 10.1.2.0/24 md5", "      keep:\n        type: physical", "failsafe_mode: true"}, nil},
-		"extra":    {extra, []string{"  pgpass: /tmp/x/pgpass\n  remove_data", "shared_buffers: 32MB\n    track_functions: all\n"}, nil},
-		"patroni":  {base(Patroni), []string{"log:\n  level: INFO\n"}, []string{"exporter:", "vip:"}},
+		"loopback":    {base(Pgnoded), []string{"\nexporter:\n  listen: 127.0.0.1:19630\n", "vip:\n  enabled: false\n", "  nofailover: false\n"}, []string{"log:", "ctl:"}},
+		"secure":      {secure, []string{"\nctl:\n  cacert: /ca\n", "verify_client: required"}, nil},
+		"netns":       {netns, []string{"address: 10.1.2.100/24", "- host all all 10.1.2.0/24 md5", "      keep:\n        type: physical", "failsafe_mode: true"}, nil},
+		"extra":       {extra, []string{"  pgpass: /tmp/x/pgpass\n  remove_data", "shared_buffers: 32MB\n    track_functions: all\n"}, nil},
+		"patroni":     {base(Patroni), []string{"log:\n  level: INFO\n"}, []string{"exporter:", "vip:"}},
+		"async":       {base(Pgnoded), nil, []string{"synchronous_"}},
+		"sync-strict": {syncPG, []string{"    synchronous_mode: true\n    synchronous_mode_strict: true\n    synchronous_node_count: 2\n"}, nil},
+		"sync-patroni": {syncPT, []string{"    failsafe_mode: false\n    synchronous_mode: true\n    synchronous_mode_strict: false\n"},
+			[]string{"synchronous_node_count"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
