@@ -106,7 +106,13 @@ func (p *fakePG) Initdb(context.Context) error {
 	return nil
 }
 
-func (p *fakePG) Clone(_ context.Context, src cluster.ConnInfo) error {
+func (p *fakePG) CustomBootstrap(ctx context.Context, _ cluster.StartOptions) error {
+	return p.Initdb(ctx)
+}
+
+func (p *fakePG) RunPostBootstrap(context.Context) error { return nil }
+
+func (p *fakePG) Clone(_ context.Context, src cluster.ConnInfo, _ cluster.CloneOptions) error {
 	defer p.lock()()
 	s, ok := p.w.nodes[src.Host]
 	if !ok || !s.pg.running {
