@@ -62,8 +62,8 @@ type restoreSettings struct {
 // restorePlan decides the recovery start after a custom bootstrap as Patroni
 // does (Bootstrap._custom_bootstrap, and ConfigHandler's hot_standby rule in
 // Patroni's postgresql/config.py): recovery_conf written with recovery.signal;
-// else the command's own settings kept (keep_existing_recovery_conf); else
-// none. hot_standby is off when recovery ends in a promotion (or the command's
+// keep_existing_recovery_conf keeps what the command wrote (signal files,
+// postgresql.auto.conf). hot_standby is off when recovery ends in a promotion (or the command's
 // settings are trusted), so recovery cannot stop on settings lower than the source's.
 func restorePlan(m BootstrapMethod) restoreSettings {
 	var s restoreSettings
@@ -81,7 +81,6 @@ func restorePlan(m BootstrapMethod) restoreSettings {
 			}
 		}
 		s.hotStandbyOff = strings.EqualFold(action, "promote")
-		return s
 	}
 	if m.KeepExistingRecoveryConf {
 		s.keepExisting, s.hotStandbyOff = true, true
