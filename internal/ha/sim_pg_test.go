@@ -33,6 +33,8 @@ type fakePG struct {
 	reloads    int
 	params     map[string]any // parameters of the last start or reload
 
+	cloneOpts []cluster.CloneOptions // options of every clone, in order
+
 	exited chan struct{}
 }
 
@@ -112,8 +114,9 @@ func (p *fakePG) CustomBootstrap(ctx context.Context, _ cluster.StartOptions) er
 
 func (p *fakePG) RunPostBootstrap(context.Context) error { return nil }
 
-func (p *fakePG) Clone(_ context.Context, src cluster.ConnInfo, _ cluster.CloneOptions) error {
+func (p *fakePG) Clone(_ context.Context, src cluster.ConnInfo, opts cluster.CloneOptions) error {
 	defer p.lock()()
+	p.cloneOpts = append(p.cloneOpts, opts)
 	s, ok := p.w.nodes[src.Host]
 	if !ok || !s.pg.running {
 		return fmt.Errorf("pg_basebackup: cannot connect to %s", src.Host)
