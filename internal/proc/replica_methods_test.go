@@ -3,6 +3,7 @@ package proc
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -90,6 +91,58 @@ func TestCloneMethodsInOrder(t *testing.T) {
 		e.must(e.p.Clone(ctx, cluster.ConnInfo{}, cluster.CloneOptions{}), "clone")
 		if got, _ := os.ReadFile(args); !strings.HasSuffix(strings.TrimSpace(string(got)), "--connstring=") {
 			t.Errorf("arguments %q: want an empty --connstring last", got)
+		}
+	})
+}
+
+// TestCustomBootstrap restores a data directory with a bootstrap command (here
+// pg_basebackup of another primary stands in for a backup tool), recovers it
+// to the end with recovery_conf, and leaves it stopped and out of recovery, so
+// that it starts as a primary with the source's rows. A failing command is an
+// error naming it and its exit status, and leaves nothing behind.
+func TestCustomBootstrap(t *testing.T) {
+	acfg := testConfig(t, "pg-a")
+	acfg.PgHBA = append(acfg.PgHBA, "local replication all trust")
+	a := newTestNode(t, acfg)
+	ctx := opCtx(t)
+	a.initAndStartPrimary(ctx)
+	a.must(a.p.execSQL(ctx, "CREATE TABLE t (id int primary key)"), "create table")
+	a.must(a.p.execSQL(ctx, "INSERT INTO t SELECT generate_series(1, 42)"), "insert")
+
+	t.Run("restore and recover", func(t *testing.T) {
+		cfg := testConfig(t, "pg-r")
+		cfg.BootstrapMethod = &BootstrapMethod{Name: "copy",
+			Command: []string{"sh", "-c", `for a; do case "$a" in --datadir=*) d="${a#--datadir=}";; esac; done; ` +
+				`exec "$0" --pgdata="$d" -X stream --checkpoint=fast --dbname="host=` + a.cfg.SocketDir + ` port=` + strconv.Itoa(a.cfg.Port) + ` user=postgres"`,
+				filepath.Join(cfg.BinDir, "pg_basebackup")},
+			RecoveryConf: map[string]any{"restore_command": "/bin/false", "recovery_target_action": "promote"}}
+		r := newTestNode(t, cfg)
+		r.must(r.p.CustomBootstrap(ctx, cluster.StartOptions{}), "custom bootstrap")
+		if r.p.current() != nil {
+			t.Fatal("postgres still runs after the custom bootstrap")
+		}
+		if exists(filepath.Join(cfg.DataDir, recoverySignal)) || exists(filepath.Join(cfg.DataDir, standbySignal)) {
+			t.Error("a signal file survived the end of recovery")
+		}
+		r.must(r.p.Start(ctx, cluster.StartOptions{}), "start as primary")
+		if v, err := r.queryOne(ctx, "SELECT pg_is_in_recovery()::text || ' ' || count(*) FROM t"); err != nil || v != "false 42" {
+			t.Errorf("restored primary: %q %v, want \"false 42\"", v, err)
+		}
+		if v, _ := r.queryOne(ctx, "SHOW hot_standby"); v != "on" {
+			t.Errorf("hot_standby after the bootstrap = %q, want on", v)
+		}
+	})
+
+	t.Run("failing command", func(t *testing.T) {
+		cfg := testConfig(t, "pg-f")
+		cfg.BootstrapMethod = &BootstrapMethod{Name: "broken", Command: []string{"sh", "-c", "exit 5"}}
+		f := newTestNode(t, cfg)
+		err := f.p.CustomBootstrap(ctx, cluster.StartOptions{})
+		if err == nil || !strings.Contains(err.Error(), "sh -c exit 5") || !strings.Contains(err.Error(), "exited with status 5") {
+			t.Fatalf("CustomBootstrap = %v, want an error naming the command and its exit status", err)
+		}
+		if st := f.p.Observe(ctx).State; st != cluster.StateCustomBootstrapFailed {
+			t.Errorf("state = %q, want %q", st, cluster.StateCustomBootstrapFailed)
 		}
 	})
 }
