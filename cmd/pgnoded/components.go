@@ -41,6 +41,7 @@ func procConfig(c *config.Config, log *slog.Logger) proc.Config {
 		InitdbOptions:     optionList(c.Bootstrap.InitDB),
 		BasebackupOptions: optionList(pg.Basebackup),
 		ReplicaMethods:    replicaMethods(pg),
+		MethodSections:    methodSections(pg),
 		BootstrapMethod:   bootstrapMethod(c.Bootstrap),
 		PostBootstrap:     splitCommand(c.Bootstrap.PostBootstrap),
 		OSUser:            c.PGNoded.OSUser,

@@ -20,16 +20,33 @@ func replicaMethods(pg config.PostgreSQL) []proc.ReplicaMethod {
 			continue
 		}
 		section, _ := pg.ReplicaMethods[name].(map[string]any)
-		m := proc.ReplicaMethod{Name: name, Command: splitCommand(section["command"]), Keys: map[string]any{},
-			KeepData: pyfmt.Truthy(section["keep_data"]), NoParams: pyfmt.Truthy(section["no_params"]),
-			NoLeader: pyfmt.Truthy(section["no_leader"]) || pyfmt.Truthy(section["no_master"])}
-		for k, v := range section {
-			m.Keys[k] = v
-		}
-		out = append(out, m)
+		out = append(out, replicaMethod(name, section))
 	}
 	if len(out) == 0 {
 		return nil
+	}
+	return out
+}
+
+// replicaMethod is one postgresql.<name> section as proc's method.
+func replicaMethod(name string, section map[string]any) proc.ReplicaMethod {
+	m := proc.ReplicaMethod{Name: name, Command: splitCommand(section["command"]), Keys: map[string]any{},
+		KeepData: pyfmt.Truthy(section["keep_data"]), NoParams: pyfmt.Truthy(section["no_params"]),
+		NoLeader: pyfmt.Truthy(section["no_leader"]) || pyfmt.Truthy(section["no_master"])}
+	for k, v := range section {
+		m.Keys[k] = v
+	}
+	return m
+}
+
+// methodSections maps every postgresql.<name> section with a command (the
+// methods a standby cluster's create_replica_methods may name), by name.
+func methodSections(pg config.PostgreSQL) map[string]proc.ReplicaMethod {
+	out := map[string]proc.ReplicaMethod{}
+	for name, v := range pg.ReplicaMethods {
+		if section, ok := v.(map[string]any); ok && section["command"] != nil && name != proc.BasebackupMethod {
+			out[name] = replicaMethod(name, section)
+		}
 	}
 	return out
 }

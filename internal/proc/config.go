@@ -67,6 +67,9 @@ type Config struct {
 	// ReplicaMethods are postgresql.create_replica_methods with their sections,
 	// in order; empty means pg_basebackup only.
 	ReplicaMethods []ReplicaMethod
+	// MethodSections are every postgresql.<name> section with a command, by
+	// name: the methods CloneOptions.Methods may name besides ReplicaMethods.
+	MethodSections map[string]ReplicaMethod
 	// BootstrapMethod is bootstrap.method when it is not initdb (nil: initdb).
 	BootstrapMethod *BootstrapMethod
 	// PostBootstrap is bootstrap.post_bootstrap (or post_init), split as Patroni splits it; empty: none.

@@ -73,10 +73,11 @@ func pythonValue(v any) string {
 	return formatValue(v)
 }
 
-// cloneMethods resolves which methods a clone tries, in order: opts.Methods or
+// cloneMethods resolves which methods a clone tries, in order: opts.Methods
+// (found in the configured list, else among the postgresql.<name> sections) or
 // the configured list (default basebackup); basebackup only when
 // opts.BasebackupOnly; only no_leader methods when there is no source.
-func cloneMethods(configured []ReplicaMethod, opts cluster.CloneOptions, haveSource bool) ([]ReplicaMethod, error) {
+func cloneMethods(configured []ReplicaMethod, sections map[string]ReplicaMethod, opts cluster.CloneOptions, haveSource bool) ([]ReplicaMethod, error) {
 	if opts.BasebackupOnly {
 		return []ReplicaMethod{{Name: BasebackupMethod}}, nil
 	}
@@ -85,9 +86,12 @@ func cloneMethods(configured []ReplicaMethod, opts cluster.CloneOptions, haveSou
 		list = nil
 		for _, name := range opts.Methods {
 			i := slices.IndexFunc(configured, func(m ReplicaMethod) bool { return m.Name == name })
+			m, inSections := sections[name]
 			switch {
 			case i >= 0:
 				list = append(list, configured[i])
+			case inSections && name != BasebackupMethod:
+				list = append(list, m)
 			case name == BasebackupMethod:
 				list = append(list, ReplicaMethod{Name: BasebackupMethod})
 			default:
@@ -140,7 +144,7 @@ func (p *Postgres) Clone(ctx context.Context, source cluster.ConnInfo, opts clus
 		return fmt.Errorf("clone: %w", err)
 	}
 	haveSource := source.Host != ""
-	methods, err := cloneMethods(p.cfg.ReplicaMethods, opts, haveSource)
+	methods, err := cloneMethods(p.cfg.ReplicaMethods, p.cfg.MethodSections, opts, haveSource)
 	if err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}

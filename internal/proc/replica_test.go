@@ -48,6 +48,7 @@ func TestCloneMethodsOrder(t *testing.T) {
 	bb := ReplicaMethod{Name: BasebackupMethod}
 	pgbr := ReplicaMethod{Name: "pgbackrest", Command: []string{"pgbackrest"}, NoLeader: true, KeepData: true}
 	wale := ReplicaMethod{Name: "wal_e", Command: []string{"wale"}}
+	barman := ReplicaMethod{Name: "barman", Command: []string{"barman-restore"}}
 	names := func(ms []ReplicaMethod) string {
 		var out []string
 		for _, m := range ms {
@@ -71,11 +72,12 @@ func TestCloneMethodsOrder(t *testing.T) {
 		{"no source, nothing configured: an error", nil, cluster.CloneOptions{}, false, "", "no_leader"},
 		{"explicit names pick from the sections", []ReplicaMethod{bb, pgbr, wale}, cluster.CloneOptions{Methods: []string{"wal_e", "basebackup"}}, true, "wal_e,basebackup", ""},
 		{"explicit basebackup needs no section", []ReplicaMethod{pgbr}, cluster.CloneOptions{Methods: []string{"basebackup"}}, true, "basebackup", ""},
-		{"explicit name without a section: an error", []ReplicaMethod{bb}, cluster.CloneOptions{Methods: []string{"barman"}}, true, "", "postgresql.barman"},
+		{"explicit name from a section not in the configured list", []ReplicaMethod{bb}, cluster.CloneOptions{Methods: []string{"barman", "basebackup"}}, true, "barman,basebackup", ""},
+		{"explicit name without a section: an error", []ReplicaMethod{bb}, cluster.CloneOptions{Methods: []string{"wal_g"}}, true, "", "postgresql.wal_g"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := cloneMethods(c.configured, c.opts, c.haveSource)
+			got, err := cloneMethods(c.configured, map[string]ReplicaMethod{"barman": barman}, c.opts, c.haveSource)
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("err = %v, want one containing %q", err, c.err)
