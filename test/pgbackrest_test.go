@@ -123,3 +123,53 @@ func TestPgbackrestReplicasAndRestore(t *testing.T) {
 		t.Errorf("n1 has %s rows, want 250", s)
 	}
 }
+
+// TestPgbackrestReplicaWithoutLeader: with the only primary gone (node loss,
+// its leader key expired), a new node whose create_replica_methods has a
+// no_leader method builds itself from the backup alone ("bootstrap (without
+// leader)", an empty --connstring) and runs; a node without such a method
+// keeps waiting for a leader.
+func TestPgbackrestReplicaWithoutLeader(t *testing.T) {
+	testenv.RequireRoot(t)
+	br := newBackrest(t)
+	scope := fmt.Sprintf("it%d-brnl%d", os.Getpid(), time.Now().UnixNano()%100000)
+	c := newCluster(t, newLoopback(t), scope, DaemonPgnoded, 3, ClusterOptions{Timing: Fast}, func(o *nodeconf.Options) {
+		o.PGParams = br.archiving()
+		switch o.Name {
+		case "n2":
+			o.PGExtra = br.replicaMethod(o, br.Stanza, "basebackup, pgbackrest")
+			// The restored replica reaches consistency from the archive (postgresql.recovery_conf
+			// is not written by pgnoded: the key table says to use postgresql.parameters).
+			o.PGParams += "\n    restore_command: '" + br.cmd("--pg1-path="+o.Dir+"/data", "archive-get", "%f", `"%p"`) + "'"
+		case "n3":
+			o.PGExtra = "  create_replica_methods: [basebackup]"
+		}
+	})
+	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	br.writeConf(n1)
+	n1.Start()
+	if p := c.WaitPrimary(60*time.Second, nil); p != n1 {
+		t.Fatalf("primary is %v, want n1", p)
+	}
+	br.run("stanza-create")
+	execSQL(t, n1, "CREATE TABLE br_rows (id int PRIMARY KEY)", "INSERT INTO br_rows SELECT generate_series(1, 10)")
+	br.run("--type=full", "backup")
+	n1.NodeLoss()
+	WaitFor(t, 60*time.Second, "the leader key to expire", func() bool { return c.LeaderKey() == "" })
+
+	n2.Start()
+	n3.Start()
+	WaitFor(t, 120*time.Second, "n2 built from the backup and running", func() bool {
+		return strings.Contains(n2.LogLine("replica has been created"), "method=pgbackrest") &&
+			n2.Status()["state"] == "running"
+	})
+	if n2.LogCount("trying to bootstrap (without leader)") == 0 {
+		t.Error("n2 did not log Patroni's \"trying to bootstrap (without leader)\"")
+	}
+	if s, err := n2.QueryString("SELECT count(*)::text FROM br_rows"); err != nil || s != "10" {
+		t.Errorf("n2 rows = %q, %v; want the backup's 10", s, err)
+	}
+	if n3.LogCount("replica has been created") != 0 || n3.LogCount("waiting for leader to bootstrap") == 0 {
+		t.Errorf("n3 (basebackup only) must wait for a leader: %q", n3.LogLine("waiting for"))
+	}
+}
