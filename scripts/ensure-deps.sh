@@ -9,6 +9,7 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v patronictl >/dev/null 2>&1 || need+=(patroni) # patronictl reads our DCS keys (compat test)
+command -v pgbackrest >/dev/null 2>&1 || need+=(pgbackrest) # replicas and bootstraps from a backup (pgbackrest tests)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing system packages: ${need[*]} — install them with: sudo apt-get install -y ${need[*]}" >&2

@@ -173,6 +173,8 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 		StartTimeout:                     cfg.PostgreSQL.PgCtlTimeout,
 		Logger:                           log,
 	}
+	haCfg.CustomBootstrap = bootstrapMethod(cfg.Bootstrap) != nil
+	haCfg.CloneWithoutLeader = proc.CanCloneWithoutLeader(replicaMethods(cfg.PostgreSQL))
 	if cfg.PostgreSQL.UsePgRewind {
 		v := true
 		haCfg.UsePgRewind = &v

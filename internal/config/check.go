@@ -239,7 +239,7 @@ func checkPostgres(c *Config, p *problems) {
 			p.warnf(c.where("bootstrap."+key), "bootstrap."+key, "unknown key, ignored")
 		}
 	}
-	// bootstrap.method other than initdb is refused by the key table.
+	// bootstrap.method without its command is refused by the key table.
 }
 
 func checkVIP(c *Config, p *problems) {

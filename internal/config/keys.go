@@ -253,12 +253,14 @@ var keyTable = []KeyRule{
 	// --- bootstrap ----------------------------------------------------------------
 	{Key: "bootstrap.dcs", Where: Local, Class: Honoured, Note: "written once to /config when the cluster is created; its keys are the dynamic keys below"},
 	{Key: "bootstrap.method", Where: Local, Class: Refused,
-		Note: refusal("custom bootstrap methods", "use bootstrap.method: initdb, or restore the backup into the data directory before the first start"),
-		When: whenNot("initdb")},
-	{Key: "bootstrap.<method>", Where: Local, Class: Refused, Note: "custom bootstrap method sections: refused through bootstrap.method; an unused section warns"},
+		Note: "initdb (default) or a custom method whose bootstrap.<method>.command restores the data directory: honoured; a custom method without its command: " +
+			refusal("bootstrap.method <name> without bootstrap.<name>.command (Patroni would run initdb instead)", "set bootstrap.<name>.command, or bootstrap.method: initdb"),
+		Decide: bootstrapMethod},
+	{Key: "bootstrap.<method>", Where: Local, Class: Honoured, Subtree: true,
+		Note: "custom bootstrap method: command (with --scope, --datadir unless no_params, and the section's other keys as --key=value), keep_existing_recovery_conf, recovery_conf; postgres recovers to the end, then starts as the primary; an unused section warns"},
 	{Key: "bootstrap.initdb", Where: Local, Class: Honoured, Note: "initdb options (flags and name: value)", Subtree: true},
-	{Key: "bootstrap.post_bootstrap", Where: Local, Class: Warned, Note: "the post_bootstrap script is not run; create roles and databases after bootstrap yourself"},
-	{Key: "bootstrap.post_init", Where: Local, Class: Warned, Note: "the post_init script (3.x spelling of post_bootstrap) is not run; create roles and databases after bootstrap yourself"},
+	{Key: "bootstrap.post_bootstrap", Where: Local, Class: Honoured, Note: "run once after the bootstrap (initdb or custom) with the superuser's connection string; a failure fails the bootstrap"},
+	{Key: "bootstrap.post_init", Where: Local, Class: Honoured, Note: "3.x spelling of post_bootstrap (used when post_bootstrap is not set)"},
 	{Key: "bootstrap.pg_hba", Where: Local, Class: Warned, Note: "3.x bootstrap.pg_hba is not applied; use postgresql.pg_hba", Subtree: true},
 	{Key: "bootstrap.users", Where: Local, Class: Warned, Note: "3.x bootstrap.users are not created; create them after bootstrap", Subtree: true},
 
@@ -316,10 +318,10 @@ var keyTable = []KeyRule{
 	{Key: "postgresql.callbacks.on_role_change", Where: Local, Class: Honoured, Note: "run as Patroni runs it"},
 	{Key: "postgresql.pre_promote", Where: Local, Class: Honoured, Note: "run before promotion; a non-zero exit gives the key up"},
 	{Key: "postgresql.before_stop", Where: Local, Class: Honoured, Note: "run before postgres stops; its exit status is logged"},
-	{Key: "postgresql.create_replica_methods", Where: Local, Class: Warned,
-		Note:   "replicas are cloned with pg_basebackup only; refused when basebackup is not in the list",
-		Decide: createReplicaMethods},
-	{Key: "postgresql.<method>", Where: Local, Class: Warned, Note: "custom replica method sections (command, keep_data, no_params, no_leader, 3.x no_master): covered by the create_replica_methods warning"},
+	{Key: "postgresql.create_replica_methods", Where: Local, Class: Honoured,
+		Note: "replica creation methods tried in order until one succeeds (default basebackup); reinitialize uses them too"},
+	{Key: "postgresql.<method>", Where: Local, Class: Honoured, Subtree: true,
+		Note: "custom replica method: command run as the OS user with --scope, --role=replica, --datadir, --connstring (unless no_params) and the section's other keys as --key=value; keep_data, no_leader (3.x no_master)"},
 	{Key: "postgresql.basebackup", Where: Local, Class: Honoured, Note: "pg_basebackup options", Subtree: true},
 	{Key: "postgresql.parameters", Where: Local, Class: Honoured, Note: "local GUCs; they win over the dynamic ones", Subtree: true},
 	{Key: "postgresql.parameters_primary", Where: Local, Class: Warned, Note: roleVar, Subtree: true},
@@ -451,28 +453,19 @@ var keyTable = []KeyRule{
 	{Key: "pgnoded.postgres_log.keep", Where: Own, Class: Honoured, Note: "rotated copies kept"},
 }
 
-// createReplicaMethods refuses a list without basebackup and warns naming the
-// methods that will not be used.
-func createReplicaMethods(v any, _ keyContext) (Class, string) {
-	list, _ := v.([]any)
-	var others []string
-	hasBasebackup := false
-	for _, m := range list {
-		s := fmt.Sprint(m)
-		if s == "basebackup" {
-			hasBasebackup = true
-		} else {
-			others = append(others, s)
-		}
-	}
-	if !hasBasebackup {
-		return Refused, refusal("create_replica_methods without basebackup (it clones replicas with pg_basebackup only)",
-			"add basebackup to the list")
-	}
-	if len(others) == 0 {
+// bootstrapMethod refuses a custom bootstrap.method without its command
+// (Patroni would quietly run initdb instead).
+func bootstrapMethod(v any, x keyContext) (Class, string) {
+	name := strings.TrimSpace(fmt.Sprint(v))
+	if v == nil || name == "" || name == "initdb" {
 		return 0, ""
 	}
-	return Warned, fmt.Sprintf("%s will not be used: pgnoded clones replicas with pg_basebackup only", strings.Join(others, ", "))
+	section, _ := x.parent[name].(map[string]any)
+	if cmd, _ := section["command"].(string); strings.TrimSpace(cmd) != "" {
+		return 0, ""
+	}
+	return Refused, refusal(fmt.Sprintf("bootstrap.method %s without bootstrap.%s.command (Patroni would run initdb instead)", name, name),
+		fmt.Sprintf("set bootstrap.%s.command, or bootstrap.method: initdb", name))
 }
 
 // watchdogMode: required is refused, an explicit automatic warns, off is honoured.

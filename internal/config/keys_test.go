@@ -58,17 +58,13 @@ func TestRefusedKeysInFile(t *testing.T) {
 		{"synchronous_node_count 0", "bootstrap:\n  dcs:\n    synchronous_mode: true\n    synchronous_node_count: 0 #<\n", "bootstrap.dcs.synchronous_node_count", "at least 1"},
 		{"standby_cluster", "bootstrap:\n  dcs:\n    standby_cluster: #<\n      host: 10.0.0.1\n      port: 5432\n", "bootstrap.dcs.standby_cluster", "standby clusters"},
 		{"citus", "citus: #<\n  group: 0\n  database: citus\n", "citus", "Citus"},
-		{"bootstrap.method", "bootstrap:\n  method: pgbackrest #<\n  pgbackrest:\n    command: restore\n", "bootstrap.method", "custom bootstrap methods"},
+		{"bootstrap.method without its command", "bootstrap:\n  method: pgbackrest #<\n  pgbackrest:\n    keep_existing_recovery_conf: true\n", "bootstrap.method", "bootstrap.pgbackrest.command"},
 		{"watchdog required", "watchdog:\n  mode: required #<\n", "watchdog.mode", "required watchdog"},
-		{"create_replica_methods without basebackup", "", "postgresql.create_replica_methods", "add basebackup"},
 		{"etcd v2", "etcd: #<\n  host: 127.0.0.1:2379\n", "etcd", "etcd v2 API"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			doc := minimal + c.doc
-			if c.doc == "" {
-				doc = strings.Replace(minimal, "  data_dir:", "  create_replica_methods: [pgbackrest] #<\n  pgbackrest: {command: restore}\n  data_dir:", 1)
-			}
 			line := 0
 			for i, l := range strings.Split(doc, "\n") {
 				if strings.Contains(l, "#<") {
@@ -115,7 +111,9 @@ func TestWarnedKeysInFile(t *testing.T) {
 		{"vip address enabled is silent", "vip:\n  enabled: true\n  address: 10.0.0.2/24\n", "vip.address", ""},
 		{"synchronous_mode false is silent", "bootstrap:\n  dcs:\n    synchronous_mode: false\n    synchronous_node_count: 2\n", "bootstrap.dcs.synchronous_mode", ""},
 		{"primary_race_backoff", "bootstrap:\n  dcs:\n    primary_race_backoff: 5\n", "bootstrap.dcs.primary_race_backoff", "back-off"},
-		{"post_bootstrap", "bootstrap:\n  post_bootstrap: /bin/true\n", "bootstrap.post_bootstrap", "not run"},
+		{"post_bootstrap is run", "bootstrap:\n  post_bootstrap: /bin/true\n", "bootstrap.post_bootstrap", ""},
+		{"custom bootstrap method is run", "bootstrap:\n  method: pgbackrest\n  pgbackrest:\n    command: pgbackrest --stanza=x restore\n    no_params: true\n    recovery_conf:\n      recovery_target_action: promote\n", "bootstrap.method", ""},
+		{"replica methods without basebackup are run", "postgresql:\n  create_replica_methods: [pgbackrest]\n  pgbackrest:\n    command: pgbackrest restore\n    no_leader: true\n", "postgresql.create_replica_methods", ""},
 		{"log format", "log:\n  format: '%(message)s'\n", "log.format", "not applied"},
 		{"dynamic pg_hba not local", "bootstrap:\n  dcs:\n    postgresql:\n      pg_hba: [host all all 0.0.0.0/0 md5]\n", "bootstrap.dcs.postgresql.pg_hba", "local postgresql.pg_hba"},
 		{"custom dcs key is kept", "bootstrap:\n  dcs:\n    pg_version: 16\n", "bootstrap.dcs.pg_version", ""},

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/pgnoded/pgnoded/internal/shlex"
 )
@@ -76,6 +77,27 @@ func checkFiles(c *Config, p *problems) {
 	}
 	fc.script("postgresql.pre_promote", pg.PrePromote)
 	fc.script("postgresql.before_stop", pg.BeforeStop)
+	// Method commands are often bare names found on PATH: only their splitting is checked.
+	for name, section := range pg.ReplicaMethods {
+		if m, ok := section.(map[string]any); ok && slices.Contains(pg.CreateReplicaMethods, name) {
+			fc.splits("postgresql."+name+".command", m["command"])
+		}
+	}
+	if m, ok := c.Bootstrap.Methods[c.Bootstrap.Method].(map[string]any); ok {
+		fc.splits("bootstrap."+c.Bootstrap.Method+".command", m["command"])
+	}
+	fc.splits("bootstrap.post_bootstrap", c.Bootstrap.PostBootstrap)
+}
+
+// splits checks that a command line (when it is a string) splits as Patroni splits it (shlex).
+func (f fileChecker) splits(key string, command any) {
+	s, ok := command.(string)
+	if !ok || s == "" {
+		return
+	}
+	if _, err := shlex.Split(s); err != nil {
+		f.c.errorf(f.p, key, "cannot split %q into arguments as Patroni does (shlex): %v", s, err)
+	}
 }
 
 // fileChecker checks files named by configuration keys.

@@ -88,7 +88,7 @@ func (l *loop) apply(ctx context.Context, d plan.Decision, o *plan.Observation) 
 	case plan.ActionRewind:
 		l.launchRewind(ctx, *o, d.Member)
 	case plan.ActionReinitialize:
-		l.launchReinit(ctx, *o, d.Member)
+		l.launchReinit(ctx, *o, d.Member, cluster.CloneOptions{})
 	}
 	return false, true
 }

@@ -42,6 +42,12 @@ type Config struct {
 	// bootstraps the cluster; HasBootstrap says a bootstrap section exists at all.
 	BootstrapDCS map[string]any
 	HasBootstrap bool
+	// CustomBootstrap: bootstrap.method is a command that restores the data
+	// directory (proc's CustomBootstrap) instead of initdb.
+	CustomBootstrap bool
+	// CloneWithoutLeader: some create_replica_methods entry has no_leader, so a
+	// replica may be built while no member runs to clone from.
+	CloneWithoutLeader bool
 
 	Credentials Credentials
 	// Parameters are the local postgresql.parameters; they override the dynamic ones.

@@ -165,6 +165,7 @@ func (l *loop) observation(now time.Time, view cluster.View, lease time.Time) pl
 		PrePromote:    l.st.long.prePromote, PrePromoteFailedAt: l.st.long.prePromoteFailedAt,
 		Sync: l.syncFacts(),
 	}
+	obs.CloneWithoutLeader = l.cfg.CloneWithoutLeader
 	if fs := l.st.lease.fs; fs.engaged && fs.confirmed {
 		obs.FailsafeConfirmed, obs.FailsafeUntil = true, fs.confirmedAt.Add(l.st.conf.dyn.TTLDuration())
 	}

@@ -158,6 +158,7 @@ func (l *loop) bootstrap(ctx context.Context, o plan.Observation) {
 	rawCfg := l.bootstrapConfigJSON()
 	creds := l.cfg.Credentials
 	pg, store := l.deps.Postgres, l.deps.Store
+	custom := l.cfg.CustomBootstrap
 	primary := false
 	l.launch(ctx, plan.LongBootstrap, &primary, func(ctx context.Context) longResult {
 		fail := func(step string, err error) longResult {
@@ -170,7 +171,11 @@ func (l *loop) bootstrap(ctx context.Context, o plan.Observation) {
 			_ = store.CancelInitialize(cctx)
 			return longResult{err: fmt.Errorf("%s: %w", step, err)}
 		}
-		if err := pg.Initdb(ctx); err != nil {
+		if custom {
+			if err := pg.CustomBootstrap(ctx, opts); err != nil {
+				return fail("custom bootstrap", err)
+			}
+		} else if err := pg.Initdb(ctx); err != nil {
 			return fail("initdb", err)
 		}
 		if err := pg.Start(ctx, opts); err != nil {
@@ -182,6 +187,9 @@ func (l *loop) bootstrap(ctx context.Context, o plan.Observation) {
 		}
 		if err := createRoles(ctx, pg, creds); err != nil {
 			return fail("create roles", err)
+		}
+		if err := pg.RunPostBootstrap(ctx); err != nil {
+			return fail("post_bootstrap", err)
 		}
 		if err := store.SetInitialize(ctx, cd.SystemID); err != nil {
 			return fail("write initialize", err)
@@ -267,20 +275,28 @@ func (l *loop) launchPrePromote(ctx context.Context) {
 	})
 }
 
-// launchClone runs pg_basebackup from src and starts as a replica of the follow target.
+// launchClone builds the data directory from src by create_replica_methods and
+// starts as a replica of the follow target; src "" clones with no member to
+// clone from (the no_leader methods only).
 func (l *loop) launchClone(ctx context.Context, o plan.Observation, src string) {
-	ci, ok := l.sourceConnInfo(o, src, l.cfg.Credentials.Replication, "clone")
-	if !ok {
-		return
+	var ci cluster.ConnInfo
+	if src != "" {
+		var ok bool
+		if ci, ok = l.sourceConnInfo(o, src, l.cfg.Credentials.Replication, "clone"); !ok {
+			return
+		}
 	}
 	opts, up := l.followOpts(o)
 	pg := l.deps.Postgres
 	replica := true
 	l.launch(ctx, plan.LongClone, &replica, func(ctx context.Context) longResult {
-		if err := pg.Clone(ctx, ci); err != nil {
+		if err := pg.Clone(ctx, ci, cluster.CloneOptions{}); err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			_ = pg.RemoveDataDir(cctx)
+			if src == "" {
+				return longResult{err: fmt.Errorf("clone without a leader: %w", err)}
+			}
 			return longResult{err: fmt.Errorf("clone from %s (%s): %w", src, hostPort(ci), err)}
 		}
 		if err := pg.Start(ctx, opts); err != nil {
@@ -309,8 +325,9 @@ func (l *loop) launchRewind(ctx context.Context, o plan.Observation, leader stri
 	})
 }
 
-// launchReinit wipes the data directory and clones again from leader (config allowed it).
-func (l *loop) launchReinit(ctx context.Context, o plan.Observation, leader string) {
+// launchReinit wipes the data directory and clones again from leader (config
+// allowed it) by create_replica_methods, or as copts says (from_leader: basebackup only).
+func (l *loop) launchReinit(ctx context.Context, o plan.Observation, leader string, copts cluster.CloneOptions) {
 	ci, ok := l.sourceConnInfo(o, leader, l.cfg.Credentials.Replication, "reinitialize")
 	if !ok {
 		return
@@ -320,7 +337,7 @@ func (l *loop) launchReinit(ctx context.Context, o plan.Observation, leader stri
 		if err := pg.RemoveDataDir(ctx); err != nil {
 			return &longResult{err: fmt.Errorf("remove data directory: %w", err)}
 		}
-		if err := pg.Clone(ctx, ci); err != nil {
+		if err := pg.Clone(ctx, ci, copts); err != nil {
 			_ = pg.RemoveDataDir(context.WithoutCancel(ctx))
 			return &longResult{err: fmt.Errorf("clone from %s: %w", leader, err)}
 		}

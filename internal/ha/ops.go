@@ -218,7 +218,7 @@ func (l *loop) reinitialize(ctx context.Context, req ReinitializeRequest) (clust
 	d := plan.Decision{Action: plan.ActionReinitialize, Member: src}
 	d.Callbacks = plan.PlanCallbacks(o, d)
 	l.st.deciding = &d
-	l.launchReinit(ctx, o, src)
+	l.launchReinit(ctx, o, src, cluster.CloneOptions{BasebackupOnly: req.FromLeader})
 	l.st.deciding = nil
 	run := l.st.long.run
 	if run == nil || run.kind != plan.LongReinitialize {

@@ -24,8 +24,15 @@ type Postgres interface {
 
 	// Initdb creates a new cluster with bootstrap.initdb options and the configured superuser.
 	Initdb(ctx context.Context) error
-	// Clone runs pg_basebackup from source into the (empty) data directory.
-	Clone(ctx context.Context, source cluster.ConnInfo) error
+	// CustomBootstrap runs bootstrap.method's command into the empty data directory and
+	// lets postgres recover to the end of what it restored; postgres is stopped afterwards.
+	CustomBootstrap(ctx context.Context, opts cluster.StartOptions) error
+	// RunPostBootstrap runs bootstrap.post_bootstrap (post_init), if any, against the new primary.
+	RunPostBootstrap(ctx context.Context) error
+	// Clone builds the (empty) data directory from source by create_replica_methods
+	// (opts' zero value: as configured, default pg_basebackup); a source with no
+	// host means no member to clone from (no_leader methods only).
+	Clone(ctx context.Context, source cluster.ConnInfo, opts cluster.CloneOptions) error
 	// Rewind runs pg_rewind against source; postgres must be stopped cleanly.
 	Rewind(ctx context.Context, source cluster.ConnInfo) error
 	// RemoveDataDir deletes the data directory; callers only do so when the config allows it.

@@ -232,6 +232,25 @@ func TestSimReinitialize(t *testing.T) {
 	}) {
 		t.Fatalf("the replica was not re-created")
 	}
+	// from_leader forces pg_basebackup; without it the configured methods are used.
+	before = w.starts(r)
+	if got := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+		return w.nodes[r].node.Reinitialize(ctx, ReinitializeRequest{FromLeader: true})
+	})(); got.kind != "done" {
+		t.Fatalf("reinitialize from_leader: %s %q", got.kind, got.text)
+	}
+	if !w.run(5*time.Second, func() bool {
+		return w.starts(r) > before && slices.Contains(w.streamingReplicasOf(l), r)
+	}) {
+		t.Fatalf("the replica was not re-created from the leader")
+	}
+	func() {
+		defer w.lockFn()()
+		opts := w.nodes[r].pg.cloneOpts
+		if n := len(opts); n < 2 || opts[n-2].BasebackupOnly || !opts[n-1].BasebackupOnly {
+			t.Errorf("clone options of the reinitializes = %+v, want the configured methods then basebackup only", opts)
+		}
+	}()
 	w.noViolations(t)
 }
 

@@ -35,6 +35,8 @@ type fakePG struct {
 	params     map[string]any // parameters of the last start or reload
 	hold       bool           // a replica that stops replaying (its WAL position stays)
 
+	cloneOpts []cluster.CloneOptions // options of every clone, in order
+
 	exited chan struct{}
 }
 
@@ -113,8 +115,15 @@ func (p *fakePG) Initdb(context.Context) error {
 	return nil
 }
 
-func (p *fakePG) Clone(_ context.Context, src cluster.ConnInfo) error {
+func (p *fakePG) CustomBootstrap(ctx context.Context, _ cluster.StartOptions) error {
+	return p.Initdb(ctx)
+}
+
+func (p *fakePG) RunPostBootstrap(context.Context) error { return nil }
+
+func (p *fakePG) Clone(_ context.Context, src cluster.ConnInfo, opts cluster.CloneOptions) error {
 	defer p.lock()()
+	p.cloneOpts = append(p.cloneOpts, opts)
 	s, ok := p.w.nodes[src.Host]
 	if !ok || !s.pg.running {
 		return fmt.Errorf("pg_basebackup: cannot connect to %s", src.Host)

@@ -143,7 +143,7 @@ func TestAdminStatements(t *testing.T) {
 	}
 
 	// A permanent slot on a replica follows the primary's position, capped at its replay point, never backward.
-	b.must(b.p.Clone(ctx, a.source()), "clone")
+	b.must(b.p.Clone(ctx, a.source(), cluster.CloneOptions{}), "clone")
 	b.must(b.p.Start(ctx, replicaOpts("adm-b", a)), "start replica")
 	b.must(b.p.CreatePhysicalSlots(ctx, []string{"perm_a"}), "create the permanent slot on the replica")
 	start, err := b.p.SlotPositions(ctx, []string{"perm_a"})

@@ -64,6 +64,16 @@ type Config struct {
 	PgIdent           []string       // when non-empty, pg_ident.conf is rewritten from these lines
 	InitdbOptions     []any          // bootstrap.initdb: flags ("data-checksums") or one-key maps ({encoding: UTF8})
 	BasebackupOptions []any          // postgresql.basebackup, same format
+	// ReplicaMethods are postgresql.create_replica_methods with their sections,
+	// in order; empty means pg_basebackup only.
+	ReplicaMethods []ReplicaMethod
+	// MethodSections are every postgresql.<name> section with a command, by
+	// name: the methods CloneOptions.Methods may name besides ReplicaMethods.
+	MethodSections map[string]ReplicaMethod
+	// BootstrapMethod is bootstrap.method when it is not initdb (nil: initdb).
+	BootstrapMethod *BootstrapMethod
+	// PostBootstrap is bootstrap.post_bootstrap (or post_init), split as Patroni splits it; empty: none.
+	PostBootstrap []string
 
 	// OSUser runs postgres and its tools when pgnoded runs as root (default "postgres").
 	// When pgnoded is not root everything runs as pgnoded's own user and OSUser is ignored.

@@ -86,63 +86,6 @@ func (p *Postgres) initdb(ctx context.Context) error {
 	return nil
 }
 
-// Clone runs pg_basebackup from source into the empty data directory (2
-// attempts). Only what the attempts created is removed between and after
-// them; a directory that already held files is refused, not wiped.
-func (p *Postgres) Clone(ctx context.Context, source cluster.ConnInfo) error {
-	unlock, err := p.lockOps(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := p.requireStoppedAndEmpty(); err != nil {
-		return fmt.Errorf("clone: %w", err)
-	}
-	keep, err := p.preexisting()
-	if err != nil {
-		return fmt.Errorf("clone: %w", err)
-	}
-	opts, err := userOptions("basebackup", p.cfg.BasebackupOptions, basebackupForbidden)
-	if err != nil {
-		return fmt.Errorf("clone: %w", err)
-	}
-	creds := replicationCreds(p.cfg, source)
-	if err := p.writePgpass(&source); err != nil {
-		return fmt.Errorf("clone: %w", err)
-	}
-	kv := append(upstreamDSN(p.cfg, source, creds), [2]string{"application_name", p.cfg.Name})
-	args := append([]string{"--pgdata=" + p.cfg.DataDir, "-X", "stream", "--checkpoint=fast", "--dbname=" + formatDSN(kv)}, opts...)
-	p.setState(cluster.StateCreatingReplica)
-	defer p.setState(cluster.StateStopped)
-	var lastErr error
-	for attempt := 1; attempt <= cloneAttempts; attempt++ {
-		if attempt > 1 {
-			p.log.Warn("pg_basebackup failed, trying again", "err", lastErr, "delay", cloneRetryDelay)
-			select {
-			case <-ctx.Done():
-				return errors.Join(fmt.Errorf("clone: %w", ctx.Err()), p.clearDir(p.cfg.DataDir, keep))
-			case <-time.After(cloneRetryDelay):
-			}
-		}
-		if err := p.clearDir(p.cfg.DataDir, keep); err != nil {
-			return fmt.Errorf("clone: %w", err)
-		}
-		if err := p.prepareEmptyDataDir(); err != nil {
-			return fmt.Errorf("clone: %w", err)
-		}
-		start := time.Now()
-		_, lastErr = p.runTool(ctx, "pg_basebackup", []string{"PGPASSFILE=" + p.cfg.PgPass}, args...)
-		if lastErr == nil {
-			p.log.Info("cloned data directory", "source", source.Host, "port", source.Port, "duration", time.Since(start))
-			return nil
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return errors.Join(fmt.Errorf("clone from %s:%d: %w", source.Host, source.Port, lastErr), p.clearDir(p.cfg.DataDir, keep))
-}
-
 // RemoveDataDir deletes the contents of the data directory (and of a symlinked
 // pg_wal or tablespaces); the directory itself stays, so a mount point or a
 // symlink keeps its place and ownership. Refused for system paths and while postgres runs.

@@ -180,6 +180,13 @@ func (p *Postgres) copyFile(src, dst string) error {
 // for opts; it returns the command-line flags postgres must be started with.
 // control carries pg_controldata values for a replica (nil for a primary).
 func (p *Postgres) writeConfig(opts cluster.StartOptions, control map[string]string, major int) ([]string, error) {
+	return p.writeConfigAdjusted(opts, control, major, nil)
+}
+
+// writeConfigAdjusted is writeConfig with adjust (when not nil) changing the file
+// and the command line before they are written; its bool keeps postgresql.auto.conf as it is.
+func (p *Postgres) writeConfigAdjusted(opts cluster.StartOptions, control map[string]string, major int,
+	adjust func(f *confFile, cmdline []string) ([]string, bool)) ([]string, error) {
 	c := p.cfg
 	if err := p.prepareBaseConf(); err != nil {
 		return nil, err
@@ -202,6 +209,10 @@ func (p *Postgres) writeConfig(opts cluster.StartOptions, control map[string]str
 			}
 		}
 	}
+	keepAutoConf := false
+	if adjust != nil {
+		cmdline, keepAutoConf = adjust(&f, cmdline)
+	}
 	if _, err := p.writeFileIfChanged(filepath.Join(c.ConfigDir, confName), renderPostgresqlConf(f), 0o600); err != nil {
 		return nil, err
 	}
@@ -215,8 +226,10 @@ func (p *Postgres) writeConfig(opts cluster.StartOptions, control map[string]str
 			return nil, err
 		}
 	}
-	if err := p.sanitizeAutoConf(); err != nil {
-		return nil, err
+	if !keepAutoConf {
+		if err := p.sanitizeAutoConf(); err != nil {
+			return nil, err
+		}
 	}
 	p.mu.Lock()
 	p.wantCmdline = cmdlineParams(cmdline)

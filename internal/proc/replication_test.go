@@ -46,7 +46,7 @@ func TestCloneStreamPromoteRewind(t *testing.T) {
 	a.must(a.p.execSQL(ctx, "INSERT INTO t VALUES (1)"), "insert 1")
 
 	// Clone b and start it as a streaming replica.
-	b.must(b.p.Clone(ctx, a.source()), "clone")
+	b.must(b.p.Clone(ctx, a.source(), cluster.CloneOptions{}), "clone")
 	if empty, _ := b.p.DataDirEmpty(); empty {
 		t.Fatal("data dir empty after clone")
 	}

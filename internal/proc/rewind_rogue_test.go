@@ -41,7 +41,7 @@ func testRewindRogue(t *testing.T, restartedAsReplica bool) {
 	a.must(a.p.execSQL(ctx, "CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '"+strings.ReplaceAll(testReplPassword, "'", "''")+"'"), "create role")
 	a.must(a.p.execSQL(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName("rg-b")), "slot")
 	a.must(a.p.execSQL(ctx, "CREATE TABLE t (id int primary key)"), "create table")
-	b.must(b.p.Clone(ctx, a.source()), "clone")
+	b.must(b.p.Clone(ctx, a.source(), cluster.CloneOptions{}), "clone")
 	b.must(b.p.Start(ctx, replicaOpts("rg-b", a)), "start replica")
 	a.must(a.p.execSQL(ctx, "INSERT INTO t SELECT generate_series(1000, 100000)"), "insert many")
 	a.must(a.p.execSQL(ctx, "INSERT INTO t VALUES (1)"), "insert 1")

@@ -25,7 +25,7 @@ func TestReplicaKeepsTimelineAfterUpstreamDies(t *testing.T) {
 		a.must(a.p.execSQL(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName(n)), "slot")
 	}
 	for _, r := range []*testNode{b, c} {
-		r.must(r.p.Clone(ctx, a.source()), "clone")
+		r.must(r.p.Clone(ctx, a.source(), cluster.CloneOptions{}), "clone")
 		r.must(r.p.Start(ctx, replicaOpts(r.cfg.Name, a)), "start replica")
 	}
 	// b becomes the primary of timeline 2; c is repointed to it and streams timeline 2.

@@ -20,6 +20,9 @@ type Observation struct {
 	RemoveDataDirOnRewindFailure     bool
 	RemoveDataDirOnDivergedTimelines bool
 	HasBootstrapConfig               bool // a bootstrap section exists locally
+	// CloneWithoutLeader: a create_replica_methods entry has no_leader, so an
+	// empty data directory may be filled while no member runs to clone from.
+	CloneWithoutLeader bool
 
 	View  cluster.View
 	DCSOK bool // the view is fresh (read or confirmed within ttl)

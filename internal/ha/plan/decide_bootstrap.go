@@ -25,16 +25,26 @@ func decideEmptyDataDir(o Observation) Decision {
 		if init == nil {
 			switch {
 			case !o.HasBootstrapConfig:
+				if o.CloneWithoutLeader {
+					return cloneWithoutLeader()
+				}
 				return wait("waiting for leader to bootstrap (no bootstrap configuration here)", "no_bootstrap_config")
 			case !o.Tags.CanFailover():
+				if o.CloneWithoutLeader {
+					return cloneWithoutLeader()
+				}
 				return wait("waiting for leader to bootstrap (nofailover)", "nofailover")
 			}
 			return Decision{Action: ActionBootstrap, Message: "trying to bootstrap a new cluster", Reason: "bootstrap"}
 		}
-		// The cluster exists but has no leader: only a clonefrom member can serve as source.
+		// The cluster exists but has no leader: a clonefrom member can serve as
+		// source, else a create_replica_methods entry with no_leader (a backup).
 		if src := CloneSource(o, false); src != "" {
 			return Decision{Action: ActionClone, Member: src, Reason: "clone",
 				Message: fmt.Sprintf("trying to bootstrap from replica '%s'", src)}
+		}
+		if o.CloneWithoutLeader {
+			return cloneWithoutLeader()
 		}
 		return wait("waiting for leader to bootstrap", "no_clone_source")
 	}
@@ -49,6 +59,12 @@ func decideEmptyDataDir(o Observation) Decision {
 	}
 	return Decision{Action: ActionClone, Member: src, Reason: "clone",
 		Message: fmt.Sprintf("trying to bootstrap from %s '%s'", kind, src)}
+}
+
+// cloneWithoutLeader is Patroni's "bootstrap (without leader)": the replica is
+// built by the create_replica_methods that have no_leader (Member "" = no source).
+func cloneWithoutLeader() Decision {
+	return Decision{Action: ActionClone, Reason: "clone_without_leader", Message: "trying to bootstrap (without leader)"}
 }
 
 // CloneSource picks a running member tagged clonefrom (not us, not the leader;

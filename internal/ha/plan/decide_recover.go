@@ -129,7 +129,7 @@ func FollowTarget(o Observation) string {
 
 var longMessages = map[LongKind]string{
 	LongBootstrap:    "bootstrap in progress",
-	LongClone:        "replica is being created (pg_basebackup) in progress",
+	LongClone:        "replica is being created in progress",
 	LongStartPrimary: "restarting after failure in progress",
 	LongStartReplica: "starting as a secondary in progress",
 	LongRewind:       "pg_rewind in progress",

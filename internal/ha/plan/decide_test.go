@@ -173,6 +173,46 @@ func TestDecideBootstrapAndClone(t *testing.T) {
 	})
 }
 
+// TestDecideCloneWithoutLeader: a replica is built with no leader running only
+// when some create_replica_methods entry has no_leader (Patroni's Ha.bootstrap).
+func TestDecideCloneWithoutLeader(t *testing.T) {
+	empty := func(o *Observation) {
+		o.Data = DataDir{Empty: true}
+		o.PG = cluster.PGObservation{State: cluster.StateStopped}
+		delete(o.View.Members, "pg1")
+	}
+	noLeaderMethod := func(o *Observation) { o.CloneWithoutLeader = true }
+	newCluster := func(o *Observation) { o.View = cluster.View{Members: map[string]cluster.Member{}, ReadAt: t0} }
+	runDecideCases(t, []decideCase{
+		{"no leader, initialized cluster, a no_leader method: clone without a source",
+			newObs(empty, leader(""), noLeaderMethod),
+			want{action: ActionClone, member: "", reason: "clone_without_leader", msg: "trying to bootstrap (without leader)"}},
+		{"no leader, initialized cluster, no no_leader method: wait",
+			newObs(empty, leader("")),
+			want{action: ActionWait, reason: "no_clone_source"}},
+		{"no leader: a running clonefrom member still wins over the backup",
+			newObs(empty, leader(""), noLeaderMethod, memberTags("pg3", map[string]any{"clonefrom": true})),
+			want{action: ActionClone, member: "pg3"}},
+		{"initialize in flight: wait even with a no_leader method",
+			newObs(empty, newCluster, noLeaderMethod, func(o *Observation) { o.View.Initialize = str("") }),
+			want{action: ActionWait, reason: "bootstrap_in_flight"}},
+		{"new cluster with a bootstrap section: bootstrap, not restore as a replica",
+			newObs(empty, newCluster, noLeaderMethod),
+			want{action: ActionBootstrap}},
+		{"new cluster, no bootstrap section, a no_leader method: clone without a source",
+			newObs(empty, newCluster, noLeaderMethod, func(o *Observation) { o.HasBootstrapConfig = false }),
+			want{action: ActionClone, reason: "clone_without_leader"}},
+		{"new cluster, nofailover, a no_leader method: clone without a source",
+			newObs(empty, newCluster, noLeaderMethod, tags(map[string]any{"nofailover": true})),
+			want{action: ActionClone, reason: "clone_without_leader"}},
+		{"leader present but not running: wait for it, even with a no_leader method",
+			newObs(empty, noLeaderMethod, setMember("pg2", func(m *cluster.Member) { m.State = "starting" })),
+			want{action: ActionWait, reason: "no_clone_source"}},
+		{"paused: nothing is cloned", newObs(empty, leader(""), noLeaderMethod, paused),
+			want{action: ActionNone, msg: "PAUSE"}},
+	})
+}
+
 func TestDecideSystemID(t *testing.T) {
 	other := func(o *Observation) { o.View.Initialize = str("7399999999999999999") }
 	runDecideCases(t, []decideCase{
