@@ -41,6 +41,9 @@ type DynamicConfig struct {
 	Parameters  map[string]any `json:"-"` // postgresql.parameters
 	PgHBA       []string       `json:"-"` // postgresql.pg_hba
 
+	// StandbyCluster is the standby_cluster section (nil when absent); see Active.
+	StandbyCluster *StandbyCluster `json:"-"`
+
 	Raw map[string]any `json:"-"` // the whole document
 }
 
@@ -144,6 +147,11 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 				c.PgHBA = append(c.PgHBA, fmt.Sprint(line))
 			}
 		}
+	}
+	if sc, err := parseStandbyCluster(raw); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		c.StandbyCluster = sc
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("dynamic config: %s", strings.Join(errs, "; "))
