@@ -373,8 +373,16 @@ var keyTable = []KeyRule{
 	{Key: "synchronous_mode_strict", Where: Dynamic, Class: Refused,
 		Note: refusal("strict synchronous replication", "set synchronous_mode_strict: false, or keep this cluster on Patroni until pgnoded implements it"),
 		When: whenTrue},
-	{Key: "standby_cluster", Where: Dynamic, Class: Refused, Subtree: true,
-		Note: refusal("standby clusters (standby_cluster, with its create_replica_methods)", "remove standby_cluster; keep standby clusters on Patroni until pgnoded implements them")},
+	{Key: "standby_cluster", Where: Dynamic, Class: Honoured, Note: "standby cluster: the leader key holder is a standby leader replicating from the remote primary; removing the section promotes it"},
+	{Key: "standby_cluster.host", Where: Dynamic, Class: Honoured, Note: "remote primary (several hosts: target_session_attrs=read-write)"},
+	{Key: "standby_cluster.port", Where: Dynamic, Class: Honoured, Note: "remote primary's port"},
+	{Key: "standby_cluster.primary_slot_name", Where: Dynamic, Class: Honoured, Note: "slot on the remote primary (none when unset, as Patroni)"},
+	{Key: "standby_cluster.restore_command", Where: Dynamic, Class: Honoured, Note: "archive recovery on every standby-cluster member"},
+	{Key: "standby_cluster.archive_cleanup_command", Where: Dynamic, Class: Honoured, Note: "on every standby-cluster member"},
+	{Key: "standby_cluster.recovery_min_apply_delay", Where: Dynamic, Class: Honoured, Note: "on the standby leader"},
+	{Key: "standby_cluster.create_replica_methods", Where: Dynamic, Class: Warned, Decide: standbyReplicaMethods,
+		Note: "the standby leader is cloned with pg_basebackup only: a list without basebackup is refused, other methods are warned about"},
+	{Key: "standby_cluster.*", Where: Dynamic, Class: Warned, Note: "not a standby_cluster setting (Patroni ignores it too)"},
 	{Key: "member_slots_ttl", Where: Dynamic, Class: Warned, Note: "slots of stopped members are kept until the member key goes (Patroni 3.x behaviour)"},
 	{Key: "slots", Where: Dynamic, Class: Warned, Subtree: true, When: logicalSlots,
 		Note: "permanent physical slots are created and kept; logical ones are neither created nor synchronised"},
@@ -442,6 +450,29 @@ func createReplicaMethods(v any, _ keyContext) (Class, string) {
 		return 0, ""
 	}
 	return Warned, fmt.Sprintf("%s will not be used: pgnoded clones replicas with pg_basebackup only", strings.Join(others, ", "))
+}
+
+// standbyReplicaMethods: the standby leader is cloned from the remote primary
+// with pg_basebackup only; a list without basebackup is refused.
+func standbyReplicaMethods(v any, _ keyContext) (Class, string) {
+	list, _ := v.([]any)
+	var others []string
+	hasBasebackup := false
+	for _, m := range list {
+		if s := fmt.Sprint(m); s == "basebackup" {
+			hasBasebackup = true
+		} else {
+			others = append(others, s)
+		}
+	}
+	if !hasBasebackup {
+		return Refused, refusal("standby_cluster.create_replica_methods without basebackup (the standby leader is cloned from the remote primary with pg_basebackup only)",
+			"add basebackup to the list")
+	}
+	if len(others) == 0 {
+		return 0, ""
+	}
+	return Warned, fmt.Sprintf("%s will not be used: the standby leader is cloned with pg_basebackup only", strings.Join(others, ", "))
 }
 
 // watchdogMode: required is refused, an explicit automatic warns, off is honoured.

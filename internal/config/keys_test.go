@@ -58,7 +58,7 @@ func TestRefusedKeysInFile(t *testing.T) {
 		{"synchronous_mode on", "bootstrap:\n  dcs:\n    synchronous_mode: on #<\n", "bootstrap.dcs.synchronous_mode", "synchronous replication"},
 		{"synchronous_mode quorum", "bootstrap:\n  dcs:\n    synchronous_mode: quorum #<\n", "bootstrap.dcs.synchronous_mode", "set synchronous_mode: false"},
 		{"synchronous_mode_strict", "bootstrap:\n  dcs:\n    synchronous_mode_strict: true #<\n", "bootstrap.dcs.synchronous_mode_strict", "strict synchronous"},
-		{"standby_cluster", "bootstrap:\n  dcs:\n    standby_cluster: #<\n      host: 10.0.0.1\n      port: 5432\n", "bootstrap.dcs.standby_cluster", "standby clusters"},
+		{"standby_cluster without basebackup", "bootstrap:\n  dcs:\n    standby_cluster:\n      host: 10.0.0.1\n      create_replica_methods: [pgbackrest] #<\n", "bootstrap.dcs.standby_cluster.create_replica_methods", "add basebackup"},
 		{"citus", "citus: #<\n  group: 0\n  database: citus\n", "citus", "Citus"},
 		{"bootstrap.method", "bootstrap:\n  method: pgbackrest #<\n  pgbackrest:\n    command: restore\n", "bootstrap.method", "custom bootstrap methods"},
 		{"watchdog required", "watchdog:\n  mode: required #<\n", "watchdog.mode", "required watchdog"},
@@ -161,8 +161,10 @@ func TestCheckDynamic(t *testing.T) {
 		{`{"synchronous_mode": "quorum"}`, []string{"synchronous_mode"}, nil},
 		{`{"synchronous_mode": 1}`, []string{"synchronous_mode"}, nil},
 		{`{"synchronous_mode_strict": "on"}`, []string{"synchronous_mode_strict"}, nil},
-		{`{"standby_cluster": {"host": "10.0.0.1", "create_replica_methods": ["pgbackrest"]}}`, []string{"standby_cluster"}, nil},
-		{`{"standby_cluster": null}`, []string{"standby_cluster"}, nil},
+		{`{"standby_cluster": {"host": "10.0.0.1", "create_replica_methods": ["pgbackrest"]}}`, []string{"standby_cluster.create_replica_methods"}, nil},
+		{`{"standby_cluster": {"host": "10.0.0.1", "port": 5432, "primary_slot_name": "s", "restore_command": "cp", "archive_cleanup_command": "x", "recovery_min_apply_delay": "1s"}}`, nil, nil},
+		{`{"standby_cluster": {"host": "10.0.0.1", "create_replica_methods": ["basebackup", "wal_g"], "hots": "x"}}`, nil, []string{"standby_cluster.create_replica_methods", "standby_cluster.hots"}},
+		{`{"standby_cluster": null}`, nil, nil},
 		{`{"postgresql": {"use_slots": true, "pg_hba": ["local all all trust"]}}`, nil, []string{"postgresql.pg_hba"}},
 	}
 	for _, c := range cases {
