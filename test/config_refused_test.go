@@ -16,7 +16,7 @@ import (
 // A setting pgnoded refuses (docs/config-keys.md), written into a running
 // cluster's /config behind pgnoded's back (as `patronictl edit-config` or a
 // hand-made etcdctl put would): every node logs it as an error and exports
-// pgnoded_config_refused{key="standby_cluster"} 1; when the primary dies no
+// pgnoded_config_refused{key="standby_cluster.create_replica_methods"} 1; when the primary dies no
 // node promotes; a node started meanwhile exits 2 naming the key; removing
 // the setting brings leader elections back. PATCH /config refuses the same
 // kind of setting with 400 and leaves the key as it was.
@@ -42,18 +42,18 @@ func TestConfigRefusedInEtcd(t *testing.T) {
 	if err := json.Unmarshal([]byte(before), &doc); err != nil {
 		t.Fatalf("config key %q: %v", before, err)
 	}
-	doc["standby_cluster"] = map[string]any{"host": "127.0.0.1", "port": 1}
+	doc["standby_cluster"] = map[string]any{"host": "127.0.0.1", "port": 1, "create_replica_methods": []any{"wal_g"}}
 	putConfig(t, c, doc)
 
 	for _, n := range c.Nodes {
-		WaitFor(t, 20*time.Second, n.Name+" exports pgnoded_config_refused{key=\"standby_cluster\"} 1", func() bool {
-			return strings.Contains(scrape(n), `pgnoded_config_refused{key="standby_cluster"} 1`)
+		WaitFor(t, 20*time.Second, n.Name+" exports pgnoded_config_refused{key=\"standby_cluster.create_replica_methods\"} 1", func() bool {
+			return strings.Contains(scrape(n), `pgnoded_config_refused{key="standby_cluster.create_replica_methods"} 1`)
 		})
 	}
 	for _, n := range c.Nodes {
 		WaitFor(t, 10*time.Second, n.Name+" logs the refusal as an error", func() bool {
 			b, _ := os.ReadFile(n.LogPath)
-			return strings.Contains(string(b), "ERROR: /config: standby_cluster: pgnoded does not support standby clusters")
+			return strings.Contains(string(b), "ERROR: /config: standby_cluster.create_replica_methods: pgnoded does not support standby_cluster.create_replica_methods without basebackup")
 		})
 	}
 
@@ -84,7 +84,7 @@ func TestConfigRefusedInEtcd(t *testing.T) {
 	if ec := p.exitCode(); ec != 2 {
 		t.Fatalf("%s exit code %d, want 2", p.Name, ec)
 	}
-	if b, _ := os.ReadFile(p.LogPath); !strings.Contains(string(b), "/config: standby_cluster: pgnoded does not support standby clusters") {
+	if b, _ := os.ReadFile(p.LogPath); !strings.Contains(string(b), "/config: standby_cluster.create_replica_methods: pgnoded does not support") {
 		t.Fatalf("%s's output does not name the refused key:\n%s", p.Name, tail(b, 2000))
 	}
 

@@ -43,7 +43,7 @@ func (l *loop) updateRole() {
 	pg := l.st.pg.obs
 	r := l.st.role
 	switch {
-	case pg.Running && pg.Ready && pg.InRecovery && l.holdsKey() && l.st.conf.dyn.StandbyCluster.Active():
+	case pg.Running && pg.Ready && pg.InRecovery && l.holdsKey() && l.standbyCluster():
 		r = cluster.RoleStandbyLeader
 	case pg.Running && pg.Ready && pg.InRecovery:
 		r = cluster.RoleReplica
@@ -215,7 +215,7 @@ func (l *loop) publish() {
 		SyncStandby:    cfg.SynchronousMode && l.st.lease.view.Sync != nil && (plan.Observation{View: l.st.lease.view}).InSync(l.cfg.Name),
 		WatchdogFailed: l.st.fence.failed, LastLoop: l.st.sched.lastLoop, NextLoopAt: l.nextWake(), Action: l.st.action,
 		FailsafeActive: l.failsafeActive(), VIPBound: l.st.fence.vipBound, Counters: l.counters(), ScheduledRestart: scheduledRestartDoc(l.st.sched.restart),
-		ConfigRefused: l.st.conf.refused, StandbyCluster: cfg.StandbyCluster.Active(),
+		ConfigRefused: l.st.conf.refused, StandbyCluster: l.standbyCluster(),
 	}
 	l.snap.Store(s)
 }

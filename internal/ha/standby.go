@@ -174,3 +174,8 @@ func (n *Node) standbyAddRefused(cur, doc map[string]any) string {
 	return "standby_cluster: turning a running cluster into a standby cluster needs Patroni 4.1's demote-cluster, " +
 		"which compat 3.0.2 does not have (set pgnoded.compat: 4.1.4, or bootstrap a new cluster with bootstrap.dcs.standby_cluster)"
 }
+
+// standbyCluster is plan.Observation.StandbyCluster for the loop's current state.
+func (l *loop) standbyCluster() bool {
+	return plan.Observation{Config: l.st.conf.dyn, RefusedConfig: l.st.conf.refused}.StandbyCluster()
+}

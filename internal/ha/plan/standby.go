@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -17,8 +18,21 @@ import (
 // standby cluster's remote primary instead of a member of this cluster.
 const RemotePrimary = "(standby_cluster remote primary)"
 
-// StandbyCluster reports that the effective config makes this a standby cluster.
-func (o Observation) StandbyCluster() bool { return o.Config.StandbyCluster.Active() }
+// StandbyCluster reports that the effective config makes this a standby
+// cluster. A standby_cluster section with a refused setting (its
+// create_replica_methods) is not acted on: the node holds still as for any
+// refused setting (holdRefused).
+func (o Observation) StandbyCluster() bool {
+	if !o.Config.StandbyCluster.Active() {
+		return false
+	}
+	for _, k := range o.RefusedConfig {
+		if k.Key == "standby_cluster" || strings.HasPrefix(k.Key, "standby_cluster.") {
+			return false
+		}
+	}
+	return true
+}
 
 // followsRemote reports that the running replica was configured to stream
 // from the standby cluster's current remote primary.

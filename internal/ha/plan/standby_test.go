@@ -107,6 +107,13 @@ func TestDecideStandbyCluster(t *testing.T) {
 			newObs(leader(""), func(o *Observation) { o.View.Initialize = nil }),
 			want{action: ActionFatal, reason: "no_initialize_replica"}},
 
+		// A refused standby_cluster section is not acted on.
+		{"a primary holds still while its standby_cluster section is refused",
+			newObs(iLead, standby, func(o *Observation) {
+				o.RefusedConfig = []cluster.KeyIssue{{Key: "standby_cluster.create_replica_methods", Msg: "pgnoded does not support …"}}
+			}),
+			want{action: ActionUpdateLock, reason: "leader"}},
+
 		// Followers are unchanged.
 		{"a replica follows the standby leader like any leader",
 			newObs(standby, setMember("pg2", func(m *cluster.Member) { m.Role = "standby_leader" })),
