@@ -191,10 +191,12 @@ func (l *loop) ensureVIP(ctx context.Context, bound bool) {
 }
 
 // leaderUntil is what /primary trusts: the hold (lease or failsafe) while we hold the key
-// and postgres is a running primary, else zero.
+// and postgres is a running primary, else zero. In a standby cluster the
+// standby leader runs in recovery: /standby-leader trusts the same hold (and
+// /primary answers 503 there whatever it is).
 func (l *loop) leaderUntil() time.Time {
 	pg := l.st.pg.obs
-	if l.holdsKey() && pg.Running && pg.Ready && !pg.InRecovery {
+	if l.holdsKey() && pg.Running && pg.Ready && (!pg.InRecovery || l.standbyCluster()) {
 		return l.holdUntil()
 	}
 	return time.Time{}
