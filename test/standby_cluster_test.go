@@ -4,8 +4,11 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +76,7 @@ func TestStandbyCluster(t *testing.T) {
 	if v, _ := p.QueryString("select active::text from pg_replication_slots where slot_name = 'dr'"); v != "true" {
 		t.Errorf("the primary site's slot dr is not in use by the standby leader (active = %q)", v)
 	}
+	checkStandbyLeaderShown(t, sb, leader)
 	ctl := newPatronictl(t, sb)
 	rows := ctl.waitList(30*time.Second, sb.Scope, "patronictl lists the Standby Leader", func(rows []ctlRow) bool {
 		for _, r := range rows {
@@ -197,4 +201,39 @@ func addStandbyCluster(t *testing.T, path, section string) {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkStandbyLeaderShown: the standby leader's role is standby_leader in
+// GET /cluster, in its member key, and `pgnodectl list` shows "Standby Leader".
+func checkStandbyLeaderShown(t *testing.T, c *Cluster, leader *Node) {
+	t.Helper()
+	var doc struct {
+		Members []struct{ Name, Role string } `json:"members"`
+	}
+	if code, b := leader.Get("/cluster"); code != 200 || json.Unmarshal(b, &doc) != nil {
+		t.Fatalf("GET /cluster: %d %s", code, b)
+	}
+	for _, m := range doc.Members {
+		want := "replica"
+		if m.Name == leader.Name {
+			want = "standby_leader"
+		}
+		if m.Role != want {
+			t.Errorf("/cluster: %s has role %q, want %q", m.Name, m.Role, want)
+		}
+	}
+	WaitFor(t, 20*time.Second, "role standby_leader in the member key of "+leader.Name, func() bool {
+		v, _ := c.EtcdKey(context.Background(), "members/"+leader.Name)
+		return strings.Contains(v, `"role":"standby_leader"`)
+	})
+	ctl := filepath.Join(filepath.Dir(pgnodedBin), "pgnodectl")
+	if _, err := os.Stat(ctl); err != nil {
+		t.Logf("pgnodectl not found next to %s: list not checked", pgnodedBin)
+		return
+	}
+	out, err := exec.Command(ctl, "-c", leader.ConfigPath, "list").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "| Standby Leader |") {
+		t.Errorf("pgnodectl list: %v\n%s", err, out)
+	}
+	t.Logf("pgnodectl list:\n%s", out)
 }
