@@ -58,6 +58,16 @@ func decideStandbyLeader(o Observation) Decision {
 		return Decision{Action: ActionDemote, Demote: DemoteCluster, Stop: cluster.StopFast, Member: RemotePrimary,
 			Message: "cannot be a real primary in standby cluster: demoting self to a standby leader", Reason: "demote_cluster"}
 	}
+	if d, ok := decideSwitchover(o); ok {
+		// A switchover inside the standby cluster: nothing is writable, so no
+		// WAL can be lost; stop and hand the key over at once (the candidate
+		// takes it as the new standby leader).
+		if d.Action == ActionDemote {
+			d.Demote, d.Stop = DemoteImmediate, cluster.StopImmediate
+			d.Message = "manual failover: demoting myself (the standby leader hands the key over)"
+		}
+		return d
+	}
 	if !o.followsRemote() {
 		return Decision{Action: ActionFollow, Member: RemotePrimary, Reason: "standby_leader_follow",
 			Message: fmt.Sprintf("promoted self to a standby leader because i had the session lock (following the remote primary %s)",

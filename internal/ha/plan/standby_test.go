@@ -68,6 +68,13 @@ func TestDecideStandbyCluster(t *testing.T) {
 		{"an inactive section (no host, port or restore_command) promotes too",
 			newObs(iStandbyLead, func(o *Observation) { o.Config.StandbyCluster = &cluster.StandbyCluster{PrimarySlotName: "x"} }),
 			want{action: ActionPromote}},
+		{"a switchover to a cascading replica hands the key over",
+			newObs(iStandbyLead, failover("pg1", "pg2", ""), func(o *Observation) {
+				o.PG.Replication = []cluster.ReplicationRow{{ApplicationName: "pg2", State: "streaming", ReplayLSN: 1000}}
+			}),
+			want{action: ActionDemote, demote: DemoteImmediate, stop: cluster.StopImmediate, member: "pg2", reason: "switchover"}},
+		{"an impossible switchover is cleared by the standby leader", newObs(iStandbyLead, failover("pg1", "pg9", "")),
+			want{action: ActionUpdateLock, clear: true, reason: "failover_impossible"}},
 		{"paused standby leader keeps the lock", newObs(iStandbyLead, paused),
 			want{action: ActionUpdateLock, reason: "paused", msg: "PAUSE: no action. I am (pg1), the standby leader"}},
 
