@@ -99,6 +99,24 @@ func TestStandbyCluster(t *testing.T) {
 	insertRows(t, p, 101, 200)
 	waitRows(t, sb.Others(leader), 200, 60*time.Second)
 
+	// A switchover inside the standby cluster hands the standby leader's key to the candidate.
+	cand := sb.Others(leader, next)[0]
+	WaitFor(t, 30*time.Second, cand.Name+" streaming from "+next.Name, func() bool {
+		v, _ := next.QueryString(fmt.Sprintf("select count(*)::text from pg_stat_replication where application_name = '%s' and state = 'streaming'", cand.Name))
+		return v == "1"
+	})
+	if code, text := next.Call(t, "POST", "/switchover", map[string]any{"leader": next.Name, "candidate": cand.Name}); code != 200 {
+		t.Fatalf("POST /switchover in the standby cluster: %d %s", code, text)
+	}
+	WaitFor(t, 60*time.Second, cand.Name+" the streaming standby leader", func() bool {
+		st := cand.Status()
+		return st != nil && st["role"] == "standby_leader" && st["replication_state"] == "streaming" && cand.Check("/standby-leader") == 200
+	})
+	t.Logf("switchover in the standby cluster: %s -> %s", next.Name, cand.Name)
+	next = cand
+	insertRows(t, p, 201, 250)
+	waitRows(t, sb.Others(leader), 250, 60*time.Second)
+
 	// Streaming broken (the remote port points nowhere): archived WAL still arrives through restore_command.
 	dead := testenv.FreePort(t)
 	if code, text := next.Call(t, "PATCH", "/config", map[string]any{"standby_cluster": map[string]any{"port": dead}}); code != 200 {
@@ -108,7 +126,7 @@ func TestStandbyCluster(t *testing.T) {
 		st := next.Status()
 		return st != nil && st["replication_state"] == nil && st["role"] == "standby_leader"
 	})
-	insertRows(t, p, 201, 300)
+	insertRows(t, p, 251, 300)
 	if _, err := p.QueryString("select pg_switch_wal()::text"); err != nil {
 		t.Fatal(err)
 	}
