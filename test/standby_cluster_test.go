@@ -48,6 +48,17 @@ func TestStandbyCluster(t *testing.T) {
 	}
 	insertRows(t, p, 1, 100)
 
+	// Under compat 3.0.2 a running cluster cannot be turned into a standby cluster: 400, nothing written.
+	before, _ := site.EtcdKey(ctx, "config")
+	code, text := p.Call(t, "PATCH", "/config", map[string]any{"standby_cluster": map[string]any{"host": "127.0.0.1", "port": 1}})
+	if code != 400 || !strings.Contains(text, "demote-cluster") {
+		t.Fatalf("PATCH standby_cluster on a running 3.0.2 cluster: %d %q, want 400 with the reason", code, text)
+	}
+	if after, _ := site.EtcdKey(ctx, "config"); after != before {
+		t.Fatalf("config key changed by a refused PATCH: %s -> %s", before, after)
+	}
+	t.Logf("PATCH /config standby_cluster on the running primary site -> %d %s", code, text)
+
 	// The standby cluster: standby_cluster in bootstrap.dcs, following p through the slot "dr".
 	sb := newCluster(t, net, "standby"+id, DaemonPgnoded, 3, ClusterOptions{Timing: Fast}, nil)
 	for _, n := range sb.Nodes {
