@@ -3,6 +3,7 @@ package ha
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -141,6 +142,38 @@ func TestSimPrimaryDemotesIntoStandbyLeader(t *testing.T) {
 	}
 	if got := w.leaderName(); got != l {
 		t.Errorf("leader changed from %s to %s; demote-cluster keeps the key", l, got)
+	}
+	w.noViolations(t)
+}
+
+// An unreachable remote primary at bootstrap: the clone fails, is undone
+// (no key, no initialize, empty data directory) and retried; once the remote
+// site answers, the standby cluster forms.
+func TestSimStandbyBootstrapRetriesUnreachableRemote(t *testing.T) {
+	w := newWorld(t, "pg1", "pg2", "pg3")
+	w.addRemote("7300000000000000999", 1000)
+	w.mu.Lock()
+	w.nodes["remote"].pg.running = false
+	w.mu.Unlock()
+	w.setConfig(simStandbyConfig(true))
+	w.start(w.names...)
+	w.run(5*time.Second, func() bool { return false })
+	w.mu.Lock()
+	for _, n := range w.names {
+		if pg := w.nodes[n].pg; pg.running || !pg.empty {
+			t.Errorf("%s has data or runs while the remote primary is unreachable", n)
+		}
+	}
+	if w.initialize != nil && *w.initialize != "" {
+		t.Errorf("initialize = %q without a clone", *w.initialize)
+	}
+	w.nodes["remote"].pg.running = true
+	w.mu.Unlock()
+	if !strings.Contains(w.logs.String(), "standby leader bootstrap from the remote primary remote:5432: pg_basebackup") {
+		t.Errorf("the failed clone is not logged with the remote address")
+	}
+	if !w.run(30*time.Second, w.healthyStandbyCluster) {
+		t.Fatalf("no standby cluster once the remote primary answers: leader %q", w.leaderName())
 	}
 	w.noViolations(t)
 }

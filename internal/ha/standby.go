@@ -57,6 +57,13 @@ func (l *loop) bootstrapStandbyLeader(ctx context.Context, o plan.Observation) {
 	if !ok {
 		return
 	}
+	// Back off before taking initialize and the key: launch's own back-off
+	// would come after them and leave both taken with nothing running.
+	if at, failed := l.st.long.failedAt[plan.LongClone]; failed && l.now().Sub(at) < l.st.conf.dyn.LoopWaitDuration() {
+		l.st.action = "backing off: the last standby leader bootstrap failed less than loop_wait ago"
+		l.log.Debug(l.st.action)
+		return
+	}
 	octx, cancel := l.opCtx(ctx)
 	defer cancel()
 	won, err := l.deps.Store.AttemptInitialize(octx)
