@@ -148,11 +148,11 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 			}
 		}
 	}
-	if sc, err := parseStandbyCluster(raw); err != nil {
+	sc, err := parseStandbyCluster(raw)
+	if err != nil {
 		errs = append(errs, err.Error())
-	} else {
-		c.StandbyCluster = sc
 	}
+	c.StandbyCluster = sc
 	if len(errs) > 0 {
 		return c, fmt.Errorf("dynamic config: %s", strings.Join(errs, "; "))
 	}

@@ -17,12 +17,14 @@ type StandbyCluster struct {
 	RestoreCommand        string
 	ArchiveCleanupCommand string
 	RecoveryMinApplyDelay string // as written (e.g. "5min" or 300000)
+
+	badPort bool // a port was written but is not one: the section stays active
 }
 
 // Active reports a section that makes this a standby cluster: host, port or
 // restore_command set (Patroni's utils.is_standby_cluster).
 func (s *StandbyCluster) Active() bool {
-	return s != nil && (s.Host != "" || s.Port != 0 || s.RestoreCommand != "")
+	return s != nil && (s.Host != "" || s.Port != 0 || s.badPort || s.RestoreCommand != "")
 }
 
 // MultiHost reports a host list (the standby leader then asks for a read-write server).
@@ -39,7 +41,9 @@ func (s *StandbyCluster) Addr() string {
 	return fmt.Sprintf("%s:%d", s.Host, s.Port)
 }
 
-// parseStandbyCluster reads raw["standby_cluster"]; nil when absent or not a mapping.
+// parseStandbyCluster reads raw["standby_cluster"]; nil when absent or not a
+// mapping. With an error the section is still returned, and still active when
+// it was written with a port.
 func parseStandbyCluster(raw map[string]any) (*StandbyCluster, error) {
 	m, ok := raw["standby_cluster"].(map[string]any)
 	if !ok {
@@ -54,12 +58,16 @@ func parseStandbyCluster(raw map[string]any) (*StandbyCluster, error) {
 		return strings.TrimSpace(fmt.Sprint(v))
 	}
 	s.Host = str("host")
+	var err error
 	if p := str("port"); p != "" {
-		n, err := ParseInt(p)
-		if err != nil || n < 0 || n > 65535 {
-			return s, fmt.Errorf("standby_cluster.port: not a port: %q", p)
+		// A bad port keeps the section (and the cluster a standby cluster):
+		// dropping it would promote the standby leader over a typo.
+		if n, perr := ParseInt(p); perr != nil || n < 0 || n > 65535 {
+			err = fmt.Errorf("standby_cluster.port: not a port: %q", p)
+			s.badPort = true
+		} else {
+			s.Port = int(n)
 		}
-		s.Port = int(n)
 	}
 	s.PrimarySlotName = str("primary_slot_name")
 	s.RestoreCommand = str("restore_command")
@@ -70,5 +78,5 @@ func parseStandbyCluster(raw map[string]any) (*StandbyCluster, error) {
 			s.CreateReplicaMethods = append(s.CreateReplicaMethods, fmt.Sprint(v))
 		}
 	}
-	return s, nil
+	return s, err
 }

@@ -251,3 +251,21 @@ func TestEveryFieldHasARow(t *testing.T) {
 	}
 	walk(reflect.TypeFor[Config](), "")
 }
+
+// A standby_cluster section loads (no refusal, no warning) and a bad port is an error naming the key.
+func TestStandbyClusterInFile(t *testing.T) {
+	good := minimal + "bootstrap:\n  dcs:\n    standby_cluster:\n      host: 10.0.0.1,10.0.0.2\n      port: 5432\n      primary_slot_name: dr\n" +
+		"      restore_command: cp /a/%f %p\n      create_replica_methods: [basebackup]\n"
+	c, _, err := Load(writeFile(t, t.TempDir(), "pgnoded.yml", good), nil)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if sc := c.Bootstrap.Dynamic.StandbyCluster; !sc.Active() || !sc.MultiHost() || sc.PrimarySlotName != "dr" {
+		t.Fatalf("standby_cluster = %+v", sc)
+	}
+	bad := strings.Replace(good, "port: 5432", "port: fifty", 1)
+	_, _, err = Load(writeFile(t, t.TempDir(), "pgnoded.yml", bad), nil)
+	if err == nil || !strings.Contains(err.Error(), "standby_cluster.port") {
+		t.Fatalf("bad port: %v", err)
+	}
+}
