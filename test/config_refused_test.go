@@ -16,7 +16,7 @@ import (
 // A setting pgnoded refuses (docs/config-keys.md), written into a running
 // cluster's /config behind pgnoded's back (as `patronictl edit-config` or a
 // hand-made etcdctl put would): every node logs it as an error and exports
-// pgnoded_config_refused{key="standby_cluster"} 1; when the primary dies no
+// pgnoded_config_refused{key="synchronous_mode"} 1; when the primary dies no
 // node promotes; a node started meanwhile exits 2 naming the key; removing
 // the setting brings leader elections back. PATCH /config refuses the same
 // kind of setting with 400 and leaves the key as it was.
@@ -37,23 +37,23 @@ func TestConfigRefusedInEtcd(t *testing.T) {
 	}
 	t.Logf("PATCH /config {synchronous_node_count: 0} -> %d %s", code, text)
 
-	// standby_cluster written into /config through etcd directly.
+	// synchronous_mode: quorum written into /config through etcd directly.
 	var doc map[string]any
 	if err := json.Unmarshal([]byte(before), &doc); err != nil {
 		t.Fatalf("config key %q: %v", before, err)
 	}
-	doc["standby_cluster"] = map[string]any{"host": "127.0.0.1", "port": 1}
+	doc["synchronous_mode"] = "quorum"
 	putConfig(t, c, doc)
 
 	for _, n := range c.Nodes {
-		WaitFor(t, 20*time.Second, n.Name+" exports pgnoded_config_refused{key=\"standby_cluster\"} 1", func() bool {
-			return strings.Contains(scrape(n), `pgnoded_config_refused{key="standby_cluster"} 1`)
+		WaitFor(t, 20*time.Second, n.Name+" exports pgnoded_config_refused{key=\"synchronous_mode\"} 1", func() bool {
+			return strings.Contains(scrape(n), `pgnoded_config_refused{key="synchronous_mode"} 1`)
 		})
 	}
 	for _, n := range c.Nodes {
 		WaitFor(t, 10*time.Second, n.Name+" logs the refusal as an error", func() bool {
 			b, _ := os.ReadFile(n.LogPath)
-			return strings.Contains(string(b), "ERROR: /config: standby_cluster: pgnoded does not support standby clusters")
+			return strings.Contains(string(b), "ERROR: /config: synchronous_mode: pgnoded does not support quorum commit")
 		})
 	}
 
@@ -66,11 +66,11 @@ func TestConfigRefusedInEtcd(t *testing.T) {
 	watchUntil := time.Now().Add(time.Duration(3*Fast.LoopWait+Fast.RetryTimeout) * time.Second)
 	for time.Now().Before(watchUntil) {
 		if l := c.LeaderKey(); l != "" {
-			t.Fatalf("%s took the leader key while standby_cluster stands in /config", l)
+			t.Fatalf("%s took the leader key while synchronous_mode: quorum stands in /config", l)
 		}
 		for _, n := range c.Others(p) {
 			if n.Writable(ctx) {
-				t.Fatalf("%s promoted while standby_cluster stands in /config", n.Name)
+				t.Fatalf("%s promoted while synchronous_mode: quorum stands in /config", n.Name)
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -79,21 +79,21 @@ func TestConfigRefusedInEtcd(t *testing.T) {
 	// A node started now exits 2 naming the key.
 	p.Start()
 	if !p.WaitExit(60 * time.Second) {
-		t.Fatalf("%s kept running with standby_cluster in /config", p.Name)
+		t.Fatalf("%s kept running with synchronous_mode: quorum in /config", p.Name)
 	}
 	if ec := p.exitCode(); ec != 2 {
 		t.Fatalf("%s exit code %d, want 2", p.Name, ec)
 	}
-	if b, _ := os.ReadFile(p.LogPath); !strings.Contains(string(b), "/config: standby_cluster: pgnoded does not support standby clusters") {
+	if b, _ := os.ReadFile(p.LogPath); !strings.Contains(string(b), "/config: synchronous_mode: pgnoded does not support quorum commit") {
 		t.Fatalf("%s's output does not name the refused key:\n%s", p.Name, tail(b, 2000))
 	}
 
 	// Removing it restores normal behaviour: a new primary is elected.
-	delete(doc, "standby_cluster")
+	delete(doc, "synchronous_mode")
 	putConfig(t, c, doc)
 	removed := time.Now()
 	np := c.WaitPrimary(60*time.Second, p)
-	t.Logf("new primary %s %.1fs after standby_cluster was removed", np.Name, time.Since(removed).Seconds())
+	t.Logf("new primary %s %.1fs after synchronous_mode: quorum was removed", np.Name, time.Since(removed).Seconds())
 	for _, n := range c.Others(p) {
 		WaitFor(t, 10*time.Second, n.Name+" drops pgnoded_config_refused", func() bool {
 			return !strings.Contains(scrape(n), "pgnoded_config_refused{")

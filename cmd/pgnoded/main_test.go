@@ -143,7 +143,6 @@ func TestValidatePigstyRefusals(t *testing.T) {
 		name, from, to, key string
 	}{
 		{"synchronous_mode quorum", "    synchronous_mode: false\n", "    synchronous_mode: quorum\n", "bootstrap.dcs.synchronous_mode"},
-		{"standby_cluster", "    failsafe_mode: true\n", "    failsafe_mode: true\n    standby_cluster:\n      host: 10.10.10.99\n      port: 5432\n", "bootstrap.dcs.standby_cluster"},
 		{"citus", "namespace: /pg/\n", "namespace: /pg/\ncitus:\n  group: 0\n  database: meta\n", "citus"},
 	}
 	for _, c := range cases {

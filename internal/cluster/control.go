@@ -28,6 +28,13 @@ type RecoveryConfig struct {
 	Upstream        ConnInfo
 	SlotName        string // primary_slot_name; empty when slots are off
 	ApplicationName string // member name
+	// Standby cluster settings (the standby_cluster section): restore_command
+	// and archive_cleanup_command on every member, recovery_min_apply_delay and
+	// target_session_attrs=read-write (several hosts) on the standby leader only.
+	RestoreCommand        string
+	ArchiveCleanupCommand string
+	MinApplyDelay         string
+	ReadWriteOnly         bool
 }
 
 // StartOptions tells proc how to start postgres.

@@ -48,6 +48,9 @@ type DynamicConfig struct {
 	Parameters  map[string]any `json:"-"` // postgresql.parameters
 	PgHBA       []string       `json:"-"` // postgresql.pg_hba
 
+	// StandbyCluster is the standby_cluster section (nil when absent); see Active.
+	StandbyCluster *StandbyCluster `json:"-"`
+
 	Raw map[string]any `json:"-"` // the whole document
 }
 
@@ -164,6 +167,11 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 			}
 		}
 	}
+	sc, err := parseStandbyCluster(raw)
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	c.StandbyCluster = sc
 	if len(errs) > 0 {
 		return c, fmt.Errorf("dynamic config: %s", strings.Join(errs, "; "))
 	}

@@ -56,7 +56,6 @@ func TestRefusedKeysInFile(t *testing.T) {
 	}{
 		{"synchronous_mode quorum", "bootstrap:\n  dcs:\n    synchronous_mode: quorum #<\n", "bootstrap.dcs.synchronous_mode", "set synchronous_mode: on"},
 		{"synchronous_node_count 0", "bootstrap:\n  dcs:\n    synchronous_mode: true\n    synchronous_node_count: 0 #<\n", "bootstrap.dcs.synchronous_node_count", "at least 1"},
-		{"standby_cluster", "bootstrap:\n  dcs:\n    standby_cluster: #<\n      host: 10.0.0.1\n      port: 5432\n", "bootstrap.dcs.standby_cluster", "standby clusters"},
 		{"citus", "citus: #<\n  group: 0\n  database: citus\n", "citus", "Citus"},
 		{"bootstrap.method without its command", "bootstrap:\n  method: pgbackrest #<\n  pgbackrest:\n    keep_existing_recovery_conf: true\n", "bootstrap.method", "bootstrap.pgbackrest.command"},
 		{"watchdog required", "watchdog:\n  mode: required #<\n", "watchdog.mode", "required watchdog"},
@@ -161,8 +160,10 @@ func TestCheckDynamic(t *testing.T) {
 		{`{"synchronous_mode": 1}`, nil, nil},
 		{`{"synchronous_mode_strict": "on"}`, nil, nil},
 		{`{"synchronous_mode": true, "primary_stop_timeout": 30}`, nil, []string{"primary_stop_timeout"}},
-		{`{"standby_cluster": {"host": "10.0.0.1", "create_replica_methods": ["pgbackrest"]}}`, []string{"standby_cluster"}, nil},
-		{`{"standby_cluster": null}`, []string{"standby_cluster"}, nil},
+		{`{"standby_cluster": {"host": "10.0.0.1", "create_replica_methods": ["pgbackrest"]}}`, nil, nil},
+		{`{"standby_cluster": {"host": "10.0.0.1", "port": 5432, "primary_slot_name": "s", "restore_command": "cp", "archive_cleanup_command": "x", "recovery_min_apply_delay": "1s"}}`, nil, nil},
+		{`{"standby_cluster": {"host": "10.0.0.1", "create_replica_methods": ["basebackup", "wal_g"], "hots": "x"}}`, nil, []string{"standby_cluster.hots"}},
+		{`{"standby_cluster": null}`, nil, nil},
 		{`{"postgresql": {"use_slots": true, "pg_hba": ["local all all trust"]}}`, nil, []string{"postgresql.pg_hba"}},
 	}
 	for _, c := range cases {
@@ -248,4 +249,22 @@ func TestEveryFieldHasARow(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[Config](), "")
+}
+
+// A standby_cluster section loads (no refusal, no warning) and a bad port is an error naming the key.
+func TestStandbyClusterInFile(t *testing.T) {
+	good := minimal + "bootstrap:\n  dcs:\n    standby_cluster:\n      host: 10.0.0.1,10.0.0.2\n      port: 5432\n      primary_slot_name: dr\n" +
+		"      restore_command: cp /a/%f %p\n      create_replica_methods: [basebackup]\n"
+	c, _, err := Load(writeFile(t, t.TempDir(), "pgnoded.yml", good), nil)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if sc := c.Bootstrap.Dynamic.StandbyCluster; !sc.Active() || !sc.MultiHost() || sc.PrimarySlotName != "dr" {
+		t.Fatalf("standby_cluster = %+v", sc)
+	}
+	bad := strings.Replace(good, "port: 5432", "port: fifty", 1)
+	_, _, err = Load(writeFile(t, t.TempDir(), "pgnoded.yml", bad), nil)
+	if err == nil || !strings.Contains(err.Error(), "standby_cluster.port") {
+		t.Fatalf("bad port: %v", err)
+	}
 }

@@ -183,8 +183,8 @@ func TestEditConfigCommand(t *testing.T) {
 			!strings.Contains(r.stderr, "not applied: synchronous_node_count: pgnoded does not support synchronous_node_count") {
 			t.Fatalf("exit %d, writes %v, stderr %q", r.code, st.configs, r.stderr)
 		}
-		r = runCtl(t, st, "", nil, "-c", cfgPath, "edit-config", "-s", "standby_cluster.host=10.0.0.9", "--force")
-		if r.code != 1 || len(st.configs) != 0 || !strings.Contains(r.stderr, "standby_cluster: pgnoded does not support standby clusters") {
+		r = runCtl(t, st, "", nil, "-c", cfgPath, "edit-config", "-s", "synchronous_mode=quorum", "--force")
+		if r.code != 1 || len(st.configs) != 0 || !strings.Contains(r.stderr, "synchronous_mode: pgnoded does not support quorum commit") {
 			t.Fatalf("exit %d, writes %v, stderr %q", r.code, st.configs, r.stderr)
 		}
 		r = runCtl(t, st, "", nil, "-c", cfgPath, "edit-config", "-s", "synchronous_mode=false", "--force")

@@ -78,6 +78,10 @@ func (l *loop) apply(ctx context.Context, d plan.Decision, o *plan.Observation) 
 	case plan.ActionClaimInitialize:
 		l.claimInitialize(ctx)
 	case plan.ActionBootstrap:
+		if o.StandbyCluster() {
+			l.bootstrapStandbyLeader(ctx, *o)
+			break
+		}
 		l.bootstrap(ctx, *o)
 	case plan.ActionClone:
 		l.launchClone(ctx, *o, d.Member)
@@ -136,6 +140,8 @@ func (l *loop) updateLock(ctx context.Context, d plan.Decision, o *plan.Observat
 	}
 	if o.Long == nil && o.PGReady() && !o.PG.InRecovery {
 		l.leaderDuties(ctx, *o, d.Sync)
+	} else if o.Long == nil && o.PGReady() && o.StandbyCluster() {
+		l.standbyLeaderDuties(ctx, *o)
 	}
 	return false, true
 }
@@ -177,7 +183,10 @@ func (l *loop) acquire(ctx context.Context, o plan.Observation, d plan.Decision)
 		sctx, cancel := shortCtx(ctx, time.Second)
 		l.createMemberSlots(sctx, o)
 		cancel()
-		if d.PrePromote {
+		if o.StandbyCluster() {
+			// A standby leader is not promoted: the next cycle points it at the remote primary.
+			l.log.Info("acquired the leader key as the standby leader", "remote", o.Config.StandbyCluster.Addr())
+		} else if d.PrePromote {
 			l.st.long.prePromoteRace = &manual
 			l.launchPrePromote(ctx)
 			done = l.st.long.run != nil
@@ -266,6 +275,9 @@ func (l *loop) demote(ctx context.Context, d plan.Decision, o plan.Observation) 
 	if d.Demote == plan.DemoteGraceful {
 		l.gracefulDemote(ctx, o, d)
 		return true
+	}
+	if d.Demote == plan.DemoteCluster {
+		return l.demoteCluster(ctx, d, o)
 	}
 	l.ensureVIP(ctx, false)
 	l.demoted()

@@ -348,6 +348,13 @@ func (l *loop) launchReinit(ctx context.Context, o plan.Observation, leader stri
 // sourceConnInfo is how to reach member src with cred; false (logged as
 // "cannot <action>") when its conn_url is unusable.
 func (l *loop) sourceConnInfo(o plan.Observation, src string, cred Credential, action string) (cluster.ConnInfo, bool) {
+	if src == plan.RemotePrimary {
+		ci, err := remoteConnInfo(o.Config.StandbyCluster, cred)
+		if err != nil {
+			l.log.Warn("cannot "+action, "source", "standby_cluster", "err", err)
+		}
+		return ci, err == nil
+	}
 	m, _ := o.Member(src)
 	ci, err := connInfo(m.ConnURL, cred)
 	if err != nil {
@@ -420,6 +427,13 @@ func (l *loop) replicaOpts(v cluster.View, cfg cluster.DynamicConfig, target str
 	opts := cluster.StartOptions{AsReplica: true, Timeout: l.cfg.StartTimeout, Params: l.params(cfg)}
 	opts.Recovery.ApplicationName = l.cfg.Name
 	up := plan.Upstream{Known: true, Name: target}
+	if sc := cfg.StandbyCluster; sc.Active() {
+		// Every member of a standby cluster recovers from the archive too (Patroni's _get_node_to_follow).
+		opts.Recovery.RestoreCommand, opts.Recovery.ArchiveCleanupCommand = sc.RestoreCommand, sc.ArchiveCleanupCommand
+	}
+	if target == plan.RemotePrimary {
+		return l.remoteReplicaOpts(opts, cfg)
+	}
 	if target == "" {
 		return opts, up, nil
 	}

@@ -104,7 +104,11 @@ func (n *Node) PutConfig(ctx context.Context, doc map[string]any) ([]byte, error
 // per line); "" when it brings none. A refused setting already in the config
 // key does not block other edits, and removing it is always accepted.
 func (n *Node) refusedChange(cur, doc map[string]any) string {
-	return strings.Join(cluster.NewIssues(n.refusedIn(cur), n.refusedIn(doc)), "\n")
+	issues := cluster.NewIssues(n.refusedIn(cur), n.refusedIn(doc))
+	if why := n.standbyAddRefused(cur, doc); why != "" {
+		issues = append(issues, why)
+	}
+	return strings.Join(issues, "\n")
 }
 
 func (n *Node) writeCtx(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -43,6 +43,8 @@ func (l *loop) updateRole() {
 	pg := l.st.pg.obs
 	r := l.st.role
 	switch {
+	case pg.Running && pg.Ready && pg.InRecovery && l.holdsKey() && l.standbyCluster():
+		r = cluster.RoleStandbyLeader
 	case pg.Running && pg.Ready && pg.InRecovery:
 		r = cluster.RoleReplica
 	case pg.Running && pg.Ready:
@@ -192,10 +194,12 @@ func (l *loop) ensureVIP(ctx context.Context, bound bool) {
 }
 
 // leaderUntil is what /primary trusts: the hold (lease or failsafe) while we hold the key
-// and postgres is a running primary, else zero.
+// and postgres is a running primary, else zero. In a standby cluster the
+// standby leader runs in recovery: /standby-leader trusts the same hold (and
+// /primary answers 503 there whatever it is).
 func (l *loop) leaderUntil() time.Time {
 	pg := l.st.pg.obs
-	if l.holdsKey() && pg.Running && pg.Ready && !pg.InRecovery {
+	if l.holdsKey() && pg.Running && pg.Ready && (!pg.InRecovery || l.standbyCluster()) {
 		return l.holdUntil()
 	}
 	return time.Time{}
@@ -216,7 +220,7 @@ func (l *loop) publish() {
 		SyncStandby:    cfg.SynchronousMode && l.st.lease.view.Sync.Lists(l.cfg.Name, l.cfg.Compat),
 		WatchdogFailed: l.st.fence.failed, LastLoop: l.st.sched.lastLoop, NextLoopAt: l.nextWake(), Action: l.st.action,
 		FailsafeActive: l.failsafeActive(), VIPBound: l.st.fence.vipBound, Counters: l.counters(), ScheduledRestart: scheduledRestartDoc(l.st.sched.restart),
-		ConfigRefused: l.st.conf.refused,
+		ConfigRefused: l.st.conf.refused, StandbyCluster: l.standbyCluster(),
 	}
 	l.snap.Store(s)
 }

@@ -87,6 +87,14 @@ func recoveryParams(c Config, rc cluster.RecoveryConfig, major int) map[string]s
 		m["primary_conninfo"] = primaryConninfo(c, rc, major)
 		m["primary_slot_name"] = rc.SlotName
 	}
+	// The standby_cluster settings override the same keys from anywhere else
+	// (Patroni's build_recovery_params: set only when given).
+	for k, v := range map[string]string{"restore_command": rc.RestoreCommand,
+		"archive_cleanup_command": rc.ArchiveCleanupCommand, "recovery_min_apply_delay": rc.MinApplyDelay} {
+		if v != "" {
+			m[k] = v
+		}
+	}
 	return m
 }
 
@@ -110,6 +118,10 @@ func primaryConninfo(c Config, rc cluster.RecoveryConfig, major int) string {
 	kv = append(kv, [2]string{"application_name", app}, [2]string{"gssencmode", "prefer"}, [2]string{"channel_binding", "prefer"})
 	if major >= 170000 {
 		kv = append(kv, [2]string{"sslnegotiation", "postgres"})
+	}
+	if rc.ReadWriteOnly {
+		// A standby leader given several remote hosts streams from the writable one.
+		kv = append(kv, [2]string{"target_session_attrs", "read-write"})
 	}
 	return formatDSN(kv)
 }

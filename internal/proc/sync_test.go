@@ -24,7 +24,7 @@ func TestSynchronousStandbyNamesReload(t *testing.T) {
 	a.must(a.p.execSQL(ctx, "CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '"+strings.ReplaceAll(testReplPassword, "'", "''")+"'"), "create role")
 	a.must(a.p.execSQL(ctx, "SELECT pg_create_physical_replication_slot($1)", cluster.SlotName("pg-sync-b")), "create slot")
 	a.must(a.p.execSQL(ctx, "CREATE TABLE t (id int primary key)"), "create table")
-	b.must(b.p.Clone(ctx, a.source()), "clone")
+	b.must(b.p.Clone(ctx, a.source(), cluster.CloneOptions{}), "clone")
 	b.must(b.p.Start(ctx, replicaOpts("pg-sync-b", a)), "start replica")
 	pid := a.p.Observe(ctx).PostmasterPID
 

@@ -190,11 +190,12 @@ const (
 	DemoteGraceful                              // switchover: checkpoint, stop fast, hand the key to a caught-up candidate
 	DemoteImmediate                             // unfit primary: stop immediately and release the key
 	DemoteImmediateNoLock                       // the key is someone else's: stop immediately
+	DemoteCluster                               // standby_cluster added: stop fast, keep the key, follow the remote primary (standby.go)
 )
 
 var demoteNames = map[DemoteMode]string{
 	DemoteOffline: "offline", DemoteGraceful: "graceful", DemoteImmediate: "immediate",
-	DemoteImmediateNoLock: "immediate-nolock",
+	DemoteImmediateNoLock: "immediate-nolock", DemoteCluster: "demote-cluster",
 }
 
 // String is Patroni's name of the demote mode.
@@ -243,10 +244,13 @@ type Decision struct {
 // decision takes leadership or promotes (see holdRefused).
 func Decide(o Observation) Decision {
 	d := decide(o)
+	if o.StandbyCluster() {
+		d = adjustStandby(o, d)
+	}
 	if len(o.RefusedConfig) > 0 {
 		d = holdRefused(o, d)
 	}
-	if d.Action == ActionPromote || d.Action == ActionAcquire && o.PGReady() && o.PG.InRecovery {
+	if (d.Action == ActionPromote || d.Action == ActionAcquire && o.PGReady() && o.PG.InRecovery) && !o.StandbyCluster() {
 		d.PrePromote = o.HasPrePromote && o.PrePromote != PrePromotePassed
 	}
 	d.Callbacks = PlanCallbacks(o, d)
@@ -296,6 +300,8 @@ func decide(o Observation) Decision {
 	switch {
 	case o.View.Leader == nil:
 		return decideRace(o)
+	case o.View.Leader.Name == o.Name && !o.LockLost && o.StandbyCluster():
+		return decideStandbyLeader(o)
 	case o.View.Leader.Name == o.Name && !o.LockLost:
 		return decideLeader(o)
 	case o.View.Leader.Name == o.Name: // we thought so, but UpdateLeader said otherwise

@@ -89,7 +89,7 @@ func (o Observation) tooFarBehind(pos cluster.LSN) bool {
 
 // SyncActive reports synchronous mode with a populated sync key.
 func (o Observation) SyncActive() bool {
-	return o.Config.SynchronousMode && o.View.Sync != nil && o.View.Sync.Leader != ""
+	return o.Config.SynchronousMode && o.View.Sync != nil && o.View.Sync.Leader != "" && !o.StandbyCluster()
 }
 
 // InSync reports whether name is the sync key's leader or one of its standbys.

@@ -1,0 +1,144 @@
+package plan
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// standby makes the config a standby cluster following 10.9.0.1:5432.
+func standby(o *Observation) {
+	o.Config.StandbyCluster = &cluster.StandbyCluster{Host: "10.9.0.1", Port: 5432, RestoreCommand: "cp /a/%f %p"}
+}
+
+// iStandbyLead makes pg1 the key holder running in recovery, streaming from the remote primary.
+func iStandbyLead(o *Observation) {
+	standby(o)
+	o.View.Leader = &cluster.LeaderKey{Name: "pg1"}
+	o.Upstream = Upstream{Known: true, Name: RemotePrimary, ConnURL: "10.9.0.1:5432"}
+	setMember("pg1", func(m *cluster.Member) { m.Role = "standby_leader" })(o)
+	setMember("pg2", func(m *cluster.Member) { m.Role = "replica" })(o)
+}
+
+func TestStandbyClusterActive(t *testing.T) {
+	for _, c := range []struct {
+		sc   *cluster.StandbyCluster
+		want bool
+	}{
+		{nil, false}, {&cluster.StandbyCluster{}, false}, {&cluster.StandbyCluster{PrimarySlotName: "x"}, false},
+		{&cluster.StandbyCluster{Host: "h"}, true}, {&cluster.StandbyCluster{Port: 5432}, true},
+		{&cluster.StandbyCluster{RestoreCommand: "cp"}, true},
+	} {
+		if got := c.sc.Active(); got != c.want {
+			t.Errorf("%+v: Active = %v, want %v", c.sc, got, c.want)
+		}
+	}
+	c, err := cluster.FromMap(map[string]any{"standby_cluster": map[string]any{"host": "a,b", "port": "5433",
+		"primary_slot_name": "dr", "recovery_min_apply_delay": 300000.0, "create_replica_methods": []any{"basebackup"}}})
+	if err != nil || !c.StandbyCluster.Active() || c.StandbyCluster.Port != 5433 || !c.StandbyCluster.MultiHost() ||
+		c.StandbyCluster.RecoveryMinApplyDelay != "300000" || c.StandbyCluster.Addr() != "a,b:5433" {
+		t.Fatalf("parsed %+v, %v", c.StandbyCluster, err)
+	}
+	if _, err := cluster.FromMap(map[string]any{"standby_cluster": map[string]any{"port": "x"}}); err == nil {
+		t.Fatal("a bad port parses")
+	}
+}
+
+func TestDecideStandbyCluster(t *testing.T) {
+	runDecideCases(t, []decideCase{
+		// The standby leader.
+		{"standby leader streaming from the remote primary keeps the lock", newObs(iStandbyLead),
+			want{action: ActionUpdateLock, msg: "no action. I am (pg1), the standby leader with the lock", reason: "standby_leader"}},
+		{"a key holder in recovery is pointed at the remote primary, never promoted",
+			newObs(iStandbyLead, func(o *Observation) { o.Upstream = Upstream{Known: true, Name: "pg2"} }),
+			want{action: ActionFollow, member: RemotePrimary, msg: "promoted self to a standby leader because i had the session lock"}},
+		{"a changed remote address is followed again",
+			newObs(iStandbyLead, func(o *Observation) { o.Config.StandbyCluster.Host = "10.9.0.2" }),
+			want{action: ActionFollow, member: RemotePrimary, msg: "10.9.0.2:5432"}},
+		{"an unreachable remote primary is reported and the lock kept",
+			newObs(iStandbyLead, at(time.Second), func(o *Observation) { o.PG.Streaming, o.NotStreamingSince = false, t0.Add(-time.Minute) }),
+			want{action: ActionUpdateLock, reason: "remote_not_streaming", msg: "not streaming from the remote primary 10.9.0.1:5432"}},
+		{"a primary holding the key in a standby cluster is demoted into the standby leader",
+			newObs(iLead, standby),
+			want{action: ActionDemote, demote: DemoteCluster, stop: cluster.StopFast, member: RemotePrimary, reason: "demote_cluster"}},
+		{"removing standby_cluster promotes the standby leader",
+			newObs(iStandbyLead, func(o *Observation) { o.Config.StandbyCluster = nil }),
+			want{action: ActionPromote, reason: "have_lock"}},
+		{"an inactive section (no host, port or restore_command) promotes too",
+			newObs(iStandbyLead, func(o *Observation) { o.Config.StandbyCluster = &cluster.StandbyCluster{PrimarySlotName: "x"} }),
+			want{action: ActionPromote}},
+		{"a switchover to a cascading replica hands the key over",
+			newObs(iStandbyLead, failover("pg1", "pg2", ""), func(o *Observation) {
+				o.PG.Replication = []cluster.ReplicationRow{{ApplicationName: "pg2", State: "streaming", ReplayLSN: 1000}}
+			}),
+			want{action: ActionDemote, demote: DemoteImmediate, stop: cluster.StopImmediate, member: "pg2", reason: "switchover"}},
+		{"an impossible switchover is cleared by the standby leader", newObs(iStandbyLead, failover("pg1", "pg9", "")),
+			want{action: ActionUpdateLock, clear: true, reason: "failover_impossible"}},
+		{"paused standby leader keeps the lock", newObs(iStandbyLead, paused),
+			want{action: ActionUpdateLock, reason: "paused", msg: "PAUSE: no action. I am (pg1), the standby leader"}},
+
+		// Failover inside the standby cluster.
+		{"the healthiest replica takes the key as a standby leader",
+			newObs(standby, leader(""), peers(peer("pg2", 900), peer("pg3", 900))),
+			want{action: ActionAcquire, reason: "healthiest", msg: "promoted self to a standby leader by acquiring session lock"}},
+		{"a replica behind a peer does not race", newObs(standby, leader(""), peers(peer("pg2", 2000))),
+			want{action: ActionNone, reason: "peer_ahead"}},
+
+		// Postgres down.
+		{"the key holder whose postgres died restarts following the remote primary",
+			newObs(iStandbyLead, pgDown("stopped")),
+			want{action: ActionStartReplica, member: RemotePrimary, msg: "starting as a standby leader because i had the session lock"}},
+		{"a key holder whose data was a primary restarts as the standby leader too",
+			newObs(iStandbyLead, pgDown("stopped"), func(o *Observation) { o.Data.Control.ClusterState = "shut down" }),
+			want{action: ActionStartReplica, member: RemotePrimary, reason: "standby_leader_start"}},
+		{"without a leader a stopped replica follows the remote primary",
+			newObs(standby, leader(""), pgDown("stopped")),
+			want{action: ActionStartReplica, member: RemotePrimary, msg: "standby cluster is unhealthy"}},
+		{"a replica of the standby leader starts following it",
+			newObs(standby, pgDown("stopped"), setMember("pg2", func(m *cluster.Member) { m.Role = "standby_leader" })),
+			want{action: ActionStartReplica, member: "pg2"}},
+
+		// Bootstrap and adoption.
+		{"the first node of a standby cluster clones the remote primary",
+			newObs(standby, leader(""), func(o *Observation) {
+				o.View.Initialize, o.View.Members = nil, nil
+				o.PG = cluster.PGObservation{}
+				o.Data = DataDir{Empty: true}
+			}),
+			want{action: ActionBootstrap, member: RemotePrimary, reason: "bootstrap_standby_leader", msg: "10.9.0.1:5432"}},
+		{"a running standby without initialize key adopts its data in a standby cluster",
+			newObs(standby, leader(""), func(o *Observation) { o.View.Initialize = nil }),
+			want{action: ActionClaimInitialize, reason: "adopt_data_dir"}},
+		{"the same replica outside a standby cluster is refused",
+			newObs(leader(""), func(o *Observation) { o.View.Initialize = nil }),
+			want{action: ActionFatal, reason: "no_initialize_replica"}},
+
+		// A refused standby_cluster section is not acted on.
+		{"a primary holds still while its standby_cluster section is refused",
+			newObs(iLead, standby, func(o *Observation) {
+				o.RefusedConfig = []cluster.KeyIssue{{Key: "standby_cluster.create_replica_methods", Msg: "pgnoded does not support …"}}
+			}),
+			want{action: ActionUpdateLock, reason: "leader"}},
+
+		// Followers are unchanged.
+		{"a replica follows the standby leader like any leader",
+			newObs(standby, setMember("pg2", func(m *cluster.Member) { m.Role = "standby_leader" })),
+			want{action: ActionNone, reason: "follower"}},
+	})
+}
+
+func TestStandbyClusterNoPrePromoteNoSync(t *testing.T) {
+	o := newObs(standby, leader(""), peers(peer("pg2", 900), peer("pg3", 900)), func(o *Observation) {
+		o.HasPrePromote = true
+		o.Config.SynchronousMode = true
+		o.View.Sync = &cluster.SyncState{Leader: "pg2", SyncStandby: str("pg3")}
+	})
+	if o.SyncActive() {
+		t.Fatal("synchronous mode is active in a standby cluster")
+	}
+	d := Decide(o)
+	if d.Action != ActionAcquire || d.PrePromote {
+		t.Fatalf("decision %v pre_promote %v, want acquire without pre_promote", d.Action, d.PrePromote)
+	}
+}

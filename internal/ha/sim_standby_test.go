@@ -1,0 +1,179 @@
+package ha
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Standby clusters on the simulated cluster: a remote primary outside the
+// cluster (a fake postgres no pgnoded runs, not in w.names, so the
+// one-writable invariant covers the standby cluster alone) and the config key
+// written with standby_cluster before the nodes start.
+
+// addRemote adds the remote primary "remote", running, with sysid and WAL position lsn.
+func (w *world) addRemote(sysid string, lsn uint64) {
+	sn := &simNode{name: "remote", pg: newFakePG(w, "remote"), fence: &fakeFence{w: w}, vip: &fakeVIP{w: w}}
+	p := sn.pg
+	p.empty, p.sysid, p.running, p.timeline, p.lsn, p.state, p.switches = false, sysid, true, 1, lsn, "in production", map[int]uint64{}
+	w.mu.Lock()
+	w.nodes["remote"] = sn
+	w.mu.Unlock()
+}
+
+// setConfig writes the config key as an operator would (etcd put) and wakes every node.
+func (w *world) setConfig(doc map[string]any) {
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.mu.Lock()
+	w.configRaw = raw
+	w.rev++
+	w.configRev = w.rev
+	w.changedLocked()
+	w.mu.Unlock()
+	w.busy.settle(w.t)
+}
+
+func simStandbyConfig(standby bool) map[string]any {
+	doc := map[string]any{"ttl": 3, "loop_wait": 1, "retry_timeout": 1,
+		"postgresql": map[string]any{"use_pg_rewind": true, "use_slots": true}}
+	if standby {
+		doc["standby_cluster"] = map[string]any{"host": "remote", "port": 5432}
+	}
+	return doc
+}
+
+func (w *world) upstreamOf(name string) string {
+	defer w.lockFn()()
+	return w.nodes[name].pg.upstream
+}
+
+func (w *world) memberRole(name string) string {
+	defer w.lockFn()()
+	return w.members[name].Role
+}
+
+// healthyStandbyCluster: a standby leader streaming from the remote primary,
+// the two others streaming from it, nothing writable.
+func (w *world) healthyStandbyCluster() bool {
+	l := w.leaderName()
+	return l != "" && len(w.writable()) == 0 && w.upstreamOf(l) == "remote" && w.memberRole(l) == "standby_leader" &&
+		len(w.streamingReplicasOf("remote")) == 1 && len(w.streamingReplicasOf(l)) == 2
+}
+
+func TestSimStandbyClusterFailoverAndPromotion(t *testing.T) {
+	w := newWorld(t, "pg1", "pg2", "pg3")
+	w.addRemote("7300000000000000999", 1000)
+	w.setConfig(simStandbyConfig(true))
+	w.start(w.names...)
+	if !w.run(30*time.Second, w.healthyStandbyCluster) {
+		t.Fatalf("no healthy standby cluster: leader %q, writable %v", w.leaderName(), w.writable())
+	}
+	first := w.leaderName()
+
+	// WAL of the remote site reaches every member through the standby leader.
+	w.mu.Lock()
+	w.nodes["remote"].pg.lsn = 5000
+	w.mu.Unlock()
+	if !w.run(5*time.Second, func() bool {
+		defer w.lockFn()()
+		for _, n := range w.names {
+			if w.nodes[n].pg.lsn != 5000 {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatal("the remote primary's WAL did not reach every member")
+	}
+
+	// kill -9 of the standby leader (pgnoded and postgres): another member takes over, following the remote site.
+	w.stop(first)
+	w.mu.Lock()
+	w.nodes[first].pg.stopLocked("immediate")
+	w.mu.Unlock()
+	killed := w.clock.Now()
+	if !w.run(30*time.Second, func() bool {
+		l := w.leaderName()
+		return l != "" && l != first && w.upstreamOf(l) == "remote" && w.memberRole(l) == "standby_leader" &&
+			len(w.streamingReplicasOf("remote")) == 1
+	}) {
+		t.Fatalf("no new standby leader after the kill: leader %q", w.leaderName())
+	}
+	next := w.leaderName()
+	t.Logf("simulated standby-cluster failover (ttl 3): %s follows the remote primary %s after the kill",
+		next, w.clock.Now().Sub(killed))
+	if len(w.promotions) != 0 {
+		t.Fatalf("a standby cluster promoted: %v", w.promotions)
+	}
+
+	// Removing standby_cluster promotes the standby leader in place.
+	w.setConfig(simStandbyConfig(false))
+	if !w.run(10*time.Second, func() bool { return slices.Equal(w.writable(), []string{next}) }) {
+		t.Fatalf("the standby leader %s was not promoted: writable %v", next, w.writable())
+	}
+	w.mu.Lock()
+	starts := w.nodes[next].pg.starts
+	w.mu.Unlock()
+	if starts != 1 {
+		t.Errorf("%s was restarted for the promotion (%d starts)", next, starts)
+	}
+	w.noViolations(t)
+}
+
+// Under compat 4.1.4 semantics the config key may gain standby_cluster while
+// the cluster runs (the PATCH refusal for 3.0.2 is in ops_config.go): the
+// leader demotes itself into the standby leader, keeping the key.
+func TestSimPrimaryDemotesIntoStandbyLeader(t *testing.T) {
+	w := bootstrapped(t)
+	l := w.leaderName()
+	w.mu.Lock()
+	sysid, lsn := w.nodes[l].pg.sysid, w.nodes[l].pg.lsn
+	w.mu.Unlock()
+	w.addRemote(sysid, lsn+1000)
+	w.setConfig(simStandbyConfig(true))
+	if !w.run(10*time.Second, w.healthyStandbyCluster) {
+		t.Fatalf("not demoted into a standby cluster: leader %q writable %v upstream %q role %q",
+			w.leaderName(), w.writable(), w.upstreamOf(l), w.memberRole(l))
+	}
+	if got := w.leaderName(); got != l {
+		t.Errorf("leader changed from %s to %s; demote-cluster keeps the key", l, got)
+	}
+	w.noViolations(t)
+}
+
+// An unreachable remote primary at bootstrap: the clone fails, is undone
+// (no key, no initialize, empty data directory) and retried; once the remote
+// site answers, the standby cluster forms.
+func TestSimStandbyBootstrapRetriesUnreachableRemote(t *testing.T) {
+	w := newWorld(t, "pg1", "pg2", "pg3")
+	w.addRemote("7300000000000000999", 1000)
+	w.mu.Lock()
+	w.nodes["remote"].pg.running = false
+	w.mu.Unlock()
+	w.setConfig(simStandbyConfig(true))
+	w.start(w.names...)
+	w.run(5*time.Second, func() bool { return false })
+	w.mu.Lock()
+	for _, n := range w.names {
+		if pg := w.nodes[n].pg; pg.running || !pg.empty {
+			t.Errorf("%s has data or runs while the remote primary is unreachable", n)
+		}
+	}
+	if w.initialize != nil && *w.initialize != "" {
+		t.Errorf("initialize = %q without a clone", *w.initialize)
+	}
+	w.nodes["remote"].pg.running = true
+	w.mu.Unlock()
+	if !strings.Contains(w.logs.String(), "standby leader bootstrap from the remote primary remote:5432: pg_basebackup") {
+		t.Errorf("the failed clone is not logged with the remote address")
+	}
+	if !w.run(30*time.Second, w.healthyStandbyCluster) {
+		t.Fatalf("no standby cluster once the remote primary answers: leader %q", w.leaderName())
+	}
+	w.noViolations(t)
+}

@@ -1,0 +1,268 @@
+//go:build integration
+
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/testenv"
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
+)
+
+// Standby clusters (Patroni's docs/standby_cluster.rst): a primary site of
+// one node and a standby cluster of three on the same etcd under another
+// scope. The standby cluster bootstraps by cloning the remote primary; its
+// standby leader streams from it through a permanent slot of the primary
+// site, the other two cascade from the standby leader. Rows written on the
+// primary site reach every standby-cluster member; kill -9 of the standby
+// leader (pgnoded and postgres) makes another member the standby leader,
+// still following (the time is logged: the standby-cluster failover time);
+// with streaming broken, WAL archived on the primary site reaches the
+// standby leader through restore_command; Debian's patronictl lists the
+// Standby Leader; `patronictl edit-config` removing standby_cluster promotes
+// it and writes are accepted.
+func TestStandbyCluster(t *testing.T) {
+	testenv.RequireRoot(t)
+	net := newLoopback(t)
+	archive := testenv.PGDir(t)
+	id := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
+
+	// The primary site: one node archiving WAL into archive/, keeping the slot "dr".
+	site := newCluster(t, net, "site"+id, DaemonPgnoded, 1, ClusterOptions{Timing: Fast, PermanentSlot: "dr"},
+		func(o *nodeconf.Options) {
+			o.PGParams = fmt.Sprintf("    archive_mode: 'on'\n    archive_command: 'test ! -f %s/%%f && cp %%p %s/%%f'", archive, archive)
+		})
+	site.StartAll()
+	p := site.WaitPrimary(120*time.Second, nil)
+	ctx := context.Background()
+	if err := createWritesTable(ctx, p.Name, p.Conn, "dr_rows"); err != nil {
+		t.Fatal(err)
+	}
+	insertRows(t, p, 1, 100)
+
+	// Under compat 3.0.2 a running cluster cannot be turned into a standby cluster: 400, nothing written.
+	before, _ := site.EtcdKey(ctx, "config")
+	code, text := p.Call(t, "PATCH", "/config", map[string]any{"standby_cluster": map[string]any{"host": "127.0.0.1", "port": 1}})
+	if code != 400 || !strings.Contains(text, "demote-cluster") {
+		t.Fatalf("PATCH standby_cluster on a running 3.0.2 cluster: %d %q, want 400 with the reason", code, text)
+	}
+	if after, _ := site.EtcdKey(ctx, "config"); after != before {
+		t.Fatalf("config key changed by a refused PATCH: %s -> %s", before, after)
+	}
+	t.Logf("PATCH /config standby_cluster on the running primary site -> %d %s", code, text)
+
+	// The standby cluster: standby_cluster in bootstrap.dcs, following p through the slot "dr".
+	sb := newCluster(t, net, "standby"+id, DaemonPgnoded, 3, ClusterOptions{Timing: Fast}, nil)
+	for _, n := range sb.Nodes {
+		addStandbyCluster(t, n.ConfigPath, fmt.Sprintf(
+			"    standby_cluster:\n      host: 127.0.0.1\n      port: %d\n      primary_slot_name: dr\n"+
+				"      restore_command: 'cp %s/%%f %%p'\n      create_replica_methods: [basebackup]\n", p.PGPort, archive))
+	}
+	sb.StartAll()
+	leader := waitStandbyLeader(t, sb, nil, 120*time.Second)
+	waitRows(t, sb.Nodes, 100, 120*time.Second)
+	for _, n := range sb.Nodes {
+		if code := n.Check("/primary"); code != 503 {
+			t.Errorf("%s: /primary = %d in a standby cluster, want 503", n.Name, code)
+		}
+		want := 503
+		if n == leader {
+			want = 200
+		}
+		if code := n.Check("/standby-leader"); code != want {
+			t.Errorf("%s: /standby-leader = %d, want %d", n.Name, code, want)
+		}
+	}
+	if n := sb.Primary(); n != nil {
+		t.Fatalf("%s answers /primary in a standby cluster", n.Name)
+	}
+	if v, _ := p.QueryString("select active::text from pg_replication_slots where slot_name = 'dr'"); v != "true" {
+		t.Errorf("the primary site's slot dr is not in use by the standby leader (active = %q)", v)
+	}
+	checkStandbyLeaderShown(t, sb, leader)
+	ctl := newPatronictl(t, sb)
+	rows := ctl.waitList(30*time.Second, sb.Scope, "patronictl lists the Standby Leader", func(rows []ctlRow) bool {
+		for _, r := range rows {
+			if r.Member == leader.Name && r.Role == "Standby Leader" {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("patronictl list: %+v", rows)
+	t.Logf("patronictl list (table):\n%s", ctl.must("list", sb.Scope))
+
+	// kill -9 of the standby leader: another member takes over, still following the primary site.
+	leader.KillPgnoded()
+	leader.KillPostmaster()
+	killed := time.Now()
+	next := waitStandbyLeader(t, sb, leader, 90*time.Second)
+	t.Logf("standby-cluster failover (ttl %d): %s is the streaming standby leader %.1fs after kill -9 of %s",
+		Fast.TTL, next.Name, time.Since(killed).Seconds(), leader.Name)
+	insertRows(t, p, 101, 200)
+	waitRows(t, sb.Others(leader), 200, 60*time.Second)
+
+	// A switchover inside the standby cluster hands the standby leader's key to the candidate.
+	cand := sb.Others(leader, next)[0]
+	WaitFor(t, 30*time.Second, cand.Name+" streaming from "+next.Name, func() bool {
+		v, _ := next.QueryString(fmt.Sprintf("select count(*)::text from pg_stat_replication where application_name = '%s' and state = 'streaming'", cand.Name))
+		return v == "1"
+	})
+	if code, text := next.Call(t, "POST", "/switchover", map[string]any{"leader": next.Name, "candidate": cand.Name}); code != 200 {
+		t.Fatalf("POST /switchover in the standby cluster: %d %s", code, text)
+	}
+	WaitFor(t, 60*time.Second, cand.Name+" the streaming standby leader", func() bool {
+		st := cand.Status()
+		return st != nil && st["role"] == "standby_leader" && st["replication_state"] == "streaming" && cand.Check("/standby-leader") == 200
+	})
+	t.Logf("switchover in the standby cluster: %s -> %s", next.Name, cand.Name)
+	next = cand
+	insertRows(t, p, 201, 250)
+	waitRows(t, sb.Others(leader), 250, 60*time.Second)
+
+	// Streaming broken (the remote port points nowhere): archived WAL still arrives through restore_command.
+	dead := testenv.FreePort(t)
+	if code, text := next.Call(t, "PATCH", "/config", map[string]any{"standby_cluster": map[string]any{"port": dead}}); code != 200 {
+		t.Fatalf("PATCH standby_cluster.port: %d %s", code, text)
+	}
+	WaitFor(t, 30*time.Second, next.Name+" no longer streaming", func() bool {
+		st := next.Status()
+		return st != nil && st["replication_state"] == nil && st["role"] == "standby_leader"
+	})
+	insertRows(t, p, 251, 300)
+	if _, err := p.QueryString("select pg_switch_wal()::text"); err != nil {
+		t.Fatal(err)
+	}
+	waitRows(t, []*Node{next}, 300, 60*time.Second)
+	t.Logf("rows written after streaming broke reached %s through restore_command", next.Name)
+	WaitFor(t, 40*time.Second, next.Name+"'s log saying the remote primary is not streaming", func() bool {
+		return next.LogCount("not streaming from the remote primary") > 0
+	})
+	t.Logf("%s logs: %s", next.Name, next.LogLine("not streaming from the remote primary"))
+
+	// Removing standby_cluster promotes the standby leader without a restart; writes are accepted.
+	pid := next.PostmasterPID()
+	t.Logf("patronictl edit-config:\n%s", ctl.must("edit-config", "--force", "-s", "standby_cluster=null", sb.Scope))
+	np := sb.WaitPrimary(60*time.Second, nil)
+	if np != next {
+		t.Fatalf("%s became primary, want the standby leader %s", np.Name, next.Name)
+	}
+	if got := next.PostmasterPID(); got != pid {
+		t.Errorf("the postmaster was restarted for the promotion (pid %d -> %d)", pid, got)
+	}
+	insertRows(t, next, 1001, 1010)
+	waitRows(t, sb.Others(leader, next), 310, 60*time.Second)
+}
+
+// insertRows writes ids from..to into dr_rows on n.
+func insertRows(t *testing.T, n *Node, from, to int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := n.Conn(ctx)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", n.Name, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "insert into dr_rows (id) select generate_series($1::bigint, $2::bigint)", from, to); err != nil {
+		t.Fatalf("insert on %s: %v", n.Name, err)
+	}
+}
+
+// waitRows waits until every node holds want rows in dr_rows.
+func waitRows(t *testing.T, nodes []*Node, want int, timeout time.Duration) {
+	t.Helper()
+	for _, n := range nodes {
+		WaitFor(t, timeout, fmt.Sprintf("%d rows on %s", want, n.Name), func() bool {
+			v, err := n.QueryString("select count(*)::text from dr_rows")
+			return err == nil && v == fmt.Sprint(want)
+		})
+	}
+}
+
+// waitStandbyLeader waits for one member (not `not`) whose /patroni says
+// standby_leader and streaming, and which answers /standby-leader with 200.
+func waitStandbyLeader(t *testing.T, c *Cluster, not *Node, timeout time.Duration) *Node {
+	t.Helper()
+	var found *Node
+	last := map[string]string{}
+	defer func() {
+		if found == nil {
+			for name, st := range last {
+				t.Logf("%s: /patroni %s", name, st)
+			}
+		}
+	}()
+	WaitFor(t, timeout, "a streaming standby leader", func() bool {
+		for _, n := range c.Others(not) {
+			st := n.Status()
+			last[n.Name] = fmt.Sprint(st, " /standby-leader ", n.Check("/standby-leader"))
+			if st != nil && st["role"] == "standby_leader" && st["replication_state"] == "streaming" &&
+				n.Check("/standby-leader") == 200 {
+				found = n
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// addStandbyCluster inserts a standby_cluster section into bootstrap.dcs of a node's config file.
+func addStandbyCluster(t *testing.T, path, section string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "  dcs:\n", "  dcs:\n"+section, 1)
+	if text == string(b) {
+		t.Fatalf("%s has no bootstrap.dcs", path)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkStandbyLeaderShown: the standby leader's role is standby_leader in
+// GET /cluster, in its member key, and `pgnodectl list` shows "Standby Leader".
+func checkStandbyLeaderShown(t *testing.T, c *Cluster, leader *Node) {
+	t.Helper()
+	var doc struct {
+		Members []struct{ Name, Role string } `json:"members"`
+	}
+	if code, b := leader.Get("/cluster"); code != 200 || json.Unmarshal(b, &doc) != nil {
+		t.Fatalf("GET /cluster: %d %s", code, b)
+	}
+	for _, m := range doc.Members {
+		want := "replica"
+		if m.Name == leader.Name {
+			want = "standby_leader"
+		}
+		if m.Role != want {
+			t.Errorf("/cluster: %s has role %q, want %q", m.Name, m.Role, want)
+		}
+	}
+	WaitFor(t, 20*time.Second, "role standby_leader in the member key of "+leader.Name, func() bool {
+		v, _ := c.EtcdKey(context.Background(), "members/"+leader.Name)
+		return strings.Contains(v, `"role":"standby_leader"`)
+	})
+	ctl := filepath.Join(filepath.Dir(pgnodedBin), "pgnodectl")
+	if _, err := os.Stat(ctl); err != nil {
+		t.Logf("pgnodectl not found next to %s: list not checked", pgnodedBin)
+		return
+	}
+	out, err := exec.Command(ctl, "-c", leader.ConfigPath, "list").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "| Standby Leader |") {
+		t.Errorf("pgnodectl list: %v\n%s", err, out)
+	}
+	t.Logf("pgnodectl list:\n%s", out)
+}
