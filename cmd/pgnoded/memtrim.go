@@ -22,12 +22,13 @@ import (
 const trimSettle = 10 * time.Second
 
 // trimAfterStartup waits until postgres runs under this node (snap), lets
-// start-up settle, then returns to the kernel what only start-up used: the
-// garbage of package init, configuration and bootstrap (debug.FreeOSMemory)
-// and this process's mappings of binary pages (releaseBinaryPages). Resident
-// memory then counts the pages the running daemon uses rather than every page
-// start-up touched. It runs once, and gives up when ctx ends.
-func trimAfterStartup(ctx context.Context, snap func() *cluster.Snapshot, log *slog.Logger) {
+// start-up settle for settleFor (trimSettle in the daemon), then returns to
+// the kernel what only start-up used: the garbage of package init,
+// configuration and bootstrap (debug.FreeOSMemory) and this process's
+// mappings of binary pages (releaseBinaryPages). Resident memory then counts
+// the pages the running daemon uses rather than every page start-up touched.
+// It runs once, and gives up when ctx ends.
+func trimAfterStartup(ctx context.Context, snap func() *cluster.Snapshot, settleFor time.Duration, log *slog.Logger) {
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
 	for s := snap(); s == nil || s.PG.State != cluster.StateRunning; s = snap() {
@@ -38,7 +39,7 @@ func trimAfterStartup(ctx context.Context, snap func() *cluster.Snapshot, log *s
 		}
 	}
 	poll.Stop()
-	settle := time.NewTimer(trimSettle)
+	settle := time.NewTimer(settleFor)
 	defer settle.Stop()
 	select {
 	case <-ctx.Done():
