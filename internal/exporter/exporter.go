@@ -40,7 +40,8 @@ type Exporter struct {
 	health  *healthState
 	cancel  context.CancelFunc
 	close   sync.Once
-	st      *Status // serving and fallback state
+	st      *Status                  // serving and fallback state
+	snap    func() *cluster.Snapshot // the HA loop's snapshot; nil without one
 
 	reloadMu sync.Mutex
 	running  Source // where the served collectors came from
@@ -74,7 +75,7 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 	mainPool := newPool("", cfg.PoolSize)
 	base, cancel := context.WithCancel(context.Background())
 	e := &Exporter{cfg: cfg, log: log, pool: mainPool, cancel: cancel, health: &healthState{},
-		st: cfg.Status, running: set.source}
+		st: cfg.Status, running: set.source, snap: snap}
 	e.pg = &pgCollector{
 		buildInfo: buildInfoMetric(cfg.Version),
 		cfg:       cfg,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // Warm-up retries while postgres does not answer (the daemon usually starts
@@ -15,15 +16,23 @@ import (
 const (
 	warmRetryMin = time.Second
 	warmRetryMax = 16 * time.Second
+	// warmSnapshotPoll is how often the HA snapshot is read while postgres is
+	// not running yet (an atomic load).
+	warmSnapshotPoll = 250 * time.Millisecond
 )
 
 // warmUp readies the scrape connections once postgres answers (see
 // pgCollector.warm), retrying until it did or until a scrape found postgres
-// up (that scrape warmed the connections itself), or until ctx ends. Failures
-// are logged at debug level only: the scrapes report postgres being down.
+// up (that scrape warmed the connections itself), or until ctx ends. With the
+// HA loop's snapshot, each attempt waits until the loop has seen postgres
+// running, so the warm-up follows postgres' start rather than a back-off.
+// Failures are logged at debug level only: the scrapes report postgres being down.
 func (e *Exporter) warmUp(ctx context.Context) {
 	wait := warmRetryMin
 	for attempt := 1; ; attempt++ {
+		if !e.waitPostgresRunning(ctx) {
+			return
+		}
 		wctx, cancel := context.WithTimeout(ctx, e.cfg.ScrapeTimeout)
 		start := time.Now()
 		done, err := e.pg.warm(wctx)
@@ -48,6 +57,24 @@ func (e *Exporter) warmUp(ctx context.Context) {
 		}
 		wait = min(2*wait, warmRetryMax)
 	}
+}
+
+// waitPostgresRunning waits until the HA loop's snapshot shows postgres
+// running (at once without a snapshot function); false when ctx ended first.
+func (e *Exporter) waitPostgresRunning(ctx context.Context) bool {
+	if e.snap == nil {
+		return ctx.Err() == nil
+	}
+	poll := time.NewTicker(warmSnapshotPoll)
+	defer poll.Stop()
+	for s := e.snap(); s == nil || s.PG.State != cluster.StateRunning; s = e.snap() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-poll.C:
+		}
+	}
+	return true
 }
 
 // warm moves a new backend's one-off costs out of the first scrape: it

@@ -7,10 +7,12 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/testenv"
 )
 
@@ -242,5 +244,46 @@ func relay(t *testing.T, listen, target string) (stop func()) {
 		}
 		mu.Unlock()
 		wg.Wait()
+	}
+}
+
+// TestRunWarmsWhenHASeesPostgresRunning: with the HA loop's snapshot, the
+// warm-up waits for the loop to report postgres running, then runs at once.
+func TestRunWarmsWhenHASeesPostgresRunning(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	var running atomic.Bool
+	snap := func() *cluster.Snapshot {
+		s := fixedSnapshot()
+		if running.Load() {
+			s.PG.State = cluster.StateRunning
+		} else {
+			s.PG.State = cluster.StateStarting
+		}
+		return s
+	}
+	e, err := New(Config{Listen: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), DSN: pg.DSN(""), Logger: testLogger(t)}, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- e.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	time.Sleep(time.Second) // postgres answers, but the HA loop has not seen it running
+	if n := len(idleConns(e.pool)); n != 0 {
+		t.Fatalf("warmed (%d connections) before the HA loop saw postgres running", n)
+	}
+	running.Store(true)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(idleConns(e.pool)) < DefaultPoolSize-1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not warmed after the HA loop saw postgres running: %d idle connections", len(idleConns(e.pool)))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
