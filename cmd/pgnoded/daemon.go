@@ -249,6 +249,7 @@ func (d *supervisor) run(ctx context.Context, cancel context.CancelFunc) int {
 		g.Go(func() error { return d.exporter.Run(gctx) })
 	}
 	g.Go(func() error { d.systemd(gctx); return nil })
+	g.Go(func() error { trimAfterStartup(gctx, d.node.Snapshot, trimSettle, d.log); return nil })
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2, syscall.SIGHUP)

@@ -40,7 +40,8 @@ type Exporter struct {
 	health  *healthState
 	cancel  context.CancelFunc
 	close   sync.Once
-	st      *Status // serving and fallback state
+	st      *Status                  // serving and fallback state
+	snap    func() *cluster.Snapshot // the HA loop's snapshot; nil without one
 
 	reloadMu sync.Mutex
 	running  Source // where the served collectors came from
@@ -74,7 +75,7 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 	mainPool := newPool("", cfg.PoolSize)
 	base, cancel := context.WithCancel(context.Background())
 	e := &Exporter{cfg: cfg, log: log, pool: mainPool, cancel: cancel, health: &healthState{},
-		st: cfg.Status, running: set.source}
+		st: cfg.Status, running: set.source, snap: snap}
 	e.pg = &pgCollector{
 		buildInfo: buildInfoMetric(cfg.Version),
 		cfg:       cfg,
@@ -165,13 +166,22 @@ func (e *Exporter) Registry() *prometheus.Registry { return e.reg }
 func (e *Exporter) Handler() http.Handler { return e.handler }
 
 // Run serves HTTP on Config.Listen until ctx ends, then shuts down gracefully
-// and releases the connections. A port that cannot be bound or served never
+// and releases the connections; meanwhile it warms the scrape connections
+// once postgres answers (warmUp). A port that cannot be bound or served never
 // ends Run: the failure is logged, Status().Up() turns false and the port is
 // tried again every ListenRetry, so that the exporter never takes postgres or
 // HA down with it. It returns nil once ctx ends.
 func (e *Exporter) Run(ctx context.Context) error {
 	defer e.Close()
 	defer e.st.setUp(false)
+	// Ready the scrape connections now, as pg_exporter's start-up check opens
+	// its first one, so the first scrape does not pay for new backends.
+	warmed := make(chan struct{})
+	go func() {
+		defer close(warmed)
+		e.warmUp(ctx)
+	}()
+	defer func() { <-warmed }() // before Close releases the pools
 	var (
 		lastErr  string
 		failures int
@@ -231,18 +241,6 @@ func (e *Exporter) serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	e.st.setUp(true)
 	e.log.Info("exporter listening", "addr", ln.Addr().String())
-	// Open the main database's first connection now, as pg_exporter's start-up
-	// check does, so the first scrape does not pay for it; best effort.
-	warmed := make(chan struct{})
-	go func() {
-		defer close(warmed)
-		wctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
-		defer cancel()
-		if err := e.pool.ping(wctx); err != nil {
-			e.log.Debug("postgres not reachable yet; the first scrape will connect", "err", err)
-		}
-	}()
-	defer func() { <-warmed }() // before Close releases the pool
 	select {
 	case err := <-errc:
 		e.st.setUp(false)

@@ -127,6 +127,11 @@ func (p *connPool) query(ctx context.Context, sql string, read func(*pgconn.Resu
 		return err
 	}
 	defer p.release(conn)
+	return queryOn(ctx, conn, sql, read)
+}
+
+// queryOn is query on a connection the caller holds.
+func queryOn(ctx context.Context, conn *pgconn.PgConn, sql string, read func(*pgconn.ResultReader) error) error {
 	stmts := statementsOf(conn)
 	for attempt := 0; ; attempt++ {
 		name, err := stmts.prepare(ctx, conn, sql)

@@ -151,22 +151,7 @@ func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts
 		t.totalSeconds += t.lastDuration.Seconds()
 		t.totalCount++
 	}()
-	t.planned = t.planned[:0]
-	gathered := false
-	for _, cc := range c.collectors {
-		if cc.spec.ClusterLevel() && !t.main {
-			continue
-		}
-		if cc.spec.needsCatalogFacts() && !gathered {
-			gathered = true
-			if err := c.catalogFacts(ctx, t, &f); err != nil {
-				c.log.Warn("reading extensions and schemas failed", "datname", t.dbname, "err", err)
-			}
-		}
-		if cc.spec.applies(f) {
-			t.planned = append(t.planned, cc)
-		}
-	}
+	t.planned = c.plan(ctx, t, f, t.planned[:0])
 	var wave []*compiled
 	for _, cc := range t.planned {
 		t.stateOf(cc.spec.Branch) // created here: workers only read t.state
@@ -183,6 +168,27 @@ func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts
 	}
 	c.runWave(ctx, t, wave, ch)
 	return true
+}
+
+// plan appends to dst the collectors that apply to t on a server with facts f,
+// in priority order, reading t's extensions and schemas when a predicate needs them.
+func (c *pgCollector) plan(ctx context.Context, t *target, f serverFacts, dst []*compiled) []*compiled {
+	gathered := false
+	for _, cc := range c.collectors {
+		if cc.spec.ClusterLevel() && !t.main {
+			continue
+		}
+		if cc.spec.needsCatalogFacts() && !gathered {
+			gathered = true
+			if err := c.catalogFacts(ctx, t, &f); err != nil {
+				c.log.Warn("reading extensions and schemas failed", "datname", t.dbname, "err", err)
+			}
+		}
+		if cc.spec.applies(f) {
+			dst = append(dst, cc)
+		}
+	}
+	return dst
 }
 
 // runWave runs non-fatal collectors of t at once, at most t.workers at a time,

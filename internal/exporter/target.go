@@ -193,40 +193,53 @@ func (r *runner) predicate(ctx context.Context, t *target, c *Collector, i int, 
 	}
 	qctx, cancel := r.timeout(ctx, c.Timeout)
 	defer cancel()
-	var (
-		n      int
-		result bool
-	)
-	err := t.pool.query(qctx, p.Query, func(rr *pgconn.ResultReader) error {
-		fields := rr.FieldDescriptions()
-		for rr.NextRow() {
-			n++
-			vals := rr.Values()
-			if len(vals) != 1 {
-				return fmt.Errorf("want one column, got %d", len(vals))
-			}
-			if vals[0] == nil {
-				result = false
-				continue
-			}
-			if fields[0].DataTypeOID != oidBool {
-				return fmt.Errorf("want a boolean, got type OID %d", fields[0].DataTypeOID)
-			}
-			result = len(vals[0]) > 0 && vals[0][0] == 't'
-		}
-		return nil
-	})
+	var pr predicateReader
+	if err := t.pool.query(qctx, p.Query, pr.read); err != nil {
+		return false, fmt.Errorf("predicate %q: %w", p.Name, err)
+	}
+	ok, err := pr.result()
 	if err != nil {
 		return false, fmt.Errorf("predicate %q: %w", p.Name, err)
 	}
-	if n > 1 {
-		return false, fmt.Errorf("predicate %q: want one row, got %d", p.Name, n)
-	}
-	ok := n == 1 && result
 	if p.TTL > 0 {
 		st.preds[i] = predicateResult{ok: ok, expires: now.Add(p.TTL)}
 	}
 	return ok, nil
+}
+
+// predicateReader reads a predicate query's result: one row, one boolean
+// column (NULL is false).
+type predicateReader struct {
+	rows  int
+	value bool
+}
+
+func (p *predicateReader) read(rr *pgconn.ResultReader) error {
+	fields := rr.FieldDescriptions()
+	for rr.NextRow() {
+		p.rows++
+		vals := rr.Values()
+		if len(vals) != 1 {
+			return fmt.Errorf("want one column, got %d", len(vals))
+		}
+		if vals[0] == nil {
+			p.value = false
+			continue
+		}
+		if fields[0].DataTypeOID != oidBool {
+			return fmt.Errorf("want a boolean, got type OID %d", fields[0].DataTypeOID)
+		}
+		p.value = len(vals[0]) > 0 && vals[0][0] == 't'
+	}
+	return nil
+}
+
+// result is the predicate's outcome: true only for one row holding true.
+func (p *predicateReader) result() (bool, error) {
+	if p.rows > 1 {
+		return false, fmt.Errorf("want one row, got %d", p.rows)
+	}
+	return p.rows == 1 && p.value, nil
 }
 
 // queryRow runs a query that returns one row with a timeout (prechecks and

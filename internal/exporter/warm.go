@@ -1,0 +1,183 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgnoded/pgnoded/internal/cluster"
+)
+
+// Warm-up retries while postgres does not answer (the daemon usually starts
+// the exporter before postgres): the first after warmRetryMin, doubling up to
+// warmRetryMax.
+const (
+	warmRetryMin = time.Second
+	warmRetryMax = 16 * time.Second
+	// warmSnapshotPoll is how often the HA snapshot is read while postgres is
+	// not running yet (an atomic load).
+	warmSnapshotPoll = 250 * time.Millisecond
+)
+
+// warmUp readies the scrape connections once postgres answers (see
+// pgCollector.warm), retrying until it did or until a scrape found postgres
+// up (that scrape warmed the connections itself), or until ctx ends. With the
+// HA loop's snapshot, each attempt waits until the loop has seen postgres
+// running, so the warm-up follows postgres' start rather than a back-off.
+// Failures are logged at debug level only: the scrapes report postgres being down.
+func (e *Exporter) warmUp(ctx context.Context) {
+	wait := warmRetryMin
+	for attempt := 1; ; attempt++ {
+		if !e.waitPostgresRunning(ctx) {
+			return
+		}
+		wctx, cancel := context.WithTimeout(ctx, e.cfg.ScrapeTimeout)
+		start := time.Now()
+		done, err := e.pg.warm(wctx)
+		cancel()
+		switch {
+		case err == nil && done:
+			e.log.Debug("scrape connections warmed", "took", time.Since(start).Round(time.Millisecond).String())
+			return
+		case err == nil:
+			return // a scrape got there first
+		case ctx.Err() != nil:
+			return
+		case attempt == 1:
+			e.log.Debug("postgres not reachable yet; the scrape connections are warmed once it is", "err", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, warmRetryMax)
+	}
+}
+
+// waitPostgresRunning waits until the HA loop's snapshot shows postgres
+// running (at once without a snapshot function); false when ctx ended first.
+func (e *Exporter) waitPostgresRunning(ctx context.Context) bool {
+	if e.snap == nil {
+		return ctx.Err() == nil
+	}
+	poll := time.NewTicker(warmSnapshotPoll)
+	defer poll.Stop()
+	for s := e.snap(); s == nil || s.PG.State != cluster.StateRunning; s = e.snap() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-poll.C:
+		}
+	}
+	return true
+}
+
+// warm moves a new backend's one-off costs out of the first scrape: it
+// discovers the databases, opens every target's scrape connections and, on
+// each, prepares and runs once every collector query that applies (predicates
+// first, as a scrape does), discarding the rows. A fresh postgres backend pays
+// for loading every catalog entry a statement touches the first time it runs
+// it (pg_setting alone takes about 100 ms); after warm the first scrape pays
+// only for running the statements. Caches, statistics and pg_up are not
+// touched, so the first scrape still runs every query and reports its own
+// outcome. It returns false without doing anything once a scrape has found
+// postgres up, and an error when postgres does not answer the precheck;
+// failures of single statements are left for the scrapes to report.
+func (c *pgCollector) warm(ctx context.Context) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.up {
+		return false, nil
+	}
+	row, err := c.run.queryRow(ctx, c.main.pool, precheckSQL)
+	var (
+		f   serverFacts
+		dbs []string
+	)
+	if err == nil {
+		f, dbs, err = readPrecheck(row)
+	}
+	if err != nil {
+		return false, fmt.Errorf("precheck: %w", err)
+	}
+	f.tags = c.cfg.Tags
+	c.main.dbname = f.dbname
+	c.syncTargets(dbs, f.dbname)
+	var wg sync.WaitGroup
+	wg.Go(func() { c.warmTarget(ctx, c.main, f) })
+	for name, t := range c.others {
+		tf := f
+		tf.dbname = name
+		wg.Go(func() { c.warmTarget(ctx, t, tf) })
+	}
+	wg.Wait()
+	return true, nil
+}
+
+// warmTarget opens t's scrape connections (up to t.workers, as a scrape
+// uses) and runs every collector that applies to t on each of them.
+func (c *pgCollector) warmTarget(ctx context.Context, t *target, f serverFacts) {
+	planned := c.plan(ctx, t, f, nil)
+	if len(planned) == 0 {
+		return
+	}
+	// All connections are held at once, so that each is a backend of its own.
+	conns := make([]*pgconn.PgConn, t.workers)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			conn, err := t.pool.acquire(ctx)
+			if err != nil {
+				c.log.Debug("warm-up: no connection", "datname", t.dbname, "err", err)
+				return
+			}
+			conns[i] = conn
+		})
+	}
+	wg.Wait()
+	for _, conn := range conns {
+		if conn == nil {
+			continue
+		}
+		wg.Go(func() {
+			defer t.pool.release(conn)
+			_ = c.withSlot(ctx, func() error {
+				for _, cc := range planned {
+					if err := c.run.warmCollector(ctx, conn, cc); err != nil {
+						c.log.Debug("warm-up: collector failed", "collector", cc.spec.Branch, "datname", t.dbname, "err", err)
+					}
+					if conn.IsClosed() || ctx.Err() != nil {
+						return ctx.Err()
+					}
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+}
+
+// warmCollector runs cc's predicates and, when they all hold, its query on
+// conn, each under the collector's timeout, discarding the rows.
+func (r *runner) warmCollector(ctx context.Context, conn *pgconn.PgConn, cc *compiled) error {
+	for _, p := range cc.spec.Predicates {
+		var pr predicateReader
+		qctx, cancel := r.timeout(ctx, cc.spec.Timeout)
+		err := queryOn(qctx, conn, p.Query, pr.read)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("predicate %q: %w", p.Name, err)
+		}
+		if ok, err := pr.result(); err != nil || !ok {
+			return err
+		}
+	}
+	qctx, cancel := r.timeout(ctx, cc.spec.Timeout)
+	defer cancel()
+	return queryOn(qctx, conn, cc.spec.Query, func(*pgconn.ResultReader) error { return nil })
+}
