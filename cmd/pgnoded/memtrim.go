@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -24,9 +20,9 @@ const trimSettle = 10 * time.Second
 // trimAfterStartup waits until postgres runs under this node (snap), lets
 // start-up settle for settleFor (trimSettle in the daemon), then returns to
 // the kernel what only start-up used: the garbage of package init,
-// configuration and bootstrap (debug.FreeOSMemory) and this process's
-// mappings of binary pages (releaseBinaryPages). Resident memory then counts
-// the pages the running daemon uses rather than every page start-up touched.
+// configuration and bootstrap (debug.FreeOSMemory). The binary's own pages
+// are left alone: dropping their mappings would lower the RSS figure without
+// freeing memory (they stay in the page cache, charged to the same cgroup).
 // It runs once, and gives up when ctx ends.
 func trimAfterStartup(ctx context.Context, snap func() *cluster.Snapshot, settleFor time.Duration, log *slog.Logger) {
 	poll := time.NewTicker(time.Second)
@@ -48,12 +44,7 @@ func trimAfterStartup(ctx context.Context, snap func() *cluster.Snapshot, settle
 	}
 	before := residentKiB()
 	debug.FreeOSMemory()
-	released, err := releaseBinaryPages()
-	if err != nil {
-		log.Warn("releasing start-up pages failed", "error", err)
-	}
-	log.Info("start-up memory released", "rss_kib_before", before, "rss_kib_after", residentKiB(),
-		"binary_mapping_bytes", released)
+	log.Info("start-up memory released", "rss_kib_before", before, "rss_kib_after", residentKiB())
 }
 
 // residentKiB is this process's resident set size in KiB (0 when unknown).
@@ -68,45 +59,4 @@ func residentKiB() int64 {
 	}
 	pages, _ := strconv.ParseInt(f[1], 10, 64)
 	return pages * int64(os.Getpagesize()) / 1024
-}
-
-// releaseBinaryPages drops this process's mappings of the executable's
-// read-only pages (machine code, constant data, function tables) with
-// madvise(MADV_DONTNEED). They stay in the page cache, shared with every
-// other process running the binary; those this process uses again are mapped
-// back on first touch (a minor fault, no disk read). Writable mappings are
-// never touched: there MADV_DONTNEED would discard data. It returns the bytes
-// of address space released.
-func releaseBinaryPages() (int64, error) {
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		return 0, fmt.Errorf("executable: %w", err)
-	}
-	maps, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		return 0, fmt.Errorf("mappings: %w", err)
-	}
-	var released int64
-	s := bufio.NewScanner(bytes.NewReader(maps))
-	for s.Scan() {
-		// start-end perms offset dev inode path
-		f := strings.Fields(s.Text())
-		if len(f) < 6 || f[5] != exe || len(f[1]) != 4 || f[1][1] != '-' || f[1][3] != 'p' {
-			continue
-		}
-		lo, hi, ok := strings.Cut(f[0], "-")
-		if !ok {
-			continue
-		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
-		}
-		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, uintptr(start), uintptr(end-start), syscall.MADV_DONTNEED); errno != 0 {
-			return released, fmt.Errorf("madvise %s: %w", f[0], errno)
-		}
-		released += int64(end - start)
-	}
-	return released, s.Err()
 }
