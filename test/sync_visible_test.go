@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/ctl"
-	"github.com/pgnoded/pgnoded/internal/testenv"
 )
 
 // Synchronous replication made visible (the contract's health rows 7–11,
@@ -29,17 +29,13 @@ import (
 // waits, postgres untouched, until the test (playing the primary) drops it
 // from the sync key; the restart then runs and the tag goes away. SIGTERM
 // (a clean stop) does the same before it stops postgres.
-//
-// pgnoded refuses synchronous_mode in /config (docs/config-keys.md) until it
-// manages synchronous replication itself: the refusal keeps the nodes out of
-// leader elections, which this test does not need.
+// The primary keeps the sync key itself (it picks the standby and drops the
+// one that asks for release).
 func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	timing := Timing{TTL: 20, LoopWait: 5, RetryTimeout: 5} // 2×loop_wait = 10 s: an event wake is told apart from the limit
 	c := StartCluster(t, 3, timing)
 	p := c.WaitPrimary(120*time.Second, nil)
 	c.WaitHealthyReplicas(90*time.Second, p)
-	others := c.Others(p)
-	syncN, asyncN := others[0], others[1]
 	ctx := context.Background()
 
 	raw, _ := c.EtcdKey(ctx, "config")
@@ -49,7 +45,8 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	}
 	doc["synchronous_mode"] = true
 	putConfig(t, c, doc)
-	svPutSync(t, c, p.Name, syncN.Name)
+	syncN := svWaitListed(t, c, p, 60*time.Second)
+	asyncN := c.Others(p, syncN)[0]
 
 	// Health checks, rows 7–11 (3.0.2: /quorum is unknown, 503).
 	want := []struct {
@@ -132,17 +129,8 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	if tags, _ := syncN.Status()["tags"].(map[string]any); tags["nosync"] != true {
 		t.Errorf("%s /patroni tags %v while asking for release, want nosync: true", syncN.Name, tags)
 	}
-	time.Sleep(2 * time.Second) // measuring that nothing happens: postgres stays up while listed
-	if got := syncN.PostmasterPID(); got != pid {
-		t.Fatalf("%s restarted postgres (pid %d -> %d) while still listed in the sync key", syncN.Name, pid, got)
-	}
-	select {
-	case r := <-reply:
-		t.Fatalf("restart answered %q while still listed in the sync key", r)
-	default:
-	}
-	svPutSync(t, c, p.Name, "") // the primary releases it
-	dropped := time.Now()
+	// The primary drops it; postgres restarts only after that.
+	dropped := svUntilReleased(t, c, syncN, pid, 30*time.Second)
 	var r string
 	select {
 	case r = <-reply:
@@ -165,18 +153,16 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	}
 	WaitFor(t, 30*time.Second, syncN.Name+" withdraws nosync", func() bool { return !svMemberNoSync(c, syncN.Name) })
 
-	// The same dance before a clean stop (SIGTERM, systemctl stop).
-	svPutSync(t, c, p.Name, syncN.Name)
-	WaitFor(t, 30*time.Second, syncN.Name+" is the sync standby again", func() bool { return syncN.Check("/sync") == 200 })
+	// The same dance before a clean stop (SIGTERM, systemctl stop), by
+	// whichever replica the primary lists now.
+	syncN = svWaitListed(t, c, p, 60*time.Second)
+	WaitFor(t, 30*time.Second, syncN.Name+" answers /sync", func() bool { return syncN.Check("/sync") == 200 })
+	pid = syncN.PostmasterPID()
 	syncN.Signal(syscall.SIGTERM)
 	WaitFor(t, 10*time.Second, syncN.Name+" publishes nosync before stopping", func() bool {
 		return svMemberNoSync(c, syncN.Name)
 	})
-	time.Sleep(2 * time.Second) // measuring that nothing happens: postgres stays up while listed
-	if syncN.PostmasterPID() <= 0 {
-		t.Fatalf("%s stopped postgres while still listed in the sync key", syncN.Name)
-	}
-	svPutSync(t, c, p.Name, "")
+	svUntilReleased(t, c, syncN, pid, 30*time.Second)
 	if !syncN.WaitExit(60 * time.Second) {
 		t.Fatalf("%s did not exit after the release", syncN.Name)
 	}
@@ -188,102 +174,45 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	}
 }
 
-// Under compat 4.1.4 with synchronous_mode: quorum and both replicas in the
-// sync key (quorum 1): /quorum and /read-only-quorum answer on the replicas,
-// /sync and /async do not, /patroni and /metrics say quorum_standby, /cluster
-// and pgnodectl list show Quorum Standby, the primary counts 2 standbys.
-func TestQuorumStandbyVisibleCompat4(t *testing.T) {
-	testenv.RequireRoot(t)
-	c := newCluster(t, newLoopback(t), fmt.Sprintf("itq%d-%d", os.Getpid(), time.Now().UnixNano()%100000),
-		DaemonPgnoded, 3, ClusterOptions{Timing: Fast}, nil)
-	for _, n := range c.Nodes {
-		f, err := os.OpenFile(n.ConfigPath, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
+// svPutSync writes the sync key: {"leader": leader, "sync_standby": standbys or null}.
+// svWaitListed waits until the primary p lists a standby in the sync key and returns it.
+func svWaitListed(t *testing.T, c *Cluster, p *Node, limit time.Duration) *Node {
+	t.Helper()
+	var listed *Node
+	WaitFor(t, limit, "the primary to list a sync standby", func() bool {
+		l, sb, _ := syncKey(c)
+		if l != p.Name || len(sb) != 1 {
+			return false
 		}
-		_, err = f.WriteString("\npgnoded:\n  compat: \"4.1.4\"\n")
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.StartAll()
-	p := c.WaitPrimary(120*time.Second, nil)
-	c.WaitHealthyReplicas(90*time.Second, p)
-	reps := c.Others(p)
-	ctx := context.Background()
-	raw, _ := c.EtcdKey(ctx, "config")
-	var doc map[string]any
-	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
-		t.Fatalf("config key %q: %v", raw, err)
-	}
-	doc["synchronous_mode"] = "quorum"
-	putConfig(t, c, doc)
-	v, _ := json.Marshal(map[string]any{"leader": p.Name, "sync_standby": reps[0].Name + "," + reps[1].Name, "quorum": 1})
-	if _, err := c.etcdClient().Put(ctx, "/itest/"+c.Scope+"/sync", string(v)); err != nil {
-		t.Fatalf("put sync: %v", err)
-	}
-
-	type check struct {
-		n    *Node
-		path string
-		code int
-	}
-	var want []check
-	for _, r := range reps {
-		want = append(want, check{r, "/quorum", 200}, check{r, "/read-only-quorum", 200},
-			check{r, "/sync", 503}, check{r, "/async", 503}, check{r, "/read-only-sync", 503})
-	}
-	want = append(want, check{p, "/read-only-quorum", 200}, check{p, "/quorum", 503})
-	WaitFor(t, 30*time.Second, "the health checks to follow the quorum sync key", func() bool {
-		for _, w := range want {
-			if w.n.Check(w.path) != w.code {
-				return false
+		for _, n := range c.Others(p) {
+			if n.Name == sb[0] {
+				listed = n
 			}
 		}
-		return true
+		return listed != nil
 	})
-	for _, r := range reps {
-		if st := r.Status(); st["quorum_standby"] != true || st["sync_standby"] != nil {
-			t.Errorf("%s /patroni quorum_standby %v sync_standby %v, want true and absent", r.Name, st["quorum_standby"], st["sync_standby"])
-		}
-		if _, b := r.Get("/metrics"); !regexp.MustCompile(`(?m)^patroni_quorum_standby\{[^}]*\} 1$`).Match(b) {
-			t.Errorf("%s /metrics: patroni_quorum_standby is not 1", r.Name)
-		}
-	}
-	roles := svClusterRoles(t, p)
-	for _, r := range reps {
-		if roles[r.Name] != "quorum_standby" {
-			t.Errorf("/cluster role of %s: %q, want quorum_standby (%v)", r.Name, roles[r.Name], roles)
-		}
-	}
-	WaitFor(t, 20*time.Second, p.Name+" exports pgnoded_sync_standbys 2", func() bool {
-		return strings.Contains(scrape(p), "\npgnoded_sync_standbys 2\n")
-	})
-	out := svPgnodectl(t, "-c", p.ConfigPath, "list")
-	for _, r := range reps {
-		if !regexp.MustCompile(`\| ` + r.Name + ` +\|[^|]+\| Quorum Standby +\|`).MatchString(out) {
-			t.Errorf("pgnodectl list does not show %s as Quorum Standby:\n%s", r.Name, out)
-		}
-	}
-	t.Logf("pgnodectl list:\n%s", out)
+	return listed
 }
 
-// svPutSync writes the sync key: {"leader": leader, "sync_standby": standbys or null}.
-func svPutSync(t *testing.T, c *Cluster, leader, standbys string) {
+// svUntilReleased samples the sync key and n's postmaster until the key no
+// longer lists n, failing if the postmaster (pid) went away before that; it
+// returns when the release was seen.
+func svUntilReleased(t *testing.T, c *Cluster, n *Node, pid int, limit time.Duration) time.Time {
 	t.Helper()
-	v := map[string]any{"leader": leader, "sync_standby": nil}
-	if standbys != "" {
-		v["sync_standby"] = standbys
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		_, sb, _ := syncKey(c)
+		listed := slices.Contains(sb, n.Name)
+		if listed && n.PostmasterPID() != pid {
+			t.Fatalf("%s's postgres (pid %d) went away while still listed in the sync key", n.Name, pid)
+		}
+		if !listed {
+			return time.Now()
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	raw, _ := json.Marshal(v)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := c.etcdClient().Put(ctx, "/itest/"+c.Scope+"/sync", string(raw)); err != nil {
-		t.Fatalf("put sync: %v", err)
-	}
+	t.Fatalf("the primary did not release %s from the sync key within %v", n.Name, limit)
+	return time.Time{}
 }
 
 // svMemberNoSync reports whether name's member key carries the tag nosync: true.

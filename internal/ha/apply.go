@@ -310,6 +310,9 @@ func (l *loop) demoted() {
 	l.st.role = cluster.RoleDemoted
 	l.st.pg.upstream = plan.Upstream{}
 	l.st.sched.recycle = true
+	// A replica does not carry the synchronous_standby_names it kept as
+	// primary: promoted again, it would wait for standbys of the old topology.
+	l.st.sync = syncState{}
 }
 
 // stopPG stops postgres; a fast stop that fails or outlives deadline becomes

@@ -2,16 +2,17 @@ package ha
 
 import (
 	"context"
-	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// The nosync dance (syncrelease.go) on the simulated cluster. pgnoded's own
-// primary does not manage the sync key in these scenarios: the test writes
-// it, and plays the primary that drops a standby once it asks to be released.
+// The nosync dance (syncrelease.go) on the simulated cluster: the simulated
+// primary keeps the sync key (sync.go) and drops a standby that asks to be
+// released; the "gives up" scenarios make its sync-key writes fail instead.
 
 // syncLoopWait is the loop_wait of these scenarios: long enough that a
 // release ending on the sync key's change is told apart from one ending on
@@ -20,69 +21,51 @@ const syncLoopWait = 5
 
 func withSyncTiming(w *world) { w.loopWait, w.ttl, w.retry = syncLoopWait, 3*syncLoopWait, 2 }
 
-// setSyncMode turns synchronous_mode on in the config key, as an operator's edit would.
-func (w *world) setSyncMode(t *testing.T) {
-	t.Helper()
-	defer w.lockFn()()
-	doc := map[string]any{}
-	if w.configRaw != nil {
-		if err := json.Unmarshal(w.configRaw, &doc); err != nil {
-			t.Fatal(err)
-		}
-	}
-	doc["synchronous_mode"] = true
-	raw, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.configRaw = raw
-	w.rev++
-	w.configRev = w.rev
-	w.changedLocked()
-}
-
-// setSync writes the sync key: leader and its standbys ("" lists none).
-func (w *world) setSync(leader, standbys string) {
-	defer w.lockFn()()
-	s := &cluster.SyncState{Leader: leader}
-	if standbys != "" {
-		s.SyncStandby = &standbys
-	}
-	w.sync = s
-	w.changedLocked()
-}
-
 // memberNoSync reports whether name's member key carries nosync: true.
 func (w *world) memberNoSync(name string) bool {
 	defer w.lockFn()()
 	return w.members[name].Tags[cluster.TagNoSync] == true
 }
 
-// primaryDropsNoSync is the primary's side: a listed standby that asks for
-// release (nosync) is dropped from the sync key. It reports whether it dropped one.
-func (w *world) primaryDropsNoSync() bool {
+// syncLists reports whether the sync key lists name as a standby.
+func (w *world) syncLists(name string) bool {
+	_, s := w.syncKeyNow()
+	return slices.Contains(strings.Split(s, ","), name)
+}
+
+// waitReleased waits until the primary dropped name from the sync key (it
+// reads the nosync tag on its next cycle, at most a loop_wait away) and
+// returns when that happened.
+func (w *world) waitReleased(t *testing.T, name string) time.Time {
+	t.Helper()
+	if !w.run(2*syncLoopWait*time.Second, func() bool { return !w.syncLists(name) }) {
+		t.Fatalf("the primary did not drop %s from the sync key", name)
+	}
+	return w.clock.Now()
+}
+
+// blockSyncWrites makes the primary's sync-key writes fail their compare, so
+// it cannot release anyone.
+func (w *world) blockSyncWrites(leader string) {
 	defer w.lockFn()()
-	if w.sync == nil || w.sync.SyncStandby == nil {
-		return false
+	if w.failSync == nil {
+		w.failSync = map[string]int{}
 	}
-	name := *w.sync.SyncStandby
-	if w.members[name].Tags[cluster.TagNoSync] != true {
-		return false
-	}
-	w.sync = &cluster.SyncState{Leader: w.sync.Leader}
-	w.changedLocked()
-	return true
+	w.failSync[leader] = 1 << 20
+}
+
+// unblockSyncWrites lets the primary write the sync key again.
+func (w *world) unblockSyncWrites(leader string) {
+	defer w.lockFn()()
+	delete(w.failSync, leader)
 }
 
 // syncCluster is a healthy 3-node cluster in synchronous mode whose sync key
-// lists one replica; it returns the leader and that replica.
+// lists one replica (picked by the primary); it returns the leader and that replica.
 func syncCluster(t *testing.T) (*world, string, string) {
 	t.Helper()
 	w := bootstrapped(t, withSyncTiming)
-	leader := w.leaderName()
-	standby := w.otherThan(leader)
-	w.setSyncMode(t)
-	w.setSync(leader, standby)
+	leader, standby := syncOn(t, w, nil)
 	w.busy.settle(t)
 	if !w.nodes[standby].node.Snapshot().Config.SynchronousMode {
 		t.Fatalf("synchronous_mode not in force on %s", standby)
@@ -90,8 +73,20 @@ func syncCluster(t *testing.T) (*world, string, string) {
 	return w, leader, standby
 }
 
+// notWhileListed fails the test when name restarted while the sync key still lists it.
+func (w *world) notWhileListed(t *testing.T, name string, before int) func() bool {
+	return func() bool {
+		if w.starts(name) > before && w.syncLists(name) {
+			t.Errorf("%s restarted while still listed as a sync standby", name)
+			return true
+		}
+		return !w.syncLists(name)
+	}
+}
+
 func TestSimSyncStandbyRestartWaitsForRelease(t *testing.T) {
 	w, leader, standby := syncCluster(t)
+	w.blockSyncWrites(leader) // hold the release until the test has seen the request
 	before := w.starts(standby)
 	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[standby].node.Restart(ctx, RestartRequest{})
@@ -109,10 +104,9 @@ func TestSimSyncStandbyRestartWaitsForRelease(t *testing.T) {
 	}
 	// The primary drops it: the restart follows the sync key's change, well
 	// inside one loop_wait (the idle tick) and long before 2×loop_wait.
-	if !w.primaryDropsNoSync() {
-		t.Fatalf("the fake primary found nothing to drop")
-	}
-	dropped := w.clock.Now()
+	w.unblockSyncWrites(leader)
+	w.run(2*syncLoopWait*time.Second, w.notWhileListed(t, standby, before))
+	dropped := w.waitReleased(t, standby)
 	if !w.run(2*syncLoopWait*time.Second, func() bool { return w.starts(standby) > before }) {
 		t.Fatalf("%s did not restart after being released", standby)
 	}
@@ -135,7 +129,8 @@ func TestSimSyncStandbyRestartWaitsForRelease(t *testing.T) {
 }
 
 func TestSimSyncStandbyRestartGivesUpAfterTwoLoopWaits(t *testing.T) {
-	w, _, standby := syncCluster(t)
+	w, leader, standby := syncCluster(t)
+	w.blockSyncWrites(leader)
 	before := w.starts(standby)
 	asked := w.clock.Now()
 	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
@@ -181,6 +176,7 @@ func TestSimRestartWithoutSyncDutyDoesNotWait(t *testing.T) {
 		t.Errorf("the leader published nosync")
 	}
 	// A second restart request while one waits for release is refused.
+	w.blockSyncWrites(leader)
 	before := w.starts(standby)
 	first := async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[standby].node.Restart(ctx, RestartRequest{})
@@ -194,7 +190,9 @@ func TestSimRestartWithoutSyncDutyDoesNotWait(t *testing.T) {
 	if second.kind != "unavailable" || second.text != "restart already in progress" {
 		t.Errorf("second restart: %s %q", second.kind, second.text)
 	}
-	w.primaryDropsNoSync()
+	w.unblockSyncWrites(leader)
+	w.run(2*syncLoopWait*time.Second, w.notWhileListed(t, standby, before))
+	w.waitReleased(t, standby)
 	if !w.run(time.Second, func() bool { return w.starts(standby) > before }) {
 		t.Fatalf("%s did not restart after release", standby)
 	}
@@ -223,6 +221,7 @@ func (w *world) shutdownAsync(t *testing.T, name string) <-chan error {
 
 func TestSimSyncStandbyStopWaitsForRelease(t *testing.T) {
 	w, leader, standby := syncCluster(t)
+	w.blockSyncWrites(leader)
 	errc := w.shutdownAsync(t, standby)
 	if !w.run(time.Second, func() bool { return w.memberNoSync(standby) }) {
 		t.Fatalf("%s did not publish nosync before stopping", standby)
@@ -231,7 +230,14 @@ func TestSimSyncStandbyStopWaitsForRelease(t *testing.T) {
 	if running, _, _ := w.pgState(standby); !running {
 		t.Fatalf("%s stopped postgres while still listed as the sync standby", standby)
 	}
-	w.primaryDropsNoSync()
+	w.unblockSyncWrites(leader)
+	w.run(2*syncLoopWait*time.Second, func() bool {
+		if running, _, _ := w.pgState(standby); !running && w.syncLists(standby) {
+			t.Fatalf("%s stopped postgres while still listed as the sync standby", standby)
+		}
+		return !w.syncLists(standby)
+	})
+	w.waitReleased(t, standby)
 	w.busy.signal(w.nodes[standby].store.changed) // its watch sees the sync key change
 	select {
 	case err := <-errc:
@@ -252,7 +258,8 @@ func TestSimSyncStandbyStopWaitsForRelease(t *testing.T) {
 }
 
 func TestSimSyncStandbyStopGivesUpAfterTwoLoopWaits(t *testing.T) {
-	w, _, standby := syncCluster(t)
+	w, leader, standby := syncCluster(t)
+	w.blockSyncWrites(leader)
 	asked := w.clock.Now()
 	errc := w.shutdownAsync(t, standby)
 	var done bool
@@ -281,7 +288,8 @@ func TestSimSyncStandbyStopGivesUpAfterTwoLoopWaits(t *testing.T) {
 }
 
 func TestSimScheduledRestartOfSyncStandbyWaitsForRelease(t *testing.T) {
-	w, _, standby := syncCluster(t)
+	w, leader, standby := syncCluster(t)
+	w.blockSyncWrites(leader)
 	n := w.nodes[standby].node
 	at := w.clock.Now().Add(2 * time.Second)
 	if got := async(t, func(ctx context.Context) (cluster.OpResult, error) {
@@ -300,7 +308,9 @@ func TestSimScheduledRestartOfSyncStandbyWaitsForRelease(t *testing.T) {
 	if w.starts(standby) != before {
 		t.Fatalf("the scheduled restart ran while %s was still listed", standby)
 	}
-	w.primaryDropsNoSync()
+	w.unblockSyncWrites(leader)
+	w.run(2*syncLoopWait*time.Second, w.notWhileListed(t, standby, before))
+	w.waitReleased(t, standby)
 	if !w.run(time.Second, func() bool { return w.starts(standby) > before }) {
 		t.Fatalf("the scheduled restart did not run after the release")
 	}

@@ -169,7 +169,7 @@ func TestSimStandbyBootstrapRetriesUnreachableRemote(t *testing.T) {
 	}
 	w.nodes["remote"].pg.running = true
 	w.mu.Unlock()
-	if !strings.Contains(w.logs.String(), "standby leader bootstrap from the remote primary remote:5432: pg_basebackup") {
+	if !strings.Contains(w.logs.String(), "standby leader bootstrap from the remote primary remote:5432: create replica") {
 		t.Errorf("the failed clone is not logged with the remote address")
 	}
 	if !w.run(30*time.Second, w.healthyStandbyCluster) {
