@@ -114,7 +114,10 @@ func TestPgbackrestReplicasAndRestore(t *testing.T) {
 	if !r1.Writable(t.Context()) {
 		t.Error("the restored primary does not accept writes")
 	}
-	b, err := os.ReadFile(marker)
+	// post_bootstrap runs at the end of the bootstrap, which may still be
+	// finishing when /primary first answers.
+	var b []byte
+	pollFor(30*time.Second, func() bool { b, err = os.ReadFile(marker); return err == nil && len(b) > 0 })
 	if err != nil || strings.Count(string(b), "\n") != 1 || !strings.Contains(string(b), "dbname=") {
 		t.Errorf("post_bootstrap did not run once with a connection string: %q, %v", b, err)
 	}
