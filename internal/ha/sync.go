@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,17 +128,10 @@ func (l *loop) syncBeforePromote(ctx context.Context, o plan.Observation) bool {
 		return true
 	}
 	rev := int64(0)
-	var last []string
 	if o.View.Sync != nil {
 		rev = o.View.Sync.ModRevision
-		if o.View.Sync.SyncStandby != nil {
-			for _, n := range strings.Split(*o.View.Sync.SyncStandby, ",") {
-				if n = strings.TrimSpace(n); n != "" && !strings.EqualFold(n, l.cfg.Name) {
-					last = append(last, n)
-				}
-			}
-		}
 	}
+	last := slices.DeleteFunc(o.View.Sync.Standbys(), func(n string) bool { return strings.EqualFold(n, l.cfg.Name) })
 	octx, cancel := l.dcsCtx(ctx)
 	ok, err := l.deps.Store.WriteSync(octx, plan.SyncKey(l.cfg.Name, l.cfg.Compat == cluster.Compat4), rev)
 	cancel()

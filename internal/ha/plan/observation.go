@@ -106,16 +106,7 @@ func (o Observation) InSync(name string) bool {
 
 // InSyncStandby reports whether name is listed as a synchronous standby (Patroni's sync.matches).
 func (o Observation) InSyncStandby(name string) bool {
-	s := o.View.Sync
-	if s == nil || s.SyncStandby == nil {
-		return false
-	}
-	for _, n := range strings.Split(*s.SyncStandby, ",") {
-		if strings.EqualFold(strings.TrimSpace(n), name) {
-			return true
-		}
-	}
-	return false
+	return containsFold(o.View.Sync.Standbys(), name)
 }
 
 // CandidateOK reports whether member m could take over from us now, judged from

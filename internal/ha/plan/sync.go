@@ -99,8 +99,8 @@ func NextSync(o Observation, f SyncFacts) SyncStep {
 		return SyncStep{}
 	}
 	var current []string
-	if mine && o.View.Sync.SyncStandby != nil {
-		current = splitNames(*o.View.Sync.SyncStandby)
+	if mine {
+		current = o.View.Sync.Standbys()
 	}
 	effective := parseSSNMembers(o.PG.SyncStandbyNames)
 	ssn := o.PG.SyncStandbyNames
@@ -399,16 +399,6 @@ func replicationRow(o Observation, name string) (cluster.ReplicationRow, bool) {
 		}
 	}
 	return cluster.ReplicationRow{}, false
-}
-
-func splitNames(s string) []string {
-	var out []string
-	for _, n := range strings.Split(s, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 func containsFold(list []string, name string) bool {

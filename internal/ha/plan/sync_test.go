@@ -205,7 +205,7 @@ func TestNextSync(t *testing.T) {
 			}
 			// The invariant: whatever the key is to promise is listed in the GUC in effect now.
 			if s.WriteSync && s.Sync.SyncStandby != nil {
-				for _, n := range splitNames(*s.Sync.SyncStandby) {
+				for _, n := range s.Sync.Standbys() {
 					if !containsFold(parseSSNMembers(o.PG.SyncStandbyNames), n) {
 						t.Errorf("key promises %s, which the GUC in effect (%q) does not list", n, o.PG.SyncStandbyNames)
 					}
