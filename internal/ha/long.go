@@ -135,22 +135,9 @@ func (l *loop) stopLong() {
 // bootstrap wins the initialize race, takes the leader key, then initdb and
 // start as primary in the background; the fence is armed before postgres exists.
 func (l *loop) bootstrap(ctx context.Context, o plan.Observation) {
-	octx, cancel := l.opCtx(ctx)
-	defer cancel()
-	won, err := l.deps.Store.AttemptInitialize(octx)
-	if err != nil || !won {
-		l.st.action = "failed to acquire initialize lock"
-		l.log.Info(l.st.action, "err", err)
+	if !l.claimBootstrap(ctx, "bootstrap") {
 		return
 	}
-	if ok, err := l.deps.Store.AcquireLeader(octx); err != nil || !ok {
-		l.log.Warn("won the initialize race but not the leader key; giving up the bootstrap", "err", err)
-		if err := l.deps.Store.CancelInitialize(octx); err != nil {
-			l.log.Warn("cannot cancel the initialize key", "err", err)
-		}
-		return
-	}
-	l.st.lease.view.Leader = &cluster.LeaderKey{Name: l.cfg.Name}
 	l.st.fence.want = true
 	l.armFence()
 	opts := l.primaryOpts(o.Config)
@@ -162,13 +149,7 @@ func (l *loop) bootstrap(ctx context.Context, o plan.Observation) {
 	primary := false
 	l.launch(ctx, plan.LongBootstrap, &primary, func(ctx context.Context) longResult {
 		fail := func(step string, err error) longResult {
-			// Undo everything so that another node (or this one, restarted) can bootstrap cleanly.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			_ = pg.Stop(cctx, cluster.StopImmediate)
-			_ = pg.RemoveDataDir(cctx)
-			_ = store.ReleaseLeader(cctx)
-			_ = store.CancelInitialize(cctx)
+			undoBootstrap(ctx, pg, store)
 			return longResult{err: fmt.Errorf("%s: %w", step, err)}
 		}
 		if custom {
@@ -200,6 +181,41 @@ func (l *loop) bootstrap(ctx context.Context, o plan.Observation) {
 		started := false
 		return longResult{sysid: cd.SystemID, startedAs: &started}
 	})
+}
+
+// claimBootstrap wins the initialize race and takes the leader key before a
+// bootstrap (what names it in the log); false: the race or the key was lost,
+// and initialize was given back in the latter case.
+func (l *loop) claimBootstrap(ctx context.Context, what string) bool {
+	octx, cancel := l.opCtx(ctx)
+	defer cancel()
+	won, err := l.deps.Store.AttemptInitialize(octx)
+	if err != nil || !won {
+		l.st.action = "failed to acquire initialize lock"
+		l.log.Info(l.st.action, "err", err)
+		return false
+	}
+	if ok, err := l.deps.Store.AcquireLeader(octx); err != nil || !ok {
+		l.log.Warn("won the initialize race but not the leader key; giving up the "+what, "err", err)
+		if err := l.deps.Store.CancelInitialize(octx); err != nil {
+			l.log.Warn("cannot cancel the initialize key", "err", err)
+		}
+		return false
+	}
+	l.st.lease.view.Leader = &cluster.LeaderKey{Name: l.cfg.Name}
+	return true
+}
+
+// undoBootstrap undoes a failed bootstrap (postgres, the data directory, the
+// leader key, initialize) so that another node, or this one restarted, can
+// bootstrap cleanly; it runs on a context that outlives the cancelled action.
+func undoBootstrap(ctx context.Context, pg Postgres, store Store) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = pg.Stop(cctx, cluster.StopImmediate)
+	_ = pg.RemoveDataDir(cctx)
+	_ = store.ReleaseLeader(cctx)
+	_ = store.CancelInitialize(cctx)
 }
 
 // bootstrapConfigJSON is bootstrap.dcs with Patroni's timing defaults filled in.

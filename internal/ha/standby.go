@@ -64,22 +64,9 @@ func (l *loop) bootstrapStandbyLeader(ctx context.Context, o plan.Observation) {
 		l.log.Debug(l.st.action)
 		return
 	}
-	octx, cancel := l.opCtx(ctx)
-	defer cancel()
-	won, err := l.deps.Store.AttemptInitialize(octx)
-	if err != nil || !won {
-		l.st.action = "failed to acquire initialize lock"
-		l.log.Info(l.st.action, "err", err)
+	if !l.claimBootstrap(ctx, "standby bootstrap") {
 		return
 	}
-	if ok, err := l.deps.Store.AcquireLeader(octx); err != nil || !ok {
-		l.log.Warn("won the initialize race but not the leader key; giving up the standby bootstrap", "err", err)
-		if err := l.deps.Store.CancelInitialize(octx); err != nil {
-			l.log.Warn("cannot cancel the initialize key", "err", err)
-		}
-		return
-	}
-	l.st.lease.view.Leader = &cluster.LeaderKey{Name: l.cfg.Name}
 	opts, up, err := l.replicaOpts(o.View, o.Config, plan.RemotePrimary)
 	if err != nil {
 		l.log.Warn("cannot build the standby leader's recovery configuration", "err", err)
@@ -94,12 +81,7 @@ func (l *loop) bootstrapStandbyLeader(ctx context.Context, o plan.Observation) {
 	l.log.Info("bootstrapping a standby leader: cloning the remote primary", "remote", addr)
 	l.launch(ctx, plan.LongClone, &replica, func(ctx context.Context) longResult {
 		fail := func(step string, err error) longResult {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			_ = pg.Stop(cctx, cluster.StopImmediate)
-			_ = pg.RemoveDataDir(cctx)
-			_ = store.ReleaseLeader(cctx)
-			_ = store.CancelInitialize(cctx)
+			undoBootstrap(ctx, pg, store)
 			return longResult{err: fmt.Errorf("standby leader bootstrap from the remote primary %s: %s: %w", addr, step, err)}
 		}
 		// Patroni creates a standby leader by standby_cluster.create_replica_methods,
