@@ -9,6 +9,26 @@ import (
 	"github.com/pgnoded/pgnoded/internal/pyfmt"
 )
 
+// restoreClusterKeys writes the initialize key (our system identifier) and
+// the config key (bootstrap.dcs) when they are missing: the duty of whoever
+// holds the leader key, primary or standby leader.
+func (l *loop) restoreClusterKeys(ctx context.Context, o plan.Observation) {
+	sysid := o.PG.SystemID
+	if sysid == "" {
+		sysid = l.st.pg.sysid
+	}
+	if sysid != "" && (o.View.Initialize == nil || !plan.ValidSysID(*o.View.Initialize)) {
+		if err := l.deps.Store.SetInitialize(ctx, sysid); err != nil {
+			l.log.Warn("cannot write the initialize key", "err", err)
+		}
+	}
+	if o.View.Config == nil && len(o.View.ConfigRaw) == 0 {
+		if _, err := l.deps.Store.SetConfig(ctx, l.bootstrapConfigJSON(), 0); err != nil {
+			l.log.Warn("cannot write the config key", "err", err)
+		}
+	}
+}
+
 // leaderDuties is the housekeeping of a healthy primary holding the key, each
 // cycle after a successful UpdateLeader: initialize, config, status, failsafe,
 // history, synchronous replication (sync, the sync key and synchronous_standby_names),
@@ -20,20 +40,7 @@ func (l *loop) leaderDuties(ctx context.Context, o plan.Observation, sync plan.S
 	pctx, pcancel := l.opCtx(ctx) // the local postgres
 	defer pcancel()
 	store := l.deps.Store
-	sysid := o.PG.SystemID
-	if sysid == "" {
-		sysid = l.st.pg.sysid
-	}
-	if sysid != "" && (o.View.Initialize == nil || !plan.ValidSysID(*o.View.Initialize)) {
-		if err := store.SetInitialize(octx, sysid); err != nil {
-			l.log.Warn("cannot write the initialize key", "err", err)
-		}
-	}
-	if o.View.Config == nil && len(o.View.ConfigRaw) == 0 {
-		if _, err := store.SetConfig(octx, l.bootstrapConfigJSON(), 0); err != nil {
-			l.log.Warn("cannot write the config key", "err", err)
-		}
-	}
+	l.restoreClusterKeys(octx, o)
 	status := cluster.StatusKey{Optime: int64(o.PG.WALPosition()), Slots: l.permanentSlotPositions(pctx, o.Config)}
 	if err := store.SetStatus(octx, status); err != nil {
 		l.log.Warn("cannot write the status key", "err", err)

@@ -112,25 +112,11 @@ func (l *loop) bootstrapStandbyLeader(ctx context.Context, o plan.Observation) {
 func (l *loop) standbyLeaderDuties(ctx context.Context, o plan.Observation) {
 	octx, cancel := l.dcsCtx(ctx)
 	defer cancel()
-	store := l.deps.Store
-	sysid := o.PG.SystemID
-	if sysid == "" {
-		sysid = l.st.pg.sysid
-	}
-	if sysid != "" && (o.View.Initialize == nil || !plan.ValidSysID(*o.View.Initialize)) {
-		if err := store.SetInitialize(octx, sysid); err != nil {
-			l.log.Warn("cannot write the initialize key", "err", err)
-		}
-	}
-	if o.View.Config == nil && len(o.View.ConfigRaw) == 0 {
-		if _, err := store.SetConfig(octx, l.bootstrapConfigJSON(), 0); err != nil {
-			l.log.Warn("cannot write the config key", "err", err)
-		}
-	}
+	l.restoreClusterKeys(octx, o)
 	pctx, pcancel := l.opCtx(ctx)
 	l.createMemberSlots(pctx, o)
 	pcancel()
-	if err := store.SetStatus(octx, cluster.StatusKey{Optime: int64(o.PG.WALPosition())}); err != nil {
+	if err := l.deps.Store.SetStatus(octx, cluster.StatusKey{Optime: int64(o.PG.WALPosition())}); err != nil {
 		l.log.Warn("cannot write the status key", "err", err)
 	}
 }
