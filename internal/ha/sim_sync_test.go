@@ -126,10 +126,7 @@ func TestSimSyncAddsToTheGUCFirstAndPublishesOnConfirmation(t *testing.T) {
 	// replica is listed and, once it caught up, published.
 	w.hold(others[0], false)
 	w.hold(others[1], false)
-	w.stop(guc)
-	w.mu.Lock()
-	w.nodes[guc].pg.stopLocked(cluster.StopImmediate)
-	w.mu.Unlock()
+	w.lose(guc)
 	other := others[0]
 	if other == guc {
 		other = others[1]
@@ -141,19 +138,23 @@ func TestSimSyncAddsToTheGUCFirstAndPublishesOnConfirmation(t *testing.T) {
 	w.noViolations(t)
 }
 
-func TestSimSyncNodeLossPromotesTheSyncStandbyAfterWritingTheKey(t *testing.T) {
-	w := bootstrapped(t)
-	l, s := syncOn(t, w, nil)
-	w.stop(l)
-	w.mu.Lock()
-	w.nodes[l].pg.stopLocked(cluster.StopImmediate)
-	w.mu.Unlock()
+// promotedAfterLoss loses the primary l and requires that the sync standby s,
+// and only s, becomes the new writable primary.
+func promotedAfterLoss(t *testing.T, w *world, l, s string) {
+	t.Helper()
+	w.lose(l)
 	if !w.run(15*time.Second, w.newLeaderWritable(l)) {
 		t.Fatal("no new primary after node loss")
 	}
 	if nl := w.leaderName(); nl != s {
 		t.Fatalf("%s was promoted; only the sync standby %s may be", nl, s)
 	}
+}
+
+func TestSimSyncNodeLossPromotesTheSyncStandbyAfterWritingTheKey(t *testing.T) {
+	w := bootstrapped(t)
+	l, s := syncOn(t, w, nil)
+	promotedAfterLoss(t, w, l, s)
 	if !w.run(5*time.Second, func() bool { ll, st := w.syncKeyNow(); return ll == s && st != "" && st != l }) {
 		ll, st := w.syncKeyNow()
 		t.Fatalf("sync key %q/%q after the promotion of %s", ll, st, s)
@@ -167,16 +168,7 @@ func TestSimSyncPromotionPostponedWhenTheKeyChangedUnderIt(t *testing.T) {
 	w.mu.Lock()
 	w.failSync = map[string]int{s: 1}
 	w.mu.Unlock()
-	w.stop(l)
-	w.mu.Lock()
-	w.nodes[l].pg.stopLocked(cluster.StopImmediate)
-	w.mu.Unlock()
-	if !w.run(15*time.Second, w.newLeaderWritable(l)) {
-		t.Fatal("no new primary after node loss")
-	}
-	if nl := w.leaderName(); nl != s {
-		t.Fatalf("%s was promoted; only the sync standby %s may be", nl, s)
-	}
+	promotedAfterLoss(t, w, l, s)
 	if !strings.Contains(w.logs.String(), "Postponing promotion because synchronous replication state was updated by somebody else") {
 		t.Error("the failed compare did not postpone the promotion")
 	}
@@ -201,10 +193,7 @@ func TestSimSyncStrictAndModeOffRestoresTheOperatorsValue(t *testing.T) {
 	// Strict: every replica gone, the GUC is * and the key keeps only the leader.
 	for _, n := range w.names {
 		if n != l {
-			w.stop(n)
-			w.mu.Lock()
-			w.nodes[n].pg.stopLocked(cluster.StopImmediate)
-			w.mu.Unlock()
+			w.lose(n)
 		}
 	}
 	if !w.run(5*time.Second, func() bool { ll, st := w.syncKeyNow(); return ll == l && st == "" && w.ssnOf(l) == "*" }) {
@@ -252,12 +241,7 @@ func TestSimSyncDoubleFailureWaitsForTheSyncStandby(t *testing.T) {
 	w := bootstrapped(t)
 	l, s := syncOn(t, w, map[string]any{"synchronous_mode_strict": true})
 	a := w.otherThan(l, s)
-	for _, n := range []string{l, s} {
-		w.stop(n)
-		w.mu.Lock()
-		w.nodes[n].pg.stopLocked(cluster.StopImmediate)
-		w.mu.Unlock()
-	}
+	w.lose(l, s)
 	if w.run(15*time.Second, func() bool { ln := w.leaderName(); return len(w.writable()) > 0 || ln != "" && ln != l }) {
 		t.Fatalf("the async replica %s took over: leader %q writable %v", a, w.leaderName(), w.writable())
 	}

@@ -202,6 +202,16 @@ func (w *world) stop(name string) {
 	w.detach(sn)
 }
 
+// lose is the loss of whole nodes: the daemon stops and postgres dies with it.
+func (w *world) lose(names ...string) {
+	for _, name := range names {
+		w.stop(name)
+		w.mu.Lock()
+		w.nodes[name].pg.stopLocked(cluster.StopImmediate)
+		w.mu.Unlock()
+	}
+}
+
 // detach marks a node whose loop has returned as dead and uncounts what was queued for it.
 func (w *world) detach(sn *simNode) {
 	w.mu.Lock()
