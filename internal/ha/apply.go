@@ -3,10 +3,10 @@ package ha
 import (
 	"context"
 	"fmt"
-	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // apply carries out a decision. replan is true when the observation gained a
