@@ -108,12 +108,7 @@ func (l *loop) restartNow(ctx context.Context, req RestartRequest, reply chan op
 		if l.beginSyncRelease(ctx, req, reply) {
 			return nil // evaluateSyncRelease restarts once released
 		}
-		l.st.sched.release.started = true
-		err := l.restartPG(ctx, req, reply)
-		if err != nil {
-			l.st.sched.release = nil
-		}
-		return err
+		return l.runReleasedRestart(ctx)
 	}
 	return l.restartPG(ctx, req, reply)
 }

@@ -120,11 +120,22 @@ func (l *loop) evaluateSyncRelease(ctx context.Context) {
 	default:
 		return
 	}
-	r.started = true
-	if err := l.restartPG(ctx, r.req, r.reply); err != nil {
+	if err := l.runReleasedRestart(ctx); err != nil {
 		replyTo(r.reply, cluster.OpResult{}, err)
+	}
+}
+
+// runReleasedRestart launches the restart that asked for release from sync
+// duty (released, or not waiting); the request is forgotten when it could not
+// be launched, and the error is the caller's to answer.
+func (l *loop) runReleasedRestart(ctx context.Context) error {
+	r := l.st.sched.release
+	r.started = true
+	err := l.restartPG(ctx, r.req, r.reply)
+	if err != nil {
 		l.st.sched.release = nil
 	}
+	return err
 }
 
 // endSyncRelease withdraws the nosync tag after the restart's start ended;
