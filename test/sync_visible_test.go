@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,7 +44,7 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	}
 	doc["synchronous_mode"] = true
 	putConfig(t, c, doc)
-	syncN := svWaitListed(t, c, p, 60*time.Second)
+	syncN := c.WaitSyncListed(t, p, 60*time.Second)
 	asyncN := c.Others(p, syncN)[0]
 
 	// Health checks, rows 7–11 (3.0.2: /quorum is unknown, 503).
@@ -157,7 +156,7 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 
 	// The same dance before a clean stop (SIGTERM, systemctl stop), by
 	// whichever replica the primary lists now.
-	syncN = svWaitListed(t, c, p, 60*time.Second)
+	syncN = c.WaitSyncListed(t, p, 60*time.Second)
 	WaitFor(t, 30*time.Second, syncN.Name+" answers /sync", func() bool { return syncN.Check("/sync") == 200 })
 	pid = syncN.PostmasterPID()
 	askedBefore := syncN.LogCount(svAsked)
@@ -177,28 +176,8 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	}
 }
 
-// svPutSync writes the sync key: {"leader": leader, "sync_standby": standbys or null}.
 // svAsked is the log line of a sync standby that published nosync and waits for its release.
 const svAsked = "Waiting for primary to release us from synchronous standby"
-
-// svWaitListed waits until the primary p lists a standby in the sync key and returns it.
-func svWaitListed(t *testing.T, c *Cluster, p *Node, limit time.Duration) *Node {
-	t.Helper()
-	var listed *Node
-	WaitFor(t, limit, "the primary to list a sync standby", func() bool {
-		l, sb, _ := syncKey(c)
-		if l != p.Name || len(sb) != 1 {
-			return false
-		}
-		for _, n := range c.Others(p) {
-			if n.Name == sb[0] {
-				listed = n
-			}
-		}
-		return listed != nil
-	})
-	return listed
-}
 
 // svUntilReleased samples the sync key and n's postmaster until the key no
 // longer lists n, failing if the postmaster (pid) went away before that; it
@@ -207,8 +186,8 @@ func svUntilReleased(t *testing.T, c *Cluster, n *Node, pid int, limit time.Dura
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		_, sb, _ := syncKey(c)
-		listed := slices.Contains(sb, n.Name)
+		k, _ := c.SyncKey(context.Background())
+		listed := k.Names(n.Name)
 		if listed && n.PostmasterPID() != pid {
 			t.Fatalf("%s's postgres (pid %d) went away while still listed in the sync key", n.Name, pid)
 		}
