@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Benchmarks of a real Patroni 3.0.2 cluster (`make bench-patroni`), each mirroring a
@@ -77,22 +75,9 @@ func onePatroniNodeLoss(b *testing.B, tm Timing) (leaseEnd, toWrite, total float
 		return 0, 0, 0, "no writes on the primary before the kill"
 	}
 
-	cli := c.Etcd.Client()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gone := make(chan time.Time, 1)
-	wch := cli.Watch(ctx, "/itest/"+c.Scope+"/leader")
-	go func() {
-		for resp := range wch {
-			for _, ev := range resp.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					gone <- time.Now()
-					return
-				}
-			}
-		}
-	}()
-	time.Sleep(200 * time.Millisecond) // let the watch register before the kill
+	gone := watchLeaderGone(ctx, b, c)
 	p.NodeLoss()
 	killedAt := time.Now()
 	var goneAt time.Time
