@@ -112,13 +112,7 @@ func BenchmarkPatroniSwitchoverUnderLoad(b *testing.B) {
 	runs := envInt("PGNODED_BENCH_RUNS", 3)
 	for i := 0; i < b.N; i++ {
 		r := runPatroniSwitchovers(b, 4*runs)
-		b.ReportMetric(ms(percentile(r.outages, 0)), "outage-min-ms")
-		b.ReportMetric(ms(percentile(r.outages, 50)), "outage-med-ms")
-		b.ReportMetric(ms(percentile(r.outages, 100)), "outage-max-ms")
-		b.ReportMetric(ms(percentile(r.answers, 50)), "answer-med-ms")
-		b.ReportMetric(float64(len(r.outages)), "switchovers")
-		b.ReportMetric(float64(r.acked), "acked-rows")
-		b.ReportMetric(float64(len(r.lost)), "lost-rows")
+		r.report(b)
 	}
 }
 

@@ -138,13 +138,7 @@ func benchSyncSwitchover(b *testing.B, d Daemon) {
 			return s
 		})
 		c.Close()
-		b.ReportMetric(ms(percentile(r.outages, 0)), "outage-min-ms")
-		b.ReportMetric(ms(percentile(r.outages, 50)), "outage-med-ms")
-		b.ReportMetric(ms(percentile(r.outages, 100)), "outage-max-ms")
-		b.ReportMetric(ms(percentile(r.answers, 50)), "answer-med-ms")
-		b.ReportMetric(float64(len(r.outages)), "switchovers")
-		b.ReportMetric(float64(r.acked), "acked-rows")
-		b.ReportMetric(float64(len(r.lost)), "lost-rows")
+		r.report(b)
 	}
 }
 
