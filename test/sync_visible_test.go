@@ -3,7 +3,6 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/pgnoded/pgnoded/internal/ctl"
 )
 
 // Synchronous replication made visible (the contract's health rows 7–11,
@@ -78,7 +75,7 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	if st := asyncN.Status(); st["sync_standby"] != nil {
 		t.Errorf("%s /patroni sync_standby = %v, want absent", asyncN.Name, st["sync_standby"])
 	}
-	roles := svClusterRoles(t, asyncN)
+	roles := asyncN.ClusterRoles(t)
 	if roles[syncN.Name] != "sync_standby" || roles[asyncN.Name] != "replica" || roles[p.Name] != "leader" {
 		t.Errorf("/cluster roles %v, want %s sync_standby", roles, syncN.Name)
 	}
@@ -93,7 +90,7 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	}
 
 	// pgnodectl list and Debian's patronictl list.
-	out := svPgnodectl(t, "-c", p.ConfigPath, "list")
+	out := runPgnodectl(t, "-c", p.ConfigPath, "list")
 	if !regexp.MustCompile(`\| ` + syncN.Name + ` +\|[^|]+\| Sync Standby +\|`).MatchString(out) {
 		t.Errorf("pgnodectl list does not show %s as Sync Standby:\n%s", syncN.Name, out)
 	}
@@ -210,33 +207,4 @@ func svMemberNoSync(c *Cluster, name string) bool {
 		Tags map[string]any `json:"tags"`
 	}
 	return json.Unmarshal([]byte(raw), &m) == nil && m.Tags["nosync"] == true
-}
-
-// svClusterRoles is GET /cluster's role by member name.
-func svClusterRoles(t *testing.T, n *Node) map[string]string {
-	t.Helper()
-	code, b := n.Get("/cluster")
-	var doc struct {
-		Members []struct{ Name, Role string } `json:"members"`
-	}
-	if code != http.StatusOK || json.Unmarshal(b, &doc) != nil {
-		t.Fatalf("GET /cluster on %s: %d %s", n.Name, code, b)
-	}
-	out := map[string]string{}
-	for _, m := range doc.Members {
-		out[m.Name] = m.Role
-	}
-	return out
-}
-
-// svPgnodectl runs pgnodectl in this process and returns its output; a non-zero exit fails the test.
-func svPgnodectl(t *testing.T, args ...string) string {
-	t.Helper()
-	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if code := ctl.Run(ctx, args, ctl.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Environ: os.Environ()}); code != ctl.ExitOK {
-		t.Fatalf("pgnodectl %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
-	}
-	return out.String()
 }
