@@ -197,8 +197,7 @@ func setSyncMode(b *testing.B, c *Cluster, p *Node, on bool) {
 	}
 	WaitFor(b, 60*time.Second, "synchronous_mode off in effect on "+p.Name, func() bool {
 		_, has := c.SyncKey(context.Background())
-		ssn, err := p.QueryString("select current_setting('synchronous_standby_names')")
-		return !has && err == nil && ssn == ""
+		return !has && showSSN(p) == ""
 	})
 }
 

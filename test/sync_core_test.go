@@ -14,18 +14,10 @@ import (
 	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
-// showSSN is synchronous_standby_names on n.
-func showSSN(t testing.TB, n *Node) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := n.Conn(ctx)
+// showSSN is synchronous_standby_names on n ("<error>" when it cannot be read).
+func showSSN(n *Node) string {
+	v, err := n.QueryString("SHOW synchronous_standby_names")
 	if err != nil {
-		return "<" + err.Error() + ">"
-	}
-	defer closeConn(conn)
-	var v string
-	if err := conn.QueryRow(ctx, "SHOW synchronous_standby_names").Scan(&v); err != nil {
 		return "<" + err.Error() + ">"
 	}
 	return v
@@ -42,7 +34,7 @@ func enableSync(t *testing.T, c *Cluster, p *Node, patch map[string]any) *Node {
 	standby := c.WaitSyncListed(t, p, 60*time.Second)
 	raw, _ := c.EtcdKey(context.Background(), "sync")
 	want := plan.FormatSSN([]string{standby.Name}, false, false, nil)
-	WaitFor(t, 10*time.Second, "synchronous_standby_names on the primary = "+want, func() bool { return showSSN(t, p) == want })
+	WaitFor(t, 10*time.Second, "synchronous_standby_names on the primary = "+want, func() bool { return showSSN(p) == want })
 	t.Logf("sync key %s; synchronous_standby_names on %s = %q", raw, p.Name, want)
 	return standby
 }
@@ -90,7 +82,7 @@ func TestSyncCoreNodeLossPromotesSyncStandby(t *testing.T) {
 	}
 	WaitFor(t, 30*time.Second, "the sync key deleted and the GUC cleared", func() bool {
 		_, has := c.EtcdKey(context.Background(), "sync")
-		return !has && showSSN(t, np) == ""
+		return !has && showSSN(np) == ""
 	})
 }
 
@@ -107,7 +99,7 @@ func TestSyncCoreStrictFromBootstrap(t *testing.T) {
 	p := c.WaitPrimary(120*time.Second, nil)
 	c.WaitHealthyReplicas(90*time.Second, p)
 	s := c.WaitSyncListed(t, p, 60*time.Second)
-	if got := showSSN(t, p); got != s.Name {
+	if got := showSSN(p); got != s.Name {
 		t.Errorf("synchronous_standby_names on %s = %q, want %q", p.Name, got, s.Name)
 	}
 	w := StartWriter(t, c, p)
