@@ -17,16 +17,15 @@ import (
 
 // Synchronous replication made visible (the contract's health rows 7–11,
 // /patroni, /cluster, /metrics, patronictl list) on a running loopback
-// cluster whose sync key and synchronous_mode are written into etcd by the
-// test, as a synchronous primary would write them: pgnoded shows the listed
-// replica as the sync standby everywhere Patroni does, and Debian's patronictl
-// 3.0.2 and pgnodectl list print it as "Sync Standby". Then the nosync dance:
-// POST /restart to the sync standby publishes nosync in its member key and
-// waits, postgres untouched, until the test (playing the primary) drops it
-// from the sync key; the restart then runs and the tag goes away. SIGTERM
-// (a clean stop) does the same before it stops postgres.
-// The primary keeps the sync key itself (it picks the standby and drops the
-// one that asks for release).
+// cluster whose synchronous_mode the test writes into /config through etcd;
+// the primary keeps the sync key itself (it picks the standby and drops the
+// one that asks for release). pgnoded shows the listed replica as the sync
+// standby everywhere Patroni does, and Debian's patronictl 3.0.2 and pgnodectl
+// list print it as "Sync Standby". Then the nosync dance: POST /restart to the
+// sync standby publishes nosync in its member key and waits, postgres
+// untouched, until the primary drops it from the sync key; the restart then
+// runs and the tag goes away. SIGTERM (a clean stop) does the same before it
+// stops postgres.
 func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	timing := Timing{TTL: 20, LoopWait: 5, RetryTimeout: 5} // 2×loop_wait = 10 s: an event wake is told apart from the limit
 	c := StartCluster(t, 3, timing)
@@ -181,20 +180,21 @@ const svAsked = "Waiting for primary to release us from synchronous standby"
 // returns when the release was seen.
 func svUntilReleased(t *testing.T, c *Cluster, n *Node, pid int, limit time.Duration) time.Time {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
+	var released time.Time
+	if !pollEvery(limit, 20*time.Millisecond, func() bool {
 		k, _ := c.SyncKey(context.Background())
-		listed := k.Names(n.Name)
-		if listed && n.PostmasterPID() != pid {
+		if !k.Names(n.Name) {
+			released = time.Now()
+			return true
+		}
+		if n.PostmasterPID() != pid {
 			t.Fatalf("%s's postgres (pid %d) went away while still listed in the sync key", n.Name, pid)
 		}
-		if !listed {
-			return time.Now()
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("the primary did not release %s from the sync key within %v", n.Name, limit)
 	}
-	t.Fatalf("the primary did not release %s from the sync key within %v", n.Name, limit)
-	return time.Time{}
+	return released
 }
 
 // svMemberNoSync reports whether name's member key carries the tag nosync: true.
