@@ -54,22 +54,9 @@ func oneNodeLoss(b *testing.B, tm Timing) (leaseEnd, toWrite, total float64) {
 	w := StartWriter(b, c, p)
 	WaitFor(b, 10*time.Second, "some writes", func() bool { return w.Acked() > 20 })
 
-	cli := c.Etcd.Client()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gone := make(chan time.Time, 1)
-	wch := cli.Watch(ctx, "/itest/"+c.Scope+"/leader")
-	go func() {
-		for resp := range wch {
-			for _, ev := range resp.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					gone <- time.Now()
-					return
-				}
-			}
-		}
-	}()
-	time.Sleep(200 * time.Millisecond) // let the watch register before the kill
+	gone := watchLeaderGone(ctx, b, c)
 	// The node dies: supervisor first (so it cannot restart postgres), then the
 	// postmaster. The node is lost when its postgres stops answering.
 	p.KillPgnoded()
@@ -84,6 +71,34 @@ func oneNodeLoss(b *testing.B, tm Timing) (leaseEnd, toWrite, total float64) {
 	resumed := w.WaitWritesResume(b, 60*time.Second, killedAt)
 	w.Stop()
 	return goneAt.Sub(killedAt).Seconds(), resumed.Sub(goneAt).Seconds(), resumed.Sub(killedAt).Seconds()
+}
+
+// watchLeaderGone watches c's leader key and returns when etcd has
+// registered the watch (so a kill right after it is seen); the channel gets
+// the time the key is deleted. The watch ends with ctx.
+func watchLeaderGone(ctx context.Context, tb testing.TB, c *Cluster) <-chan time.Time {
+	tb.Helper()
+	wch := c.Etcd.Client().Watch(ctx, "/itest/"+c.Scope+"/leader", clientv3.WithCreatedNotify())
+	select {
+	case resp := <-wch:
+		if !resp.Created {
+			tb.Fatalf("watch on the leader key not created: %v", resp.Err())
+		}
+	case <-time.After(30 * time.Second):
+		tb.Fatalf("watch on the leader key not created within 30 s")
+	}
+	gone := make(chan time.Time, 1)
+	go func() { // ends with ctx
+		for resp := range wch {
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					gone <- time.Now()
+					return
+				}
+			}
+		}
+	}()
+	return gone
 }
 
 func selectTimings() []Timing {

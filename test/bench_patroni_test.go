@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Benchmarks of a real Patroni 3.0.2 cluster (`make bench-patroni`), each mirroring a
@@ -77,22 +75,9 @@ func onePatroniNodeLoss(b *testing.B, tm Timing) (leaseEnd, toWrite, total float
 		return 0, 0, 0, "no writes on the primary before the kill"
 	}
 
-	cli := c.Etcd.Client()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gone := make(chan time.Time, 1)
-	wch := cli.Watch(ctx, "/itest/"+c.Scope+"/leader")
-	go func() {
-		for resp := range wch {
-			for _, ev := range resp.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					gone <- time.Now()
-					return
-				}
-			}
-		}
-	}()
-	time.Sleep(200 * time.Millisecond) // let the watch register before the kill
+	gone := watchLeaderGone(ctx, b, c)
 	p.NodeLoss()
 	killedAt := time.Now()
 	var goneAt time.Time
@@ -127,13 +112,7 @@ func BenchmarkPatroniSwitchoverUnderLoad(b *testing.B) {
 	runs := envInt("PGNODED_BENCH_RUNS", 3)
 	for i := 0; i < b.N; i++ {
 		r := runPatroniSwitchovers(b, 4*runs)
-		b.ReportMetric(ms(percentile(r.outages, 0)), "outage-min-ms")
-		b.ReportMetric(ms(percentile(r.outages, 50)), "outage-med-ms")
-		b.ReportMetric(ms(percentile(r.outages, 100)), "outage-max-ms")
-		b.ReportMetric(ms(percentile(r.answers, 50)), "answer-med-ms")
-		b.ReportMetric(float64(len(r.outages)), "switchovers")
-		b.ReportMetric(float64(r.acked), "acked-rows")
-		b.ReportMetric(float64(len(r.lost)), "lost-rows")
+		r.report(b)
 	}
 }
 

@@ -82,7 +82,7 @@ func TestChaos(t *testing.T) {
 		case res == nil && ok:
 			continue // not selected by -run
 		case res == nil:
-			res = &chaosResult{Name: sc.Name, Settings: opts.String(), Seed: seed, Clean: sc.Clean || sc.Sync, Sync: sc.Sync,
+			res = &chaosResult{Name: sc.Name, Settings: opts.String(), Seed: seed, Clean: sc.Clean, Sync: sc.Sync,
 				Err: "did not finish (see the subtest's log)"}
 		case !ok:
 			res.Err = "a check failed (see the subtest's log)"

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgnoded/pgnoded/internal/ctl"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -128,6 +129,52 @@ func (n *Node) SetTag(t testing.TB, tag string, value bool) {
 	if err := os.WriteFile(n.ConfigPath, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// EditConfig replaces the first old in the node's config file by new (the
+// next pgnoded start reads it); a file without old fails the test.
+func (n *Node) EditConfig(t testing.TB, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(n.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), old, new, 1)
+	if s == string(b) {
+		t.Fatalf("%s has no %q to replace", n.ConfigPath, old)
+	}
+	if err := os.WriteFile(n.ConfigPath, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ClusterRoles is GET /cluster's role by member name, asked of n.
+func (n *Node) ClusterRoles(t testing.TB) map[string]string {
+	t.Helper()
+	code, b := n.Get("/cluster")
+	var doc struct {
+		Members []struct{ Name, Role string } `json:"members"`
+	}
+	if code != http.StatusOK || json.Unmarshal(b, &doc) != nil {
+		t.Fatalf("GET /cluster on %s: %d %s", n.Name, code, b)
+	}
+	out := map[string]string{}
+	for _, m := range doc.Members {
+		out[m.Name] = m.Role
+	}
+	return out
+}
+
+// runPgnodectl runs pgnodectl in this process and returns its output; a non-zero exit fails the test.
+func runPgnodectl(t testing.TB, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if code := ctl.Run(ctx, args, ctl.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Environ: os.Environ()}); code != ctl.ExitOK {
+		t.Fatalf("pgnodectl %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	}
+	return out.String()
 }
 
 // startAckWriter creates table ops_writes on primary p and writes through

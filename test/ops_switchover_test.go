@@ -33,13 +33,7 @@ func BenchmarkSwitchoverUnderLoad(b *testing.B) {
 	runs := envInt("PGNODED_BENCH_RUNS", 3)
 	for i := 0; i < b.N; i++ {
 		r := runSwitchovers(b, 4*runs)
-		b.ReportMetric(ms(percentile(r.outages, 0)), "outage-min-ms")
-		b.ReportMetric(ms(percentile(r.outages, 50)), "outage-med-ms")
-		b.ReportMetric(ms(percentile(r.outages, 100)), "outage-max-ms")
-		b.ReportMetric(ms(percentile(r.answers, 50)), "answer-med-ms")
-		b.ReportMetric(float64(len(r.outages)), "switchovers")
-		b.ReportMetric(float64(r.acked), "acked-rows")
-		b.ReportMetric(float64(len(r.lost)), "lost-rows")
+		r.report(b)
 	}
 }
 
@@ -54,6 +48,18 @@ type switchoverRun struct {
 func runSwitchovers(tb testing.TB, rounds int) switchoverRun {
 	c, p := bootCluster(tb, Fast)
 	return switchoverRounds(tb, c, p, rounds, func(p *Node) *Node { c.WaitStreaming(120*time.Second, p); return nil })
+}
+
+// report reports the run's outages (min, median, max in ms), the API's
+// median answer time, the switchovers, acknowledged and lost rows.
+func (r switchoverRun) report(b *testing.B) {
+	b.ReportMetric(ms(percentile(r.outages, 0)), "outage-min-ms")
+	b.ReportMetric(ms(percentile(r.outages, 50)), "outage-med-ms")
+	b.ReportMetric(ms(percentile(r.outages, 100)), "outage-max-ms")
+	b.ReportMetric(ms(percentile(r.answers, 50)), "answer-med-ms")
+	b.ReportMetric(float64(len(r.outages)), "switchovers")
+	b.ReportMetric(float64(r.acked), "acked-rows")
+	b.ReportMetric(float64(len(r.lost)), "lost-rows")
 }
 
 // switchoverRounds starts the writer on a booted cluster (primary p) and

@@ -108,22 +108,6 @@ func (b *backrest) replicaMethod(o *nodeconf.Options, stanza string, methods str
     no_leader: true`, methods, b.Conf, stanza, o.Dir)
 }
 
-// patchBootstrap inserts lines (indented by two spaces) at the top of a node's bootstrap section.
-func patchBootstrap(t testing.TB, n *Node, lines string) {
-	t.Helper()
-	b, err := os.ReadFile(n.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.Replace(string(b), "\nbootstrap:\n", "\nbootstrap:\n"+lines+"\n", 1)
-	if s == string(b) {
-		t.Fatalf("%s: no bootstrap section to patch", n.ConfigPath)
-	}
-	if err := os.WriteFile(n.ConfigPath, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // execSQL runs statements on n as the superuser.
 func execSQL(t testing.TB, n *Node, stmts ...string) {
 	t.Helper()

@@ -87,7 +87,8 @@ func TestPgbackrestReplicasAndRestore(t *testing.T) {
 	}
 	c2 := newCluster(t, net, scope2, DaemonPgnoded, 1, ClusterOptions{Timing: Fast}, nil)
 	r1 := c2.Nodes[0]
-	patchBootstrap(t, r1, fmt.Sprintf(`  method: pgbackrest
+	// The bootstrap section starts with the custom method.
+	r1.EditConfig(t, "\nbootstrap:\n", "\nbootstrap:\n"+fmt.Sprintf(`  method: pgbackrest
   pgbackrest:
     command: %s --pg1-path=%s/data restore
     no_params: true
@@ -96,7 +97,7 @@ func TestPgbackrestReplicasAndRestore(t *testing.T) {
       recovery_target_name: br_rp1
       recovery_target_action: promote
   post_bootstrap: %s`, "pgbackrest --config="+br.Conf+" --stanza="+br.Stanza, r1.Dir,
-		br.cmd("--pg1-path="+r1.Dir+"/data", "archive-get", "%f", `"%p"`), script))
+		br.cmd("--pg1-path="+r1.Dir+"/data", "archive-get", "%f", `"%p"`), script)+"\n")
 	r1.Start()
 	if p := c2.WaitPrimary(180*time.Second, nil); p != r1 {
 		t.Fatalf("restored cluster's primary is %v", p)

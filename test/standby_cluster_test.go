@@ -4,11 +4,8 @@ package test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +59,7 @@ func TestStandbyCluster(t *testing.T) {
 	// The standby cluster: standby_cluster in bootstrap.dcs, following p through the slot "dr".
 	sb := newCluster(t, net, "standby"+id, DaemonPgnoded, 3, ClusterOptions{Timing: Fast}, nil)
 	for _, n := range sb.Nodes {
-		addStandbyCluster(t, n.ConfigPath, fmt.Sprintf(
+		n.EditConfig(t, "  dcs:\n", "  dcs:\n"+fmt.Sprintf(
 			"    standby_cluster:\n      host: 127.0.0.1\n      port: %d\n      primary_slot_name: dr\n"+
 				"      restore_command: 'cp %s/%%f %%p'\n      create_replica_methods: [basebackup]\n", p.PGPort, archive))
 	}
@@ -165,16 +162,7 @@ func TestStandbyCluster(t *testing.T) {
 // insertRows writes ids from..to into dr_rows on n.
 func insertRows(t *testing.T, n *Node, from, to int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := n.Conn(ctx)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", n.Name, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "insert into dr_rows (id) select generate_series($1::bigint, $2::bigint)", from, to); err != nil {
-		t.Fatalf("insert on %s: %v", n.Name, err)
-	}
+	execSQL(t, n, fmt.Sprintf("insert into dr_rows (id) select generate_series(%d, %d)", from, to))
 }
 
 // waitRows waits until every node holds want rows in dr_rows.
@@ -216,53 +204,26 @@ func waitStandbyLeader(t *testing.T, c *Cluster, not *Node, timeout time.Duratio
 	return found
 }
 
-// addStandbyCluster inserts a standby_cluster section into bootstrap.dcs of a node's config file.
-func addStandbyCluster(t *testing.T, path, section string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(b), "  dcs:\n", "  dcs:\n"+section, 1)
-	if text == string(b) {
-		t.Fatalf("%s has no bootstrap.dcs", path)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // checkStandbyLeaderShown: the standby leader's role is standby_leader in
 // GET /cluster, in its member key, and `pgnodectl list` shows "Standby Leader".
 func checkStandbyLeaderShown(t *testing.T, c *Cluster, leader *Node) {
 	t.Helper()
-	var doc struct {
-		Members []struct{ Name, Role string } `json:"members"`
-	}
-	if code, b := leader.Get("/cluster"); code != 200 || json.Unmarshal(b, &doc) != nil {
-		t.Fatalf("GET /cluster: %d %s", code, b)
-	}
-	for _, m := range doc.Members {
+	for name, role := range leader.ClusterRoles(t) {
 		want := "replica"
-		if m.Name == leader.Name {
+		if name == leader.Name {
 			want = "standby_leader"
 		}
-		if m.Role != want {
-			t.Errorf("/cluster: %s has role %q, want %q", m.Name, m.Role, want)
+		if role != want {
+			t.Errorf("/cluster: %s has role %q, want %q", name, role, want)
 		}
 	}
 	WaitFor(t, 20*time.Second, "role standby_leader in the member key of "+leader.Name, func() bool {
 		v, _ := c.EtcdKey(context.Background(), "members/"+leader.Name)
 		return strings.Contains(v, `"role":"standby_leader"`)
 	})
-	ctl := filepath.Join(filepath.Dir(pgnodedBin), "pgnodectl")
-	if _, err := os.Stat(ctl); err != nil {
-		t.Logf("pgnodectl not found next to %s: list not checked", pgnodedBin)
-		return
-	}
-	out, err := exec.Command(ctl, "-c", leader.ConfigPath, "list").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "| Standby Leader |") {
-		t.Errorf("pgnodectl list: %v\n%s", err, out)
+	out := runPgnodectl(t, "-c", leader.ConfigPath, "list")
+	if !strings.Contains(out, "| Standby Leader |") {
+		t.Errorf("pgnodectl list does not show the Standby Leader:\n%s", out)
 	}
 	t.Logf("pgnodectl list:\n%s", out)
 }

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
@@ -88,19 +86,7 @@ func oneSyncNodeLoss(b *testing.B, d Daemon, tm Timing) (r syncNodeLoss) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gone := make(chan time.Time, 1)
-	wch := c.Etcd.Client().Watch(ctx, "/itest/"+c.Scope+"/leader")
-	go func() { // ends with ctx (the run)
-		for resp := range wch {
-			for _, ev := range resp.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					gone <- time.Now()
-					return
-				}
-			}
-		}
-	}()
-	time.Sleep(200 * time.Millisecond) // let the watch register before the kill
+	gone := watchLeaderGone(ctx, b, c)
 	p.NodeLoss()
 	killedAt := time.Now()
 	var goneAt time.Time
@@ -113,13 +99,9 @@ func oneSyncNodeLoss(b *testing.B, d Daemon, tm Timing) (r syncNodeLoss) {
 	}
 	var resumed time.Time
 	if !pollFor(60*time.Second, func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if n := len(w.acks); n > 0 && w.acks[n-1].Sent.After(killedAt) {
-			resumed = w.acks[n-1].Recv
-			return true
-		}
-		return false
+		var ok bool
+		resumed, ok = w.ResumedAfter(killedAt)
+		return ok
 	}) {
 		w.Stop()
 		c.DumpLogs(envInt("PGNODED_BENCH_LOG_BYTES", 3000))
@@ -156,13 +138,7 @@ func benchSyncSwitchover(b *testing.B, d Daemon) {
 			return s
 		})
 		c.Close()
-		b.ReportMetric(ms(percentile(r.outages, 0)), "outage-min-ms")
-		b.ReportMetric(ms(percentile(r.outages, 50)), "outage-med-ms")
-		b.ReportMetric(ms(percentile(r.outages, 100)), "outage-max-ms")
-		b.ReportMetric(ms(percentile(r.answers, 50)), "answer-med-ms")
-		b.ReportMetric(float64(len(r.outages)), "switchovers")
-		b.ReportMetric(float64(r.acked), "acked-rows")
-		b.ReportMetric(float64(len(r.lost)), "lost-rows")
+		r.report(b)
 	}
 }
 
@@ -221,8 +197,7 @@ func setSyncMode(b *testing.B, c *Cluster, p *Node, on bool) {
 	}
 	WaitFor(b, 60*time.Second, "synchronous_mode off in effect on "+p.Name, func() bool {
 		_, has := c.SyncKey(context.Background())
-		ssn, err := p.QueryString("select current_setting('synchronous_standby_names')")
-		return !has && err == nil && ssn == ""
+		return !has && showSSN(p) == ""
 	})
 }
 

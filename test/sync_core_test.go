@@ -4,46 +4,20 @@ package test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/ha/plan"
 	"github.com/pgnoded/pgnoded/internal/testenv"
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
 )
 
-// syncKey reads the sync key: its leader and listed standbys ("" key absent).
-func syncKey(c *Cluster) (leader string, standbys []string, raw string) {
-	v, ok := c.EtcdKey(context.Background(), "sync")
-	if !ok {
-		return "", nil, ""
-	}
-	var s struct {
-		Leader      string  `json:"leader"`
-		SyncStandby *string `json:"sync_standby"`
-	}
-	_ = json.Unmarshal([]byte(v), &s)
-	if s.SyncStandby != nil {
-		standbys = strings.Split(*s.SyncStandby, ",")
-	}
-	return s.Leader, standbys, v
-}
-
-// showSSN is synchronous_standby_names on n.
-func showSSN(t testing.TB, n *Node) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := n.Conn(ctx)
+// showSSN is synchronous_standby_names on n ("<error>" when it cannot be read).
+func showSSN(n *Node) string {
+	v, err := n.QueryString("SHOW synchronous_standby_names")
 	if err != nil {
-		return "<" + err.Error() + ">"
-	}
-	defer closeConn(conn)
-	var v string
-	if err := conn.QueryRow(ctx, "SHOW synchronous_standby_names").Scan(&v); err != nil {
 		return "<" + err.Error() + ">"
 	}
 	return v
@@ -57,22 +31,10 @@ func enableSync(t *testing.T, c *Cluster, p *Node, patch map[string]any) *Node {
 	if code, text := p.Call(t, "PATCH", "/config", patch); code != 200 {
 		t.Fatalf("PATCH /config %v: %d %s", patch, code, text)
 	}
-	var standby *Node
-	WaitFor(t, 60*time.Second, "the sync key to name the primary and a standby", func() bool {
-		leader, standbys, _ := syncKey(c)
-		if leader != p.Name || len(standbys) != 1 {
-			return false
-		}
-		for _, n := range c.Others(p) {
-			if n.Name == standbys[0] {
-				standby = n
-			}
-		}
-		return standby != nil
-	})
-	_, _, raw := syncKey(c)
+	standby := c.WaitSyncListed(t, p, 60*time.Second)
+	raw, _ := c.EtcdKey(context.Background(), "sync")
 	want := plan.FormatSSN([]string{standby.Name}, false, false, nil)
-	WaitFor(t, 10*time.Second, "synchronous_standby_names on the primary = "+want, func() bool { return showSSN(t, p) == want })
+	WaitFor(t, 10*time.Second, "synchronous_standby_names on the primary = "+want, func() bool { return showSSN(p) == want })
 	t.Logf("sync key %s; synchronous_standby_names on %s = %q", raw, p.Name, want)
 	return standby
 }
@@ -109,8 +71,9 @@ func TestSyncCoreNodeLossPromotesSyncStandby(t *testing.T) {
 	}
 	// The new primary keeps the key: it leads it and, once the other replica follows it, lists it.
 	WaitFor(t, 60*time.Second, "the new primary to lead the sync key with a standby", func() bool {
-		leader, standbys, _ := syncKey(c)
-		return leader == np.Name && len(standbys) == 1 && standbys[0] != p.Name
+		k, ok := c.SyncKey(context.Background())
+		sb := k.Standbys()
+		return ok && k.Leader == np.Name && len(sb) == 1 && sb[0] != p.Name
 	})
 
 	// Turned off: the key is deleted and synchronous_standby_names is empty again.
@@ -118,8 +81,8 @@ func TestSyncCoreNodeLossPromotesSyncStandby(t *testing.T) {
 		t.Fatalf("PATCH synchronous_mode false: %d %s", code, text)
 	}
 	WaitFor(t, 30*time.Second, "the sync key deleted and the GUC cleared", func() bool {
-		_, _, raw := syncKey(c)
-		return raw == "" && showSSN(t, np) == ""
+		_, has := c.EtcdKey(context.Background(), "sync")
+		return !has && showSSN(np) == ""
 	})
 }
 
@@ -131,38 +94,12 @@ func TestSyncCoreNodeLossPromotesSyncStandby(t *testing.T) {
 func TestSyncCoreStrictFromBootstrap(t *testing.T) {
 	testenv.RequireRoot(t)
 	c := newCluster(t, newLoopback(t), fmt.Sprintf("it%d-%d", os.Getpid(), time.Now().UnixNano()%100000),
-		DaemonPgnoded, 3, ClusterOptions{Timing: Fast}, nil)
-	for _, n := range c.Nodes {
-		b, err := os.ReadFile(n.ConfigPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc := strings.Replace(string(b), "    failsafe_mode: false\n",
-			"    failsafe_mode: false\n    synchronous_mode: true\n    synchronous_mode_strict: true\n", 1)
-		if doc == string(b) {
-			t.Fatalf("no failsafe_mode line to extend in %s", n.ConfigPath)
-		}
-		if err := os.WriteFile(n.ConfigPath, []byte(doc), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+		DaemonPgnoded, 3, ClusterOptions{Timing: Fast, Sync: &nodeconf.Sync{Strict: true}}, nil)
 	c.StartAll()
 	p := c.WaitPrimary(120*time.Second, nil)
 	c.WaitHealthyReplicas(90*time.Second, p)
-	var s *Node
-	WaitFor(t, 60*time.Second, "the sync key to name the primary and a standby", func() bool {
-		leader, standbys, _ := syncKey(c)
-		if leader != p.Name || len(standbys) != 1 {
-			return false
-		}
-		for _, n := range c.Others(p) {
-			if n.Name == standbys[0] {
-				s = n
-			}
-		}
-		return s != nil
-	})
-	if got := showSSN(t, p); got != s.Name {
+	s := c.WaitSyncListed(t, p, 60*time.Second)
+	if got := showSSN(p); got != s.Name {
 		t.Errorf("synchronous_standby_names on %s = %q, want %q", p.Name, got, s.Name)
 	}
 	w := StartWriter(t, c, p)

@@ -61,6 +61,27 @@ func (c *Cluster) SyncKey(ctx context.Context) (syncState, bool) {
 	return s, true
 }
 
+// WaitSyncListed waits until /sync names p as its leader and exactly one
+// standby, one of p's replicas, and returns that standby.
+func (c *Cluster) WaitSyncListed(t testing.TB, p *Node, limit time.Duration) *Node {
+	t.Helper()
+	var listed *Node
+	WaitFor(t, limit, "the sync key to name the primary "+p.Name+" and a standby", func() bool {
+		k, ok := c.SyncKey(context.Background())
+		sb := k.Standbys()
+		if !ok || k.Leader != p.Name || len(sb) != 1 {
+			return false
+		}
+		for _, n := range c.Others(p) {
+			if n.Name == sb[0] {
+				listed = n
+			}
+		}
+		return listed != nil
+	})
+	return listed
+}
+
 // forSyncDaemons runs fn as one subtest per daemon: pgnoded, and Patroni
 // 3.0.2 (which has synchronous mode: the test's own check) when
 // PGNODED_SYNC_PATRONI=1.

@@ -121,8 +121,7 @@ func TestSyncStrictAllReplicasStopped(t *testing.T) {
 		if k := c.LeaderKey(); k != p.Name {
 			t.Errorf("leader key %q while %s waits for a standby", k, p.Name)
 		}
-		gucs, _ := p.QueryString("select current_setting('synchronous_standby_names')")
-		t.Logf("commit waiting %v with every replica stopped; synchronous_standby_names = %q", wait, gucs)
+		t.Logf("commit waiting %v with every replica stopped; synchronous_standby_names = %q", wait, showSSN(p))
 
 		backAt := time.Now()
 		a.Start()

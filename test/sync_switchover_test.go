@@ -35,8 +35,9 @@ func TestSyncSwitchover(t *testing.T) {
 		if v, ok := c.EtcdKey(t.Context(), "failover"); ok && strings.Contains(v, a.Name) {
 			t.Errorf("the refused switchover left a /failover key: %s", v)
 		}
-		time.Sleep(time.Duration(2*Fast.LoopWait) * time.Second) // two loops: nothing may follow the refusal
-		if k := c.LeaderKey(); k != p.Name {
+		// Two loops: nothing may follow the refusal; the leader key is sampled throughout.
+		moved := pollFor(time.Duration(2*Fast.LoopWait)*time.Second, func() bool { return c.LeaderKey() != p.Name })
+		if k := c.LeaderKey(); moved || k != p.Name {
 			t.Fatalf("leader key %q after a refused switchover (was %s)", k, p.Name)
 		}
 

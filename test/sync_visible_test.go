@@ -3,34 +3,29 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/pgnoded/pgnoded/internal/ctl"
 )
 
 // Synchronous replication made visible (the contract's health rows 7–11,
 // /patroni, /cluster, /metrics, patronictl list) on a running loopback
-// cluster whose sync key and synchronous_mode are written into etcd by the
-// test, as a synchronous primary would write them: pgnoded shows the listed
-// replica as the sync standby everywhere Patroni does, and Debian's patronictl
-// 3.0.2 and pgnodectl list print it as "Sync Standby". Then the nosync dance:
-// POST /restart to the sync standby publishes nosync in its member key and
-// waits, postgres untouched, until the test (playing the primary) drops it
-// from the sync key; the restart then runs and the tag goes away. SIGTERM
-// (a clean stop) does the same before it stops postgres.
-// The primary keeps the sync key itself (it picks the standby and drops the
-// one that asks for release).
+// cluster whose synchronous_mode the test writes into /config through etcd;
+// the primary keeps the sync key itself (it picks the standby and drops the
+// one that asks for release). pgnoded shows the listed replica as the sync
+// standby everywhere Patroni does, and Debian's patronictl 3.0.2 and pgnodectl
+// list print it as "Sync Standby". Then the nosync dance: POST /restart to the
+// sync standby publishes nosync in its member key and waits, postgres
+// untouched, until the primary drops it from the sync key; the restart then
+// runs and the tag goes away. SIGTERM (a clean stop) does the same before it
+// stops postgres.
 func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	timing := Timing{TTL: 20, LoopWait: 5, RetryTimeout: 5} // 2×loop_wait = 10 s: an event wake is told apart from the limit
 	c := StartCluster(t, 3, timing)
@@ -45,7 +40,7 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	}
 	doc["synchronous_mode"] = true
 	putConfig(t, c, doc)
-	syncN := svWaitListed(t, c, p, 60*time.Second)
+	syncN := c.WaitSyncListed(t, p, 60*time.Second)
 	asyncN := c.Others(p, syncN)[0]
 
 	// Health checks, rows 7–11 (3.0.2: /quorum is unknown, 503).
@@ -79,7 +74,7 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	if st := asyncN.Status(); st["sync_standby"] != nil {
 		t.Errorf("%s /patroni sync_standby = %v, want absent", asyncN.Name, st["sync_standby"])
 	}
-	roles := svClusterRoles(t, asyncN)
+	roles := asyncN.ClusterRoles(t)
 	if roles[syncN.Name] != "sync_standby" || roles[asyncN.Name] != "replica" || roles[p.Name] != "leader" {
 		t.Errorf("/cluster roles %v, want %s sync_standby", roles, syncN.Name)
 	}
@@ -94,7 +89,7 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	}
 
 	// pgnodectl list and Debian's patronictl list.
-	out := svPgnodectl(t, "-c", p.ConfigPath, "list")
+	out := runPgnodectl(t, "-c", p.ConfigPath, "list")
 	if !regexp.MustCompile(`\| ` + syncN.Name + ` +\|[^|]+\| Sync Standby +\|`).MatchString(out) {
 		t.Errorf("pgnodectl list does not show %s as Sync Standby:\n%s", syncN.Name, out)
 	}
@@ -157,7 +152,7 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 
 	// The same dance before a clean stop (SIGTERM, systemctl stop), by
 	// whichever replica the primary lists now.
-	syncN = svWaitListed(t, c, p, 60*time.Second)
+	syncN = c.WaitSyncListed(t, p, 60*time.Second)
 	WaitFor(t, 30*time.Second, syncN.Name+" answers /sync", func() bool { return syncN.Check("/sync") == 200 })
 	pid = syncN.PostmasterPID()
 	askedBefore := syncN.LogCount(svAsked)
@@ -177,48 +172,29 @@ func TestSyncStandbyVisibleAndReleased(t *testing.T) {
 	}
 }
 
-// svPutSync writes the sync key: {"leader": leader, "sync_standby": standbys or null}.
 // svAsked is the log line of a sync standby that published nosync and waits for its release.
 const svAsked = "Waiting for primary to release us from synchronous standby"
-
-// svWaitListed waits until the primary p lists a standby in the sync key and returns it.
-func svWaitListed(t *testing.T, c *Cluster, p *Node, limit time.Duration) *Node {
-	t.Helper()
-	var listed *Node
-	WaitFor(t, limit, "the primary to list a sync standby", func() bool {
-		l, sb, _ := syncKey(c)
-		if l != p.Name || len(sb) != 1 {
-			return false
-		}
-		for _, n := range c.Others(p) {
-			if n.Name == sb[0] {
-				listed = n
-			}
-		}
-		return listed != nil
-	})
-	return listed
-}
 
 // svUntilReleased samples the sync key and n's postmaster until the key no
 // longer lists n, failing if the postmaster (pid) went away before that; it
 // returns when the release was seen.
 func svUntilReleased(t *testing.T, c *Cluster, n *Node, pid int, limit time.Duration) time.Time {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		_, sb, _ := syncKey(c)
-		listed := slices.Contains(sb, n.Name)
-		if listed && n.PostmasterPID() != pid {
+	var released time.Time
+	if !pollEvery(limit, 20*time.Millisecond, func() bool {
+		k, _ := c.SyncKey(context.Background())
+		if !k.Names(n.Name) {
+			released = time.Now()
+			return true
+		}
+		if n.PostmasterPID() != pid {
 			t.Fatalf("%s's postgres (pid %d) went away while still listed in the sync key", n.Name, pid)
 		}
-		if !listed {
-			return time.Now()
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("the primary did not release %s from the sync key within %v", n.Name, limit)
 	}
-	t.Fatalf("the primary did not release %s from the sync key within %v", n.Name, limit)
-	return time.Time{}
+	return released
 }
 
 // svMemberNoSync reports whether name's member key carries the tag nosync: true.
@@ -231,33 +207,4 @@ func svMemberNoSync(c *Cluster, name string) bool {
 		Tags map[string]any `json:"tags"`
 	}
 	return json.Unmarshal([]byte(raw), &m) == nil && m.Tags["nosync"] == true
-}
-
-// svClusterRoles is GET /cluster's role by member name.
-func svClusterRoles(t *testing.T, n *Node) map[string]string {
-	t.Helper()
-	code, b := n.Get("/cluster")
-	var doc struct {
-		Members []struct{ Name, Role string } `json:"members"`
-	}
-	if code != http.StatusOK || json.Unmarshal(b, &doc) != nil {
-		t.Fatalf("GET /cluster on %s: %d %s", n.Name, code, b)
-	}
-	out := map[string]string{}
-	for _, m := range doc.Members {
-		out[m.Name] = m.Role
-	}
-	return out
-}
-
-// svPgnodectl runs pgnodectl in this process and returns its output; a non-zero exit fails the test.
-func svPgnodectl(t *testing.T, args ...string) string {
-	t.Helper()
-	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if code := ctl.Run(ctx, args, ctl.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Environ: os.Environ()}); code != ctl.ExitOK {
-		t.Fatalf("pgnodectl %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
-	}
-	return out.String()
 }

@@ -206,17 +206,23 @@ func (w *Writer) WaitWritesResume(t testing.TB, timeout time.Duration, after tim
 	t.Helper()
 	var at time.Time
 	WaitFor(t, timeout, "writes to resume", func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		// Sent after `after`, not only answered after it: an insert in
-		// flight at a kill is answered by the old primary just after it.
-		if n := len(w.acks); n > 0 && w.acks[n-1].Sent.After(after) {
-			at = w.acks[n-1].Recv
-			return true
-		}
-		return false
+		var ok bool
+		at, ok = w.ResumedAfter(after)
+		return ok
 	})
 	return at
+}
+
+// ResumedAfter is the arrival of the latest acknowledgement when its write
+// was sent after `after` (false otherwise). Sent after, not only answered
+// after: an insert in flight at a kill is answered by the old primary just after it.
+func (w *Writer) ResumedAfter(after time.Time) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n := len(w.acks); n > 0 && w.acks[n-1].Sent.After(after) {
+		return w.acks[n-1].Recv, true
+	}
+	return time.Time{}, false
 }
 
 // Lost stops the writer and returns the acknowledged ids missing on node p.

@@ -40,16 +40,9 @@ func switchoverCells(res *results, bench string) (outage, lost, answer string) {
 	if len(m["outage-med-ms"]) == 0 {
 		return notMeasured, notMeasured, notMeasured
 	}
-	sum := func(unit string) float64 {
-		var s float64
-		for _, v := range m[unit] {
-			s += v
-		}
-		return s
-	}
 	outage = fmt.Sprintf("%.0f ms (%.0f–%.0f, n=%.0f switchovers)", median(m["outage-med-ms"]),
-		slices.Min(m["outage-min-ms"]), slices.Max(m["outage-max-ms"]), sum("switchovers"))
-	lost = fmt.Sprintf("%.0f of %.0f", sum("lost-rows"), sum("acked-rows"))
+		slices.Min(m["outage-min-ms"]), slices.Max(m["outage-max-ms"]), sum(m["switchovers"]))
+	lost = lostCell(res, bench)
 	answer = fmt.Sprintf("%.0f ms", median(m["answer-med-ms"]))
 	return outage, lost, answer
 }
@@ -100,6 +93,15 @@ func footprintRows(res *results) []row {
 		{"footprint: second process per node (pgnoded's fence guard) RSS", idle,
 			metricCell(res, pgFootprint, "guard-rss-max-MiB", 1, "%.1f", " MiB"), "none"},
 	}
+}
+
+// sum of xs.
+func sum(xs []float64) float64 {
+	var s float64
+	for _, v := range xs {
+		s += v
+	}
+	return s
 }
 
 // median of xs (the upper one of an even count).

@@ -33,20 +33,14 @@ func spreadCell(res *results, bench, unit string) string {
 	return cell
 }
 
-// lostCell is "lost of acked" of a benchmark reporting lost-rows and acked-rows.
+// lostCell is "lost of acked" of a benchmark reporting lost-rows and acked-rows,
+// summed over its result lines.
 func lostCell(res *results, bench string) string {
 	m := res.Metrics[bench]
 	if len(m["lost-rows"]) == 0 || len(m["acked-rows"]) == 0 {
 		return notMeasured
 	}
-	var lost, acked float64
-	for _, v := range m["lost-rows"] {
-		lost += v
-	}
-	for _, v := range m["acked-rows"] {
-		acked += v
-	}
-	return fmt.Sprintf("%.0f of %.0f", lost, acked)
+	return fmt.Sprintf("%.0f of %.0f", sum(m["lost-rows"]), sum(m["acked-rows"]))
 }
 
 // overheadCell is the sync-minus-async difference of a latency metric (µs) in ms.
