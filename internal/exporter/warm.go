@@ -94,26 +94,14 @@ func (c *pgCollector) warm(ctx context.Context) (bool, error) {
 	if c.up {
 		return false, nil
 	}
-	row, err := c.run.queryRow(ctx, c.main.pool, precheckSQL)
-	var (
-		f   serverFacts
-		dbs []string
-	)
-	if err == nil {
-		f, dbs, err = readPrecheck(row)
-	}
+	f, dbs, err := c.precheck(ctx)
 	if err != nil {
 		return false, fmt.Errorf("precheck: %w", err)
 	}
-	f.tags = c.cfg.Tags
-	c.main.dbname = f.dbname
-	c.syncTargets(dbs, f.dbname)
+	targets, facts := c.targetsFor(f, dbs)
 	var wg sync.WaitGroup
-	wg.Go(func() { c.warmTarget(ctx, c.main, f) })
-	for name, t := range c.others {
-		tf := f
-		tf.dbname = name
-		wg.Go(func() { c.warmTarget(ctx, t, tf) })
+	for i, t := range targets {
+		wg.Go(func() { c.warmTarget(ctx, t, facts[i]) })
 	}
 	wg.Wait()
 	return true, nil
