@@ -65,16 +65,7 @@ func (e *Exporter) waitPostgresRunning(ctx context.Context) bool {
 	if e.snap == nil {
 		return ctx.Err() == nil
 	}
-	poll := time.NewTicker(warmSnapshotPoll)
-	defer poll.Stop()
-	for s := e.snap(); s == nil || s.PG.State != cluster.StateRunning; s = e.snap() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-poll.C:
-		}
-	}
-	return true
+	return cluster.AwaitRunning(ctx, e.snap, warmSnapshotPoll)
 }
 
 // warm moves a new backend's one-off costs out of the first scrape: it
