@@ -25,16 +25,9 @@ const trimSettle = 10 * time.Second
 // freeing memory (they stay in the page cache, charged to the same cgroup).
 // It runs once, and gives up when ctx ends.
 func trimAfterStartup(ctx context.Context, snap func() *cluster.Snapshot, settleFor time.Duration, log *slog.Logger) {
-	poll := time.NewTicker(time.Second)
-	defer poll.Stop()
-	for s := snap(); s == nil || s.PG.State != cluster.StateRunning; s = snap() {
-		select {
-		case <-ctx.Done():
-			return
-		case <-poll.C:
-		}
+	if !cluster.AwaitRunning(ctx, snap, time.Second) {
+		return
 	}
-	poll.Stop()
 	settle := time.NewTimer(settleFor)
 	defer settle.Stop()
 	select {

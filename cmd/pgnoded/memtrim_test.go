@@ -33,7 +33,9 @@ func (l *lockedBuffer) String() string {
 
 func TestTrimAfterStartupWaitsForPostgres(t *testing.T) {
 	var running atomic.Bool
+	var reads atomic.Int32
 	snap := func() *cluster.Snapshot {
+		reads.Add(1)
 		s := &cluster.Snapshot{}
 		if running.Load() {
 			s.PG.State = cluster.StateRunning
@@ -47,7 +49,12 @@ func TestTrimAfterStartupWaitsForPostgres(t *testing.T) {
 		defer close(done)
 		trimAfterStartup(context.Background(), snap, 0, log)
 	}()
-	time.Sleep(1500 * time.Millisecond) // a poll or more while postgres is not running
+	// A poll or more while postgres is not running: the first read and one after it.
+	for deadline := time.Now().Add(30 * time.Second); reads.Load() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("trimAfterStartup did not poll the snapshot")
+		}
+	}
 	if strings.Contains(out.String(), "released") {
 		t.Fatalf("released before postgres ran: %s", out.String())
 	}

@@ -95,15 +95,20 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 	c := DefaultDynamicConfig()
 	c.Raw = raw
 	var errs []string
-	intKey := func(key string, dst *int) {
+	int64Key := func(key string, dst *int64) {
 		if v, ok := raw[key]; ok && v != nil {
 			n, err := ParseInt(v)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", key, err))
 				return
 			}
-			*dst = int(n)
+			*dst = n
 		}
+	}
+	intKey := func(key string, dst *int) {
+		n := int64(*dst)
+		int64Key(key, &n)
+		*dst = int(n)
 	}
 	boolKey := func(m map[string]any, key string, dst *bool) {
 		if v, ok := m[key]; ok && v != nil {
@@ -118,14 +123,7 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 	intKey("ttl", &c.TTL)
 	intKey("loop_wait", &c.LoopWait)
 	intKey("retry_timeout", &c.RetryTimeout)
-	if v, ok := raw["maximum_lag_on_failover"]; ok && v != nil {
-		n, err := ParseInt(v)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("maximum_lag_on_failover: %v", err))
-		} else {
-			c.MaximumLagOnFailover = n
-		}
-	}
+	int64Key("maximum_lag_on_failover", &c.MaximumLagOnFailover)
 	if _, ok := raw["primary_start_timeout"]; ok {
 		intKey("primary_start_timeout", &c.PrimaryStartTimeout)
 	} else {
@@ -138,14 +136,7 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 	}
 	intKey("max_timelines_history", &c.MaxTimelinesHistory)
 	intKey("synchronous_node_count", &c.SynchronousNodeCount)
-	if v, ok := raw["maximum_lag_on_syncnode"]; ok && v != nil {
-		n, err := ParseInt(v)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("maximum_lag_on_syncnode: %v", err))
-		} else {
-			c.MaximumLagOnSyncnode = n
-		}
-	}
+	int64Key("maximum_lag_on_syncnode", &c.MaximumLagOnSyncnode)
 	boolKey(raw, "check_timeline", &c.CheckTimeline)
 	if v, ok := raw["synchronous_mode"].(string); ok && strings.EqualFold(strings.TrimSpace(v), "quorum") {
 		c.SynchronousMode, c.SynchronousQuorum = true, true // quorum is refused by the key table until pgnoded implements it

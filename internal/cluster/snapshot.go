@@ -1,6 +1,9 @@
 package cluster
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Role is the HA role of this node as pgnoded decides it.
 type Role string
@@ -118,4 +121,20 @@ func (s *Snapshot) IsLeader(now time.Time) bool {
 // DCSAvailable reports whether the cached DCS view is still valid at now.
 func (s *Snapshot) DCSAvailable(now time.Time) bool {
 	return s != nil && s.View.Valid(now, s.TTL)
+}
+
+// AwaitRunning reads snap every poll until it shows postgres running (snap is
+// an atomic load, such as the HA node's Snapshot); false when ctx ended first.
+// The node publishes no change notification, so this polls.
+func AwaitRunning(ctx context.Context, snap func() *Snapshot, poll time.Duration) bool {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for s := snap(); s == nil || s.PG.State != StateRunning; s = snap() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }

@@ -13,7 +13,7 @@ type StandbyCluster struct {
 	Host                  string   // one host, or several separated by commas
 	Port                  int      // 0: libpq's default
 	PrimarySlotName       string   // slot on the remote primary; "" streams without one
-	CreateReplicaMethods  []string // how the standby leader is created (pgnoded: basebackup)
+	CreateReplicaMethods  []string // how the standby leader is created: basebackup or postgresql.<name> sections
 	RestoreCommand        string
 	ArchiveCleanupCommand string
 	RecoveryMinApplyDelay string // as written (e.g. "5min" or 300000)

@@ -228,8 +228,11 @@ func checkPostgres(c *Config, p *problems) {
 			c.errorf(p, key, "create_replica_methods lists %q but postgresql.%s.command is not set", m, m)
 		}
 	}
-	for key := range pg.ReplicaMethods {
-		if !slices.Contains(pg.CreateReplicaMethods, key) && !hasRule("postgresql."+key) {
+	// A section with a command is a method standby_cluster.create_replica_methods
+	// may name (a dynamic setting) even when create_replica_methods does not.
+	for key, v := range pg.ReplicaMethods {
+		section, _ := v.(map[string]any)
+		if section["command"] == nil && !slices.Contains(pg.CreateReplicaMethods, key) && !hasRule("postgresql."+key) {
 			p.warnf(c.where("postgresql."+key), "postgresql."+key, "unknown key, ignored")
 		}
 	}

@@ -232,3 +232,25 @@ ttl: 30
 		t.Errorf("warning text = %q", got["restapi.server_tokens"].String())
 	}
 }
+
+// A postgresql.<name> section with a command is a replica method that
+// standby_cluster.create_replica_methods may name even when
+// postgresql.create_replica_methods does not: it is not an unknown key. A
+// section without a command is not a method and still warns.
+func TestUnlistedReplicaMethodSections(t *testing.T) {
+	doc := minimal + "  pgbackrest:\n    command: /usr/bin/pgbackrest --stanza=main restore\n  typo_section:\n    keep_data: true\n"
+	_, warns, err := Load(writeFile(t, t.TempDir(), "pgnoded.yml", doc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, w := range warns {
+		got[w.Key] = true
+	}
+	if got["postgresql.pgbackrest"] {
+		t.Errorf("postgresql.pgbackrest (a method with a command) warned: %v", warns)
+	}
+	if !got["postgresql.typo_section"] {
+		t.Errorf("postgresql.typo_section (no command) not warned: %v", warns)
+	}
+}

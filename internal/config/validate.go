@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/pgnoded/pgnoded/internal/shlex"
 )
@@ -77,9 +76,11 @@ func checkFiles(c *Config, p *problems) {
 	}
 	fc.script("postgresql.pre_promote", pg.PrePromote)
 	fc.script("postgresql.before_stop", pg.BeforeStop)
-	// Method commands are often bare names found on PATH: only their splitting is checked.
+	// Method commands are often bare names found on PATH: only their splitting
+	// is checked, in every section (standby_cluster.create_replica_methods may
+	// name one that postgresql.create_replica_methods does not).
 	for name, section := range pg.ReplicaMethods {
-		if m, ok := section.(map[string]any); ok && slices.Contains(pg.CreateReplicaMethods, name) {
+		if m, ok := section.(map[string]any); ok {
 			fc.splits("postgresql."+name+".command", m["command"])
 		}
 	}

@@ -109,6 +109,7 @@ func TestValidateExistingFiles(t *testing.T) {
 		{"callback not executable", dir, "  callbacks:\n    on_start: " + script + " arg\n", "postgresql.callbacks.on_start", "not an executable"},
 		{"pre_promote not executable", dir, "  pre_promote: " + script + "\n", "postgresql.pre_promote", "not an executable"},
 		{"before_stop Patroni cannot split", dir, "  before_stop: \"/bin/echo 'a b\"\n", "postgresql.before_stop", "no closing quotation"},
+		{"unlisted replica method Patroni cannot split", dir, "  pgbackrest:\n    command: \"pgbackrest 'restore\"\n", "postgresql.pgbackrest.command", "no closing quotation"},
 		{"log dir is a file", dir, "log:\n  dir: " + script + "\n", "log.dir", "is not a directory"},
 		{"load errors too", dir, "bootstrap:\n  dcs:\n    ttl: 10\n", "bootstrap.dcs", "timing rule"},
 	}

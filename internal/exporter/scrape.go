@@ -56,6 +56,35 @@ const precheckSQL = `SELECT current_setting('server_version_num')::int, pg_is_in
 const catalogFactsSQL = `SELECT to_json(ARRAY(SELECT extname::text FROM pg_extension)),
 	to_json(ARRAY(SELECT nspname::text FROM pg_namespace))`
 
+// precheck runs the precheck on the main database: the server's facts (with
+// the configured tags) and the databases to scrape.
+func (c *pgCollector) precheck(ctx context.Context) (serverFacts, []string, error) {
+	row, err := c.run.queryRow(ctx, c.main.pool, precheckSQL)
+	if err != nil {
+		return serverFacts{}, nil, err
+	}
+	f, dbs, err := readPrecheck(row)
+	f.tags = c.cfg.Tags
+	return f, dbs, err
+}
+
+// targetsFor points the targets at the main database f.dbname and the
+// discovered databases dbs, and returns every target with its facts, the main
+// database first, the others by name.
+func (c *pgCollector) targetsFor(f serverFacts, dbs []string) ([]*target, []serverFacts) {
+	c.main.dbname = f.dbname
+	c.syncTargets(dbs, f.dbname)
+	targets := []*target{c.main}
+	facts := []serverFacts{f}
+	for _, name := range sortedKeys(c.others) {
+		tf := f
+		tf.dbname = name
+		targets = append(targets, c.others[name])
+		facts = append(facts, tf)
+	}
+	return targets, facts
+}
+
 // readPrecheck reads precheckSQL's row.
 func readPrecheck(row [][]byte) (f serverFacts, dbs []string, err error) {
 	if len(row) != 5 || row[0] == nil || row[1] == nil {
@@ -96,14 +125,7 @@ func (c *pgCollector) Collect(ch chan<- prometheus.Metric) {
 
 // scrape returns whether postgres answered and no fatal collector failed on the main database.
 func (c *pgCollector) scrape(ctx context.Context, ch chan<- prometheus.Metric) bool {
-	row, err := c.run.queryRow(ctx, c.main.pool, precheckSQL)
-	var (
-		f   serverFacts
-		dbs []string
-	)
-	if err == nil {
-		f, dbs, err = readPrecheck(row)
-	}
+	f, dbs, err := c.precheck(ctx)
 	if err != nil {
 		if c.up || !c.known {
 			c.log.Warn("postgres scrape precheck failed", "err", err)
@@ -117,19 +139,8 @@ func (c *pgCollector) scrape(ctx context.Context, ch chan<- prometheus.Metric) b
 			t.dropCaches()
 		}
 	}
-	f.tags = c.cfg.Tags
 	c.facts, c.known = f, true
-	c.main.dbname = f.dbname
-	c.syncTargets(dbs, f.dbname)
-
-	targets := []*target{c.main}
-	facts := []serverFacts{f}
-	for _, name := range sortedKeys(c.others) {
-		tf := f
-		tf.dbname = name
-		targets = append(targets, c.others[name])
-		facts = append(facts, tf)
-	}
+	targets, facts := c.targetsFor(f, dbs)
 	oks := make([]bool, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {

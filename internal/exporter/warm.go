@@ -65,16 +65,7 @@ func (e *Exporter) waitPostgresRunning(ctx context.Context) bool {
 	if e.snap == nil {
 		return ctx.Err() == nil
 	}
-	poll := time.NewTicker(warmSnapshotPoll)
-	defer poll.Stop()
-	for s := e.snap(); s == nil || s.PG.State != cluster.StateRunning; s = e.snap() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-poll.C:
-		}
-	}
-	return true
+	return cluster.AwaitRunning(ctx, e.snap, warmSnapshotPoll)
 }
 
 // warm moves a new backend's one-off costs out of the first scrape: it
@@ -94,26 +85,14 @@ func (c *pgCollector) warm(ctx context.Context) (bool, error) {
 	if c.up {
 		return false, nil
 	}
-	row, err := c.run.queryRow(ctx, c.main.pool, precheckSQL)
-	var (
-		f   serverFacts
-		dbs []string
-	)
-	if err == nil {
-		f, dbs, err = readPrecheck(row)
-	}
+	f, dbs, err := c.precheck(ctx)
 	if err != nil {
 		return false, fmt.Errorf("precheck: %w", err)
 	}
-	f.tags = c.cfg.Tags
-	c.main.dbname = f.dbname
-	c.syncTargets(dbs, f.dbname)
+	targets, facts := c.targetsFor(f, dbs)
 	var wg sync.WaitGroup
-	wg.Go(func() { c.warmTarget(ctx, c.main, f) })
-	for name, t := range c.others {
-		tf := f
-		tf.dbname = name
-		wg.Go(func() { c.warmTarget(ctx, t, tf) })
+	for i, t := range targets {
+		wg.Go(func() { c.warmTarget(ctx, t, facts[i]) })
 	}
 	wg.Wait()
 	return true, nil

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -169,32 +170,23 @@ func TestRunWarmsOncePostgresAnswers(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	port := testenv.FreePort(t)
 	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=postgres sslmode=disable connect_timeout=2", port, pg.User)
-	e, err := New(Config{Listen: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), DSN: dsn, Logger: testLogger(t)}, nil)
+	var logs logBuffer
+	e, err := New(Config{Listen: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), DSN: dsn, Logger: logs.logger()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- e.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	defer startRun(t, e)()
 
-	time.Sleep(300 * time.Millisecond) // the first attempt finds no postgres
+	waitUntil(t, 30*time.Second, "the first warm-up attempt finds no postgres", func() bool {
+		return strings.Contains(logs.String(), "postgres not reachable yet")
+	})
 	if n := len(idleConns(e.pool)); n != 0 {
 		t.Fatalf("%d connections while postgres was unreachable", n)
 	}
 	t.Cleanup(relay(t, "127.0.0.1:"+strconv.Itoa(port), "127.0.0.1:"+strconv.Itoa(pg.Port))) // after Run ended
-	deadline := time.Now().Add(60 * time.Second)
-	for len(idleConns(e.pool)) < DefaultPoolSize-1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("scrape connections not warmed after postgres came up: %d idle", len(idleConns(e.pool)))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, 60*time.Second, "scrape connections warmed after postgres came up", func() bool {
+		return len(idleConns(e.pool)) >= DefaultPoolSize-1
+	})
 	for i, names := range idleConns(e.pool) {
 		if len(names) == 0 {
 			t.Errorf("connection %d warmed without prepared statements", i)
@@ -252,7 +244,9 @@ func relay(t *testing.T, listen, target string) (stop func()) {
 func TestRunWarmsWhenHASeesPostgresRunning(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	var running atomic.Bool
+	var reads atomic.Int32
 	snap := func() *cluster.Snapshot {
+		reads.Add(1)
 		s := fixedSnapshot()
 		if running.Load() {
 			s.PG.State = cluster.StateRunning
@@ -265,25 +259,27 @@ func TestRunWarmsWhenHASeesPostgresRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- e.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	time.Sleep(time.Second) // postgres answers, but the HA loop has not seen it running
+	defer startRun(t, e)()
+	// Postgres answers, but the HA loop has not seen it running: a few polls go by.
+	waitUntil(t, 30*time.Second, "the warm-up polls the snapshot", func() bool { return reads.Load() >= 3 })
 	if n := len(idleConns(e.pool)); n != 0 {
 		t.Fatalf("warmed (%d connections) before the HA loop saw postgres running", n)
 	}
 	running.Store(true)
-	deadline := time.Now().Add(30 * time.Second)
-	for len(idleConns(e.pool)) < DefaultPoolSize-1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not warmed after the HA loop saw postgres running: %d idle connections", len(idleConns(e.pool)))
+	waitUntil(t, 30*time.Second, "warmed after the HA loop saw postgres running", func() bool {
+		return len(idleConns(e.pool)) >= DefaultPoolSize-1
+	})
+}
+
+// startRun runs e until the returned stop is called; Run must end without error.
+func startRun(t *testing.T, e *Exporter) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- e.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

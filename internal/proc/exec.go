@@ -61,14 +61,8 @@ var cEnv = []string{"LC_ALL=C", "LANG=C", "LC_MESSAGES=C"}
 // runTool runs a PostgreSQL binary from BinDir as the OS user and returns its
 // combined output. ctx cancellation sends SIGTERM, then SIGKILL after 10 s.
 func (p *Postgres) runTool(ctx context.Context, name string, env []string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(p.cfg.BinDir, name), args...)
-	cmd.Dir = "/"
-	cmd.Env = p.env(env...)
-	cmd.SysProcAttr = p.sysProcAttr(false)
+	cmd, out := p.command(ctx, filepath.Join(p.cfg.BinDir, name), args, env)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	out := &limitedBuffer{max: toolOutputLimit}
-	cmd.Stdout, cmd.Stderr = out, out
 	start := time.Now()
 	err := cmd.Run()
 	p.log.Debug("ran tool", "tool", name, "args", args, "duration", time.Since(start), "err", err)
@@ -79,6 +73,21 @@ func (p *Postgres) runTool(ctx context.Context, name string, env []string, args 
 		return out.String(), fmt.Errorf("%s: %w: %s", name, err, tail(out.String(), 2000))
 	}
 	return out.String(), nil
+}
+
+// command is a child run as the OS user from the root directory in its own
+// process group, with p.env(env...), its combined output kept in out (the
+// last toolOutputLimit bytes), and SIGKILL 10 s after ctx cancellation's
+// signal (the caller sets cmd.Cancel).
+func (p *Postgres) command(ctx context.Context, path string, args, env []string) (cmd *exec.Cmd, out *limitedBuffer) {
+	cmd = exec.CommandContext(ctx, path, args...)
+	cmd.Dir = "/"
+	cmd.Env = p.env(env...)
+	cmd.SysProcAttr = p.sysProcAttr(false)
+	cmd.WaitDelay = 10 * time.Second
+	out = &limitedBuffer{max: toolOutputLimit}
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, out
 }
 
 // limitedBuffer keeps the last max bytes written to it.

@@ -251,14 +251,8 @@ func (p *Postgres) runCommand(ctx context.Context, argv []string, env ...string)
 	if len(argv) == 0 || argv[0] == "" {
 		return "", errors.New("empty command")
 	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Dir = "/"
-	cmd.Env = p.env(env...)
-	cmd.SysProcAttr = p.sysProcAttr(false)
+	cmd, out := p.command(ctx, argv[0], argv[1:], env)
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	out := &limitedBuffer{max: toolOutputLimit}
-	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
 	var exit *exec.ExitError
 	switch {
