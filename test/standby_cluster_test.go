@@ -23,7 +23,8 @@ import (
 // leader (pgnoded and postgres) makes another member the standby leader,
 // still following (the time is logged: the standby-cluster failover time);
 // with streaming broken, WAL archived on the primary site reaches the
-// standby leader through restore_command; Debian's patronictl lists the
+// standby leader through restore_command, and its /patroni names the dead
+// remote address in pgnoded_upstream_error until streaming resumes; Debian's patronictl lists the
 // Standby Leader; `patronictl edit-config` removing standby_cluster promotes
 // it and writes are accepted.
 func TestStandbyCluster(t *testing.T) {
@@ -144,6 +145,28 @@ func TestStandbyCluster(t *testing.T) {
 		return next.LogCount("not streaming from the remote primary") > 0
 	})
 	t.Logf("%s logs: %s", next.Name, next.LogLine("not streaming from the remote primary"))
+	// /patroni says why too (pgnoded_upstream_error, a key Patroni's clients ignore), on the standby leader only.
+	deadAddr := fmt.Sprintf("127.0.0.1:%d", dead)
+	WaitFor(t, 40*time.Second, next.Name+"'s /patroni naming "+deadAddr+" in pgnoded_upstream_error", func() bool {
+		st := next.Status()
+		why, _ := st["pgnoded_upstream_error"].(string)
+		return strings.Contains(why, "not streaming from the remote primary "+deadAddr) && st["role"] == "standby_leader"
+	})
+	t.Logf("%s /patroni pgnoded_upstream_error: %v", next.Name, next.Status()["pgnoded_upstream_error"])
+	for _, n := range sb.Others(leader, next) {
+		if st := n.Status(); st != nil && st["pgnoded_upstream_error"] != nil {
+			t.Errorf("%s (following the standby leader) reports an upstream error: %v", n.Name, st["pgnoded_upstream_error"])
+		}
+	}
+	// The remote port back: streaming resumes and the field goes away.
+	if code, text := next.Call(t, "PATCH", "/config", map[string]any{"standby_cluster": map[string]any{"port": p.PGPort}}); code != 200 {
+		t.Fatalf("PATCH standby_cluster.port back: %d %s", code, text)
+	}
+	WaitFor(t, 60*time.Second, next.Name+" streaming again without pgnoded_upstream_error", func() bool {
+		st := next.Status()
+		_, has := st["pgnoded_upstream_error"]
+		return st != nil && st["replication_state"] == "streaming" && !has
+	})
 
 	// Removing standby_cluster promotes the standby leader without a restart; writes are accepted.
 	pid := next.PostmasterPID()

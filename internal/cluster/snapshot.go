@@ -75,6 +75,7 @@ type Snapshot struct {
 	PendingRestart   bool
 	ScheduledRestart map[string]any
 	WatchdogFailed   bool
+	UpstreamError    string // why this standby leader does not stream from the remote primary ("" while it does)
 
 	LastLoop   time.Time // when the HA loop last completed a cycle (liveness)
 	NextLoopAt time.Time // when the next cycle is due at the latest

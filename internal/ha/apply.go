@@ -186,6 +186,7 @@ func (l *loop) acquire(ctx context.Context, o plan.Observation, d plan.Decision)
 		if o.StandbyCluster() {
 			// A standby leader is not promoted: the next cycle points it at the remote primary.
 			l.log.Info("acquired the leader key as the standby leader", "remote", o.Config.StandbyCluster.Addr())
+			l.fire(d.Callbacks, plan.AfterAcquire)
 		} else if d.PrePromote {
 			l.st.long.prePromoteRace = &manual
 			l.launchPrePromote(ctx)

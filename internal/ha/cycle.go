@@ -54,6 +54,7 @@ func (l *loop) cycle(ctx context.Context) {
 func (l *loop) step(ctx context.Context, p plan.Plan, obs *plan.Observation) (replan bool) {
 	d := p.Decision
 	l.st.action = d.Message // the published action: what the loop is doing now
+	l.st.upstreamErr = plan.UpstreamError(l.st.upstreamErr, *obs, d)
 	attrs := []any{"action", d.Action.String(), "reason", d.Reason}
 	if d.Member != "" {
 		attrs = append(attrs, "target", d.Member)

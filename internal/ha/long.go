@@ -88,6 +88,9 @@ func (l *loop) finishLong(res longResult) {
 	l.st.long.failedAt[res.kind] = l.now()
 	cancelled := lr != nil && lr.cancelled && errors.Is(res.err, context.Canceled)
 	l.log.Error("long action failed", "kind", res.kind.String(), "cancelled", cancelled, "err", res.err)
+	if res.remoteClone && !cancelled {
+		l.st.upstreamErr = res.err.Error()
+	}
 	switch res.kind {
 	case plan.LongBootstrap:
 		if !cancelled {

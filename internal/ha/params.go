@@ -67,6 +67,9 @@ func (l *loop) reconcileParams(ctx context.Context) {
 	role := cluster.RolePrimary
 	if pg.InRecovery {
 		role = cluster.RoleReplica
+		if l.st.role == cluster.RoleStandbyLeader {
+			role = cluster.RoleStandbyLeader
+		}
 	}
 	l.fire([]plan.PlannedCallback{{Callback: cluster.OnReload, Role: role, After: plan.AfterReload}}, plan.AfterReload)
 	l.st.conf.paramsKey, l.st.conf.reloadPG = want, false

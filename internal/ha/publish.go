@@ -220,7 +220,7 @@ func (l *loop) publish() {
 		SyncStandby:    cfg.SynchronousMode && l.st.lease.view.Sync.Lists(l.cfg.Name, l.cfg.Compat),
 		WatchdogFailed: l.st.fence.failed, LastLoop: l.st.sched.lastLoop, NextLoopAt: l.nextWake(), Action: l.st.action,
 		FailsafeActive: l.failsafeActive(), VIPBound: l.st.fence.vipBound, Counters: l.counters(), ScheduledRestart: scheduledRestartDoc(l.st.sched.restart),
-		ConfigRefused: l.st.conf.refused, StandbyCluster: l.standbyCluster(),
+		ConfigRefused: l.st.conf.refused, StandbyCluster: l.standbyCluster(), UpstreamError: l.st.upstreamErr,
 	}
 	l.snap.Store(s)
 }

@@ -211,3 +211,47 @@ func TestSimShutdownRunsBeforeStopAndOnStop(t *testing.T) {
 		t.Errorf("clean shutdown of the leader: %q, want %q", got, want)
 	}
 }
+
+// In a standby cluster the standby leader's callbacks name the role
+// standby_leader (Patroni's follow with role standby_leader): its bootstrap's
+// on_start, and the failover winner's on_role_change when it leaves the
+// member it followed for the remote primary.
+func TestSimStandbyLeaderCallbacks(t *testing.T) {
+	w := newWorld(t, "pg1", "pg2", "pg3")
+	withHooks(map[string]bool{})(w)
+	w.addRemote("7300000000000000999", 1000)
+	w.setConfig(simStandbyConfig(true))
+	w.start(w.names...)
+	if !w.run(30*time.Second, w.healthyStandbyCluster) {
+		t.Fatalf("no healthy standby cluster: leader %q", w.leaderName())
+	}
+	first := w.leaderName()
+	a, b := w.otherThan(first), w.otherThan(first, w.otherThan(first))
+	w.run(2*time.Second, func() bool { return false })
+	got, mark := w.calls(0)
+	want := sortedCalls([]string{first + " on_start standby_leader", a + " on_start replica", b + " on_start replica"})
+	if !slices.Equal(sortedCalls(got), want) {
+		t.Errorf("bootstrap: %q, want %q", got, want)
+	}
+
+	w.stop(first)
+	w.mu.Lock()
+	w.nodes[first].pg.stopLocked("immediate")
+	w.mu.Unlock()
+	if !w.run(30*time.Second, func() bool {
+		l := w.leaderName()
+		return l != "" && l != first && w.upstreamOf(l) == "remote" && w.memberRole(l) == "standby_leader" &&
+			len(w.streamingReplicasOf(l)) == 1
+	}) {
+		t.Fatalf("no new standby leader: leader %q", w.leaderName())
+	}
+	winner := w.leaderName()
+	other := w.otherThan(first, winner)
+	w.run(2*time.Second, func() bool { return false })
+	got, _ = w.calls(mark)
+	want = sortedCalls([]string{winner + " on_role_change standby_leader", other + " on_reload replica"})
+	if !slices.Equal(sortedCalls(got), want) {
+		t.Errorf("failover: %q, want %q", got, want)
+	}
+	w.noViolations(t)
+}

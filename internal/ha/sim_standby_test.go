@@ -172,8 +172,69 @@ func TestSimStandbyBootstrapRetriesUnreachableRemote(t *testing.T) {
 	if !strings.Contains(w.logs.String(), "standby leader bootstrap from the remote primary remote:5432: create replica") {
 		t.Errorf("the failed clone is not logged with the remote address")
 	}
+	errs := w.upstreamErrors()
+	found := false
+	for _, e := range errs {
+		found = found || strings.Contains(e, "standby leader bootstrap from the remote primary remote:5432: create replica")
+	}
+	if !found {
+		t.Errorf("no snapshot publishes the failed clone's error: %v", errs)
+	}
 	if !w.run(30*time.Second, w.healthyStandbyCluster) {
 		t.Fatalf("no standby cluster once the remote primary answers: leader %q", w.leaderName())
+	}
+	if !w.run(10*time.Second, func() bool { return len(w.upstreamErrors()) == 0 }) {
+		t.Errorf("upstream errors published by a streaming standby cluster: %v", w.upstreamErrors())
+	}
+	w.noViolations(t)
+}
+
+// upstreamErrors maps each running node to the upstream error its snapshot
+// publishes (/patroni's pgnoded_upstream_error), when it has one.
+func (w *world) upstreamErrors() map[string]string {
+	out := map[string]string{}
+	for _, name := range w.names {
+		w.mu.Lock()
+		n := w.nodes[name].node
+		w.mu.Unlock()
+		if n == nil {
+			continue
+		}
+		if s := n.Snapshot(); s != nil && s.UpstreamError != "" {
+			out[name] = s.UpstreamError
+		}
+	}
+	return out
+}
+
+// A standby leader that loses the remote primary publishes why (with
+// host:port), and only it; the reason goes once streaming resumes.
+func TestSimStandbyLeaderPublishesUpstreamError(t *testing.T) {
+	w := newWorld(t, "pg1", "pg2", "pg3")
+	w.addRemote("7300000000000000999", 1000)
+	w.setConfig(simStandbyConfig(true))
+	w.start(w.names...)
+	if !w.run(30*time.Second, w.healthyStandbyCluster) {
+		t.Fatalf("no healthy standby cluster: leader %q", w.leaderName())
+	}
+	if errs := w.upstreamErrors(); len(errs) != 0 {
+		t.Fatalf("upstream errors while streaming: %v", errs)
+	}
+	l := w.leaderName()
+	w.mu.Lock()
+	w.nodes["remote"].pg.running = false
+	w.mu.Unlock()
+	if !w.run(60*time.Second, func() bool {
+		errs := w.upstreamErrors()
+		return len(errs) == 1 && strings.Contains(errs[l], "not streaming from the remote primary remote:5432")
+	}) {
+		t.Fatalf("the standby leader %s does not publish the lost remote primary: %v", l, w.upstreamErrors())
+	}
+	w.mu.Lock()
+	w.nodes["remote"].pg.running = true
+	w.mu.Unlock()
+	if !w.run(60*time.Second, func() bool { return len(w.upstreamErrors()) == 0 && w.healthyStandbyCluster() }) {
+		t.Fatalf("the upstream error stays once streaming resumes: %v", w.upstreamErrors())
 	}
 	w.noViolations(t)
 }

@@ -82,7 +82,8 @@ func (l *loop) bootstrapStandbyLeader(ctx context.Context, o plan.Observation) {
 	l.launch(ctx, plan.LongClone, &replica, func(ctx context.Context) longResult {
 		fail := func(step string, err error) longResult {
 			undoBootstrap(ctx, pg, store)
-			return longResult{err: fmt.Errorf("standby leader bootstrap from the remote primary %s: %s: %w", addr, step, err)}
+			return longResult{err: fmt.Errorf("standby leader bootstrap from the remote primary %s: %s: %w", addr, step, err),
+				remoteClone: true}
 		}
 		// Patroni creates a standby leader by standby_cluster.create_replica_methods,
 		// or by postgresql.create_replica_methods when that list is empty.

@@ -27,6 +27,9 @@ type loopState struct {
 	counters cluster.Counters
 	deciding *plan.Decision // the decision apply is carrying out (nil outside apply)
 	cbCalled bool           // a start/stop/restart/role callback fired since we started (Patroni's cb_called)
+	// upstreamErr is why the standby leader does not stream from the remote
+	// primary, or its failed clone's error (plan.UpstreamError); "" otherwise.
+	upstreamErr string
 }
 
 // confState is the dynamic config in force and postgres' parameters.
@@ -143,4 +146,5 @@ type longResult struct {
 	rewindFailed bool
 	leader       string // leader a rewind ran against
 	prePromote   plan.PrePromoteResult
+	remoteClone  bool // the standby leader's clone of the remote primary (its error is published)
 }

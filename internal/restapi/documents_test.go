@@ -316,3 +316,31 @@ func TestLivenessReadiness(t *testing.T) {
 		}
 	}
 }
+
+func TestStatusUpstreamError(t *testing.T) {
+	sb := standbyLeader()
+	srv, _ := newTestServer(t, sb)
+	if got := string(getDoc(t, srv, "/patroni", 200)); strings.Contains(got, "pgnoded_upstream_error") {
+		t.Errorf("a streaming standby leader reports an upstream error: %s", got)
+	}
+	why := "not streaming from the remote primary 10.1.0.1:5432 (unreachable or refusing replication; retrying)"
+	sb = standbyLeader()
+	sb.UpstreamError = why
+	srv, _ = newTestServer(t, sb)
+	var doc map[string]any
+	if err := json.Unmarshal(getDoc(t, srv, "/patroni", 200), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc["pgnoded_upstream_error"] != why {
+		t.Errorf("pgnoded_upstream_error: got %v, want %q", doc["pgnoded_upstream_error"], why)
+	}
+	// Patroni's own fields are all still there.
+	for _, k := range []string{"state", "role", "xlog", "timeline", "dcs_last_seen", "patroni"} {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("the document lost %s: %v", k, doc)
+		}
+	}
+	if doc["role"] != "standby_leader" {
+		t.Errorf("role: %v", doc["role"])
+	}
+}

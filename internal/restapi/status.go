@@ -34,6 +34,9 @@ type statusDoc struct {
 	ScheduledRestart    map[string]any                   `json:"scheduled_restart,omitempty"`
 	WatchdogFailed      bool                             `json:"watchdog_failed,omitempty"`
 	Pause               bool                             `json:"pause,omitempty"`
+	// UpstreamError is pgnoded's own: why a standby leader does not stream from
+	// the remote primary (Patroni's clients ignore keys they do not know).
+	UpstreamError string `json:"pgnoded_upstream_error,omitempty"`
 }
 
 type patroniInfo struct {
@@ -172,6 +175,7 @@ func buildStatus(s *cluster.Snapshot, dcs bool) (statusDoc, facts) {
 	d.ScheduledRestart = scheduledRestartDoc(s.ScheduledRestart)
 	d.WatchdogFailed = s.WatchdogFailed
 	d.Pause = s.Paused
+	d.UpstreamError = s.UpstreamError
 
 	f.running = d.State == string(cluster.StateRunning)
 	f.pgStateRunning = pg.State == cluster.StateRunning

@@ -14,10 +14,11 @@ const (
 	AfterStart                    // postgres was started by the action (its long action ended well)
 	AfterPromote                  // postgres was promoted
 	AfterReload                   // postgres reloaded its configuration
+	AfterAcquire                  // the leader key was taken (a standby leader, not promoted)
 )
 
 var phaseNames = map[Phase]string{AfterNow: "now", AfterStop: "after-stop", AfterStart: "after-start",
-	AfterPromote: "after-promote", AfterReload: "after-reload"}
+	AfterPromote: "after-promote", AfterReload: "after-reload", AfterAcquire: "after-acquire"}
 
 // String names the phase for logs.
 func (p Phase) String() string { return phaseNames[p] }
@@ -43,6 +44,11 @@ type PlannedCallback struct {
 //   - postgres found running when no start/stop/role callback fired yet since
 //     pgnoded started (an adopted postmaster) fires on_start with its role.
 //
+// In a standby cluster the key holder's role is standby_leader, as Patroni
+// passes it (ha.py _get_node_to_follow, Postgresql.follow): its starts, stops
+// and reloads name that role, and a change between replica and standby_leader
+// fires on_role_change (standbyRole).
+//
 // A restart on request fires on_restart only (restartNow); a parameter change
 // or POST /reload fires on_reload (reconcileParams).
 func PlanCallbacks(o Observation, d Decision) []PlannedCallback {
@@ -56,20 +62,28 @@ func PlanCallbacks(o Observation, d Decision) []PlannedCallback {
 		current = cluster.RolePrimary
 		if o.PG.InRecovery {
 			current = cluster.RoleReplica
+			if o.StandbyCluster() && o.LeaderIsMe() {
+				current = cluster.RoleStandbyLeader
+			}
 		}
 	}
+	follower := standbyRole(o, d) // the role a start or re-point as a replica runs in
 	switch d.Action {
 	case ActionBootstrap, ActionStartPrimary, ActionRestartInPlace:
+		if follower == cluster.RoleStandbyLeader {
+			add(cluster.OnStart, cluster.RoleStandbyLeader, AfterStart) // bootstrap_standby_leader
+			break
+		}
 		add(cluster.OnStart, cluster.RolePrimary, AfterStart)
 	case ActionClone:
 		add(cluster.OnStart, cluster.RoleReplica, AfterStart)
 	case ActionStartReplica:
-		add(replicaStartCallback(o.Callbacks), cluster.RoleReplica, AfterStart)
+		add(startCallback(o.Callbacks, follower), follower, AfterStart)
 	case ActionRewind:
 		if running {
 			add(cluster.OnStop, current, AfterStop)
 		}
-		add(replicaStartCallback(o.Callbacks), cluster.RoleReplica, AfterStart)
+		add(startCallback(o.Callbacks, cluster.RoleReplica), cluster.RoleReplica, AfterStart)
 	case ActionReinitialize:
 		// Patroni's remove_data_directory sets the role to uninitialized: the clone's start is on_start.
 		if running {
@@ -77,7 +91,14 @@ func PlanCallbacks(o Observation, d Decision) []PlannedCallback {
 		}
 		add(cluster.OnStart, cluster.RoleReplica, AfterStart)
 	case ActionAcquire:
-		if o.PGReady() && o.PG.InRecovery {
+		switch {
+		case o.PGReady() && o.PG.InRecovery && o.StandbyCluster():
+			// Not promoted. Already following the remote primary, the role
+			// changes now; else the re-point of the next cycle fires it (ActionFollow).
+			if o.followsRemote() {
+				add(cluster.OnRoleChange, cluster.RoleStandbyLeader, AfterAcquire)
+			}
+		case o.PGReady() && o.PG.InRecovery:
 			add(cluster.OnRoleChange, cluster.RolePrimary, AfterPromote)
 		}
 	case ActionPromote:
@@ -94,15 +115,23 @@ func PlanCallbacks(o Observation, d Decision) []PlannedCallback {
 			// Patroni's demote('offline') follows no one right away: on_role_change.
 			add(cluster.OnRoleChange, cluster.RoleReplica, AfterStart)
 		}
+		if d.Demote == DemoteCluster {
+			// The primary starts again in recovery as the standby leader.
+			add(cluster.OnRoleChange, cluster.RoleStandbyLeader, AfterStart)
+		}
 	case ActionStop:
 		if running {
 			add(cluster.OnStop, current, AfterStop)
 		}
 	case ActionFollow:
-		if o.Callbacks.Called && wasPrimary(o.Callbacks.Role) {
-			add(cluster.OnRoleChange, cluster.RoleReplica, AfterReload)
-		} else {
-			add(cluster.OnReload, cluster.RoleReplica, AfterReload)
+		switch {
+		case startCallback(o.Callbacks, follower) == cluster.OnRoleChange:
+			add(cluster.OnRoleChange, follower, AfterReload)
+		case follower == cluster.RoleStandbyLeader && o.Callbacks.Called && o.Upstream.Name != RemotePrimary:
+			// The new key holder leaves the member it followed for the remote primary.
+			add(cluster.OnRoleChange, follower, AfterReload)
+		default:
+			add(cluster.OnReload, follower, AfterReload)
 		}
 	}
 	if len(out) == 0 && !o.Callbacks.Called && o.Long == nil && o.PGReady() && d.Action != ActionFatal {
@@ -111,13 +140,27 @@ func PlanCallbacks(o Observation, d Decision) []PlannedCallback {
 	return out
 }
 
-// replicaStartCallback is on_role_change when the node ran as a primary before
-// (and a callback fired since pgnoded started), else on_start.
-func replicaStartCallback(s CallbackState) cluster.Callback {
-	if s.Called && wasPrimary(s.Role) {
+// startCallback is the callback of a start in recovery as role (replica or
+// standby_leader): on_role_change when the node ran as a primary before, or
+// as the other of replica and standby_leader (and a callback fired since
+// pgnoded started: Patroni's change_role in Postgresql.follow), else on_start.
+func startCallback(s CallbackState, role cluster.Role) cluster.Callback {
+	if s.Called && (wasPrimary(s.Role) || s.Role == cluster.RoleReplica && role == cluster.RoleStandbyLeader ||
+		s.Role == cluster.RoleStandbyLeader && role == cluster.RoleReplica) {
 		return cluster.OnRoleChange
 	}
 	return cluster.OnStart
+}
+
+// standbyRole is the role d's start or re-point in recovery runs in:
+// standby_leader for the standby cluster's key holder following the remote
+// primary (and its bootstrap, and a primary demoted into it), else replica.
+func standbyRole(o Observation, d Decision) cluster.Role {
+	if o.StandbyCluster() && d.Member == RemotePrimary &&
+		(o.LeaderIsMe() || d.Action == ActionBootstrap || d.Action == ActionDemote) {
+		return cluster.RoleStandbyLeader
+	}
+	return cluster.RoleReplica
 }
 
 func wasPrimary(r cluster.Role) bool {

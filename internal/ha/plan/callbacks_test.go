@@ -179,3 +179,76 @@ func TestPlanCallbacksStopAndStartActions(t *testing.T) {
 		})
 	}
 }
+
+// In a standby cluster the key holder's callbacks name the role
+// standby_leader, as Patroni's do (ha.py _get_node_to_follow, Postgresql.follow).
+func TestDecidePlansStandbyCallbacks(t *testing.T) {
+	bootstrap := func(o *Observation) {
+		o.PG = cluster.PGObservation{State: cluster.StateStopped}
+		o.Data = DataDir{Empty: true}
+		o.View.Leader, o.View.Initialize, o.View.Members = nil, nil, nil
+	}
+	followsRemote := func(o *Observation) {
+		o.Upstream = Upstream{Known: true, Name: RemotePrimary, ConnURL: "10.9.0.1:5432"}
+	}
+	streamingTo := func(name string) fx {
+		return func(o *Observation) {
+			o.PG.Replication = []cluster.ReplicationRow{{ApplicationName: name, State: "streaming", ReplayLSN: 1000}}
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		obs    Observation
+		action Action
+		plan   string
+	}{
+		{"a standby leader found running when pgnoded starts: on_start standby_leader",
+			newObs(iStandbyLead), ActionUpdateLock, "on_start standby_leader now"},
+		{"nothing more once a callback fired",
+			newObs(iStandbyLead, called(cluster.RoleStandbyLeader)), ActionUpdateLock, ""},
+		{"the standby leader's bootstrap: on_start standby_leader once it runs",
+			newObs(bootstrap, standby), ActionBootstrap, "on_start standby_leader after-start"},
+		{"the standby leader's crashed postgres started again: on_start standby_leader",
+			newObs(iStandbyLead, pgDown("shut down in recovery"), called(cluster.RoleStandbyLeader)), ActionStartReplica,
+			"on_start standby_leader after-start"},
+		{"a stopped replica holding the key starts as the standby leader: on_role_change",
+			newObs(iStandbyLead, pgDown("shut down in recovery"), called(cluster.RoleReplica)), ActionStartReplica,
+			"on_role_change standby_leader after-start"},
+		{"the new key holder leaves the member it followed for the remote primary: on_role_change",
+			newObs(iStandbyLead, called(cluster.RoleStandbyLeader), func(o *Observation) { o.Upstream = Upstream{Known: true, Name: "pg2"} }),
+			ActionFollow, "on_role_change standby_leader after-reload"},
+		{"a changed remote address is a reload: on_reload standby_leader",
+			newObs(iStandbyLead, called(cluster.RoleStandbyLeader), func(o *Observation) { o.Config.StandbyCluster.Host = "10.9.0.2" }),
+			ActionFollow, "on_reload standby_leader after-reload"},
+		{"the race winner already following the remote primary: on_role_change once the key is taken",
+			newObs(noLeader, standby, followsRemote, peers(peer("pg3", 900)), called(cluster.RoleReplica)), ActionAcquire,
+			"on_role_change standby_leader after-acquire"},
+		{"the race winner following a member: nothing until the re-point",
+			newObs(noLeader, standby, peers(peer("pg3", 900)), called(cluster.RoleReplica)), ActionAcquire, ""},
+		{"a primary in a standby cluster is demoted into the standby leader",
+			newObs(iLead, standby, called(cluster.RolePrimary)), ActionDemote,
+			"on_stop primary after-stop; on_role_change standby_leader after-start"},
+		{"a switchover stops the standby leader: on_stop standby_leader",
+			newObs(iStandbyLead, failover("pg1", "pg2", ""), streamingTo("pg2"), called(cluster.RoleStandbyLeader)), ActionDemote,
+			"on_stop standby_leader after-stop"},
+		{"the former standby leader starts following the new one: on_role_change replica",
+			newObs(standby, pgDown("shut down in recovery"), called(cluster.RoleStandbyLeader)), ActionStartReplica,
+			"on_role_change replica after-start"},
+		{"a member re-pointed at a new standby leader: on_reload replica",
+			newObs(standby, called(cluster.RoleReplica), func(o *Observation) { o.Upstream.Name = "pg3" }), ActionFollow,
+			"on_reload replica after-reload"},
+		{"removing standby_cluster promotes: on_role_change primary",
+			newObs(iStandbyLead, called(cluster.RoleStandbyLeader), func(o *Observation) { o.Config.StandbyCluster = nil }),
+			ActionPromote, "on_role_change primary after-promote"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Decide(tc.obs)
+			if d.Action != tc.action {
+				t.Fatalf("action %v, want %v (%s, %s)", d.Action, tc.action, d.Reason, d.Message)
+			}
+			if got := fmtPlan(d.Callbacks); got != tc.plan {
+				t.Errorf("callbacks %q, want %q", got, tc.plan)
+			}
+		})
+	}
+}

@@ -224,6 +224,9 @@ type Decision struct {
 	// Sync is the synchronous replication step of a primary keeping its key
 	// (ActionUpdateLock; set by Make), applied once the key update succeeded.
 	Sync SyncStep
+	// UpstreamError is why the standby leader does not stream from the remote
+	// primary (decideStandbyLeader); the loop publishes it (see UpstreamError).
+	UpstreamError string
 	// Message is the human line, in Patroni's style; Reason is a stable token for logs and metrics.
 	Message string
 	Reason  string

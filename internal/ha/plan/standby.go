@@ -74,11 +74,33 @@ func decideStandbyLeader(o Observation) Decision {
 				o.Config.StandbyCluster.Addr())}
 	}
 	if !o.PG.Streaming && o.notStreamingLong() {
-		return lock(fmt.Sprintf("no action. I am (%s), the standby leader with the lock; not streaming from the remote primary %s "+
-			"(unreachable or refusing replication; retrying, restore_command %s)", o.Name, o.Config.StandbyCluster.Addr(),
-			restoreState(o.Config.StandbyCluster)), "remote_not_streaming")
+		why := fmt.Sprintf("not streaming from the remote primary %s (unreachable or refusing replication; retrying, restore_command %s)",
+			o.Config.StandbyCluster.Addr(), restoreState(o.Config.StandbyCluster))
+		d := lock(fmt.Sprintf("no action. I am (%s), the standby leader with the lock; %s", o.Name, why), "remote_not_streaming")
+		d.UpstreamError = why
+		return d
 	}
 	return lock(fmt.Sprintf("no action. I am (%s), the standby leader with the lock", o.Name), "standby_leader")
+}
+
+// UpstreamError is what the node publishes as its upstream error
+// (/patroni's pgnoded_upstream_error) after decision d, prev being the one
+// published so far: the decision's own reason while the standby leader does
+// not stream; nothing once it streams, outside a standby cluster, or on a
+// member following another member's key; otherwise (a long action, a pause,
+// postgres restarting, a failed clone backing off) prev stands.
+func UpstreamError(prev string, o Observation, d Decision) string {
+	switch {
+	case !o.StandbyCluster():
+		return ""
+	case d.UpstreamError != "":
+		return d.UpstreamError
+	case o.LeaderIsMe() && o.PGReady() && o.PG.InRecovery && o.PG.Streaming && o.followsRemote():
+		return ""
+	case o.View.Leader != nil && !o.LeaderIsMe():
+		return ""
+	}
+	return prev
 }
 
 func restoreState(s *cluster.StandbyCluster) string {

@@ -142,3 +142,43 @@ func TestStandbyClusterNoPrePromoteNoSync(t *testing.T) {
 		t.Fatalf("decision %v pre_promote %v, want acquire without pre_promote", d.Action, d.PrePromote)
 	}
 }
+
+// TestUpstreamError follows what /patroni's pgnoded_upstream_error shows
+// through a standby leader losing the remote primary and getting it back.
+func TestUpstreamError(t *testing.T) {
+	broken := func(o *Observation) { o.PG.Streaming, o.NotStreamingSince = false, t0.Add(-time.Minute) }
+	const why = "not streaming from the remote primary 10.9.0.1:5432 (unreachable or refusing replication; retrying, restore_command in use)"
+	steps := []struct {
+		name string
+		o    Observation
+		want string
+	}{
+		{"streaming: nothing to report", newObs(iStandbyLead), ""},
+		{"not streaming for a moment: not yet", newObs(iStandbyLead, func(o *Observation) { o.PG.Streaming, o.NotStreamingSince = false, t0 }), ""},
+		{"not streaming past the grace: the reason with host:port", newObs(iStandbyLead, at(time.Second), broken), why},
+		{"paused: the reason stands", newObs(iStandbyLead, at(time.Second), broken, paused), why},
+		{"postgres restarting: the reason stands", newObs(iStandbyLead, func(o *Observation) { o.PG.Running = false }), why},
+		{"streaming again: cleared", newObs(iStandbyLead), ""},
+		{"broken again", newObs(iStandbyLead, at(time.Second), broken), why},
+		{"another member took the key: cleared", newObs(iStandbyLead, func(o *Observation) {
+			o.View.Leader = &cluster.LeaderKey{Name: "pg2"}
+		}), ""},
+		{"broken again", newObs(iStandbyLead, at(time.Second), broken), why},
+		{"standby_cluster removed: cleared", newObs(iStandbyLead, func(o *Observation) { o.Config.StandbyCluster = nil }), ""},
+	}
+	prev := ""
+	for _, s := range steps {
+		d := Decide(s.o)
+		got := UpstreamError(prev, s.o, d)
+		if got != s.want {
+			t.Fatalf("%s: got %q, want %q (decision %s %q)", s.name, got, s.want, d.Action, d.Message)
+		}
+		prev = got
+	}
+	// A failed clone's error (set by the loop) stands while the bootstrap retries without a key.
+	cloneErr := "standby leader bootstrap from the remote primary 10.9.0.1:5432: create replica: connection refused"
+	o := newObs(standby, func(o *Observation) { o.View.Leader = nil })
+	if got := UpstreamError(cloneErr, o, Decide(o)); got != cloneErr {
+		t.Errorf("a failed clone's error was dropped while retrying: %q", got)
+	}
+}
