@@ -60,20 +60,10 @@ func decideSwitchover(o Observation) (Decision, bool) {
 	keep := func(msg, reason string, clear bool) (Decision, bool) {
 		return Decision{Action: ActionUpdateLock, ClearFailover: clear, Message: msg, Reason: reason}, true
 	}
-	if f.Leader != "" && f.Leader != o.Name {
-		return keep(fmt.Sprintf("failover key names another leader (%s); clearing it", f.Leader), "failover_stale", true)
-	}
-	if f.Member == o.Name {
-		return keep("manual failover: I am already the leader; clearing the failover key", "failover_stale", true)
-	}
-	if o.Paused() && f.Member == "" {
-		return keep("Switchover is possible only to a specific candidate in a paused state; clearing the failover key",
-			"failover_impossible", true)
-	}
-	if f.ScheduledAt != "" {
-		if o.Paused() {
-			return keep("PAUSE: a scheduled switchover does not run in maintenance mode", "failover_scheduled", false)
-		}
+	// As Patroni's should_run_scheduled_action, a scheduled request is left
+	// alone until its time comes, whatever it names: it is judged (and cleared
+	// when impossible) only then, so an operator can still DELETE it.
+	if f.ScheduledAt != "" && !o.Paused() {
 		at, err := time.Parse(time.RFC3339Nano, f.ScheduledAt)
 		if err != nil {
 			return keep(fmt.Sprintf("failover key has an invalid scheduled_at %q; clearing it", f.ScheduledAt),
@@ -87,6 +77,19 @@ func decideSwitchover(o Observation) (Decision, bool) {
 		if o.Now.Sub(at) > lw*3/2 {
 			return keep("Found a stale failover value, cleaning up", "failover_stale", true)
 		}
+	}
+	if f.Leader != "" && f.Leader != o.Name {
+		return keep(fmt.Sprintf("failover key names another leader (%s); clearing it", f.Leader), "failover_stale", true)
+	}
+	if f.Member == o.Name {
+		return keep("manual failover: I am already the leader; clearing the failover key", "failover_stale", true)
+	}
+	if o.Paused() && f.Member == "" {
+		return keep("Switchover is possible only to a specific candidate in a paused state; clearing the failover key",
+			"failover_impossible", true)
+	}
+	if f.ScheduledAt != "" && o.Paused() {
+		return keep("PAUSE: a scheduled switchover does not run in maintenance mode", "failover_scheduled", false)
 	}
 	eligible := func(m cluster.Member) bool {
 		return o.CandidateOK(o.WithStreamedPosition(m)) && (!o.SyncActive() || o.InSync(m.Name))
