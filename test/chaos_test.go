@@ -35,8 +35,11 @@ type chaosScenario struct {
 // acknowledged row may be lost, whatever the fault.
 //
 // By default (`make test`) the short selection runs: node crash (async and
-// sync), etcd leader killed, zombie leader and the failsafe scenarios of
-// chaos_failsafe_test.go (about eleven minutes on this machine). PGNODED_CHAOS=full
+// sync), etcd leader killed, zombie leader, etcd frozen and the failsafe
+// scenarios of chaos_failsafe_test.go that no other test in `make test`
+// covers (about five minutes on this machine; the whole-etcd outages with
+// failsafe_mode are TestEtcdLostFailsafeKeepsPrimary and
+// TestPeerAuthTLSFailsafe there, and both scenarios run in `make chaos`). PGNODED_CHAOS=full
 // (`make chaos`) runs every scenario; PGNODED_CHAOS=off skips the suite. Both print the table.
 // PGNODED_CHAOS_DAEMON=patroni runs the selected scenarios against Patroni 3.0.2
 // instead (without the VIP; the checks are pgnoded's promises, which Patroni
@@ -123,8 +126,8 @@ func chaosScenarios() []chaosScenario {
 		{Name: "etcd-down", Clean: true, Run: scenarioEtcdDown(false, "PGNODED_CHAOS_ETCD_DOWN", 60)},
 		{Name: "zombie-leader", Short: true, Run: scenarioZombieLeader},
 		{Name: "etcd-frozen", Short: true, Clean: true, Run: scenarioEtcdDown(true, "PGNODED_CHAOS_FS_OUTAGE", fsOutageDefault)},
-		{Name: "failsafe-etcd-frozen", Short: true, Clean: true, Failsafe: true, Run: scenarioFailsafeEtcdOutage(true)},
-		{Name: "failsafe-etcd-killed", Short: true, Clean: true, Failsafe: true, Run: scenarioFailsafeEtcdOutage(false)},
+		{Name: "failsafe-etcd-frozen", Clean: true, Failsafe: true, Run: scenarioFailsafeEtcdOutage(true)},
+		{Name: "failsafe-etcd-killed", Clean: true, Failsafe: true, Run: scenarioFailsafeEtcdOutage(false)},
 		{Name: "failsafe-primary-cut-from-etcd-and-replica", Short: true, Failsafe: true, Run: scenarioFailsafePrimaryCutFromEtcdAndReplica},
 		{Name: "failsafe-replica-cut-from-etcd", Short: true, Clean: true, Failsafe: true, Run: scenarioFailsafeReplicaCutFromEtcd},
 		{Name: "failsafe-zombie", Short: true, Failsafe: true, Run: scenarioFailsafeZombie},
