@@ -143,6 +143,14 @@ func TestSimPrimaryDemotesIntoStandbyLeader(t *testing.T) {
 	if got := w.leaderName(); got != l {
 		t.Errorf("leader changed from %s to %s; demote-cluster keeps the key", l, got)
 	}
+	// use_pg_rewind is on: the demoted leader ran pg_rewind from the remote
+	// primary before following it (plan.Decision.RewindRemote).
+	w.mu.Lock()
+	rewinds := w.rewinds
+	w.mu.Unlock()
+	if rewinds != 1 {
+		t.Errorf("%d pg_rewind runs, want 1 (from the remote primary, after demote-cluster)", rewinds)
+	}
 	w.noViolations(t)
 }
 
