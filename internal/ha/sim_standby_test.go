@@ -74,6 +74,10 @@ func TestSimStandbyClusterFailoverAndPromotion(t *testing.T) {
 		t.Fatalf("no healthy standby cluster: leader %q, writable %v", w.leaderName(), w.writable())
 	}
 	first := w.leaderName()
+	// The VIP is on the standby leader, as vip-manager following the leader key puts it.
+	if !w.run(5*time.Second, func() bool { return slices.Equal(w.vipHolders(), []string{first}) }) {
+		t.Fatalf("VIP on %v, want the standby leader %s", w.vipHolders(), first)
+	}
 
 	// WAL of the remote site reaches every member through the standby leader.
 	w.mu.Lock()
@@ -107,6 +111,9 @@ func TestSimStandbyClusterFailoverAndPromotion(t *testing.T) {
 	next := w.leaderName()
 	t.Logf("simulated standby-cluster failover (ttl 3): %s follows the remote primary %s after the kill",
 		next, w.clock.Now().Sub(killed))
+	if !w.run(5*time.Second, func() bool { return slices.Equal(w.vipHolders(), []string{next}) }) {
+		t.Fatalf("VIP on %v after the failover, want the new standby leader %s", w.vipHolders(), next)
+	}
 	if len(w.promotions) != 0 {
 		t.Fatalf("a standby cluster promoted: %v", w.promotions)
 	}
@@ -122,7 +129,22 @@ func TestSimStandbyClusterFailoverAndPromotion(t *testing.T) {
 	if starts != 1 {
 		t.Errorf("%s was restarted for the promotion (%d starts)", next, starts)
 	}
+	if got := w.vipHolders(); !slices.Equal(got, []string{next}) {
+		t.Errorf("VIP on %v after the promotion, want %s", got, next)
+	}
 	w.noViolations(t)
+}
+
+// vipHolders are the live members with the VIP bound.
+func (w *world) vipHolders() []string {
+	defer w.lockFn()()
+	var on []string
+	for _, n := range w.names {
+		if sn := w.nodes[n]; sn.live && sn.vip.bound {
+			on = append(on, n)
+		}
+	}
+	return on
 }
 
 // Under compat 4.1.4 semantics the config key may gain standby_cluster while
