@@ -143,15 +143,18 @@ func TestStandbyCluster(t *testing.T) {
 	insertRows(t, p, 251, 300)
 	wal := switchAndArchive(t, p)
 	waitRows(t, []*Node{next}, 300, 60*time.Second)
-	// Archive recovery, not streaming: no WAL receiver streams, and pgbackrest
-	// archive-get found the switched file in the repository.
+	// Archive recovery, not streaming: no WAL receiver streams, and postgres'
+	// log (restore_command's output goes there too) shows pgbackrest
+	// archive-get finding the switched file in the repository and postgres
+	// restoring it.
 	if v, err := next.QueryString("select count(*)::text from pg_stat_wal_receiver where status = 'streaming'"); err != nil || v != "0" {
 		t.Errorf("%s has a streaming WAL receiver (%q, %v) while its remote port is dead", next.Name, v, err)
 	}
-	getLog := filepath.Join(br.Dir, "log", br.Stanza+"-archive-get.log")
-	WaitFor(t, 30*time.Second, "pgbackrest archive-get finding "+wal+" in the repository", func() bool {
-		b, _ := os.ReadFile(getLog)
-		return strings.Contains(string(b), "found "+wal+" in the repo1")
+	pgLog := filepath.Join(next.Dir, "data", "log", "postgres.log")
+	WaitFor(t, 30*time.Second, next.Name+"'s postgres log showing "+wal+" restored by pgbackrest archive-get", func() bool {
+		b, _ := os.ReadFile(pgLog)
+		return strings.Contains(string(b), "found "+wal+" in the repo1") &&
+			strings.Contains(string(b), `restored log file "`+wal+`" from archive`)
 	})
 	t.Logf("rows written after streaming broke reached %s through restore_command (pgbackrest archive-get of %s)", next.Name, wal)
 	WaitFor(t, 40*time.Second, next.Name+"'s log saying the remote primary is not streaming", func() bool {
