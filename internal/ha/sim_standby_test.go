@@ -135,6 +135,49 @@ func TestSimStandbyClusterFailoverAndPromotion(t *testing.T) {
 	w.noViolations(t)
 }
 
+// demote-cluster without use_pg_rewind follows the remote primary at once
+// (no pg_rewind); with pg_rewind failing (a remote of another system), the
+// standby leader starts anyway, following the remote, and keeps the key.
+func TestSimDemoteClusterRewindOffOrFailing(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		rewind    bool
+		sameSysID bool
+	}{{"use_pg_rewind off", false, true}, {"pg_rewind fails", true, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			w := bootstrapped(t)
+			l := w.leaderName()
+			w.mu.Lock()
+			sysid, lsn := w.nodes[l].pg.sysid, w.nodes[l].pg.lsn
+			w.mu.Unlock()
+			if !c.sameSysID {
+				sysid = "7300000000000000998"
+			}
+			w.addRemote(sysid, lsn+1000)
+			doc := simStandbyConfig(true)
+			doc["postgresql"] = map[string]any{"use_pg_rewind": c.rewind, "use_slots": true}
+			w.setConfig(doc)
+			if !w.run(10*time.Second, func() bool {
+				running, writable, _ := w.pgState(l)
+				return running && !writable && w.upstreamOf(l) == "remote" && w.memberRole(l) == "standby_leader"
+			}) {
+				t.Fatalf("not demoted into the standby leader: writable %v upstream %q role %q",
+					w.writable(), w.upstreamOf(l), w.memberRole(l))
+			}
+			if got := w.leaderName(); got != l {
+				t.Errorf("leader changed from %s to %s; demote-cluster keeps the key", l, got)
+			}
+			w.mu.Lock()
+			rewinds := w.rewinds
+			w.mu.Unlock()
+			if rewinds != 0 {
+				t.Errorf("%d successful pg_rewind runs, want 0", rewinds)
+			}
+			w.noViolations(t)
+		})
+	}
+}
+
 // vipHolders are the live members with the VIP bound.
 func (w *world) vipHolders() []string {
 	defer w.lockFn()()
