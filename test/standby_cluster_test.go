@@ -216,7 +216,8 @@ func TestStandbyCluster(t *testing.T) {
 		v, _ := n.QueryString("select timeline_id::text from pg_control_checkpoint()")
 		return v
 	}
-	t.Logf("before the switchback: %s on timeline %s, %s on timeline %s", p.Name, tl(p), next.Name, tl(next))
+	t.Logf("before the switchback: %s of %s on timeline %s, %s of %s on timeline %s", p.Name, site.Scope, tl(p),
+		next.Name, sb.Scope, tl(next))
 	if code, text := p.Call(t, "PATCH", "/config", map[string]any{"standby_cluster": map[string]any{"host": "127.0.0.1", "port": next.PGPort}}); code != 200 {
 		t.Fatalf("PATCH standby_cluster on the old primary site (compat 4.1.4): %d %s", code, text)
 	}
@@ -227,7 +228,7 @@ func TestStandbyCluster(t *testing.T) {
 		t.Errorf("%s did not rewind from the new primary: %q / %q", p.Name,
 			p.LogLine("pg_rewind from the remote primary"), p.LogLine("pg_rewind"))
 	}
-	t.Logf("%s: %s", p.Name, p.LogLine("pg_rewind done"))
+	t.Logf("%s of %s: %s", p.Name, site.Scope, p.LogLine("pg_rewind done"))
 	if code := p.Check("/primary"); code != 503 {
 		t.Errorf("%s: /primary = %d after the switchback, want 503", p.Name, code)
 	}
@@ -236,7 +237,8 @@ func TestStandbyCluster(t *testing.T) {
 	if v, _ := next.QueryString(fmt.Sprintf("select state from pg_stat_replication where application_name = '%s'", p.Name)); v != "streaming" {
 		t.Errorf("%s does not stream from the new primary %s (state %q)", p.Name, next.Name, v)
 	}
-	t.Logf("switchback: %s is the standby leader of %s following %s on timeline %s", p.Name, site.Scope, next.Name, tl(next))
+	t.Logf("switchback: %s is the standby leader of %s following %s of %s on timeline %s", p.Name, site.Scope,
+		next.Name, sb.Scope, tl(next))
 }
 
 // insertRows writes ids from..to into dr_rows on n.
