@@ -232,6 +232,7 @@ func TestStandbyCluster(t *testing.T) {
 	if code := p.Check("/primary"); code != 503 {
 		t.Errorf("%s: /primary = %d after the switchback, want 503", p.Name, code)
 	}
+	checkStandbyLeaderShown(t, site, p)
 	insertRows(t, next, 1011, 1020)
 	waitRows(t, []*Node{p}, 320, 60*time.Second)
 	if v, _ := next.QueryString(fmt.Sprintf("select state from pg_stat_replication where application_name = '%s'", p.Name)); v != "streaming" {
