@@ -199,6 +199,10 @@ func TestDecideDemoteClusterRewindsFromRemote(t *testing.T) {
 			o.Data.Control = &cluster.ControlData{ClusterState: "in production"}
 		}, false},
 		{"a failed rewind", func(o *Observation) { o.UsePgRewind, o.RewindFailed = true, true }, false},
+		{"restore_command only: no server to rewind from", func(o *Observation) {
+			o.UsePgRewind = true
+			o.Config.StandbyCluster = &cluster.StandbyCluster{RestoreCommand: "cp /a/%f %p"}
+		}, false},
 	} {
 		d := Decide(newObs(iLead, standby, c.mod))
 		if d.Action != ActionDemote || d.Demote != DemoteCluster || d.RewindRemote != c.want {
