@@ -125,8 +125,9 @@ func execSQL(t testing.TB, n *Node, stmts ...string) {
 	}
 }
 
-// switchAndArchive switches WAL on the primary n and waits until the file it closed is archived.
-func switchAndArchive(t testing.TB, n *Node) {
+// switchAndArchive switches WAL on the primary n and waits until the file it
+// closed is archived; it returns that file's name.
+func switchAndArchive(t testing.TB, n *Node) string {
 	t.Helper()
 	wal, err := n.QueryString("SELECT pg_walfile_name(pg_switch_wal())")
 	if err != nil {
@@ -136,4 +137,5 @@ func switchAndArchive(t testing.TB, n *Node) {
 		last, err := n.QueryString("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
 		return err == nil && last >= wal
 	})
+	return wal
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,53 +17,57 @@ import (
 
 // Standby clusters (Patroni's docs/standby_cluster.rst): a primary site of
 // one node and a standby cluster of three on the same etcd under another
-// scope. The standby cluster bootstraps by cloning the remote primary; its
-// standby leader streams from it through a permanent slot of the primary
-// site, the other two cascade from the standby leader. Rows written on the
-// primary site reach every standby-cluster member; kill -9 of the standby
-// leader (pgnoded and postgres) makes another member the standby leader,
-// still following (the time is logged: the standby-cluster failover time);
-// with streaming broken, WAL archived on the primary site reaches the
-// standby leader through restore_command, and its /patroni names the dead
-// remote address in pgnoded_upstream_error until streaming resumes; Debian's patronictl lists the
-// Standby Leader; `patronictl edit-config` removing standby_cluster promotes
-// it and writes are accepted.
+// scope. The primary site archives its WAL into a pgBackRest repository (posix,
+// in the test's temp dir); the standby cluster's restore_command fetches from it
+// with `pgbackrest archive-get`. The standby cluster bootstraps by cloning the
+// remote primary; its standby leader streams from it through a permanent slot
+// of the primary site, the other two cascade from the standby leader. Rows
+// written on the primary site reach every standby-cluster member; kill -9 of
+// the standby leader (pgnoded and postgres) makes another member the standby
+// leader, still following (the time is logged: the standby-cluster failover
+// time); with streaming broken, rows written on the primary site and archived
+// (pg_switch_wal) reach the standby leader through restore_command from the
+// repository with no WAL receiver streaming, and its /patroni names the dead
+// remote address in pgnoded_upstream_error until streaming resumes; pgnodectl
+// and Debian's patronictl list the Standby Leader; `patronictl edit-config`
+// removing standby_cluster promotes it and writes are accepted; under compat
+// 3.0.2 the promoted cluster refuses to become a standby cluster again
+// (PATCH /config, 400). Then the disaster-recovery switchback: the old primary
+// site (compat 4.1.4) gets standby_cluster pointing at the promoted cluster
+// through PATCH /config, demotes itself (demote-cluster), rewinds from the new
+// primary (its WAL went on past the fork) and streams from it as a standby
+// leader; rows written on the new primary reach it.
 func TestStandbyCluster(t *testing.T) {
 	testenv.RequireRoot(t)
+	br := newBackrest(t)
 	net := newLoopback(t)
-	archive := testenv.PGDir(t)
 	id := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
 
-	// The primary site: one node archiving WAL into archive/, keeping the slot "dr".
+	// The primary site: one node pushing its WAL to the repository, keeping
+	// the slot "dr"; compat 4.1.4, so that PATCH /config may turn it into a
+	// standby cluster at the end.
 	site := newCluster(t, net, "site"+id, DaemonPgnoded, 1, ClusterOptions{Timing: Fast, PermanentSlot: "dr"},
-		func(o *nodeconf.Options) {
-			o.PGParams = fmt.Sprintf("    archive_mode: 'on'\n    archive_command: 'test ! -f %s/%%f && cp %%p %s/%%f'", archive, archive)
-		})
+		func(o *nodeconf.Options) { o.PGParams = br.archiving() })
+	site.Nodes[0].EditConfig(t, "\ntags:\n", "\npgnoded:\n  compat: 4.1.4\ntags:\n")
+	br.writeConf(site.Nodes[0])
 	site.StartAll()
 	p := site.WaitPrimary(120*time.Second, nil)
+	br.run("stanza-create")
 	ctx := context.Background()
 	if err := createWritesTable(ctx, p.Name, p.Conn, "dr_rows"); err != nil {
 		t.Fatal(err)
 	}
 	insertRows(t, p, 1, 100)
 
-	// Under compat 3.0.2 a running cluster cannot be turned into a standby cluster: 400, nothing written.
-	before, _ := site.EtcdKey(ctx, "config")
-	code, text := p.Call(t, "PATCH", "/config", map[string]any{"standby_cluster": map[string]any{"host": "127.0.0.1", "port": 1}})
-	if code != 400 || !strings.Contains(text, "demote-cluster") {
-		t.Fatalf("PATCH standby_cluster on a running 3.0.2 cluster: %d %q, want 400 with the reason", code, text)
-	}
-	if after, _ := site.EtcdKey(ctx, "config"); after != before {
-		t.Fatalf("config key changed by a refused PATCH: %s -> %s", before, after)
-	}
-	t.Logf("PATCH /config standby_cluster on the running primary site -> %d %s", code, text)
-
 	// The standby cluster: standby_cluster in bootstrap.dcs, following p through the slot "dr".
+	// postgres runs restore_command in its data directory: pgbackrest's pg1-path
+	// (whose pg_control it checks against the stanza) is each member's own.
+	restore := br.cmd(`--pg1-path="$(pwd)"`, "archive-get", "%f", `"%p"`)
 	sb := newCluster(t, net, "standby"+id, DaemonPgnoded, 3, ClusterOptions{Timing: Fast}, nil)
 	for _, n := range sb.Nodes {
 		n.EditConfig(t, "  dcs:\n", "  dcs:\n"+fmt.Sprintf(
 			"    standby_cluster:\n      host: 127.0.0.1\n      port: %d\n      primary_slot_name: dr\n"+
-				"      restore_command: 'cp %s/%%f %%p'\n      create_replica_methods: [basebackup]\n", p.PGPort, archive))
+				"      restore_command: '%s'\n      create_replica_methods: [basebackup]\n", p.PGPort, restore))
 	}
 	sb.StartAll()
 	leader := waitStandbyLeader(t, sb, nil, 120*time.Second)
@@ -136,11 +141,22 @@ func TestStandbyCluster(t *testing.T) {
 		return st != nil && st["replication_state"] == nil && st["role"] == "standby_leader"
 	})
 	insertRows(t, p, 251, 300)
-	if _, err := p.QueryString("select pg_switch_wal()::text"); err != nil {
-		t.Fatal(err)
-	}
+	wal := switchAndArchive(t, p)
 	waitRows(t, []*Node{next}, 300, 60*time.Second)
-	t.Logf("rows written after streaming broke reached %s through restore_command", next.Name)
+	// Archive recovery, not streaming: no WAL receiver streams, and postgres'
+	// log (restore_command's output goes there too) shows pgbackrest
+	// archive-get finding the switched file in the repository and postgres
+	// restoring it.
+	if v, err := next.QueryString("select count(*)::text from pg_stat_wal_receiver where status = 'streaming'"); err != nil || v != "0" {
+		t.Errorf("%s has a streaming WAL receiver (%q, %v) while its remote port is dead", next.Name, v, err)
+	}
+	pgLog := filepath.Join(next.Dir, "data", "log", "postgres.log")
+	WaitFor(t, 30*time.Second, next.Name+"'s postgres log showing "+wal+" restored by pgbackrest archive-get", func() bool {
+		b, _ := os.ReadFile(pgLog)
+		return strings.Contains(string(b), "found "+wal+" in the repo1") &&
+			strings.Contains(string(b), `restored log file "`+wal+`" from archive`)
+	})
+	t.Logf("rows written after streaming broke reached %s through restore_command (pgbackrest archive-get of %s)", next.Name, wal)
 	WaitFor(t, 40*time.Second, next.Name+"'s log saying the remote primary is not streaming", func() bool {
 		return next.LogCount("not streaming from the remote primary") > 0
 	})
@@ -180,6 +196,50 @@ func TestStandbyCluster(t *testing.T) {
 	}
 	insertRows(t, next, 1001, 1010)
 	waitRows(t, sb.Others(leader, next), 310, 60*time.Second)
+
+	// Under compat 3.0.2 a running cluster cannot be turned into a standby cluster: 400, nothing written.
+	before, _ := sb.EtcdKey(ctx, "config")
+	code, text := next.Call(t, "PATCH", "/config", map[string]any{"standby_cluster": map[string]any{"host": "127.0.0.1", "port": p.PGPort}})
+	if code != 400 || !strings.Contains(text, "demote-cluster") {
+		t.Fatalf("PATCH standby_cluster on a running 3.0.2 cluster: %d %q, want 400 with the reason", code, text)
+	}
+	if after, _ := sb.EtcdKey(ctx, "config"); after != before {
+		t.Fatalf("config key changed by a refused PATCH: %s -> %s", before, after)
+	}
+	t.Logf("PATCH /config standby_cluster on the promoted 3.0.2 cluster -> %d %s", code, text)
+
+	// The switchback: the old primary site (compat 4.1.4) follows the promoted
+	// cluster. It demotes itself into its standby leader (Patroni 4.1's
+	// demote-cluster) and, its WAL having gone on past the promotion's fork
+	// point (its shutdown checkpoint at least), rewinds from the new primary first.
+	tl := func(n *Node) string {
+		v, _ := n.QueryString("select timeline_id::text from pg_control_checkpoint()")
+		return v
+	}
+	t.Logf("before the switchback: %s of %s on timeline %s, %s of %s on timeline %s", p.Name, site.Scope, tl(p),
+		next.Name, sb.Scope, tl(next))
+	if code, text := p.Call(t, "PATCH", "/config", map[string]any{"standby_cluster": map[string]any{"host": "127.0.0.1", "port": next.PGPort}}); code != 200 {
+		t.Fatalf("PATCH standby_cluster on the old primary site (compat 4.1.4): %d %s", code, text)
+	}
+	if back := waitStandbyLeader(t, site, nil, 120*time.Second); back != p {
+		t.Fatalf("%s is the site's standby leader, want %s", back.Name, p.Name)
+	}
+	if p.LogCount("running pg_rewind from the remote primary") == 0 || p.LogCount("pg_rewind done") == 0 {
+		t.Errorf("%s did not rewind from the new primary: %q / %q", p.Name,
+			p.LogLine("pg_rewind from the remote primary"), p.LogLine("pg_rewind"))
+	}
+	t.Logf("%s of %s: %s", p.Name, site.Scope, p.LogLine("pg_rewind done"))
+	if code := p.Check("/primary"); code != 503 {
+		t.Errorf("%s: /primary = %d after the switchback, want 503", p.Name, code)
+	}
+	checkStandbyLeaderShown(t, site, p)
+	insertRows(t, next, 1011, 1020)
+	waitRows(t, []*Node{p}, 320, 60*time.Second)
+	if v, _ := next.QueryString(fmt.Sprintf("select state from pg_stat_replication where application_name = '%s'", p.Name)); v != "streaming" {
+		t.Errorf("%s does not stream from the new primary %s (state %q)", p.Name, next.Name, v)
+	}
+	t.Logf("switchback: %s is the standby leader of %s following %s of %s on timeline %s", p.Name, site.Scope,
+		next.Name, sb.Scope, tl(next))
 }
 
 // insertRows writes ids from..to into dr_rows on n.

@@ -74,6 +74,10 @@ func TestSimStandbyClusterFailoverAndPromotion(t *testing.T) {
 		t.Fatalf("no healthy standby cluster: leader %q, writable %v", w.leaderName(), w.writable())
 	}
 	first := w.leaderName()
+	// The VIP is on the standby leader, as vip-manager following the leader key puts it.
+	if !w.run(5*time.Second, func() bool { return slices.Equal(w.vipHolders(), []string{first}) }) {
+		t.Fatalf("VIP on %v, want the standby leader %s", w.vipHolders(), first)
+	}
 
 	// WAL of the remote site reaches every member through the standby leader.
 	w.mu.Lock()
@@ -107,6 +111,9 @@ func TestSimStandbyClusterFailoverAndPromotion(t *testing.T) {
 	next := w.leaderName()
 	t.Logf("simulated standby-cluster failover (ttl 3): %s follows the remote primary %s after the kill",
 		next, w.clock.Now().Sub(killed))
+	if !w.run(5*time.Second, func() bool { return slices.Equal(w.vipHolders(), []string{next}) }) {
+		t.Fatalf("VIP on %v after the failover, want the new standby leader %s", w.vipHolders(), next)
+	}
 	if len(w.promotions) != 0 {
 		t.Fatalf("a standby cluster promoted: %v", w.promotions)
 	}
@@ -122,7 +129,65 @@ func TestSimStandbyClusterFailoverAndPromotion(t *testing.T) {
 	if starts != 1 {
 		t.Errorf("%s was restarted for the promotion (%d starts)", next, starts)
 	}
+	if got := w.vipHolders(); !slices.Equal(got, []string{next}) {
+		t.Errorf("VIP on %v after the promotion, want %s", got, next)
+	}
 	w.noViolations(t)
+}
+
+// demote-cluster without use_pg_rewind follows the remote primary at once
+// (no pg_rewind); with pg_rewind failing (a remote of another system), the
+// standby leader starts anyway, following the remote, and keeps the key.
+func TestSimDemoteClusterRewindOffOrFailing(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		rewind    bool
+		sameSysID bool
+	}{{"use_pg_rewind off", false, true}, {"pg_rewind fails", true, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			w := bootstrapped(t)
+			l := w.leaderName()
+			w.mu.Lock()
+			sysid, lsn := w.nodes[l].pg.sysid, w.nodes[l].pg.lsn
+			w.mu.Unlock()
+			if !c.sameSysID {
+				sysid = "7300000000000000998"
+			}
+			w.addRemote(sysid, lsn+1000)
+			doc := simStandbyConfig(true)
+			doc["postgresql"] = map[string]any{"use_pg_rewind": c.rewind, "use_slots": true}
+			w.setConfig(doc)
+			if !w.run(10*time.Second, func() bool {
+				running, writable, _ := w.pgState(l)
+				return running && !writable && w.upstreamOf(l) == "remote" && w.memberRole(l) == "standby_leader"
+			}) {
+				t.Fatalf("not demoted into the standby leader: writable %v upstream %q role %q",
+					w.writable(), w.upstreamOf(l), w.memberRole(l))
+			}
+			if got := w.leaderName(); got != l {
+				t.Errorf("leader changed from %s to %s; demote-cluster keeps the key", l, got)
+			}
+			w.mu.Lock()
+			rewinds := w.rewinds
+			w.mu.Unlock()
+			if rewinds != 0 {
+				t.Errorf("%d successful pg_rewind runs, want 0", rewinds)
+			}
+			w.noViolations(t)
+		})
+	}
+}
+
+// vipHolders are the live members with the VIP bound.
+func (w *world) vipHolders() []string {
+	defer w.lockFn()()
+	var on []string
+	for _, n := range w.names {
+		if sn := w.nodes[n]; sn.live && sn.vip.bound {
+			on = append(on, n)
+		}
+	}
+	return on
 }
 
 // Under compat 4.1.4 semantics the config key may gain standby_cluster while
@@ -142,6 +207,14 @@ func TestSimPrimaryDemotesIntoStandbyLeader(t *testing.T) {
 	}
 	if got := w.leaderName(); got != l {
 		t.Errorf("leader changed from %s to %s; demote-cluster keeps the key", l, got)
+	}
+	// use_pg_rewind is on: the demoted leader ran pg_rewind from the remote
+	// primary before following it (plan.Decision.RewindRemote).
+	w.mu.Lock()
+	rewinds := w.rewinds
+	w.mu.Unlock()
+	if rewinds != 1 {
+		t.Errorf("%d pg_rewind runs, want 1 (from the remote primary, after demote-cluster)", rewinds)
 	}
 	w.noViolations(t)
 }

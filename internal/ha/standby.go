@@ -133,8 +133,47 @@ func (l *loop) demoteCluster(ctx context.Context, d plan.Decision, o plan.Observ
 	}
 	l.fire(d.Callbacks, plan.AfterStop)
 	l.log.Info("demoted to a standby leader; following the remote primary", "remote", o.Config.StandbyCluster.Addr())
-	l.launchStart(ctx, o, true, plan.RemotePrimary)
+	if d.RewindRemote {
+		l.launchRewindRemote(ctx, o)
+	} else {
+		l.launchStart(ctx, o, true, plan.RemotePrimary)
+	}
 	return true
+}
+
+// launchRewindRemote runs pg_rewind from the remote primary on our stopped
+// data directory, then starts following it as the standby leader (Patroni
+// 4.1 after demote-cluster: its rewind check runs against the remote member).
+// pg_rewind itself finds whether our timeline forked from the remote's ("no
+// rewind required" when it did not). A failed rewind is logged and the
+// standby leader starts anyway: streaming then fails and says why
+// (pgnoded_upstream_error), as Patroni's standby leader does.
+func (l *loop) launchRewindRemote(ctx context.Context, o plan.Observation) {
+	cred := l.cfg.Credentials.Rewind
+	if cred.Username == "" {
+		cred = l.cfg.Credentials.Superuser
+	}
+	ci, ok := l.sourceConnInfo(o, plan.RemotePrimary, cred, "rewind from the remote primary")
+	opts, up, err := l.replicaOpts(o.View, o.Config, plan.RemotePrimary)
+	if !ok || err != nil {
+		l.launchStart(ctx, o, true, plan.RemotePrimary)
+		return
+	}
+	l.noteParams(opts)
+	pg, log := l.deps.Postgres, l.log
+	addr := o.Config.StandbyCluster.Addr()
+	replica := true
+	l.launch(ctx, plan.LongRewind, &replica, func(ctx context.Context) longResult {
+		log.Info("running pg_rewind from the remote primary before following it", "remote", addr)
+		if err := pg.Rewind(ctx, ci); err != nil {
+			log.Warn("pg_rewind from the remote primary failed; starting as the standby leader anyway",
+				"remote", addr, "err", err)
+		}
+		if err := pg.Start(ctx, opts); err != nil {
+			return longResult{err: fmt.Errorf("start as the standby leader after pg_rewind from %s: %w", addr, err)}
+		}
+		return longResult{upstream: &up, startedAs: &replica}
+	})
 }
 
 // standbyAddRefused is the 400 text for a config edit that turns a running

@@ -197,13 +197,16 @@ func Fence(s State) (want bool, step FenceStep, deadline time.Time) {
 }
 
 // VIP is the VIP rule: bound only while we hold the key, the hold is not about
-// to end (DemoteStart), and postgres is a running, ready primary. During a
-// restart in place a bound VIP stays (no ARP churn for a postmaster that comes
-// back in a second).
+// to end (DemoteStart), and postgres is a running, ready primary — or, in a
+// standby cluster, the standby leader: vip-manager binds the VIP wherever the
+// leader key is, and a standby leader holds it (docs/standby-cluster.md); the
+// address then serves reads of the standby cluster and stays in place when it
+// is promoted. During a restart in place a bound VIP stays (no ARP churn for a
+// postmaster that comes back in a second).
 func VIP(s State) VIPStep {
 	holdOK := s.Now.Before(DemoteStart(s.HoldUntil, s.Config))
 	pg := s.PG
-	if s.HoldsKey && holdOK && pg.Running && pg.Ready && !pg.InRecovery {
+	if s.HoldsKey && holdOK && pg.Running && pg.Ready && (!pg.InRecovery || s.Member.Role == cluster.RoleStandbyLeader) {
 		return VIPBind
 	}
 	if s.VIPBound && s.HoldsKey && holdOK && s.Long != nil && s.Long.Kind == LongStartPrimary {

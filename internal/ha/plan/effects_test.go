@@ -126,6 +126,14 @@ func TestVIPRule(t *testing.T) {
 		{"restart in place after losing the key: released", newState(pgStopped, vipBound, notLeader,
 			longRunning(LongStartPrimary)), VIPUnbind},
 		{"paused leader keeps serving: bound", newState(pausedState), VIPBind},
+		{"standby leader (key held, in recovery): bound as vip-manager would", newState(asReplica,
+			func(s *State) { s.Member.Role = cluster.RoleStandbyLeader }), VIPBind},
+		{"standby leader whose postgres is down: released", newState(pgStopped,
+			func(s *State) { s.Member.Role = cluster.RoleStandbyLeader }), VIPUnbind},
+		{"standby leader past DemoteStart: released", newState(asReplica, nowAt(15*time.Second),
+			func(s *State) { s.Member.Role = cluster.RoleStandbyLeader }), VIPUnbind},
+		{"replica of a standby cluster (no key): released", newState(asReplica, notLeader,
+			func(s *State) { s.Member.Role = cluster.RoleReplica }), VIPUnbind},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -55,8 +55,14 @@ func decideStandbyLeader(o Observation) Decision {
 			"pg_not_ready")
 	}
 	if !o.PG.InRecovery {
+		// The remote primary may be a former standby cluster of ours, promoted
+		// (a disaster-recovery switchback): our WAL then went past its fork
+		// point, and only pg_rewind lets us follow it (Patroni's
+		// _handle_rewind_or_reinitialize against the remote member). With
+		// restore_command alone there is no server to rewind from.
 		return Decision{Action: ActionDemote, Demote: DemoteCluster, Stop: cluster.StopFast, Member: RemotePrimary,
-			Message: "cannot be a real primary in standby cluster: demoting self to a standby leader", Reason: "demote_cluster"}
+			RewindRemote: o.canRewind() && o.Config.StandbyCluster.Host != "",
+			Message:      "cannot be a real primary in standby cluster: demoting self to a standby leader", Reason: "demote_cluster"}
 	}
 	if d, ok := decideSwitchover(o); ok {
 		// A switchover inside the standby cluster: nothing is writable, so no

@@ -182,3 +182,31 @@ func TestUpstreamError(t *testing.T) {
 		t.Errorf("a failed clone's error was dropped while retrying: %q", got)
 	}
 }
+
+// A primary demoted into the standby leader rewinds from the remote primary
+// first when pg_rewind is usable (the remote may be our promoted former
+// standby cluster), and follows it without when it is not.
+func TestDecideDemoteClusterRewindsFromRemote(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		mod  func(*Observation)
+		want bool
+	}{
+		{"use_pg_rewind on", func(o *Observation) { o.UsePgRewind = true }, true},
+		{"use_pg_rewind off", func(o *Observation) { o.UsePgRewind = false }, false},
+		{"no wal_log_hints nor checksums", func(o *Observation) {
+			o.UsePgRewind = true
+			o.Data.Control = &cluster.ControlData{ClusterState: "in production"}
+		}, false},
+		{"a failed rewind", func(o *Observation) { o.UsePgRewind, o.RewindFailed = true, true }, false},
+		{"restore_command only: no server to rewind from", func(o *Observation) {
+			o.UsePgRewind = true
+			o.Config.StandbyCluster = &cluster.StandbyCluster{RestoreCommand: "cp /a/%f %p"}
+		}, false},
+	} {
+		d := Decide(newObs(iLead, standby, c.mod))
+		if d.Action != ActionDemote || d.Demote != DemoteCluster || d.RewindRemote != c.want {
+			t.Errorf("%s: %s %s RewindRemote=%v, want demote-cluster with RewindRemote=%v", c.name, d.Action, d.Demote, d.RewindRemote, c.want)
+		}
+	}
+}
