@@ -442,7 +442,7 @@ var keyTable = []KeyRule{
 	{Key: "<other>", Where: Dynamic, Class: Honoured, Note: "any other key (e.g. Pigsty's pg_version) is kept in /config as written, as Patroni does"},
 
 	// --- pgnoded's own sections ----------------------------------------------------------
-	{Key: "vip.enabled", Where: Own, Class: Honoured, Note: "bind the VIP on the primary"},
+	{Key: "vip.enabled", Where: Own, Class: Honoured, Note: "bind the VIP on the primary (in a standby cluster: on the standby leader, as vip-manager does)"},
 	{Key: "vip.address", Where: Own, Class: Warned, Note: "vip.enabled is false: the VIP is not bound", When: vipAddress},
 	{Key: "vip.interface", Where: Own, Class: Honoured, Note: "link to bind on (auto: the one holding connect_address)"},
 	{Key: "vip.arp_count", Where: Own, Class: Honoured, Note: "gratuitous ARPs sent after binding"},
