@@ -1,0 +1,135 @@
+//go:build integration
+
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgnoded/pgnoded/internal/testenv"
+	"github.com/pgnoded/pgnoded/internal/testenv/nodeconf"
+)
+
+// startQuorumCluster boots n loopback pgnoded nodes with pgnoded.compat
+// 4.1.4 and synchronous_mode: quorum (synchronous_node_count count).
+func startQuorumCluster(t *testing.T, n, count int) *Cluster {
+	t.Helper()
+	testenv.RequireRoot(t)
+	c := newCluster(t, newLoopback(t), fmt.Sprintf("sq%d-%d", os.Getpid(), time.Now().UnixNano()%100000), DaemonPgnoded, n,
+		ClusterOptions{Timing: Fast, Sync: &nodeconf.Sync{NodeCount: count}}, nil)
+	for _, nd := range c.Nodes {
+		nd.EditConfig(t, "synchronous_mode: true", "synchronous_mode: quorum")
+		f, err := os.OpenFile(nd.ConfigPath, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.WriteString("pgnoded:\n  compat: \"4.1.4\"\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.StartAll()
+	return c
+}
+
+// quorumGUC is ANY n of the nodes' names, as the primary writes it (names sorted).
+func quorumGUC(n int, nodes []*Node) string {
+	names := make([]string, 0, len(nodes))
+	for _, nd := range nodes {
+		names = append(names, nd.Name)
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("ANY %d (%s)", n, strings.Join(names, ","))
+}
+
+// waitQuorumState waits until p is the primary with the replicas listed both
+// in synchronous_standby_names (ANY n) and in /sync with quorum q.
+func (c *Cluster) waitQuorumState(t testing.TB, p *Node, replicas []*Node, n, q int, timeout time.Duration) {
+	t.Helper()
+	wantGUC := quorumGUC(n, replicas)
+	var lastGUC string
+	var lastKey syncState
+	ok := pollFor(timeout, func() bool {
+		lastGUC, _ = p.QueryString("show synchronous_standby_names")
+		k, found := c.SyncKey(context.Background())
+		lastKey = k
+		if !found || lastGUC != wantGUC || k.Leader != p.Name || k.Quorum == nil || *k.Quorum != q {
+			return false
+		}
+		sb := k.Standbys()
+		slices.Sort(sb)
+		want := make([]string, 0, len(replicas))
+		for _, r := range replicas {
+			want = append(want, r.Name)
+		}
+		slices.Sort(want)
+		return slices.Equal(sb, want)
+	})
+	if !ok {
+		qs := "absent"
+		if lastKey.Quorum != nil {
+			qs = fmt.Sprint(*lastKey.Quorum)
+		}
+		t.Fatalf("after %v: synchronous_standby_names %q (want %q), /sync leader %q standbys %q quorum %s (want %s, quorum %d)",
+			timeout, lastGUC, wantGUC, lastKey.Leader, lastKey.SyncStandby, qs, p.Name, q)
+	}
+}
+
+// TestSyncQuorum: compat 4.1.4, 4 nodes (a primary and 3 replicas),
+// synchronous_mode: quorum, synchronous_node_count: 2. The primary runs
+// with synchronous_standby_names = 'ANY 2 (…)' of the three replicas, each
+// reported "quorum" by pg_stat_replication, and /sync lists them with quorum
+// 1. Under writes the primary and one quorum member are killed together
+// (kill -9); a survivor gathers the votes it needs (quorum+1 of the voters
+// and the former leader: itself and the other survivor) and takes over; no
+// acknowledged row is lost. The new primary then lists the remaining replica
+// (ANY 1, quorum 0). Timings are logged, not asserted.
+//
+//	go test -tags integration -count=1 -run '^TestSyncQuorum$' -v ./test/
+func TestSyncQuorum(t *testing.T) {
+	c := startQuorumCluster(t, 4, 2)
+	var p *Node
+	WaitFor(t, bootTimeout, "one primary streaming to 3 replicas", func() bool {
+		var n int
+		p, n = primaryNoErr(c)
+		return n == 1 && StreamingReplicas(p) == 3
+	})
+	c.waitQuorumState(t, p, c.Others(p), 2, 1, bootTimeout)
+	states, err := p.QueryString("select string_agg(application_name || ':' || sync_state, ',' order by application_name) from pg_stat_replication")
+	if err != nil || strings.Count(states, ":quorum") != 3 {
+		t.Errorf("pg_stat_replication sync states %q (err %v): want 3 quorum standbys", states, err)
+	}
+	t.Logf("primary %s: synchronous_standby_names %q, /sync quorum 1 of %d voters; %s", p.Name, quorumGUC(2, c.Others(p)), 3, states)
+
+	w := StartWriter(t, c, p)
+	WaitFor(t, 20*time.Second, "some acknowledged writes", func() bool { return w.Acked() > 100 })
+
+	victim := c.Others(p)[0]
+	killedAt := time.Now()
+	p.NodeLoss()
+	victim.NodeLoss()
+	t.Logf("killed the primary %s and the quorum member %s (kill -9) after %d acknowledged writes", p.Name, victim.Name, w.Acked())
+
+	np := c.WaitPrimary(bootTimeout, p)
+	if np == victim {
+		t.Fatalf("the killed member %s is primary", victim.Name)
+	}
+	resumed := w.WaitWritesResume(t, bootTimeout, killedAt)
+	t.Logf("%s took over; writes resumed %.1fs after the kill", np.Name, resumed.Sub(killedAt).Seconds())
+	rest := c.Others(p, victim, np)
+	c.waitQuorumState(t, np, rest, 1, 0, bootTimeout)
+	t.Logf("new primary %s: synchronous_standby_names %q, /sync quorum 0", np.Name, quorumGUC(1, rest))
+	if lost := w.Lost(t, np); len(lost) > 0 {
+		t.Errorf("%d acknowledged rows lost of %d (first ids %v)", len(lost), w.Acked(), lost[:min(10, len(lost))])
+	} else {
+		t.Logf("0 of %d acknowledged rows lost", w.Acked())
+	}
+}
