@@ -108,6 +108,7 @@ func TestSyncQuorum(t *testing.T) {
 		t.Errorf("pg_stat_replication sync states %q (err %v): want 3 quorum standbys", states, err)
 	}
 	t.Logf("primary %s: synchronous_standby_names %q, /sync quorum 1 of %d voters; %s", p.Name, quorumGUC(2, c.Others(p)), 3, states)
+	checkQuorumVisible(t, c, p)
 
 	w := StartWriter(t, c, p)
 	WaitFor(t, 20*time.Second, "some acknowledged writes", func() bool { return w.Acked() > 100 })
@@ -116,13 +117,14 @@ func TestSyncQuorum(t *testing.T) {
 	killedAt := time.Now()
 	p.NodeLoss()
 	victim.NodeLoss()
+	downAt := time.Now() // the old primary may acknowledge a last write while it is being killed
 	t.Logf("killed the primary %s and the quorum member %s (kill -9) after %d acknowledged writes", p.Name, victim.Name, w.Acked())
 
 	np := c.WaitPrimary(bootTimeout, p)
 	if np == victim {
 		t.Fatalf("the killed member %s is primary", victim.Name)
 	}
-	resumed := w.WaitWritesResume(t, bootTimeout, killedAt)
+	resumed := w.WaitWritesResume(t, bootTimeout, downAt)
 	t.Logf("%s took over; writes resumed %.1fs after the kill", np.Name, resumed.Sub(killedAt).Seconds())
 	rest := c.Others(p, victim, np)
 	c.waitQuorumState(t, np, rest, 1, 0, bootTimeout)
@@ -131,5 +133,42 @@ func TestSyncQuorum(t *testing.T) {
 		t.Errorf("%d acknowledged rows lost of %d (first ids %v)", len(lost), w.Acked(), lost[:min(10, len(lost))])
 	} else {
 		t.Logf("0 of %d acknowledged rows lost", w.Acked())
+	}
+}
+
+// checkQuorumVisible: every replica the key lists answers /quorum and
+// /read-only-quorum with 200 and /sync with 503; the primary answers
+// /read-only-quorum 200 and /quorum 503; GET /cluster calls them quorum_standby.
+func checkQuorumVisible(t *testing.T, c *Cluster, p *Node) {
+	t.Helper()
+	type probe struct {
+		n    *Node
+		path string
+		want int
+	}
+	var probes []probe
+	for _, r := range c.Others(p) {
+		probes = append(probes, probe{r, "/quorum", 200}, probe{r, "/read-only-quorum", 200}, probe{r, "/sync", 503})
+	}
+	probes = append(probes, probe{p, "/read-only-quorum", 200}, probe{p, "/quorum", 503})
+	for _, pr := range probes {
+		var got int
+		if !pollFor(10*time.Second, func() bool { got = pr.n.Check(pr.path); return got == pr.want }) {
+			t.Errorf("%s %s: %d, want %d", pr.n.Name, pr.path, got, pr.want)
+		}
+	}
+	// The primary's document follows its view one cycle after its own write of /sync.
+	var roles map[string]string
+	quorumRoles := func() bool {
+		roles = p.ClusterRoles(t)
+		for _, r := range c.Others(p) {
+			if roles[r.Name] != "quorum_standby" {
+				return false
+			}
+		}
+		return true
+	}
+	if !pollFor(10*time.Second, quorumRoles) {
+		t.Errorf("/cluster roles asked of %s: %v, want every replica quorum_standby", p.Name, roles)
 	}
 }
