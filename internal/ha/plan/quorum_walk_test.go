@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +130,55 @@ func (w *syncWorld) check(t *testing.T, step string) {
 	}
 }
 
+// checkRace asks the real leader race (decideRace) of every live standby, as
+// if the primary died now (and, at random, one more standby with it): any
+// standby that would take the leader key must hold the newest acknowledged
+// commit.
+func (w *syncWorld) checkRace(t *testing.T) {
+	t.Helper()
+	if w.key == nil { // before the first cycle wrote it, synchronous mode is not active yet (as in Patroni)
+		return
+	}
+	extra := w.names[w.rng.Intn(len(w.names))]
+	if w.rng.Intn(2) == 0 {
+		extra = ""
+	}
+	up := func(n string) bool { return w.alive[n] && n != extra }
+	for _, c := range w.names {
+		if !up(c) {
+			continue
+		}
+		o := newObs()
+		o.Name, o.Now, o.Config = c, w.now, w.cfg
+		o.View.Leader = nil
+		o.View.Members = map[string]cluster.Member{}
+		o.View.Status = &cluster.StatusKey{Optime: int64(w.lsn)}
+		o.PG.ReceivedLSN, o.PG.ReplayedLSN = w.pos[c], w.pos[c]
+		o.Upstream = Upstream{}
+		o.Peers = []PeerStatus{}
+		for _, n := range append(slices.Clone(w.names), "pg1") {
+			o.View.Members[n] = cluster.Member{Name: n, Role: "replica", State: "running", APIURL: "http://" + n + ":8008/patroni"}
+			if n == c {
+				continue
+			}
+			if n == "pg1" || !up(n) {
+				o.Peers = append(o.Peers, PeerStatus{Name: n})
+				continue
+			}
+			o.Peers = append(o.Peers, PeerStatus{Name: n, Reachable: true, Role: "replica", WALPosition: w.pos[n], Timeline: 1,
+				FailoverPriority: 1})
+		}
+		if w.key != nil {
+			k := *w.key
+			o.View.Sync = &k
+		}
+		if d := decideRace(o); d.Action == ActionAcquire && w.pos[c] < w.acked {
+			t.Fatalf("%s (at %d) would take over without the commit at %d (also down: %q); key %s, GUC %q: %s\nhistory:\n%s",
+				c, w.pos[c], w.acked, extra, keyString(w.key), w.eff, d.Message, strings.Join(w.log[max(0, len(w.log)-40):], "\n"))
+		}
+	}
+}
+
 func keyString(k *cluster.SyncState) string {
 	if k == nil {
 		return "<none>"
@@ -237,9 +287,13 @@ func (w *syncWorld) step(t *testing.T, modes bool) {
 	case r < 92:
 		w.cfg.SynchronousNodeCount = 1 + w.rng.Intn(4)
 		w.logf("synchronous_node_count=%d", w.cfg.SynchronousNodeCount)
-	case r < 96:
+	case r < 94:
 		w.cfg.SynchronousModeStrict = !w.cfg.SynchronousModeStrict
 		w.logf("strict=%v", w.cfg.SynchronousModeStrict)
+	case r < 96:
+		// pgnoded restarts (postgres keeps running): what the loop remembered is gone.
+		w.facts, w.asked, w.askedSet = SyncFacts{Compat4: true}, "", false
+		w.logf("pgnoded restarted")
 	default:
 		if modes {
 			w.cfg.SynchronousQuorum = !w.cfg.SynchronousQuorum
@@ -254,8 +308,11 @@ func (w *syncWorld) step(t *testing.T, modes bool) {
 func TestQuorumInvariantWalk(t *testing.T) {
 	for seed := int64(1); seed <= 300; seed++ {
 		w := newSyncWorld(seed, 2+int(seed%4))
-		for range 400 {
+		for i := range 400 {
 			w.step(t, seed%3 == 0)
+			if i%4 == 0 {
+				w.checkRace(t)
+			}
 		}
 	}
 }
