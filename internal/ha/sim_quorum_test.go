@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -104,6 +105,26 @@ func TestSimQuorumTooFewVotesNoPromotion(t *testing.T) {
 	}
 	if nl := w.leaderName(); nl != last && nl != voters[1] {
 		t.Fatalf("%s was promoted", nl)
+	}
+	w.noViolations(t)
+}
+
+func TestSimQuorumSwitchoverToAVoter(t *testing.T) {
+	w, l, voters := quorumWorld(t)
+	to := voters[len(voters)-1]
+	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+		return w.nodes[l].node.Switchover(ctx, SwitchoverRequest{Leader: l, Candidate: to})
+	})
+	if !w.run(10*time.Second, func() bool { return w.leaderName() == to && slices.Equal(w.writable(), []string{to}) }) {
+		t.Fatalf("no switchover to %s: leader %q writable %v", to, w.leaderName(), w.writable())
+	}
+	if r := answer(); r.kind != "done" {
+		t.Errorf("answer %s %q", r.kind, r.text)
+	}
+	rest := slices.DeleteFunc(slices.Clone(w.names), func(n string) bool { return n == to })
+	want := fmt.Sprintf("ANY 2 (%s)", strings.Join(rest, ","))
+	if !w.run(10*time.Second, func() bool { return w.quorumKeyIs(to, 1, rest...) && w.ssnOf(to) == want }) {
+		t.Fatalf("after the switchover: key %s GUC %q; want %s quorum 1 of %v and %q", w.quorumKeyString(), w.ssnOf(to), to, rest, want)
 	}
 	w.noViolations(t)
 }
