@@ -172,3 +172,69 @@ func checkQuorumVisible(t *testing.T, c *Cluster, p *Node) {
 		t.Errorf("/cluster roles asked of %s: %v, want every replica quorum_standby", p.Name, roles)
 	}
 }
+
+// TestSyncQuorumTooFewVotes: the same cluster; the primary and two of the
+// three quorum members are killed together. The last replica alone has one
+// vote of the two quorum 1 needs — it may have missed commits the two lost
+// standbys acknowledged — so it must not be promoted, however long we wait.
+// One lost standby coming back gives the votes: one of the two takes over
+// with every acknowledged row. Timings are logged, not asserted.
+//
+//	go test -tags integration -count=1 -run '^TestSyncQuorumTooFewVotes$' -v ./test/
+func TestSyncQuorumTooFewVotes(t *testing.T) {
+	c := startQuorumCluster(t, 4, 2)
+	var p *Node
+	WaitFor(t, bootTimeout, "one primary streaming to 3 replicas", func() bool {
+		var n int
+		p, n = primaryNoErr(c)
+		return n == 1 && StreamingReplicas(p) == 3
+	})
+	c.waitQuorumState(t, p, c.Others(p), 2, 1, bootTimeout)
+	w := StartWriter(t, c, p)
+	WaitFor(t, 20*time.Second, "some acknowledged writes", func() bool { return w.Acked() > 100 })
+
+	others := c.Others(p)
+	last := others[2]
+	killedAt := time.Now()
+	p.NodeLoss()
+	others[0].NodeLoss()
+	others[1].NodeLoss()
+	t.Logf("killed the primary %s and the quorum members %s, %s; %s remains", p.Name, others[0].Name, others[1].Name, last.Name)
+
+	hold := time.Duration(Fast.TTL+4*Fast.LoopWait+6) * time.Second
+	var bad []string
+	pollFor(hold, func() bool {
+		switch {
+		case last.Check("/primary") == 200:
+			bad = append(bad, time.Now().Format("15:04:05.000")+" "+last.Name+" answered 200 on /primary")
+		case c.LeaderKey() == last.Name:
+			bad = append(bad, time.Now().Format("15:04:05.000")+" the leader key named "+last.Name)
+		}
+		return false
+	})
+	if len(bad) > 0 {
+		t.Errorf("%s took over alone without the quorum's votes (%d samples; first: %s)", last.Name, len(bad), bad[0])
+	}
+	if !last.InRecovery() {
+		t.Errorf("%s is not a running replica after %v", last.Name, hold)
+	}
+	if late := w.AckedSentAfter(killedAt.Add(time.Second)); late > 0 {
+		t.Errorf("%d writes sent more than 1 s after the kill were acknowledged", late)
+	}
+	t.Logf("%v after the kill: no leader, %s still a replica", hold.Round(time.Second), last.Name)
+
+	back := others[1]
+	backAt := time.Now()
+	back.Start()
+	np := c.WaitPrimary(bootTimeout, p)
+	if np != back && np != last {
+		t.Fatalf("%s is primary", np.Name)
+	}
+	resumed := w.WaitWritesResume(t, bootTimeout, backAt)
+	t.Logf("%s came back; %s took over, writes %.1fs after the restart", back.Name, np.Name, resumed.Sub(backAt).Seconds())
+	if lost := w.Lost(t, np); len(lost) > 0 {
+		t.Errorf("%d acknowledged rows lost of %d (first ids %v)", len(lost), w.Acked(), lost[:min(10, len(lost))])
+	} else {
+		t.Logf("0 of %d acknowledged rows lost", w.Acked())
+	}
+}
