@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -170,6 +171,12 @@ func checkQuorumVisible(t *testing.T, c *Cluster, p *Node) {
 	}
 	if !pollFor(10*time.Second, quorumRoles) {
 		t.Errorf("/cluster roles asked of %s: %v, want every replica quorum_standby", p.Name, roles)
+	}
+	out := runPgnodectl(t, "-c", p.ConfigPath, "list")
+	for _, r := range c.Others(p) {
+		if !regexp.MustCompile(`\| ` + r.Name + ` +\|[^|]+\| Quorum Standby +\|`).MatchString(out) {
+			t.Errorf("pgnodectl list does not show %s as Quorum Standby:\n%s", r.Name, out)
+		}
 	}
 }
 
