@@ -155,6 +155,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 	if d.hooks, err = hook.New(hookConfig(cfg, osCred, env, log)); err != nil {
 		return nil, fmt.Errorf("callbacks: %w", err)
 	}
+	refusedConfig, warnedConfig := config.DynamicChecks(cfg.PGNoded.Compat)
 	haCfg := ha.Config{
 		Name: cfg.Name, Scope: cfg.Scope, Compat: cfg.PGNoded.Compat,
 		APIURL: cfg.APIURL(), ConnURL: cfg.ConnURL(), Tags: cfg.EffectiveTags(),
@@ -168,8 +169,8 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*supervis
 		RemoveDataDirOnRewindFailure:     cfg.PostgreSQL.RemoveDataDirectoryOnRewindFailure,
 		RemoveDataDirOnDivergedTimelines: cfg.PostgreSQL.RemoveDataDirectoryOnDivergedTimelines,
 		NoFence:                          !cfg.PGNoded.Fence.Enabled,
-		RefusedConfig:                    config.RefusedDynamic,
-		WarnedConfig:                     config.WarnedDynamic,
+		RefusedConfig:                    refusedConfig,
+		WarnedConfig:                     warnedConfig,
 		StartTimeout:                     cfg.PostgreSQL.PgCtlTimeout,
 		Logger:                           log,
 	}

@@ -139,7 +139,7 @@ func FromMap(raw map[string]any) (DynamicConfig, error) {
 	int64Key("maximum_lag_on_syncnode", &c.MaximumLagOnSyncnode)
 	boolKey(raw, "check_timeline", &c.CheckTimeline)
 	if v, ok := raw["synchronous_mode"].(string); ok && strings.EqualFold(strings.TrimSpace(v), "quorum") {
-		c.SynchronousMode, c.SynchronousQuorum = true, true // quorum is refused by the key table until pgnoded implements it
+		c.SynchronousMode, c.SynchronousQuorum = true, true // acted on under compat 4.1.4 (refused by the key table under 3.0.2)
 	} else {
 		boolKey(raw, "synchronous_mode", &c.SynchronousMode)
 	}

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -54,7 +56,7 @@ func walkKeys(m map[string]any, prefix string, wheres []Where, x keyContext, rep
 		}
 		if slices.Contains(wheres, Local) && path == "bootstrap.dcs" {
 			if dcs, ok := v.(map[string]any); ok {
-				dx := keyContext{local: x.local, dcs: dcs}
+				dx := keyContext{local: x.local, dcs: dcs, compat4: x.compat4}
 				walkKeys(dcs, "", []Where{Dynamic}, dx, func(i keyIssue) {
 					i.path = "bootstrap.dcs." + i.path
 					report(i)
@@ -92,7 +94,7 @@ func hasRule(path string) bool {
 
 // checkKeys applies the table to the local configuration tree.
 func checkKeys(c *Config, root map[string]any, p *problems) {
-	x := keyContext{local: root}
+	x := keyContext{local: root, compat4: rawCompat4(root)}
 	walkKeys(root, "", []Where{Local, Own}, x, func(i keyIssue) {
 		switch i.class {
 		case Refused:
@@ -103,11 +105,24 @@ func checkKeys(c *Config, root map[string]any, p *problems) {
 	})
 }
 
+// rawCompat4 reports pgnoded.compat 4.x in a local configuration tree.
+func rawCompat4(root map[string]any) bool {
+	v, _ := dig(root, "pgnoded.compat")
+	return strings.HasPrefix(strings.TrimSpace(fmt.Sprint(v)), "4")
+}
+
 // CheckDynamic applies the key table to a dynamic configuration document
-// (etcd's /config, a PATCH/PUT /config body after merging): the keys pgnoded
-// refuses and those it warns about, each with the reason, in key order.
+// (etcd's /config, a PATCH/PUT /config body after merging) under compat
+// 3.0.2: the keys pgnoded refuses and those it warns about, each with the
+// reason, in key order.
 func CheckDynamic(doc map[string]any) (refused, warned []cluster.KeyIssue) {
-	walkKeys(doc, "", []Where{Dynamic}, keyContext{dcs: doc}, func(i keyIssue) {
+	return CheckDynamicFor(doc, cluster.Compat302)
+}
+
+// CheckDynamicFor is CheckDynamic for a node running with compat.
+func CheckDynamicFor(doc map[string]any, compat cluster.Compat) (refused, warned []cluster.KeyIssue) {
+	x := keyContext{dcs: doc, compat4: compat == cluster.Compat4}
+	walkKeys(doc, "", []Where{Dynamic}, x, func(i keyIssue) {
 		ki := cluster.KeyIssue{Key: i.path, Msg: i.msg}
 		if i.class == Refused {
 			refused = append(refused, ki)
@@ -128,6 +143,17 @@ func RefusedDynamic(doc map[string]any) []cluster.KeyIssue {
 func WarnedDynamic(doc map[string]any) []cluster.KeyIssue {
 	_, w := CheckDynamic(doc)
 	return w
+}
+
+// DynamicChecks are RefusedDynamic and WarnedDynamic for a node running with compat.
+func DynamicChecks(compat cluster.Compat) (refused, warned func(map[string]any) []cluster.KeyIssue) {
+	return func(doc map[string]any) []cluster.KeyIssue {
+			r, _ := CheckDynamicFor(doc, compat)
+			return r
+		}, func(doc map[string]any) []cluster.KeyIssue {
+			_, w := CheckDynamicFor(doc, compat)
+			return w
+		}
 }
 
 // Counts returns how many rows of the table (and of the environment table)

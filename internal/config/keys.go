@@ -73,6 +73,8 @@ type keyContext struct {
 	parent map[string]any // the mapping holding the key
 	local  map[string]any // the whole local configuration; nil for a /config document
 	dcs    map[string]any // the dynamic document (bootstrap.dcs or /config)
+	// compat4: the node runs with pgnoded.compat 4.1.4 (Patroni 4.x spellings and modes)
+	compat4 bool
 }
 
 // Rule returns the table row for a key path of the given document, or nil.
@@ -166,11 +168,15 @@ func syncModeOn(v any) bool {
 }
 
 // syncMode: on/off (any boolean spelling) is acted on; quorum (Patroni 4.x)
-// is refused with its reason; anything else is not a mode.
-func syncMode(v any, _ keyContext) (Class, string) {
+// is acted on under pgnoded.compat 4.1.4 and refused with its reason under
+// 3.0.2; anything else is not a mode.
+func syncMode(v any, x keyContext) (Class, string) {
 	if s, ok := v.(string); ok && strings.EqualFold(strings.TrimSpace(s), "quorum") {
+		if x.compat4 {
+			return 0, ""
+		}
 		return Refused, refusal("quorum commit (synchronous_mode: quorum, Patroni 4.x; 3.0.2's patronictl cannot show it)",
-			"set synchronous_mode: on, or keep this cluster on Patroni until pgnoded implements quorum")
+			"set synchronous_mode: on, or run with pgnoded.compat: 4.1.4")
 	}
 	if v == nil {
 		return 0, ""
@@ -403,7 +409,7 @@ var keyTable = []KeyRule{
 	{Key: "synchronous_node_count", Where: Dynamic, Class: Refused,
 		Note: "an integer >= 1: how many synchronous standbys the primary lists; below 1 or not an integer: refused", Decide: syncNodeCount},
 	{Key: "synchronous_mode", Where: Dynamic, Class: Refused,
-		Note:   "on/off: honoured (the primary keeps synchronous_standby_names and the sync key; only the sync key's members are promoted); quorum (Patroni 4.x) and unknown modes: refused",
+		Note:   "on/off: honoured (the primary keeps synchronous_standby_names and the sync key; only the sync key's members are promoted); quorum: honoured under pgnoded.compat 4.1.4 (ANY n (…) and the sync key's quorum; a candidate needs quorum+1 votes, docs/synchronous-replication.md), refused under 3.0.2; unknown modes: refused",
 		Decide: syncMode},
 	{Key: "synchronous_mode_strict", Where: Dynamic, Class: Honoured, Note: "with no synchronous standby, commits wait rather than run unprotected"},
 	{Key: "standby_cluster", Where: Dynamic, Class: Honoured, Note: "standby cluster: the leader key holder is a standby leader replicating from the remote primary; removing the section promotes it"},

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // The generated table in docs/ must match the key table in the code.
@@ -266,5 +268,34 @@ func TestStandbyClusterInFile(t *testing.T) {
 	_, _, err = Load(writeFile(t, t.TempDir(), "pgnoded.yml", bad), nil)
 	if err == nil || !strings.Contains(err.Error(), "standby_cluster.port") {
 		t.Fatalf("bad port: %v", err)
+	}
+}
+
+// synchronous_mode: quorum is acted on under pgnoded.compat 4.1.4 only: in the
+// file, in PATCH /config and etcd's /config (CheckDynamicFor), in pgnodectl.
+func TestQuorumModeByCompat(t *testing.T) {
+	doc := map[string]any{"synchronous_mode": "quorum", "synchronous_node_count": 2}
+	if r, _ := CheckDynamicFor(doc, cluster.Compat4); len(r) != 0 {
+		t.Errorf("compat 4.1.4 refuses %v", r)
+	}
+	if r, _ := CheckDynamicFor(doc, cluster.Compat302); len(r) != 1 || !strings.Contains(r[0].Msg, "set synchronous_mode: on") {
+		t.Errorf("compat 3.0.2: %v", r)
+	}
+	refused, _ := DynamicChecks(cluster.Compat4)
+	if r := refused(doc); len(r) != 0 {
+		t.Errorf("DynamicChecks(4.1.4) refuses %v", r)
+	}
+	dir := t.TempDir()
+	four := writeFile(t, dir, "four.yml", minimal+"pgnoded:\n  compat: \"4.1.4\"\nbootstrap:\n  dcs:\n    synchronous_mode: quorum\n    synchronous_node_count: 2\n")
+	cfg, _, err := Load(four, nil)
+	if err != nil {
+		t.Fatalf("compat 4.1.4 with quorum: %v", err)
+	}
+	if d := cfg.Bootstrap.Dynamic; !d.SynchronousMode || !d.SynchronousQuorum || d.SynchronousNodeCount != 2 {
+		t.Errorf("dynamic %+v", d)
+	}
+	three := writeFile(t, dir, "three.yml", minimal+"bootstrap:\n  dcs:\n    synchronous_mode: quorum\n")
+	if _, _, err := Load(three, nil); err == nil || !strings.Contains(err.Error(), "synchronous_mode") {
+		t.Errorf("compat 3.0.2 with quorum: %v", err)
 	}
 }

@@ -103,7 +103,11 @@ func (a *app) editConfig(ctx context.Context, pos []string, o editOpts) error {
 	if !o.quiet {
 		io.WriteString(a.env.Stdout, unifiedDiff(before, after))
 	}
-	if why := refusedEdit(data, changed); why != "" {
+	compat := cluster.Compat302
+	if a.cfg != nil {
+		compat = a.cfg.PGNoded.Compat
+	}
+	if why := refusedEdit(data, changed, compat); why != "" {
 		// The nodes would refuse it too (PATCH /config answers 400 with the same reason).
 		return errors.New("not applied: " + why)
 	}
@@ -303,7 +307,9 @@ func (a *app) invokeEditor(ctx context.Context, before, clusterName string) (str
 // refusedEdit names the settings the edit brings that pgnoded refuses
 // (docs/config-keys.md), "key: pgnoded does not support … (what to do)" joined
 // by "; ", or "" when it brings none. One already in the config key does not
-// block other edits.
-func refusedEdit(before, after map[string]any) string {
-	return strings.Join(cluster.NewIssues(config.RefusedDynamic(before), config.RefusedDynamic(after)), "; ")
+// block other edits. compat is the configuration's pgnoded.compat (quorum
+// mode is refused under 3.0.2 only).
+func refusedEdit(before, after map[string]any, compat cluster.Compat) string {
+	refused, _ := config.DynamicChecks(compat)
+	return strings.Join(cluster.NewIssues(refused(before), refused(after)), "; ")
 }

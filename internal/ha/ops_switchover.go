@@ -76,7 +76,9 @@ func (n *Node) failoverPossible(ctx context.Context, v cluster.View, cfg cluster
 	if req.Leader != "" && (v.Leader == nil || v.Leader.Name != req.Leader) {
 		return "leader name does not match"
 	}
-	sync := cfg.SynchronousMode
+	// Quorum mode names no sync standby a switchover must go to: the
+	// candidate's votes decide (Patroni's is_failover_possible).
+	sync := cfg.SynchronousMode && !(cfg.SynchronousQuorum && n.cfg.Compat == cluster.Compat4)
 	inSync := func(name string) bool { return (plan.Observation{View: v}).InSyncStandby(name) }
 	var members []cluster.Member
 	switch {

@@ -84,6 +84,9 @@ func (p *fakePG) Observe(context.Context) cluster.PGObservation {
 				state := "async"
 				if ssnLists(o.SyncStandbyNames, name) {
 					state = "sync"
+					if strings.HasPrefix(strings.ToUpper(o.SyncStandbyNames), "ANY ") {
+						state = "quorum"
+					}
 				}
 				o.Replication = append(o.Replication, cluster.ReplicationRow{ApplicationName: name, State: "streaming",
 					SyncState: state, FlushLSN: cluster.LSN(q.lsn), ReplayLSN: cluster.LSN(q.lsn)})

@@ -20,8 +20,8 @@ import (
 
 // checkSyncLocked records a sync key listing a standby its leader's postgres does not wait for.
 func (w *world) checkSyncLocked(where string) {
-	if w.sync == nil || w.sync.SyncStandby == nil {
-		return
+	if w.sync == nil || w.sync.SyncStandby == nil || w.quorum {
+		return // quorum mode: voters may outlive the GUC (plan/quorum.go checks its own invariant)
 	}
 	sn, ok := w.nodes[w.sync.Leader]
 	if !ok || !sn.pg.writable() {

@@ -38,6 +38,8 @@ type world struct {
 	sync       *cluster.SyncState // ModRevision set on every write
 	failSync   map[string]int     // the next n sync-key writes of a node fail their compare
 	syncMode   bool               // the scenario runs synchronous_mode: promotions must follow the sync key
+	compat     cluster.Compat     // the nodes' pgnoded.compat ("" = 3.0.2)
+	quorum     bool               // synchronous_mode: quorum: the key may list voters the GUC no longer names
 	history    []cluster.HistoryEntry
 	status     *cluster.StatusKey
 	failsafe   map[string]string
@@ -140,7 +142,7 @@ func (w *world) launch(name string) {
 		HasBootstrap: true,
 		Credentials: Credentials{Superuser: Credential{Username: "postgres", Password: "su"},
 			Replication: Credential{Username: "replicator", Password: "rep"}},
-		Now: w.clock.Now, Logger: logger,
+		Now: w.clock.Now, Logger: logger, Compat: w.compat,
 	}, Deps{Postgres: sn.pg, Store: w.storeFor(sn), VIP: sn.vip, Peers: &fakePeers{w: w}, Fence: sn.fence,
 		Hooks: &simHooks{w: w, name: name}})
 	n.clock = w.clock

@@ -2,9 +2,9 @@ package ha
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 	"github.com/pgnoded/pgnoded/internal/ha/plan"
@@ -23,12 +23,32 @@ type syncState struct {
 	// default of the mode (strict: nobody may be skipped; else none).
 	guc    string
 	gucSet bool
+	// wrote: the last sync-key write succeeded over revision over (0: the
+	// key was absent). Until the view shows a newer revision it is stale:
+	// a step planned on it is not applied (the GUC must be checked against
+	// the key we wrote, not the one it replaced).
+	wrote bool
+	over  int64
+	stale int // consecutive cycles skipped on a stale view (bounded: a key deleted after our create looks the same)
+}
+
+// staleSyncView reports a view that does not show our last sync-key write yet.
+func (l *loop) staleSyncView(v cluster.View) bool {
+	if !l.st.sync.wrote {
+		return false
+	}
+	rev := int64(0)
+	if v.Sync != nil {
+		rev = v.Sync.ModRevision
+	}
+	return rev == l.st.sync.over
 }
 
 // syncFacts are the facts NextSync reads.
 func (l *loop) syncFacts() plan.SyncFacts {
 	f := l.st.sync.facts
 	f.Compat4 = l.cfg.Compat == cluster.Compat4
+	f.Asked, f.AskedSet = l.st.sync.guc, l.st.sync.gucSet
 	return f
 }
 
@@ -39,7 +59,34 @@ func (l *loop) syncGUC(cfg cluster.DynamicConfig) string {
 	if l.st.sync.gucSet {
 		return l.st.sync.guc
 	}
+	if l.quorumMode(cfg) {
+		// Until the primary's first cycle decided (plan.NextSync), commits
+		// wait: an acknowledgement nobody promised in the sync key is never given.
+		return plan.FormatQuorumSSN([]string{plan.SyncPlaceholder}, 1)
+	}
 	return plan.FormatSSN(nil, cfg.SynchronousModeStrict, l.cfg.Compat == cluster.Compat4, nil)
+}
+
+// quorumMode: synchronous_mode: quorum is in force (Patroni 4.x layout only).
+func (l *loop) quorumMode(cfg cluster.DynamicConfig) bool {
+	return cfg.SynchronousMode && cfg.SynchronousQuorum && l.cfg.Compat == cluster.Compat4
+}
+
+// promoteGUC is synchronous_standby_names set before the promotion, with the
+// sync key naming this node and no standby: non-strict none (asynchronous
+// until the first cycle as primary lists the standbys); strict the former
+// standbys (quorum mode: any synchronous_node_count of them), so commits wait.
+func (l *loop) promoteGUC(cfg cluster.DynamicConfig, last []string) string {
+	if !l.quorumMode(cfg) {
+		return plan.FormatSSN(nil, cfg.SynchronousModeStrict, l.cfg.Compat == cluster.Compat4, last)
+	}
+	if !cfg.SynchronousModeStrict {
+		return ""
+	}
+	if len(last) == 0 {
+		last = []string{plan.SyncPlaceholder}
+	}
+	return plan.FormatQuorumSSN(last, max(cfg.SynchronousNodeCount, 1))
 }
 
 // overrideSyncParam puts pgnoded's synchronous_standby_names into params
@@ -80,18 +127,13 @@ func (l *loop) applySync(ctx context.Context, o plan.Observation, st plan.SyncSt
 	if !st.Manage {
 		return
 	}
-	switch f := &l.st.sync.facts; {
-	case st.NoteGUC:
-		*f = plan.SyncFacts{SeenSet: true, SeenFor: o.PG.SyncStandbyNames, WaitingSince: f.WaitingSince}
-	case st.RecordLSN:
-		f.ConfirmSet, f.ConfirmFor, f.ConfirmLSN = true, o.PG.SyncStandbyNames, o.PG.FlushLSN
+	if l.staleSyncView(o.View) && l.st.sync.stale < 2 {
+		l.st.sync.stale++
+		l.log.Debug("the view does not show our last sync key write yet; synchronous replication unchanged this cycle")
+		return
 	}
-	switch {
-	case !st.Unconfirmed:
-		l.st.sync.facts.WaitingSince = time.Time{}
-	case l.st.sync.facts.WaitingSince.IsZero():
-		l.st.sync.facts.WaitingSince = o.Now
-	}
+	l.st.sync.wrote, l.st.sync.stale = false, 0
+	l.st.sync.facts = l.st.sync.facts.Advance(st, o.PG.SyncStandbyNames, o.PG.FlushLSN, o.Now)
 	if st.WriteSync {
 		ok, err := l.deps.Store.WriteSync(ctx, st.Sync, rev)
 		switch {
@@ -102,11 +144,21 @@ func (l *loop) applySync(ctx context.Context, o plan.Observation, st plan.SyncSt
 			l.log.Info("Synchronous replication key updated by someone else")
 			return
 		}
+		l.st.sync.wrote, l.st.sync.over = true, rev
 		standby := "null"
 		if st.Sync.SyncStandby != nil {
 			standby = *st.Sync.SyncStandby
 		}
-		l.log.Info("Synchronous standby status assigned to "+standby, "leader", st.Sync.Leader, "picked", st.Picked)
+		if st.Sync.Quorum != nil && *st.Sync.Quorum > 0 || l.quorumMode(o.Config) {
+			q := 0
+			if st.Sync.Quorum != nil {
+				q = *st.Sync.Quorum
+			}
+			l.log.Info(fmt.Sprintf("Setting leader to %s, quorum to %d of (%s)", st.Sync.Leader, q, standby),
+				"picked", st.Picked, "confirmed", st.Confirmed)
+		} else {
+			l.log.Info("Synchronous standby status assigned to "+standby, "leader", st.Sync.Leader, "picked", st.Picked)
+		}
 	}
 	if !l.st.sync.gucSet || l.st.sync.guc != st.GUC {
 		if len(st.Picked) == 0 && o.Config.SynchronousModeStrict {
@@ -144,7 +196,7 @@ func (l *loop) syncBeforePromote(ctx context.Context, o plan.Observation) bool {
 		}
 		return false
 	}
-	l.st.sync = syncState{guc: plan.FormatSSN(nil, o.Config.SynchronousModeStrict, l.cfg.Compat == cluster.Compat4, last), gucSet: true}
+	l.st.sync = syncState{guc: l.promoteGUC(o.Config, last), gucSet: true, wrote: true, over: rev}
 	opts, _, err := l.replicaOpts(o.View, o.Config, l.st.pg.upstream.Name)
 	if err != nil {
 		opts, _, _ = l.replicaOpts(o.View, o.Config, "")

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -68,7 +69,7 @@ func decideReplicaRace(o Observation) Decision {
 			return notHealthiest("not listed in the failsafe key", "failsafe_absent")
 		}
 	}
-	if o.SyncActive() && !o.InSync(o.Name) {
+	if o.SyncActive() && !o.QuorumActive() && !o.InSync(o.Name) {
 		return notHealthiest("not a synchronous standby", "not_sync")
 	}
 	if pos := o.ownWAL(); o.tooFarBehind(pos) {
@@ -93,7 +94,7 @@ func decideManualRace(o Observation) Decision {
 		return decideCandidate(o)
 	}
 	if f.Member != "" {
-		if o.SyncActive() && !o.InSync(o.Name) {
+		if o.SyncActive() && !o.QuorumActive() && !o.InSync(o.Name) {
 			return notHealthiest("not a synchronous standby", "not_sync")
 		}
 		if o.Peers == nil {
@@ -140,7 +141,15 @@ func decideCandidate(o Observation) Decision {
 // racePeers compares us with the other members' /patroni documents: any primary
 // still alive, anyone ahead, or anyone level with a higher failover_priority
 // wins over us. exclude is a former leader whose answer is ignored.
+//
+// Quorum mode (QuorumActive; docs/synchronous-replication.md "Quorum"): we
+// also need the votes of quorum+1 members of the sync key's leader and
+// voters — ourselves when listed, and every listed peer whose running
+// postgres reports a position at or below ours. Any quorum+1 of them include
+// one holding the newest acknowledged commit, so we hold it too. The former
+// leader itself needs no votes when nobody is ahead.
 func racePeers(o Observation, exclude, wonMsg string) Decision {
+	quorum := o.QuorumActive()
 	if o.Peers == nil {
 		if ask := peersToAsk(o, exclude); len(ask) > 0 {
 			return Decision{Action: ActionAskPeers, AskPeers: ask, Message: "asking peers before racing for the leader key",
@@ -148,6 +157,11 @@ func racePeers(o Observation, exclude, wonMsg string) Decision {
 		}
 	}
 	own := o.ownWAL()
+	votes := 0
+	if quorum && o.InSync(o.Name) {
+		votes = 1
+	}
+	var voters []string
 	for _, p := range o.Peers {
 		if p.Name == o.Name || p.Name == exclude || !p.Reachable {
 			continue
@@ -165,6 +179,14 @@ func racePeers(o Observation, exclude, wonMsg string) Decision {
 			return notHealthiest(fmt.Sprintf("%s has the same WAL position and a higher failover_priority (%d > %d)",
 				p.Name, p.FailoverPriority, o.Tags.FailoverPriority), "peer_priority")
 		}
+		if quorum && p.WALPosition > 0 && o.InSync(p.Name) {
+			votes++
+			voters = append(voters, p.Name)
+		}
+	}
+	if need := o.SyncQuorum() + 1; quorum && votes < need && !strings.EqualFold(o.View.Sync.Leader, o.Name) {
+		return notHealthiest(fmt.Sprintf("quorum not reached: %d of the %d votes needed (sync key quorum %d, votes from %v)",
+			votes, need, o.SyncQuorum(), voters), "quorum_votes")
 	}
 	return Decision{Action: ActionAcquire, Message: wonMsg, Reason: "healthiest"}
 }

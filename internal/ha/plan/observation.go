@@ -92,6 +92,21 @@ func (o Observation) SyncActive() bool {
 	return o.Config.SynchronousMode && o.View.Sync != nil && o.View.Sync.Leader != "" && !o.StandbyCluster()
 }
 
+// QuorumActive reports a sync key in force whose candidates need quorum votes
+// (Patroni's quorum_commit_mode_is_active): synchronous_mode: quorum, or a key
+// written with a quorum above 0 (kept while the mode switches back to on).
+func (o Observation) QuorumActive() bool {
+	return o.SyncActive() && (o.Config.SynchronousQuorum || o.View.Sync.Quorum != nil && *o.View.Sync.Quorum > 0)
+}
+
+// SyncQuorum is the sync key's quorum (0 when absent).
+func (o Observation) SyncQuorum() int {
+	if o.View.Sync == nil || o.View.Sync.Quorum == nil {
+		return 0
+	}
+	return max(*o.View.Sync.Quorum, 0)
+}
+
 // InSync reports whether name is the sync key's leader or one of its standbys.
 func (o Observation) InSync(name string) bool {
 	s := o.View.Sync

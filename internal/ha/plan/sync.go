@@ -45,6 +45,30 @@ type SyncFacts struct {
 	ConfirmSet bool
 	// WaitingSince is when a picked standby started waiting for its confirmation (zero: none waits).
 	WaitingSince time.Time
+	// Asked is the synchronous_standby_names last asked for (AskedSet: one
+	// was), which may not be in effect yet: quorum mode keeps the key safe for
+	// commits acknowledged under it too.
+	Asked    string
+	AskedSet bool
+}
+
+// Advance is what the loop remembers after carrying out st, planned on an
+// observation with ssn in effect and the primary's flush position flush.
+func (f SyncFacts) Advance(st SyncStep, ssn string, flush cluster.LSN, now time.Time) SyncFacts {
+	switch {
+	case st.NoteGUC:
+		f = SyncFacts{Compat4: f.Compat4, SeenSet: true, SeenFor: ssn, WaitingSince: f.WaitingSince,
+			Asked: f.Asked, AskedSet: f.AskedSet}
+	case st.RecordLSN:
+		f.ConfirmSet, f.ConfirmFor, f.ConfirmLSN = true, ssn, flush
+	}
+	switch {
+	case !st.Unconfirmed:
+		f.WaitingSince = time.Time{}
+	case f.WaitingSince.IsZero():
+		f.WaitingSince = now
+	}
+	return f
 }
 
 // syncPollFor is how long a primary polls for a standby's confirmation before
@@ -98,6 +122,9 @@ func NextSync(o Observation, f SyncFacts) SyncStep {
 	if !o.LeaderIsMe() || !o.PGReady() || o.PG.InRecovery {
 		return SyncStep{}
 	}
+	if o.Config.SynchronousQuorum && f.Compat4 {
+		return nextQuorum(o, f)
+	}
 	var current []string
 	if mine {
 		current = o.View.Sync.Standbys()
@@ -146,12 +173,22 @@ func SyncKey(leader string, compat4 bool) cluster.SyncState {
 }
 
 // pickSync chooses up to synchronous_node_count standbys (Patroni's
-// SyncHandler.current_state): members streaming from us, not nosync (4.x: nor
-// sync_priority <= 0), not nostream, not cascading; preferring members that may
-// fail over, then the current sync standbys, (4.x) higher sync_priority, state
-// "sync", the furthest flushed; a member lagging more than
-// maximum_lag_on_syncnode behind the best is skipped.
+// SyncHandler.current_state): the first of eligibleSync.
 func pickSync(o Observation, current []string, compat4 bool) []string {
+	out := eligibleSync(o, current, compat4)
+	if n := max(o.Config.SynchronousNodeCount, 1); len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// eligibleSync lists, best first, the standbys that may be synchronous:
+// members streaming from us, not nosync (4.x: nor sync_priority <= 0), not
+// nostream, not cascading; preferring members that may fail over, then the
+// current sync standbys, (4.x) higher sync_priority, state "sync", the
+// furthest flushed; a member lagging more than maximum_lag_on_syncnode behind
+// the best is skipped.
+func eligibleSync(o Observation, current []string, compat4 bool) []string {
 	type cand struct {
 		name     string
 		row      cluster.ReplicationRow
@@ -209,16 +246,12 @@ func pickSync(o Observation, current []string, compat4 bool) []string {
 			maxLSN = max(maxLSN, c.row.FlushLSN)
 		}
 	}
-	n := max(o.Config.SynchronousNodeCount, 1)
 	var out []string
 	for _, c := range cands {
 		if lag := o.Config.MaximumLagOnSyncnode; lag > 0 && maxLSN > c.row.FlushLSN && int64(maxLSN-c.row.FlushLSN) > lag {
 			continue
 		}
 		out = append(out, c.name)
-		if len(out) >= n {
-			break
-		}
 	}
 	return out
 }
