@@ -338,7 +338,8 @@ func fpMiB(kib int64) float64 { return float64(kib) / 1024 }
 // fpGoMemMetrics are the Go runtime figures of the exporter's /metrics worth logging.
 var fpGoMemMetrics = []string{
 	"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes",
-	"go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_goroutines", "process_resident_memory_bytes",
+	"go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_memstats_gc_sys_bytes", "go_memstats_other_sys_bytes",
+	"go_memstats_mspan_inuse_bytes", "go_goroutines", "go_threads", "process_resident_memory_bytes",
 }
 
 // fpLogGoMemory logs the Go runtime's view of the node's memory from its exporter.
