@@ -182,11 +182,9 @@ func (l *loop) launchResumeDemoteCluster(ctx context.Context, o plan.Observation
 	}
 	l.launch(ctx, kind, &replica, func(ctx context.Context) longResult {
 		if d.ArchiveShutdown {
-			if seg, err := pg.ArchiveShutdownCheckpoint(ctx); err != nil {
+			if _, err := pg.ArchiveShutdownCheckpoint(ctx); err != nil {
 				log.Error("failed to archive the WAL segment with the shutdown checkpoint; the remote site's archive lacks it",
 					"err", err)
-			} else if seg != "" {
-				log.Info("archived the WAL segment with the shutdown checkpoint", "segment", seg)
 			}
 		}
 		if d.RewindRemote {
