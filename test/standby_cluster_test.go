@@ -240,7 +240,7 @@ func TestStandbyCluster(t *testing.T) {
 	} else if !br.hasWAL(seg) {
 		t.Errorf("%s reports %s archived, but the repository does not hold it", p.Name, seg)
 	} else {
-		t.Logf("%s of %s archived its shutdown checkpoint's segment %s into the repository", p.Name, site.Scope, seg)
+		t.Logf("%s of %s archived its shutdown checkpoint's segment %s into the repository: %s", p.Name, site.Scope, seg, archived)
 	}
 	if code := p.Check("/primary"); code != 503 {
 		t.Errorf("%s: /primary = %d after the switchback, want 503", p.Name, code)
