@@ -190,12 +190,12 @@ func (l *loop) launchResumeDemoteCluster(ctx context.Context, o plan.Observation
 		if d.RewindRemote {
 			log.Info("running pg_rewind from the remote primary before following it", "remote", addr)
 			if err := pg.Rewind(ctx, ci); err != nil {
-				log.Warn("pg_rewind from the remote primary failed; starting as the standby leader anyway",
+				log.Warn("pg_rewind from the remote primary failed; following it anyway",
 					"remote", addr, "err", err)
 			}
 		}
 		if err := pg.Start(ctx, opts); err != nil {
-			return longResult{err: fmt.Errorf("start as the standby leader after demote-cluster (remote primary %s): %w", addr, err)}
+			return longResult{err: fmt.Errorf("start following the remote primary %s after demote-cluster: %w", addr, err)}
 		}
 		return longResult{upstream: &up, startedAs: &replica}
 	})
