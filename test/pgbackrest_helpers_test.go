@@ -5,6 +5,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +91,19 @@ func (b *backrest) run(args ...string) string {
 		b.t.Fatalf("pgbackrest %s: %v\n%s", strings.Join(args, " "), err, tail(out, 4000))
 	}
 	return string(out)
+}
+
+// hasWAL reports whether the repository's archive holds the WAL segment seg
+// (pgBackRest stores it as <seg>-<sha1>[.gz] under archive/<stanza>/).
+func (b *backrest) hasWAL(seg string) bool {
+	found := false
+	_ = filepath.WalkDir(filepath.Join(b.Dir, "repo", "archive"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), seg+"-") {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 // archiving is the postgresql.parameters lines that push every WAL file to the repository.

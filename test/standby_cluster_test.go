@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,8 @@ import (
 // site (compat 4.1.4) gets standby_cluster pointing at the promoted cluster
 // through PATCH /config, demotes itself (demote-cluster), rewinds from the new
 // primary (its WAL went on past the fork) and streams from it as a standby
-// leader; rows written on the new primary reach it.
+// leader; rows written on the new primary reach it. The demote archived the
+// segment holding its shutdown checkpoint into the repository first.
 func TestStandbyCluster(t *testing.T) {
 	testenv.RequireRoot(t)
 	br := newBackrest(t)
@@ -229,6 +231,17 @@ func TestStandbyCluster(t *testing.T) {
 			p.LogLine("pg_rewind from the remote primary"), p.LogLine("pg_rewind"))
 	}
 	t.Logf("%s of %s: %s", p.Name, site.Scope, p.LogLine("pg_rewind done"))
+	// Before that it handed the segment with its shutdown checkpoint to
+	// archive_command (Patroni 4.1's demote-cluster): it is in the repository.
+	archived := p.LogLine("archived the shutdown checkpoint's WAL segment")
+	seg := regexp.MustCompile(`[0-9A-F]{24}`).FindString(archived)
+	if seg == "" {
+		t.Errorf("%s did not archive its shutdown checkpoint: %q", p.Name, p.LogLine("shutdown checkpoint"))
+	} else if !br.hasWAL(seg) {
+		t.Errorf("%s reports %s archived, but the repository does not hold it", p.Name, seg)
+	} else {
+		t.Logf("%s of %s archived its shutdown checkpoint's segment %s into the repository: %s", p.Name, site.Scope, seg, archived)
+	}
 	if code := p.Check("/primary"); code != 503 {
 		t.Errorf("%s: /primary = %d after the switchback, want 503", p.Name, code)
 	}

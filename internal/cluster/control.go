@@ -52,6 +52,9 @@ type ControlData struct {
 	TimelineID        int    // Latest checkpoint's TimeLineID
 	CheckpointLSN     LSN    // Latest checkpoint location
 	CheckpointRedoLSN LSN
+	// RedoWALFile is "Latest checkpoint's REDO WAL file": after a clean
+	// shutdown, the segment holding the shutdown checkpoint.
+	RedoWALFile       string
 	MinRecoveryEndLSN LSN
 	// MinRecoveryEndTimeline is "Min recovery ending loc's timeline": after a
 	// promotion without a checkpoint yet, the data's real timeline (above TimelineID).

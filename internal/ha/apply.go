@@ -88,6 +88,10 @@ func (l *loop) apply(ctx context.Context, d plan.Decision, o *plan.Observation) 
 	case plan.ActionStartPrimary, plan.ActionRestartInPlace:
 		l.launchStart(ctx, *o, false, "")
 	case plan.ActionStartReplica:
+		if d.ArchiveShutdown || d.RewindRemote {
+			l.launchResumeDemoteCluster(ctx, *o, d)
+			break
+		}
 		l.launchStart(ctx, *o, true, d.Member)
 	case plan.ActionRewind:
 		l.launchRewind(ctx, *o, d.Member)

@@ -35,6 +35,9 @@ type Postgres interface {
 	Clone(ctx context.Context, source cluster.ConnInfo, opts cluster.CloneOptions) error
 	// Rewind runs pg_rewind against source; postgres must be stopped cleanly.
 	Rewind(ctx context.Context, source cluster.ConnInfo) error
+	// ArchiveShutdownCheckpoint hands the stopped primary's shutdown-checkpoint WAL segment
+	// to archive_command when archiving is configured; it returns the segment ("" when not configured).
+	ArchiveShutdownCheckpoint(ctx context.Context) (string, error)
 	// RemoveDataDir deletes the data directory; callers only do so when the config allows it.
 	RemoveDataDir(ctx context.Context) error
 

@@ -148,6 +148,18 @@ func (p *fakePG) Rewind(_ context.Context, src cluster.ConnInfo) error {
 	return nil
 }
 
+// ArchiveShutdownCheckpoint records the segment of the last checkpoint as
+// archived (archiving counts as configured in the simulation).
+func (p *fakePG) ArchiveShutdownCheckpoint(context.Context) (string, error) {
+	defer p.lock()()
+	if p.running || p.empty {
+		return "", errors.New("archive the shutdown checkpoint: postgres is running or has no data")
+	}
+	seg := fmt.Sprintf("%08X%016X", p.timeline, p.checkpoint)
+	p.w.archived = append(p.w.archived, p.name+":"+seg)
+	return seg, nil
+}
+
 func (p *fakePG) RemoveDataDir(context.Context) error {
 	defer p.lock()()
 	if p.running {

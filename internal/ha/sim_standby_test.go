@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
 // Standby clusters on the simulated cluster: a remote primary outside the
@@ -215,6 +217,72 @@ func TestSimPrimaryDemotesIntoStandbyLeader(t *testing.T) {
 	w.mu.Unlock()
 	if rewinds != 1 {
 		t.Errorf("%d pg_rewind runs, want 1 (from the remote primary, after demote-cluster)", rewinds)
+	}
+	// The shutdown checkpoint's segment went to archive_command, once, before the start.
+	w.mu.Lock()
+	archived := slices.Clone(w.archived)
+	w.mu.Unlock()
+	if len(archived) != 1 || !strings.HasPrefix(archived[0], l+":") {
+		t.Errorf("archived %v, want the shutdown checkpoint of %s once", archived, l)
+	}
+	w.noViolations(t)
+}
+
+// A pgnoded restarted between demote-cluster's stop and its start finds the
+// key, a standby_cluster config and a data directory a primary shut down
+// cleanly: it still archives the shutdown checkpoint and rewinds from the
+// remote primary before following it (plan.resumeDemoteCluster reads that from
+// pg_control). Restarts after that repeat neither.
+func TestSimDemoteClusterResumedAfterRestart(t *testing.T) {
+	w := bootstrapped(t)
+	l := w.leaderName()
+	w.mu.Lock()
+	sysid, lsn := w.nodes[l].pg.sysid, w.nodes[l].pg.lsn
+	w.mu.Unlock()
+	w.addRemote(sysid, lsn+1000)
+	// demote-cluster's stop happened, then pgnoded died: postgres is down after
+	// a fast (clean) shutdown as a primary, the key still names us.
+	w.stop(l)
+	w.mu.Lock()
+	w.nodes[l].pg.stopLocked(cluster.StopFast)
+	state := w.nodes[l].pg.state
+	w.mu.Unlock()
+	if state != "shut down" {
+		t.Fatalf("pg_control state %q after a fast stop of the primary", state)
+	}
+	w.setConfig(simStandbyConfig(true))
+	w.start(l)
+	if !w.run(15*time.Second, w.healthyStandbyCluster) {
+		t.Fatalf("not a standby cluster after the restart: leader %q writable %v upstream %q role %q",
+			w.leaderName(), w.writable(), w.upstreamOf(l), w.memberRole(l))
+	}
+	if got := w.leaderName(); got != l {
+		t.Errorf("leader changed from %s to %s", l, got)
+	}
+	counts := func() (int, int) {
+		defer w.lockFn()()
+		return w.rewinds, len(w.archived)
+	}
+	if r, a := counts(); r != 1 || a != 1 {
+		t.Errorf("after the restart: %d pg_rewind runs and %d archived segments, want 1 and 1", r, a)
+	}
+	if !strings.Contains(w.logs.String(), "the data directory was shut down as a primary") {
+		t.Errorf("the resumed demote-cluster is not logged")
+	}
+	// Restart pgnoded again, once with postgres running and once with it
+	// stopped (a replica's shutdown): neither archives nor rewinds again.
+	w.stop(l)
+	w.start(l)
+	w.stop(l)
+	w.mu.Lock()
+	w.nodes[l].pg.stopLocked(cluster.StopFast)
+	w.mu.Unlock()
+	w.start(l)
+	if !w.run(15*time.Second, w.healthyStandbyCluster) {
+		t.Fatalf("not a standby cluster after the second restart: leader %q upstream %q", w.leaderName(), w.upstreamOf(l))
+	}
+	if r, a := counts(); r != 1 || a != 1 {
+		t.Errorf("after restarts of a running standby leader: %d pg_rewind runs and %d archived segments, want 1 and 1", r, a)
 	}
 	w.noViolations(t)
 }

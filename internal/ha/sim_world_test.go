@@ -56,6 +56,7 @@ type world struct {
 	violations []string
 	promotions []promotion
 	rewinds    int
+	archived   []string // node:segment of every ArchiveShutdownCheckpoint, in order
 
 	hookCalls       []string        // "<node> <callback> <role>" and "<node> pre_promote|before_stop", in order
 	prePromote      map[string]bool // nodes with a pre_promote; true: it exits 1

@@ -123,8 +123,9 @@ func (l *loop) standbyLeaderDuties(ctx context.Context, o plan.Observation) {
 }
 
 // demoteCluster turns our primary into the standby leader (Patroni 4.1's
-// demote 'demote-cluster'): VIP off, a fast stop, then a start in recovery
-// following the remote primary. The leader key stays ours.
+// demote 'demote-cluster'): VIP off, a fast stop, then (launchResumeDemoteCluster)
+// the shutdown checkpoint archived, pg_rewind from the remote primary when
+// usable, and a start in recovery following it. The leader key stays ours.
 func (l *loop) demoteCluster(ctx context.Context, d plan.Decision, o plan.Observation) bool {
 	l.ensureVIP(ctx, false)
 	l.demoted()
@@ -133,29 +134,41 @@ func (l *loop) demoteCluster(ctx context.Context, d plan.Decision, o plan.Observ
 	}
 	l.fire(d.Callbacks, plan.AfterStop)
 	l.log.Info("demoted to a standby leader; following the remote primary", "remote", o.Config.StandbyCluster.Addr())
-	if d.RewindRemote {
-		l.launchRewindRemote(ctx, o)
-	} else {
-		l.launchStart(ctx, o, true, plan.RemotePrimary)
-	}
+	l.launchResumeDemoteCluster(ctx, o, d)
 	return true
 }
 
-// launchRewindRemote runs pg_rewind from the remote primary on our stopped
-// data directory, then starts following it as the standby leader (Patroni
-// 4.1 after demote-cluster: its rewind check runs against the remote member).
-// pg_rewind itself finds whether our timeline forked from the remote's ("no
-// rewind required" when it did not). A failed rewind is logged and the
+// launchResumeDemoteCluster is what follows demote-cluster's stop, in one long
+// action: with d.ArchiveShutdown the shutdown checkpoint's WAL segment goes to
+// archive_command (Patroni 4.1's archive_shutdown_checkpoint_wal: otherwise
+// the remote site's archive lacks our last segment); with d.RewindRemote
+// pg_rewind runs from the remote primary (Patroni 4.1 checks the remote
+// member after demote-cluster); then postgres starts following it. pg_rewind
+// itself finds whether our timeline forked from the remote's ("no rewind
+// required" when it did not). A failed archive or rewind is logged and the
 // standby leader starts anyway: streaming then fails and says why
-// (pgnoded_upstream_error), as Patroni's standby leader does.
-func (l *loop) launchRewindRemote(ctx context.Context, o plan.Observation) {
-	cred := l.cfg.Credentials.Rewind
-	if cred.Username == "" {
-		cred = l.cfg.Credentials.Superuser
+// (pgnoded_upstream_error), as Patroni's standby leader does. The decision
+// comes from pg_control (plan.resumeDemoteCluster) as well as from
+// demote-cluster itself, so a pgnoded restarted between the stop and the
+// start still does all of it.
+func (l *loop) launchResumeDemoteCluster(ctx context.Context, o plan.Observation, d plan.Decision) {
+	if !d.ArchiveShutdown && !d.RewindRemote {
+		l.launchStart(ctx, o, true, plan.RemotePrimary)
+		return
 	}
-	ci, ok := l.sourceConnInfo(o, plan.RemotePrimary, cred, "rewind from the remote primary")
+	var ci cluster.ConnInfo
+	if d.RewindRemote {
+		cred := l.cfg.Credentials.Rewind
+		if cred.Username == "" {
+			cred = l.cfg.Credentials.Superuser
+		}
+		var ok bool
+		if ci, ok = l.sourceConnInfo(o, plan.RemotePrimary, cred, "rewind from the remote primary"); !ok {
+			d.RewindRemote = false
+		}
+	}
 	opts, up, err := l.replicaOpts(o.View, o.Config, plan.RemotePrimary)
-	if !ok || err != nil {
+	if err != nil {
 		l.launchStart(ctx, o, true, plan.RemotePrimary)
 		return
 	}
@@ -163,14 +176,26 @@ func (l *loop) launchRewindRemote(ctx context.Context, o plan.Observation) {
 	pg, log := l.deps.Postgres, l.log
 	addr := o.Config.StandbyCluster.Addr()
 	replica := true
-	l.launch(ctx, plan.LongRewind, &replica, func(ctx context.Context) longResult {
-		log.Info("running pg_rewind from the remote primary before following it", "remote", addr)
-		if err := pg.Rewind(ctx, ci); err != nil {
-			log.Warn("pg_rewind from the remote primary failed; starting as the standby leader anyway",
-				"remote", addr, "err", err)
+	kind := plan.LongStartReplica
+	if d.RewindRemote {
+		kind = plan.LongRewind
+	}
+	l.launch(ctx, kind, &replica, func(ctx context.Context) longResult {
+		if d.ArchiveShutdown {
+			if _, err := pg.ArchiveShutdownCheckpoint(ctx); err != nil {
+				log.Error("failed to archive the WAL segment with the shutdown checkpoint; the remote site's archive lacks it",
+					"err", err)
+			}
+		}
+		if d.RewindRemote {
+			log.Info("running pg_rewind from the remote primary before following it", "remote", addr)
+			if err := pg.Rewind(ctx, ci); err != nil {
+				log.Warn("pg_rewind from the remote primary failed; following it anyway",
+					"remote", addr, "err", err)
+			}
 		}
 		if err := pg.Start(ctx, opts); err != nil {
-			return longResult{err: fmt.Errorf("start as the standby leader after pg_rewind from %s: %w", addr, err)}
+			return longResult{err: fmt.Errorf("start following the remote primary %s after demote-cluster: %w", addr, err)}
 		}
 		return longResult{upstream: &up, startedAs: &replica}
 	})

@@ -28,6 +28,7 @@ func parseControlData(out string) (cluster.ControlData, map[string]string, error
 	cd.ClusterState = raw["Database cluster state"]
 	cd.TimelineID, _ = strconv.Atoi(raw["Latest checkpoint's TimeLineID"])
 	cd.MinRecoveryEndTimeline, _ = strconv.Atoi(raw["Min recovery ending loc's timeline"])
+	cd.RedoWALFile = raw["Latest checkpoint's REDO WAL file"]
 	var err error
 	for _, f := range []struct {
 		label string

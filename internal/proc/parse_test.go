@@ -67,7 +67,7 @@ func TestParseControlData(t *testing.T) {
 	}
 	want := cluster.ControlData{
 		SystemID: "7412345678901234567", ClusterState: "shut down in recovery", TimelineID: 2,
-		CheckpointLSN: 0x3000060, CheckpointRedoLSN: 0x3000028, MinRecoveryEndLSN: 0x1_0300_0110, MinRecoveryEndTimeline: 2,
+		CheckpointLSN: 0x3000060, CheckpointRedoLSN: 0x3000028, RedoWALFile: "000000020000000000000003", MinRecoveryEndLSN: 0x1_0300_0110, MinRecoveryEndTimeline: 2,
 		WALLogHints: true, DataChecksumsEnabled: true,
 	}
 	if cd != want {

@@ -224,11 +224,18 @@ type Decision struct {
 	// Sync is the synchronous replication step of a primary keeping its key
 	// (ActionUpdateLock; set by Make), applied once the key update succeeded.
 	Sync SyncStep
-	// RewindRemote (DemoteCluster): run pg_rewind from the remote primary
+	// RewindRemote (DemoteCluster, or ActionStartReplica resuming it after a
+	// restart, see resumeDemoteCluster): run pg_rewind from the remote primary
 	// before following it, as Patroni 4.1 does after demote-cluster when our
 	// timeline forked from the remote's (a promoted former standby cluster);
 	// pg_rewind finds nothing to do when it did not.
 	RewindRemote bool
+	// ArchiveShutdown (DemoteCluster, or the standby leader starting on a data
+	// directory a primary shut down cleanly): hand the shutdown checkpoint's WAL
+	// segment to archive_command before following the remote primary, as
+	// Patroni 4.1 does after demote-cluster (the node does nothing when
+	// archiving is not configured).
+	ArchiveShutdown bool
 	// UpstreamError is why the standby leader does not stream from the remote
 	// primary (decideStandbyLeader); the loop publishes it (see UpstreamError).
 	UpstreamError string

@@ -61,8 +61,8 @@ func decideStandbyLeader(o Observation) Decision {
 		// _handle_rewind_or_reinitialize against the remote member). With
 		// restore_command alone there is no server to rewind from.
 		return Decision{Action: ActionDemote, Demote: DemoteCluster, Stop: cluster.StopFast, Member: RemotePrimary,
-			RewindRemote: o.canRewind() && o.Config.StandbyCluster.Host != "",
-			Message:      "cannot be a real primary in standby cluster: demoting self to a standby leader", Reason: "demote_cluster"}
+			RewindRemote: o.canRewind() && o.Config.StandbyCluster.Host != "", ArchiveShutdown: true,
+			Message: "cannot be a real primary in standby cluster: demoting self to a standby leader", Reason: "demote_cluster"}
 	}
 	if d, ok := decideSwitchover(o); ok {
 		// A switchover inside the standby cluster: nothing is writable, so no
@@ -151,5 +151,41 @@ func adjustStandby(o Observation, d Decision) Decision {
 				Message: "adopting the existing data directory of a standby cluster"}
 		}
 	}
+	if d.Action == ActionStartReplica && d.Member == RemotePrimary && o.shutDownAsPrimary() {
+		d = resumeDemoteCluster(o, d)
+	}
+	return d
+}
+
+// shutDownAsPrimary reports that pg_control says a primary shut down cleanly
+// ("shut down"): a replica's shutdown says "shut down in recovery", pg_rewind
+// and a clone leave "in archive recovery" or "in production". In a standby
+// cluster, where no member is ever a primary, that is a demote-cluster whose
+// stop completed and whose start did not (pgnoded restarted in between), or a
+// primary stopped while standby_cluster was added.
+func (o Observation) shutDownAsPrimary() bool {
+	c := o.Data.Control
+	return c != nil && c.ClusterState == "shut down"
+}
+
+// resumeDemoteCluster completes what demote-cluster does after its stop when
+// the data directory shows that it was not done (shutDownAsPrimary): a node
+// about to follow the remote primary archives its shutdown checkpoint's
+// segment and, when pg_rewind is usable, rewinds from the remote primary
+// first. The intent is read from pg_control, not remembered, so it survives a
+// pgnoded restart; once pg_rewind or a start in recovery has run, pg_control
+// no longer says "shut down" and it is not repeated. pg_rewind itself finds
+// whether our timeline forked from the remote's (Patroni's
+// _check_timeline_and_lsn asks the same question before running it) and
+// changes nothing when it did not.
+func resumeDemoteCluster(o Observation, d Decision) Decision {
+	d.ArchiveShutdown = true
+	d.RewindRemote = o.canRewind() && o.Config.StandbyCluster.Host != ""
+	d.Reason = "resume_demote_cluster"
+	how := "archiving its shutdown checkpoint"
+	if d.RewindRemote {
+		how += " and running pg_rewind from the remote primary"
+	}
+	d.Message += fmt.Sprintf(" (the data directory was shut down as a primary: %s first)", how)
 	return d
 }

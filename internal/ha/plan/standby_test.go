@@ -91,7 +91,7 @@ func TestDecideStandbyCluster(t *testing.T) {
 			want{action: ActionStartReplica, member: RemotePrimary, msg: "starting as a standby leader because i had the session lock"}},
 		{"a key holder whose data was a primary restarts as the standby leader too",
 			newObs(iStandbyLead, pgDown("stopped"), func(o *Observation) { o.Data.Control.ClusterState = "shut down" }),
-			want{action: ActionStartReplica, member: RemotePrimary, reason: "standby_leader_start"}},
+			want{action: ActionStartReplica, member: RemotePrimary, reason: "resume_demote_cluster"}},
 		{"without a leader a stopped replica follows the remote primary",
 			newObs(standby, leader(""), pgDown("stopped")),
 			want{action: ActionStartReplica, member: RemotePrimary, msg: "standby cluster is unhealthy"}},
@@ -208,5 +208,57 @@ func TestDecideDemoteClusterRewindsFromRemote(t *testing.T) {
 		if d.Action != ActionDemote || d.Demote != DemoteCluster || d.RewindRemote != c.want {
 			t.Errorf("%s: %s %s RewindRemote=%v, want demote-cluster with RewindRemote=%v", c.name, d.Action, d.Demote, d.RewindRemote, c.want)
 		}
+	}
+}
+
+// demote-cluster's archive and pg_rewind are read from pg_control, not
+// remembered: a node about to follow the remote primary on a data directory
+// a primary shut down cleanly (pgnoded restarted between demote-cluster's stop
+// and its start) still archives its shutdown checkpoint and rewinds; any other
+// data directory does neither (resumeDemoteCluster).
+func TestDecideStandbyResumesDemoteCluster(t *testing.T) {
+	shutDown := func(state string) fx {
+		return func(o *Observation) { pgDown(state)(o); o.UsePgRewind = true }
+	}
+	for _, c := range []struct {
+		name            string
+		obs             Observation
+		member          string
+		archive, rewind bool
+	}{
+		{"the key holder on a primary's clean shutdown archives and rewinds",
+			newObs(iStandbyLead, shutDown("shut down")), RemotePrimary, true, true},
+		{"without use_pg_rewind it archives only",
+			newObs(iStandbyLead, shutDown("shut down"), func(o *Observation) { o.UsePgRewind = false }), RemotePrimary, true, false},
+		{"without wal_log_hints nor checksums it archives only",
+			newObs(iStandbyLead, shutDown("shut down"), func(o *Observation) { o.Data.Control.WALLogHints = false }),
+			RemotePrimary, true, false},
+		{"after a failed pg_rewind it archives only",
+			newObs(iStandbyLead, shutDown("shut down"), func(o *Observation) { o.RewindFailed = true }), RemotePrimary, true, false},
+		{"restore_command only: no server to rewind from",
+			newObs(iStandbyLead, shutDown("shut down"), func(o *Observation) {
+				o.Config.StandbyCluster = &cluster.StandbyCluster{RestoreCommand: "cp /a/%f %p"}
+			}), RemotePrimary, true, false},
+		{"no leader: a member following the remote primary does the same",
+			newObs(standby, leader(""), shutDown("shut down")), RemotePrimary, true, true},
+		{"a replica's shutdown: nothing to resume",
+			newObs(iStandbyLead, shutDown("shut down in recovery")), RemotePrimary, false, false},
+		{"after pg_rewind (in archive recovery): not repeated",
+			newObs(iStandbyLead, shutDown("in archive recovery")), RemotePrimary, false, false},
+		{"a crashed primary (in production): not judged from pg_control",
+			newObs(iStandbyLead, shutDown("in production")), RemotePrimary, false, false},
+		{"a member following the standby leader: not the remote's divergence",
+			newObs(standby, shutDown("shut down"), setMember("pg2", func(m *cluster.Member) { m.Role = "standby_leader" })),
+			"pg2", false, false},
+	} {
+		d := Decide(c.obs)
+		if d.Action != ActionStartReplica || d.Member != c.member || d.ArchiveShutdown != c.archive || d.RewindRemote != c.rewind {
+			t.Errorf("%s: %s member %q ArchiveShutdown=%v RewindRemote=%v (%s), want start following %q with %v/%v",
+				c.name, d.Action, d.Member, d.ArchiveShutdown, d.RewindRemote, d.Message, c.member, c.archive, c.rewind)
+		}
+	}
+	// demote-cluster itself always asks for the archive (the node archives only when archive_command is set).
+	if d := Decide(newObs(iLead, standby)); d.Demote != DemoteCluster || !d.ArchiveShutdown {
+		t.Errorf("demote-cluster: %s %s ArchiveShutdown=%v, want demote-cluster archiving", d.Action, d.Demote, d.ArchiveShutdown)
 	}
 }
