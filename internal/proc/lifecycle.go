@@ -60,6 +60,7 @@ func (p *Postgres) start(ctx context.Context, opts cluster.StartOptions) error {
 	if err := p.writeSignals(opts.AsReplica); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
+	p.awaitOrphans(ctx)
 	p.removeStalePidFile()
 	p.closeConn()
 	logOffset := fileSize(p.cfg.LogFile)
@@ -155,6 +156,38 @@ func (p *Postgres) waitReady(ctx context.Context, pm *postmaster, timeout time.D
 		case <-tick.C:
 		}
 	}
+}
+
+// orphanWait bounds how long a start waits for the backends of a crashed
+// postmaster to exit.
+const orphanWait = 5 * time.Second
+
+// awaitOrphans gives the backends of a postmaster that died (kill -9, OOM)
+// the moment they need to notice it and exit: while one still holds the old
+// shared memory, a new postmaster refuses to start ("pre-existing shared
+// memory block is still in use"), and a restart in place that fails that way
+// would hand the leader key to a replica for nothing. It returns at once
+// after a clean stop (no postmaster.pid), and after orphanWait whatever holds
+// the directory (postgres then decides, as it would have).
+func (p *Postgres) awaitOrphans(ctx context.Context) {
+	if _, err := os.Stat(filepath.Join(p.cfg.DataDir, pidFileName)); err != nil || !dataDirInUse(p.cfg.DataDir) {
+		return
+	}
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for dataDirInUse(p.cfg.DataDir) {
+		if time.Since(start) > orphanWait {
+			p.log.Warn("processes still work in the data directory; starting postgres anyway", "waited", time.Since(start))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	p.log.Info("the crashed postmaster's backends have exited", "waited", time.Since(start))
 }
 
 // removeStalePidFile deletes a postmaster.pid whose PID now belongs to some

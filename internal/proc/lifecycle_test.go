@@ -2,6 +2,7 @@ package proc
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -136,6 +137,13 @@ func TestKillDetectedAndRestart(t *testing.T) {
 	ctx := opCtx(t)
 	n.initAndStartPrimary(ctx)
 	pid := n.p.Observe(ctx).PostmasterPID
+	// A child of the postmaster, held stopped over the kill, is the backend
+	// that has not yet noticed its postmaster's death and still holds the old
+	// shared memory: a start must wait for it rather than fail.
+	child := postmasterChild(t, pid)
+	if err := syscall.Kill(child, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
 	exited := n.p.Exited()
 	killed := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -152,14 +160,37 @@ func TestKillDetectedAndRestart(t *testing.T) {
 	if processAlive(pid) {
 		t.Errorf("killed child %d not reaped", pid)
 	}
-	// The killed postmaster's backends may hold shared memory for a moment.
-	eventually(t, 30*time.Second, "start after crash", func() (bool, string) {
-		err := n.p.Start(ctx, cluster.StartOptions{})
-		return err == nil, errString(err)
-	})
+	const held = 500 * time.Millisecond
+	timer := time.AfterFunc(held, func() { _ = syscall.Kill(child, syscall.SIGCONT) })
+	defer timer.Stop()
+	started := time.Now()
+	if err := n.p.Start(ctx, cluster.StartOptions{}); err != nil {
+		t.Fatalf("start after the crash, one orphaned backend held for %s: %v", held, err)
+	}
+	if took := time.Since(started); took < held {
+		t.Errorf("started %s after the call, before the orphaned backend (held %s) could exit", took, held)
+	}
 	if o := n.p.Observe(ctx); !o.IsRunningPrimary() || o.PostmasterPID == pid {
 		t.Errorf("after restart: %+v", o)
 	}
+}
+
+// postmasterChild returns one child process of the postmaster pid.
+func postmasterChild(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		t.Fatalf("children of the postmaster %d: %v", pid, err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		t.Fatalf("the postmaster %d has no children", pid)
+	}
+	c, err := strconv.Atoi(f[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func TestAdoptRunningPostmaster(t *testing.T) {
