@@ -136,7 +136,7 @@ func benchScrapes(b *testing.B, pg *testenv.PG, file, mode string) {
 // every applicable statement prepared and run once), whose own time is
 // reported as warm-ms.
 func benchFirstScrape(b *testing.B, pg *testenv.PG, file string, concurrency int, started bool) {
-	var total, warm time.Duration
+	var total, warm, load time.Duration
 	n, series := 0, 0
 	for b.Loop() {
 		cfg := Config{DSN: pg.DSN(""), Logger: testLogger(b), CollectorFile: file, Concurrency: concurrency}
@@ -145,6 +145,8 @@ func benchFirstScrape(b *testing.B, pg *testenv.PG, file string, concurrency int
 		if err != nil {
 			b.Fatal(err)
 		}
+		load += time.Since(start)
+		start = time.Now()
 		if started {
 			wstart := time.Now()
 			if done, err := e.pg.warm(context.Background()); err != nil || !done {
@@ -160,6 +162,7 @@ func benchFirstScrape(b *testing.B, pg *testenv.PG, file string, concurrency int
 		n++
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(n), "ms/scrape")
+	b.ReportMetric(float64(load.Microseconds())/1000/float64(n), "new-ms")
 	b.ReportMetric(float64(series), "series")
 	if started {
 		b.ReportMetric(float64(warm.Microseconds())/1000/float64(n), "warm-ms")

@@ -10,9 +10,9 @@ import (
 	"sort"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -150,11 +150,11 @@ func (c *pgCollector) scrape(ctx context.Context, ch chan<- prometheus.Metric) b
 	return oks[0] // a failing discovered database does not take pg_up down
 }
 
-// scrapeTarget runs every applicable collector against t in priority order,
-// concurrently over t.workers goroutines (each query holding a slot of c.sem)
+// scrapeTarget runs every applicable collector against t in priority order
 // between fatal collectors: a fatal collector runs after every collector before
 // it has finished, and when it fails the rest are skipped and false returned.
-// Fresh cached results are sent without a goroutine.
+// Fresh cached results are sent at once; the stale collectors between two
+// fatal ones run as one wave (runWave).
 func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts, ch chan<- prometheus.Metric) bool {
 	start := c.cfg.Now()
 	defer func() {
@@ -165,14 +165,16 @@ func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts
 	t.planned = c.plan(ctx, t, f, t.planned[:0])
 	var wave []*compiled
 	for _, cc := range t.planned {
-		t.stateOf(cc.spec.Branch) // created here: workers only read t.state
+		if c.run.fromCache(t.stateOf(cc.spec.Branch), ch) { // created here: waves only read t.state
+			continue
+		}
 		if !cc.spec.Fatal {
 			wave = append(wave, cc)
 			continue
 		}
 		c.runWave(ctx, t, wave, ch)
 		wave = wave[:0]
-		if err := c.withSlot(ctx, func() error { return c.run.run(ctx, t, cc, ch) }); err != nil {
+		if errs := c.runWave(ctx, t, []*compiled{cc}, ch); errs[0] != nil {
 			t.errorCount++
 			return false
 		}
@@ -202,29 +204,99 @@ func (c *pgCollector) plan(ctx context.Context, t *target, f serverFacts, dst []
 	return dst
 }
 
-// runWave runs non-fatal collectors of t at once, at most t.workers at a time,
-// and returns when all are done.
-func (c *pgCollector) runWave(ctx context.Context, t *target, wave []*compiled, ch chan<- prometheus.Metric) {
-	var jobs []*compiled
-	for _, cc := range wave {
-		if !c.run.fromCache(t.state[cc.spec.Branch], ch) {
-			jobs = append(jobs, cc)
-		}
+// runWave refreshes jobs, collectors of t whose caches are stale, and returns
+// their outcomes. They run in pipelines (runner.pipelineJobs): one on a
+// connection of t's pool, opened if need be, and one more on each connection
+// that is idle already, up to t.workers, the jobs shared out by their last
+// durations. A scrape thus opens at most one connection per database, and
+// pays one round trip per pipeline rather than per statement; each pipeline
+// holds one of the scrape's query slots.
+func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, ch chan<- prometheus.Metric) []error {
+	errs := make([]error, len(jobs))
+	if len(jobs) == 0 {
+		return errs
 	}
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range min(t.workers, len(jobs)) {
+	first, err := t.pool.acquire(ctx)
+	if err != nil {
+		for i, cc := range jobs {
+			errs[i] = c.run.record(t, cc, t.state[cc.spec.Branch], c.cfg.Now(), 0, nil, fmt.Errorf("query: %w", err), ch)
+		}
+		return errs
+	}
+	conns := []*pgconn.PgConn{first}
+	for len(conns) < min(t.workers, len(jobs)) {
+		conn := t.pool.acquireIdle()
+		if conn == nil {
+			break
+		}
+		conns = append(conns, conn)
+	}
+	shares := shareJobs(jobs, len(conns), func(cc *compiled) time.Duration { return t.state[cc.spec.Branch].lastDuration })
+	var wg sync.WaitGroup
+	for n, conn := range conns {
 		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
-				cc := jobs[i]
-				st := t.state[cc.spec.Branch]
-				_ = c.withSlot(ctx, func() error { return c.run.refresh(ctx, t, cc, st, ch) })
+			defer t.pool.release(conn)
+			share := shares[n]
+			var out []error
+			err := c.withSlot(ctx, func() error {
+				out = c.run.pipelineJobs(ctx, conn, t, share.jobs, ch)
+				return nil
+			})
+			for k, i := range share.index {
+				if err != nil {
+					errs[i] = c.run.record(t, jobs[i], t.state[jobs[i].spec.Branch], c.cfg.Now(), 0, nil, fmt.Errorf("query: %w", err), ch)
+					continue
+				}
+				errs[i] = out[k]
 			}
 		})
 	}
 	wg.Wait()
+	return errs
+}
+
+// jobShare is the part of a wave one pipeline runs: the jobs and their
+// indexes in the wave.
+type jobShare struct {
+	jobs  []*compiled
+	index []int
+}
+
+// shareJobs splits jobs into n shares of about equal total cost (the longest
+// first, each to the share with the least so far), each share in the jobs'
+// order. Before any run every cost is 0: the jobs are dealt in turn.
+func shareJobs(jobs []*compiled, n int, cost func(*compiled) time.Duration) []jobShare {
+	shares := make([]jobShare, n)
+	if n == 1 {
+		shares[0].jobs = jobs
+		for i := range jobs {
+			shares[0].index = append(shares[0].index, i)
+		}
+		return shares
+	}
+	order := make([]int, len(jobs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return cost(jobs[order[a]]) > cost(jobs[order[b]]) })
+	load := make([]time.Duration, n)
+	owner := make([]int, len(jobs))
+	for k, i := range order {
+		best := k % n // dealt in turn while costs are equal
+		for s := range load {
+			if load[s] < load[best] {
+				best = s
+			}
+		}
+		owner[i] = best
+		load[best] += cost(jobs[i])
+	}
+	for i, cc := range jobs {
+		s := owner[i]
+		shares[s].jobs = append(shares[s].jobs, cc)
+		shares[s].index = append(shares[s].index, i)
+	}
+	return shares
 }
 
 // withSlot runs fn holding one of the scrape's query slots; it gives up when

@@ -17,7 +17,7 @@ type target struct {
 	dbname  string
 	pool    *connPool
 	main    bool
-	workers int                        // collectors of this database run at most this many at once
+	workers int                        // pipelines (connections) a wave of this database uses at most
 	state   map[string]*collectorState // by branch
 	// planned are the collectors that applied in the last scrape, for self metrics.
 	planned []*compiled
@@ -110,10 +110,17 @@ func (r *runner) fromCache(st *collectorState, ch chan<- prometheus.Metric) bool
 // touches only st and t's pool, so refreshes of different collectors of one
 // target may run at once.
 func (r *runner) refresh(ctx context.Context, t *target, cc *compiled, st *collectorState, ch chan<- prometheus.Metric) error {
-	st.total++
 	start := r.now()
-	metrics, err := r.execute(ctx, t, cc, st)
-	st.lastDuration = r.now().Sub(start)
+	metrics, err := r.execute(ctx, t.pool.query, t.dbname, cc, st)
+	return r.record(t, cc, st, start, r.now().Sub(start), metrics, err, ch)
+}
+
+// record books one run of cc that started at start and took took: its
+// statistics, its cache (for its TTL) and its metrics, sent to ch; it returns
+// err, but nil for a predicate skip.
+func (r *runner) record(t *target, cc *compiled, st *collectorState, start time.Time, took time.Duration, metrics []prometheus.Metric, err error, ch chan<- prometheus.Metric) error {
+	st.total++
+	st.lastDuration = took
 	switch {
 	case errors.Is(err, errPredicateFalse):
 		st.predSkips++
@@ -161,10 +168,14 @@ func (r *runner) timeout(ctx context.Context, d time.Duration) (context.Context,
 	return context.WithTimeout(ctx, d)
 }
 
-// execute checks the predicates, then runs the query on one pooled connection.
-func (r *runner) execute(ctx context.Context, t *target, cc *compiled, st *collectorState) ([]prometheus.Metric, error) {
+// queryFunc runs one statement and hands its result to read: connPool.query,
+// or queryOn with a connection the caller holds.
+type queryFunc func(ctx context.Context, sql string, read func(*pgconn.ResultReader) error) error
+
+// execute checks the predicates, then runs the query, each with query.
+func (r *runner) execute(ctx context.Context, query queryFunc, dbname string, cc *compiled, st *collectorState) ([]prometheus.Metric, error) {
 	for i, p := range cc.spec.Predicates {
-		ok, err := r.predicate(ctx, t, cc.spec, i, p, st)
+		ok, err := r.predicate(ctx, query, cc.spec, i, p, st)
 		if err != nil {
 			return nil, err
 		}
@@ -175,8 +186,8 @@ func (r *runner) execute(ctx context.Context, t *target, cc *compiled, st *colle
 	qctx, cancel := r.timeout(ctx, cc.spec.Timeout)
 	defer cancel()
 	var metrics []prometheus.Metric
-	err := t.pool.query(qctx, cc.spec.Query, func(rr *pgconn.ResultReader) (err error) {
-		metrics, err = cc.collectRows(rr, t.dbname)
+	err := query(qctx, cc.spec.Query, func(rr *pgconn.ResultReader) (err error) {
+		metrics, err = cc.collectRows(rr, dbname)
 		return err
 	})
 	if err != nil {
@@ -186,7 +197,7 @@ func (r *runner) execute(ctx context.Context, t *target, cc *compiled, st *colle
 }
 
 // predicate runs (or reuses) predicate query i: one row, one boolean column.
-func (r *runner) predicate(ctx context.Context, t *target, c *Collector, i int, p Predicate, st *collectorState) (bool, error) {
+func (r *runner) predicate(ctx context.Context, query queryFunc, c *Collector, i int, p Predicate, st *collectorState) (bool, error) {
 	now := r.now()
 	if res, ok := st.preds[i]; ok && now.Before(res.expires) {
 		return res.ok, nil
@@ -194,7 +205,7 @@ func (r *runner) predicate(ctx context.Context, t *target, c *Collector, i int, 
 	qctx, cancel := r.timeout(ctx, c.Timeout)
 	defer cancel()
 	var pr predicateReader
-	if err := t.pool.query(qctx, p.Query, pr.read); err != nil {
+	if err := query(qctx, p.Query, pr.read); err != nil {
 		return false, fmt.Errorf("predicate %q: %w", p.Name, err)
 	}
 	ok, err := pr.result()
