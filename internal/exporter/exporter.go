@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // HTTP paths served on the exporter port.
@@ -31,17 +32,21 @@ const (
 
 // Exporter serves /metrics and /up. Build it with New, run it with Run.
 type Exporter struct {
-	cfg     Config
-	log     *slog.Logger
-	pool    *connPool // main database, shared by scrapes and /up pings
-	pg      *pgCollector
-	reg     *prometheus.Registry
-	handler http.Handler
-	health  *healthState
-	cancel  context.CancelFunc
-	close   sync.Once
-	st      *Status                  // serving and fallback state
-	snap    func() *cluster.Snapshot // the HA loop's snapshot; nil without one
+	cfg  Config
+	log  *slog.Logger
+	pool *connPool // main database, shared by scrapes and /up pings
+	pg   *pgCollector
+	reg  *prometheus.Registry // every metric (Registry, and /metrics in formats other than text)
+	// others is reg without the postgres collector, whose metrics /metrics
+	// writes itself (metricsHandler); constLabels go on those metrics.
+	others      *prometheus.Registry
+	constLabels []*dto.LabelPair
+	handler     http.Handler
+	health      *healthState
+	cancel      context.CancelFunc
+	close       sync.Once
+	st          *Status                  // serving and fallback state
+	snap        func() *cluster.Snapshot // the HA loop's snapshot; nil without one
 
 	reloadMu sync.Mutex
 	running  Source // where the served collectors came from
@@ -92,22 +97,23 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 		main:   newTarget(connCfg.Database, mainPool, true, cfg.PoolSize-1),
 		others: map[string]*target{},
 	}
-	e.pg.collectors, e.pg.perDB = set.collectors, set.perDB
-	e.reg = prometheus.NewRegistry()
-	e.reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	// pg_exporter's constant labels go on its metrics and pgnoded's, not on the Go runtime's.
-	var labeled prometheus.Registerer = e.reg
-	if len(cfg.ConstLabels) > 0 { // a wrapper rebuilds every metric's descriptor per scrape
-		labeled = prometheus.WrapRegistererWith(cfg.ConstLabels, e.reg)
+	e.pg.useCollectors(set)
+	e.reg, e.others = prometheus.NewRegistry(), prometheus.NewRegistry()
+	e.constLabels = constLabelPairs(cfg.ConstLabels)
+	goColl, procColl := collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})
+	ha, status := &haCollector{snap: snap, now: cfg.Now}, statusCollector{e.st}
+	for _, reg := range []*prometheus.Registry{e.reg, e.others} {
+		reg.MustRegister(goColl, procColl)
+		// pg_exporter's constant labels go on its metrics and pgnoded's, not on the Go runtime's.
+		var labeled prometheus.Registerer = reg
+		if len(cfg.ConstLabels) > 0 { // a wrapper rebuilds every metric's descriptor per scrape
+			labeled = prometheus.WrapRegistererWith(cfg.ConstLabels, reg)
+		}
+		labeled.MustRegister(ha, status)
+		if reg == e.reg {
+			labeled.MustRegister(e.pg)
+		}
 	}
-	labeled.MustRegister(
-		e.pg,
-		&haCollector{snap: snap, now: cfg.Now},
-		statusCollector{e.st},
-	)
 	e.handler = e.routes()
 	log.Info("exporter configured", "collectors", len(set.collectors), "source", set.source.String(),
 		"reason", set.source.Reason, "listen", cfg.Listen)
@@ -274,12 +280,14 @@ func (e *Exporter) Close() {
 func (e *Exporter) routes() http.Handler {
 	mux := http.NewServeMux()
 	// GET /metrics: Go runtime, process, postgres, pg_exporter_* and pgnoded_* metrics.
-	metrics := promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 4,
-		Timeout:             e.cfg.ScrapeTimeout + 5*time.Second,
-	})
+	const maxScrapes = 4 // at once
+	metrics := &metricsHandler{e: e, inFlight: make(chan struct{}, maxScrapes),
+		fallback: promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{
+			ErrorLog:            slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+			ErrorHandling:       promhttp.ContinueOnError,
+			MaxRequestsInFlight: maxScrapes,
+			Timeout:             e.cfg.ScrapeTimeout + 5*time.Second,
+		})}
 	mux.Handle("GET "+PathMetrics, metrics)
 	if p := e.cfg.MetricsPath; p != "" && p != PathMetrics {
 		mux.Handle("GET "+p, metrics) // pg_exporter's --web.telemetry-path, beside /metrics

@@ -169,7 +169,7 @@ func (r *runner) collectorTimeout(c *Collector) time.Duration {
 // answers are not cached (when there are any), then one for the queries of the
 // collectors whose predicates all hold. Each collector is then recorded as
 // refresh records it; errs[i] is jobs[i]'s outcome (nil for a predicate skip).
-func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *target, jobs []*compiled, ch chan<- prometheus.Metric) []error {
+func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *target, jobs []*compiled, out metricSink) []error {
 	start := r.now()
 	errs := make([]error, len(jobs))
 	states := make([]*collectorState, len(jobs))
@@ -235,7 +235,7 @@ func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *targe
 		}
 	}
 	for i, cc := range jobs {
-		errs[i] = r.record(t, cc, states[i], start, took[i], results[i], errs[i], ch)
+		errs[i] = r.record(t, cc, states[i], start, took[i], results[i], errs[i], out)
 	}
 	return errs
 }

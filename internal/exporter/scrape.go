@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -28,7 +29,8 @@ type pgCollector struct {
 	log        *slog.Logger
 	run        runner
 	collectors []*compiled
-	perDB      bool // some collector runs per database
+	perDB      bool        // some collector runs per database
+	plain      atomic.Bool // every name of collectors is a legacy one (plainNames)
 	newPool    func(dbname string) *connPool
 	started    time.Time
 	health     *healthState
@@ -102,17 +104,34 @@ func readPrecheck(row [][]byte) (f serverFacts, dbs []string, err error) {
 	return f, dbs, nil
 }
 
+// plainNames reports whether the collectors' names can be written by textSink.
+func (c *pgCollector) plainNames() bool { return c.plain.Load() }
+
+// useCollectors sets the collectors of the next scrape; the caller holds c.mu
+// or has not shared c yet.
+func (c *pgCollector) useCollectors(set *collectorSet) {
+	c.collectors, c.perDB = set.collectors, set.perDB
+	plain := true
+	for _, cc := range set.collectors {
+		plain = plain && plainNames(cc)
+	}
+	c.plain.Store(plain)
+}
+
 // Describe sends nothing: the metric set depends on the collector file and the server.
 func (c *pgCollector) Describe(chan<- *prometheus.Desc) {}
 
 // Collect scrapes postgres (bounded by ScrapeTimeout) and emits the results and self metrics.
-func (c *pgCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *pgCollector) Collect(ch chan<- prometheus.Metric) { c.collectInto(chanSink(ch)) }
+
+// collectInto is Collect sending to out.
+func (c *pgCollector) collectInto(out metricSink) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(c.base, c.cfg.ScrapeTimeout)
 	defer cancel()
 	start := c.cfg.Now()
-	c.up = c.scrape(ctx, ch)
+	c.up = c.scrape(ctx, out)
 	c.health.record(c.up, c.facts.inRecovery, c.cfg.Now())
 	c.scrapes++
 	if !c.up {
@@ -120,11 +139,11 @@ func (c *pgCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.lastDur = c.cfg.Now().Sub(start)
 	c.lastAt = start
-	c.emitSelf(ch)
+	c.emitSelf(out)
 }
 
 // scrape returns whether postgres answered and no fatal collector failed on the main database.
-func (c *pgCollector) scrape(ctx context.Context, ch chan<- prometheus.Metric) bool {
+func (c *pgCollector) scrape(ctx context.Context, out metricSink) bool {
 	f, dbs, err := c.precheck(ctx)
 	if err != nil {
 		if c.up || !c.known {
@@ -144,7 +163,7 @@ func (c *pgCollector) scrape(ctx context.Context, ch chan<- prometheus.Metric) b
 	oks := make([]bool, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
-		wg.Go(func() { oks[i] = c.scrapeTarget(ctx, t, facts[i], ch) })
+		wg.Go(func() { oks[i] = c.scrapeTarget(ctx, t, facts[i], out) })
 	}
 	wg.Wait()
 	return oks[0] // a failing discovered database does not take pg_up down
@@ -155,7 +174,7 @@ func (c *pgCollector) scrape(ctx context.Context, ch chan<- prometheus.Metric) b
 // it has finished, and when it fails the rest are skipped and false returned.
 // Fresh cached results are sent at once; the stale collectors between two
 // fatal ones run as one wave (runWave).
-func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts, ch chan<- prometheus.Metric) bool {
+func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts, out metricSink) bool {
 	start := c.cfg.Now()
 	defer func() {
 		t.lastDuration = c.cfg.Now().Sub(start)
@@ -165,21 +184,21 @@ func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts
 	t.planned = c.plan(ctx, t, f, t.planned[:0])
 	var wave []*compiled
 	for _, cc := range t.planned {
-		if c.run.fromCache(t.stateOf(cc.spec.Branch), ch) { // created here: waves only read t.state
+		if c.run.fromCache(t.stateOf(cc.spec.Branch), out) { // created here: waves only read t.state
 			continue
 		}
 		if !cc.spec.Fatal {
 			wave = append(wave, cc)
 			continue
 		}
-		c.runWave(ctx, t, wave, ch)
+		c.runWave(ctx, t, wave, out)
 		wave = wave[:0]
-		if errs := c.runWave(ctx, t, []*compiled{cc}, ch); errs[0] != nil {
+		if errs := c.runWave(ctx, t, []*compiled{cc}, out); errs[0] != nil {
 			t.errorCount++
 			return false
 		}
 	}
-	c.runWave(ctx, t, wave, ch)
+	c.runWave(ctx, t, wave, out)
 	return true
 }
 
@@ -211,7 +230,7 @@ func (c *pgCollector) plan(ctx context.Context, t *target, f serverFacts, dst []
 // durations. A scrape thus opens at most one connection per database, and
 // pays one round trip per pipeline rather than per statement; each pipeline
 // holds one of the scrape's query slots.
-func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, ch chan<- prometheus.Metric) []error {
+func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, out metricSink) []error {
 	errs := make([]error, len(jobs))
 	if len(jobs) == 0 {
 		return errs
@@ -219,7 +238,7 @@ func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, 
 	first, err := t.pool.acquire(ctx)
 	if err != nil {
 		for i, cc := range jobs {
-			errs[i] = c.run.record(t, cc, t.state[cc.spec.Branch], c.cfg.Now(), 0, nil, fmt.Errorf("query: %w", err), ch)
+			errs[i] = c.run.record(t, cc, t.state[cc.spec.Branch], c.cfg.Now(), 0, nil, fmt.Errorf("query: %w", err), out)
 		}
 		return errs
 	}
@@ -237,17 +256,17 @@ func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, 
 		wg.Go(func() {
 			defer t.pool.release(conn)
 			share := shares[n]
-			var out []error
+			var shareErrs []error
 			err := c.withSlot(ctx, func() error {
-				out = c.run.pipelineJobs(ctx, conn, t, share.jobs, ch)
+				shareErrs = c.run.pipelineJobs(ctx, conn, t, share.jobs, out)
 				return nil
 			})
 			for k, i := range share.index {
 				if err != nil {
-					errs[i] = c.run.record(t, jobs[i], t.state[jobs[i].spec.Branch], c.cfg.Now(), 0, nil, fmt.Errorf("query: %w", err), ch)
+					errs[i] = c.run.record(t, jobs[i], t.state[jobs[i].spec.Branch], c.cfg.Now(), 0, nil, fmt.Errorf("query: %w", err), out)
 					continue
 				}
-				errs[i] = out[k]
+				errs[i] = shareErrs[k]
 			}
 		})
 	}

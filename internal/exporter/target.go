@@ -40,7 +40,8 @@ func newTarget(dbname string, pool *connPool, main bool, workers int) *target {
 // collectorState is the cache and statistics of one collector in one database.
 type collectorState struct {
 	cached  []prometheus.Metric
-	expires time.Time // cached is valid before this instant
+	text    []famChunk // cached in the text format, encoded at its first text scrape
+	expires time.Time  // cached is valid before this instant
 	preds   map[int]predicateResult
 
 	total, errors, hits, predSkips float64
@@ -68,7 +69,7 @@ func (t *target) stateOf(branch string) *collectorState {
 func (t *target) dropCaches() {
 	t.catalog.extensions, t.catalog.schemas = nil, nil
 	for _, st := range t.state {
-		st.cached, st.expires = nil, time.Time{}
+		st.cached, st.text, st.expires = nil, nil, time.Time{}
 		clear(st.preds)
 	}
 }
@@ -85,40 +86,38 @@ var errPredicateFalse = errors.New("predicate false")
 
 // run emits one collector's metrics into ch, from cache when fresh, and
 // reports whether it succeeded (a predicate skip is a success).
-func (r *runner) run(ctx context.Context, t *target, cc *compiled, ch chan<- prometheus.Metric) error {
+func (r *runner) run(ctx context.Context, t *target, cc *compiled, out metricSink) error {
 	st := t.stateOf(cc.spec.Branch)
-	if r.fromCache(st, ch) {
+	if r.fromCache(st, out) {
 		return nil
 	}
-	return r.refresh(ctx, t, cc, st, ch)
+	return r.refresh(ctx, t, cc, st, out)
 }
 
 // fromCache emits st's cached metrics when they are still fresh.
-func (r *runner) fromCache(st *collectorState, ch chan<- prometheus.Metric) bool {
+func (r *runner) fromCache(st *collectorState, out metricSink) bool {
 	if st.cached == nil || !r.now().Before(st.expires) {
 		return false
 	}
 	st.total++
 	st.hits++
-	for _, m := range st.cached {
-		ch <- m
-	}
+	out.addCached(st)
 	return true
 }
 
 // refresh runs the collector's queries and emits (and caches) the result. It
 // touches only st and t's pool, so refreshes of different collectors of one
 // target may run at once.
-func (r *runner) refresh(ctx context.Context, t *target, cc *compiled, st *collectorState, ch chan<- prometheus.Metric) error {
+func (r *runner) refresh(ctx context.Context, t *target, cc *compiled, st *collectorState, out metricSink) error {
 	start := r.now()
 	metrics, err := r.execute(ctx, t.pool.query, t.dbname, cc, st)
-	return r.record(t, cc, st, start, r.now().Sub(start), metrics, err, ch)
+	return r.record(t, cc, st, start, r.now().Sub(start), metrics, err, out)
 }
 
 // record books one run of cc that started at start and took took: its
 // statistics, its cache (for its TTL) and its metrics, sent to ch; it returns
 // err, but nil for a predicate skip.
-func (r *runner) record(t *target, cc *compiled, st *collectorState, start time.Time, took time.Duration, metrics []prometheus.Metric, err error, ch chan<- prometheus.Metric) error {
+func (r *runner) record(t *target, cc *compiled, st *collectorState, start time.Time, took time.Duration, metrics []prometheus.Metric, err error, out metricSink) error {
 	st.total++
 	st.lastDuration = took
 	switch {
@@ -130,7 +129,7 @@ func (r *runner) record(t *target, cc *compiled, st *collectorState, start time.
 	case err != nil:
 		st.errors++
 		st.success = false
-		st.cached, st.expires = nil, time.Time{}
+		st.cached, st.text, st.expires = nil, nil, time.Time{}
 		if !st.failing {
 			r.log.Warn("collector failed", "collector", cc.spec.Branch, "datname", t.dbname, "err", err)
 		} else {
@@ -148,13 +147,12 @@ func (r *runner) record(t *target, cc *compiled, st *collectorState, start time.
 		if metrics == nil {
 			metrics = []prometheus.Metric{} // an empty result is cached too (nil means none)
 		}
-		st.cached, st.expires = metrics, start.Add(cc.spec.TTL)
-	} else {
-		st.cached = nil
+		st.cached, st.text, st.expires = metrics, nil, start.Add(cc.spec.TTL)
+		out.addCached(st)
+		return nil
 	}
-	for _, m := range metrics {
-		ch <- m
-	}
+	st.cached, st.text = nil, nil
+	out.add(metrics...)
 	return nil
 }
 
