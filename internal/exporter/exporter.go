@@ -32,21 +32,22 @@ const (
 
 // Exporter serves /metrics and /up. Build it with New, run it with Run.
 type Exporter struct {
-	cfg  Config
-	log  *slog.Logger
-	pool *connPool // main database, shared by scrapes and /up pings
-	pg   *pgCollector
-	reg  *prometheus.Registry // every metric (Registry, and /metrics in formats other than text)
+	cfg     Config
+	log     *slog.Logger
+	pool    *connPool // main database, shared by scrapes and /up pings
+	pg      *pgCollector
+	reg     *prometheus.Registry // every metric (Registry, and /metrics in formats other than text)
+	handler http.Handler
+	health  *healthState
+	cancel  context.CancelFunc
+	close   sync.Once
+	st      *Status                  // serving and fallback state
+	snap    func() *cluster.Snapshot // the HA loop's snapshot; nil without one
+
 	// others is reg without the postgres collector, whose metrics /metrics
 	// writes itself (metricsHandler); constLabels go on those metrics.
 	others      *prometheus.Registry
 	constLabels []*dto.LabelPair
-	handler     http.Handler
-	health      *healthState
-	cancel      context.CancelFunc
-	close       sync.Once
-	st          *Status                  // serving and fallback state
-	snap        func() *cluster.Snapshot // the HA loop's snapshot; nil without one
 
 	reloadMu sync.Mutex
 	running  Source // where the served collectors came from
