@@ -164,12 +164,20 @@ func (r *runner) collectorTimeout(c *Collector) time.Duration {
 	return c.Timeout
 }
 
-// pipelineJobs refreshes jobs (collectors of t whose caches are stale) on
-// conn, which the caller holds: one pipeline for the predicate queries whose
+// jobOutcome is what one run of a collector gave, before it is recorded.
+type jobOutcome struct {
+	start   time.Time
+	took    time.Duration
+	metrics []prometheus.Metric
+	err     error // errPredicateFalse for a predicate skip
+}
+
+// pipelineJobs runs jobs (collectors of t whose caches are stale) on conn,
+// which the caller holds: one pipeline for the predicate queries whose
 // answers are not cached (when there are any), then one for the queries of the
-// collectors whose predicates all hold. Each collector is then recorded as
-// refresh records it; errs[i] is jobs[i]'s outcome (nil for a predicate skip).
-func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *target, jobs []*compiled, out metricSink) []error {
+// collectors whose predicates all hold, in the jobs' order. The caller records
+// the outcomes (runner.record).
+func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *target, jobs []*compiled) []jobOutcome {
 	start := r.now()
 	errs := make([]error, len(jobs))
 	states := make([]*collectorState, len(jobs))
@@ -234,10 +242,11 @@ func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *targe
 			errs[i] = fmt.Errorf("query: %w", s.err)
 		}
 	}
-	for i, cc := range jobs {
-		errs[i] = r.record(t, cc, states[i], start, took[i], results[i], errs[i], out)
+	outs := make([]jobOutcome, len(jobs))
+	for i := range jobs {
+		outs[i] = jobOutcome{start: start, took: took[i], metrics: results[i], err: errs[i]}
 	}
-	return errs
+	return outs
 }
 
 // predicatesHold evaluates cc's predicates in order, from st's cache or from

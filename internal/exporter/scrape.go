@@ -49,14 +49,19 @@ type pgCollector struct {
 	lastAt   time.Time
 }
 
-// precheckSQL reads what planning needs, and the databases to discover, in one round trip.
-// Lists of names come as JSON arrays, which any name can be read back from.
+// catalogFactsSQL reads a database's extensions and schemas.
+const catalogFactsSQL = `SELECT ` + catalogFactsColumns
+
+const catalogFactsColumns = `to_json(ARRAY(SELECT extname::text FROM pg_extension)),
+	to_json(ARRAY(SELECT nspname::text FROM pg_namespace))`
+
+// precheckSQL reads what planning needs, the databases to discover and the
+// main database's catalog facts in one round trip. Lists of names come as
+// JSON arrays, which any name can be read back from.
 const precheckSQL = `SELECT current_setting('server_version_num')::int, pg_is_in_recovery(),
 	current_user::text, current_database()::text,
-	to_json(ARRAY(SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname))`
-
-const catalogFactsSQL = `SELECT to_json(ARRAY(SELECT extname::text FROM pg_extension)),
-	to_json(ARRAY(SELECT nspname::text FROM pg_namespace))`
+	to_json(ARRAY(SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname)),
+	` + catalogFactsColumns
 
 // precheck runs the precheck on the main database: the server's facts (with
 // the configured tags) and the databases to scrape.
@@ -67,6 +72,9 @@ func (c *pgCollector) precheck(ctx context.Context) (serverFacts, []string, erro
 	}
 	f, dbs, err := readPrecheck(row)
 	f.tags = c.cfg.Tags
+	if err == nil {
+		err = c.main.setCatalogFacts(row[5], row[6], c.cfg.Now())
+	}
 	return f, dbs, err
 }
 
@@ -89,7 +97,7 @@ func (c *pgCollector) targetsFor(f serverFacts, dbs []string) ([]*target, []serv
 
 // readPrecheck reads precheckSQL's row.
 func readPrecheck(row [][]byte) (f serverFacts, dbs []string, err error) {
-	if len(row) != 5 || row[0] == nil || row[1] == nil {
+	if len(row) != 7 || row[0] == nil || row[1] == nil {
 		return f, nil, errors.New("precheck: unexpected row")
 	}
 	f.version, err = strconv.Atoi(string(row[0]))
@@ -172,8 +180,9 @@ func (c *pgCollector) scrape(ctx context.Context, out metricSink) bool {
 // scrapeTarget runs every applicable collector against t in priority order
 // between fatal collectors: a fatal collector runs after every collector before
 // it has finished, and when it fails the rest are skipped and false returned.
-// Fresh cached results are sent at once; the stale collectors between two
-// fatal ones run as one wave (runWave).
+// Fresh cached results are sent at once. The stale collectors run in waves
+// (runWave): a fatal collector leads the wave of the collectors after it, up
+// to the next fatal one, and runs first on its connection.
 func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts, out metricSink) bool {
 	start := c.cfg.Now()
 	defer func() {
@@ -183,6 +192,7 @@ func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts
 	}()
 	t.planned = c.plan(ctx, t, f, t.planned[:0])
 	var wave []*compiled
+	lead := false // wave[0] is a fatal collector
 	for _, cc := range t.planned {
 		if c.run.fromCache(t.stateOf(cc.spec.Branch), out) { // created here: waves only read t.state
 			continue
@@ -191,14 +201,18 @@ func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts
 			wave = append(wave, cc)
 			continue
 		}
-		c.runWave(ctx, t, wave, out)
-		wave = wave[:0]
-		if errs := c.runWave(ctx, t, []*compiled{cc}, out); errs[0] != nil {
-			t.errorCount++
-			return false
+		if len(wave) > 0 {
+			if errs := c.runWave(ctx, t, wave, lead, out); lead && errs[0] != nil {
+				t.errorCount++
+				return false
+			}
 		}
+		wave, lead = append(wave[:0], cc), true
 	}
-	c.runWave(ctx, t, wave, out)
+	if errs := c.runWave(ctx, t, wave, lead, out); lead && errs[0] != nil {
+		t.errorCount++
+		return false
+	}
 	return true
 }
 
@@ -230,7 +244,11 @@ func (c *pgCollector) plan(ctx context.Context, t *target, f serverFacts, dst []
 // durations. A scrape thus opens at most one connection per database, and
 // pays one round trip per pipeline rather than per statement; each pipeline
 // holds one of the scrape's query slots.
-func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, out metricSink) []error {
+//
+// With lead, jobs[0] is a fatal collector: it runs first on the first
+// connection, and when it fails only it is recorded and the others' results
+// are dropped, as if they had not run.
+func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, lead bool, out metricSink) []error {
 	errs := make([]error, len(jobs))
 	if len(jobs) == 0 {
 		return errs
@@ -239,6 +257,9 @@ func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, 
 	if err != nil {
 		for i, cc := range jobs {
 			errs[i] = c.run.record(t, cc, t.state[cc.spec.Branch], c.cfg.Now(), 0, nil, fmt.Errorf("query: %w", err), out)
+			if lead {
+				break // the rest is skipped
+			}
 		}
 		return errs
 	}
@@ -250,27 +271,48 @@ func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, 
 		}
 		conns = append(conns, conn)
 	}
-	shares := shareJobs(jobs, len(conns), func(cc *compiled) time.Duration { return t.state[cc.spec.Branch].lastDuration })
+	rest := jobs
+	if lead {
+		rest = jobs[1:]
+	}
+	shares := shareJobs(rest, len(conns), func(cc *compiled) time.Duration { return t.state[cc.spec.Branch].lastDuration })
+	if lead {
+		for n := range shares {
+			for k := range shares[n].index {
+				shares[n].index[k]++
+			}
+		}
+		shares[0].jobs = append([]*compiled{jobs[0]}, shares[0].jobs...)
+		shares[0].index = append([]int{0}, shares[0].index...)
+	}
+	outs := make([]jobOutcome, len(jobs))
 	var wg sync.WaitGroup
 	for n, conn := range conns {
 		wg.Go(func() {
 			defer t.pool.release(conn)
 			share := shares[n]
-			var shareErrs []error
+			var shareOuts []jobOutcome
 			err := c.withSlot(ctx, func() error {
-				shareErrs = c.run.pipelineJobs(ctx, conn, t, share.jobs, out)
+				shareOuts = c.run.pipelineJobs(ctx, conn, t, share.jobs)
 				return nil
 			})
 			for k, i := range share.index {
 				if err != nil {
-					errs[i] = c.run.record(t, jobs[i], t.state[jobs[i].spec.Branch], c.cfg.Now(), 0, nil, fmt.Errorf("query: %w", err), out)
+					outs[i] = jobOutcome{start: c.cfg.Now(), err: fmt.Errorf("query: %w", err)}
 					continue
 				}
-				errs[i] = shareErrs[k]
+				outs[i] = shareOuts[k]
 			}
 		})
 	}
 	wg.Wait()
+	for i, cc := range jobs {
+		o := outs[i]
+		errs[i] = c.run.record(t, cc, t.state[cc.spec.Branch], o.start, o.took, o.metrics, o.err, out)
+		if lead && i == 0 && errs[0] != nil {
+			break // the rest is skipped
+		}
+	}
 	return errs
 }
 
@@ -339,25 +381,34 @@ const catalogFactsTTL = 10 * time.Second
 func (c *pgCollector) catalogFacts(ctx context.Context, t *target, f *serverFacts) error {
 	now := c.cfg.Now()
 	if t.catalog.extensions == nil || !now.Before(t.catalog.expires) {
-		var exts, nsps []string
 		row, err := c.run.queryRow(ctx, t.pool, catalogFactsSQL)
 		if err == nil {
-			err = errors.Join(json.Unmarshal(row[0], &exts), json.Unmarshal(row[1], &nsps))
+			err = t.setCatalogFacts(row[0], row[1], now)
 		}
 		if err != nil {
-			return fmt.Errorf("catalog facts: %w", err)
+			return err
 		}
-		t.catalog.extensions = make(map[string]bool, len(exts))
-		for _, e := range exts {
-			t.catalog.extensions[e] = true
-		}
-		t.catalog.schemas = make(map[string]bool, len(nsps))
-		for _, n := range nsps {
-			t.catalog.schemas[n] = true
-		}
-		t.catalog.expires = now.Add(catalogFactsTTL)
 	}
 	f.extensions, f.schemas = t.catalog.extensions, t.catalog.schemas
+	return nil
+}
+
+// setCatalogFacts keeps t's extensions and schemas, read as JSON arrays at
+// now, for catalogFactsTTL.
+func (t *target) setCatalogFacts(extensions, schemas []byte, now time.Time) error {
+	var exts, nsps []string
+	if err := errors.Join(json.Unmarshal(extensions, &exts), json.Unmarshal(schemas, &nsps)); err != nil {
+		return fmt.Errorf("catalog facts: %w", err)
+	}
+	t.catalog.extensions = make(map[string]bool, len(exts))
+	for _, e := range exts {
+		t.catalog.extensions[e] = true
+	}
+	t.catalog.schemas = make(map[string]bool, len(nsps))
+	for _, n := range nsps {
+		t.catalog.schemas[n] = true
+	}
+	t.catalog.expires = now.Add(catalogFactsTTL)
 	return nil
 }
 
