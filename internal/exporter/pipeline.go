@@ -19,6 +19,7 @@ type pipeStmt struct {
 	read    func(*pgconn.ResultReader) error
 
 	err   error
+	done  bool          // it was sent and its outcome read
 	took  time.Duration // from the previous statement's end (the server runs them in turn)
 	stale bool          // its prepared statement was stale: rerun it outside the pipeline
 }
@@ -129,7 +130,7 @@ func (r *runner) runPipeline(ctx context.Context, conn *pgconn.PgConn, stmts []*
 		}
 		s := stmts[st.stmt]
 		now := r.now()
-		s.took, last = now.Sub(last), now
+		s.took, last, s.done = now.Sub(last), now, true
 		if stmtErr != nil {
 			if st.newName || stalePlan(stmtErr) {
 				s.stale = !st.newName // prepared earlier, gone stale: prepare again and rerun
@@ -177,7 +178,9 @@ type jobOutcome struct {
 // answers are not cached (when there are any), then one for the queries of the
 // collectors whose predicates all hold, in the jobs' order. The caller records
 // the outcomes (runner.record).
-func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *target, jobs []*compiled) []jobOutcome {
+//
+// pre, when not nil, is sent first in the first pipeline.
+func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *target, jobs []*compiled, pre *pipeStmt) []jobOutcome {
 	start := r.now()
 	errs := make([]error, len(jobs))
 	states := make([]*collectorState, len(jobs))
@@ -199,6 +202,9 @@ func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *targe
 			predOf[predKey{i, k}] = s
 			readers[s] = pr
 		}
+	}
+	if pre != nil && len(predStmts) > 0 {
+		predStmts, pre = append([]*pipeStmt{pre}, predStmts...), nil
 	}
 	_ = r.runPipeline(ctx, conn, predStmts) // a connection error is every statement's
 	// Queries of the collectors whose predicates hold, in one pipeline.
@@ -225,10 +231,17 @@ func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *targe
 		queryStmts = append(queryStmts, s)
 		queryJob = append(queryJob, i)
 	}
+	if pre != nil {
+		queryStmts = append([]*pipeStmt{pre}, queryStmts...)
+		queryJob = append([]int{-1}, queryJob...)
+	}
 	_ = r.runPipeline(ctx, conn, queryStmts)
 	took := make([]time.Duration, len(jobs))
 	for n, s := range queryStmts {
 		i := queryJob[n]
+		if i < 0 {
+			continue // pre
+		}
 		took[i] = s.took
 		switch {
 		case s.stale: // prepared again and run once more, alone

@@ -72,3 +72,54 @@ func names(jobs []*compiled) []string {
 	}
 	return out
 }
+
+// TestGatedCollectorsInDiscoveredDatabases: per-database collectors gated on
+// an extension or a schema run in a discovered database exactly when it has
+// them, their catalog facts read in the database's first pipeline, and again
+// when the facts expire.
+func TestGatedCollectorsInDiscoveredDatabases(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	execSQL(t, pg, "", "CREATE DATABASE app")
+	execSQL(t, pg, "app", "CREATE SCHEMA monitor")
+	path := writeCollectors(t, `
+g_plain:
+  query: SELECT 1 AS v
+  metrics: [ { v: { usage: GAUGE, description: every database } } ]
+g_ext:
+  query: SELECT 1 AS v
+  tags: ["extension:plpgsql"]
+  metrics: [ { v: { usage: GAUGE, description: plpgsql is everywhere } } ]
+g_schema:
+  query: SELECT 1 AS v
+  tags: ["schema:monitor"]
+  metrics: [ { v: { usage: GAUGE, description: app only } } ]
+g_missing:
+  query: SELECT 1 AS v
+  tags: ["extension:no_such_extension"]
+  metrics: [ { v: { usage: GAUGE, description: nowhere } } ]
+`)
+	clock := newFakeClock()
+	e := newTestExporter(t, pg, func(c *Config) { c.CollectorFile = path; c.Now = clock.Now }, nil)
+	for round := range 2 {
+		fams := gather(t, e.Registry())
+		for name, dbs := range map[string][]string{"g_plain_v": {"app", "postgres"}, "g_ext_v": {"app", "postgres"}, "g_schema_v": {"app"}} {
+			f := fams[name]
+			if f == nil {
+				t.Errorf("round %d: %s missing", round, name)
+				continue
+			}
+			for _, db := range dbs {
+				if !f.has(map[string]string{"datname": db}) {
+					t.Errorf("round %d: %s has no series for %s", round, name, db)
+				}
+			}
+			if len(f.series) != len(dbs) {
+				t.Errorf("round %d: %s has %d series, want %d", round, name, len(f.series), len(dbs))
+			}
+		}
+		if fams["g_missing_v"] != nil {
+			t.Errorf("round %d: g_missing served", round)
+		}
+		clock.Advance(time.Hour) // caches and catalog facts expire
+	}
+}

@@ -190,10 +190,76 @@ func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts
 		t.totalSeconds += t.lastDuration.Seconds()
 		t.totalCount++
 	}()
+	// When t's extensions and schemas must be read again, the collectors
+	// gated on them wait, and the read rides in the first pipeline (facts).
+	var (
+		facts    *pipeStmt
+		factsRow [][]byte
+		deferred map[*compiled]bool
+	)
+	if !t.main && t.catalogStale(c.cfg.Now()) {
+		deferred = c.deferrable(t, f)
+	}
+	if len(deferred) > 0 {
+		facts = &pipeStmt{sql: catalogFactsSQL, timeout: c.run.defaultTimeout, read: func(rr *pgconn.ResultReader) error {
+			for rr.NextRow() {
+				factsRow = slices.Clone(rr.Values())
+				for i := range factsRow {
+					factsRow[i] = slices.Clone(factsRow[i])
+				}
+			}
+			return nil
+		}}
+		f.extensions, f.schemas = map[string]bool{}, map[string]bool{} // gated collectors are left out below
+	}
 	t.planned = c.plan(ctx, t, f, t.planned[:0])
+	if !c.runWaves(ctx, t, t.planned, facts, out) {
+		return false
+	}
+	if facts == nil {
+		return true
+	}
+	if err := facts.err; err != nil || !facts.done || len(factsRow) != 2 {
+		if err := c.catalogFacts(ctx, t, &f); err != nil { // read alone, as plan does
+			c.log.Warn("reading extensions and schemas failed", "datname", t.dbname, "err", err)
+		}
+	} else if err := t.setCatalogFacts(factsRow[0], factsRow[1], c.cfg.Now()); err != nil {
+		c.log.Warn("reading extensions and schemas failed", "datname", t.dbname, "err", err)
+	}
+	f.extensions, f.schemas = nil, nil
+	t.planned = c.plan(ctx, t, f, t.planned[:0]) // in priority order, the facts now fresh
+	var gated []*compiled
+	for _, cc := range t.planned {
+		if deferred[cc] {
+			gated = append(gated, cc)
+		}
+	}
+	return c.runWaves(ctx, t, gated, nil, out)
+}
+
+// deferrable returns the collectors of t gated on its extensions or schemas,
+// when none of them is fatal (a fatal collector keeps its place in the order).
+func (c *pgCollector) deferrable(t *target, f serverFacts) map[*compiled]bool {
+	gated := map[*compiled]bool{}
+	for _, cc := range c.collectors {
+		if cc.spec.ClusterLevel() && !t.main || !cc.spec.needsCatalogFacts() {
+			continue
+		}
+		if cc.spec.Fatal {
+			return nil
+		}
+		gated[cc] = true
+	}
+	return gated
+}
+
+// runWaves runs planned, collectors of t in priority order, in waves
+// (runWave), a fatal collector leading the wave after it; first, when not
+// nil, rides in the first pipeline. It reports false when a fatal one failed.
+func (c *pgCollector) runWaves(ctx context.Context, t *target, planned []*compiled, first *pipeStmt, out metricSink) bool {
 	var wave []*compiled
 	lead := false // wave[0] is a fatal collector
-	for _, cc := range t.planned {
+	for _, cc := range planned {
 		if c.run.fromCache(t.stateOf(cc.spec.Branch), out) { // created here: waves only read t.state
 			continue
 		}
@@ -202,14 +268,15 @@ func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts
 			continue
 		}
 		if len(wave) > 0 {
-			if errs := c.runWave(ctx, t, wave, lead, out); lead && errs[0] != nil {
+			if errs := c.runWave(ctx, t, wave, lead, first, out); lead && errs[0] != nil {
 				t.errorCount++
 				return false
 			}
+			first = nil
 		}
 		wave, lead = append(wave[:0], cc), true
 	}
-	if errs := c.runWave(ctx, t, wave, lead, out); lead && errs[0] != nil {
+	if errs := c.runWave(ctx, t, wave, lead, first, out); lead && errs[0] != nil {
 		t.errorCount++
 		return false
 	}
@@ -224,7 +291,7 @@ func (c *pgCollector) plan(ctx context.Context, t *target, f serverFacts, dst []
 		if cc.spec.ClusterLevel() && !t.main {
 			continue
 		}
-		if cc.spec.needsCatalogFacts() && !gathered {
+		if cc.spec.needsCatalogFacts() && !gathered && f.extensions == nil { // else given
 			gathered = true
 			if err := c.catalogFacts(ctx, t, &f); err != nil {
 				c.log.Warn("reading extensions and schemas failed", "datname", t.dbname, "err", err)
@@ -248,12 +315,14 @@ func (c *pgCollector) plan(ctx context.Context, t *target, f serverFacts, dst []
 // With lead, jobs[0] is a fatal collector: it runs first on the first
 // connection, and when it fails only it is recorded and the others' results
 // are dropped, as if they had not run.
-func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, lead bool, out metricSink) []error {
+//
+// first, when not nil, rides at the head of the first connection's first pipeline.
+func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, lead bool, first *pipeStmt, out metricSink) []error {
 	errs := make([]error, len(jobs))
 	if len(jobs) == 0 {
 		return errs
 	}
-	first, err := t.pool.acquire(ctx)
+	conn0, err := t.pool.acquire(ctx)
 	if err != nil {
 		for i, cc := range jobs {
 			errs[i] = c.run.record(t, cc, t.state[cc.spec.Branch], c.cfg.Now(), 0, nil, fmt.Errorf("query: %w", err), out)
@@ -263,7 +332,7 @@ func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, 
 		}
 		return errs
 	}
-	conns := []*pgconn.PgConn{first}
+	conns := []*pgconn.PgConn{conn0}
 	for len(conns) < min(t.workers, len(jobs)) {
 		conn := t.pool.acquireIdle()
 		if conn == nil {
@@ -293,7 +362,11 @@ func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, 
 			share := shares[n]
 			var shareOuts []jobOutcome
 			err := c.withSlot(ctx, func() error {
-				shareOuts = c.run.pipelineJobs(ctx, conn, t, share.jobs)
+				var pre *pipeStmt
+				if n == 0 {
+					pre = first
+				}
+				shareOuts = c.run.pipelineJobs(ctx, conn, t, share.jobs, pre)
 				return nil
 			})
 			for k, i := range share.index {
@@ -372,6 +445,11 @@ func (c *pgCollector) withSlot(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
+// catalogStale reports whether t's extensions and schemas must be read again at now.
+func (t *target) catalogStale(now time.Time) bool {
+	return t.catalog.extensions == nil || !now.Before(t.catalog.expires)
+}
+
 // catalogFactsTTL is how long a database's extensions and schemas are reused
 // for planning (they change with DDL only).
 const catalogFactsTTL = 10 * time.Second
@@ -380,7 +458,7 @@ const catalogFactsTTL = 10 * time.Second
 // catalogFactsTTL.
 func (c *pgCollector) catalogFacts(ctx context.Context, t *target, f *serverFacts) error {
 	now := c.cfg.Now()
-	if t.catalog.extensions == nil || !now.Before(t.catalog.expires) {
+	if t.catalogStale(now) {
 		row, err := c.run.queryRow(ctx, t.pool, catalogFactsSQL)
 		if err == nil {
 			err = t.setCatalogFacts(row[0], row[1], now)
