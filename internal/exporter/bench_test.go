@@ -100,7 +100,7 @@ func benchVersus(b *testing.B, pg *testenv.PG, bin, file string) {
 	for b.Loop() {
 		runs := []func(){
 			func() {
-				first, next := pgExporterRound(b, pg, bin, file)
+				first, next, _ := pgExporterRound(b, pg, bin, file)
 				rows["pg_exporter file cold"] = append(rows["pg_exporter file cold"], ms(first))
 				rows["pg_exporter file cached"] = append(rows["pg_exporter file cached"], ms(next))
 			},
@@ -284,20 +284,22 @@ func benchFirstScrape(b *testing.B, pg *testenv.PG, file string, concurrency int
 // next one (within the TTLs), over loopback HTTP.
 func benchPgExporter(b *testing.B, pg *testenv.PG, bin, file string) {
 	var first, next time.Duration
-	n := 0
+	n, series := 0, 0
 	for b.Loop() {
-		d1, d2 := pgExporterRound(b, pg, bin, file)
+		d1, d2, s := pgExporterRound(b, pg, bin, file)
 		first += d1
 		next += d2
+		series = s
 		n++
 	}
 	b.ReportMetric(float64(first.Microseconds())/1000/float64(n), "first-ms/scrape")
 	b.ReportMetric(float64(next.Microseconds())/1000/float64(n), "cached-ms/scrape")
+	b.ReportMetric(float64(series), "series")
 }
 
 // pgExporterRound starts pg_exporter, times its first scrape after start and
 // the next one over loopback HTTP, and stops it.
-func pgExporterRound(b *testing.B, pg *testenv.PG, bin, file string) (first, next time.Duration) {
+func pgExporterRound(b *testing.B, pg *testenv.PG, bin, file string) (first, next time.Duration, series int) {
 	port := testenv.FreePort(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -342,7 +344,7 @@ func pgExporterRound(b *testing.B, pg *testenv.PG, bin, file string) (first, nex
 	if !strings.Contains(body, "\npg_up 1") {
 		b.Logf("pg_exporter's first scrape has no pg_up 1 (%d series): its time is not that of a full scrape", seriesOf(body))
 	}
-	return first, next
+	return first, next, seriesOf(body)
 }
 
 // processCPU is the CPU time (user + system) this process has used: the
