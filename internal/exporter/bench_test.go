@@ -124,7 +124,7 @@ func benchVersus(b *testing.B, pg *testenv.PG, bin, file string) {
 		round++
 	}
 	var out strings.Builder
-	fmt.Fprintf(&out, "%d rounds; load average %s at start, %s at end\n", round, load0, loadAvg())
+	fmt.Fprintf(&out, "%s: %d rounds; load average %s at start, %s at end\n", b.Name(), round, load0, loadAvg())
 	fmt.Fprintf(&out, "%-26s %9s %9s %9s\n", "ms", "min", "median", "max")
 	names := []string{"pg_exporter file cold", "pgnoded file cold", "pgnoded built-in cold",
 		"pg_exporter file cached", "pgnoded file cached", "pgnoded built-in cached"}
@@ -137,7 +137,7 @@ func benchVersus(b *testing.B, pg *testenv.PG, bin, file string) {
 	_, cold, _ := minMedMax(rows["pgnoded file cold"])
 	_, cached, _ := minMedMax(rows["pgnoded file cached"])
 	fmt.Fprintf(&out, "median cold ratio pgnoded/pg_exporter (file): %.2f; cached: %.2f", cold/pgeCold, cached/pgeCached)
-	b.Log("\n" + out.String())
+	fmt.Print(out.String() + "\n") // in full: a benchmark's b.Log is cut to a few lines without -v
 	b.ReportMetric(pgeCold, "pg_exporter-cold-ms")
 	b.ReportMetric(cold, "cold-ms")
 	b.ReportMetric(cached, "cached-ms")
