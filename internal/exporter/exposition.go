@@ -158,6 +158,7 @@ func (s *textSink) encode(ms []prometheus.Metric) []famChunk {
 	)
 	for _, mt := range ms {
 		var fam *famInfo
+		smp, _ := mt.(*sample)
 		switch mt := mt.(type) {
 		case *sample:
 			fam = mt.fam
@@ -170,9 +171,11 @@ func (s *textSink) encode(ms []prometheus.Metric) []famChunk {
 		if fam == nil {
 			continue
 		}
-		m.Reset()
-		if mt.Write(&m) != nil {
-			continue
+		if smp == nil {
+			m.Reset()
+			if mt.Write(&m) != nil {
+				continue
+			}
 		}
 		i, ok := index[fam]
 		if !ok {
@@ -182,6 +185,10 @@ func (s *textSink) encode(ms []prometheus.Metric) []famChunk {
 			i = len(chunks)
 			index[fam] = i
 			chunks = append(chunks, famChunk{fam: fam})
+		}
+		if smp != nil { // a gauge or counter sample, written without building its dto.Metric
+			chunks[i].text = s.appendSample(chunks[i].text, fam.name, "", smp.labels, "", 0, smp.value)
+			continue
 		}
 		chunks[i].text = s.appendMetric(chunks[i].text, fam, &m)
 	}
