@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,7 +81,116 @@ func benchScrapeFixture(b *testing.B, dbs, tables, others int) {
 	b.Run("file-cached", func(b *testing.B) { benchScrapes(b, pg, file, "cached") })
 	if bin := os.Getenv("PG_EXPORTER_BIN"); bin != "" {
 		b.Run("pg_exporter", func(b *testing.B) { benchPgExporter(b, pg, bin, file) })
+		b.Run("versus", func(b *testing.B) { benchVersus(b, pg, bin, file) })
 	}
+}
+
+// benchVersus times, in each round and one right after the other, pg_exporter's
+// first scrape after start and the next one (its main connection opened at
+// start, as it does), then pgnoded's first scrape of a new exporter with no
+// connection open at all (New, which loads the collector file, not timed, as
+// pg_exporter loads its file before it listens) and the next one within the
+// TTLs, with pg_exporter's file and with the built-in set. Rounds alternate
+// which goes first, so that a change in the machine's load weighs on both; it
+// logs min/median/max per row, the median ratios and the load average.
+func benchVersus(b *testing.B, pg *testenv.PG, bin, file string) {
+	rows := map[string][]float64{}
+	load0 := loadAvg()
+	round := 0
+	for b.Loop() {
+		runs := []func(){
+			func() {
+				first, next, _ := pgExporterRound(b, pg, bin, file)
+				rows["pg_exporter file cold"] = append(rows["pg_exporter file cold"], ms(first))
+				rows["pg_exporter file cached"] = append(rows["pg_exporter file cached"], ms(next))
+			},
+			func() {
+				first, next := pgnodedRound(b, pg, file)
+				rows["pgnoded file cold"] = append(rows["pgnoded file cold"], ms(first))
+				rows["pgnoded file cached"] = append(rows["pgnoded file cached"], ms(next))
+			},
+			func() {
+				first, next := pgnodedRound(b, pg, "")
+				rows["pgnoded built-in cold"] = append(rows["pgnoded built-in cold"], ms(first))
+				rows["pgnoded built-in cached"] = append(rows["pgnoded built-in cached"], ms(next))
+			},
+		}
+		if round%2 == 1 {
+			slices.Reverse(runs)
+		}
+		for _, run := range runs {
+			run()
+		}
+		round++
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "%s: %d rounds; load average %s at start, %s at end\n", b.Name(), round, load0, loadAvg())
+	fmt.Fprintf(&out, "%-26s %9s %9s %9s\n", "ms", "min", "median", "max")
+	names := []string{"pg_exporter file cold", "pgnoded file cold", "pgnoded built-in cold",
+		"pg_exporter file cached", "pgnoded file cached", "pgnoded built-in cached"}
+	for _, name := range names {
+		lo, med, hi := minMedMax(rows[name])
+		fmt.Fprintf(&out, "%-26s %9.1f %9.1f %9.1f\n", name, lo, med, hi)
+	}
+	_, pgeCold, _ := minMedMax(rows["pg_exporter file cold"])
+	_, pgeCached, _ := minMedMax(rows["pg_exporter file cached"])
+	_, cold, _ := minMedMax(rows["pgnoded file cold"])
+	_, cached, _ := minMedMax(rows["pgnoded file cached"])
+	fmt.Fprintf(&out, "median cold ratio pgnoded/pg_exporter (file): %.2f; cached: %.2f", cold/pgeCold, cached/pgeCached)
+	fmt.Print(out.String() + "\n") // in full: a benchmark's b.Log is cut to a few lines without -v
+	b.ReportMetric(pgeCold, "pg_exporter-cold-ms")
+	b.ReportMetric(cold, "cold-ms")
+	b.ReportMetric(cached, "cached-ms")
+	b.ReportMetric(cold/pgeCold, "cold-ratio")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// minMedMax is the least, the median and the greatest of v.
+func minMedMax(v []float64) (float64, float64, float64) {
+	if len(v) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[0], med, s[len(s)-1]
+}
+
+// loadAvg is the machine's 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// pgnodedRound times a new exporter's first scrape with no connection open
+// (New not timed) and the next one within the TTLs.
+func pgnodedRound(b *testing.B, pg *testenv.PG, file string) (first, next time.Duration) {
+	e, err := New(Config{DSN: pg.DSN(""), Logger: testLogger(b), CollectorFile: file}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	h := e.Handler()
+	start := time.Now()
+	body := scrapeHandler(b, h)
+	first = time.Since(start)
+	if !strings.Contains(body, "\npg_up 1") {
+		b.Fatalf("pgnoded's first scrape has no pg_up 1")
+	}
+	start = time.Now()
+	scrapeHandler(b, h)
+	return first, time.Since(start)
 }
 
 // scrapeHandler scrapes h once and fails on anything but 200.
@@ -136,7 +246,7 @@ func benchScrapes(b *testing.B, pg *testenv.PG, file, mode string) {
 // every applicable statement prepared and run once), whose own time is
 // reported as warm-ms.
 func benchFirstScrape(b *testing.B, pg *testenv.PG, file string, concurrency int, started bool) {
-	var total, warm time.Duration
+	var total, warm, load time.Duration
 	n, series := 0, 0
 	for b.Loop() {
 		cfg := Config{DSN: pg.DSN(""), Logger: testLogger(b), CollectorFile: file, Concurrency: concurrency}
@@ -145,6 +255,8 @@ func benchFirstScrape(b *testing.B, pg *testenv.PG, file string, concurrency int
 		if err != nil {
 			b.Fatal(err)
 		}
+		load += time.Since(start)
+		start = time.Now()
 		if started {
 			wstart := time.Now()
 			if done, err := e.pg.warm(context.Background()); err != nil || !done {
@@ -160,6 +272,7 @@ func benchFirstScrape(b *testing.B, pg *testenv.PG, file string, concurrency int
 		n++
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(n), "ms/scrape")
+	b.ReportMetric(float64(load.Microseconds())/1000/float64(n), "new-ms")
 	b.ReportMetric(float64(series), "series")
 	if started {
 		b.ReportMetric(float64(warm.Microseconds())/1000/float64(n), "warm-ms")
@@ -171,61 +284,67 @@ func benchFirstScrape(b *testing.B, pg *testenv.PG, file string, concurrency int
 // next one (within the TTLs), over loopback HTTP.
 func benchPgExporter(b *testing.B, pg *testenv.PG, bin, file string) {
 	var first, next time.Duration
-	n, series, nextSeries := 0, 0, 0
+	n, series := 0, 0
 	for b.Loop() {
-		port := testenv.FreePort(b)
-		ctx, cancel := context.WithCancel(context.Background())
-		u := url.URL{Scheme: "postgres", User: url.User(pg.User), Path: "/postgres",
-			RawQuery: url.Values{"host": {pg.SocketDir}, "port": {strconv.Itoa(pg.Port)}, "sslmode": {"disable"}}.Encode()}
-		cmd := exec.CommandContext(ctx, bin, "--url="+u.String(), "--config="+file,
-			"--exclude-database=template0,template1", fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
-			"--log.level=error")
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			cancel()
-			b.Fatalf("start %s: %v", bin, err)
-		}
-		base := fmt.Sprintf("http://127.0.0.1:%d", port)
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			resp, err := http.Get(base + "/version")
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				cancel()
-				_ = cmd.Wait()
-				b.Fatalf("%s did not listen on %s", bin, base)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		get := func() (time.Duration, string) {
-			start := time.Now()
-			resp, err := http.Get(base + "/metrics")
-			if err != nil {
-				b.Fatalf("pg_exporter scrape: %v", err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			return time.Since(start), string(body)
-		}
-		d1, body := get()
-		d2, body2 := get()
+		d1, d2, s := pgExporterRound(b, pg, bin, file)
 		first += d1
 		next += d2
-		series, nextSeries = seriesOf(body), seriesOf(body2)
-		if !strings.Contains(body, "\npg_up 1") {
-			b.Logf("pg_exporter's first scrape has no pg_up 1 (%d series): its time is not that of a full scrape", series)
-		}
-		cancel()
-		_ = cmd.Wait()
+		series = s
 		n++
 	}
 	b.ReportMetric(float64(first.Microseconds())/1000/float64(n), "first-ms/scrape")
 	b.ReportMetric(float64(next.Microseconds())/1000/float64(n), "cached-ms/scrape")
 	b.ReportMetric(float64(series), "series")
-	b.ReportMetric(float64(nextSeries), "next-series")
+}
+
+// pgExporterRound starts pg_exporter, times its first scrape after start and
+// the next one over loopback HTTP, and stops it.
+func pgExporterRound(b *testing.B, pg *testenv.PG, bin, file string) (first, next time.Duration, series int) {
+	port := testenv.FreePort(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	u := url.URL{Scheme: "postgres", User: url.User(pg.User), Path: "/postgres",
+		RawQuery: url.Values{"host": {pg.SocketDir}, "port": {strconv.Itoa(pg.Port)}, "sslmode": {"disable"}}.Encode()}
+	cmd := exec.CommandContext(ctx, bin, "--url="+u.String(), "--config="+file,
+		"--exclude-database=template0,template1", fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+		"--log.level=error")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start %s: %v", bin, err)
+	}
+	defer func() {
+		cancel()
+		_ = cmd.Wait()
+	}()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/version")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s did not listen on %s", bin, base)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	get := func() (time.Duration, string) {
+		start := time.Now()
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			b.Fatalf("pg_exporter scrape: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return time.Since(start), string(body)
+	}
+	first, body := get()
+	next, _ = get()
+	if !strings.Contains(body, "\npg_up 1") {
+		b.Logf("pg_exporter's first scrape has no pg_up 1 (%d series): its time is not that of a full scrape", seriesOf(body))
+	}
+	return first, next, seriesOf(body)
 }
 
 // processCPU is the CPU time (user + system) this process has used: the

@@ -29,6 +29,7 @@ type compiled struct {
 
 type valueColumn struct {
 	col   *Column
+	fam   *famInfo
 	desc  *prometheus.Desc
 	vtype prometheus.ValueType // unused for histograms
 }
@@ -55,16 +56,20 @@ func compile(c *Collector) (*compiled, error) {
 		if help == "" {
 			help = fmt.Sprintf("%s column %s of collector %s", c.Name, col.Name, c.Branch)
 		}
-		vt := prometheus.GaugeValue
-		if col.Usage == UsageCounter {
-			vt = prometheus.CounterValue
+		vt, typ := prometheus.GaugeValue, dto.MetricType_GAUGE
+		switch col.Usage {
+		case UsageCounter:
+			vt, typ = prometheus.CounterValue, dto.MetricType_COUNTER
+		case UsageHistogram:
+			typ = dto.MetricType_HISTOGRAM
 		}
-		desc := prometheus.NewDesc(c.Name+"_"+col.MetricSuffix(), help, labelNames, nil)
+		name := c.Name + "_" + col.MetricSuffix()
+		desc := prometheus.NewDesc(name, help, labelNames, nil)
 		// A const metric surfaces the descriptor's own validation error, if any.
 		if _, err := prometheus.NewConstMetric(desc, vt, 0, make([]string, len(labelNames))...); err != nil {
 			return nil, fmt.Errorf("collector %q column %q: %w", c.Branch, col.Name, err)
 		}
-		cc.values = append(cc.values, valueColumn{col: col, desc: desc, vtype: vt})
+		cc.values = append(cc.values, valueColumn{col: col, fam: &famInfo{name: name, help: help, typ: typ}, desc: desc, vtype: vt})
 	}
 	cc.labelNames = labelNames
 	cc.sortedLabels = make([]int, len(labelNames))
@@ -92,6 +97,7 @@ func (cc *compiled) labelPairs(values []string) []*dto.LabelPair {
 // label pairs, which makes a scrape allocate a few objects per row rather than
 // several per sample (prometheus.NewConstMetric builds pairs per sample).
 type sample struct {
+	fam     *famInfo // nil for a self metric (selfFams)
 	desc    *prometheus.Desc
 	labels  []*dto.LabelPair
 	value   float64
@@ -199,7 +205,7 @@ func (cc *compiled) collectRows(rr *pgconn.ResultReader, dbname string) ([]prome
 				observe(hists, i, key, labels, f, v.col.Buckets)
 				continue
 			}
-			samples = append(samples, sample{desc: v.desc, labels: pairs, value: f, counter: v.vtype == prometheus.CounterValue})
+			samples = append(samples, sample{fam: v.fam, desc: v.desc, labels: pairs, value: f, counter: v.vtype == prometheus.CounterValue})
 			sm := &samples[len(samples)-1] // cap is len(cc.values): no reallocation moves it
 			sm.gauge.Value, sm.count.Value = &sm.value, &sm.value
 			out = append(out, sm)
@@ -207,11 +213,7 @@ func (cc *compiled) collectRows(rr *pgconn.ResultReader, dbname string) ([]prome
 	}
 	for i, byKey := range hists {
 		for _, h := range byKey {
-			m, err := prometheus.NewConstHistogram(cc.values[i].desc, h.count, h.sum, h.buckets, h.labels...)
-			if err != nil {
-				return nil, fmt.Errorf("histogram %s: %w", cc.values[i].col.Name, err)
-			}
-			out = append(out, m)
+			out = append(out, newHistSample(cc.values[i].fam, cc.values[i].desc, cc.labelPairs(h.labels), h))
 		}
 	}
 	return out, nil

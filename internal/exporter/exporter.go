@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // HTTP paths served on the exporter port.
@@ -35,13 +36,18 @@ type Exporter struct {
 	log     *slog.Logger
 	pool    *connPool // main database, shared by scrapes and /up pings
 	pg      *pgCollector
-	reg     *prometheus.Registry
+	reg     *prometheus.Registry // every metric (Registry, and /metrics in formats other than text)
 	handler http.Handler
 	health  *healthState
 	cancel  context.CancelFunc
 	close   sync.Once
 	st      *Status                  // serving and fallback state
 	snap    func() *cluster.Snapshot // the HA loop's snapshot; nil without one
+
+	// others is reg without the postgres collector, whose metrics /metrics
+	// writes itself (metricsHandler); constLabels go on those metrics.
+	others      *prometheus.Registry
+	constLabels []*dto.LabelPair
 
 	reloadMu sync.Mutex
 	running  Source // where the served collectors came from
@@ -92,22 +98,23 @@ func New(cfg Config, snap func() *cluster.Snapshot) (*Exporter, error) {
 		main:   newTarget(connCfg.Database, mainPool, true, cfg.PoolSize-1),
 		others: map[string]*target{},
 	}
-	e.pg.collectors, e.pg.perDB = set.collectors, set.perDB
-	e.reg = prometheus.NewRegistry()
-	e.reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	// pg_exporter's constant labels go on its metrics and pgnoded's, not on the Go runtime's.
-	var labeled prometheus.Registerer = e.reg
-	if len(cfg.ConstLabels) > 0 { // a wrapper rebuilds every metric's descriptor per scrape
-		labeled = prometheus.WrapRegistererWith(cfg.ConstLabels, e.reg)
+	e.pg.useCollectors(set)
+	e.reg, e.others = prometheus.NewRegistry(), prometheus.NewRegistry()
+	e.constLabels = constLabelPairs(cfg.ConstLabels)
+	goColl, procColl := collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})
+	ha, status := &haCollector{snap: snap, now: cfg.Now}, statusCollector{e.st}
+	for _, reg := range []*prometheus.Registry{e.reg, e.others} {
+		reg.MustRegister(goColl, procColl)
+		// pg_exporter's constant labels go on its metrics and pgnoded's, not on the Go runtime's.
+		var labeled prometheus.Registerer = reg
+		if len(cfg.ConstLabels) > 0 { // a wrapper rebuilds every metric's descriptor per scrape
+			labeled = prometheus.WrapRegistererWith(cfg.ConstLabels, reg)
+		}
+		labeled.MustRegister(ha, status)
+		if reg == e.reg {
+			labeled.MustRegister(e.pg)
+		}
 	}
-	labeled.MustRegister(
-		e.pg,
-		&haCollector{snap: snap, now: cfg.Now},
-		statusCollector{e.st},
-	)
 	e.handler = e.routes()
 	log.Info("exporter configured", "collectors", len(set.collectors), "source", set.source.String(),
 		"reason", set.source.Reason, "listen", cfg.Listen)
@@ -274,17 +281,16 @@ func (e *Exporter) Close() {
 func (e *Exporter) routes() http.Handler {
 	mux := http.NewServeMux()
 	// GET /metrics: Go runtime, process, postgres, pg_exporter_* and pgnoded_* metrics.
-	metrics := promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 4,
-		Timeout:             e.cfg.ScrapeTimeout + 5*time.Second,
-		// Answer uncompressed (identity), as Patroni's /metrics does: a gzip writer
-		// holds a ~0.8 MiB compressor (compress/flate's hash tables) that promhttp
-		// pools between scrapes, a third of the daemon's live heap for a response
-		// Prometheus reads over one connection per scrape interval.
-		DisableCompression: true,
-	})
+	const maxScrapes = 4 // at once
+	metrics := &metricsHandler{e: e, inFlight: make(chan struct{}, maxScrapes),
+		fallback: promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{
+			ErrorLog:            slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+			ErrorHandling:       promhttp.ContinueOnError,
+			MaxRequestsInFlight: maxScrapes,
+			Timeout:             e.cfg.ScrapeTimeout + 5*time.Second,
+			// Uncompressed, as the text path (metricsHandler.ServeHTTP).
+			DisableCompression: true,
+		})}
 	mux.Handle("GET "+PathMetrics, metrics)
 	if p := e.cfg.MetricsPath; p != "" && p != PathMetrics {
 		mux.Handle("GET "+p, metrics) // pg_exporter's --web.telemetry-path, beside /metrics

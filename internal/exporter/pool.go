@@ -88,6 +88,30 @@ func (p *connPool) acquire(ctx context.Context) (*pgconn.PgConn, error) {
 	return conn, nil
 }
 
+// acquireIdle returns an idle connection of the pool, or nil when there is
+// none or no free slot: it never opens a connection, waits or does I/O (no
+// ping: a connection that died fails the statements sent on it, once; acquire
+// on the same pool, as the scrape's precheck does first, closes such ones).
+func (p *connPool) acquireIdle() *pgconn.PgConn {
+	select {
+	case p.slots <- struct{}{}:
+	default:
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.idle); !p.closed && n > 0 {
+		ic := p.idle[n-1]
+		if time.Since(ic.since) < poolMaxIdle && !ic.conn.IsClosed() {
+			p.idle[n-1] = idleConn{}
+			p.idle = p.idle[:n-1]
+			return ic.conn
+		}
+	}
+	<-p.slots
+	return nil
+}
+
 // release hands conn back: kept for reuse when it is still usable, else closed.
 func (p *connPool) release(conn *pgconn.PgConn) {
 	defer func() { <-p.slots }()

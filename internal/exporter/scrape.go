@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -28,7 +29,8 @@ type pgCollector struct {
 	log        *slog.Logger
 	run        runner
 	collectors []*compiled
-	perDB      bool // some collector runs per database
+	perDB      bool        // some collector runs per database
+	plain      atomic.Bool // every name of collectors is a legacy one (plainNames)
 	newPool    func(dbname string) *connPool
 	started    time.Time
 	health     *healthState
@@ -47,14 +49,19 @@ type pgCollector struct {
 	lastAt   time.Time
 }
 
-// precheckSQL reads what planning needs, and the databases to discover, in one round trip.
-// Lists of names come as JSON arrays, which any name can be read back from.
+// catalogFactsSQL reads a database's extensions and schemas.
+const catalogFactsSQL = `SELECT ` + catalogFactsColumns
+
+const catalogFactsColumns = `to_json(ARRAY(SELECT extname::text FROM pg_extension)),
+	to_json(ARRAY(SELECT nspname::text FROM pg_namespace))`
+
+// precheckSQL reads what planning needs, the databases to discover and the
+// main database's catalog facts in one round trip. Lists of names come as
+// JSON arrays, which any name can be read back from.
 const precheckSQL = `SELECT current_setting('server_version_num')::int, pg_is_in_recovery(),
 	current_user::text, current_database()::text,
-	to_json(ARRAY(SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname))`
-
-const catalogFactsSQL = `SELECT to_json(ARRAY(SELECT extname::text FROM pg_extension)),
-	to_json(ARRAY(SELECT nspname::text FROM pg_namespace))`
+	to_json(ARRAY(SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname)),
+	` + catalogFactsColumns
 
 // precheck runs the precheck on the main database: the server's facts (with
 // the configured tags) and the databases to scrape.
@@ -65,6 +72,9 @@ func (c *pgCollector) precheck(ctx context.Context) (serverFacts, []string, erro
 	}
 	f, dbs, err := readPrecheck(row)
 	f.tags = c.cfg.Tags
+	if err == nil {
+		err = c.main.setCatalogFacts(row[5], row[6], c.cfg.Now())
+	}
 	return f, dbs, err
 }
 
@@ -87,7 +97,7 @@ func (c *pgCollector) targetsFor(f serverFacts, dbs []string) ([]*target, []serv
 
 // readPrecheck reads precheckSQL's row.
 func readPrecheck(row [][]byte) (f serverFacts, dbs []string, err error) {
-	if len(row) != 5 || row[0] == nil || row[1] == nil {
+	if len(row) != 7 || row[0] == nil || row[1] == nil {
 		return f, nil, errors.New("precheck: unexpected row")
 	}
 	f.version, err = strconv.Atoi(string(row[0]))
@@ -102,17 +112,34 @@ func readPrecheck(row [][]byte) (f serverFacts, dbs []string, err error) {
 	return f, dbs, nil
 }
 
+// plainNames reports whether the collectors' names can be written by textSink.
+func (c *pgCollector) plainNames() bool { return c.plain.Load() }
+
+// useCollectors sets the collectors of the next scrape; the caller holds c.mu
+// or has not shared c yet.
+func (c *pgCollector) useCollectors(set *collectorSet) {
+	c.collectors, c.perDB = set.collectors, set.perDB
+	plain := true
+	for _, cc := range set.collectors {
+		plain = plain && plainNames(cc)
+	}
+	c.plain.Store(plain)
+}
+
 // Describe sends nothing: the metric set depends on the collector file and the server.
 func (c *pgCollector) Describe(chan<- *prometheus.Desc) {}
 
 // Collect scrapes postgres (bounded by ScrapeTimeout) and emits the results and self metrics.
-func (c *pgCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *pgCollector) Collect(ch chan<- prometheus.Metric) { c.collectInto(chanSink(ch)) }
+
+// collectInto is Collect sending to out.
+func (c *pgCollector) collectInto(out metricSink) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(c.base, c.cfg.ScrapeTimeout)
 	defer cancel()
 	start := c.cfg.Now()
-	c.up = c.scrape(ctx, ch)
+	c.up = c.scrape(ctx, out)
 	c.health.record(c.up, c.facts.inRecovery, c.cfg.Now())
 	c.scrapes++
 	if !c.up {
@@ -120,11 +147,11 @@ func (c *pgCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.lastDur = c.cfg.Now().Sub(start)
 	c.lastAt = start
-	c.emitSelf(ch)
+	c.emitSelf(out)
 }
 
 // scrape returns whether postgres answered and no fatal collector failed on the main database.
-func (c *pgCollector) scrape(ctx context.Context, ch chan<- prometheus.Metric) bool {
+func (c *pgCollector) scrape(ctx context.Context, out metricSink) bool {
 	f, dbs, err := c.precheck(ctx)
 	if err != nil {
 		if c.up || !c.known {
@@ -144,40 +171,115 @@ func (c *pgCollector) scrape(ctx context.Context, ch chan<- prometheus.Metric) b
 	oks := make([]bool, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
-		wg.Go(func() { oks[i] = c.scrapeTarget(ctx, t, facts[i], ch) })
+		wg.Go(func() { oks[i] = c.scrapeTarget(ctx, t, facts[i], out) })
 	}
 	wg.Wait()
 	return oks[0] // a failing discovered database does not take pg_up down
 }
 
-// scrapeTarget runs every applicable collector against t in priority order,
-// concurrently over t.workers goroutines (each query holding a slot of c.sem)
+// scrapeTarget runs every applicable collector against t in priority order
 // between fatal collectors: a fatal collector runs after every collector before
 // it has finished, and when it fails the rest are skipped and false returned.
-// Fresh cached results are sent without a goroutine.
-func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts, ch chan<- prometheus.Metric) bool {
+// Fresh cached results are sent at once. The stale collectors run in waves
+// (runWave): a fatal collector leads the wave of the collectors after it, up
+// to the next fatal one, and runs first on its connection.
+func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts, out metricSink) bool {
 	start := c.cfg.Now()
 	defer func() {
 		t.lastDuration = c.cfg.Now().Sub(start)
 		t.totalSeconds += t.lastDuration.Seconds()
 		t.totalCount++
 	}()
+	// When t's extensions and schemas must be read again, the collectors
+	// gated on them wait, and the read rides in the first pipeline (facts).
+	var (
+		facts    *pipeStmt
+		factsRow [][]byte
+		deferred map[*compiled]bool
+	)
+	if !t.main && t.catalogStale(c.cfg.Now()) {
+		deferred = c.deferrable(t, f)
+	}
+	if len(deferred) > 0 {
+		facts = &pipeStmt{sql: catalogFactsSQL, timeout: c.run.defaultTimeout, read: func(rr *pgconn.ResultReader) error {
+			for rr.NextRow() {
+				factsRow = slices.Clone(rr.Values())
+				for i := range factsRow {
+					factsRow[i] = slices.Clone(factsRow[i])
+				}
+			}
+			return nil
+		}}
+		f.extensions, f.schemas = map[string]bool{}, map[string]bool{} // gated collectors are left out below
+	}
 	t.planned = c.plan(ctx, t, f, t.planned[:0])
-	var wave []*compiled
+	if !c.runWaves(ctx, t, t.planned, facts, out) {
+		return false
+	}
+	if facts == nil {
+		return true
+	}
+	if err := facts.err; err != nil || !facts.done || len(factsRow) != 2 {
+		if err := c.catalogFacts(ctx, t, &f); err != nil { // read alone, as plan does
+			c.log.Warn("reading extensions and schemas failed", "datname", t.dbname, "err", err)
+		}
+	} else if err := t.setCatalogFacts(factsRow[0], factsRow[1], c.cfg.Now()); err != nil {
+		c.log.Warn("reading extensions and schemas failed", "datname", t.dbname, "err", err)
+	}
+	f.extensions, f.schemas = nil, nil
+	t.planned = c.plan(ctx, t, f, t.planned[:0]) // in priority order, the facts now fresh
+	var gated []*compiled
 	for _, cc := range t.planned {
-		t.stateOf(cc.spec.Branch) // created here: workers only read t.state
+		if deferred[cc] {
+			gated = append(gated, cc)
+		}
+	}
+	return c.runWaves(ctx, t, gated, nil, out)
+}
+
+// deferrable returns the collectors of t gated on its extensions or schemas,
+// when none of them is fatal (a fatal collector keeps its place in the order).
+func (c *pgCollector) deferrable(t *target, f serverFacts) map[*compiled]bool {
+	gated := map[*compiled]bool{}
+	for _, cc := range c.collectors {
+		if cc.spec.ClusterLevel() && !t.main || !cc.spec.needsCatalogFacts() {
+			continue
+		}
+		if cc.spec.Fatal {
+			return nil
+		}
+		gated[cc] = true
+	}
+	return gated
+}
+
+// runWaves runs planned, collectors of t in priority order, in waves
+// (runWave), a fatal collector leading the wave after it; first, when not
+// nil, rides in the first pipeline. It reports false when a fatal one failed.
+func (c *pgCollector) runWaves(ctx context.Context, t *target, planned []*compiled, first *pipeStmt, out metricSink) bool {
+	var wave []*compiled
+	lead := false // wave[0] is a fatal collector
+	for _, cc := range planned {
+		if c.run.fromCache(t.stateOf(cc.spec.Branch), out) { // created here: waves only read t.state
+			continue
+		}
 		if !cc.spec.Fatal {
 			wave = append(wave, cc)
 			continue
 		}
-		c.runWave(ctx, t, wave, ch)
-		wave = wave[:0]
-		if err := c.withSlot(ctx, func() error { return c.run.run(ctx, t, cc, ch) }); err != nil {
-			t.errorCount++
-			return false
+		if len(wave) > 0 {
+			if errs := c.runWave(ctx, t, wave, lead, first, out); lead && errs[0] != nil {
+				t.errorCount++
+				return false
+			}
+			first = nil
 		}
+		wave, lead = append(wave[:0], cc), true
 	}
-	c.runWave(ctx, t, wave, ch)
+	if errs := c.runWave(ctx, t, wave, lead, first, out); lead && errs[0] != nil {
+		t.errorCount++
+		return false
+	}
 	return true
 }
 
@@ -189,7 +291,7 @@ func (c *pgCollector) plan(ctx context.Context, t *target, f serverFacts, dst []
 		if cc.spec.ClusterLevel() && !t.main {
 			continue
 		}
-		if cc.spec.needsCatalogFacts() && !gathered {
+		if cc.spec.needsCatalogFacts() && !gathered && f.extensions == nil { // else given
 			gathered = true
 			if err := c.catalogFacts(ctx, t, &f); err != nil {
 				c.log.Warn("reading extensions and schemas failed", "datname", t.dbname, "err", err)
@@ -202,29 +304,133 @@ func (c *pgCollector) plan(ctx context.Context, t *target, f serverFacts, dst []
 	return dst
 }
 
-// runWave runs non-fatal collectors of t at once, at most t.workers at a time,
-// and returns when all are done.
-func (c *pgCollector) runWave(ctx context.Context, t *target, wave []*compiled, ch chan<- prometheus.Metric) {
-	var jobs []*compiled
-	for _, cc := range wave {
-		if !c.run.fromCache(t.state[cc.spec.Branch], ch) {
-			jobs = append(jobs, cc)
-		}
+// runWave refreshes jobs, collectors of t whose caches are stale, and returns
+// their outcomes. They run in pipelines (runner.pipelineJobs): one on a
+// connection of t's pool, opened if need be, and one more on each connection
+// that is idle already, up to t.workers, the jobs shared out by their last
+// durations. A scrape thus opens at most one connection per database, and
+// pays one round trip per pipeline rather than per statement; each pipeline
+// holds one of the scrape's query slots.
+//
+// With lead, jobs[0] is a fatal collector: it runs first on the first
+// connection, and when it fails only it is recorded and the others' results
+// are dropped, as if they had not run.
+//
+// first, when not nil, rides at the head of the first connection's first pipeline.
+func (c *pgCollector) runWave(ctx context.Context, t *target, jobs []*compiled, lead bool, first *pipeStmt, out metricSink) []error {
+	errs := make([]error, len(jobs))
+	if len(jobs) == 0 {
+		return errs
 	}
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range min(t.workers, len(jobs)) {
+	conn0, err := t.pool.acquire(ctx)
+	if err != nil {
+		for i, cc := range jobs {
+			errs[i] = c.run.record(t, cc, t.state[cc.spec.Branch], c.cfg.Now(), 0, nil, fmt.Errorf("query: %w", err), out)
+			if lead {
+				break // the rest is skipped
+			}
+		}
+		return errs
+	}
+	conns := []*pgconn.PgConn{conn0}
+	for len(conns) < min(t.workers, len(jobs)) {
+		conn := t.pool.acquireIdle()
+		if conn == nil {
+			break
+		}
+		conns = append(conns, conn)
+	}
+	rest := jobs
+	if lead {
+		rest = jobs[1:]
+	}
+	shares := shareJobs(rest, len(conns), func(cc *compiled) time.Duration { return t.state[cc.spec.Branch].lastDuration })
+	if lead {
+		for n := range shares {
+			for k := range shares[n].index {
+				shares[n].index[k]++
+			}
+		}
+		shares[0].jobs = append([]*compiled{jobs[0]}, shares[0].jobs...)
+		shares[0].index = append([]int{0}, shares[0].index...)
+	}
+	outs := make([]jobOutcome, len(jobs))
+	var wg sync.WaitGroup
+	for n, conn := range conns {
 		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
-				cc := jobs[i]
-				st := t.state[cc.spec.Branch]
-				_ = c.withSlot(ctx, func() error { return c.run.refresh(ctx, t, cc, st, ch) })
+			defer t.pool.release(conn)
+			share := shares[n]
+			var shareOuts []jobOutcome
+			err := c.withSlot(ctx, func() error {
+				var pre *pipeStmt
+				if n == 0 {
+					pre = first
+				}
+				shareOuts = c.run.pipelineJobs(ctx, conn, t, share.jobs, pre)
+				return nil
+			})
+			for k, i := range share.index {
+				if err != nil {
+					outs[i] = jobOutcome{start: c.cfg.Now(), err: fmt.Errorf("query: %w", err)}
+					continue
+				}
+				outs[i] = shareOuts[k]
 			}
 		})
 	}
 	wg.Wait()
+	for i, cc := range jobs {
+		o := outs[i]
+		errs[i] = c.run.record(t, cc, t.state[cc.spec.Branch], o.start, o.took, o.metrics, o.err, out)
+		if lead && i == 0 && errs[0] != nil {
+			break // the rest is skipped
+		}
+	}
+	return errs
+}
+
+// jobShare is the part of a wave one pipeline runs: the jobs and their
+// indexes in the wave.
+type jobShare struct {
+	jobs  []*compiled
+	index []int
+}
+
+// shareJobs splits jobs into n shares of about equal total cost (the longest
+// first, each to the share with the least so far), each share in the jobs'
+// order. Before any run every cost is 0: the jobs are dealt in turn.
+func shareJobs(jobs []*compiled, n int, cost func(*compiled) time.Duration) []jobShare {
+	shares := make([]jobShare, n)
+	if n == 1 {
+		shares[0].jobs = jobs
+		for i := range jobs {
+			shares[0].index = append(shares[0].index, i)
+		}
+		return shares
+	}
+	order := make([]int, len(jobs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return cost(jobs[order[a]]) > cost(jobs[order[b]]) })
+	load := make([]time.Duration, n)
+	owner := make([]int, len(jobs))
+	for k, i := range order {
+		best := k % n // dealt in turn while costs are equal
+		for s := range load {
+			if load[s] < load[best] {
+				best = s
+			}
+		}
+		owner[i] = best
+		load[best] += cost(jobs[i])
+	}
+	for i, cc := range jobs {
+		s := owner[i]
+		shares[s].jobs = append(shares[s].jobs, cc)
+		shares[s].index = append(shares[s].index, i)
+	}
+	return shares
 }
 
 // withSlot runs fn holding one of the scrape's query slots; it gives up when
@@ -239,6 +445,11 @@ func (c *pgCollector) withSlot(ctx context.Context, fn func() error) error {
 	return fn()
 }
 
+// catalogStale reports whether t's extensions and schemas must be read again at now.
+func (t *target) catalogStale(now time.Time) bool {
+	return t.catalog.extensions == nil || !now.Before(t.catalog.expires)
+}
+
 // catalogFactsTTL is how long a database's extensions and schemas are reused
 // for planning (they change with DDL only).
 const catalogFactsTTL = 10 * time.Second
@@ -247,26 +458,35 @@ const catalogFactsTTL = 10 * time.Second
 // catalogFactsTTL.
 func (c *pgCollector) catalogFacts(ctx context.Context, t *target, f *serverFacts) error {
 	now := c.cfg.Now()
-	if t.catalog.extensions == nil || !now.Before(t.catalog.expires) {
-		var exts, nsps []string
+	if t.catalogStale(now) {
 		row, err := c.run.queryRow(ctx, t.pool, catalogFactsSQL)
 		if err == nil {
-			err = errors.Join(json.Unmarshal(row[0], &exts), json.Unmarshal(row[1], &nsps))
+			err = t.setCatalogFacts(row[0], row[1], now)
 		}
 		if err != nil {
-			return fmt.Errorf("catalog facts: %w", err)
+			return err
 		}
-		t.catalog.extensions = make(map[string]bool, len(exts))
-		for _, e := range exts {
-			t.catalog.extensions[e] = true
-		}
-		t.catalog.schemas = make(map[string]bool, len(nsps))
-		for _, n := range nsps {
-			t.catalog.schemas[n] = true
-		}
-		t.catalog.expires = now.Add(catalogFactsTTL)
 	}
 	f.extensions, f.schemas = t.catalog.extensions, t.catalog.schemas
+	return nil
+}
+
+// setCatalogFacts keeps t's extensions and schemas, read as JSON arrays at
+// now, for catalogFactsTTL.
+func (t *target) setCatalogFacts(extensions, schemas []byte, now time.Time) error {
+	var exts, nsps []string
+	if err := errors.Join(json.Unmarshal(extensions, &exts), json.Unmarshal(schemas, &nsps)); err != nil {
+		return fmt.Errorf("catalog facts: %w", err)
+	}
+	t.catalog.extensions = make(map[string]bool, len(exts))
+	for _, e := range exts {
+		t.catalog.extensions[e] = true
+	}
+	t.catalog.schemas = make(map[string]bool, len(nsps))
+	for _, n := range nsps {
+		t.catalog.schemas[n] = true
+	}
+	t.catalog.expires = now.Add(catalogFactsTTL)
 	return nil
 }
 

@@ -11,34 +11,34 @@ import (
 // Intro and self metrics under pg_exporter's names and TYPEs (what Pigsty's
 // pgsql-exporter dashboard queries), plus one pgnoded_ metric of our own.
 var (
-	descUp         = prometheus.NewDesc("pg_up", "last scrape was able to connect to the server: 1 for yes, 0 for no", nil, nil)
-	descVersion    = prometheus.NewDesc("pg_version", "server version number", nil, nil)
-	descInRecovery = prometheus.NewDesc("pg_in_recovery", "server is in recovery mode? 1 for yes 0 for no", nil, nil)
+	descUp         = selfDesc("pg_up", "last scrape was able to connect to the server: 1 for yes, 0 for no", dto.MetricType_GAUGE, nil)
+	descVersion    = selfDesc("pg_version", "server version number", dto.MetricType_GAUGE, nil)
+	descInRecovery = selfDesc("pg_in_recovery", "server is in recovery mode? 1 for yes 0 for no", dto.MetricType_GAUGE, nil)
 
-	descExporterUp     = prometheus.NewDesc("pg_exporter_up", "always be 1 if your could retrieve metrics", nil, nil)
-	descExporterUptime = prometheus.NewDesc("pg_exporter_uptime", "seconds since exporter primary server inited", nil, nil)
-	descScrapeTotal    = prometheus.NewDesc("pg_exporter_scrape_total_count", "times exporter was scraped for metrics", nil, nil)
-	descScrapeErrors   = prometheus.NewDesc("pg_exporter_scrape_error_count", "times exporter was scraped for metrics and failed", nil, nil)
-	descScrapeDuration = prometheus.NewDesc("pg_exporter_scrape_duration", "seconds exporter spending on scraping", nil, nil)
-	descLastScrape     = prometheus.NewDesc("pg_exporter_last_scrape_time", "last scrape timestamp", nil, nil)
+	descExporterUp     = selfDesc("pg_exporter_up", "always be 1 if your could retrieve metrics", dto.MetricType_GAUGE, nil)
+	descExporterUptime = selfDesc("pg_exporter_uptime", "seconds since exporter primary server inited", dto.MetricType_GAUGE, nil)
+	descScrapeTotal    = selfDesc("pg_exporter_scrape_total_count", "times exporter was scraped for metrics", dto.MetricType_COUNTER, nil)
+	descScrapeErrors   = selfDesc("pg_exporter_scrape_error_count", "times exporter was scraped for metrics and failed", dto.MetricType_COUNTER, nil)
+	descScrapeDuration = selfDesc("pg_exporter_scrape_duration", "seconds exporter spending on scraping", dto.MetricType_GAUGE, nil)
+	descLastScrape     = selfDesc("pg_exporter_last_scrape_time", "last scrape timestamp", dto.MetricType_GAUGE, nil)
 
 	serverLabels         = []string{"datname"}
-	descServerDuration   = prometheus.NewDesc("pg_exporter_server_scrape_duration", "seconds exporter server spending on scraping last scrape", serverLabels, nil)
-	descServerTotalSecs  = prometheus.NewDesc("pg_exporter_server_scrape_total_seconds", "cumulative total seconds exporter server spending on scraping", serverLabels, nil)
-	descServerTotalCount = prometheus.NewDesc("pg_exporter_server_scrape_total_count", "times exporter server was scraped for metrics", serverLabels, nil)
-	descServerErrorCount = prometheus.NewDesc("pg_exporter_server_scrape_error_count", "cumulative times exporter server scrape failed (fatal scrape failures only)", serverLabels, nil)
+	descServerDuration   = selfDesc("pg_exporter_server_scrape_duration", "seconds exporter server spending on scraping last scrape", dto.MetricType_GAUGE, serverLabels)
+	descServerTotalSecs  = selfDesc("pg_exporter_server_scrape_total_seconds", "cumulative total seconds exporter server spending on scraping", dto.MetricType_GAUGE, serverLabels)
+	descServerTotalCount = selfDesc("pg_exporter_server_scrape_total_count", "times exporter server was scraped for metrics", dto.MetricType_GAUGE, serverLabels)
+	descServerErrorCount = selfDesc("pg_exporter_server_scrape_error_count", "cumulative times exporter server scrape failed (fatal scrape failures only)", dto.MetricType_GAUGE, serverLabels)
 	queryLabels          = []string{"datname", "query"}
-	descQueryTTL         = prometheus.NewDesc("pg_exporter_query_cache_ttl", "times to live of query cache", queryLabels, nil)
-	descQueryTotal       = prometheus.NewDesc("pg_exporter_query_scrape_total_count", "times exporter server was scraped for metrics", queryLabels, nil)
-	descQueryErrors      = prometheus.NewDesc("pg_exporter_query_scrape_error_count", "times the query failed", queryLabels, nil)
-	descQueryPredSkips   = prometheus.NewDesc("pg_exporter_query_scrape_predicate_skip_count", "times the query was skipped due to a predicate returning false", queryLabels, nil)
-	descQueryDuration    = prometheus.NewDesc("pg_exporter_query_scrape_duration", "seconds query spending on scraping", queryLabels, nil)
-	descQueryMetricCount = prometheus.NewDesc("pg_exporter_query_scrape_metric_count", "numbers of metrics been scraped from this query", queryLabels, nil)
-	descQueryHits        = prometheus.NewDesc("pg_exporter_query_scrape_hit_count", "numbers been scraped from this query", queryLabels, nil)
-	descBuildInfo        = prometheus.NewDesc("pg_exporter_build_info",
+	descQueryTTL         = selfDesc("pg_exporter_query_cache_ttl", "times to live of query cache", dto.MetricType_GAUGE, queryLabels)
+	descQueryTotal       = selfDesc("pg_exporter_query_scrape_total_count", "times exporter server was scraped for metrics", dto.MetricType_GAUGE, queryLabels)
+	descQueryErrors      = selfDesc("pg_exporter_query_scrape_error_count", "times the query failed", dto.MetricType_GAUGE, queryLabels)
+	descQueryPredSkips   = selfDesc("pg_exporter_query_scrape_predicate_skip_count", "times the query was skipped due to a predicate returning false", dto.MetricType_GAUGE, queryLabels)
+	descQueryDuration    = selfDesc("pg_exporter_query_scrape_duration", "seconds query spending on scraping", dto.MetricType_GAUGE, queryLabels)
+	descQueryMetricCount = selfDesc("pg_exporter_query_scrape_metric_count", "numbers of metrics been scraped from this query", dto.MetricType_GAUGE, queryLabels)
+	descQueryHits        = selfDesc("pg_exporter_query_scrape_hit_count", "numbers been scraped from this query", dto.MetricType_GAUGE, queryLabels)
+	descBuildInfo        = selfDesc("pg_exporter_build_info",
 		"A metric with a constant '1' value labeled with version, revision, branch, goversion, builddate, goos, and goarch from which the exporter (pgnoded) was built.",
-		[]string{"version", "revision", "branch", "builddate", "goversion", "goos", "goarch"}, nil)
-	descCollectorSuccess = prometheus.NewDesc("pgnoded_exporter_collector_success", "Whether the collector's last run in this database succeeded (1) or failed (0).", queryLabels, nil)
+		dto.MetricType_GAUGE, []string{"version", "revision", "branch", "builddate", "goversion", "goos", "goarch"})
+	descCollectorSuccess = selfDesc("pgnoded_exporter_collector_success", "Whether the collector's last run in this database succeeded (1) or failed (0).", dto.MetricType_GAUGE, queryLabels)
 )
 
 func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
@@ -48,47 +48,49 @@ func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
 // emitSelf sends pg_up, pg_version, pg_in_recovery and the pg_exporter_* statistics.
 // pg_in_recovery is left out while postgres does not answer: a stale 0 from a dead
 // primary would be counted as a second primary by Pigsty's split-brain rule.
-func (c *pgCollector) emitSelf(ch chan<- prometheus.Metric) {
+func (c *pgCollector) emitSelf(out metricSink) {
+	var ms []prometheus.Metric // sent at once: the text sink encodes a batch faster
+	defer func() { out.add(ms...) }()
 	up := 0.0
 	if c.up {
 		up = 1
 	}
-	ch <- gauge(descUp, up)
+	ms = append(ms, gauge(descUp, up))
 	if c.known {
-		ch <- gauge(descVersion, float64(c.facts.version))
+		ms = append(ms, gauge(descVersion, float64(c.facts.version)))
 	}
 	if c.up {
 		rec := 0.0
 		if c.facts.inRecovery {
 			rec = 1
 		}
-		ch <- gauge(descInRecovery, rec)
+		ms = append(ms, gauge(descInRecovery, rec))
 	}
-	ch <- c.buildInfo
-	ch <- gauge(descExporterUp, 1)
-	ch <- gauge(descExporterUptime, c.cfg.Now().Sub(c.started).Seconds())
-	ch <- prometheus.MustNewConstMetric(descScrapeTotal, prometheus.CounterValue, c.scrapes)
-	ch <- prometheus.MustNewConstMetric(descScrapeErrors, prometheus.CounterValue, c.failures)
-	ch <- gauge(descScrapeDuration, c.lastDur.Seconds())
-	ch <- gauge(descLastScrape, float64(c.lastAt.UnixNano())/1e9)
+	ms = append(ms, c.buildInfo)
+	ms = append(ms, gauge(descExporterUp, 1))
+	ms = append(ms, gauge(descExporterUptime, c.cfg.Now().Sub(c.started).Seconds()))
+	ms = append(ms, prometheus.MustNewConstMetric(descScrapeTotal, prometheus.CounterValue, c.scrapes))
+	ms = append(ms, prometheus.MustNewConstMetric(descScrapeErrors, prometheus.CounterValue, c.failures))
+	ms = append(ms, gauge(descScrapeDuration, c.lastDur.Seconds()))
+	ms = append(ms, gauge(descLastScrape, float64(c.lastAt.UnixNano())/1e9))
 	if !c.known {
 		return
 	}
-	emitTarget(ch, c.main)
+	ms = emitTarget(ms, c.main)
 	for _, name := range sortedKeys(c.others) {
-		emitTarget(ch, c.others[name])
+		ms = emitTarget(ms, c.others[name])
 	}
 }
 
-func emitTarget(ch chan<- prometheus.Metric, t *target) {
+func emitTarget(ms []prometheus.Metric, t *target) []prometheus.Metric {
 	if t.totalCount == 0 {
-		return
+		return ms
 	}
 	db := t.dbname
-	ch <- gauge(descServerDuration, t.lastDuration.Seconds(), db)
-	ch <- gauge(descServerTotalSecs, t.totalSeconds, db)
-	ch <- gauge(descServerTotalCount, t.totalCount, db)
-	ch <- gauge(descServerErrorCount, t.errorCount, db)
+	ms = append(ms, gauge(descServerDuration, t.lastDuration.Seconds(), db))
+	ms = append(ms, gauge(descServerTotalSecs, t.totalSeconds, db))
+	ms = append(ms, gauge(descServerTotalCount, t.totalCount, db))
+	ms = append(ms, gauge(descServerErrorCount, t.errorCount, db))
 	seen := map[string]bool{}
 	for _, cc := range t.planned {
 		name := cc.spec.Name
@@ -122,9 +124,10 @@ func emitTarget(ch chan<- prometheus.Metric, t *target) {
 			sm := &samples[i]
 			sm.labels = pairs
 			sm.gauge.Value = &sm.value
-			ch <- sm
+			ms = append(ms, sm)
 		}
 	}
+	return ms
 }
 
 // moduleVersion is the main module's version from the Go build information.

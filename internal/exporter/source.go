@@ -100,7 +100,7 @@ func CheckSource(src Source) error {
 func (c *pgCollector) setCollectors(set *collectorSet) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.collectors, c.perDB = set.collectors, set.perDB
+	c.useCollectors(set)
 	for _, t := range c.allTargets() {
 		t.state = map[string]*collectorState{}
 		t.planned = nil

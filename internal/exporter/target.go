@@ -17,7 +17,7 @@ type target struct {
 	dbname  string
 	pool    *connPool
 	main    bool
-	workers int                        // collectors of this database run at most this many at once
+	workers int                        // pipelines (connections) a wave of this database uses at most
 	state   map[string]*collectorState // by branch
 	// planned are the collectors that applied in the last scrape, for self metrics.
 	planned []*compiled
@@ -40,7 +40,8 @@ func newTarget(dbname string, pool *connPool, main bool, workers int) *target {
 // collectorState is the cache and statistics of one collector in one database.
 type collectorState struct {
 	cached  []prometheus.Metric
-	expires time.Time // cached is valid before this instant
+	text    []famChunk // cached in the text format, encoded at its first text scrape
+	expires time.Time  // cached is valid before this instant
 	preds   map[int]predicateResult
 
 	total, errors, hits, predSkips float64
@@ -68,7 +69,7 @@ func (t *target) stateOf(branch string) *collectorState {
 func (t *target) dropCaches() {
 	t.catalog.extensions, t.catalog.schemas = nil, nil
 	for _, st := range t.state {
-		st.cached, st.expires = nil, time.Time{}
+		st.cached, st.text, st.expires = nil, nil, time.Time{}
 		clear(st.preds)
 	}
 }
@@ -85,35 +86,40 @@ var errPredicateFalse = errors.New("predicate false")
 
 // run emits one collector's metrics into ch, from cache when fresh, and
 // reports whether it succeeded (a predicate skip is a success).
-func (r *runner) run(ctx context.Context, t *target, cc *compiled, ch chan<- prometheus.Metric) error {
+func (r *runner) run(ctx context.Context, t *target, cc *compiled, out metricSink) error {
 	st := t.stateOf(cc.spec.Branch)
-	if r.fromCache(st, ch) {
+	if r.fromCache(st, out) {
 		return nil
 	}
-	return r.refresh(ctx, t, cc, st, ch)
+	return r.refresh(ctx, t, cc, st, out)
 }
 
 // fromCache emits st's cached metrics when they are still fresh.
-func (r *runner) fromCache(st *collectorState, ch chan<- prometheus.Metric) bool {
+func (r *runner) fromCache(st *collectorState, out metricSink) bool {
 	if st.cached == nil || !r.now().Before(st.expires) {
 		return false
 	}
 	st.total++
 	st.hits++
-	for _, m := range st.cached {
-		ch <- m
-	}
+	out.addCached(st)
 	return true
 }
 
 // refresh runs the collector's queries and emits (and caches) the result. It
 // touches only st and t's pool, so refreshes of different collectors of one
 // target may run at once.
-func (r *runner) refresh(ctx context.Context, t *target, cc *compiled, st *collectorState, ch chan<- prometheus.Metric) error {
-	st.total++
+func (r *runner) refresh(ctx context.Context, t *target, cc *compiled, st *collectorState, out metricSink) error {
 	start := r.now()
-	metrics, err := r.execute(ctx, t, cc, st)
-	st.lastDuration = r.now().Sub(start)
+	metrics, err := r.execute(ctx, t.pool.query, t.dbname, cc, st)
+	return r.record(t, cc, st, start, r.now().Sub(start), metrics, err, out)
+}
+
+// record books one run of cc that started at start and took took: its
+// statistics, its cache (for its TTL) and its metrics, sent to ch; it returns
+// err, but nil for a predicate skip.
+func (r *runner) record(t *target, cc *compiled, st *collectorState, start time.Time, took time.Duration, metrics []prometheus.Metric, err error, out metricSink) error {
+	st.total++
+	st.lastDuration = took
 	switch {
 	case errors.Is(err, errPredicateFalse):
 		st.predSkips++
@@ -123,7 +129,7 @@ func (r *runner) refresh(ctx context.Context, t *target, cc *compiled, st *colle
 	case err != nil:
 		st.errors++
 		st.success = false
-		st.cached, st.expires = nil, time.Time{}
+		st.cached, st.text, st.expires = nil, nil, time.Time{}
 		if !st.failing {
 			r.log.Warn("collector failed", "collector", cc.spec.Branch, "datname", t.dbname, "err", err)
 		} else {
@@ -141,13 +147,12 @@ func (r *runner) refresh(ctx context.Context, t *target, cc *compiled, st *colle
 		if metrics == nil {
 			metrics = []prometheus.Metric{} // an empty result is cached too (nil means none)
 		}
-		st.cached, st.expires = metrics, start.Add(cc.spec.TTL)
-	} else {
-		st.cached = nil
+		st.cached, st.text, st.expires = metrics, nil, start.Add(cc.spec.TTL)
+		out.addCached(st)
+		return nil
 	}
-	for _, m := range metrics {
-		ch <- m
-	}
+	st.cached, st.text = nil, nil
+	out.add(metrics...)
 	return nil
 }
 
@@ -161,10 +166,14 @@ func (r *runner) timeout(ctx context.Context, d time.Duration) (context.Context,
 	return context.WithTimeout(ctx, d)
 }
 
-// execute checks the predicates, then runs the query on one pooled connection.
-func (r *runner) execute(ctx context.Context, t *target, cc *compiled, st *collectorState) ([]prometheus.Metric, error) {
+// queryFunc runs one statement and hands its result to read: connPool.query,
+// or queryOn with a connection the caller holds.
+type queryFunc func(ctx context.Context, sql string, read func(*pgconn.ResultReader) error) error
+
+// execute checks the predicates, then runs the query, each with query.
+func (r *runner) execute(ctx context.Context, query queryFunc, dbname string, cc *compiled, st *collectorState) ([]prometheus.Metric, error) {
 	for i, p := range cc.spec.Predicates {
-		ok, err := r.predicate(ctx, t, cc.spec, i, p, st)
+		ok, err := r.predicate(ctx, query, cc.spec, i, p, st)
 		if err != nil {
 			return nil, err
 		}
@@ -175,8 +184,8 @@ func (r *runner) execute(ctx context.Context, t *target, cc *compiled, st *colle
 	qctx, cancel := r.timeout(ctx, cc.spec.Timeout)
 	defer cancel()
 	var metrics []prometheus.Metric
-	err := t.pool.query(qctx, cc.spec.Query, func(rr *pgconn.ResultReader) (err error) {
-		metrics, err = cc.collectRows(rr, t.dbname)
+	err := query(qctx, cc.spec.Query, func(rr *pgconn.ResultReader) (err error) {
+		metrics, err = cc.collectRows(rr, dbname)
 		return err
 	})
 	if err != nil {
@@ -186,7 +195,7 @@ func (r *runner) execute(ctx context.Context, t *target, cc *compiled, st *colle
 }
 
 // predicate runs (or reuses) predicate query i: one row, one boolean column.
-func (r *runner) predicate(ctx context.Context, t *target, c *Collector, i int, p Predicate, st *collectorState) (bool, error) {
+func (r *runner) predicate(ctx context.Context, query queryFunc, c *Collector, i int, p Predicate, st *collectorState) (bool, error) {
 	now := r.now()
 	if res, ok := st.preds[i]; ok && now.Before(res.expires) {
 		return res.ok, nil
@@ -194,7 +203,7 @@ func (r *runner) predicate(ctx context.Context, t *target, c *Collector, i int, 
 	qctx, cancel := r.timeout(ctx, c.Timeout)
 	defer cancel()
 	var pr predicateReader
-	if err := t.pool.query(qctx, p.Query, pr.read); err != nil {
+	if err := query(qctx, p.Query, pr.read); err != nil {
 		return false, fmt.Errorf("predicate %q: %w", p.Name, err)
 	}
 	ok, err := pr.result()

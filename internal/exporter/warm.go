@@ -126,13 +126,8 @@ func (c *pgCollector) warmTarget(ctx context.Context, t *target, f serverFacts) 
 		wg.Go(func() {
 			defer t.pool.release(conn)
 			_ = c.withSlot(ctx, func() error {
-				for _, cc := range planned {
-					if err := c.run.warmCollector(ctx, conn, cc); err != nil {
-						c.log.Debug("warm-up: collector failed", "collector", cc.spec.Branch, "datname", t.dbname, "err", err)
-					}
-					if conn.IsClosed() || ctx.Err() != nil {
-						return ctx.Err()
-					}
+				if err := c.run.warmPipelined(ctx, conn, planned); err != nil {
+					c.log.Debug("warm-up: connection failed", "datname", t.dbname, "err", err)
 				}
 				return nil
 			})
@@ -141,22 +136,37 @@ func (c *pgCollector) warmTarget(ctx context.Context, t *target, f serverFacts) 
 	wg.Wait()
 }
 
-// warmCollector runs cc's predicates and, when they all hold, its query on
-// conn, each under the collector's timeout, discarding the rows.
-func (r *runner) warmCollector(ctx context.Context, conn *pgconn.PgConn, cc *compiled) error {
-	for _, p := range cc.spec.Predicates {
-		var pr predicateReader
-		qctx, cancel := r.timeout(ctx, cc.spec.Timeout)
-		err := queryOn(qctx, conn, p.Query, pr.read)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("predicate %q: %w", p.Name, err)
-		}
-		if ok, err := pr.result(); err != nil || !ok {
-			return err
+// warmPipelined runs on conn, in two pipelines, the predicates of planned,
+// then the queries of those whose predicates all hold, discarding the rows;
+// a statement that fails is left for the scrapes to report. The error is the
+// connection's.
+func (r *runner) warmPipelined(ctx context.Context, conn *pgconn.PgConn, planned []*compiled) error {
+	var preds []*pipeStmt
+	readers := map[*pipeStmt]*predicateReader{}
+	for _, cc := range planned {
+		for _, p := range cc.spec.Predicates {
+			pr := &predicateReader{}
+			s := &pipeStmt{sql: p.Query, timeout: r.collectorTimeout(cc.spec), read: pr.read}
+			preds = append(preds, s)
+			readers[s] = pr
 		}
 	}
-	qctx, cancel := r.timeout(ctx, cc.spec.Timeout)
-	defer cancel()
-	return queryOn(qctx, conn, cc.spec.Query, func(*pgconn.ResultReader) error { return nil })
+	if err := r.runPipeline(ctx, conn, preds); err != nil {
+		return err
+	}
+	var queries []*pipeStmt
+	k := 0
+	for _, cc := range planned {
+		hold := true
+		for range cc.spec.Predicates {
+			s := preds[k]
+			k++
+			ok, err := readers[s].result()
+			hold = hold && s.err == nil && err == nil && ok
+		}
+		if hold {
+			queries = append(queries, &pipeStmt{sql: cc.spec.Query, timeout: r.collectorTimeout(cc.spec)})
+		}
+	}
+	return r.runPipeline(ctx, conn, queries)
 }
