@@ -22,13 +22,27 @@ func bootstrapped(t *testing.T, opts ...func(*world)) *world {
 	w.start(w.names...)
 	ok := w.run(30*time.Second, func() bool {
 		l := w.leaderName()
-		return l != "" && slices.Equal(w.writable(), []string{l}) && len(w.streamingReplicasOf(l)) == 2
+		return l != "" && slices.Equal(w.writable(), []string{l}) && len(w.streamingReplicasOf(l)) == 2 &&
+			w.membersPublishRunning()
 	})
 	if !ok {
 		t.Fatalf("no healthy cluster after bootstrap: leader %q, writable %v", w.leaderName(), w.writable())
 	}
 	w.noViolations(t)
 	return w
+}
+
+// membersPublishRunning: every member key says running, so the cluster as the
+// nodes see it (a switchover's candidate check reads the keys) matches
+// postgres' state, not one cycle behind it.
+func (w *world) membersPublishRunning() bool {
+	defer w.lockFn()()
+	for _, n := range w.names {
+		if m, ok := w.members[n]; !ok || m.State != "running" {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *world) leaseEnd(name string) time.Time {
