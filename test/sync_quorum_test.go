@@ -96,14 +96,7 @@ func (c *Cluster) waitQuorumState(t testing.TB, p *Node, replicas []*Node, n, q 
 //
 //	go test -tags integration -count=1 -run '^TestSyncQuorum$' -v ./test/
 func TestSyncQuorum(t *testing.T) {
-	c := startQuorumCluster(t, 4, 2)
-	var p *Node
-	WaitFor(t, bootTimeout, "one primary streaming to 3 replicas", func() bool {
-		var n int
-		p, n = primaryNoErr(c)
-		return n == 1 && StreamingReplicas(p) == 3
-	})
-	c.waitQuorumState(t, p, c.Others(p), 2, 1, bootTimeout)
+	c, p := bootQuorumCluster(t)
 	states, err := p.QueryString("select string_agg(application_name || ':' || sync_state, ',' order by application_name) from pg_stat_replication")
 	if err != nil || strings.Count(states, ":quorum") != 3 {
 		t.Errorf("pg_stat_replication sync states %q (err %v): want 3 quorum standbys", states, err)
@@ -189,14 +182,7 @@ func checkQuorumVisible(t *testing.T, c *Cluster, p *Node) {
 //
 //	go test -tags integration -count=1 -run '^TestSyncQuorumTooFewVotes$' -v ./test/
 func TestSyncQuorumTooFewVotes(t *testing.T) {
-	c := startQuorumCluster(t, 4, 2)
-	var p *Node
-	WaitFor(t, bootTimeout, "one primary streaming to 3 replicas", func() bool {
-		var n int
-		p, n = primaryNoErr(c)
-		return n == 1 && StreamingReplicas(p) == 3
-	})
-	c.waitQuorumState(t, p, c.Others(p), 2, 1, bootTimeout)
+	c, p := bootQuorumCluster(t)
 	w := StartWriter(t, c, p)
 	WaitFor(t, 20*time.Second, "some acknowledged writes", func() bool { return w.Acked() > 100 })
 
@@ -244,4 +230,19 @@ func TestSyncQuorumTooFewVotes(t *testing.T) {
 	} else {
 		t.Logf("0 of %d acknowledged rows lost", w.Acked())
 	}
+}
+
+// bootQuorumCluster starts 4 nodes with synchronous_node_count 2 and waits
+// for one primary streaming to 3 replicas under ANY 2 (...) with quorum 1.
+func bootQuorumCluster(t *testing.T) (*Cluster, *Node) {
+	t.Helper()
+	c := startQuorumCluster(t, 4, 2)
+	var p *Node
+	WaitFor(t, bootTimeout, "one primary streaming to 3 replicas", func() bool {
+		var n int
+		p, n = primaryNoErr(c)
+		return n == 1 && StreamingReplicas(p) == 3
+	})
+	c.waitQuorumState(t, p, c.Others(p), 2, 1, bootTimeout)
+	return c, p
 }
