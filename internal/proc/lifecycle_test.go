@@ -144,6 +144,8 @@ func TestKillDetectedAndRestart(t *testing.T) {
 	if err := syscall.Kill(child, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// Whatever happens below, the held child must not outlive the test.
+	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL); _ = syscall.Kill(child, syscall.SIGCONT) })
 	exited := n.p.Exited()
 	killed := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -161,8 +163,7 @@ func TestKillDetectedAndRestart(t *testing.T) {
 		t.Errorf("killed child %d not reaped", pid)
 	}
 	const held = 500 * time.Millisecond
-	timer := time.AfterFunc(held, func() { _ = syscall.Kill(child, syscall.SIGCONT) })
-	defer timer.Stop()
+	time.AfterFunc(held, func() { _ = syscall.Kill(child, syscall.SIGCONT) })
 	started := time.Now()
 	if err := n.p.Start(ctx, cluster.StartOptions{}); err != nil {
 		t.Fatalf("start after the crash, one orphaned backend held for %s: %v", held, err)
