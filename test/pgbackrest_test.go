@@ -112,9 +112,7 @@ func TestPgbackrestReplicasAndRestore(t *testing.T) {
 	if got != "150 150" {
 		t.Errorf("restored rows (count, max) = %s, want 150 150: only the rows before the restore point", got)
 	}
-	if !r1.Writable(t.Context()) {
-		t.Error("the restored primary does not accept writes")
-	}
+	WaitFor(t, 30*time.Second, "the restored primary accepts writes", func() bool { return r1.Writable(t.Context()) })
 	// post_bootstrap runs at the end of the bootstrap, which may still be
 	// finishing when /primary first answers.
 	var b []byte
