@@ -80,6 +80,10 @@ type Postgres interface {
 // leader key's value with this node's name, so a node that lost leadership cannot write them.
 type Store interface {
 	// View returns a copy of the cached view of the cluster's keys (kept by a watch).
+	// A write of ours that succeeded is in it once the write returned (the
+	// cache applies it at once, dcs/txn.go), so the next cycle plans on it:
+	// synchronous replication (sync.go) relies on that to set the GUC against
+	// the sync key it wrote, not the one it replaced.
 	View() cluster.View
 	// Changed fires when the leader, config, failover, sync, status or initialize key changes,
 	// or when the watch is lost or restored; it never blocks.

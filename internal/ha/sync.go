@@ -23,25 +23,6 @@ type syncState struct {
 	// default of the mode (strict: nobody may be skipped; else none).
 	guc    string
 	gucSet bool
-	// wrote: the last sync-key write succeeded over revision over (0: the
-	// key was absent). Until the view shows a newer revision it is stale:
-	// a step planned on it is not applied (the GUC must be checked against
-	// the key we wrote, not the one it replaced).
-	wrote bool
-	over  int64
-	stale int // consecutive cycles skipped on a stale view (bounded: a key deleted after our create looks the same)
-}
-
-// staleSyncView reports a view that does not show our last sync-key write yet.
-func (l *loop) staleSyncView(v cluster.View) bool {
-	if !l.st.sync.wrote {
-		return false
-	}
-	rev := int64(0)
-	if v.Sync != nil {
-		rev = v.Sync.ModRevision
-	}
-	return rev == l.st.sync.over
 }
 
 // syncFacts are the facts NextSync reads.
@@ -127,12 +108,6 @@ func (l *loop) applySync(ctx context.Context, o plan.Observation, st plan.SyncSt
 	if !st.Manage {
 		return
 	}
-	if l.staleSyncView(o.View) && l.st.sync.stale < 2 {
-		l.st.sync.stale++
-		l.log.Debug("the view does not show our last sync key write yet; synchronous replication unchanged this cycle")
-		return
-	}
-	l.st.sync.wrote, l.st.sync.stale = false, 0
 	l.st.sync.facts = l.st.sync.facts.Advance(st, o.PG.SyncStandbyNames, o.PG.FlushLSN, o.Now)
 	if st.WriteSync {
 		ok, err := l.deps.Store.WriteSync(ctx, st.Sync, rev)
@@ -144,7 +119,6 @@ func (l *loop) applySync(ctx context.Context, o plan.Observation, st plan.SyncSt
 			l.log.Info("Synchronous replication key updated by someone else")
 			return
 		}
-		l.st.sync.wrote, l.st.sync.over = true, rev
 		standby := "null"
 		if st.Sync.SyncStandby != nil {
 			standby = *st.Sync.SyncStandby
@@ -196,7 +170,7 @@ func (l *loop) syncBeforePromote(ctx context.Context, o plan.Observation) bool {
 		}
 		return false
 	}
-	l.st.sync = syncState{guc: l.promoteGUC(o.Config, last), gucSet: true, wrote: true, over: rev}
+	l.st.sync = syncState{guc: l.promoteGUC(o.Config, last), gucSet: true}
 	opts, _, err := l.replicaOpts(o.View, o.Config, l.st.pg.upstream.Name)
 	if err != nil {
 		opts, _, _ = l.replicaOpts(o.View, o.Config, "")
