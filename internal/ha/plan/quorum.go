@@ -3,7 +3,6 @@ package plan
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
@@ -83,34 +82,9 @@ func parseSSN(v string) ssnRule {
 	if strings.TrimSpace(v) == "" {
 		return ssnRule{}
 	}
-	names := parseSSNMembers(v)
-	if len(names) == 0 || slices.Contains(names, "*") {
+	r := splitSSN(v)
+	if len(r.Names) == 0 || slices.Contains(r.Names, "*") {
 		return ssnRule{Unknown: true}
-	}
-	toks, _ := ssnTokens(v)
-	r := ssnRule{Num: 1, Names: names}
-	word := func(i int) string {
-		if i < len(toks) && !toks[i].quoted {
-			return strings.ToUpper(toks[i].text)
-		}
-		return ""
-	}
-	num := func(i int) (int, bool) {
-		if i >= len(toks) || toks[i].quoted {
-			return 0, false
-		}
-		n, err := strconv.Atoi(toks[i].text)
-		return n, err == nil
-	}
-	switch {
-	case word(0) == "ANY" || word(0) == "FIRST":
-		if n, ok := num(1); ok && word(2) == "(" {
-			r.Num, r.Any = n, word(0) == "ANY"
-		}
-	default:
-		if n, ok := num(0); ok && word(1) == "(" {
-			r.Num = n
-		}
 	}
 	return r
 }

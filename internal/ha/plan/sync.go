@@ -299,10 +299,16 @@ func quoteSSNName(n string) string {
 
 // parseSSNMembers returns the standby names listed in a synchronous_standby_names
 // value ("*" included as is); an unparsable value lists none.
-func parseSSNMembers(v string) []string {
+func parseSSNMembers(v string) []string { return splitSSN(v).Names }
+
+// splitSSN reads a synchronous_standby_names value as written: its names ("*"
+// included as is; none when unparsable) and the header's number and form
+// ("n (…)", "FIRST n (…)", "ANY n (…)"; a bare list is FIRST 1). Unknown is
+// never set: parseSSN decides that.
+func splitSSN(v string) ssnRule {
 	toks, ok := ssnTokens(v)
 	if !ok || len(toks) == 0 {
-		return nil
+		return ssnRule{}
 	}
 	upper := func(i int) string {
 		if i < len(toks) && !toks[i].quoted {
@@ -310,34 +316,33 @@ func parseSSNMembers(v string) []string {
 		}
 		return ""
 	}
-	isNum := func(i int) bool {
+	num := func(i int) (int, bool) {
 		if i >= len(toks) || toks[i].quoted {
-			return false
+			return 0, false
 		}
-		_, err := strconv.Atoi(toks[i].text)
-		return err == nil
+		n, err := strconv.Atoi(toks[i].text)
+		return n, err == nil
 	}
+	r := ssnRule{Num: 1}
 	list := toks
-	switch {
-	case (upper(0) == "FIRST" || upper(0) == "ANY") && isNum(1) && upper(2) == "(" && upper(len(toks)-1) == ")":
-		list = toks[3 : len(toks)-1]
-	case isNum(0) && upper(1) == "(" && upper(len(toks)-1) == ")":
-		list = toks[2 : len(toks)-1]
+	if n, ok := num(1); ok && (upper(0) == "FIRST" || upper(0) == "ANY") && upper(2) == "(" && upper(len(toks)-1) == ")" {
+		list, r.Num, r.Any = toks[3:len(toks)-1], n, upper(0) == "ANY"
+	} else if n, ok := num(0); ok && upper(1) == "(" && upper(len(toks)-1) == ")" {
+		list, r.Num = toks[2:len(toks)-1], n
 	}
-	var out []string
 	for i, t := range list {
 		if i%2 == 1 {
 			if t.quoted || t.text != "," || i == len(list)-1 {
-				return nil
+				return ssnRule{}
 			}
 			continue
 		}
 		if !t.quoted && (t.text == "," || t.text == "(" || t.text == ")") {
-			return nil
+			return ssnRule{}
 		}
-		out = append(out, t.text)
+		r.Names = append(r.Names, t.text)
 	}
-	return out
+	return r
 }
 
 type ssnToken struct {
