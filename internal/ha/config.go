@@ -29,6 +29,14 @@ type Credentials struct {
 	Rewind      Credential // pg_rewind; empty means the superuser; created after bootstrap
 }
 
+// RewindRole is the role pg_rewind connects as: Rewind, or the superuser when it is empty.
+func (c Credentials) RewindRole() Credential {
+	if c.Rewind.Username == "" {
+		return c.Superuser
+	}
+	return c.Rewind
+}
+
 // Config is the HA loop's configuration (cmd/pgnoded fills it from the config file).
 type Config struct {
 	Name    string

@@ -327,11 +327,7 @@ func (l *loop) launchClone(ctx context.Context, o plan.Observation, src string) 
 
 // launchRewind stops postgres if needed, rewinds it from the leader and starts it as a replica.
 func (l *loop) launchRewind(ctx context.Context, o plan.Observation, leader string) {
-	cred := l.cfg.Credentials.Rewind
-	if cred.Username == "" {
-		cred = l.cfg.Credentials.Superuser
-	}
-	ci, ok := l.sourceConnInfo(o, leader, cred, "rewind")
+	ci, ok := l.sourceConnInfo(o, leader, l.cfg.Credentials.RewindRole(), "rewind")
 	if !ok {
 		return
 	}

@@ -158,12 +158,8 @@ func (l *loop) launchResumeDemoteCluster(ctx context.Context, o plan.Observation
 	}
 	var ci cluster.ConnInfo
 	if d.RewindRemote {
-		cred := l.cfg.Credentials.Rewind
-		if cred.Username == "" {
-			cred = l.cfg.Credentials.Superuser
-		}
 		var ok bool
-		if ci, ok = l.sourceConnInfo(o, plan.RemotePrimary, cred, "rewind from the remote primary"); !ok {
+		if ci, ok = l.sourceConnInfo(o, plan.RemotePrimary, l.cfg.Credentials.RewindRole(), "rewind from the remote primary"); !ok {
 			d.RewindRemote = false
 		}
 	}
