@@ -61,7 +61,7 @@ func decideStandbyLeader(o Observation) Decision {
 		// _handle_rewind_or_reinitialize against the remote member). With
 		// restore_command alone there is no server to rewind from.
 		return Decision{Action: ActionDemote, Demote: DemoteCluster, Stop: cluster.StopFast, Member: RemotePrimary,
-			RewindRemote: o.canRewind() && o.Config.StandbyCluster.Host != "", ArchiveShutdown: true,
+			RewindRemote: o.canRewindRemote(), ArchiveShutdown: true,
 			Message: "cannot be a real primary in standby cluster: demoting self to a standby leader", Reason: "demote_cluster"}
 	}
 	if d, ok := decideSwitchover(o); ok {
@@ -168,6 +168,12 @@ func (o Observation) shutDownAsPrimary() bool {
 	return c != nil && c.ClusterState == "shut down"
 }
 
+// canRewindRemote: pg_rewind is usable and there is a remote server to rewind
+// from (a standby cluster fed by restore_command alone has none).
+func (o Observation) canRewindRemote() bool {
+	return o.canRewind() && o.Config.StandbyCluster.Host != ""
+}
+
 // resumeDemoteCluster completes what demote-cluster does after its stop when
 // the data directory shows that it was not done (shutDownAsPrimary): a node
 // about to follow the remote primary archives its shutdown checkpoint's
@@ -180,7 +186,7 @@ func (o Observation) shutDownAsPrimary() bool {
 // changes nothing when it did not.
 func resumeDemoteCluster(o Observation, d Decision) Decision {
 	d.ArchiveShutdown = true
-	d.RewindRemote = o.canRewind() && o.Config.StandbyCluster.Host != ""
+	d.RewindRemote = o.canRewindRemote()
 	d.Reason = "resume_demote_cluster"
 	how := "archiving its shutdown checkpoint"
 	if d.RewindRemote {
