@@ -162,9 +162,7 @@ func nextQuorum(o Observation, f SyncFacts) SyncStep {
 		}
 	}
 	ssn := o.PG.SyncStandbyNames
-	note := !f.SeenSet || f.SeenFor != ssn
-	record := !note && (!f.ConfirmSet || f.ConfirmFor != ssn)
-	recorded := !note && !record
+	note, record, recorded := f.stage(ssn)
 	eff := parseSSN(ssn)
 	active := eligibleSync(o, cur.voters, true)
 	st := SyncStep{Manage: true, NoteGUC: note, RecordLSN: record, Picked: active}
@@ -248,8 +246,7 @@ func nextQuorum(o Observation, f SyncFacts) SyncStep {
 		if q, ok := needFor(voters); ok {
 			want := quorumKey{voters, q}
 			full := len(st.Confirmed) >= min(eff.Num, len(voters))
-			young := f.WaitingSince.IsZero() || o.Now.Sub(f.WaitingSince) < syncPollFor(o.Config)
-			if want.valid() && !want.equal(cur) && (full || !young) {
+			if want.valid() && !want.equal(cur) && (full || !f.waitYoung(o)) {
 				next, write = want, true
 			}
 		}
@@ -257,7 +254,7 @@ func nextQuorum(o Observation, f SyncFacts) SyncStep {
 	if !strictShort && len(active) > 0 {
 		st.Unconfirmed = pending || !recorded || len(st.Confirmed) < min(eff.Num, len(eff.Names)) ||
 			!next.equal(quorumKey{eff.Names, len(eff.Names) - eff.Num})
-		st.Waiting = st.Unconfirmed && (f.WaitingSince.IsZero() || o.Now.Sub(f.WaitingSince) < syncPollFor(o.Config))
+		st.Waiting = st.Unconfirmed && f.waitYoung(o)
 	}
 	if write {
 		st.WriteSync = true

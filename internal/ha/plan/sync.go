@@ -71,6 +71,21 @@ func (f SyncFacts) Advance(st SyncStep, ssn string, flush cluster.LSN, now time.
 	return f
 }
 
+// stage is where the confirmation of the GUC in effect (ssn) stands: note
+// it (it changed since the last cycle), record the flush position (noted a
+// cycle ago), or recorded in an earlier cycle.
+func (f SyncFacts) stage(ssn string) (note, record, recorded bool) {
+	note = !f.SeenSet || f.SeenFor != ssn
+	record = !note && (!f.ConfirmSet || f.ConfirmFor != ssn)
+	return note, record, !note && !record
+}
+
+// waitYoung: no standby waits for its confirmation yet, or it has waited less
+// than syncPollFor (the cycle still polls for it).
+func (f SyncFacts) waitYoung(o Observation) bool {
+	return f.WaitingSince.IsZero() || o.Now.Sub(f.WaitingSince) < syncPollFor(o.Config)
+}
+
 // syncPollFor is how long a primary polls for a standby's confirmation before
 // it falls back to the loop_wait tick: a standby whose replay is stuck (paused,
 // a recovery conflict) must not keep the leader cycling every 200 ms.
@@ -130,10 +145,7 @@ func NextSync(o Observation, f SyncFacts) SyncStep {
 		current = o.View.Sync.Standbys()
 	}
 	effective := parseSSNMembers(o.PG.SyncStandbyNames)
-	ssn := o.PG.SyncStandbyNames
-	note := !f.SeenSet || f.SeenFor != ssn
-	record := !note && (!f.ConfirmSet || f.ConfirmFor != ssn)
-	recorded := !note && !record // a position recorded in an earlier cycle for the GUC in effect
+	note, record, recorded := f.stage(o.PG.SyncStandbyNames)
 	picked := pickSync(o, current, f.Compat4)
 	st := SyncStep{Manage: true, NoteGUC: note, RecordLSN: record, Picked: picked}
 	for _, name := range picked {
@@ -147,7 +159,7 @@ func NextSync(o Observation, f SyncFacts) SyncStep {
 			st.Unconfirmed = true
 		}
 	}
-	st.Waiting = st.Unconfirmed && (f.WaitingSince.IsZero() || o.Now.Sub(f.WaitingSince) < syncPollFor(o.Config))
+	st.Waiting = st.Unconfirmed && f.waitYoung(o)
 	want := slices.Clone(st.Confirmed)
 	slices.SortFunc(want, func(a, b string) int { return strings.Compare(a, b) })
 	if !mine || !sameFold(want, current) {
