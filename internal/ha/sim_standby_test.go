@@ -25,6 +25,24 @@ func (w *world) addRemote(sysid string, lsn uint64) {
 	w.mu.Unlock()
 }
 
+// addRemoteAhead adds the remote primary 1000 bytes ahead of member name, of
+// its system (a promoted former standby cluster of ours), or of sysid when set.
+func (w *world) addRemoteAhead(name, sysid string) {
+	w.mu.Lock()
+	own, lsn := w.nodes[name].pg.sysid, w.nodes[name].pg.lsn
+	w.mu.Unlock()
+	if sysid == "" {
+		sysid = own
+	}
+	w.addRemote(sysid, lsn+1000)
+}
+
+// rewindsArchived are the successful pg_rewind runs and the segments archive_command got so far.
+func (w *world) rewindsArchived() (int, []string) {
+	defer w.lockFn()()
+	return w.rewinds, slices.Clone(w.archived)
+}
+
 // setConfig writes the config key as an operator would (etcd put) and wakes every node.
 func (w *world) setConfig(doc map[string]any) {
 	raw, err := json.Marshal(doc)
@@ -149,13 +167,11 @@ func TestSimDemoteClusterRewindOffOrFailing(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			w := bootstrapped(t)
 			l := w.leaderName()
-			w.mu.Lock()
-			sysid, lsn := w.nodes[l].pg.sysid, w.nodes[l].pg.lsn
-			w.mu.Unlock()
+			sysid := "" // the leader's own
 			if !c.sameSysID {
 				sysid = "7300000000000000998"
 			}
-			w.addRemote(sysid, lsn+1000)
+			w.addRemoteAhead(l, sysid)
 			doc := simStandbyConfig(true)
 			doc["postgresql"] = map[string]any{"use_pg_rewind": c.rewind, "use_slots": true}
 			w.setConfig(doc)
@@ -169,10 +185,7 @@ func TestSimDemoteClusterRewindOffOrFailing(t *testing.T) {
 			if got := w.leaderName(); got != l {
 				t.Errorf("leader changed from %s to %s; demote-cluster keeps the key", l, got)
 			}
-			w.mu.Lock()
-			rewinds := w.rewinds
-			w.mu.Unlock()
-			if rewinds != 0 {
+			if rewinds, _ := w.rewindsArchived(); rewinds != 0 {
 				t.Errorf("%d successful pg_rewind runs, want 0", rewinds)
 			}
 			w.noViolations(t)
@@ -198,10 +211,7 @@ func (w *world) vipHolders() []string {
 func TestSimPrimaryDemotesIntoStandbyLeader(t *testing.T) {
 	w := bootstrapped(t)
 	l := w.leaderName()
-	w.mu.Lock()
-	sysid, lsn := w.nodes[l].pg.sysid, w.nodes[l].pg.lsn
-	w.mu.Unlock()
-	w.addRemote(sysid, lsn+1000)
+	w.addRemoteAhead(l, "")
 	w.setConfig(simStandbyConfig(true))
 	if !w.run(10*time.Second, w.healthyStandbyCluster) {
 		t.Fatalf("not demoted into a standby cluster: leader %q writable %v upstream %q role %q",
@@ -212,16 +222,11 @@ func TestSimPrimaryDemotesIntoStandbyLeader(t *testing.T) {
 	}
 	// use_pg_rewind is on: the demoted leader ran pg_rewind from the remote
 	// primary before following it (plan.Decision.RewindRemote).
-	w.mu.Lock()
-	rewinds := w.rewinds
-	w.mu.Unlock()
+	rewinds, archived := w.rewindsArchived()
 	if rewinds != 1 {
 		t.Errorf("%d pg_rewind runs, want 1 (from the remote primary, after demote-cluster)", rewinds)
 	}
 	// The shutdown checkpoint's segment went to archive_command, once, before the start.
-	w.mu.Lock()
-	archived := slices.Clone(w.archived)
-	w.mu.Unlock()
 	if len(archived) != 1 || !strings.HasPrefix(archived[0], l+":") {
 		t.Errorf("archived %v, want the shutdown checkpoint of %s once", archived, l)
 	}
@@ -236,10 +241,7 @@ func TestSimPrimaryDemotesIntoStandbyLeader(t *testing.T) {
 func TestSimDemoteClusterResumedAfterRestart(t *testing.T) {
 	w := bootstrapped(t)
 	l := w.leaderName()
-	w.mu.Lock()
-	sysid, lsn := w.nodes[l].pg.sysid, w.nodes[l].pg.lsn
-	w.mu.Unlock()
-	w.addRemote(sysid, lsn+1000)
+	w.addRemoteAhead(l, "")
 	// demote-cluster's stop happened, then pgnoded died: postgres is down after
 	// a fast (clean) shutdown as a primary, the key still names us.
 	w.stop(l)
@@ -260,8 +262,8 @@ func TestSimDemoteClusterResumedAfterRestart(t *testing.T) {
 		t.Errorf("leader changed from %s to %s", l, got)
 	}
 	counts := func() (int, int) {
-		defer w.lockFn()()
-		return w.rewinds, len(w.archived)
+		r, a := w.rewindsArchived()
+		return r, len(a)
 	}
 	if r, a := counts(); r != 1 || a != 1 {
 		t.Errorf("after the restart: %d pg_rewind runs and %d archived segments, want 1 and 1", r, a)
