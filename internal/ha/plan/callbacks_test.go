@@ -22,6 +22,30 @@ func fmtPlan(cbs []PlannedCallback) string {
 	return strings.Join(s, "; ")
 }
 
+// callbackCase is one transition: the observation, the action Decide takes
+// and the callbacks it plans (fmtPlan).
+type callbackCase struct {
+	name   string
+	obs    Observation
+	action Action
+	plan   string
+}
+
+func runCallbackCases(t *testing.T, cases []callbackCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Decide(tc.obs)
+			if d.Action != tc.action {
+				t.Fatalf("action %v, want %v (%s, %s)", d.Action, tc.action, d.Reason, d.Message)
+			}
+			if got := fmtPlan(d.Callbacks); got != tc.plan {
+				t.Errorf("callbacks %q, want %q", got, tc.plan)
+			}
+		})
+	}
+}
+
 // Which postgresql.callbacks each transition fires, as Patroni's Postgresql
 // methods fire them (start/stop/promote/follow/reload), planned by Decide.
 func TestDecidePlansCallbacks(t *testing.T) {
@@ -35,12 +59,7 @@ func TestDecidePlansCallbacks(t *testing.T) {
 		iLead(o)
 		pgDown("in production")(o)
 	}
-	for _, tc := range []struct {
-		name   string
-		obs    Observation
-		action Action
-		plan   string
-	}{
+	runCallbackCases(t, []callbackCase{
 		{"bootstrap: nothing until the new primary runs, then one on_start",
 			newObs(bootstrap), ActionBootstrap, "on_start primary after-start"},
 		{"a clone fires on_start as replica once it runs",
@@ -78,17 +97,7 @@ func TestDecidePlansCallbacks(t *testing.T) {
 			newObs(called(cluster.RoleReplica)), ActionNone, ""},
 		{"nothing while a long action runs",
 			newObs(long(LongStartReplica, 0), func(o *Observation) { o.PG.Ready = false }), ActionWait, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			d := Decide(tc.obs)
-			if d.Action != tc.action {
-				t.Fatalf("action %v, want %v (%s, %s)", d.Action, tc.action, d.Reason, d.Message)
-			}
-			if got := fmtPlan(d.Callbacks); got != tc.plan {
-				t.Errorf("callbacks %q, want %q", got, tc.plan)
-			}
-		})
-	}
+	})
 }
 
 // pre_promote runs (as a long action) before every promotion; a failure gives
@@ -196,12 +205,7 @@ func TestDecidePlansStandbyCallbacks(t *testing.T) {
 			o.PG.Replication = []cluster.ReplicationRow{{ApplicationName: name, State: "streaming", ReplayLSN: 1000}}
 		}
 	}
-	for _, tc := range []struct {
-		name   string
-		obs    Observation
-		action Action
-		plan   string
-	}{
+	runCallbackCases(t, []callbackCase{
 		{"a standby leader found running when pgnoded starts: on_start standby_leader",
 			newObs(iStandbyLead), ActionUpdateLock, "on_start standby_leader now"},
 		{"nothing more once a callback fired",
@@ -240,15 +244,5 @@ func TestDecidePlansStandbyCallbacks(t *testing.T) {
 		{"removing standby_cluster promotes: on_role_change primary",
 			newObs(iStandbyLead, called(cluster.RoleStandbyLeader), func(o *Observation) { o.Config.StandbyCluster = nil }),
 			ActionPromote, "on_role_change primary after-promote"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			d := Decide(tc.obs)
-			if d.Action != tc.action {
-				t.Fatalf("action %v, want %v (%s, %s)", d.Action, tc.action, d.Reason, d.Message)
-			}
-			if got := fmtPlan(d.Callbacks); got != tc.plan {
-				t.Errorf("callbacks %q, want %q", got, tc.plan)
-			}
-		})
-	}
+	})
 }
