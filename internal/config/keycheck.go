@@ -133,19 +133,9 @@ func CheckDynamicFor(doc map[string]any, compat cluster.Compat) (refused, warned
 	return refused, warned
 }
 
-// RefusedDynamic is CheckDynamic's refusals alone (the HA loop's hook).
-func RefusedDynamic(doc map[string]any) []cluster.KeyIssue {
-	r, _ := CheckDynamic(doc)
-	return r
-}
-
-// WarnedDynamic is CheckDynamic's warnings alone (the HA loop logs them).
-func WarnedDynamic(doc map[string]any) []cluster.KeyIssue {
-	_, w := CheckDynamic(doc)
-	return w
-}
-
-// DynamicChecks are RefusedDynamic and WarnedDynamic for a node running with compat.
+// DynamicChecks are CheckDynamicFor's refusals alone (the HA loop's hook and
+// pgnodectl edit-config) and its warnings alone (the HA loop logs them) for a
+// node running with compat.
 func DynamicChecks(compat cluster.Compat) (refused, warned func(map[string]any) []cluster.KeyIssue) {
 	return func(doc map[string]any) []cluster.KeyIssue {
 			r, _ := CheckDynamicFor(doc, compat)

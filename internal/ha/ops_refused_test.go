@@ -9,7 +9,7 @@ import (
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
 
-// testRefuser stands in for the key table (internal/config.RefusedDynamic):
+// testRefuser stands in for the key table (internal/config.DynamicChecks):
 // standby_cluster and a true synchronous_mode are refused.
 func testRefuser(doc map[string]any) []cluster.KeyIssue {
 	var out []cluster.KeyIssue
