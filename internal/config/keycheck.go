@@ -1,9 +1,7 @@
 package config
 
 import (
-	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
 )
@@ -94,7 +92,7 @@ func hasRule(path string) bool {
 
 // checkKeys applies the table to the local configuration tree.
 func checkKeys(c *Config, root map[string]any, p *problems) {
-	x := keyContext{local: root, compat4: rawCompat4(root)}
+	x := keyContext{local: root, compat4: c.PGNoded.Compat == cluster.Compat4} // normalized by checkPGNoded
 	walkKeys(root, "", []Where{Local, Own}, x, func(i keyIssue) {
 		switch i.class {
 		case Refused:
@@ -103,12 +101,6 @@ func checkKeys(c *Config, root map[string]any, p *problems) {
 			p.warnf(c.where(i.path), i.path, "%s", i.msg)
 		}
 	})
-}
-
-// rawCompat4 reports pgnoded.compat 4.x in a local configuration tree.
-func rawCompat4(root map[string]any) bool {
-	v, _ := dig(root, "pgnoded.compat")
-	return strings.HasPrefix(strings.TrimSpace(fmt.Sprint(v)), "4")
 }
 
 // CheckDynamic applies the key table to a dynamic configuration document
