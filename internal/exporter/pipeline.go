@@ -246,10 +246,7 @@ func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *targe
 		switch {
 		case s.stale: // prepared again and run once more, alone
 			qstart := r.now()
-			query := func(ctx context.Context, sql string, read func(*pgconn.ResultReader) error) error {
-				return queryOn(ctx, conn, sql, read)
-			}
-			results[i], errs[i] = r.execute(ctx, query, t.dbname, jobs[i], states[i])
+			results[i], errs[i] = r.execute(ctx, conn, t.dbname, jobs[i], states[i])
 			took[i] = r.now().Sub(qstart)
 		case s.err != nil:
 			errs[i] = fmt.Errorf("query: %w", s.err)
