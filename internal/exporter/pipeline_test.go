@@ -14,11 +14,13 @@ import (
 // TestPipelineStatementTimeouts runs the custom collectors (a failing query, a
 // slow one under its own 0.2 s timeout, predicates) in pipelines: each fails
 // alone, the slow one is cut by postgres at its timeout, and the connection
-// goes back to the pool with the session's own statement_timeout.
+// goes back to the pool with the session's own statement_timeout. The scrape
+// deadline is far beyond the bound on the scrape's duration, so that only
+// postgres' statement_timeout can cut t_slow's 30 s sleep in time.
 func TestPipelineStatementTimeouts(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	path := writeCollectors(t, customCollectors)
-	e := newTestExporter(t, pg, func(c *Config) { c.CollectorFile = path }, nil)
+	e := newTestExporter(t, pg, func(c *Config) { c.CollectorFile = path; c.ScrapeTimeout = 60 * time.Second }, nil)
 	start := time.Now()
 	fams := gather(t, e.Registry())
 	if took := time.Since(start); took > 10*time.Second {
