@@ -234,26 +234,30 @@ func (p *predicateReader) result() (bool, error) {
 func (r *runner) queryRow(ctx context.Context, pool *connPool, sql string) ([][]byte, error) {
 	qctx, cancel := r.timeout(ctx, 0)
 	defer cancel()
-	var row [][]byte
-	err := pool.query(qctx, sql, func(rr *pgconn.ResultReader) error {
-		for rr.NextRow() {
-			if row != nil {
-				return errors.New("more than one row")
-			}
-			row = make([][]byte, len(rr.Values()))
-			for i, v := range rr.Values() {
-				if v != nil {
-					row[i] = append([]byte{}, v...)
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	var rr rowReader
+	if err := pool.query(qctx, sql, rr.read); err != nil {
 		return nil, err
 	}
-	if row == nil {
+	if rr.row == nil {
 		return nil, errors.New("no rows")
 	}
-	return row, nil
+	return rr.row, nil
+}
+
+// rowReader reads a result of at most one row, its values copied (text format).
+type rowReader struct{ row [][]byte }
+
+func (r *rowReader) read(rr *pgconn.ResultReader) error {
+	for rr.NextRow() {
+		if r.row != nil {
+			return errors.New("more than one row")
+		}
+		r.row = make([][]byte, len(rr.Values()))
+		for i, v := range rr.Values() {
+			if v != nil {
+				r.row[i] = append([]byte{}, v...)
+			}
+		}
+	}
+	return nil
 }
