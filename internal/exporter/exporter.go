@@ -284,12 +284,10 @@ func (e *Exporter) routes() http.Handler {
 	const maxScrapes = 4 // at once
 	metrics := &metricsHandler{e: e, inFlight: make(chan struct{}, maxScrapes),
 		fallback: promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{
-			ErrorLog:            slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
-			ErrorHandling:       promhttp.ContinueOnError,
-			MaxRequestsInFlight: maxScrapes,
-			Timeout:             e.cfg.ScrapeTimeout + 5*time.Second,
-			// Uncompressed, as the text path (metricsHandler.ServeHTTP).
-			DisableCompression: true,
+			ErrorLog:           slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+			ErrorHandling:      promhttp.ContinueOnError,
+			Timeout:            e.cfg.ScrapeTimeout + 5*time.Second,
+			DisableCompression: true, // as the text path (metricsHandler)
 		})}
 	mux.Handle("GET "+PathMetrics, metrics)
 	if p := e.cfg.MetricsPath; p != "" && p != PathMetrics {

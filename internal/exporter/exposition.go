@@ -367,26 +367,29 @@ func plainNames(cc *compiled) bool {
 
 // metricsHandler serves /metrics: a text-format scrape through textSink, any
 // other format (protobuf, when asked for) through fallback, which serves the
-// whole registry.
+// whole registry. Both count against inFlight, and both answer uncompressed
+// (identity) whatever the client offers, as Patroni's /metrics does: a gzip
+// writer holds ~1.2 MiB of compress/flate tables, kept between scrapes by any
+// pool, for a response Prometheus reads once per scrape interval.
 type metricsHandler struct {
 	e        *Exporter
-	fallback http.Handler
-	inFlight chan struct{}
-	bufs     sync.Pool    // *[]byte
-	lastSize atomic.Int64 // of the last response, to size the next one's buffer
+	fallback http.Handler  // promhttp, compression disabled
+	inFlight chan struct{} // a slot per scrape served at once
+	bufs     sync.Pool     // *[]byte
+	lastSize atomic.Int64  // of the last response, to size the next one's buffer
 }
 
 func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	format := expfmt.Negotiate(r.Header)
-	if format.FormatType() != expfmt.TypeTextPlain || !h.e.pg.plainNames() {
-		h.fallback.ServeHTTP(w, r)
-		return
-	}
 	select {
 	case h.inFlight <- struct{}{}:
 		defer func() { <-h.inFlight }()
 	default:
 		http.Error(w, "too many scrapes at once", http.StatusServiceUnavailable)
+		return
+	}
+	format := expfmt.Negotiate(r.Header)
+	if format.FormatType() != expfmt.TypeTextPlain || !h.e.pg.plainNames() {
+		h.fallback.ServeHTTP(w, r)
 		return
 	}
 	sink := newTextSink(h.e.constLabels)
@@ -413,10 +416,7 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", string(format))
-	// Answered uncompressed (identity), as Patroni's /metrics is: a gzip
-	// writer holds ~1.2 MiB of compress/flate tables, kept between scrapes by
-	// any pool, for a response Prometheus reads once per scrape interval.
-	hdr.Set("Content-Length", strconv.Itoa(len(buf)))
+	hdr.Set("Content-Length", strconv.Itoa(len(buf))) // uncompressed (metricsHandler)
 	_, _ = w.Write(buf)
 }
 

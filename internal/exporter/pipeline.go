@@ -91,6 +91,7 @@ func (r *runner) runPipeline(ctx context.Context, conn *pgconn.PgConn, stmts []*
 	last := r.now()
 	for k, st := range steps {
 		var stmtErr error
+		parsed := false // the statement's Prepare succeeded
 	results:
 		for {
 			res, err := p.GetResults()
@@ -107,6 +108,8 @@ func (r *runner) runPipeline(ctx context.Context, conn *pgconn.PgConn, stmts []*
 			switch res := res.(type) {
 			case *pgconn.PipelineSync:
 				break results
+			case *pgconn.StatementDescription:
+				parsed = true
 			case *pgconn.ResultReader:
 				var rerr error
 				if st.stmt >= 0 && stmts[st.stmt].read != nil {
@@ -132,9 +135,13 @@ func (r *runner) runPipeline(ctx context.Context, conn *pgconn.PgConn, stmts []*
 		now := r.now()
 		s.took, last, s.done = now.Sub(last), now, true
 		if stmtErr != nil {
-			if st.newName || stalePlan(stmtErr) {
-				s.stale = !st.newName // prepared earlier, gone stale: prepare again and rerun
+			switch {
+			case st.newName && !parsed: // not prepared: prepared again at its next run
 				delete(prepared.names, s.sql)
+			case !st.newName && stalePlan(stmtErr):
+				// Prepared earlier, gone stale: rerun alone (runner.execute),
+				// where queryOn deallocates it and prepares it again.
+				s.stale = true
 			}
 			s.err = stmtErr
 		}
@@ -246,10 +253,7 @@ func (r *runner) pipelineJobs(ctx context.Context, conn *pgconn.PgConn, t *targe
 		switch {
 		case s.stale: // prepared again and run once more, alone
 			qstart := r.now()
-			query := func(ctx context.Context, sql string, read func(*pgconn.ResultReader) error) error {
-				return queryOn(ctx, conn, sql, read)
-			}
-			results[i], errs[i] = r.execute(ctx, query, t.dbname, jobs[i], states[i])
+			results[i], errs[i] = r.execute(ctx, conn, t.dbname, jobs[i], states[i])
 			took[i] = r.now().Sub(qstart)
 		case s.err != nil:
 			errs[i] = fmt.Errorf("query: %w", s.err)

@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,11 +14,13 @@ import (
 // TestPipelineStatementTimeouts runs the custom collectors (a failing query, a
 // slow one under its own 0.2 s timeout, predicates) in pipelines: each fails
 // alone, the slow one is cut by postgres at its timeout, and the connection
-// goes back to the pool with the session's own statement_timeout.
+// goes back to the pool with the session's own statement_timeout. The scrape
+// deadline is far beyond the bound on the scrape's duration, so that only
+// postgres' statement_timeout can cut t_slow's 30 s sleep in time.
 func TestPipelineStatementTimeouts(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	path := writeCollectors(t, customCollectors)
-	e := newTestExporter(t, pg, func(c *Config) { c.CollectorFile = path }, nil)
+	e := newTestExporter(t, pg, func(c *Config) { c.CollectorFile = path; c.ScrapeTimeout = 60 * time.Second }, nil)
 	start := time.Now()
 	fams := gather(t, e.Registry())
 	if took := time.Since(start); took > 10*time.Second {
@@ -121,5 +124,48 @@ g_missing:
 			t.Errorf("round %d: g_missing served", round)
 		}
 		clock.Advance(time.Hour) // caches and catalog facts expire
+	}
+}
+
+// TestPipelinePreparedStatementsTracked: a statement prepared in a pipeline
+// whose run then fails (t_slow, cut at its timeout at every scrape) stays
+// known on its connection and is reused, not prepared again under a new name
+// at each scrape: every connection holds on the server exactly the prepared
+// statements it names.
+func TestPipelinePreparedStatementsTracked(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	path := writeCollectors(t, customCollectors)
+	clock := newFakeClock()
+	e := newTestExporter(t, pg, func(c *Config) { c.CollectorFile = path; c.Now = clock.Now }, nil)
+	for range 3 {
+		gather(t, e.Registry())
+		clock.Advance(time.Hour) // every cache expires: every collector runs again
+	}
+	var conns []*pgconn.PgConn
+	for conn := e.pool.acquireIdle(); conn != nil; conn = e.pool.acquireIdle() {
+		conns = append(conns, conn)
+	}
+	defer func() {
+		for _, conn := range conns {
+			e.pool.release(conn)
+		}
+	}()
+	if len(conns) == 0 {
+		t.Fatal("no idle connection after the scrapes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, conn := range conns {
+		rr := conn.ExecParams(ctx, "SELECT count(*) FROM pg_prepared_statements", nil, nil, nil, nil)
+		var server string
+		for rr.NextRow() {
+			server = string(rr.Values()[0])
+		}
+		if _, err := rr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if known := strconv.Itoa(len(statementsOf(conn).names)); server != known {
+			t.Errorf("connection %d: %s prepared statements on the server, %s known", i, server, known)
+		}
 	}
 }

@@ -194,22 +194,14 @@ func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts
 	// gated on them wait, and the read rides in the first pipeline (facts).
 	var (
 		facts    *pipeStmt
-		factsRow [][]byte
+		factsRow rowReader
 		deferred map[*compiled]bool
 	)
 	if !t.main && t.catalogStale(c.cfg.Now()) {
 		deferred = c.deferrable(t, f)
 	}
 	if len(deferred) > 0 {
-		facts = &pipeStmt{sql: catalogFactsSQL, timeout: c.run.defaultTimeout, read: func(rr *pgconn.ResultReader) error {
-			for rr.NextRow() {
-				factsRow = slices.Clone(rr.Values())
-				for i := range factsRow {
-					factsRow[i] = slices.Clone(factsRow[i])
-				}
-			}
-			return nil
-		}}
+		facts = &pipeStmt{sql: catalogFactsSQL, timeout: c.run.defaultTimeout, read: factsRow.read}
 		f.extensions, f.schemas = map[string]bool{}, map[string]bool{} // gated collectors are left out below
 	}
 	t.planned = c.plan(ctx, t, f, t.planned[:0])
@@ -219,11 +211,11 @@ func (c *pgCollector) scrapeTarget(ctx context.Context, t *target, f serverFacts
 	if facts == nil {
 		return true
 	}
-	if err := facts.err; err != nil || !facts.done || len(factsRow) != 2 {
+	if row := factsRow.row; facts.err != nil || !facts.done || len(row) != 2 {
 		if err := c.catalogFacts(ctx, t, &f); err != nil { // read alone, as plan does
 			c.log.Warn("reading extensions and schemas failed", "datname", t.dbname, "err", err)
 		}
-	} else if err := t.setCatalogFacts(factsRow[0], factsRow[1], c.cfg.Now()); err != nil {
+	} else if err := t.setCatalogFacts(row[0], row[1], c.cfg.Now()); err != nil {
 		c.log.Warn("reading extensions and schemas failed", "datname", t.dbname, "err", err)
 	}
 	f.extensions, f.schemas = nil, nil

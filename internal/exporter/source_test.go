@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/pgnoded/pgnoded/internal/testenv"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // fakeFS answers stat for the paths it holds.
@@ -311,11 +309,7 @@ func TestStatusAppendMetricsParses(t *testing.T) {
 	var s Status
 	s.setUp(true)
 	text := s.AppendMetrics([]byte("# HELP x y\n# TYPE x gauge\nx 1\n"))
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(bytes.NewReader(text))
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, text)
-	}
+	fams := parseText(t, string(text))
 	if v := fams["pgnoded_exporter_up"].GetMetric()[0].GetGauge().GetValue(); v != 1 {
 		t.Errorf("pgnoded_exporter_up = %v", v)
 	}

@@ -84,16 +84,6 @@ type runner struct {
 // errPredicateFalse marks a collector skipped by its predicate queries.
 var errPredicateFalse = errors.New("predicate false")
 
-// run emits one collector's metrics into ch, from cache when fresh, and
-// reports whether it succeeded (a predicate skip is a success).
-func (r *runner) run(ctx context.Context, t *target, cc *compiled, out metricSink) error {
-	st := t.stateOf(cc.spec.Branch)
-	if r.fromCache(st, out) {
-		return nil
-	}
-	return r.refresh(ctx, t, cc, st, out)
-}
-
 // fromCache emits st's cached metrics when they are still fresh.
 func (r *runner) fromCache(st *collectorState, out metricSink) bool {
 	if st.cached == nil || !r.now().Before(st.expires) {
@@ -105,18 +95,9 @@ func (r *runner) fromCache(st *collectorState, out metricSink) bool {
 	return true
 }
 
-// refresh runs the collector's queries and emits (and caches) the result. It
-// touches only st and t's pool, so refreshes of different collectors of one
-// target may run at once.
-func (r *runner) refresh(ctx context.Context, t *target, cc *compiled, st *collectorState, out metricSink) error {
-	start := r.now()
-	metrics, err := r.execute(ctx, t.pool.query, t.dbname, cc, st)
-	return r.record(t, cc, st, start, r.now().Sub(start), metrics, err, out)
-}
-
 // record books one run of cc that started at start and took took: its
-// statistics, its cache (for its TTL) and its metrics, sent to ch; it returns
-// err, but nil for a predicate skip.
+// statistics, its cache (for its TTL) and its metrics, sent to out; it
+// returns err, but nil for a predicate skip.
 func (r *runner) record(t *target, cc *compiled, st *collectorState, start time.Time, took time.Duration, metrics []prometheus.Metric, err error, out metricSink) error {
 	st.total++
 	st.lastDuration = took
@@ -166,14 +147,11 @@ func (r *runner) timeout(ctx context.Context, d time.Duration) (context.Context,
 	return context.WithTimeout(ctx, d)
 }
 
-// queryFunc runs one statement and hands its result to read: connPool.query,
-// or queryOn with a connection the caller holds.
-type queryFunc func(ctx context.Context, sql string, read func(*pgconn.ResultReader) error) error
-
-// execute checks the predicates, then runs the query, each with query.
-func (r *runner) execute(ctx context.Context, query queryFunc, dbname string, cc *compiled, st *collectorState) ([]prometheus.Metric, error) {
+// execute checks the predicates, then runs the query, each on its own on
+// conn, which the caller holds (the pipelines' rerun of a stale statement).
+func (r *runner) execute(ctx context.Context, conn *pgconn.PgConn, dbname string, cc *compiled, st *collectorState) ([]prometheus.Metric, error) {
 	for i, p := range cc.spec.Predicates {
-		ok, err := r.predicate(ctx, query, cc.spec, i, p, st)
+		ok, err := r.predicate(ctx, conn, cc.spec, i, p, st)
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +162,7 @@ func (r *runner) execute(ctx context.Context, query queryFunc, dbname string, cc
 	qctx, cancel := r.timeout(ctx, cc.spec.Timeout)
 	defer cancel()
 	var metrics []prometheus.Metric
-	err := query(qctx, cc.spec.Query, func(rr *pgconn.ResultReader) (err error) {
+	err := queryOn(qctx, conn, cc.spec.Query, func(rr *pgconn.ResultReader) (err error) {
 		metrics, err = cc.collectRows(rr, dbname)
 		return err
 	})
@@ -195,7 +173,7 @@ func (r *runner) execute(ctx context.Context, query queryFunc, dbname string, cc
 }
 
 // predicate runs (or reuses) predicate query i: one row, one boolean column.
-func (r *runner) predicate(ctx context.Context, query queryFunc, c *Collector, i int, p Predicate, st *collectorState) (bool, error) {
+func (r *runner) predicate(ctx context.Context, conn *pgconn.PgConn, c *Collector, i int, p Predicate, st *collectorState) (bool, error) {
 	now := r.now()
 	if res, ok := st.preds[i]; ok && now.Before(res.expires) {
 		return res.ok, nil
@@ -203,7 +181,7 @@ func (r *runner) predicate(ctx context.Context, query queryFunc, c *Collector, i
 	qctx, cancel := r.timeout(ctx, c.Timeout)
 	defer cancel()
 	var pr predicateReader
-	if err := query(qctx, p.Query, pr.read); err != nil {
+	if err := queryOn(qctx, conn, p.Query, pr.read); err != nil {
 		return false, fmt.Errorf("predicate %q: %w", p.Name, err)
 	}
 	ok, err := pr.result()
@@ -256,26 +234,30 @@ func (p *predicateReader) result() (bool, error) {
 func (r *runner) queryRow(ctx context.Context, pool *connPool, sql string) ([][]byte, error) {
 	qctx, cancel := r.timeout(ctx, 0)
 	defer cancel()
-	var row [][]byte
-	err := pool.query(qctx, sql, func(rr *pgconn.ResultReader) error {
-		for rr.NextRow() {
-			if row != nil {
-				return errors.New("more than one row")
-			}
-			row = make([][]byte, len(rr.Values()))
-			for i, v := range rr.Values() {
-				if v != nil {
-					row[i] = append([]byte{}, v...)
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	var rr rowReader
+	if err := pool.query(qctx, sql, rr.read); err != nil {
 		return nil, err
 	}
-	if row == nil {
+	if rr.row == nil {
 		return nil, errors.New("no rows")
 	}
-	return row, nil
+	return rr.row, nil
+}
+
+// rowReader reads a result of at most one row, its values copied (text format).
+type rowReader struct{ row [][]byte }
+
+func (r *rowReader) read(rr *pgconn.ResultReader) error {
+	for rr.NextRow() {
+		if r.row != nil {
+			return errors.New("more than one row")
+		}
+		r.row = make([][]byte, len(rr.Values()))
+		for i, v := range rr.Values() {
+			if v != nil {
+				r.row[i] = append([]byte{}, v...)
+			}
+		}
+	}
+	return nil
 }

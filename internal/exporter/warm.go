@@ -126,8 +126,9 @@ func (c *pgCollector) warmTarget(ctx context.Context, t *target, f serverFacts) 
 		wg.Go(func() {
 			defer t.pool.release(conn)
 			_ = c.withSlot(ctx, func() error {
-				if err := c.run.warmPipelined(ctx, conn, planned); err != nil {
-					c.log.Debug("warm-up: connection failed", "datname", t.dbname, "err", err)
+				c.run.warmPipelined(ctx, conn, t.dbname, planned)
+				if conn.IsClosed() {
+					c.log.Debug("warm-up: connection lost", "datname", t.dbname)
 				}
 				return nil
 			})
@@ -136,37 +137,15 @@ func (c *pgCollector) warmTarget(ctx context.Context, t *target, f serverFacts) 
 	wg.Wait()
 }
 
-// warmPipelined runs on conn, in two pipelines, the predicates of planned,
-// then the queries of those whose predicates all hold, discarding the rows;
-// a statement that fails is left for the scrapes to report. The error is the
-// connection's.
-func (r *runner) warmPipelined(ctx context.Context, conn *pgconn.PgConn, planned []*compiled) error {
-	var preds []*pipeStmt
-	readers := map[*pipeStmt]*predicateReader{}
+// warmPipelined runs planned on conn as a scrape's pipelines do
+// (runner.pipelineJobs: the predicates, then the queries of the collectors
+// whose predicates all hold), against a scratch target so that no cache or
+// statistic of the scrapes is touched; the rows are dropped, and a statement
+// that fails is left for the scrapes to report.
+func (r *runner) warmPipelined(ctx context.Context, conn *pgconn.PgConn, dbname string, planned []*compiled) {
+	scratch := newTarget(dbname, nil, false, 1)
 	for _, cc := range planned {
-		for _, p := range cc.spec.Predicates {
-			pr := &predicateReader{}
-			s := &pipeStmt{sql: p.Query, timeout: r.collectorTimeout(cc.spec), read: pr.read}
-			preds = append(preds, s)
-			readers[s] = pr
-		}
+		scratch.stateOf(cc.spec.Branch)
 	}
-	if err := r.runPipeline(ctx, conn, preds); err != nil {
-		return err
-	}
-	var queries []*pipeStmt
-	k := 0
-	for _, cc := range planned {
-		hold := true
-		for range cc.spec.Predicates {
-			s := preds[k]
-			k++
-			ok, err := readers[s].result()
-			hold = hold && s.err == nil && err == nil && ok
-		}
-		if hold {
-			queries = append(queries, &pipeStmt{sql: cc.spec.Query, timeout: r.collectorTimeout(cc.spec)})
-		}
-	}
-	return r.runPipeline(ctx, conn, queries)
+	r.pipelineJobs(ctx, conn, scratch, planned, nil)
 }
