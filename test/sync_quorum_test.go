@@ -97,8 +97,14 @@ func (c *Cluster) waitQuorumState(t testing.TB, p *Node, replicas []*Node, n, q 
 //	go test -tags integration -count=1 -run '^TestSyncQuorum$' -v ./test/
 func TestSyncQuorum(t *testing.T) {
 	c, p := bootQuorumCluster(t)
-	states, err := p.QueryString("select string_agg(application_name || ':' || sync_state, ',' order by application_name) from pg_stat_replication")
-	if err != nil || strings.Count(states, ":quorum") != 3 {
+	// Each walsender takes up synchronous_standby_names on its own reload,
+	// after the backend that showed it to waitQuorumState.
+	var states string
+	var err error
+	if !pollFor(10*time.Second, func() bool {
+		states, err = p.QueryString("select string_agg(application_name || ':' || sync_state, ',' order by application_name) from pg_stat_replication")
+		return err == nil && strings.Count(states, ":quorum") == 3
+	}) {
 		t.Errorf("pg_stat_replication sync states %q (err %v): want 3 quorum standbys", states, err)
 	}
 	t.Logf("primary %s: synchronous_standby_names %q, /sync quorum 1 of %d voters; %s", p.Name, quorumGUC(2, c.Others(p)), 3, states)
