@@ -22,21 +22,8 @@ func startQuorumCluster(t *testing.T, n, count int) *Cluster {
 	t.Helper()
 	testenv.RequireRoot(t)
 	c := newCluster(t, newLoopback(t), fmt.Sprintf("sq%d-%d", os.Getpid(), time.Now().UnixNano()%100000), DaemonPgnoded, n,
-		ClusterOptions{Timing: Fast, Sync: &nodeconf.Sync{NodeCount: count}}, nil)
-	for _, nd := range c.Nodes {
-		nd.EditConfig(t, "synchronous_mode: true", "synchronous_mode: quorum")
-		f, err := os.OpenFile(nd.ConfigPath, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = f.WriteString("pgnoded:\n  compat: \"4.1.4\"\n")
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+		ClusterOptions{Timing: Fast, Sync: &nodeconf.Sync{NodeCount: count, Quorum: true}},
+		func(o *nodeconf.Options) { o.Compat = "4.1.4" })
 	c.StartAll()
 	return c
 }
