@@ -49,8 +49,7 @@ func TestStandbyCluster(t *testing.T) {
 	// the slot "dr"; compat 4.1.4, so that PATCH /config may turn it into a
 	// standby cluster at the end.
 	site := newCluster(t, net, "site"+id, DaemonPgnoded, 1, ClusterOptions{Timing: Fast, PermanentSlot: "dr"},
-		func(o *nodeconf.Options) { o.PGParams = br.archiving() })
-	site.Nodes[0].EditConfig(t, "\ntags:\n", "\npgnoded:\n  compat: 4.1.4\ntags:\n")
+		func(o *nodeconf.Options) { o.PGParams, o.Compat = br.archiving(), "4.1.4" })
 	br.writeConf(site.Nodes[0])
 	site.StartAll()
 	p := site.WaitPrimary(120*time.Second, nil)

@@ -81,13 +81,7 @@ func TestStandbyDemoteResumedAfterRestart(t *testing.T) {
 		t.Fatalf("config key %q: %v", raw, err)
 	}
 	doc["standby_cluster"] = map[string]any{"host": "127.0.0.1", "port": b.PGPort}
-	out, _ := json.Marshal(doc)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err := site.etcdClient().Put(pctx, "/itest/"+site.Scope+"/config", string(out))
-	cancel()
-	if err != nil {
-		t.Fatalf("put the config key: %v", err)
-	}
+	putConfig(t, site, doc)
 
 	a.Start()
 	if got := waitStandbyLeader(t, site, nil, 120*time.Second); got != a {

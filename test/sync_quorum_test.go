@@ -22,21 +22,8 @@ func startQuorumCluster(t *testing.T, n, count int) *Cluster {
 	t.Helper()
 	testenv.RequireRoot(t)
 	c := newCluster(t, newLoopback(t), fmt.Sprintf("sq%d-%d", os.Getpid(), time.Now().UnixNano()%100000), DaemonPgnoded, n,
-		ClusterOptions{Timing: Fast, Sync: &nodeconf.Sync{NodeCount: count}}, nil)
-	for _, nd := range c.Nodes {
-		nd.EditConfig(t, "synchronous_mode: true", "synchronous_mode: quorum")
-		f, err := os.OpenFile(nd.ConfigPath, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = f.WriteString("pgnoded:\n  compat: \"4.1.4\"\n")
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+		ClusterOptions{Timing: Fast, Sync: &nodeconf.Sync{NodeCount: count, Quorum: true}},
+		func(o *nodeconf.Options) { o.Compat = "4.1.4" })
 	c.StartAll()
 	return c
 }
@@ -97,8 +84,14 @@ func (c *Cluster) waitQuorumState(t testing.TB, p *Node, replicas []*Node, n, q 
 //	go test -tags integration -count=1 -run '^TestSyncQuorum$' -v ./test/
 func TestSyncQuorum(t *testing.T) {
 	c, p := bootQuorumCluster(t)
-	states, err := p.QueryString("select string_agg(application_name || ':' || sync_state, ',' order by application_name) from pg_stat_replication")
-	if err != nil || strings.Count(states, ":quorum") != 3 {
+	// Each walsender takes up synchronous_standby_names on its own reload,
+	// after the backend that showed it to waitQuorumState.
+	var states string
+	var err error
+	if !pollFor(10*time.Second, func() bool {
+		states, err = p.QueryString("select string_agg(application_name || ':' || sync_state, ',' order by application_name) from pg_stat_replication")
+		return err == nil && strings.Count(states, ":quorum") == 3
+	}) {
 		t.Errorf("pg_stat_replication sync states %q (err %v): want 3 quorum standbys", states, err)
 	}
 	t.Logf("primary %s: synchronous_standby_names %q, /sync quorum 1 of %d voters; %s", p.Name, quorumGUC(2, c.Others(p)), 3, states)

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -59,19 +57,13 @@ func (p *Postgres) ArchiveShutdownCheckpoint(ctx context.Context) (string, error
 	line := archiverCommand(command, filepath.Join(p.cfg.DataDir, "pg_wal"), cd.RedoWALFile)
 	p.log.Info("archiving the shutdown checkpoint's WAL segment", "segment", cd.RedoWALFile, "command", line)
 	start := time.Now()
-	cmd, out := p.command(ctx, "/bin/sh", []string{"-c", line}, nil)
-	cmd.Dir = p.cfg.DataDir
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	if err := cmd.Run(); err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) && ctx.Err() == nil {
-			err = fmt.Errorf("exited with status %d", exit.ExitCode())
-		}
+	out, err := p.runCommandIn(ctx, p.cfg.DataDir, []string{"/bin/sh", "-c", line})
+	if err != nil {
 		return "", fmt.Errorf("archive the shutdown checkpoint's WAL segment %s: archive_command %q: %w: %s",
-			cd.RedoWALFile, line, err, tail(out.String(), 2000))
+			cd.RedoWALFile, line, err, tail(out, 2000))
 	}
 	p.log.Info("archived the shutdown checkpoint's WAL segment", "segment", cd.RedoWALFile,
-		"duration", time.Since(start), "output", tail(out.String(), 500))
+		"duration", time.Since(start), "output", tail(out, 500))
 	return cd.RedoWALFile, nil
 }
 

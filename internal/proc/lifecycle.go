@@ -168,26 +168,48 @@ const orphanWait = 5 * time.Second
 // memory block is still in use"), and a restart in place that fails that way
 // would hand the leader key to a replica for nothing. It returns at once
 // after a clean stop (no postmaster.pid), and after orphanWait whatever holds
-// the directory (postgres then decides, as it would have).
+// the directory (postgres then decides, as it would have). It sleeps on each
+// such process's pidfd (postmaster.waitExit), not on a poll of /proc.
 func (p *Postgres) awaitOrphans(ctx context.Context) {
-	if _, err := os.Stat(filepath.Join(p.cfg.DataDir, pidFileName)); err != nil || !dataDirInUse(p.cfg.DataDir) {
+	if _, err := os.Stat(filepath.Join(p.cfg.DataDir, pidFileName)); err != nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, orphanWait)
+	defer cancel()
 	start := time.Now()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for dataDirInUse(p.cfg.DataDir) {
-		if time.Since(start) > orphanWait {
-			p.log.Warn("processes still work in the data directory; starting postgres anyway", "waited", time.Since(start))
+	for waited := false; ; waited = true {
+		pids, err := dataDirProcs(p.cfg.DataDir)
+		switch {
+		case err == nil && len(pids) == 0:
+			if waited {
+				p.log.Info("the crashed postmaster's backends have exited", "waited", time.Since(start))
+			}
 			return
+		case ctx.Err() != nil:
+			if time.Since(start) >= orphanWait {
+				p.log.Warn("processes still work in the data directory; starting postgres anyway", "waited", time.Since(start))
+			}
+			return
+		case err != nil: // cannot tell: wait it out, as for a process that stays
+			<-ctx.Done()
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+		for _, pid := range pids {
+			awaitExit(ctx, pid)
 		}
 	}
-	p.log.Info("the crashed postmaster's backends have exited", "waited", time.Since(start))
+}
+
+// awaitExit returns when process pid has exited or ctx is done.
+func awaitExit(ctx context.Context, pid int) {
+	pm, err := newPostmaster(pid)
+	if err != nil {
+		return // gone already
+	}
+	stop := make(chan struct{})
+	// Done: the polling fallback sees stop, a pidfd wait its fd closed.
+	defer context.AfterFunc(ctx, func() { close(stop); pm.close() })()
+	_ = pm.waitExit(stop)
+	pm.close()
 }
 
 // removeStalePidFile deletes a postmaster.pid whose PID now belongs to some

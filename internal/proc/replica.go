@@ -248,10 +248,16 @@ func (p *Postgres) runReplicaMethod(ctx context.Context, m ReplicaMethod, connst
 // sends SIGTERM to its process group, then SIGKILL after 10 s. A non-zero exit
 // is an error naming the exit status.
 func (p *Postgres) runCommand(ctx context.Context, argv []string, env ...string) (string, error) {
+	return p.runCommandIn(ctx, "/", argv, env...)
+}
+
+// runCommandIn is runCommand with dir as the working directory.
+func (p *Postgres) runCommandIn(ctx context.Context, dir string, argv []string, env ...string) (string, error) {
 	if len(argv) == 0 || argv[0] == "" {
 		return "", errors.New("empty command")
 	}
 	cmd, out := p.command(ctx, argv[0], argv[1:], env)
+	cmd.Dir = dir
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	err := cmd.Run()
 	var exit *exec.ExitError

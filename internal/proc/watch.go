@@ -172,23 +172,32 @@ func isPostmasterOf(pid int, dataDir string) bool {
 // dataDirInUse reports whether any process has dataDir as its working
 // directory (a postmaster or one of its backends).
 func dataDirInUse(dataDir string) bool {
+	pids, err := dataDirProcs(dataDir)
+	return err != nil || len(pids) > 0 // cannot tell: assume in use
+}
+
+// dataDirProcs lists the processes whose working directory is dataDir (none
+// when dataDir does not exist); an error means /proc could not be read.
+func dataDirProcs(dataDir string) ([]int, error) {
 	dd, err := os.Stat(dataDir)
 	if err != nil {
-		return false
+		return nil, nil
 	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return true // cannot tell: assume in use
+		return nil, err
 	}
+	var pids []int
 	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		if cwd, err := os.Stat("/proc/" + e.Name() + "/cwd"); err == nil && os.SameFile(cwd, dd) {
-			return true
+			pids = append(pids, pid)
 		}
 	}
-	return false
+	return pids, nil
 }
 
 // findRunning looks at postmaster.pid: it returns the live postmaster of the

@@ -50,6 +50,8 @@ type Sync struct {
 	Strict bool
 	// NodeCount is synchronous_node_count (0: not written, Patroni's default of 1).
 	NodeCount int
+	// Quorum writes synchronous_mode: quorum instead of true (pgnoded flavour only).
+	Quorum bool
 }
 
 // Options is everything that differs between the nodes Render writes.
@@ -87,6 +89,8 @@ type Options struct {
 	Secure *Security
 	// VIP, when set, describes the vip section (pgnoded flavour only); nil writes enabled: false.
 	VIP *VIP
+	// Compat, when set, is pgnoded.compat, e.g. 4.1.4 (pgnoded flavour only).
+	Compat string
 }
 
 var tmpl = template.Must(template.New("node").Parse(`{{with .Comment}}# {{.}}
@@ -121,7 +125,7 @@ bootstrap:
     maximum_lag_on_failover: 1048576
     failsafe_mode: {{.Failsafe}}
 {{- with .Sync}}
-    synchronous_mode: true
+    synchronous_mode: {{if .Quorum}}quorum{{else}}true{{end}}
     synchronous_mode_strict: {{.Strict}}
 {{- if .NodeCount}}
     synchronous_node_count: {{.NodeCount}}
@@ -170,6 +174,10 @@ postgresql:
 {{- if .Subnet}}
     - host replication replicator {{.Subnet}} md5
 {{- end}}
+{{- with .Compat}}
+pgnoded:
+  compat: "{{.}}"
+{{- end}}
 tags:
   nofailover: false
   noloadbalance: false
@@ -191,8 +199,8 @@ vip:
 
 // Render returns the node's configuration file.
 func Render(o Options) ([]byte, error) {
-	if o.Flavour == Patroni && (o.Secure != nil || o.VIP != nil) {
-		return nil, fmt.Errorf("node %s: Secure and VIP are written for pgnoded only", o.Name)
+	if o.Flavour == Patroni && (o.Secure != nil || o.VIP != nil || o.Compat != "" || (o.Sync != nil && o.Sync.Quorum)) {
+		return nil, fmt.Errorf("node %s: Secure, VIP, Compat and Sync.Quorum are written for pgnoded only", o.Name)
 	}
 	if o.Namespace == "" || o.Scope == "" || o.Name == "" {
 		return nil, fmt.Errorf("node config: namespace, scope and name are required (got %q, %q, %q)", o.Namespace, o.Scope, o.Name)

@@ -34,17 +34,20 @@ func TestRenderVariants(t *testing.T) {
 	syncPG.Sync = &Sync{Strict: true, NodeCount: 2}
 	syncPT := base(Patroni)
 	syncPT.Sync = &Sync{}
+	quorum := base(Pgnoded)
+	quorum.Sync, quorum.Compat = &Sync{Quorum: true, NodeCount: 2}, "4.1.4"
 	cases := map[string]struct {
 		o        Options
 		has, not []string
 	}{
-		"loopback":    {base(Pgnoded), []string{"\nexporter:\n  listen: 127.0.0.1:19630\n", "vip:\n  enabled: false\n", "  nofailover: false\n"}, []string{"log:", "ctl:"}},
-		"secure":      {secure, []string{"\nctl:\n  cacert: /ca\n", "verify_client: required"}, nil},
-		"netns":       {netns, []string{"address: 10.1.2.100/24", "- host all all 10.1.2.0/24 md5", "      keep:\n        type: physical", "failsafe_mode: true"}, nil},
-		"extra":       {extra, []string{"  pgpass: /tmp/x/pgpass\n  remove_data", "shared_buffers: 32MB\n    track_functions: all\n"}, nil},
-		"patroni":     {base(Patroni), []string{"log:\n  level: INFO\n"}, []string{"exporter:", "vip:"}},
-		"async":       {base(Pgnoded), nil, []string{"synchronous_"}},
-		"sync-strict": {syncPG, []string{"    synchronous_mode: true\n    synchronous_mode_strict: true\n    synchronous_node_count: 2\n"}, nil},
+		"loopback":     {base(Pgnoded), []string{"\nexporter:\n  listen: 127.0.0.1:19630\n", "vip:\n  enabled: false\n", "  nofailover: false\n"}, []string{"log:", "ctl:", "pgnoded:"}},
+		"secure":       {secure, []string{"\nctl:\n  cacert: /ca\n", "verify_client: required"}, nil},
+		"netns":        {netns, []string{"address: 10.1.2.100/24", "- host all all 10.1.2.0/24 md5", "      keep:\n        type: physical", "failsafe_mode: true"}, nil},
+		"extra":        {extra, []string{"  pgpass: /tmp/x/pgpass\n  remove_data", "shared_buffers: 32MB\n    track_functions: all\n"}, nil},
+		"patroni":      {base(Patroni), []string{"log:\n  level: INFO\n"}, []string{"exporter:", "vip:"}},
+		"async":        {base(Pgnoded), nil, []string{"synchronous_"}},
+		"sync-strict":  {syncPG, []string{"    synchronous_mode: true\n    synchronous_mode_strict: true\n    synchronous_node_count: 2\n"}, nil},
+		"quorum-4.1.4": {quorum, []string{"    synchronous_mode: quorum\n", "\npgnoded:\n  compat: \"4.1.4\"\ntags:\n"}, nil},
 		"sync-patroni": {syncPT, []string{"    failsafe_mode: false\n    synchronous_mode: true\n    synchronous_mode_strict: false\n"},
 			[]string{"synchronous_node_count"}},
 	}
@@ -87,6 +90,16 @@ func TestRenderRefusesMismatch(t *testing.T) {
 	o.VIP = &VIP{Enabled: true}
 	if _, err := Render(o); err == nil {
 		t.Error("a Patroni config with a vip section was rendered")
+	}
+	o = base(Patroni)
+	o.Compat = "4.1.4"
+	if _, err := Render(o); err == nil {
+		t.Error("a Patroni config with pgnoded.compat was rendered")
+	}
+	o = base(Patroni)
+	o.Sync = &Sync{Quorum: true}
+	if _, err := Render(o); err == nil {
+		t.Error("a Patroni 3.0.2 config with synchronous_mode quorum was rendered")
 	}
 	if _, err := Render(Options{}); err == nil {
 		t.Error("a config without scope was rendered")
