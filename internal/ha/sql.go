@@ -3,10 +3,12 @@ package ha
 import (
 	"context"
 	"fmt"
-	"github.com/pgnoded/pgnoded/internal/ha/plan"
+	"slices"
 	"sort"
+	"time"
 
 	"github.com/pgnoded/pgnoded/internal/cluster"
+	"github.com/pgnoded/pgnoded/internal/ha/plan"
 )
 
 // createRoles runs after bootstrap (post_bootstrap): the superuser's password,
@@ -35,16 +37,61 @@ func createRoles(ctx context.Context, pg Postgres, c Credentials) error {
 	return nil
 }
 
+// slotsTrust is how long the primary works from its last reading of
+// pg_replication_slots, kept up to date with its own creates and drops, before
+// reading the view again. Patroni's SlotsHandler reads it only when scheduled
+// (start, role change, error); the periodic reading here also catches, within
+// slotsTrust, a slot dropped or created by hand and an unclaimed slot that
+// went inactive. An idle primary thus runs one query per cycle, not two.
+const slotsTrust = 30 * time.Second
+
+// slotsCache is a reading of pg_replication_slots, valid for one postmaster,
+// timeline and hold of the leader key, and for slotsTrust.
+type slotsCache struct {
+	slots       []cluster.ReplicationSlot
+	readAt      time.Time
+	postmaster  time.Time
+	timeline    int
+	leaderSince time.Time
+}
+
+// replicationSlots is pg_replication_slots: the cached reading while it is
+// valid for o, else a new one.
+func (l *loop) replicationSlots(ctx context.Context, o plan.Observation) ([]cluster.ReplicationSlot, error) {
+	c, now := &l.st.pg.slots, l.now()
+	if !c.readAt.IsZero() && !now.Before(c.readAt) && now.Sub(c.readAt) < slotsTrust &&
+		c.postmaster.Equal(o.PG.PostmasterStartTime) && c.timeline == o.PG.Timeline &&
+		c.leaderSince.Equal(l.st.lease.acquiredAt) {
+		return c.slots, nil
+	}
+	slots, err := l.deps.Postgres.ReplicationSlots(ctx)
+	if err != nil {
+		*c = slotsCache{}
+		return nil, err
+	}
+	*c = slotsCache{slots: slots, readAt: now, postmaster: o.PG.PostmasterStartTime,
+		timeline: o.PG.Timeline, leaderSince: l.st.lease.acquiredAt}
+	return slots, nil
+}
+
 // syncSlots makes the primary hold one physical slot per streaming member and
 // drops inactive physical slots nobody claims (not while paused). Permanent
 // slots (config "slots") are created when physical and never dropped;
-// ignore_slots matchers are honoured by name and type.
+// ignore_slots matchers are honoured by name and type. It works from
+// replicationSlots' reading, updated with what it creates and drops; a failed
+// create or drop makes the next cycle read the view again.
 func (l *loop) syncSlots(ctx context.Context, o plan.Observation) {
-	slots, err := l.deps.Postgres.ReplicationSlots(ctx)
+	slots, err := l.replicationSlots(ctx, o)
 	if err != nil {
 		l.log.Warn("cannot list replication slots", "err", err)
 		return
 	}
+	next := slices.Clone(slots)
+	defer func() {
+		if !l.st.pg.slots.readAt.IsZero() {
+			l.st.pg.slots.slots = next
+		}
+	}()
 	want := memberSlots(o)
 	permanent := permanentSlots(o.Config.Raw)
 	for name, physical := range permanent {
@@ -64,8 +111,10 @@ func (l *loop) syncSlots(ctx context.Context, o plan.Observation) {
 		}
 		if err := l.deps.Postgres.DropSlot(ctx, name); err != nil {
 			l.log.Warn("cannot drop replication slot", "slot", name, "err", err)
+			l.st.pg.slots = slotsCache{}
 		} else {
 			l.log.Info("dropped unknown replication slot", "slot", name)
+			next = slices.DeleteFunc(next, func(s cluster.ReplicationSlot) bool { return s.Name == name })
 		}
 	}
 	for name := range want {
@@ -74,8 +123,10 @@ func (l *loop) syncSlots(ctx context.Context, o plan.Observation) {
 		}
 		if err := l.deps.Postgres.CreatePhysicalSlots(ctx, []string{name}); err != nil {
 			l.log.Warn("cannot create replication slot", "slot", name, "err", err)
+			l.st.pg.slots = slotsCache{}
 		} else {
 			l.log.Info("created replication slot", "slot", name)
+			next = append(next, cluster.ReplicationSlot{Name: name, Type: "physical"})
 		}
 	}
 }

@@ -70,9 +70,10 @@ type pgState struct {
 	rewindFailed        bool
 	rewindLeader        string // leader the failed rewind ran against; a new leader resets the failure
 	upstream            plan.Upstream
-	checkpointPending   bool      // CHECKPOINT after promote not done yet
-	notStreamingSince   time.Time // running replica without a streaming WAL receiver since
-	switchoverDemotedAt time.Time // we stepped down for a switchover (cleared once postgres runs again)
+	checkpointPending   bool       // CHECKPOINT after promote not done yet
+	notStreamingSince   time.Time  // running replica without a streaming WAL receiver since
+	switchoverDemotedAt time.Time  // we stepped down for a switchover (cleared once postgres runs again)
+	slots               slotsCache // the primary's replication slots as last read (syncSlots)
 }
 
 // fenceState is the fence guard and the VIP as this node last set them.
