@@ -91,7 +91,7 @@ func TestSimSyncStandbyRestartWaitsForRelease(t *testing.T) {
 	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[standby].node.Restart(ctx, RestartRequest{})
 	})
-	if !w.run(time.Second, func() bool { return w.memberNoSync(standby) }) {
+	if !w.runOrWait(time.Second, 5*time.Second, func() bool { return w.memberNoSync(standby) }) {
 		t.Fatalf("%s did not publish nosync in its member key", standby)
 	}
 	if tags := w.nodes[standby].node.Snapshot().Tags; tags[cluster.TagNoSync] != true {

@@ -280,6 +280,23 @@ func (w *world) step(d time.Duration) {
 }
 
 // run steps until cond holds or limit of simulated time passed; it reports whether cond held.
+// runOrWait is run, then, when cond still fails, waits up to realLimit of
+// real time without advancing the simulated clock: an operator request sent
+// from a goroutine of the test may reach the loop only after the simulated
+// time ran out, and the loop handles it as an event, with no tick.
+func (w *world) runOrWait(limit, realLimit time.Duration, cond func() bool) bool {
+	if w.run(limit, cond) {
+		return true
+	}
+	for deadline := time.Now().Add(realLimit); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		w.busy.settle(w.t)
+		if cond() {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *world) run(limit time.Duration, cond func() bool) bool {
 	for end := w.clock.Now().Add(limit); w.clock.Now().Before(end); {
 		w.step(simStep)
