@@ -67,7 +67,7 @@ func sortedCalls(c []string) []string {
 func (w *world) switchover(via, leader, cand string, d time.Duration, cond func() bool) bool {
 	w.t.Helper()
 	for range 5 {
-		answer := async(w.t, func(ctx context.Context) (cluster.OpResult, error) {
+		answer := w.async(w.t, func(ctx context.Context) (cluster.OpResult, error) {
 			return w.nodes[via].node.Switchover(ctx, SwitchoverRequest{Leader: leader, Candidate: cand})
 		})
 		ok := w.run(d, cond)

@@ -88,10 +88,10 @@ func TestSimSyncStandbyRestartWaitsForRelease(t *testing.T) {
 	w, leader, standby := syncCluster(t)
 	w.blockSyncWrites(leader) // hold the release until the test has seen the request
 	before := w.starts(standby)
-	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	answer := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[standby].node.Restart(ctx, RestartRequest{})
 	})
-	if !w.runOrWait(time.Second, 5*time.Second, func() bool { return w.memberNoSync(standby) }) {
+	if !w.run(time.Second, func() bool { return w.memberNoSync(standby) }) {
 		t.Fatalf("%s did not publish nosync in its member key", standby)
 	}
 	if tags := w.nodes[standby].node.Snapshot().Tags; tags[cluster.TagNoSync] != true {
@@ -133,7 +133,7 @@ func TestSimSyncStandbyRestartGivesUpAfterTwoLoopWaits(t *testing.T) {
 	w.blockSyncWrites(leader)
 	before := w.starts(standby)
 	asked := w.clock.Now()
-	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	answer := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[standby].node.Restart(ctx, RestartRequest{})
 	})
 	limit := 2 * syncLoopWait * time.Second
@@ -158,7 +158,7 @@ func TestSimRestartWithoutSyncDutyDoesNotWait(t *testing.T) {
 	async_ := w.otherThan(leader, standby)
 	for _, name := range []string{async_, leader} {
 		before := w.starts(name)
-		answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+		answer := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 			return w.nodes[name].node.Restart(ctx, RestartRequest{})
 		})
 		if !w.run(time.Second, func() bool { return w.starts(name) > before }) {
@@ -178,13 +178,13 @@ func TestSimRestartWithoutSyncDutyDoesNotWait(t *testing.T) {
 	// A second restart request while one waits for release is refused.
 	w.blockSyncWrites(leader)
 	before := w.starts(standby)
-	first := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	first := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[standby].node.Restart(ctx, RestartRequest{})
 	})
 	if !w.run(time.Second, func() bool { return w.memberNoSync(standby) }) {
 		t.Fatalf("%s did not ask for release", standby)
 	}
-	second := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	second := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[standby].node.Restart(ctx, RestartRequest{})
 	})()
 	if second.kind != "unavailable" || second.text != "restart already in progress" {
@@ -292,7 +292,7 @@ func TestSimScheduledRestartOfSyncStandbyWaitsForRelease(t *testing.T) {
 	w.blockSyncWrites(leader)
 	n := w.nodes[standby].node
 	at := w.clock.Now().Add(2 * time.Second)
-	if got := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	if got := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return n.Restart(ctx, RestartRequest{Schedule: at})
 	})(); got.kind != "scheduled" {
 		t.Fatalf("schedule: %s %q", got.kind, got.text)

@@ -18,20 +18,37 @@ type reply struct {
 	text string
 }
 
-// async runs fn in a goroutine; the returned function waits (real time, bounded) for its answer.
-func async(t *testing.T, fn func(ctx context.Context) (cluster.OpResult, error)) func() reply {
+// async runs fn, an operator request to one of w's nodes, in a goroutine, and
+// returns once the request was handed to a node's loop (or answered without
+// reaching one): the simulated clock must not move while the request is still
+// on its way, or a test could play its simulated time out before the loop has
+// it. The returned function waits (real time, bounded) for the answer.
+func (w *world) async(t *testing.T, fn func(ctx context.Context) (cluster.OpResult, error)) func() reply {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	ch := make(chan reply, 1)
+	t.Cleanup(cancel)
+	sent := w.sent.Load()
+	var r reply
+	done := make(chan struct{})
 	go func() {
 		kind, text := opOutcome(fn(ctx))
-		ch <- reply{kind, text}
+		r = reply{kind, text}
+		close(done)
 	}()
-	t.Cleanup(cancel)
+	timeout := time.After(10 * time.Second)
+	for w.sent.Load() == sent {
+		select {
+		case <-w.sentSig:
+		case <-done:
+			return func() reply { return r }
+		case <-timeout:
+			t.Fatal("the operator request reached no loop")
+		}
+	}
 	return func() reply {
 		t.Helper()
 		select {
-		case r := <-ch:
+		case <-done:
 			return r
 		case <-time.After(20 * time.Second):
 			t.Fatal("no answer to the operator request")
@@ -58,7 +75,7 @@ func TestSimSwitchoverToNamedCandidate(t *testing.T) {
 	w := bootstrapped(t)
 	old := w.leaderName()
 	cand := w.otherThan(old)
-	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	answer := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[w.otherThan(old, cand)].node.Switchover(ctx, SwitchoverRequest{Leader: old, Candidate: cand})
 	})
 	if !w.run(5*time.Second, func() bool { return w.leaderName() == cand && slices.Equal(w.writable(), []string{cand}) }) {
@@ -80,7 +97,7 @@ func TestSimSwitchoverToNamedCandidate(t *testing.T) {
 func TestSimSwitchoverToAnyNamesTheBestCandidate(t *testing.T) {
 	w := bootstrapped(t)
 	old := w.leaderName()
-	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	answer := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[old].node.Switchover(ctx, SwitchoverRequest{Leader: old})
 	})
 	if !w.run(5*time.Second, func() bool { l := w.leaderName(); return l != "" && l != old && len(w.writable()) == 1 }) {
@@ -97,7 +114,7 @@ func TestSimScheduledSwitchoverRunsAtItsTime(t *testing.T) {
 	old := w.leaderName()
 	cand := w.otherThan(old)
 	at := w.clock.Now().Add(3 * time.Second)
-	r := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	r := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[old].node.Switchover(ctx, SwitchoverRequest{Leader: old, Candidate: cand, ScheduledAt: at})
 	})()
 	if r.kind != "scheduled" || r.text != "Switchover scheduled" {
@@ -157,7 +174,7 @@ func TestSimRestartAndScheduledRestart(t *testing.T) {
 	l := w.leaderName()
 	r := w.otherThan(l)
 	before := w.starts(r)
-	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	answer := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[r].node.Restart(ctx, RestartRequest{})
 	})
 	w.run(2*time.Second, func() bool { return w.starts(r) > before })
@@ -165,7 +182,7 @@ func TestSimRestartAndScheduledRestart(t *testing.T) {
 		t.Fatalf("restart: %s %q", got.kind, got.text)
 	}
 	before = w.starts(l)
-	answer = async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	answer = w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[l].node.Restart(ctx, RestartRequest{Role: "primary"})
 	})
 	w.run(2*time.Second, func() bool { return w.starts(l) > before })
@@ -179,7 +196,7 @@ func TestSimRestartAndScheduledRestart(t *testing.T) {
 	n := w.nodes[r].node
 	at := w.clock.Now().Add(3 * time.Second)
 	get := func(req RestartRequest) reply {
-		return async(t, func(ctx context.Context) (cluster.OpResult, error) { return n.Restart(ctx, req) })()
+		return w.async(t, func(ctx context.Context) (cluster.OpResult, error) { return n.Restart(ctx, req) })()
 	}
 	if got := get(RestartRequest{Schedule: at}); got.kind != "scheduled" || got.text != "Restart scheduled" {
 		t.Fatalf("schedule: %s %q", got.kind, got.text)
@@ -202,7 +219,7 @@ func TestSimRestartAndScheduledRestart(t *testing.T) {
 	if got := get(RestartRequest{Schedule: w.clock.Now().Add(time.Hour)}); got.kind != "scheduled" {
 		t.Fatalf("schedule: %s %q", got.kind, got.text)
 	}
-	del := func() reply { return async(t, n.DeleteRestart)() }
+	del := func() reply { return w.async(t, n.DeleteRestart)() }
 	if got := del(); got.kind != "done" || got.text != "scheduled restart deleted" {
 		t.Errorf("delete: %s %q", got.kind, got.text)
 	}
@@ -216,13 +233,13 @@ func TestSimReinitialize(t *testing.T) {
 	w := bootstrapped(t)
 	l := w.leaderName()
 	r := w.otherThan(l)
-	if got := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	if got := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[l].node.Reinitialize(ctx, ReinitializeRequest{})
 	})(); got.kind != "unavailable" || got.text != "I am the leader, can not reinitialize" {
 		t.Errorf("reinitialize the leader: %s %q", got.kind, got.text)
 	}
 	before := w.starts(r)
-	if got := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	if got := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[r].node.Reinitialize(ctx, ReinitializeRequest{})
 	})(); got.kind != "done" || got.text != "reinitialize started" {
 		t.Fatalf("reinitialize a replica: %s %q", got.kind, got.text)
@@ -234,7 +251,7 @@ func TestSimReinitialize(t *testing.T) {
 	}
 	// from_leader forces pg_basebackup; without it the configured methods are used.
 	before = w.starts(r)
-	if got := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	if got := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[r].node.Reinitialize(ctx, ReinitializeRequest{FromLeader: true})
 	})(); got.kind != "done" {
 		t.Fatalf("reinitialize from_leader: %s %q", got.kind, got.text)
@@ -286,7 +303,7 @@ func TestSimPauseSwitchoverNeedsACandidateAndPromotesIt(t *testing.T) {
 	}
 	w.run(time.Second, func() bool { return false })
 	cand := w.otherThan(l)
-	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	answer := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[l].node.Switchover(ctx, SwitchoverRequest{Leader: l, Candidate: cand})
 	})
 	if !w.run(5*time.Second, func() bool { return w.leaderName() == cand && slices.Equal(w.writable(), []string{cand}) }) {

@@ -112,7 +112,7 @@ func TestSimQuorumTooFewVotesNoPromotion(t *testing.T) {
 func TestSimQuorumSwitchoverToAVoter(t *testing.T) {
 	w, l, voters := quorumWorld(t)
 	to := voters[len(voters)-1]
-	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	answer := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[l].node.Switchover(ctx, SwitchoverRequest{Leader: l, Candidate: to})
 	})
 	if !w.run(10*time.Second, func() bool { return w.leaderName() == to && slices.Equal(w.writable(), []string{to}) }) {

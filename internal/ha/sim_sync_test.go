@@ -221,7 +221,7 @@ func TestSimSyncSwitchoverOnlyToTheSyncStandby(t *testing.T) {
 	if kind, text := opOutcome(refused(context.Background())); kind == "done" || !strings.Contains(text, "candidate name does not match with sync_standby") {
 		t.Fatalf("switchover to the async replica %s: %s %q", other, kind, text)
 	}
-	answer := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	answer := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[l].node.Switchover(ctx, SwitchoverRequest{Leader: l})
 	})
 	if !w.run(5*time.Second, func() bool { return w.leaderName() == s && slices.Equal(w.writable(), []string{s}) }) {

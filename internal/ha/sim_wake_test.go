@@ -137,7 +137,7 @@ func TestSimWakeScheduledSwitchoverAtItsTime(t *testing.T) {
 	old := w.leaderName()
 	cand := w.otherThan(old)
 	at := w.clock.Now().Add(13 * time.Second) // between two loop_wait ticks
-	r := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	r := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return w.nodes[old].node.Switchover(ctx, SwitchoverRequest{Leader: old, Candidate: cand, ScheduledAt: at})
 	})()
 	if r.kind != "scheduled" {
@@ -160,7 +160,7 @@ func TestSimWakeScheduledRestartAtItsTime(t *testing.T) {
 	r := w.otherThan(w.leaderName())
 	n := w.nodes[r].node
 	at := w.clock.Now().Add(13 * time.Second)
-	got := async(t, func(ctx context.Context) (cluster.OpResult, error) {
+	got := w.async(t, func(ctx context.Context) (cluster.OpResult, error) {
 		return n.Restart(ctx, RestartRequest{Schedule: at})
 	})()
 	if got.kind != "scheduled" {

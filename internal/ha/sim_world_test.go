@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ type world struct {
 	clock *fakeClock
 	busy  *busyCounter
 	logs  *syncBuffer
+	// sent counts events handed to a loop from outside (Wake, operator
+	// requests); sentSig is signalled (without blocking) after each.
+	sent    atomic.Int64
+	sentSig chan struct{}
 
 	rev        int64
 	leader     *fakeLeader
@@ -101,7 +106,7 @@ const (
 
 func newWorld(t *testing.T, names ...string) *world {
 	busy := &busyCounter{}
-	w := &world{t: t, clock: newFakeClock(t0, busy), busy: busy, logs: &syncBuffer{},
+	w := &world{t: t, clock: newFakeClock(t0, busy), busy: busy, logs: &syncBuffer{}, sentSig: make(chan struct{}, 1),
 		members: map[string]cluster.Member{}, leases: map[int64]*fakeLease{}, nodes: map[string]*simNode{}, names: names}
 	for _, name := range names {
 		w.nodes[name] = &simNode{name: name, pg: newFakePG(w, name), fence: &fakeFence{w: w}, vip: &fakeVIP{w: w}}
@@ -148,7 +153,7 @@ func (w *world) launch(name string) {
 		Hooks: &simHooks{w: w, name: name}})
 	n.clock = w.clock
 	n.hooks = testHooks{longStarted: w.busy.inc, longFinished: w.busy.dec, eventDone: w.busy.dec,
-		eventSent: w.busy.inc, eventUnsent: w.busy.dec}
+		eventSent: w.eventSent, eventUnsent: w.busy.dec}
 	ctx, cancel := context.WithCancel(context.Background())
 	sn.node, sn.cancel, sn.done = n, cancel, make(chan error, 1)
 	w.busy.inc() // the first cycle
@@ -280,21 +285,15 @@ func (w *world) step(d time.Duration) {
 }
 
 // run steps until cond holds or limit of simulated time passed; it reports whether cond held.
-// runOrWait is run, then, when cond still fails, waits up to realLimit of
-// real time without advancing the simulated clock: an operator request sent
-// from a goroutine of the test may reach the loop only after the simulated
-// time ran out, and the loop handles it as an event, with no tick.
-func (w *world) runOrWait(limit, realLimit time.Duration, cond func() bool) bool {
-	if w.run(limit, cond) {
-		return true
+// eventSent books an event handed to a loop from outside: in flight until
+// the loop has handled it, and counted for async.
+func (w *world) eventSent() {
+	w.busy.inc()
+	w.sent.Add(1)
+	select {
+	case w.sentSig <- struct{}{}:
+	default:
 	}
-	for deadline := time.Now().Add(realLimit); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		w.busy.settle(w.t)
-		if cond() {
-			return true
-		}
-	}
-	return false
 }
 
 func (w *world) run(limit time.Duration, cond func() bool) bool {
