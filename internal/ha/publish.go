@@ -193,19 +193,13 @@ func (l *loop) ensureVIP(ctx context.Context, bound bool) {
 	l.st.fence.vipBound = bound
 }
 
-// leaderUntil is what /primary trusts: the hold (lease or failsafe) while we hold the key
-// and postgres is a running primary, else zero. In a standby cluster the
-// standby leader runs in recovery: /standby-leader trusts the same hold (and
-// /primary answers 503 there whatever it is). Zero too while the bootstrap
-// runs: pgnoded holds the key from its start (fenced), but postgres may still
-// be restarted (a custom bootstrap's recovery) and the roles and
-// post_bootstrap are not done; Patroni takes the key only after them.
+// leaderUntil is what /primary trusts: the hold (lease or failsafe) while we
+// lead (plan.Leading: the key, a running primary, no bootstrap under way),
+// else zero. In a standby cluster the standby leader runs in recovery:
+// /standby-leader trusts the same hold (and /primary answers 503 there
+// whatever it is).
 func (l *loop) leaderUntil() time.Time {
-	pg := l.st.pg.obs
-	if r := l.st.long.run; r != nil && r.kind == plan.LongBootstrap {
-		return time.Time{}
-	}
-	if l.holdsKey() && pg.Running && pg.Ready && (!pg.InRecovery || l.standbyCluster()) {
+	if plan.Leading(l.holdsKey(), l.st.pg.obs, l.standbyCluster(), l.st.long.run.action()) {
 		return l.holdUntil()
 	}
 	return time.Time{}

@@ -196,8 +196,25 @@ func Fence(s State) (want bool, step FenceStep, deadline time.Time) {
 	return want, FenceLeave, time.Time{}
 }
 
-// VIP is the VIP rule: bound only while we hold the key, the hold is not about
-// to end (DemoteStart), and postgres is a running, ready primary — or, in a
+// Leading reports whether clients may be sent to this node as the cluster's
+// leader: it holds the key, postgres is a running, ready primary (or, in a
+// standby cluster, the standby leader, in recovery), and no bootstrap is under
+// way. pgnoded takes the key when a bootstrap starts (so that the fence covers
+// postgres from its first start), but a custom bootstrap still restarts
+// postgres after its recovery and the roles and post_bootstrap come after
+// that; Patroni takes the key only then, so neither /primary nor the VIP
+// (vip-manager follows the key) pointed there before. /primary (the loop's
+// leaderUntil) and the VIP rule both read it.
+func Leading(holdsKey bool, pg cluster.PGObservation, standbyLeader bool, long *LongAction) bool {
+	if long != nil && long.Kind == LongBootstrap {
+		return false
+	}
+	return holdsKey && pg.Running && pg.Ready && (!pg.InRecovery || standbyLeader)
+}
+
+// VIP is the VIP rule: bound only while we lead (Leading) and the hold is not
+// about to end (DemoteStart): we hold the key, postgres is a running, ready
+// primary and no bootstrap is under way — or, in a
 // standby cluster, the standby leader: vip-manager binds the VIP wherever the
 // leader key is, and a standby leader holds it (docs/standby-cluster.md); the
 // address then serves reads of the standby cluster and stays in place when it
@@ -205,8 +222,7 @@ func Fence(s State) (want bool, step FenceStep, deadline time.Time) {
 // postmaster that comes back in a second).
 func VIP(s State) VIPStep {
 	holdOK := s.Now.Before(DemoteStart(s.HoldUntil, s.Config))
-	pg := s.PG
-	if s.HoldsKey && holdOK && pg.Running && pg.Ready && (!pg.InRecovery || s.Member.Role == cluster.RoleStandbyLeader) {
+	if holdOK && Leading(s.HoldsKey, s.PG, s.Member.Role == cluster.RoleStandbyLeader, s.Long) {
 		return VIPBind
 	}
 	if s.VIPBound && s.HoldsKey && holdOK && s.Long != nil && s.Long.Kind == LongStartPrimary {

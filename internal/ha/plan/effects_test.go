@@ -125,6 +125,8 @@ func TestVIPRule(t *testing.T) {
 			VIPUnbind},
 		{"restart in place after losing the key: released", newState(pgStopped, vipBound, notLeader,
 			longRunning(LongStartPrimary)), VIPUnbind},
+		{"leader bootstrapping, postgres already a running primary: not bound before the bootstrap ends",
+			newState(longRunning(LongBootstrap)), VIPUnbind},
 		{"paused leader keeps serving: bound", newState(pausedState), VIPBind},
 		{"standby leader (key held, in recovery): bound as vip-manager would", newState(asReplica,
 			func(s *State) { s.Member.Role = cluster.RoleStandbyLeader }), VIPBind},
