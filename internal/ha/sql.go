@@ -55,9 +55,9 @@ type slotsCache struct {
 	leaderSince time.Time
 }
 
-// replicationSlots is pg_replication_slots: the cached reading while it is
+// cachedSlots is pg_replication_slots: the cached reading while it is
 // valid for o, else a new one.
-func (l *loop) replicationSlots(ctx context.Context, o plan.Observation) ([]cluster.ReplicationSlot, error) {
+func (l *loop) cachedSlots(ctx context.Context, o plan.Observation) ([]cluster.ReplicationSlot, error) {
 	c, now := &l.st.pg.slots, l.now()
 	if !c.readAt.IsZero() && !now.Before(c.readAt) && now.Sub(c.readAt) < slotsTrust &&
 		c.postmaster.Equal(o.PG.PostmasterStartTime) && c.timeline == o.PG.Timeline &&
@@ -78,20 +78,15 @@ func (l *loop) replicationSlots(ctx context.Context, o plan.Observation) ([]clus
 // drops inactive physical slots nobody claims (not while paused). Permanent
 // slots (config "slots") are created when physical and never dropped;
 // ignore_slots matchers are honoured by name and type. It works from
-// replicationSlots' reading, updated with what it creates and drops; a failed
+// cachedSlots' reading, updated with what it creates and drops; a failed
 // create or drop makes the next cycle read the view again.
 func (l *loop) syncSlots(ctx context.Context, o plan.Observation) {
-	slots, err := l.replicationSlots(ctx, o)
+	slots, err := l.cachedSlots(ctx, o)
 	if err != nil {
 		l.log.Warn("cannot list replication slots", "err", err)
 		return
 	}
-	next := slices.Clone(slots)
-	defer func() {
-		if !l.st.pg.slots.readAt.IsZero() {
-			l.st.pg.slots.slots = next
-		}
-	}()
+	next, failed := slices.Clone(slots), false // the reading after our own creates and drops
 	want := memberSlots(o)
 	permanent := permanentSlots(o.Config.Raw)
 	for name, physical := range permanent {
@@ -111,7 +106,7 @@ func (l *loop) syncSlots(ctx context.Context, o plan.Observation) {
 		}
 		if err := l.deps.Postgres.DropSlot(ctx, name); err != nil {
 			l.log.Warn("cannot drop replication slot", "slot", name, "err", err)
-			l.st.pg.slots = slotsCache{}
+			failed = true
 		} else {
 			l.log.Info("dropped unknown replication slot", "slot", name)
 			next = slices.DeleteFunc(next, func(s cluster.ReplicationSlot) bool { return s.Name == name })
@@ -123,11 +118,16 @@ func (l *loop) syncSlots(ctx context.Context, o plan.Observation) {
 		}
 		if err := l.deps.Postgres.CreatePhysicalSlots(ctx, []string{name}); err != nil {
 			l.log.Warn("cannot create replication slot", "slot", name, "err", err)
-			l.st.pg.slots = slotsCache{}
+			failed = true
 		} else {
 			l.log.Info("created replication slot", "slot", name)
 			next = append(next, cluster.ReplicationSlot{Name: name, Type: "physical"})
 		}
+	}
+	if failed {
+		l.st.pg.slots = slotsCache{} // read the view again next cycle
+	} else {
+		l.st.pg.slots.slots = next
 	}
 }
 
