@@ -206,10 +206,12 @@ func awaitExit(ctx context.Context, pid int) {
 		return // gone already
 	}
 	stop := make(chan struct{})
-	// Done: the polling fallback sees stop, a pidfd wait its fd closed.
-	defer context.AfterFunc(ctx, func() { close(stop); pm.close() })()
+	// ctx done: the polling fallback sees stop, a pidfd wait its fd closed.
+	unwatch := context.AfterFunc(ctx, func() { close(stop); pm.close() })
 	_ = pm.waitExit(stop)
-	pm.close()
+	if unwatch() { // ctx's func did not run: the pidfd is still open
+		pm.close()
+	}
 }
 
 // removeStalePidFile deletes a postmaster.pid whose PID now belongs to some
