@@ -55,7 +55,11 @@ func PGDir(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("temp dir: %v", err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(base) })
+	t.Cleanup(func() {
+		// Runs after the cleanups registered later, which stop the postmasters.
+		removeOrphanSegments(base)
+		_ = os.RemoveAll(base)
+	})
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatalf("chmod %s: %v", base, err)
 	}
