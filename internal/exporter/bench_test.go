@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,21 +104,23 @@ func benchVersus(b *testing.B, pg *testenv.PG, bin, file string) {
 	for b.Loop() {
 		runs := []func(){
 			func() {
-				first, next, _ := pgExporterRound(b, pg, bin, file)
+				first, next, _, cpu := pgExporterRound(b, pg, bin, file)
 				rows["pg_exporter file cold"] = append(rows["pg_exporter file cold"], ms(first))
 				rows["pg_exporter file cached"] = append(rows["pg_exporter file cached"], ms(next))
+				rows["pg_exporter backends CPU"] = append(rows["pg_exporter backends CPU"], ms(cpu))
 			},
 			func() {
-				first, next := pgnodedRound(b, pg, file, false)
+				first, next, cpu := pgnodedRound(b, pg, file, false)
 				rows["pgnoded file cold"] = append(rows["pgnoded file cold"], ms(first))
 				rows["pgnoded file cached"] = append(rows["pgnoded file cached"], ms(next))
+				rows["pgnoded file backends CPU"] = append(rows["pgnoded file backends CPU"], ms(cpu))
 			},
 			func() {
-				first, _ := pgnodedRound(b, pg, file, true)
+				first, _, _ := pgnodedRound(b, pg, file, true)
 				rows["pgnoded file after warm-up"] = append(rows["pgnoded file after warm-up"], ms(first))
 			},
 			func() {
-				first, next := pgnodedRound(b, pg, "", false)
+				first, next, _ := pgnodedRound(b, pg, "", false)
 				rows["pgnoded built-in cold"] = append(rows["pgnoded built-in cold"], ms(first))
 				rows["pgnoded built-in cached"] = append(rows["pgnoded built-in cached"], ms(next))
 			},
@@ -130,10 +134,11 @@ func benchVersus(b *testing.B, pg *testenv.PG, bin, file string) {
 		round++
 	}
 	var out strings.Builder
-	fmt.Fprintf(&out, "%s: %d rounds; load average %s at start, %s at end\n", b.Name(), round, load0, loadAvg())
+	fmt.Fprintf(&out, "%s: %d rounds; load average %s at start, %s at end; %d CPUs\n", b.Name(), round, load0, loadAvg(), runtime.NumCPU())
 	fmt.Fprintf(&out, "%-26s %9s %9s %9s\n", "ms", "min", "median", "max")
 	names := []string{"pg_exporter file cold", "pgnoded file cold", "pgnoded built-in cold", "pgnoded file after warm-up",
-		"pg_exporter file cached", "pgnoded file cached", "pgnoded built-in cached"}
+		"pg_exporter file cached", "pgnoded file cached", "pgnoded built-in cached",
+		"pg_exporter backends CPU", "pgnoded file backends CPU"}
 	for _, name := range names {
 		lo, med, hi := minMedMax(rows[name])
 		fmt.Fprintf(&out, "%-26s %9.1f %9.1f %9.1f\n", name, lo, med, hi)
@@ -145,12 +150,19 @@ func benchVersus(b *testing.B, pg *testenv.PG, bin, file string) {
 	_, warmed, _ := minMedMax(rows["pgnoded file after warm-up"])
 	fmt.Fprintf(&out, "median cold ratio pgnoded/pg_exporter (file): %.2f; after the daemon's warm-up: %.2f; cached: %.2f",
 		cold/pgeCold, warmed/pgeCold, cached/pgeCached)
+	_, pgeCPU, _ := minMedMax(rows["pg_exporter backends CPU"])
+	_, cpu, _ := minMedMax(rows["pgnoded file backends CPU"])
+	fmt.Fprintf(&out, "\nbackends CPU: postgres's own work for the cold and the cached scrape, which no exporter makes smaller; "+
+		"spread over the %d CPUs it is at least %.1f ms (pg_exporter's backends) and %.1f ms (pgnoded's) of a cold scrape's time",
+		runtime.NumCPU(), pgeCPU/float64(runtime.NumCPU()), cpu/float64(runtime.NumCPU()))
 	fmt.Print(out.String() + "\n") // in full: a benchmark's b.Log is cut to a few lines without -v
 	b.ReportMetric(pgeCold, "pg_exporter-cold-ms")
 	b.ReportMetric(cold, "cold-ms")
 	b.ReportMetric(cached, "cached-ms")
 	b.ReportMetric(cold/pgeCold, "cold-ratio")
 	b.ReportMetric(warmed, "after-warm-up-ms")
+	b.ReportMetric(cpu, "backends-cpu-ms")
+	b.ReportMetric(pgeCPU, "pg_exporter-backends-cpu-ms")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -183,11 +195,12 @@ func loadAvg() string {
 }
 
 // pgnodedRound times a new exporter's first scrape with no connection open
-// (New not timed) and the next one within the TTLs. With warmed, the
+// (New not timed) and the next one within the TTLs, and returns the CPU time
+// its postgres backends used for both (backendsCPU). With warmed, the
 // exporter first does what the daemon does between start and the first
 // scrape (warm: connections opened, each statement prepared and run once,
 // not timed), so first is the daemon's first scrape after start.
-func pgnodedRound(b *testing.B, pg *testenv.PG, file string, warmed bool) (first, next time.Duration) {
+func pgnodedRound(b *testing.B, pg *testenv.PG, file string, warmed bool) (first, next, cpu time.Duration) {
 	e, err := New(Config{DSN: pg.DSN(""), Logger: testLogger(b), CollectorFile: file}, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -207,7 +220,8 @@ func pgnodedRound(b *testing.B, pg *testenv.PG, file string, warmed bool) (first
 	}
 	start = time.Now()
 	scrapeHandler(b, h)
-	return first, time.Since(start)
+	next = time.Since(start)
+	return first, next, backendsCPU(b, pg)
 }
 
 // scrapeHandler scrapes h once and fails on anything but 200.
@@ -303,7 +317,7 @@ func benchPgExporter(b *testing.B, pg *testenv.PG, bin, file string) {
 	var first, next time.Duration
 	n, series := 0, 0
 	for b.Loop() {
-		d1, d2, s := pgExporterRound(b, pg, bin, file)
+		d1, d2, s, _ := pgExporterRound(b, pg, bin, file)
 		first += d1
 		next += d2
 		series = s
@@ -315,8 +329,9 @@ func benchPgExporter(b *testing.B, pg *testenv.PG, bin, file string) {
 }
 
 // pgExporterRound starts pg_exporter, times its first scrape after start and
-// the next one over loopback HTTP, and stops it.
-func pgExporterRound(b *testing.B, pg *testenv.PG, bin, file string) (first, next time.Duration, series int) {
+// the next one over loopback HTTP, reads the CPU time its postgres backends
+// used (backendsCPU), and stops it.
+func pgExporterRound(b *testing.B, pg *testenv.PG, bin, file string) (first, next time.Duration, series int, cpu time.Duration) {
 	port := testenv.FreePort(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -358,10 +373,39 @@ func pgExporterRound(b *testing.B, pg *testenv.PG, bin, file string) (first, nex
 	}
 	first, body := get()
 	next, _ = get()
+	cpu = backendsCPU(b, pg)
 	if !strings.Contains(body, "\npg_up 1") {
 		b.Logf("pg_exporter's first scrape has no pg_up 1 (%d series): its time is not that of a full scrape", seriesOf(body))
 	}
-	return first, next, seriesOf(body)
+	return first, next, seriesOf(body), cpu
+}
+
+// backendsCPU is the CPU time used so far by pg's client backends (the
+// postmaster's children running as pg.User: "postgres: USER DB ..."), from
+// /proc/PID/schedstat, which counts in nanoseconds.
+func backendsCPU(b *testing.B, pg *testenv.PG) time.Duration {
+	pidFile, err := os.ReadFile(filepath.Join(pg.DataDir, "postmaster.pid"))
+	if err != nil {
+		b.Fatalf("backends CPU: %v", err)
+	}
+	pm, _, _ := strings.Cut(string(pidFile), "\n")
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%s/task/%s/children", pm, pm))
+	if err != nil {
+		b.Fatalf("backends CPU: %v", err)
+	}
+	var total time.Duration
+	for _, pid := range strings.Fields(string(children)) {
+		cmd, err := os.ReadFile("/proc/" + pid + "/cmdline")
+		if err != nil || !strings.HasPrefix(string(cmd), "postgres: "+pg.User+" ") {
+			continue // gone, or not a client backend
+		}
+		stat, err := os.ReadFile("/proc/" + pid + "/schedstat")
+		if f := strings.Fields(string(stat)); err == nil && len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			total += time.Duration(ns)
+		}
+	}
+	return total
 }
 
 // processCPU is the CPU time (user + system) this process has used: the
