@@ -30,10 +30,11 @@ func BenchmarkPatroniFootprint(b *testing.B) {
 			b.Fatalf("no patroni process found for %s", n.Name)
 		}
 	}
+	fpSettle()
 	b.ResetTimer()
 	for range b.N {
 		start := sumSamples(b, pids)
-		time.Sleep(footprintIdle) // measuring an idle period, not synchronising
+		time.Sleep(time.Duration(envInt("PGNODED_FOOTPRINT_IDLE_S", int(footprintIdle/time.Second))) * time.Second) // measuring an idle period
 		idle := sumSamples(b, pids)
 		checks, bad := fpDriveLoad(c, footprintLoad)
 		loaded := sumSamples(b, pids)
@@ -103,6 +104,8 @@ func sumSamples(tb testing.TB, pids [][]int) []fpSample {
 			sum.ShmemKiB += s.ShmemKiB
 			sum.PssKiB += s.PssKiB
 			sum.CPU += s.CPU
+			sum.Run += s.Run
+			sum.Tasks += s.Tasks + ";"
 			sum.At = s.At
 		}
 		out[i] = sum

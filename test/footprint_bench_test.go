@@ -22,7 +22,13 @@ import (
 
 // Footprint phases: an idle cluster, then HAProxy-like health checks plus Prometheus-like scrapes.
 const (
-	footprintIdle      = 60 * time.Second // idle CPU is ~0.1 cpu-s/min: 20 s would be two clock ticks
+	footprintIdle = 60 * time.Second // idle CPU is ~0.1 cpu-s/min: 20 s would be two clock ticks
+	// footprintSettle passes between "cluster up" and the idle window, for
+	// pgnoded and Patroni alike: right after the bootstrap a node still does
+	// one-off work (pgnoded's exporter warm-up, the replicas' first catch-up
+	// and checkpoint after the base backup, Patroni's own first cycles), which
+	// is not what an idle node costs. PGNODED_FOOTPRINT_SETTLE_S overrides it.
+	footprintSettle    = 20 * time.Second
 	footprintLoad      = 20 * time.Second
 	footprintCheckRate = 50 // OPTIONS /primary per second, to each node
 	footprintScrape    = 5 * time.Second
@@ -33,8 +39,14 @@ const (
 type fpSample struct {
 	RSSKiB, AnonKiB, FileKiB, ShmemKiB int64
 	PssKiB                             int64         // proportional: shared binary pages divided among the pgnodeds
-	CPU                                time.Duration // utime + stime
-	At                                 time.Time
+	CPU                                time.Duration // utime + stime, in clock ticks (10 ms)
+	// Run is the time the process's threads have run, to the nanosecond
+	// (/proc/PID/task/*/schedstat), and Tasks their IDs: two samples with the
+	// same threads give the CPU between them without the ticks' rounding,
+	// which at ~0.1 cpu-s/min is ±10 % over a minute.
+	Run   time.Duration
+	Tasks string
+	At    time.Time
 }
 
 // BenchmarkFootprint measures the RSS and CPU of each pgnoded of a 3-node cluster
@@ -50,6 +62,7 @@ func BenchmarkFootprint(b *testing.B) {
 		pids[i] = fpPgnodedPID(b, n)
 		guards[i] = fpGuardPID(n)
 	}
+	fpSettle()
 	b.ResetTimer()
 	for range b.N {
 		start := fpSampleAll(b, pids)
@@ -227,6 +240,7 @@ func fpSampleProc(pid int) (fpSample, error) {
 	}
 	defer f.Close()
 	s := fpSample{CPU: st.cpu, At: time.Now()}
+	s.Run, s.Tasks = fpRunTime(pid)
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
@@ -324,13 +338,50 @@ func (s fpSample) String() string {
 		fpMiB(s.RSSKiB), fpMiB(s.AnonKiB), fpMiB(s.FileKiB), fpMiB(s.ShmemKiB), fpMiB(s.PssKiB))
 }
 
-// fpCPUPercent is the CPU used between two samples as a percentage of one core.
+// fpSettle waits footprintSettle (or PGNODED_FOOTPRINT_SETTLE_S) before an idle window.
+func fpSettle() {
+	time.Sleep(time.Duration(envInt("PGNODED_FOOTPRINT_SETTLE_S", int(footprintSettle/time.Second))) * time.Second)
+}
+
+// fpCPUPercent is the CPU used between two samples as a percentage of one
+// core: from the threads' run times when both samples saw the same threads
+// (a thread that ended takes its time with it), else from the clock ticks.
 func fpCPUPercent(a, b fpSample) float64 {
 	wall := b.At.Sub(a.At)
 	if wall <= 0 {
 		return 0
 	}
+	if a.Tasks != "" && a.Tasks == b.Tasks {
+		return 100 * float64(b.Run-a.Run) / float64(wall)
+	}
 	return 100 * float64(b.CPU-a.CPU) / float64(wall)
+}
+
+// fpRunTime sums the run time of pid's threads (the first field of
+// /proc/PID/task/TID/schedstat, in ns) and lists their IDs; zero and "" when
+// the kernel does not keep schedstat.
+func fpRunTime(pid int) (time.Duration, string) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, ""
+	}
+	var run time.Duration
+	ids := make([]string, 0, len(tasks))
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+		f := strings.Fields(string(b))
+		if err != nil || len(f) == 0 {
+			return 0, ""
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, ""
+		}
+		run += time.Duration(ns)
+		ids = append(ids, t.Name())
+	}
+	return run, strings.Join(ids, ",")
 }
 
 func fpMiB(kib int64) float64 { return float64(kib) / 1024 }
