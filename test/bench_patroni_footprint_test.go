@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -93,6 +94,8 @@ func sumSamples(tb testing.TB, pids [][]int) []fpSample {
 	out := make([]fpSample, len(pids))
 	for i, set := range pids {
 		var sum fpSample
+		var tasks []string  // every process's threads
+		threadTimes := true // every process has them (schedstat); else ticks only
 		for _, pid := range set {
 			s, err := fpSampleProc(pid)
 			if err != nil {
@@ -105,8 +108,12 @@ func sumSamples(tb testing.TB, pids [][]int) []fpSample {
 			sum.PssKiB += s.PssKiB
 			sum.CPU += s.CPU
 			sum.Run += s.Run
-			sum.Tasks += s.Tasks + ";"
+			tasks = append(tasks, s.Tasks)
+			threadTimes = threadTimes && s.Tasks != ""
 			sum.At = s.At
+		}
+		if threadTimes {
+			sum.Tasks = strings.Join(tasks, ",")
 		}
 		out[i] = sum
 	}

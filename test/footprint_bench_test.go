@@ -41,9 +41,11 @@ type fpSample struct {
 	PssKiB                             int64         // proportional: shared binary pages divided among the pgnodeds
 	CPU                                time.Duration // utime + stime, in clock ticks (10 ms)
 	// Run is the time the process's threads have run, to the nanosecond
-	// (/proc/PID/task/*/schedstat), and Tasks their IDs: two samples with the
-	// same threads give the CPU between them without the ticks' rounding,
-	// which at ~0.1 cpu-s/min is ±10 % over a minute.
+	// (/proc/PID/task/*/schedstat), and Tasks their IDs: when no thread of the
+	// first of two samples has ended by the second (new ones are fine: all
+	// their time falls between the two), the samples give the CPU between
+	// them without the ticks' rounding, which at ~0.1 cpu-s/min is ±10 % over
+	// a minute.
 	Run   time.Duration
 	Tasks string
 	At    time.Time
@@ -79,7 +81,7 @@ func BenchmarkFootprint(b *testing.B) {
 				role = "primary"
 			}
 			ic := fpCPUPercent(start[i], idle[i])
-			b.Logf("%s idle: %.3f cpu-s/min over %s", n.Name, ic*0.6, idleFor)
+			b.Logf("%s idle: %.3f cpu-s/min over %s (%s)", n.Name, ic*0.6, idleFor, fpCPUSource(start[i], idle[i]))
 			lc := fpCPUPercent(idle[i], loaded[i])
 			b.Logf("%s (%s, pid %d): idle %s CPU %.2f%%; loaded %s CPU %.2f%%",
 				n.Name, role, pids[i], idle[i], ic, loaded[i], lc)
@@ -344,17 +346,43 @@ func fpSettle() {
 }
 
 // fpCPUPercent is the CPU used between two samples as a percentage of one
-// core: from the threads' run times when both samples saw the same threads
-// (a thread that ended takes its time with it), else from the clock ticks.
+// core: from the threads' run times when every thread of a is still there in
+// b (a thread that ended takes its time with it), else from the clock ticks.
 func fpCPUPercent(a, b fpSample) float64 {
 	wall := b.At.Sub(a.At)
 	if wall <= 0 {
 		return 0
 	}
-	if a.Tasks != "" && a.Tasks == b.Tasks {
+	if fpTasksKept(a.Tasks, b.Tasks) {
 		return 100 * float64(b.Run-a.Run) / float64(wall)
 	}
 	return 100 * float64(b.CPU-a.CPU) / float64(wall)
+}
+
+// fpCPUSource names what fpCPUPercent reads for a and b.
+func fpCPUSource(a, b fpSample) string {
+	if fpTasksKept(a.Tasks, b.Tasks) {
+		return "thread run times"
+	}
+	return "clock ticks: a thread ended"
+}
+
+// fpTasksKept reports whether every thread ID of a (comma-separated, as
+// fpRunTime lists them) is also in b; false when either list is empty.
+func fpTasksKept(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	later := map[string]bool{}
+	for _, id := range strings.Split(b, ",") {
+		later[id] = true
+	}
+	for _, id := range strings.Split(a, ",") {
+		if !later[id] {
+			return false
+		}
+	}
+	return true
 }
 
 // fpRunTime sums the run time of pid's threads (the first field of
