@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -35,7 +34,7 @@ func BenchmarkPatroniFootprint(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := sumSamples(b, pids)
-		time.Sleep(time.Duration(envInt("PGNODED_FOOTPRINT_IDLE_S", int(footprintIdle/time.Second))) * time.Second) // measuring an idle period
+		time.Sleep(fpIdleFor()) // measuring an idle period, not synchronising
 		idle := sumSamples(b, pids)
 		checks, bad := fpDriveLoad(c, footprintLoad)
 		loaded := sumSamples(b, pids)
@@ -94,8 +93,7 @@ func sumSamples(tb testing.TB, pids [][]int) []fpSample {
 	out := make([]fpSample, len(pids))
 	for i, set := range pids {
 		var sum fpSample
-		var tasks []string  // every process's threads
-		threadTimes := true // every process has them (schedstat); else ticks only
+		threadTimes := true // every process's threads have run times; else ticks only
 		for _, pid := range set {
 			s, err := fpSampleProc(pid)
 			if err != nil {
@@ -108,12 +106,12 @@ func sumSamples(tb testing.TB, pids [][]int) []fpSample {
 			sum.PssKiB += s.PssKiB
 			sum.CPU += s.CPU
 			sum.Run += s.Run
-			tasks = append(tasks, s.Tasks)
-			threadTimes = threadTimes && s.Tasks != ""
+			sum.Tasks = append(sum.Tasks, s.Tasks...)
+			threadTimes = threadTimes && s.Tasks != nil
 			sum.At = s.At
 		}
-		if threadTimes {
-			sum.Tasks = strings.Join(tasks, ",")
+		if !threadTimes {
+			sum.Tasks = nil
 		}
 		out[i] = sum
 	}

@@ -22,7 +22,10 @@ import (
 
 // Footprint phases: an idle cluster, then HAProxy-like health checks plus Prometheus-like scrapes.
 const (
-	footprintIdle = 60 * time.Second // idle CPU is ~0.1 cpu-s/min: 20 s would be two clock ticks
+	// footprintIdle is the idle window (PGNODED_FOOTPRINT_IDLE_S overrides
+	// it): periodic work (checkpoints, GC, etcd's member-list refresh) makes a
+	// minute's figure vary by ±50 %; a 4-minute window is steadier.
+	footprintIdle = 60 * time.Second
 	// footprintSettle passes between "cluster up" and the idle window, for
 	// pgnoded and Patroni alike: right after the bootstrap a node still does
 	// one-off work (pgnoded's exporter warm-up, the replicas' first catch-up
@@ -47,7 +50,7 @@ type fpSample struct {
 	// them without the ticks' rounding, which at ~0.1 cpu-s/min is ±10 % over
 	// a minute.
 	Run   time.Duration
-	Tasks string
+	Tasks []string // nil when a thread's run time could not be read
 	At    time.Time
 }
 
@@ -68,7 +71,7 @@ func BenchmarkFootprint(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := fpSampleAll(b, pids)
-		idleFor := time.Duration(envInt("PGNODED_FOOTPRINT_IDLE_S", int(footprintIdle/time.Second))) * time.Second
+		idleFor := fpIdleFor()
 		time.Sleep(idleFor) // measuring an idle period, not synchronising
 		idle := fpSampleAll(b, pids)
 		checks, bad := fpDriveLoad(c, footprintLoad)
@@ -340,9 +343,15 @@ func (s fpSample) String() string {
 		fpMiB(s.RSSKiB), fpMiB(s.AnonKiB), fpMiB(s.FileKiB), fpMiB(s.ShmemKiB), fpMiB(s.PssKiB))
 }
 
-// fpSettle waits footprintSettle (or PGNODED_FOOTPRINT_SETTLE_S) before an idle window.
+// fpSettle waits footprintSettle (or PGNODED_FOOTPRINT_SETTLE_S) before an
+// idle window: a measuring period, not a wait for a condition.
 func fpSettle() {
 	time.Sleep(time.Duration(envInt("PGNODED_FOOTPRINT_SETTLE_S", int(footprintSettle/time.Second))) * time.Second)
+}
+
+// fpIdleFor is the idle window: footprintIdle, or PGNODED_FOOTPRINT_IDLE_S.
+func fpIdleFor() time.Duration {
+	return time.Duration(envInt("PGNODED_FOOTPRINT_IDLE_S", int(footprintIdle/time.Second))) * time.Second
 }
 
 // fpCPUPercent is the CPU used between two samples as a percentage of one
@@ -367,18 +376,14 @@ func fpCPUSource(a, b fpSample) string {
 	return "clock ticks: a thread ended"
 }
 
-// fpTasksKept reports whether every thread ID of a (comma-separated, as
-// fpRunTime lists them) is also in b; false when either list is empty.
-func fpTasksKept(a, b string) bool {
-	if a == "" || b == "" {
+// fpTasksKept reports whether every thread ID of a is also in b; false when
+// either sample could not read its threads' run times.
+func fpTasksKept(a, b []string) bool {
+	if a == nil || b == nil {
 		return false
 	}
-	later := map[string]bool{}
-	for _, id := range strings.Split(b, ",") {
-		later[id] = true
-	}
-	for _, id := range strings.Split(a, ",") {
-		if !later[id] {
+	for _, id := range a {
+		if !slices.Contains(b, id) {
 			return false
 		}
 	}
@@ -386,13 +391,13 @@ func fpTasksKept(a, b string) bool {
 }
 
 // fpRunTime sums the run time of pid's threads (the first field of
-// /proc/PID/task/TID/schedstat, in ns) and lists their IDs; zero and "" when
-// the kernel does not keep schedstat.
-func fpRunTime(pid int) (time.Duration, string) {
+// /proc/PID/task/TID/schedstat, in ns) and lists their IDs; zero and nil when
+// one cannot be read (no schedstat, or a thread ended meanwhile).
+func fpRunTime(pid int) (time.Duration, []string) {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, ""
+		return 0, nil
 	}
 	var run time.Duration
 	ids := make([]string, 0, len(tasks))
@@ -400,16 +405,16 @@ func fpRunTime(pid int) (time.Duration, string) {
 		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
 		f := strings.Fields(string(b))
 		if err != nil || len(f) == 0 {
-			return 0, ""
+			return 0, nil
 		}
 		ns, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, ""
+			return 0, nil
 		}
 		run += time.Duration(ns)
 		ids = append(ids, t.Name())
 	}
-	return run, strings.Join(ids, ",")
+	return run, ids
 }
 
 func fpMiB(kib int64) float64 { return float64(kib) / 1024 }
