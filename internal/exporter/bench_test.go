@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -384,12 +383,11 @@ func pgExporterRound(b *testing.B, pg *testenv.PG, bin, file string) (first, nex
 // postmaster's children running as pg.User: "postgres: USER DB ..."), from
 // /proc/PID/schedstat, which counts in nanoseconds.
 func backendsCPU(b *testing.B, pg *testenv.PG) time.Duration {
-	pidFile, err := os.ReadFile(filepath.Join(pg.DataDir, "postmaster.pid"))
+	pm, err := pg.PostmasterPID()
 	if err != nil {
 		b.Fatalf("backends CPU: %v", err)
 	}
-	pm, _, _ := strings.Cut(string(pidFile), "\n")
-	children, err := os.ReadFile(fmt.Sprintf("/proc/%s/task/%s/children", pm, pm))
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pm, pm))
 	if err != nil {
 		b.Fatalf("backends CPU: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +21,19 @@ type PG struct {
 	Port      int    // TCP port on 127.0.0.1 (also the socket's port number)
 	User      string // superuser role name ("postgres")
 	LogFile   string // server log (pg_ctl -l)
+}
+
+// PostmasterPID is the PID on the first line of the server's postmaster.pid.
+func (p *PG) PostmasterPID() (int, error) {
+	lines, ok := pidFileLines(filepath.Join(p.DataDir, "postmaster.pid"))
+	if !ok {
+		return 0, fmt.Errorf("no postmaster.pid in %s", p.DataDir)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(lines[0]))
+	if err != nil {
+		return 0, fmt.Errorf("postmaster.pid in %s: %w", p.DataDir, err)
+	}
+	return pid, nil
 }
 
 // DSN returns a keyword/value DSN over the unix socket for database db ("" = postgres).

@@ -65,12 +65,8 @@ func detached(id int, key int32) bool {
 // pidFileSegment reads the shared memory key and id postgres writes on the
 // 7th line of postmaster.pid ("  5432001     65538").
 func pidFileSegment(path string) (key int32, id int, ok bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, 0, false
-	}
-	lines := strings.Split(string(b), "\n")
-	if len(lines) < 7 {
+	lines, ok := pidFileLines(path)
+	if !ok || len(lines) < 7 {
 		return 0, 0, false
 	}
 	f := strings.Fields(lines[6])
@@ -83,4 +79,13 @@ func pidFileSegment(path string) (key int32, id int, ok bool) {
 		return 0, 0, false
 	}
 	return int32(uint32(k)), i, true
+}
+
+// pidFileLines is the content of the postmaster.pid at path, by line.
+func pidFileLines(path string) ([]string, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false
+	}
+	return strings.Split(string(b), "\n"), true
 }
