@@ -107,3 +107,32 @@ func assertWatchStable(t *testing.T, s *Store, ttl time.Duration) {
 		t.Errorf("watch re-created %d times while etcd was healthy and idle", got-gen)
 	}
 }
+
+// TestIdleWatchNotPolled: on an idle cluster the answered lease keepalives
+// confirm the view, so the watch's staleness check is pushed ahead by each
+// of them and does not wake up (a ticker would fire every progressEvery);
+// the view still stays current. With etcd stopped the check fires again and
+// the watch is declared stale (TestEtcdOutage).
+func TestIdleWatchNotPolled(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	const ttl = 4 * time.Second // keepalives and checks both every second
+	a := startStore(t, e, basePath(t), "pg1", ttl)
+	read := a.View().ReadAt
+	waitFor(t, 10*time.Second, "a keepalive confirmed the view", func() bool { return a.View().ReadAt.After(read) })
+	const window = 6 * time.Second
+	before, gen, from := a.watchChecks.Load(), a.watchGen.Load(), time.Now()
+	time.Sleep(window)
+	fired := a.watchChecks.Load() - before
+	// A ticker fires window/progressEvery = 6 times; allow for keepalive
+	// answers delayed past the check's slack on a loaded machine.
+	if limit := uint64(window / progressEvery(ttl) / 3); fired > limit {
+		t.Errorf("the watch's staleness check fired %d times in %s of keepalives, want ≤ %d", fired, window, limit)
+	}
+	if v := a.View(); !v.ReadAt.After(from.Add(window - 2*keepaliveEvery(ttl))) {
+		t.Errorf("view last confirmed at %v, %s before the window's end", v.ReadAt, time.Since(v.ReadAt))
+	}
+	if got := a.watchGen.Load(); got != gen {
+		t.Errorf("watch re-created %d times while idle", got-gen)
+	}
+	t.Logf("staleness check fired %d times in %s", fired, window)
+}

@@ -46,8 +46,12 @@ type Store struct {
 	lost     bool                    // the watch is down (Changed fired on loss, fires again on restore)
 	pending  map[string]pendingWrite // own writes in flight
 
-	watchGen atomic.Uint64 // incarnation of the watch (one per re-read)
-	retry    atomic.Int64  // budget of one etcd request (retry_timeout), ns; follows the dynamic config
+	watchCheck      *time.Timer   // the running watch's staleness check (watch.go), pushed by each confirmation
+	watchCheckAfter time.Duration // how long after the last confirmation it is due
+
+	watchGen    atomic.Uint64 // incarnation of the watch (one per re-read)
+	watchChecks atomic.Uint64 // times the watch's staleness check fired (tests)
+	retry       atomic.Int64  // budget of one etcd request (retry_timeout), ns; follows the dynamic config
 
 	closeOnce sync.Once
 	closed    chan struct{}

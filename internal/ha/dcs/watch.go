@@ -126,8 +126,15 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 
 	ttl := s.ttl()
 	every := progressEvery(ttl)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
+	// check fires when the cache would go unconfirmed: every confirmation
+	// (an event, a progress notification, an answered lease keepalive) pushes
+	// it to readAt + 1.5 × every without waking this goroutine, so on an idle
+	// cluster whose keepalives confirm the view it never fires. Unconfirmed,
+	// it fires every `every` to ask for progress and to notice a dead watch.
+	check := time.NewTimer(every)
+	defer check.Stop()
+	s.armWatchCheck(check, every+every/2)
+	defer s.armWatchCheck(nil, 0)
 	var pendingSince, lastSent time.Time // first unanswered progress request, latest request
 	started := s.cfg.Now()
 	for {
@@ -155,18 +162,21 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 			case len(resp.Events) > 0:
 				s.applyEvents(resp.Events)
 			}
-		case <-tick.C:
+		case <-check.C:
+			s.watchChecks.Add(1)
 			now := s.cfg.Now()
 			last := s.readAt()
 			if now.Sub(last) > lostAfter(ttl) && now.Sub(started) > lostAfter(ttl) {
 				return errWatchStale
 			}
-			if now.Sub(last) < every+every/2 {
+			if due := last.Add(every + every/2).Sub(now); due > 0 {
 				// Confirmed lately (an event, or a lease keepalive answered at a
 				// revision the cache has: confirmKeepAlive): on an idle cluster
 				// the keepalives alone keep the view fresh, no progress requests.
+				check.Reset(due)
 				continue
 			}
+			check.Reset(every)
 			if pendingSince.IsZero() || now.Sub(lastSent) >= 2*every {
 				if pendingSince.IsZero() {
 					pendingSince = now
@@ -194,6 +204,27 @@ func (s *Store) confirmKeepAlive(sent time.Time, rev int64) {
 	}
 	if sent.After(s.cache.readAt) {
 		s.cache.readAt = sent
+		s.deferWatchCheckLocked()
+	}
+}
+
+// armWatchCheck registers the running watch's check timer (nil: none runs)
+// and how long after a confirmation it is due.
+func (s *Store) armWatchCheck(t *time.Timer, after time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watchCheck, s.watchCheckAfter = t, after
+}
+
+// deferWatchCheckLocked moves the watch's check to readAt + its interval,
+// after readAt advanced; s.mu is held. Timer.Reset is safe from any
+// goroutine, and a check that still fires early only re-arms itself.
+func (s *Store) deferWatchCheckLocked() {
+	if s.watchCheck == nil {
+		return
+	}
+	if due := s.cache.readAt.Add(s.watchCheckAfter).Sub(s.cfg.Now()); due > 0 {
+		s.watchCheck.Reset(due)
 	}
 }
 
@@ -210,6 +241,7 @@ func (s *Store) confirm(at time.Time, rev int64) {
 	defer s.mu.Unlock()
 	if at.After(s.cache.readAt) {
 		s.cache.readAt = at
+		s.deferWatchCheckLocked()
 	}
 	s.cache.rev = max(s.cache.rev, rev)
 	s.cache.watchRev = max(s.cache.watchRev, rev)
@@ -241,6 +273,7 @@ func (s *Store) applyEvents(events []*clientv3.Event) {
 	s.cache.watchRev = max(s.cache.watchRev, last)
 	if now := s.cfg.Now(); now.After(s.cache.readAt) {
 		s.cache.readAt = now
+		s.deferWatchCheckLocked()
 	}
 	s.mu.Unlock()
 	if significant {
