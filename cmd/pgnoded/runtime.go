@@ -15,13 +15,19 @@ const (
 	// memory ~2.5 MiB lower at no measurable CPU cost.
 	gcPercent = 50
 	// maxProcs caps GOMAXPROCS. pgnoded waits on etcd, postgres and HTTP
-	// clients and uses ~2% of one core under health checks; every extra P adds
-	// its own allocation caches, GC worker and thread: resident memory grows by
-	// ~1.5 MiB at 16 Ps and ~3 MiB at 64 Ps, the cores of a typical database
-	// host. Two Ps, not one, so that a flood of health checks never queues
-	// behind the HA loop (and the other way round). Package init has already
-	// run with all Ps by then; GOMAXPROCS in the environment avoids that too.
-	maxProcs = 2
+	// clients and uses ~2% of one core under health checks and scrapes. Every
+	// extra P adds its own allocation caches, GC worker and thread, and idle
+	// wake-ups cost more: a goroutine made ready while another P is idle
+	// wakes a second thread that spins, finds nothing and sleeps again. One P
+	// against two, measured side by side on a 2-core host (docs/ha-waits.md):
+	// idle 0.079 against 0.093 cpu-s/min, 0.5 MiB less resident memory, the
+	// same OPTIONS /primary throughput under a flood (31–32k against
+	// 30–35k req/s; goroutines still interleave, the runtime preempts every
+	// 10 ms, and a goroutine in a blocking syscall hands the P to another
+	// thread), and a cold scrape of the built-in collectors 17.4 against
+	// 20.2 ms. Package init has already run with all Ps by then; GOMAXPROCS
+	// in the environment avoids that too, or sets more Ps.
+	maxProcs = 1
 )
 
 // tuneRuntime applies the settings above; see runtimeSettings.
