@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"time"
 )
@@ -16,7 +17,9 @@ import (
 // allocation profile of the daemon to $PGNODED_PPROF_DIR: the CPU profile
 // covers PGNODED_PPROF_SECONDS (default 120) after PGNODED_PPROF_DELAY
 // seconds (default 20, the bootstrap), the allocation profile counts every
-// allocation in that window. Release builds do not link any of it.
+// allocation in that window. With PGNODED_PPROF_TRACE set it writes an
+// execution trace instead of the CPU profile. Release builds do not link any
+// of it.
 func init() {
 	dir := os.Getenv("PGNODED_PPROF_DIR")
 	if dir == "" || len(os.Args) > 1 && os.Args[1] == fenceGuardCommand {
@@ -31,9 +34,23 @@ func init() {
 		if err != nil {
 			return
 		}
-		_ = pprof.StartCPUProfile(f)
+		var tf *os.File
+		if os.Getenv("PGNODED_PPROF_TRACE") != "" {
+			// An execution trace shows what woke each goroutine; it
+			// replaces the CPU profile (both at once skew each other).
+			if tf, err = os.Create(filepath.Join(dir, fmt.Sprintf("trace-%d.out", pid))); err == nil {
+				_ = trace.Start(tf)
+			}
+		} else {
+			_ = pprof.StartCPUProfile(f)
+		}
 		time.Sleep(secs)
-		pprof.StopCPUProfile()
+		if tf != nil {
+			trace.Stop()
+			_ = tf.Close()
+		} else {
+			pprof.StopCPUProfile()
+		}
 		_ = f.Close()
 		if a, err := os.Create(filepath.Join(dir, fmt.Sprintf("allocs-%d.pprof", pid))); err == nil {
 			_ = pprof.Lookup("allocs").WriteTo(a, 0)
