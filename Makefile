@@ -117,9 +117,11 @@ bench-failsafe: build
 ## fsync storm the postgres and etcd disks; nothing is killed. Prints per daemon and ttl: leader
 ## changes (per hour), demotions, moments with no writable primary, the longest write outage,
 ## lost rows, etcd's fsync latency and leader changes. SOAK_DAEMONS picks the runs
-## (pgnoded, pgnoded-plain = without the unit's settings, patroni). Installs stress-ng with apt
+## (pgnoded, pgnoded-plain = without the unit's settings, patroni); SOAK_ETCD_MEMBERS=3 runs the
+## DCS as three etcd processes instead of one embedded member. Installs stress-ng with apt
 ## when missing. Raw output in $(BIN)/soak.out, the table in $(BIN)/soak.md.
 SOAK_MINUTES ?= 30
+SOAK_ETCD_MEMBERS ?= 1
 SOAK_DAEMONS ?= pgnoded,patroni
 .PHONY: soak
 soak: build
@@ -127,6 +129,7 @@ soak: build
 	  apt-get install -y stress-ng >/dev/null || { echo "soak: could not install stress-ng; install it and run make soak again"; exit 1; }; }
 	@mkdir -p $(BIN); to=$$(awk 'BEGIN { print int($(SOAK_MINUTES) * 3 + 60) }'); \
 	{ PGNODED_BIN=$(CURDIR)/$(BIN)/pgnoded PGNODED_SOAK_MINUTES=$(SOAK_MINUTES) PGNODED_SOAK_DAEMONS=$(SOAK_DAEMONS) \
+	  PGNODED_SOAK_ETCD_MEMBERS=$(SOAK_ETCD_MEMBERS) \
 	  $(GO) test -tags integration -count=1 -timeout $${to}m -run '^$$' -bench '^BenchmarkSoak$$' -benchtime 1x ./test/ 2>&1; \
 	  echo $$? > $(BIN)/soak.rc; } | tee $(BIN)/soak.out; \
 	sed -n '/^SOAK TABLE/,/^\(PASS\|FAIL\|ok\|goos\)/p' $(BIN)/soak.out | grep -v '^\(PASS\|FAIL\|ok\|goos\)' > $(BIN)/soak.md; \

@@ -108,6 +108,11 @@ type histDelta struct {
 	Quantile    float64 // upper bound of the bucket holding the quantile (+Inf possible)
 }
 
+// merge combines two members' deltas: counts add up, the quantile is the worse.
+func (h histDelta) merge(o histDelta) histDelta {
+	return histDelta{Count: h.Count + o.Count, Over: h.Over + o.Over, Quantile: max(h.Quantile, o.Quantile)}
+}
+
 // histogramDelta compares histogram name between a and b.
 func histogramDelta(a, b promSample, name string, over, q float64) histDelta {
 	ba, bb := a.buckets(name), b.buckets(name)

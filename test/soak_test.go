@@ -89,6 +89,7 @@ type soakResult struct {
 	SplitBrain    int
 	DaemonLog     string // lease trouble the daemons logged
 	Etcd          etcdHealth
+	EtcdMembers   int
 }
 
 func (r soakResult) name() string {
@@ -112,7 +113,26 @@ func runSoak(b *testing.B, daemon Daemon, tm Timing, unit bool, d time.Duration)
 	if daemon == DaemonPatroni {
 		r.Version = requirePatroni(b)
 	}
-	c := newCluster(b, newLoopback(b), scope, daemon, 3, ClusterOptions{Timing: tm}, nil)
+	// The DCS: one embedded etcd (the harness's default), or with
+	// PGNODED_SOAK_ETCD_MEMBERS=3 three etcd processes as Pigsty runs them
+	// (heartbeat 100 ms, election 1 s), whose raft traffic and three WAL
+	// fsyncs per write then compete for the saturated machine too.
+	var network Network
+	var etcdMetrics []string
+	if n := envFloat("PGNODED_SOAK_ETCD_MEMBERS", 1); n == 3 {
+		trio := startEtcdTrio(b)
+		network = &sharedEtcdNet{loopbackHosts: loopbackHosts{t: b}, etcd: trio}
+		for _, m := range trio.members {
+			etcdMetrics = append(etcdMetrics, m.ClientURL+"/metrics")
+		}
+		r.EtcdMembers = 3
+	} else if n == 1 {
+		lb := newLoopback(b)
+		network, etcdMetrics, r.EtcdMembers = lb, []string{lb.etcd.Endpoint() + "/metrics"}, 1
+	} else {
+		b.Fatalf("PGNODED_SOAK_ETCD_MEMBERS=%v: 1 (embedded) or 3 (etcd processes)", n)
+	}
+	c := newCluster(b, network, scope, daemon, 3, ClusterOptions{Timing: tm}, nil)
 	c.Version = r.Version
 	if daemon == DaemonPgnoded && unit {
 		u := readUnitSched(b, "../deploy/systemd/pgnoded.service")
@@ -140,8 +160,7 @@ func runSoak(b *testing.B, daemon Daemon, tm Timing, unit bool, d time.Duration)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pgbenchInit(b, p)
-	metricsURL := c.Etcd.Endpoint() + "/metrics"
-	before, err := scrapeProm(metricsURL)
+	before, err := scrapeEtcds(etcdMetrics)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -183,11 +202,12 @@ func runSoak(b *testing.B, daemon Daemon, tm Timing, unit bool, d time.Duration)
 	wg.Wait()
 	r.MinLeaseLeft = <-leaseLeft
 	stopLoad()
-	after, err := scrapeProm(metricsURL)
+	after, err := scrapeEtcds(etcdMetrics)
 	if err != nil {
 		b.Error(err)
+	} else {
+		r.Etcd = etcdHealthOfMembers(before, after)
 	}
-	r.Etcd = etcdHealthDelta(before, after)
 
 	// The figures: writes first (the writer stops), then the samplers.
 	r.LongestOutage = w.Outage(start, end)
@@ -210,6 +230,39 @@ func runSoak(b *testing.B, daemon Daemon, tm Timing, unit bool, d time.Duration)
 	}
 	fmt.Fprintf(os.Stderr, "SOAK %s done: %+v\n", daemon, r)
 	return r
+}
+
+// scrapeEtcds reads every etcd member's /metrics, in order.
+func scrapeEtcds(urls []string) ([]promSample, error) {
+	out := make([]promSample, 0, len(urls))
+	for _, u := range urls {
+		s, err := scrapeProm(u)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// etcdHealthOfMembers combines each member's change between two scrapes:
+// counts are summed over the members, latency quantiles are the worst
+// member's, and leader changes (which every member sees) the most any
+// member saw.
+func etcdHealthOfMembers(before, after []promSample) etcdHealth {
+	var h etcdHealth
+	for i := range before {
+		m := etcdHealthDelta(before[i], after[i])
+		h.WALFsync = h.WALFsync.merge(m.WALFsync)
+		h.BackendCommit = h.BackendCommit.merge(m.BackendCommit)
+		h.LeaderChanges = max(h.LeaderChanges, m.LeaderChanges)
+		h.HeartbeatFailures += m.HeartbeatFailures
+		h.SlowApplies += m.SlowApplies
+		h.SlowReadIndexes += m.SlowReadIndexes
+		h.ProposalsFailed += m.ProposalsFailed
+		h.ProposalsPending += m.ProposalsPending
+	}
+	return h
 }
 
 // startSaturation starts stress-ng on every core and two fsync storms (one
@@ -418,12 +471,12 @@ func printSoakTable(rows []soakResult) {
 	}
 	var sb strings.Builder
 	sb.WriteString("\nSOAK TABLE (nothing killed: every leader change is spurious)\n")
-	sb.WriteString("| daemon | ttl/loop/retry | minutes | load avg (max) | leader changes | per hour | least lease left | demotions | no writable primary >1 s (longest) | longest write outage | acked rows | lost rows | split brain | etcd wal fsync p99 (>100 ms) | etcd leader changes |\n")
-	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	sb.WriteString("| daemon | ttl/loop/retry | etcd members | minutes | load avg (max) | leader changes | per hour | least lease left | demotions | no writable primary >1 s (longest) | longest write outage | acked rows | lost rows | split brain | etcd wal fsync p99 (>100 ms) | etcd leader changes |\n")
+	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		name := r.name()
-		fmt.Fprintf(&sb, "| %s | %d/%d/%d | %.1f | %.1f (%.1f) | %d | %.1f | %d s | %d | %d (%s) | %s | %d | %d | %d | %s (%.0f) | %.0f |\n",
-			name, r.Timing.TTL, r.Timing.LoopWait, r.Timing.RetryTimeout, r.Duration.Minutes(), r.LoadAvg, r.LoadMax,
+		fmt.Fprintf(&sb, "| %s | %d/%d/%d | %d | %.1f | %.1f (%.1f) | %d | %.1f | %d s | %d | %d (%s) | %s | %d | %d | %d | %s (%.0f) | %.0f |\n",
+			name, r.Timing.TTL, r.Timing.LoopWait, r.Timing.RetryTimeout, r.EtcdMembers, r.Duration.Minutes(), r.LoadAvg, r.LoadMax,
 			r.LeaderChanges, r.perHour(), r.MinLeaseLeft, r.Demotions, r.NoPrimary, r.NoPrimaryMax.Round(10*time.Millisecond),
 			r.LongestOutage.Round(10*time.Millisecond), r.Acked, r.Lost, r.SplitBrain,
 			fmtSeconds(r.Etcd.WALFsync.Quantile), r.Etcd.WALFsync.Over, r.Etcd.LeaderChanges)
