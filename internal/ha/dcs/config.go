@@ -111,6 +111,8 @@ func NewClient(cfg Config) (*clientv3.Client, error) {
 			// by etcd, so every keepalive answer and watch event cost a second
 			// round trip and two more wake-ups of an idle node. A DCS prefix's
 			// reads and events are kilobytes; 1 MiB windows never hold them up.
+			// (etcd's server keeps its own probes: it still PINGs after data
+			// we send, and the client answers those.)
 			grpc.WithStaticStreamWindowSize(dcsWindow),
 			grpc.WithStaticConnWindowSize(dcsWindow),
 		},
