@@ -30,28 +30,24 @@ func init() {
 		time.Sleep(delay)
 		runtime.MemProfileRate = 512
 		pid := os.Getpid()
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%d.pprof", pid)))
-		if err != nil {
-			return
-		}
-		var tf *os.File
+		// An execution trace shows what woke each goroutine; it replaces the
+		// CPU profile (both at once skew each other).
+		kind, start, stop := "cpu-%d.pprof", pprof.StartCPUProfile, pprof.StopCPUProfile
 		if os.Getenv("PGNODED_PPROF_TRACE") != "" {
-			// An execution trace shows what woke each goroutine; it
-			// replaces the CPU profile (both at once skew each other).
-			if tf, err = os.Create(filepath.Join(dir, fmt.Sprintf("trace-%d.out", pid))); err == nil {
-				_ = trace.Start(tf)
+			kind, start, stop = "trace-%d.out", trace.Start, trace.Stop
+		}
+		name := filepath.Join(dir, fmt.Sprintf(kind, pid))
+		f, err := os.Create(name)
+		if err == nil {
+			if err = start(f); err == nil {
+				time.Sleep(secs)
+				stop()
 			}
-		} else {
-			_ = pprof.StartCPUProfile(f)
+			_ = f.Close()
 		}
-		time.Sleep(secs)
-		if tf != nil {
-			trace.Stop()
-			_ = tf.Close()
-		} else {
-			pprof.StopCPUProfile()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pgnoded profiling build: %s: %v\n", name, err)
 		}
-		_ = f.Close()
 		if a, err := os.Create(filepath.Join(dir, fmt.Sprintf("allocs-%d.pprof", pid))); err == nil {
 			_ = pprof.Lookup("allocs").WriteTo(a, 0)
 			_ = a.Close()
