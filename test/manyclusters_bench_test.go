@@ -127,7 +127,7 @@ type etcdProc struct {
 
 // startEtcdTrio starts three etcd members (heartbeat 100 ms, election 1 s as
 // Pigsty configures them) and waits until the cluster serves; they are killed
-// at the end of the benchmark.
+// when the (sub-)benchmark that started them ends.
 func startEtcdTrio(b *testing.B) *etcdTrio {
 	b.Helper()
 	bin := etcdBinary(b)

@@ -119,18 +119,19 @@ func runSoak(b *testing.B, daemon Daemon, tm Timing, unit bool, d time.Duration)
 	// fsyncs per write then compete for the saturated machine too.
 	var network Network
 	var etcdMetrics []string
-	if n := envFloat("PGNODED_SOAK_ETCD_MEMBERS", 1); n == 3 {
+	switch n := os.Getenv("PGNODED_SOAK_ETCD_MEMBERS"); n {
+	case "3":
 		trio := startEtcdTrio(b)
 		network = &sharedEtcdNet{loopbackHosts: loopbackHosts{t: b}, etcd: trio}
 		for _, m := range trio.members {
 			etcdMetrics = append(etcdMetrics, m.ClientURL+"/metrics")
 		}
 		r.EtcdMembers = 3
-	} else if n == 1 {
+	case "", "1":
 		lb := newLoopback(b)
 		network, etcdMetrics, r.EtcdMembers = lb, []string{lb.etcd.Endpoint() + "/metrics"}, 1
-	} else {
-		b.Fatalf("PGNODED_SOAK_ETCD_MEMBERS=%v: 1 (embedded) or 3 (etcd processes)", n)
+	default:
+		b.Fatalf("PGNODED_SOAK_ETCD_MEMBERS=%q: 1 (embedded, the default) or 3 (etcd processes)", n)
 	}
 	c := newCluster(b, network, scope, daemon, 3, ClusterOptions{Timing: tm}, nil)
 	c.Version = r.Version
@@ -471,7 +472,7 @@ func printSoakTable(rows []soakResult) {
 	}
 	var sb strings.Builder
 	sb.WriteString("\nSOAK TABLE (nothing killed: every leader change is spurious)\n")
-	sb.WriteString("| daemon | ttl/loop/retry | etcd members | minutes | load avg (max) | leader changes | per hour | least lease left | demotions | no writable primary >1 s (longest) | longest write outage | acked rows | lost rows | split brain | etcd wal fsync p99 (>100 ms) | etcd leader changes |\n")
+	sb.WriteString("| daemon | ttl/loop/retry | etcd members | minutes | load avg (max) | leader changes | per hour | least lease left | demotions | no writable primary >1 s (longest) | longest write outage | acked rows | lost rows | split brain | etcd wal fsync p99, worst member (>100 ms) | etcd leader changes |\n")
 	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		name := r.name()
