@@ -70,10 +70,10 @@ func BenchmarkFootprint(b *testing.B) {
 	fpSettle()
 	b.ResetTimer()
 	for range b.N {
-		start := fpSampleAll(b, pids)
+		start, guardStart := fpSampleAll(b, pids), fpSampleGuards(guards)
 		idleFor := fpIdleFor()
 		time.Sleep(idleFor) // measuring an idle period, not synchronising
-		idle := fpSampleAll(b, pids)
+		idle, guardIdle := fpSampleAll(b, pids), fpSampleGuards(guards)
 		checks, bad := fpDriveLoad(c, footprintLoad)
 		loaded := fpSampleAll(b, pids)
 
@@ -92,6 +92,10 @@ func BenchmarkFootprint(b *testing.B) {
 			b.Logf("%s resident by mapping: %s", n.Name, fpSmapsBreakdown(pids[i]))
 			if g, err := fpSampleProc(guards[i]); guards[i] > 0 && err == nil {
 				b.Logf("%s fence guard (pid %d): %s", n.Name, guards[i], g)
+				if guardStart[i] != nil && guardIdle[i] != nil {
+					b.Logf("%s fence guard idle: %.3f cpu-s/min (%s)", n.Name,
+						fpCPUPercent(*guardStart[i], *guardIdle[i])*0.6, fpCPUSource(*guardStart[i], *guardIdle[i]))
+				}
 				guardMax = max(guardMax, fpMiB(g.RSSKiB))
 			} else {
 				b.Logf("%s: no fence guard process running", n.Name)
@@ -322,6 +326,20 @@ func fpSmapsBreakdown(pid int) string {
 		parts = append(parts, fmt.Sprintf("%s=%.1fMiB", k, fpMiB(sums[k])))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// fpSampleGuards samples each fence guard (nil where none runs or it cannot be read).
+func fpSampleGuards(pids []int) []*fpSample {
+	out := make([]*fpSample, len(pids))
+	for i, pid := range pids {
+		if pid <= 0 {
+			continue
+		}
+		if s, err := fpSampleProc(pid); err == nil {
+			out[i] = &s
+		}
+	}
+	return out
 }
 
 func fpSampleAll(tb testing.TB, pids []int) []fpSample {
