@@ -128,12 +128,13 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 	every := progressEvery(ttl)
 	// check fires when the cache would go unconfirmed: every confirmation
 	// (an event, a progress notification, an answered lease keepalive) pushes
-	// it to readAt + 1.5 × every without waking this goroutine, so on an idle
+	// it to readAt + confirmedFor without waking this goroutine, so on an idle
 	// cluster whose keepalives confirm the view it never fires. Unconfirmed,
 	// it fires every `every` to ask for progress and to notice a dead watch.
+	confirmedFor := every + every/2 // how long a confirmation keeps the view current for this check
 	check := time.NewTimer(every)
 	defer check.Stop()
-	s.armWatchCheck(check, every+every/2)
+	s.armWatchCheck(check, confirmedFor)
 	defer s.armWatchCheck(nil, 0)
 	var pendingSince, lastSent time.Time // first unanswered progress request, latest request
 	started := s.cfg.Now()
@@ -169,7 +170,7 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 			if now.Sub(last) > lostAfter(ttl) && now.Sub(started) > lostAfter(ttl) {
 				return errWatchStale
 			}
-			if due := last.Add(every + every/2).Sub(now); due > 0 {
+			if due := last.Add(confirmedFor).Sub(now); due > 0 {
 				// Confirmed lately (an event, or a lease keepalive answered at a
 				// revision the cache has: confirmKeepAlive): on an idle cluster
 				// the keepalives alone keep the view fresh, no progress requests.
@@ -202,10 +203,7 @@ func (s *Store) confirmKeepAlive(sent time.Time, rev int64) {
 	if rev <= 0 || !s.cache.ready || rev > s.cache.watchRev {
 		return
 	}
-	if sent.After(s.cache.readAt) {
-		s.cache.readAt = sent
-		s.deferWatchCheckLocked()
-	}
+	s.confirmedLocked(sent)
 }
 
 // armWatchCheck registers the running watch's check timer (nil: none runs)
@@ -216,14 +214,19 @@ func (s *Store) armWatchCheck(t *time.Timer, after time.Duration) {
 	s.watchCheck, s.watchCheckAfter = t, after
 }
 
-// deferWatchCheckLocked moves the watch's check to readAt + its interval,
-// after readAt advanced; s.mu is held. Timer.Reset is safe from any
-// goroutine, and a check that still fires early only re-arms itself.
-func (s *Store) deferWatchCheckLocked() {
+// confirmedLocked records that the cache was current at t (s.mu is held)
+// and, when that is news, moves the watch's staleness check to t + its
+// interval. Timer.Reset is safe from any goroutine, and a check that still
+// fires early only re-arms itself.
+func (s *Store) confirmedLocked(t time.Time) {
+	if !t.After(s.cache.readAt) {
+		return
+	}
+	s.cache.readAt = t
 	if s.watchCheck == nil {
 		return
 	}
-	if due := s.cache.readAt.Add(s.watchCheckAfter).Sub(s.cfg.Now()); due > 0 {
+	if due := t.Add(s.watchCheckAfter).Sub(s.cfg.Now()); due > 0 {
 		s.watchCheck.Reset(due)
 	}
 }
@@ -239,10 +242,7 @@ func (s *Store) readAt() time.Time {
 func (s *Store) confirm(at time.Time, rev int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if at.After(s.cache.readAt) {
-		s.cache.readAt = at
-		s.deferWatchCheckLocked()
-	}
+	s.confirmedLocked(at)
 	s.cache.rev = max(s.cache.rev, rev)
 	s.cache.watchRev = max(s.cache.watchRev, rev)
 	s.cache.prune(rev)
@@ -271,10 +271,7 @@ func (s *Store) applyEvents(events []*clientv3.Event) {
 	}
 	s.cache.prune(last)
 	s.cache.watchRev = max(s.cache.watchRev, last)
-	if now := s.cfg.Now(); now.After(s.cache.readAt) {
-		s.cache.readAt = now
-		s.deferWatchCheckLocked()
-	}
+	s.confirmedLocked(s.cfg.Now())
 	s.mu.Unlock()
 	if significant {
 		notify(s.changed)
