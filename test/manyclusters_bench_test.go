@@ -182,15 +182,20 @@ func (tr *etcdTrio) hosts() string {
 // scrape reads every member's /metrics, in member order.
 func (tr *etcdTrio) scrape(b *testing.B) []promSample {
 	b.Helper()
-	var out []promSample
-	for _, m := range tr.members {
-		s, err := scrapeProm(m.ClientURL + "/metrics")
-		if err != nil {
-			b.Fatal(err)
-		}
-		out = append(out, s)
+	out, err := scrapeEtcds(tr.metricsURLs())
+	if err != nil {
+		b.Fatal(err)
 	}
 	return out
+}
+
+// metricsURLs are the members' /metrics addresses, in member order.
+func (tr *etcdTrio) metricsURLs() []string {
+	urls := make([]string, len(tr.members))
+	for i, m := range tr.members {
+		urls[i] = m.ClientURL + "/metrics"
+	}
+	return urls
 }
 
 // sharedEtcdNet places nodes on loopback ports like loopbackNet, against a shared etcdTrio.

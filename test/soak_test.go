@@ -122,11 +122,7 @@ func runSoak(b *testing.B, daemon Daemon, tm Timing, unit bool, d time.Duration)
 	switch n := os.Getenv("PGNODED_SOAK_ETCD_MEMBERS"); n {
 	case "3":
 		trio := startEtcdTrio(b)
-		network = &sharedEtcdNet{loopbackHosts: loopbackHosts{t: b}, etcd: trio}
-		for _, m := range trio.members {
-			etcdMetrics = append(etcdMetrics, m.ClientURL+"/metrics")
-		}
-		r.EtcdMembers = 3
+		network, etcdMetrics, r.EtcdMembers = &sharedEtcdNet{loopbackHosts: loopbackHosts{t: b}, etcd: trio}, trio.metricsURLs(), 3
 	case "", "1":
 		lb := newLoopback(b)
 		network, etcdMetrics, r.EtcdMembers = lb, []string{lb.etcd.Endpoint() + "/metrics"}, 1
@@ -233,7 +229,7 @@ func runSoak(b *testing.B, daemon Daemon, tm Timing, unit bool, d time.Duration)
 	return r
 }
 
-// scrapeEtcds reads every etcd member's /metrics, in order.
+// scrapeEtcds reads every etcd member's /metrics, in the order given.
 func scrapeEtcds(urls []string) ([]promSample, error) {
 	out := make([]promSample, 0, len(urls))
 	for _, u := range urls {
