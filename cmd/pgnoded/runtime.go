@@ -21,12 +21,13 @@ const (
 	// wakes a second thread that spins, finds nothing and sleeps again. One P
 	// against two, measured side by side on a 2-core host (docs/ha-waits.md):
 	// idle 0.079 against 0.093 cpu-s/min, 0.5 MiB less resident memory, the
-	// same OPTIONS /primary throughput under a flood (31–32k against
-	// 30–35k req/s; goroutines still interleave, the runtime preempts one
-	// that runs 10–20 ms, and sysmon hands the P of a goroutine blocked in a
-	// syscall to another thread), and a cold scrape of the built-in collectors 17.4 against
-	// 20.2 ms. Package init has already run with all Ps by then; GOMAXPROCS
-	// in the environment avoids that too, or sets more Ps.
+	// same OPTIONS /primary throughput under a flood (31–32k against 30–35k
+	// req/s), a cold scrape of the built-in collectors in 17.4 against
+	// 20.2 ms, and the lease keepalive's round trip under that flood no
+	// longer. Goroutines still interleave: the runtime preempts one that runs
+	// 10–20 ms, and sysmon hands the P of a goroutine blocked in a syscall to
+	// another thread. Package init has already run with all Ps by then;
+	// GOMAXPROCS in the environment avoids that too, or sets more Ps.
 	maxProcs = 1
 )
 
