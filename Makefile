@@ -85,8 +85,8 @@ bench: build
 ## bench-patroni: the same scenarios against a real Patroni 3.0.2 cluster (Debian
 ## package patroni) with the same settings, and pgnoded's matching benchmarks: node-loss failover
 ## at ttl 3/1/1, 10/2/4, 30/10/10, switchover under load, REST OPTIONS /primary (50 clients),
-## footprint, and with synchronous_mode on: node-loss failover, switchover under load, commit
-## latency sync vs async; PGNODED_BENCH_RUNS (default BENCH_RUNS) runs each. Root only. Raw output in
+## footprint, idle CPU with both clusters idling at once (BenchmarkIdlePair), and with
+## synchronous_mode on: node-loss failover, switchover under load, commit latency sync vs async; PGNODED_BENCH_RUNS (default BENCH_RUNS) runs each. Root only. Raw output in
 ## $(BIN)/bench-patroni.out, the side-by-side table in $(BIN)/bench-patroni.md. ~60 minutes.
 .PHONY: bench-patroni
 bench-patroni: build
@@ -99,7 +99,7 @@ bench-patroni: build
 	run $(GO) test -tags integration -count=1 -timeout 90m -run '^$$' -benchtime 1x \
 	  -bench '^Benchmark(Patroni)?(SyncFailoverNodeLoss|SyncSwitchoverUnderLoad|CommitLatency)$$' ./test/; \
 	run $(GO) test -tags integration -count=$$runs -timeout 60m -run '^$$' -benchtime 1x \
-	  -bench '^Benchmark(Patroni)?Footprint$$|^Benchmark(Patroni|Pgnoded)RESTPrimary$$' ./test/; \
+	  -bench '^Benchmark(Patroni)?Footprint$$|^BenchmarkIdlePair$$|^Benchmark(Patroni|Pgnoded)RESTPrimary$$' ./test/; \
 	run $(GO) test -count=$$runs -run '^$$' -bench '^BenchmarkOptionsPrimary$$/^closed-loop$$' ./internal/restapi/; \
 	$(GO) run ./tools/sidebyside $$out | tee $(BIN)/bench-patroni.md
 

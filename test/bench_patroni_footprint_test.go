@@ -33,9 +33,11 @@ func BenchmarkPatroniFootprint(b *testing.B) {
 	fpSettle()
 	b.ResetTimer()
 	for range b.N {
-		start := sumSamples(b, pids)
-		time.Sleep(fpIdleFor()) // measuring an idle period, not synchronising
+		m0, start := readMachineCPU(), sumSamples(b, pids)
+		idleFor := fpIdleFor()
+		time.Sleep(idleFor) // measuring an idle period, not synchronising
 		idle := sumSamples(b, pids)
+		b.Logf("machine during the idle window: %s", readMachineCPU().since(m0))
 		checks, bad := fpDriveLoad(c, footprintLoad)
 		loaded := sumSamples(b, pids)
 
@@ -46,6 +48,7 @@ func BenchmarkPatroniFootprint(b *testing.B) {
 				role = "primary"
 			}
 			ic := fpCPUPercent(start[i], idle[i])
+			b.Logf("%s idle: %.3f cpu-s/min over %s (%s)", n.Name, ic*0.6, idleFor, fpCPUSource(start[i], idle[i]))
 			lc := fpCPUPercent(idle[i], loaded[i])
 			b.Logf("%s (%s, patroni pids %v): idle %s CPU %.2f%%; loaded %s CPU %.2f%%",
 				n.Name, role, pids[i], idle[i], ic, loaded[i], lc)

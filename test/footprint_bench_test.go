@@ -70,10 +70,11 @@ func BenchmarkFootprint(b *testing.B) {
 	fpSettle()
 	b.ResetTimer()
 	for range b.N {
-		start, guardStart := fpSampleAll(b, pids), fpSampleGuards(guards)
+		m0, start, guardStart := readMachineCPU(), fpSampleAll(b, pids), fpSampleGuards(guards)
 		idleFor := fpIdleFor()
 		time.Sleep(idleFor) // measuring an idle period, not synchronising
 		idle, guardIdle := fpSampleAll(b, pids), fpSampleGuards(guards)
+		b.Logf("machine during the idle window: %s", readMachineCPU().since(m0))
 		checks, bad := fpDriveLoad(c, footprintLoad)
 		loaded := fpSampleAll(b, pids)
 

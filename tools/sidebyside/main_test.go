@@ -22,6 +22,7 @@ BenchmarkPatroniRESTPrimary-2   1   9 ns/op   1.009 dials/req   0 errors   26870
 BenchmarkOptionsPrimary/closed-loop-2   108246  10048 ns/op  6625 max_us  439.0 p50_us  2086 p99_us  99518 req/s
 BenchmarkFootprint-2   1   9 ns/op   12.5 idle-rss-max-MiB   0.30 idle-cpu-%   6.1 guard-rss-max-MiB
 BenchmarkPatroniFootprint-2   1   9 ns/op   44.37 idle-rss-max-MiB   0.1166 idle-cpu-%
+BenchmarkIdlePair-2   1   240011052655 ns/op   0.06760 patroni-cpu-s/min   0.02895 pgnoded-cpu-s/min   0.4283 ratio
 BenchmarkSyncFailoverNodeLoss-2   1   9 ns/op   0 acked-rows   0 lost-rows   3 runs_measured   0 runs_without_failover   8.4 s_kill_to_lease_end   8.1 s_kill_to_lease_end_min   9.0 s_kill_to_lease_end_max   0.2 s_lease_end_to_write   0.1 s_lease_end_to_write_min   0.3 s_lease_end_to_write_max   8.6 s_kill_to_write   8.3 s_kill_to_write_min   9.1 s_kill_to_write_max
 BenchmarkPatroniSyncFailoverNodeLoss-2   1   9 ns/op   2400 acked-rows   0 lost-rows   1 runs_measured   0 runs_without_failover   9.5 s_kill_to_write   9.5 s_kill_to_write_min   9.5 s_kill_to_write_max
 BenchmarkCommitLatency/async-2   1   9 ns/op   900 commits/s   1100 p50_us   2500 p99_us
@@ -54,6 +55,8 @@ func TestTable(t *testing.T) {
 		"| footprint: RSS idle (max of 3 nodes) | ttl 10/2/4; after 60 s idle | 12.5 MiB | 44.4 MiB |",
 		"| 0.30 % | 0.12 % |",
 		"| 6.1 MiB | none |",
+		"| 0.029 cpu-s/min | 0.068 cpu-s/min |",
+		"| idle CPU, both at once: pgnoded ÷ Patroni | ttl 10/2/4; a pgnoded and a Patroni cluster on the machine at once, one window (BenchmarkIdlePair) | 0.43× | — |",
 		"| footprint: RSS under checks + scrapes (max of 3) |",
 		"FAILED (exit 1): go test -bench Y ./test/",
 		"Patroni at ttl 3/1/1, runs without a failover: no write (a), b; c",

@@ -14,6 +14,7 @@ const (
 	pgRESTInProc = "BenchmarkOptionsPrimary/closed-loop"
 	pgFootprint  = "BenchmarkFootprint"
 	ptFootprint  = "BenchmarkPatroniFootprint"
+	idlePair     = "BenchmarkIdlePair"
 	notMeasured  = "—"
 )
 
@@ -78,6 +79,7 @@ func restRows(res *results) []row {
 
 func footprintRows(res *results) []row {
 	const idle = "ttl 10/2/4; after 60 s idle"
+	const pair = "ttl 10/2/4; a pgnoded and a Patroni cluster on the machine at once, one window (BenchmarkIdlePair)"
 	const load = "ttl 10/2/4; 50 OPTIONS /primary per s per node (new connection each) + GET /metrics every 5 s, 20 s"
 	r := func(what, set, unit, format, suffix string) row {
 		return row{what, set, metricCell(res, pgFootprint, unit, 1, format, suffix), metricCell(res, ptFootprint, unit, 1, format, suffix)}
@@ -90,6 +92,9 @@ func footprintRows(res *results) []row {
 		r("footprint: RSS under checks + scrapes (max of 3)", load, "load-rss-max-MiB", "%.1f", " MiB"),
 		r("footprint: PSS under checks + scrapes (max of 3)", load, "load-pss-max-MiB", "%.1f", " MiB"),
 		r("footprint: CPU under checks + scrapes (mean of 3)", load, "load-cpu-%", "%.2f", " %"),
+		{"idle CPU, both clusters idling at once (mean of 3 nodes), cpu-s/min", pair,
+			metricCell(res, idlePair, "pgnoded-cpu-s/min", 1, "%.3f", " cpu-s/min"), metricCell(res, idlePair, "patroni-cpu-s/min", 1, "%.3f", " cpu-s/min")},
+		{"idle CPU, both at once: pgnoded ÷ Patroni", pair, metricCell(res, idlePair, "ratio", 1, "%.2f", "×"), notMeasured},
 		{"footprint: second process per node (pgnoded's fence guard) RSS", idle,
 			metricCell(res, pgFootprint, "guard-rss-max-MiB", 1, "%.1f", " MiB"), "none"},
 	}
