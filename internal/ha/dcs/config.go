@@ -174,25 +174,8 @@ func progressEvery(ttl time.Duration) time.Duration {
 	return max(100*time.Millisecond, min(2*time.Second, ttl/4))
 }
 
-// confirmedFor is how long a confirmation of the watch's view (an event, a
-// progress notification, an answered lease keepalive) keeps the view current
-// before the watch asks etcd for progress: 1.5 × progressEvery, or until the
-// next keepalive's answer is due (keepaliveEvery + progressEvery/4) when
-// keepalives come less often than that (ttl above 10 s). So an idle view
-// confirmed by keepalives alone sends no progress requests at any ttl; at
-// ttl 10 s and below the value is 1.5 × progressEvery as before.
-func confirmedFor(ttl time.Duration) time.Duration {
-	every := progressEvery(ttl)
-	return max(every+every/2, keepaliveEvery(ttl)+every/4)
-}
-
-// lostAfter is how long the watch may go without confirmation before it is
-// restarted: confirmedFor plus 1.5 × progressEvery for the progress requests
-// it sends meanwhile (3 × progressEvery at ttl 10 s and below; 11 s at 30 s).
-func lostAfter(ttl time.Duration) time.Duration {
-	every := progressEvery(ttl)
-	return max(confirmedFor(ttl)+every+every/2, time.Second)
-}
+// lostAfter is how long the watch may go without confirmation before it is restarted.
+func lostAfter(ttl time.Duration) time.Duration { return max(3*progressEvery(ttl), time.Second) }
 
 // ttlSeconds rounds a TTL up to whole seconds (etcd leases are in seconds).
 func ttlSeconds(ttl time.Duration) int64 {

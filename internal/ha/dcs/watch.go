@@ -104,9 +104,8 @@ func (s *Store) markLost() {
 }
 
 // watch applies events after rev until the watch fails or goes silent. When
-// nothing confirmed the cache current for confirmedFor (1.5 × min(2s, TTL/4),
-// or a keepalive period and a little at ttl above 10 s), it asks etcd for a
-// progress notification: each answer confirms the cache is
+// nothing confirmed the cache current for 1.5 × progressEvery (min(2s, TTL/4)),
+// it asks etcd for a progress notification: each answer confirms the cache is
 // current, so a frozen or partitioned etcd makes View().ReadAt go stale
 // instead of looking fresh forever.
 func (s *Store) watch(ctx context.Context, rev int64) error {
@@ -132,10 +131,10 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 	// it to readAt + confirmedFor without waking this goroutine, so on an idle
 	// cluster whose keepalives confirm the view it never fires. Unconfirmed,
 	// it fires every `every` to ask for progress and to notice a dead watch.
-	confirmed := confirmedFor(ttl) // how long a confirmation keeps the view current for this check
+	confirmedFor := every + every/2 // how long a confirmation keeps the view current for this check
 	check := time.NewTimer(every)
 	defer check.Stop()
-	s.armWatchCheck(check, confirmed)
+	s.armWatchCheck(check, confirmedFor)
 	defer s.armWatchCheck(nil, 0)
 	var pendingSince, lastSent time.Time // first unanswered progress request, latest request
 	started := s.cfg.Now()
@@ -171,7 +170,7 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 			if now.Sub(last) > lostAfter(ttl) && now.Sub(started) > lostAfter(ttl) {
 				return errWatchStale
 			}
-			if due := last.Add(confirmed).Sub(now); due > 0 {
+			if due := last.Add(confirmedFor).Sub(now); due > 0 {
 				// Confirmed lately (an event, or a lease keepalive answered at a
 				// revision the cache has: confirmKeepAlive): on an idle cluster
 				// the keepalives alone keep the view fresh, no progress requests.
