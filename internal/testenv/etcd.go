@@ -94,14 +94,20 @@ func (e *Etcd) Stop() {
 // Client returns a client connected to the server, closed at test end.
 func (e *Etcd) Client() *clientv3.Client {
 	e.t.Helper()
+	return ClientOn(e.t, []string{e.clientURL})
+}
+
+// ClientOn returns a client of the given etcd endpoints, closed at test end.
+func ClientOn(t testing.TB, endpoints []string) *clientv3.Client {
+	t.Helper()
 	c, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{e.clientURL},
+		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
-		e.t.Fatalf("etcd client: %v", err)
+		t.Fatalf("etcd client: %v", err)
 	}
-	e.t.Cleanup(func() { _ = c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	return c
 }

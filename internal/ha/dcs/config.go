@@ -174,8 +174,29 @@ func progressEvery(ttl time.Duration) time.Duration {
 	return max(100*time.Millisecond, min(2*time.Second, ttl/4))
 }
 
-// lostAfter is how long the watch may go without confirmation before it is restarted.
-func lostAfter(ttl time.Duration) time.Duration { return max(3*progressEvery(ttl), time.Second) }
+// confirmedFor is how long a confirmation of the watch's view (an event, a
+// progress notification, a lease keepalive answered by the watch's own
+// member) keeps the view current before the watch asks etcd for progress:
+// 1.5 × progressEvery, or, where that is shorter, until the next keepalive's
+// answer is due (keepaliveEvery + progressEvery/4; from ttl above 10 s, 8 s at
+// ttl 30). So a watch that shares its member with the keepalives sends no
+// progress requests while idle, at any ttl; one on another member proves
+// itself with one every confirmedFor. At ttl 10 s and below the value is
+// 1.5 × progressEvery, as it always was.
+func confirmedFor(ttl time.Duration) time.Duration {
+	every := progressEvery(ttl)
+	return max(every+every/2, keepaliveEvery(ttl)+every/4)
+}
+
+// lostAfter is how long the watch may go without confirmation before it is
+// given up and re-created (at the first check after it): confirmedFor plus
+// 1.5 × progressEvery for the progress request it sends meanwhile
+// (3 × progressEvery at ttl 10 s and below, as it always was; 11 s at ttl 30,
+// where the lease a frozen member's watch could miss the end of lasts 30 s).
+func lostAfter(ttl time.Duration) time.Duration {
+	every := progressEvery(ttl)
+	return max(confirmedFor(ttl)+every+every/2, time.Second)
+}
 
 // ttlSeconds rounds a TTL up to whole seconds (etcd leases are in seconds).
 func ttlSeconds(ttl time.Duration) int64 {

@@ -45,8 +45,14 @@ func (ts *testStore) stop(t *testing.T) {
 
 func startStore(t *testing.T, e *testenv.Etcd, base, name string, ttl time.Duration) *testStore {
 	t.Helper()
+	return startStoreOn(t, []string{e.Endpoint()}, base, name, ttl)
+}
+
+// startStoreOn is startStore against the given etcd endpoints.
+func startStoreOn(t *testing.T, endpoints []string, base, name string, ttl time.Duration) *testStore {
+	t.Helper()
 	cfg := Config{
-		Endpoints:    []string{e.Endpoint()},
+		Endpoints:    endpoints,
 		BasePath:     base,
 		Name:         name,
 		TTL:          ttl,

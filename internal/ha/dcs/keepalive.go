@@ -146,7 +146,7 @@ func (s *Store) receiveKeepAlives(ka *kaStream) {
 				notify(s.renewedCh)
 			}
 			if resp.Header != nil {
-				s.confirmKeepAlive(req.sent, resp.Header.Revision)
+				s.confirmKeepAlive(req.sent, resp.Header.Revision, resp.Header.MemberId)
 			}
 		}
 		req.answer <- answer

@@ -48,14 +48,17 @@ func TestKeepAliveOneStream(t *testing.T) {
 	}
 }
 
-// TestKeepAliveConfirmsTheView: on an idle cluster a keepalive answered at a
-// revision the cache already has confirms the view current as of its send
-// time; after a change the watch has not delivered, it does not.
+// TestKeepAliveConfirmsTheView: on an idle cluster a keepalive answered by
+// the watch's member at a revision the cache already has confirms the view
+// current as of its send time; after a change the watch has not delivered,
+// or answered by another member, it does not.
 func TestKeepAliveConfirmsTheView(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	base := basePath(t)
 	s := startStore(t, e, base, "pg1", 30*time.Second)
 	ctx := ctxT(t)
+	member := func() uint64 { s.mu.Lock(); defer s.mu.Unlock(); return s.watchMember }
+	waitFor(t, 10*time.Second, "the watch named its member", func() bool { return member() != 0 })
 	sent := time.Now()
 	if _, err := s.KeepAlive(ctx); err != nil {
 		t.Fatal(err)
@@ -67,9 +70,14 @@ func TestKeepAliveConfirmsTheView(t *testing.T) {
 	s.mu.Lock()
 	rev, before := s.cache.watchRev, s.cache.readAt
 	s.mu.Unlock()
-	s.confirmKeepAlive(time.Now().Add(time.Hour), rev+1)
+	s.confirmKeepAlive(time.Now().Add(time.Hour), rev+1, member())
 	if at := s.View().ReadAt; !at.Equal(before) && at.After(time.Now()) {
 		t.Errorf("a keepalive at revision %d (cache has %d) confirmed the view: ReadAt %v", rev+1, rev, at)
+	}
+	// So is one answered by another member than the watch's.
+	s.confirmKeepAlive(time.Now().Add(time.Hour), rev, member()+1)
+	if at := s.View().ReadAt; !at.Equal(before) && at.After(time.Now()) {
+		t.Errorf("a keepalive answered by member %x (the watch is on %x) confirmed the view: ReadAt %v", member()+1, member(), at)
 	}
 	// A write by someone else arrives through the watch, then confirms again.
 	c := e.Client()

@@ -50,6 +50,11 @@ func (s *Store) SetTTL(ttl time.Duration) {
 	if s.lease.id != 0 {
 		s.lease.replace = true
 	}
+	if s.watchCheck != nil {
+		// The running watch's timings follow the ttl: its check re-reads them now.
+		s.watchCheckAfter = confirmedFor(ttl)
+		s.watchCheck.Reset(0)
+	}
 }
 
 // KeepAlive renews (or grants) the lease now and returns LeaseValidUntil.

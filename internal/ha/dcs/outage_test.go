@@ -115,24 +115,84 @@ func assertWatchStable(t *testing.T, s *Store, ttl time.Duration) {
 // the watch is declared stale (TestEtcdOutage).
 func TestIdleWatchNotPolled(t *testing.T) {
 	e := testenv.StartEtcd(t)
-	const ttl = 4 * time.Second // keepalives and checks both every second
-	a := startStore(t, e, basePath(t), "pg1", ttl)
-	read := a.View().ReadAt
-	waitFor(t, 10*time.Second, "a keepalive confirmed the view", func() bool { return a.View().ReadAt.After(read) })
-	const window = 6 * time.Second
-	before, gen, from := a.watchChecks.Load(), a.watchGen.Load(), time.Now()
-	time.Sleep(window)
-	fired := a.watchChecks.Load() - before
-	// A ticker fires window/progressEvery = 6 times; allow for keepalive
-	// answers delayed past the check's slack on a loaded machine.
-	if limit := uint64(window / progressEvery(ttl) / 3); fired > limit {
-		t.Errorf("the watch's staleness check fired %d times in %s of keepalives, want ≤ %d", fired, window, limit)
+	for _, tc := range []struct {
+		ttl, window time.Duration
+		limit       uint64 // fires allowed for keepalive answers delayed on a loaded machine
+	}{
+		// Keepalives and checks both every second; a ticker would fire 6 times.
+		{4 * time.Second, 6 * time.Second, 2},
+		// Keepalives every 5 s, checks every 2 s: confirmations held for 1.5
+		// checks (3 s) instead of a keepalive period fire 3 times.
+		{20 * time.Second, 16 * time.Second, 1},
+	} {
+		t.Run(tc.ttl.String(), func(t *testing.T) {
+			t.Parallel()
+			a := startStore(t, e, basePath(t), "pg1", tc.ttl)
+			read := a.View().ReadAt
+			waitFor(t, 2*keepaliveEvery(tc.ttl)+5*time.Second, "a keepalive confirmed the view", func() bool { return a.View().ReadAt.After(read) })
+			before, gen, from := a.watchChecks.Load(), a.watchGen.Load(), time.Now()
+			time.Sleep(tc.window)
+			fired := a.watchChecks.Load() - before
+			if fired > tc.limit {
+				t.Errorf("the watch's staleness check fired %d times in %s of keepalives, want ≤ %d", fired, tc.window, tc.limit)
+			}
+			if v := a.View(); !v.ReadAt.After(from.Add(tc.window - 2*keepaliveEvery(tc.ttl))) {
+				t.Errorf("view last confirmed at %v, %s before the window's end", v.ReadAt, time.Since(v.ReadAt))
+			}
+			if got := a.watchGen.Load(); got != gen {
+				t.Errorf("watch re-created %d times while idle", got-gen)
+			}
+			t.Logf("staleness check fired %d times in %s", fired, tc.window)
+		})
 	}
-	if v := a.View(); !v.ReadAt.After(from.Add(window - 2*keepaliveEvery(ttl))) {
-		t.Errorf("view last confirmed at %v, %s before the window's end", v.ReadAt, time.Since(v.ReadAt))
+}
+
+// TestWatchTimings pins the watch's staleness timings: unchanged at ttl 10 s
+// and below, and at longer ttls long enough for keepalives alone to confirm an
+// idle view, with the watch given up only after progress requests went unanswered.
+func TestWatchTimings(t *testing.T) {
+	for _, tc := range []struct {
+		ttl, every, confirmed, lost time.Duration
+	}{
+		{time.Second, 250 * time.Millisecond, 375 * time.Millisecond, time.Second},
+		{3 * time.Second, 750 * time.Millisecond, 1125 * time.Millisecond, 2250 * time.Millisecond},
+		{10 * time.Second, 2 * time.Second, 3 * time.Second, 6 * time.Second},
+		{20 * time.Second, 2 * time.Second, 5500 * time.Millisecond, 8500 * time.Millisecond},
+		{30 * time.Second, 2 * time.Second, 8 * time.Second, 11 * time.Second},
+	} {
+		every, confirmed, lost := progressEvery(tc.ttl), confirmedFor(tc.ttl), lostAfter(tc.ttl)
+		if every != tc.every || confirmed != tc.confirmed || lost != tc.lost {
+			t.Errorf("ttl %s: progressEvery %s, confirmedFor %s, lostAfter %s; want %s, %s, %s",
+				tc.ttl, every, confirmed, lost, tc.every, tc.confirmed, tc.lost)
+		}
+		if ka := keepaliveEvery(tc.ttl); confirmed < ka {
+			t.Errorf("ttl %s: confirmedFor %s is shorter than the keepalive period %s", tc.ttl, confirmed, ka)
+		}
+		if lost >= tc.ttl && tc.ttl > time.Second {
+			t.Errorf("ttl %s: lostAfter %s is not shorter than the ttl", tc.ttl, lost)
+		}
 	}
-	if got := a.watchGen.Load(); got != gen {
-		t.Errorf("watch re-created %d times while idle", got-gen)
+	// At ttl 10 s and below both are what they were before keepalives could
+	// hold a confirmation longer: 1.5 and 3 × progressEvery.
+	for ttl := time.Millisecond; ttl <= 10*time.Second; ttl += time.Millisecond {
+		every := progressEvery(ttl)
+		if c, l := confirmedFor(ttl), lostAfter(ttl); c != every+every/2 || l != max(3*every, time.Second) {
+			t.Fatalf("ttl %s: confirmedFor %s, lostAfter %s; want %s, %s", ttl, c, l, every+every/2, max(3*every, time.Second))
+		}
 	}
-	t.Logf("staleness check fired %d times in %s", fired, window)
+}
+
+// TestWatchTimingsFollowTTL: a ttl changed while the watch runs moves its
+// check's timings at once.
+func TestWatchTimingsFollowTTL(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	s := startStore(t, e, basePath(t), "pg1", 30*time.Second)
+	after := func() time.Duration { s.mu.Lock(); defer s.mu.Unlock(); return s.watchCheckAfter }
+	waitFor(t, 10*time.Second, "the watch armed its check", func() bool { return after() == confirmedFor(30*time.Second) })
+	before := s.watchChecks.Load()
+	s.SetTTL(4 * time.Second)
+	if got := after(); got != confirmedFor(4*time.Second) {
+		t.Errorf("after SetTTL(4s) a confirmation holds %s, want %s", got, confirmedFor(4*time.Second))
+	}
+	waitFor(t, 5*time.Second, "the check re-read its timings", func() bool { return s.watchChecks.Load() > before })
 }

@@ -48,9 +48,11 @@ type Store struct {
 
 	watchCheck      *time.Timer   // the running watch's staleness check (watch.go), pushed by each confirmation
 	watchCheckAfter time.Duration // how long after the last confirmation it is due
+	watchMember     uint64        // the etcd member serving the running watch (0: not known yet)
 
 	watchGen    atomic.Uint64 // incarnation of the watch (one per re-read)
 	watchChecks atomic.Uint64 // times the watch's staleness check fired (tests)
+	kaMember    atomic.Uint64 // the etcd member that answered the latest lease keepalive (tests)
 	retry       atomic.Int64  // budget of one etcd request (retry_timeout), ns; follows the dynamic config
 
 	closeOnce sync.Once

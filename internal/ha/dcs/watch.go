@@ -104,8 +104,9 @@ func (s *Store) markLost() {
 }
 
 // watch applies events after rev until the watch fails or goes silent. When
-// nothing confirmed the cache current for 1.5 × progressEvery (min(2s, TTL/4)),
-// it asks etcd for a progress notification: each answer confirms the cache is
+// nothing confirmed the cache current for confirmedFor (1.5 × min(2s, TTL/4),
+// or a keepalive period and a little at ttl above 10 s), it asks etcd for a
+// progress notification: each answer confirms the cache is
 // current, so a frozen or partitioned etcd makes View().ReadAt go stale
 // instead of looking fresh forever.
 func (s *Store) watch(ctx context.Context, rev int64) error {
@@ -122,7 +123,11 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 	// requests only for watchers whose start revision it has reached, so a
 	// watch from rev+1 on an idle cluster would never be confirmed. Events at
 	// rev itself are already in the cache and re-apply as no-ops.
-	wch := s.client.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev), clientv3.WithProgressNotify())
+	// WithCreatedNotify: the created answer names the member serving the
+	// watch before any event or progress notification does (watchMember).
+	s.noteWatchMember(0)
+	wch := s.client.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev),
+		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
 
 	ttl := s.ttl()
 	every := progressEvery(ttl)
@@ -131,10 +136,10 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 	// it to readAt + confirmedFor without waking this goroutine, so on an idle
 	// cluster whose keepalives confirm the view it never fires. Unconfirmed,
 	// it fires every `every` to ask for progress and to notice a dead watch.
-	confirmedFor := every + every/2 // how long a confirmation keeps the view current for this check
+	confirmed := confirmedFor(ttl) // how long a confirmation keeps the view current for this check
 	check := time.NewTimer(every)
 	defer check.Stop()
-	s.armWatchCheck(check, confirmedFor)
+	s.armWatchCheck(check, confirmed)
 	defer s.armWatchCheck(nil, 0)
 	var pendingSince, lastSent time.Time // first unanswered progress request, latest request
 	started := s.cfg.Now()
@@ -152,6 +157,7 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 			if resp.Canceled {
 				return errWatchClosed
 			}
+			s.noteWatchMember(resp.Header.MemberId)
 			switch {
 			case resp.IsProgressNotify():
 				at := pendingSince
@@ -165,12 +171,15 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 			}
 		case <-check.C:
 			s.watchChecks.Add(1)
+			// The ttl may have changed (SetTTL fires the check at once).
+			ttl = s.ttl()
+			every, confirmed = progressEvery(ttl), confirmedFor(ttl)
 			now := s.cfg.Now()
 			last := s.readAt()
 			if now.Sub(last) > lostAfter(ttl) && now.Sub(started) > lostAfter(ttl) {
 				return errWatchStale
 			}
-			if due := last.Add(confirmedFor).Sub(now); due > 0 {
+			if due := last.Add(confirmed).Sub(now); due > 0 {
 				// Confirmed lately (an event, or a lease keepalive answered at a
 				// revision the cache has: confirmKeepAlive): on an idle cluster
 				// the keepalives alone keep the view fresh, no progress requests.
@@ -194,16 +203,31 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 	}
 }
 
-// confirmKeepAlive records a lease keepalive sent at sent and answered at
-// etcd revision rev: when the cache holds every change up to rev, it was
-// current at sent (no progress request needed to know it).
-func (s *Store) confirmKeepAlive(sent time.Time, rev int64) {
+// confirmKeepAlive records a lease keepalive sent at sent and answered by
+// etcd member member at revision rev: when the cache holds every change up to
+// rev, it was current at sent (no progress request needed to know it). Only
+// the watch's own member counts: clientv3 spreads streams over the members,
+// and an answer from another one proves the data current but not that the
+// watch still delivers; with its member frozen, an idle cluster's keepalives
+// would otherwise confirm a dead watch until the first change it misses (the
+// leader key's deletion, say). Then the watch's progress requests prove it.
+func (s *Store) confirmKeepAlive(sent time.Time, rev int64, member uint64) {
+	s.kaMember.Store(member)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rev <= 0 || !s.cache.ready || rev > s.cache.watchRev {
+	if rev <= 0 || !s.cache.ready || rev > s.cache.watchRev || member == 0 || member != s.watchMember {
 		return
 	}
 	s.confirmedLocked(sent)
+}
+
+// noteWatchMember records the etcd member serving the watch (0: a new watch,
+// not known yet). A watch clientv3 resumed on another member names it in its
+// next answer.
+func (s *Store) noteWatchMember(member uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watchMember = member
 }
 
 // armWatchCheck registers the running watch's check timer (nil: none runs)
