@@ -23,8 +23,11 @@ type cache struct {
 	tombs   map[string]int64 // relative key -> revision at which it was known absent
 	rev     int64            // highest revision seen
 	readAt  time.Time        // last time the cache was confirmed current
-	ready   bool             // the first full read has completed
-	gen     uint64           // bumped on every change of entries (View rebuilds only then)
+	// heldUntil: the watch's staleness check is quiet until then; each
+	// confirmation holds it for watchHold (longer after a keepalive).
+	heldUntil time.Time
+	ready     bool   // the first full read has completed
+	gen       uint64 // bumped on every change of entries (View rebuilds only then)
 	// watchRev: every change up to this revision is in the cache (a full
 	// read, watch events in order, a progress notification). Own writes'
 	// revisions do not count: the watch may not have delivered older ones yet.

@@ -47,6 +47,8 @@ type Config struct {
 
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
+
+	watchStreams *watchStreamHook // set by New: the Store hears of each Watch stream opened
 }
 
 func (c *Config) setDefaults() {
@@ -117,6 +119,9 @@ func NewClient(cfg Config) (*clientv3.Client, error) {
 			grpc.WithStaticConnWindowSize(dcsWindow),
 		},
 	}
+	if cfg.watchStreams != nil {
+		cc.DialOptions = append(cc.DialOptions, grpc.WithChainStreamInterceptor(cfg.watchStreams.intercept))
+	}
 	if !cfg.UseProxies {
 		cc.AutoSyncInterval = DefaultAutoSyncInterval
 	}
@@ -174,28 +179,31 @@ func progressEvery(ttl time.Duration) time.Duration {
 	return max(100*time.Millisecond, min(2*time.Second, ttl/4))
 }
 
-// confirmedFor is how long a confirmation of the watch's view (an event, a
-// progress notification, a lease keepalive answered by the watch's own
-// member) keeps the view current before the watch asks etcd for progress:
-// 1.5 × progressEvery, or, where that is shorter, until the next keepalive's
-// answer is due (keepaliveEvery + progressEvery/4; from ttl above 10 s, 8 s at
-// ttl 30). So a watch that shares its member with the keepalives sends no
-// progress requests while idle, at any ttl; one on another member proves
-// itself with one every confirmedFor. At ttl 10 s and below the value is
-// 1.5 × progressEvery, as it always was.
-func confirmedFor(ttl time.Duration) time.Duration {
+// watchHold is how long a confirmation of the watch's view keeps the
+// watch's staleness check quiet. After an event, a progress notification or
+// a read: 1.5 × progressEvery. After a lease keepalive answered by the
+// watch's own etcd member (confirmKeepAlive): until the next keepalive's
+// answer is due, keepaliveEvery + progressEvery/4, where that is longer
+// (ttl above 10 s; 8 s at ttl 30), so keepalives alone keep an idle watch
+// from asking for progress at any ttl. At ttl 10 s and below both are
+// 1.5 × progressEvery, as the hold always was. An unconfirmed watch asks for
+// progress and is given up 1.5 × progressEvery after its hold ran out
+// (watchGiveUp): 3 × progressEvery after a short hold, 11 s after a
+// keepalive at ttl 30.
+func watchHold(ttl time.Duration, byKeepalive bool) time.Duration {
 	every := progressEvery(ttl)
-	return max(every+every/2, keepaliveEvery(ttl)+every/4)
+	if byKeepalive {
+		return max(every+every/2, keepaliveEvery(ttl)+every/4)
+	}
+	return every + every/2
 }
 
-// lostAfter is how long the watch may go without confirmation before it is
-// given up and re-created (at the first check after it): confirmedFor plus
-// 1.5 × progressEvery for the progress request it sends meanwhile
-// (3 × progressEvery at ttl 10 s and below, as it always was; 11 s at ttl 30,
-// where the lease a frozen member's watch could miss the end of lasts 30 s).
-func lostAfter(ttl time.Duration) time.Duration {
+// watchGiveUp is how long past its hold an unconfirmed watch is given up
+// and re-created: 1.5 × progressEvery, time for a progress request to be
+// answered (and never sooner than 1 s after the last confirmation).
+func watchGiveUp(ttl time.Duration) time.Duration {
 	every := progressEvery(ttl)
-	return max(confirmedFor(ttl)+every+every/2, time.Second)
+	return every + every/2
 }
 
 // ttlSeconds rounds a TTL up to whole seconds (etcd leases are in seconds).

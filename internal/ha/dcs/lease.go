@@ -51,8 +51,7 @@ func (s *Store) SetTTL(ttl time.Duration) {
 		s.lease.replace = true
 	}
 	if s.watchCheck != nil {
-		// The running watch's timings follow the ttl: its check re-reads them now.
-		s.watchCheckAfter = confirmedFor(ttl)
+		// The running watch's check paces itself by the ttl: it re-reads it now.
 		s.watchCheck.Reset(0)
 	}
 }

@@ -101,7 +101,7 @@ func assertWatchStable(t *testing.T, s *Store, ttl time.Duration) {
 	gen := s.watchGen.Load()
 	from := time.Now()
 	waitFor(t, 10*time.Second, "ReadAt confirmed well past the loss threshold", func() bool {
-		return s.View().ReadAt.After(from.Add(2 * lostAfter(ttl)))
+		return s.View().ReadAt.After(from.Add(2 * (watchHold(ttl, true) + watchGiveUp(ttl))))
 	})
 	if got := s.watchGen.Load(); got != gen {
 		t.Errorf("watch re-created %d times while etcd was healthy and idle", got-gen)
@@ -148,51 +148,58 @@ func TestIdleWatchNotPolled(t *testing.T) {
 }
 
 // TestWatchTimings pins the watch's staleness timings: unchanged at ttl 10 s
-// and below, and at longer ttls long enough for keepalives alone to confirm an
-// idle view, with the watch given up only after progress requests went unanswered.
+// and below, and at longer ttls a keepalive's hold long enough for keepalives
+// alone to confirm an idle view, with the watch given up well inside the ttl.
 func TestWatchTimings(t *testing.T) {
 	for _, tc := range []struct {
-		ttl, every, confirmed, lost time.Duration
+		ttl, every, short, long, giveUp time.Duration
 	}{
-		{time.Second, 250 * time.Millisecond, 375 * time.Millisecond, time.Second},
-		{3 * time.Second, 750 * time.Millisecond, 1125 * time.Millisecond, 2250 * time.Millisecond},
-		{10 * time.Second, 2 * time.Second, 3 * time.Second, 6 * time.Second},
-		{20 * time.Second, 2 * time.Second, 5500 * time.Millisecond, 8500 * time.Millisecond},
-		{30 * time.Second, 2 * time.Second, 8 * time.Second, 11 * time.Second},
+		{time.Second, 250 * time.Millisecond, 375 * time.Millisecond, 375 * time.Millisecond, 375 * time.Millisecond},
+		{3 * time.Second, 750 * time.Millisecond, 1125 * time.Millisecond, 1125 * time.Millisecond, 1125 * time.Millisecond},
+		{10 * time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second, 3 * time.Second},
+		{20 * time.Second, 2 * time.Second, 3 * time.Second, 5500 * time.Millisecond, 3 * time.Second},
+		{30 * time.Second, 2 * time.Second, 3 * time.Second, 8 * time.Second, 3 * time.Second},
 	} {
-		every, confirmed, lost := progressEvery(tc.ttl), confirmedFor(tc.ttl), lostAfter(tc.ttl)
-		if every != tc.every || confirmed != tc.confirmed || lost != tc.lost {
-			t.Errorf("ttl %s: progressEvery %s, confirmedFor %s, lostAfter %s; want %s, %s, %s",
-				tc.ttl, every, confirmed, lost, tc.every, tc.confirmed, tc.lost)
+		every, short, long, giveUp := progressEvery(tc.ttl), watchHold(tc.ttl, false), watchHold(tc.ttl, true), watchGiveUp(tc.ttl)
+		if every != tc.every || short != tc.short || long != tc.long || giveUp != tc.giveUp {
+			t.Errorf("ttl %s: progressEvery %s, holds %s / %s (keepalive), give-up %s; want %s, %s / %s, %s",
+				tc.ttl, every, short, long, giveUp, tc.every, tc.short, tc.long, tc.giveUp)
 		}
-		if ka := keepaliveEvery(tc.ttl); confirmed < ka {
-			t.Errorf("ttl %s: confirmedFor %s is shorter than the keepalive period %s", tc.ttl, confirmed, ka)
+		if ka := keepaliveEvery(tc.ttl); long < ka {
+			t.Errorf("ttl %s: a keepalive holds %s, shorter than the keepalive period %s", tc.ttl, long, ka)
 		}
-		if lost >= tc.ttl && tc.ttl > time.Second {
-			t.Errorf("ttl %s: lostAfter %s is not shorter than the ttl", tc.ttl, lost)
+		if lost := long + giveUp; lost > tc.ttl-keepaliveEvery(tc.ttl) {
+			t.Errorf("ttl %s: a frozen watch is given up %s after a keepalive, not before a lease it could miss the end of", tc.ttl, lost)
 		}
 	}
-	// At ttl 10 s and below both are what they were before keepalives could
-	// hold a confirmation longer: 1.5 and 3 × progressEvery.
+	// At ttl 10 s and below every hold is what it always was: 1.5 × progressEvery.
 	for ttl := time.Millisecond; ttl <= 10*time.Second; ttl += time.Millisecond {
 		every := progressEvery(ttl)
-		if c, l := confirmedFor(ttl), lostAfter(ttl); c != every+every/2 || l != max(3*every, time.Second) {
-			t.Fatalf("ttl %s: confirmedFor %s, lostAfter %s; want %s, %s", ttl, c, l, every+every/2, max(3*every, time.Second))
+		if s, l := watchHold(ttl, false), watchHold(ttl, true); s != every+every/2 || l != s {
+			t.Fatalf("ttl %s: holds %s / %s (keepalive), want %s", ttl, s, l, every+every/2)
 		}
 	}
 }
 
-// TestWatchTimingsFollowTTL: a ttl changed while the watch runs moves its
-// check's timings at once.
+// TestWatchTimingsFollowTTL: a ttl changed while the watch runs reaches its
+// check at once, and the next keepalive holds it for the new ttl's period.
 func TestWatchTimingsFollowTTL(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	s := startStore(t, e, basePath(t), "pg1", 30*time.Second)
-	after := func() time.Duration { s.mu.Lock(); defer s.mu.Unlock(); return s.watchCheckAfter }
-	waitFor(t, 10*time.Second, "the watch armed its check", func() bool { return after() == confirmedFor(30*time.Second) })
-	before := s.watchChecks.Load()
-	s.SetTTL(4 * time.Second)
-	if got := after(); got != confirmedFor(4*time.Second) {
-		t.Errorf("after SetTTL(4s) a confirmation holds %s, want %s", got, confirmedFor(4*time.Second))
+	hold := func() time.Duration { s.mu.Lock(); defer s.mu.Unlock(); return s.cache.heldUntil.Sub(s.cache.readAt) }
+	if _, err := s.KeepAlive(ctxT(t)); err != nil {
+		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the check re-read its timings", func() bool { return s.watchChecks.Load() > before })
+	waitFor(t, 10*time.Second, "a keepalive held the check for ttl 30's period", func() bool { return hold() == watchHold(30*time.Second, true) })
+	before := s.watchChecks.Load()
+	s.SetTTL(20 * time.Second)
+	waitFor(t, 5*time.Second, "the check re-read the ttl", func() bool { return s.watchChecks.Load() > before })
+	if _, err := s.KeepAlive(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a keepalive held the check for ttl 20's period", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return !s.cache.heldUntil.After(s.cache.readAt.Add(watchHold(20*time.Second, true)))
+	})
 }

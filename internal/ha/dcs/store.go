@@ -46,9 +46,8 @@ type Store struct {
 	lost     bool                    // the watch is down (Changed fired on loss, fires again on restore)
 	pending  map[string]pendingWrite // own writes in flight
 
-	watchCheck      *time.Timer   // the running watch's staleness check (watch.go), pushed by each confirmation
-	watchCheckAfter time.Duration // how long after the last confirmation it is due
-	watchMember     uint64        // the etcd member serving the running watch (0: not known yet)
+	watchCheck  *time.Timer // the running watch's staleness check (watch.go), pushed by each confirmation
+	watchMember uint64      // the etcd member serving the running watch (0: not known yet)
 
 	watchGen    atomic.Uint64 // incarnation of the watch (one per re-read)
 	watchChecks atomic.Uint64 // times the watch's staleness check fired (tests)
@@ -70,6 +69,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With("component", "dcs", "member", cfg.Name)
+	hook := &watchStreamHook{}
+	cfg.watchStreams = hook
 	var client *clientv3.Client
 	for {
 		c, err := NewClient(cfg)
@@ -85,7 +86,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("dcs: connect to etcd: %w", err)
 		}
 	}
-	return newStore(cfg, client, log), nil
+	s := newStore(cfg, client, log)
+	// A Watch stream clientv3 opened, ours or one it resumed on another
+	// member, has not named its member yet.
+	hook.set(func() { s.noteWatchMember(0) })
+	return s, nil
 }
 
 func newStore(cfg Config, client *clientv3.Client, log *slog.Logger) *Store {

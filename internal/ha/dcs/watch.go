@@ -79,6 +79,7 @@ func (s *Store) reload(ctx context.Context) (int64, error) {
 	s.mu.Lock()
 	s.cache.replace(fresh, rev)
 	s.cache.readAt = sent
+	s.cache.heldUntil = sent.Add(watchHold(s.lease.ttl, false))
 	s.cache.ready = true
 	wasLost := s.lost
 	s.lost = false
@@ -129,18 +130,17 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 	wch := s.client.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev),
 		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
 
-	ttl := s.ttl()
-	every := progressEvery(ttl)
-	// check fires when the cache would go unconfirmed: every confirmation
-	// (an event, a progress notification, an answered lease keepalive) pushes
-	// it to readAt + confirmedFor without waking this goroutine, so on an idle
-	// cluster whose keepalives confirm the view it never fires. Unconfirmed,
-	// it fires every `every` to ask for progress and to notice a dead watch.
-	confirmed := confirmedFor(ttl) // how long a confirmation keeps the view current for this check
+	every := progressEvery(s.ttl())
+	// check fires when the cache's hold runs out: every confirmation (an
+	// event, a progress notification, a lease keepalive answered by this
+	// watch's member) pushes it to the end of its hold (watchHold) without
+	// waking this goroutine, so on an idle cluster whose keepalives confirm
+	// the view it never fires. Unconfirmed, it fires every `every` to ask
+	// for progress and to notice a dead watch.
 	check := time.NewTimer(every)
 	defer check.Stop()
-	s.armWatchCheck(check, confirmed)
-	defer s.armWatchCheck(nil, 0)
+	s.armWatchCheck(check)
+	defer s.armWatchCheck(nil)
 	var pendingSince, lastSent time.Time // first unanswered progress request, latest request
 	started := s.cfg.Now()
 	for {
@@ -171,15 +171,14 @@ func (s *Store) watch(ctx context.Context, rev int64) error {
 			}
 		case <-check.C:
 			s.watchChecks.Add(1)
-			// The ttl may have changed (SetTTL fires the check at once).
-			ttl = s.ttl()
-			every, confirmed = progressEvery(ttl), confirmedFor(ttl)
+			ttl := s.ttl() // it may have changed: SetTTL fires the check at once
+			every = progressEvery(ttl)
 			now := s.cfg.Now()
-			last := s.readAt()
-			if now.Sub(last) > lostAfter(ttl) && now.Sub(started) > lostAfter(ttl) {
+			last, held := s.confirmedAt()
+			if now.Sub(held) > watchGiveUp(ttl) && now.Sub(last) > time.Second && now.Sub(started) > max(3*every, time.Second) {
 				return errWatchStale
 			}
-			if due := last.Add(confirmed).Sub(now); due > 0 {
+			if due := held.Sub(now); due > 0 {
 				// Confirmed lately (an event, or a lease keepalive answered at a
 				// revision the cache has: confirmKeepAlive): on an idle cluster
 				// the keepalives alone keep the view fresh, no progress requests.
@@ -218,7 +217,7 @@ func (s *Store) confirmKeepAlive(sent time.Time, rev int64, member uint64) {
 	if rev <= 0 || !s.cache.ready || rev > s.cache.watchRev || member == 0 || member != s.watchMember {
 		return
 	}
-	s.confirmedLocked(sent)
+	s.confirmedLocked(sent, true)
 }
 
 // noteWatchMember records the etcd member serving the watch (0: a new watch,
@@ -230,43 +229,48 @@ func (s *Store) noteWatchMember(member uint64) {
 	s.watchMember = member
 }
 
-// armWatchCheck registers the running watch's check timer (nil: none runs)
-// and how long after a confirmation it is due.
-func (s *Store) armWatchCheck(t *time.Timer, after time.Duration) {
+// armWatchCheck registers the running watch's check timer (nil: none runs).
+func (s *Store) armWatchCheck(t *time.Timer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.watchCheck, s.watchCheckAfter = t, after
+	s.watchCheck = t
 }
 
-// confirmedLocked records that the cache was current at t (s.mu is held)
-// and, when that is news, moves the watch's staleness check to t + its
-// interval. Timer.Reset is safe from any goroutine, and a check that still
-// fires early only re-arms itself.
-func (s *Store) confirmedLocked(t time.Time) {
-	if !t.After(s.cache.readAt) {
+// confirmedLocked records that the cache was current at t (s.mu is held),
+// by a lease keepalive or otherwise (watchHold), and, when that holds the
+// watch's check longer than before, moves the check to the hold's end.
+// Timer.Reset is safe from any goroutine, and a check that still fires early
+// only re-arms itself.
+func (s *Store) confirmedLocked(t time.Time, byKeepalive bool) {
+	if t.After(s.cache.readAt) {
+		s.cache.readAt = t
+	}
+	until := t.Add(watchHold(s.lease.ttl, byKeepalive))
+	if !until.After(s.cache.heldUntil) {
 		return
 	}
-	s.cache.readAt = t
+	s.cache.heldUntil = until
 	if s.watchCheck == nil {
 		return
 	}
-	if due := t.Add(s.watchCheckAfter).Sub(s.cfg.Now()); due > 0 {
+	if due := until.Sub(s.cfg.Now()); due > 0 {
 		s.watchCheck.Reset(due)
 	}
 }
 
-// readAt is when the cache was last confirmed current.
-func (s *Store) readAt() time.Time {
+// confirmedAt is when the cache was last confirmed current, and until when
+// that keeps the watch's check quiet.
+func (s *Store) confirmedAt() (readAt, heldUntil time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cache.readAt
+	return s.cache.readAt, s.cache.heldUntil
 }
 
 // confirm records a progress notification: the cache is current as of at and rev.
 func (s *Store) confirm(at time.Time, rev int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.confirmedLocked(at)
+	s.confirmedLocked(at, false)
 	s.cache.rev = max(s.cache.rev, rev)
 	s.cache.watchRev = max(s.cache.watchRev, rev)
 	s.cache.prune(rev)
@@ -295,7 +299,7 @@ func (s *Store) applyEvents(events []*clientv3.Event) {
 	}
 	s.cache.prune(last)
 	s.cache.watchRev = max(s.cache.watchRev, last)
-	s.confirmedLocked(s.cfg.Now())
+	s.confirmedLocked(s.cfg.Now(), false)
 	s.mu.Unlock()
 	if significant {
 		notify(s.changed)
