@@ -126,3 +126,51 @@ func (m machineCPU) since(a machineCPU) string {
 	steal := 100 * float64(m.steal-a.steal) / total
 	return fmt.Sprintf("%.1f%% busy, %.1f%% steal, load %s → %s", busy, steal, a.load1, m.load1)
 }
+
+// BenchmarkIdleEtcdTrio idles one pgnoded cluster (3 nodes, PostgreSQL 15) on a
+// 3-member etcd, where clientv3 may put a node's watch and its lease
+// keepalives on different members: such a watch is not vouched for by the
+// keepalives and proves itself with a progress request every few seconds
+// (docs/ha-waits.md). It reports the nodes' mean idle cpu-s/min, to set
+// beside BenchmarkIdlePair's one-member figure, and logs each etcd member's
+// Watch and LeaseKeepAlive messages per minute. PGNODED_IDLE_PAIR_TIMING
+// picks the timings, as for BenchmarkIdlePair.
+func BenchmarkIdleEtcdTrio(b *testing.B) {
+	tm, err := parseTiming(cmp.Or(os.Getenv("PGNODED_IDLE_PAIR_TIMING"), "10/2/4"))
+	if err != nil {
+		b.Fatalf("PGNODED_IDLE_PAIR_TIMING: %v", err)
+	}
+	etcd := startEtcdTrio(b)
+	c := startSharedCluster(b, etcd, 0, tm)
+	p := c.WaitPrimary(bootTimeout, nil)
+	c.WaitHealthyReplicas(bootTimeout, p)
+	pids := make([]int, len(c.Nodes))
+	for i, n := range c.Nodes {
+		pids[i] = fpPgnodedPID(b, n)
+	}
+	fpSettle()
+	b.ResetTimer()
+	for range b.N {
+		m0, s0, e0 := readMachineCPU(), fpSampleAll(b, pids), etcd.scrape(b)
+		idleFor := fpIdleFor()
+		time.Sleep(idleFor) // measuring an idle period, not synchronising
+		s1, e1, m1 := fpSampleAll(b, pids), etcd.scrape(b), readMachineCPU()
+		var mean float64
+		for i, n := range c.Nodes {
+			v := fpCPUPercent(s0[i], s1[i]) * 0.6
+			b.Logf("pgnoded %s idle: %.4f cpu-s/min (%s)", n.Name, v, fpCPUSource(s0[i], s1[i]))
+			mean += v / float64(len(c.Nodes))
+		}
+		for i, m := range etcd.members {
+			per := e1[i].At.Sub(e0[i].At).Minutes()
+			d := func(method string) float64 {
+				l := `grpc_method="` + method + `"`
+				return (e1[i].Sum("grpc_server_msg_received_total", l) - e0[i].Sum("grpc_server_msg_received_total", l)) / per
+			}
+			b.Logf("etcd %s: Watch %.1f, LeaseKeepAlive %.1f messages received per minute", m.Name, d("Watch"), d("LeaseKeepAlive"))
+		}
+		b.Logf("ttl/loop_wait/retry_timeout %d/%d/%d, 3-member etcd, over %s: pgnoded %.4f cpu-s/min per node (mean); machine %s",
+			tm.TTL, tm.LoopWait, tm.RetryTimeout, idleFor, mean, m1.since(m0))
+		b.ReportMetric(mean, "pgnoded-cpu-s/min")
+	}
+}
