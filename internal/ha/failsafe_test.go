@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"github.com/pgnoded/pgnoded/internal/ha/plan"
+	"maps"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,5 +210,26 @@ func TestHoldUntilIsZeroOnceTheKeysLeaseIsGone(t *testing.T) {
 	n.st.lease.fs = failsafeState{engaged: true, confirmed: true, confirmedAt: t0}
 	if h := n.holdUntil(); !h.Equal(t0.Add(n.st.conf.dyn.TTLDuration())) {
 		t.Errorf("hold with a failsafe confirmation at t0 = %v, want t0+ttl", h)
+	}
+}
+
+// TestFailsafeMembersKeepNamedAfterTakingTheKey: a leader that took the key
+// again after a DCS outage, before its replicas' member keys came back,
+// keeps the replicas the failsafe key names (else, dying then, it would
+// leave them unable to take over); later it writes only the members it sees.
+func TestFailsafeMembersKeepNamedAfterTakingTheKey(t *testing.T) {
+	v := &cluster.View{
+		Members:  map[string]cluster.Member{"pg4": {Name: "pg4", APIURL: "u4"}, "pg5": {Name: "pg5"}},
+		Failsafe: map[string]string{"pg1": "old1", "pg2": "u2", "pg3": "u3"},
+	}
+	got := failsafeMembers("pg1", "u1", v, true)
+	want := map[string]string{"pg1": "u1", "pg2": "u2", "pg3": "u3", "pg4": "u4"}
+	if !maps.Equal(got, want) {
+		t.Errorf("just took the key: %v, want %v", got, want)
+	}
+	got = failsafeMembers("pg1", "u1", v, false)
+	want = map[string]string{"pg1": "u1", "pg4": "u4"}
+	if !maps.Equal(got, want) {
+		t.Errorf("held the key for a ttl: %v, want %v", got, want)
 	}
 }

@@ -46,12 +46,9 @@ func (l *loop) leaderDuties(ctx context.Context, o plan.Observation, sync plan.S
 		l.log.Warn("cannot write the status key", "err", err)
 	}
 	if o.Config.FailsafeMode {
-		fs := map[string]string{l.cfg.Name: l.cfg.APIURL}
-		for name, m := range o.View.Members {
-			if m.APIURL != "" {
-				fs[name] = m.APIURL
-			}
-		}
+		// For a ttl after taking the key, keep the members the key already names.
+		justTook := l.now().Sub(l.st.lease.acquiredAt) < l.st.conf.dyn.TTLDuration()
+		fs := failsafeMembers(l.cfg.Name, l.cfg.APIURL, &o.View, justTook)
 		if err := store.SetFailsafe(octx, fs); err != nil {
 			l.log.Warn("cannot write the failsafe key", "err", err)
 		}
@@ -112,4 +109,29 @@ func (l *loop) updateHistory(ctx, pgCtx context.Context, o plan.Observation) {
 	if err := l.deps.Store.SetHistory(ctx, entries); err != nil {
 		l.log.Warn("cannot write the history key", "err", err)
 	}
+}
+
+// failsafeMembers is what a leader writes to the failsafe key: itself and
+// every member key with an API URL. With keepNamed (for a ttl after it took
+// the leader key) it also keeps the members the key already names whose
+// member keys are not back: after a DCS outage every lease has expired, and a
+// primary that took the key again and wrote it before its replicas
+// re-registered would name itself alone; dying then, it would leave every
+// replica "not listed in the failsafe key", unable to take over. A member that
+// does not come back within the ttl is dropped by the next write after it.
+func failsafeMembers(self, selfURL string, v *cluster.View, keepNamed bool) map[string]string {
+	fs := map[string]string{self: selfURL}
+	for name, m := range v.Members {
+		if m.APIURL != "" {
+			fs[name] = m.APIURL
+		}
+	}
+	if keepNamed {
+		for name, url := range v.Failsafe {
+			if _, ok := fs[name]; !ok {
+				fs[name] = url
+			}
+		}
+	}
+	return fs
 }
