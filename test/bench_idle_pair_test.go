@@ -24,10 +24,7 @@ import (
 // PGNODED_IDLE_PAIR_TIMING=ttl/loop_wait/retry_timeout picks other timings
 // (30/10/10 is Pigsty's default).
 func BenchmarkIdlePair(b *testing.B) {
-	tm, err := parseTiming(cmp.Or(os.Getenv("PGNODED_IDLE_PAIR_TIMING"), "10/2/4"))
-	if err != nil {
-		b.Fatalf("PGNODED_IDLE_PAIR_TIMING: %v", err)
-	}
+	tm := idleTiming(b)
 	pc := StartPatroniCluster(b, 3, tm)
 	if pc.WaitUp(bootTimeout) == nil {
 		b.Fatalf("patroni cluster not up within %v", bootTimeout)
@@ -41,10 +38,7 @@ func BenchmarkIdlePair(b *testing.B) {
 			b.Fatalf("no patroni process found for %s", n.Name)
 		}
 	}
-	gpids := make([]int, len(c.Nodes))
-	for i, n := range c.Nodes {
-		gpids[i] = fpPgnodedPID(b, n)
-	}
+	gpids := pgnodedPIDs(b, c)
 	fpSettle()
 	b.ResetTimer()
 	for range b.N {
@@ -53,22 +47,45 @@ func BenchmarkIdlePair(b *testing.B) {
 		time.Sleep(idleFor) // measuring an idle period, not synchronising
 		g1, p1, m1 := fpSampleAll(b, gpids), sumSamples(b, ppids), readMachineCPU()
 
-		perMin := func(a, z []fpSample, name string, nodes []*Node) (mean float64) {
-			for i := range a {
-				v := fpCPUPercent(a[i], z[i]) * 0.6
-				b.Logf("%s %s idle: %.4f cpu-s/min (%s)", name, nodes[i].Name, v, fpCPUSource(a[i], z[i]))
-				mean += v / float64(len(a))
-			}
-			return mean
-		}
-		gm := perMin(g0, g1, "pgnoded", c.Nodes)
-		pm := perMin(p0, p1, "patroni", pc.Nodes)
+		gm := logIdleCPU(b, "pgnoded", c.Nodes, g0, g1)
+		pm := logIdleCPU(b, "patroni", pc.Nodes, p0, p1)
 		b.Logf("ttl/loop_wait/retry_timeout %d/%d/%d, over %s, both at once: pgnoded %.4f, Patroni %.4f cpu-s/min per node (mean), ratio %.2f; machine %s",
 			tm.TTL, tm.LoopWait, tm.RetryTimeout, idleFor, gm, pm, gm/pm, m1.since(m0))
 		b.ReportMetric(gm, "pgnoded-cpu-s/min")
 		b.ReportMetric(pm, "patroni-cpu-s/min")
 		b.ReportMetric(gm/pm, "ratio")
 	}
+}
+
+// idleTiming is PGNODED_IDLE_PAIR_TIMING (default 10/2/4).
+func idleTiming(b *testing.B) Timing {
+	b.Helper()
+	tm, err := parseTiming(cmp.Or(os.Getenv("PGNODED_IDLE_PAIR_TIMING"), "10/2/4"))
+	if err != nil {
+		b.Fatalf("PGNODED_IDLE_PAIR_TIMING: %v", err)
+	}
+	return tm
+}
+
+// pgnodedPIDs is the pgnoded process of each node of c.
+func pgnodedPIDs(b *testing.B, c *Cluster) []int {
+	b.Helper()
+	pids := make([]int, len(c.Nodes))
+	for i, n := range c.Nodes {
+		pids[i] = fpPgnodedPID(b, n)
+	}
+	return pids
+}
+
+// logIdleCPU logs each node's cpu-s/min between samples a and z and returns their mean.
+func logIdleCPU(b *testing.B, daemon string, nodes []*Node, a, z []fpSample) (mean float64) {
+	b.Helper()
+	for i := range a {
+		v := fpCPUPercent(a[i], z[i]) * 0.6
+		b.Logf("%s %s idle: %.4f cpu-s/min (%s)", daemon, nodes[i].Name, v, fpCPUSource(a[i], z[i]))
+		mean += v / float64(len(a))
+	}
+	return mean
 }
 
 // parseTiming reads "ttl/loop_wait/retry_timeout" in seconds.
@@ -136,18 +153,12 @@ func (m machineCPU) since(a machineCPU) string {
 // Watch and LeaseKeepAlive messages per minute. PGNODED_IDLE_PAIR_TIMING
 // picks the timings, as for BenchmarkIdlePair.
 func BenchmarkIdleEtcdTrio(b *testing.B) {
-	tm, err := parseTiming(cmp.Or(os.Getenv("PGNODED_IDLE_PAIR_TIMING"), "10/2/4"))
-	if err != nil {
-		b.Fatalf("PGNODED_IDLE_PAIR_TIMING: %v", err)
-	}
+	tm := idleTiming(b)
 	etcd := startEtcdTrio(b)
 	c := startSharedCluster(b, etcd, 0, tm)
 	p := c.WaitPrimary(bootTimeout, nil)
 	c.WaitHealthyReplicas(bootTimeout, p)
-	pids := make([]int, len(c.Nodes))
-	for i, n := range c.Nodes {
-		pids[i] = fpPgnodedPID(b, n)
-	}
+	pids := pgnodedPIDs(b, c)
 	fpSettle()
 	b.ResetTimer()
 	for range b.N {
@@ -155,12 +166,7 @@ func BenchmarkIdleEtcdTrio(b *testing.B) {
 		idleFor := fpIdleFor()
 		time.Sleep(idleFor) // measuring an idle period, not synchronising
 		s1, e1, m1 := fpSampleAll(b, pids), etcd.scrape(b), readMachineCPU()
-		var mean float64
-		for i, n := range c.Nodes {
-			v := fpCPUPercent(s0[i], s1[i]) * 0.6
-			b.Logf("pgnoded %s idle: %.4f cpu-s/min (%s)", n.Name, v, fpCPUSource(s0[i], s1[i]))
-			mean += v / float64(len(c.Nodes))
-		}
+		mean := logIdleCPU(b, "pgnoded", c.Nodes, s0, s1)
 		for i, m := range etcd.members {
 			per := e1[i].At.Sub(e0[i].At).Minutes()
 			d := func(method string) float64 {

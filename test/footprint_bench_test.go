@@ -61,10 +61,9 @@ func BenchmarkFootprint(b *testing.B) {
 	c := StartCluster(b, 3, Fast)
 	p := c.WaitPrimary(bootTimeout, nil)
 	c.WaitHealthyReplicas(bootTimeout, p)
-	pids := make([]int, len(c.Nodes))
+	pids := pgnodedPIDs(b, c)
 	guards := make([]int, len(c.Nodes))
 	for i, n := range c.Nodes {
-		pids[i] = fpPgnodedPID(b, n)
 		guards[i] = fpGuardPID(n)
 	}
 	fpSettle()
